@@ -1,0 +1,53 @@
+"""CloudEvents 1.0 Kafka binary-mode headers for our records."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from ..domain.agent import AgentState
+from ..domain.commands import AgentCommand, TaskCommand
+from ..domain.events import AgentEvent, TaskEvent
+from ..domain.task import TaskState
+
+CONTENT_TYPE = b"application/avro"
+TASK_FAMILY = (TaskEvent, TaskCommand, TaskState)
+AGENT_FAMILY = (AgentEvent, AgentCommand, AgentState)
+
+
+def event_id(obj) -> str:
+    if hasattr(obj, "seq"):
+        return f"{aggregate_id(obj)}/{obj.seq}"
+    return obj.command_id
+
+
+def aggregate_id(obj) -> str:
+    if isinstance(obj, TASK_FAMILY):
+        return obj.task_id
+    if isinstance(obj, AGENT_FAMILY):
+        return obj.agent_id
+    raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
+
+
+def headers(obj, type_name: str, source: str, correlation_id: str | None = None,
+            causation_id: str | None = None) -> list[tuple[str, bytes]]:
+    at = datetime.fromtimestamp(obj.at / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    out = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id(obj).encode()),
+        ("ce_type", type_name.encode()),
+        ("ce_source", source.encode()),
+        ("ce_time", at.replace("+00:00", "Z").encode()),
+        ("ce_subject", aggregate_id(obj).encode()),
+        ("content-type", CONTENT_TYPE),
+    ]
+    if correlation_id:
+        out.append(("ce_correlationid", correlation_id.encode()))
+    if causation_id:
+        out.append(("ce_causationid", causation_id.encode()))
+    return out
+
+
+def header(headers_seq, name: str) -> str | None:
+    for key, value in headers_seq or ():
+        if key == name:
+            return value.decode() if isinstance(value, (bytes, bytearray)) else value
+    return None

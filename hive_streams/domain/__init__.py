@@ -1,0 +1,1 @@
+"""The pure core: events, commands, aggregates and policies. Standard library only."""

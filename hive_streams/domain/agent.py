@@ -1,0 +1,132 @@
+"""The agent aggregate: an executor's offer, liveness and the slots it has promised."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import singledispatch
+
+from . import commands as c
+from . import events as e
+from .model import Capability
+
+
+@dataclass(frozen=True)
+class AgentState:
+    agent_id: str
+    seq: int = 0
+    status: str = "unknown"
+    name: str = ""
+    capabilities: tuple[Capability, ...] = ()
+    slots: int = 0
+    holding: frozenset[str] = frozenset()
+    last_seen: int = 0
+    cpu_percent: float = 0.0
+
+    def live(self, now: int, timeout_ms: int) -> bool:
+        return self.status == "online" and now - self.last_seen <= timeout_ms
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.slots - len(self.holding))
+
+
+def decide(command: c.AgentCommand, state: AgentState, now: int, timeout_ms: int) -> list[e.AgentEvent]:
+    drafts = _decide(command, state, now, timeout_ms)
+    return [replace(ev, seq=state.seq + i + 1) for i, ev in enumerate(drafts)]
+
+
+def _base(state: AgentState, now: int) -> dict:
+    return {"agent_id": state.agent_id, "seq": 0, "at": now}
+
+
+@singledispatch
+def _decide(command, state: AgentState, now: int, timeout_ms: int) -> list[e.AgentEvent]:
+    raise TypeError(f"unknown agent command {type(command).__name__}")
+
+
+def _online_if_needed(state: AgentState, now: int) -> list[e.AgentEvent]:
+    if state.status == "online":
+        return []
+    return [e.AgentStatusChanged(**_base(state, now), status="online", reason="heard from")]
+
+
+@_decide.register
+def _(cmd: c.RegisterAgent, state: AgentState, now: int, timeout_ms: int):
+    if cmd.slots < 1:
+        return []
+    registered = e.AgentRegistered(**_base(state, now), name=cmd.name, capabilities=cmd.capabilities, slots=cmd.slots)
+    return [registered] + _online_if_needed(state, now)
+
+
+@_decide.register
+def _(cmd: c.Heartbeat, state: AgentState, now: int, timeout_ms: int):
+    if state.status == "unknown":
+        return []
+    beat = e.AgentHeartbeat(**_base(state, now), running=cmd.running, cpu_percent=cmd.cpu_percent)
+    return _online_if_needed(state, now) + [beat]
+
+
+@_decide.register
+def _(cmd: c.DeregisterAgent, state: AgentState, now: int, timeout_ms: int):
+    if state.status != "online":
+        return []
+    return [e.AgentStatusChanged(**_base(state, now), status="offline", reason=cmd.reason or "deregistered")]
+
+
+@_decide.register
+def _(cmd: c.ReserveSlot, state: AgentState, now: int, timeout_ms: int):
+    if cmd.task_id in state.holding:
+        return []
+    reason = ("not online" if not state.live(now, timeout_ms)
+              else "no free slot" if state.free_slots == 0 else "")
+    if reason:
+        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason=reason)]
+    return [e.SlotReserved(**_base(state, now), task_id=cmd.task_id)]
+
+
+@_decide.register
+def _(cmd: c.ReleaseSlot, state: AgentState, now: int, timeout_ms: int):
+    if cmd.task_id not in state.holding:
+        return []
+    return [e.SlotReleased(**_base(state, now), task_id=cmd.task_id)]
+
+
+def evolve(state: AgentState, event: e.AgentEvent) -> AgentState:
+    if event.seq <= state.seq:
+        return state
+    return replace(_evolve(event, state), seq=event.seq)
+
+
+@singledispatch
+def _evolve(event, state: AgentState) -> AgentState:
+    raise TypeError(f"unknown agent event {type(event).__name__}")
+
+
+@_evolve.register
+def _(ev: e.AgentRegistered, state: AgentState):
+    return replace(state, name=ev.name, capabilities=ev.capabilities, slots=ev.slots, last_seen=ev.at)
+
+
+@_evolve.register
+def _(ev: e.AgentHeartbeat, state: AgentState):
+    return replace(state, last_seen=ev.at, cpu_percent=ev.cpu_percent)
+
+
+@_evolve.register
+def _(ev: e.AgentStatusChanged, state: AgentState):
+    last_seen = ev.at if ev.status == "online" else state.last_seen
+    return replace(state, status=ev.status, last_seen=last_seen)
+
+
+@_evolve.register
+def _(ev: e.SlotReserved, state: AgentState):
+    return replace(state, holding=state.holding | {ev.task_id})
+
+
+@_evolve.register
+def _(ev: e.SlotRefused, state: AgentState):
+    return state
+
+
+@_evolve.register
+def _(ev: e.SlotReleased, state: AgentState):
+    return replace(state, holding=state.holding - {ev.task_id})

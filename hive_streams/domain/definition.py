@@ -1,0 +1,122 @@
+"""Task definitions (parsed JSON/YAML) into a TaskSpec, with the path of any wrong field."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .dag import InvalidGraph, topological_order
+from .model import NODE_KINDS, NodeSpec, Requirement, TaskSpec
+
+MAX_NODES = 500
+NODE_FIELDS = {"id", "kind", "type", "depends_on", "timeout_seconds"}
+KIND_PARAMS = {
+    "shell": {"command": str},
+    "python": {"function": str},
+    "http": {"url": str},
+    "echo": {},
+    "sleep": {"seconds": (int, float)},
+}
+
+
+class DefinitionError(ValueError):
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def _get(obj: dict, key: str, path: str, types, default=..., ) -> Any:
+    if key not in obj:
+        if default is ...:
+            raise DefinitionError(f"{path}.{key}" if path else key, "is required")
+        return default
+    value = obj[key]
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise DefinitionError(f"{path}.{key}" if path else key, f"must be {_names(types)}")
+    if not isinstance(value, types):
+        raise DefinitionError(f"{path}.{key}" if path else key, f"must be {_names(types)}")
+    return value
+
+
+def _names(types) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    words = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping"}
+    return " or ".join(dict.fromkeys(words.get(t, t.__name__) for t in types))
+
+
+def _requirements(raw: Any, path: str) -> tuple[Requirement, ...]:
+    if not isinstance(raw, list):
+        raise DefinitionError(path, "must be a list")
+    out = []
+    for i, item in enumerate(raw):
+        p = f"{path}[{i}]"
+        if isinstance(item, str):
+            out.append(Requirement(item, 0.0))
+            continue
+        if not isinstance(item, dict):
+            raise DefinitionError(p, "must be a capability name or a mapping")
+        prof = float(_get(item, "proficiency", p, (int, float), 0.0))
+        if not 0.0 <= prof <= 1.0:
+            raise DefinitionError(f"{p}.proficiency", "must be between 0 and 1")
+        out.append(Requirement(_get(item, "name", p, str), prof))
+    return tuple(out)
+
+
+def _node(raw: Any, path: str) -> NodeSpec:
+    if not isinstance(raw, dict):
+        raise DefinitionError(path, "must be a mapping")
+    node_id = _get(raw, "id", path, str)
+    if not node_id or len(node_id) > 128:
+        raise DefinitionError(f"{path}.id", "must be 1 to 128 characters")
+    kind = raw.get("kind", raw.get("type"))
+    if kind is None:
+        raise DefinitionError(f"{path}.kind", "is required")
+    if kind not in NODE_KINDS:
+        raise DefinitionError(f"{path}.kind", f"must be one of {', '.join(NODE_KINDS)}")
+    depends_on = _get(raw, "depends_on", path, list, [])
+    for i, dep in enumerate(depends_on):
+        if not isinstance(dep, str):
+            raise DefinitionError(f"{path}.depends_on[{i}]", "must be a string")
+    timeout = float(_get(raw, "timeout_seconds", path, (int, float), 60.0))
+    if timeout <= 0:
+        raise DefinitionError(f"{path}.timeout_seconds", "must be positive")
+    params = {k: v for k, v in raw.items() if k not in NODE_FIELDS}
+    for key, types in KIND_PARAMS[kind].items():
+        _get(params, key, path, types)
+    try:
+        params_json = json.dumps(params, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise DefinitionError(path, f"parameters must be JSON values ({exc})") from None
+    return NodeSpec(node_id, kind, params_json, tuple(depends_on), timeout)
+
+
+def parse_task(raw: Any, now_ms: int) -> TaskSpec:
+    if not isinstance(raw, dict):
+        raise DefinitionError("$", "a task definition must be a mapping")
+    name = _get(raw, "name", "", str)
+    nodes_raw = _get(raw, "nodes", "", list)
+    if not nodes_raw:
+        raise DefinitionError("nodes", "must have at least one node")
+    if len(nodes_raw) > MAX_NODES:
+        raise DefinitionError("nodes", f"must have at most {MAX_NODES} nodes")
+    nodes = tuple(_node(n, f"nodes[{i}]") for i, n in enumerate(nodes_raw))
+    priority = _get(raw, "priority", "", int, 0)
+    budget = float(_get(raw, "budget", "", (int, float), 0.0))
+    if budget < 0:
+        raise DefinitionError("budget", "must not be negative")
+    max_retries = _get(raw, "max_retries", "", int, 0)
+    if not 0 <= max_retries <= 20:
+        raise DefinitionError("max_retries", "must be between 0 and 20")
+    deadline_at = None
+    if "deadline_seconds" in raw:
+        seconds = _get(raw, "deadline_seconds", "", (int, float))
+        if seconds <= 0:
+            raise DefinitionError("deadline_seconds", "must be positive")
+        deadline_at = now_ms + int(seconds * 1000)
+    requires = _requirements(raw.get("requires", []), "requires")
+    spec = TaskSpec(name, nodes, priority, deadline_at, budget, max_retries, requires)
+    try:
+        topological_order(nodes)
+    except InvalidGraph as exc:
+        raise DefinitionError("nodes", str(exc)) from None
+    return spec

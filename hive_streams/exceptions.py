@@ -1,0 +1,21 @@
+"""One root exception; third-party errors are converted at the boundary."""
+
+
+class HiveError(Exception):
+    pass
+
+
+class InfraError(HiveError):
+    pass
+
+
+class CodecError(HiveError):
+    pass
+
+
+class UnknownSchemaError(CodecError):
+    pass
+
+
+class TruncatedRecordError(CodecError):
+    pass

@@ -1,0 +1,57 @@
+"""Every setting hive-streams reads, in one place. Each comes from an environment variable."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = field(default="", metadata={"env": "HIVE_KAFKA_BOOTSTRAP", "doc": "Kafka bootstrap servers; empty means `up` starts its own broker on 127.0.0.1:9092"})
+    database_url: str = field(default="", metadata={"env": "HIVE_DATABASE_URL", "doc": "SQLAlchemy URL of the store; empty means SQLite at $HIVE_HOME/hive.db"})
+    api_host: str = field(default="127.0.0.1", metadata={"env": "HIVE_API_HOST", "doc": "address the API binds"})
+    api_port: int = field(default=8080, metadata={"env": "HIVE_API_PORT", "doc": "port the API binds"})
+    home: str = field(default=str(REPO_ROOT / ".hive"), metadata={"env": "HIVE_HOME", "doc": "project-owned directory for broker data, logs, pids and the embedded store"})
+    topic_prefix: str = field(default="hive", metadata={"env": "HIVE_TOPIC_PREFIX", "doc": "prefix of every topic name (tests use their own)"})
+    partitions: int = field(default=4, metadata={"env": "HIVE_PARTITIONS", "doc": "partitions of each aggregate topic"})
+    worker_id: str = field(default="hive-worker", metadata={"env": "HIVE_WORKER_ID", "doc": "Faust application id (consumer group of the worker)"})
+    worker_web_port: int = field(default=6066, metadata={"env": "HIVE_WORKER_WEB_PORT", "doc": "port of the Faust worker's own web server"})
+    heartbeat_seconds: float = field(default=2.0, metadata={"env": "HIVE_HEARTBEAT_SECONDS", "doc": "executor heartbeat interval"})
+    agent_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_AGENT_TIMEOUT_SECONDS", "doc": "an agent silent this long is not offered work"})
+    max_body_bytes: int = field(default=1_000_000, metadata={"env": "HIVE_MAX_BODY_BYTES", "doc": "largest task definition the API accepts"})
+    schemas_dir: str = field(default=str(REPO_ROOT / "schemas"), metadata={"env": "HIVE_SCHEMAS_DIR", "doc": "directory of the Avro schemas"})
+    kafka_version: str = field(default="4.1.1", metadata={"env": "HIVE_KAFKA_VERSION", "doc": "Apache Kafka version the launcher assembles from Maven Central"})
+    kafka_port: int = field(default=9092, metadata={"env": "HIVE_KAFKA_PORT", "doc": "port of the launched broker"})
+    postgres_port: int = field(default=55432, metadata={"env": "HIVE_POSTGRES_PORT", "doc": "port of the launched PostgreSQL cluster"})
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_path / 'hive.db'}"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+
+def load() -> Settings:
+    values = {}
+    for f in fields(Settings):
+        raw = os.environ.get(f.metadata["env"])
+        if raw is not None:
+            values[f.name] = type(f.default)(raw)
+    return Settings(**values)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)]
