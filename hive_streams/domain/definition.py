@@ -8,6 +8,7 @@ from .dag import InvalidGraph, topological_order
 from .model import NODE_KINDS, NodeSpec, Requirement, TaskSpec
 
 MAX_NODES = 500
+TASK_FIELDS = {"id", "name", "nodes", "priority", "deadline_seconds", "budget", "max_retries", "requires"}
 NODE_FIELDS = {"id", "kind", "type", "depends_on", "timeout_seconds"}
 KIND_PARAMS = {
     "shell": {"command": str},
@@ -93,6 +94,9 @@ def _node(raw: Any, path: str) -> NodeSpec:
 def parse_task(raw: Any, now_ms: int) -> TaskSpec:
     if not isinstance(raw, dict):
         raise DefinitionError("$", "a task definition must be a mapping")
+    unknown = sorted(set(raw) - TASK_FIELDS, key=str)
+    if unknown:
+        raise DefinitionError(str(unknown[0]), f"unknown field (expected one of {', '.join(sorted(TASK_FIELDS))})")
     name = _get(raw, "name", "", str)
     nodes_raw = _get(raw, "nodes", "", list)
     if not nodes_raw:
@@ -120,3 +124,13 @@ def parse_task(raw: Any, now_ms: int) -> TaskSpec:
     except InvalidGraph as exc:
         raise DefinitionError("nodes", str(exc)) from None
     return spec
+
+
+def requested_id(raw: Any) -> str | None:
+    """The task id the submitter chose (idempotent resubmission), if any."""
+    if not isinstance(raw, dict) or "id" not in raw:
+        return None
+    task_id = raw["id"]
+    if not isinstance(task_id, str) or not 1 <= len(task_id) <= 64 or not all(ch.isalnum() or ch in "-_." for ch in task_id):
+        raise DefinitionError("id", "must be 1 to 64 letters, digits, '-', '_' or '.'")
+    return task_id

@@ -1,0 +1,103 @@
+"""`hive-streams`: one command for every process of the fabric."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import settings as settings_mod
+from .domain.model import NODE_KINDS, Capability
+
+
+def parse_capabilities(text: str) -> tuple[Capability, ...]:
+    """`shell:0.9,echo,python` -> capabilities (proficiency 1.0 when not given)."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, prof = item.partition(":")
+        out.append(Capability(name, float(prof) if prof else 1.0))
+    return tuple(out)
+
+
+async def _until_signal(run, *args) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(*args, stop)
+
+
+def cmd_infra(module, args, s) -> int:
+    if args.action == "up":
+        print(module.up(s))
+    elif args.action == "down":
+        module.down(s)
+    else:
+        print(module.status(s))
+    return 0
+
+
+def cmd_worker(args, s) -> int:
+    from .streams.worker import run_worker
+    run_worker(s, args.loglevel)
+    return 0
+
+
+def cmd_executor(args, s) -> int:
+    from .executor.runtime import AgentOffer, Executor
+    agent_id = args.agent_id or f"agent-{__import__('uuid').uuid4().hex[:8]}"
+    offer = AgentOffer(agent_id, args.name or agent_id, parse_capabilities(args.capabilities), args.slots)
+    asyncio.run(_until_signal(Executor(s, offer).run))
+    return 0
+
+
+def cmd_api(args, s) -> int:
+    import uvicorn
+    from .api.app import create_app
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level=args.loglevel, lifespan="on")
+    return 0
+
+
+def cmd_connect(args, s) -> int:
+    from connectors.audit import run_audit
+    asyncio.run(_until_signal(run_audit, s))
+    return 0
+
+
+def cmd_up(args, s) -> int:
+    from .launcher import up
+    return up(s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hive-streams", description=__doc__)
+    parser.add_argument("--loglevel", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("kafka", "postgres"):
+        p = sub.add_parser(name, help=f"the project's own {name} server")
+        p.add_argument("action", choices=["up", "down", "status"])
+    sub.add_parser("worker", help="the Faust worker: deciders, relays, matcher")
+    ex = sub.add_parser("executor", help="an executor that registers an agent and runs tasks")
+    ex.add_argument("--agent-id")
+    ex.add_argument("--name")
+    ex.add_argument("--capabilities", default=",".join(NODE_KINDS))
+    ex.add_argument("--slots", type=int, default=2)
+    sub.add_parser("api", help="the HTTP API and SSE feeds")
+    sub.add_parser("connect", help="the audit-log and read-model projection")
+    sub.add_parser("up", help="everything: Kafka, store, worker, projection, API, two executors, a demo")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    s = settings_mod.load()
+    if args.command == "kafka":
+        from .infra import kafka
+        return cmd_infra(kafka, args, s)
+    if args.command == "postgres":
+        from .infra import postgres
+        return cmd_infra(postgres, args, s)
+    handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up}
+    return handlers[args.command](args, s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

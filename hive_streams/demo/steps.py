@@ -1,0 +1,6 @@
+"""Python node functions used by the demo workflow."""
+
+
+def combine(params: dict, inputs: dict) -> dict:
+    facts = inputs.get("facts", {})
+    return {"lines": len(str(facts.get("stdout", "")).splitlines()), "inputs": sorted(inputs)}

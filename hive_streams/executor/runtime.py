@@ -1,0 +1,147 @@
+"""The executor process: registers an agent, beats, takes assignments and runs their DAGs."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from ..codec import Codec, default_codec, event_id
+from ..domain import commands as c
+from ..domain import events as e
+from ..domain.model import Capability
+from ..exceptions import CodecError
+from ..settings import Settings
+from ..topics import Topics
+from .dagrun import run_dag
+from .errors import NodeError
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class AgentOffer:
+    agent_id: str
+    name: str
+    capabilities: tuple[Capability, ...]
+    slots: int = 2
+
+
+class Reporter:
+    """Turns DAG progress into commands for the task's decider."""
+
+    def __init__(self, executor: "Executor", assigned: e.TaskAssigned):
+        self.ex = executor
+        self.task_id = assigned.task_id
+        self.attempt = assigned.attempt
+        self.causation = event_id(assigned)
+
+    def _ids(self) -> dict:
+        return {"task_id": self.task_id, "command_id": uuid.uuid4().hex, "at": now_ms(),
+                "agent_id": self.ex.offer.agent_id, "attempt": self.attempt}
+
+    async def started(self, node_id: str) -> None:
+        await self.ex.send(c.ReportNodeStarted(**self._ids(), node_id=node_id), self.causation)
+
+    async def progress(self, node_id: str, fraction: float, message: str = "") -> None:
+        await self.ex.send(c.ReportNodeProgress(**self._ids(), node_id=node_id, progress=fraction, message=message), self.causation)
+
+    async def completed(self, node_id: str, output) -> None:
+        await self.ex.send(c.ReportNodeCompleted(**self._ids(), node_id=node_id, output_json=json.dumps(output)), self.causation)
+
+    async def failed(self, node_id: str, error: str) -> None:
+        await self.ex.send(c.ReportNodeFailed(**self._ids(), node_id=node_id, error=error), self.causation)
+
+
+class Executor:
+    def __init__(self, settings: Settings, offer: AgentOffer, codec: Codec | None = None):
+        self.settings = settings
+        self.offer = offer
+        self.codec = codec or default_codec(settings.schemas_dir)
+        self.topics = Topics.from_settings(settings)
+        self.running: dict[str, asyncio.Task] = {}
+        self.seen: set[str] = set()
+        self.producer: AIOKafkaProducer | None = None
+
+    async def send(self, command, causation: str | None = None) -> None:
+        topic = self.topics.task_commands if isinstance(command, c.TaskCommand) else self.topics.agent_commands
+        key, value, headers = self.codec.message(command, f"/hive-streams/executor/{self.offer.agent_id}", causation_id=causation)
+        await self.producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    def _agent_cmd(self, cls, **fields):
+        return cls(agent_id=self.offer.agent_id, command_id=uuid.uuid4().hex, at=now_ms(), **fields)
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=1)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None, enable_auto_commit=False)
+        await self.producer.start()
+        await consumer.start()
+        try:
+            parts = [TopicPartition(self.topics.task_events, p)
+                     for p in sorted(consumer.partitions_for_topic(self.topics.task_events) or range(self.topics.partitions))]
+            consumer.assign(parts)
+            await consumer.seek_to_end(*parts)
+            for tp in parts:
+                await consumer.position(tp)  # fix the start before anyone can assign us work
+            await self.send(self._agent_cmd(c.RegisterAgent, name=self.offer.name,
+                                            capabilities=self.offer.capabilities, slots=self.offer.slots))
+            beat = asyncio.create_task(self._heartbeats(stop))
+            if ready:
+                ready.set()
+            log.info("executor %s ready", self.offer.agent_id)
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                for records in batch.values():
+                    for record in records:
+                        self._on_event(record.value)
+            beat.cancel()
+        finally:
+            for t in self.running.values():
+                t.cancel()
+            await asyncio.gather(*self.running.values(), return_exceptions=True)
+            try:
+                await self.send(self._agent_cmd(c.DeregisterAgent, reason="executor stopped"))
+            finally:
+                await consumer.stop()
+                await self.producer.stop()
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running)))
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+
+    def _on_event(self, value: bytes) -> None:
+        try:
+            event = self.codec.decode(value)
+        except CodecError:
+            return
+        if isinstance(event, e.TaskAssigned) and event.agent_id == self.offer.agent_id:
+            key = f"{event.task_id}/{event.attempt}"
+            if key not in self.seen:
+                self.seen.add(key)
+                self.running[event.task_id] = asyncio.create_task(self._execute(event))
+        elif isinstance(event, (e.TaskCancelled, e.TaskFailed)) and event.task_id in self.running:
+            self.running[event.task_id].cancel()
+
+    async def _execute(self, assigned: e.TaskAssigned) -> None:
+        report = Reporter(self, assigned)
+        done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
+        try:
+            await self.send(c.StartTask(**{k: v for k, v in report._ids().items()}), report.causation)
+            await run_dag(assigned.nodes, done, report)
+        except NodeError as exc:
+            log.info("task %s failed: %s", assigned.task_id, exc)
+        except asyncio.CancelledError:
+            log.info("task %s stopped", assigned.task_id)
+        except Exception:
+            log.exception("task %s crashed in the executor", assigned.task_id)
+        finally:
+            self.running.pop(assigned.task_id, None)

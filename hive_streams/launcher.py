@@ -1,0 +1,82 @@
+"""`hive-streams up`: the whole fabric on this machine, a demo workflow, Ctrl-C to stop."""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from .kafka_admin import ensure_topics
+from .processes import Fabric, wait_until
+from .settings import Settings
+from .topics import Topics
+
+DEMO = Path(__file__).parent / "demo" / "workflow.yaml"
+console = Console()
+
+
+def _api_ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _follow(base: str, task_id: str, fabric: Fabric) -> None:
+    with httpx.stream("GET", f"{base}/api/tasks/{task_id}/events", timeout=120) as response:
+        event = None
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event:
+                data = json.loads(line.split(":", 1)[1])
+                node = f" [bold]{data['node_id']}[/]" if "node_id" in data else ""
+                console.print(f"  {event}{node}")
+        fabric.check_alive()
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def up(s: Settings) -> int:
+    env = {}
+    if not s.kafka_bootstrap:
+        from .infra import kafka
+        console.print("[cyan]starting Kafka (KRaft) from Maven Central jars...[/]")
+        env["HIVE_KAFKA_BOOTSTRAP"] = kafka.up(s)
+    bootstrap = env.get("HIVE_KAFKA_BOOTSTRAP", s.bootstrap)
+    asyncio.run(ensure_topics(bootstrap, Topics.from_settings(s)))
+    console.print(f"store: {s.store_url}")
+    fabric = Fabric(env, Path(s.home) / "logs")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        fabric.spawn("connect", "connect")
+        fabric.worker()
+        fabric.spawn("api", "api")
+        fabric.executor("desktop-1", "echo,shell,python,sleep,http", slots=2)
+        fabric.executor("cloud-1", "echo,shell,python,sleep,http,gpu:0.9", slots=4)
+        base = f"http://{s.api_host}:{s.api_port}"
+        wait_until(lambda: fabric.check_alive() or _api_ready(base), 60, what="the API")
+        console.print(f"[green]API[/] {base}   health {base}/health   logs {fabric.log_dir}")
+        response = httpx.post(f"{base}/api/tasks", content=DEMO.read_bytes(),
+                              headers={"content-type": "application/yaml"})
+        task_id = response.json()["task_id"]
+        console.print(f"demo task {task_id}: {base}/api/tasks/{task_id}  events {base}/api/tasks/{task_id}/events")
+        _follow(base, task_id, fabric)
+        console.print("[green]demo finished[/]; the fabric keeps running. Ctrl-C stops everything.")
+        while True:
+            fabric.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        fabric.stop()
+        if "HIVE_KAFKA_BOOTSTRAP" in env:
+            from .infra import kafka
+            kafka.down(s)
+    return 0

@@ -1,0 +1,97 @@
+"""Starting and stopping the fabric's processes: `hive-streams up` and the tests both use it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .settings import REPO_ROOT
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> "Process":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash, not a shutdown."""
+        if self.alive:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def stop(self, timeout: float = 15) -> None:
+        if not self.alive:
+            return
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class Fabric:
+    """A set of hive-streams processes sharing one environment."""
+    env: dict[str, str]
+    log_dir: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Process:
+        argv = [sys.executable, "-m", "hive_streams.cli", *args]
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        proc = Process(name, argv, env, self.log_dir / f"{name}.log").start()
+        self.processes.append(proc)
+        return proc
+
+    def worker(self, name: str = "worker", **extra_env: str) -> Process:
+        return self.spawn(name, "worker", extra_env=extra_env)
+
+    def executor(self, agent_id: str, capabilities: str, slots: int = 2) -> Process:
+        return self.spawn(agent_id, "executor", "--agent-id", agent_id, "--capabilities", capabilities,
+                          "--slots", str(slots))
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+
+    def check_alive(self) -> None:
+        dead = [p for p in self.processes if p.popen and p.popen.poll() is not None and p.popen.returncode not in (0, -9)]
+        if dead:
+            p = dead[0]
+            raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.tail()}")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

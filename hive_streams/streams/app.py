@@ -1,0 +1,88 @@
+"""The Faust worker: topics, tables and agents wired to the deciders, relays and matcher."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import faust
+
+from ..codec import Codec, default_codec
+from ..domain.commands import AgentCommand, TaskCommand
+from ..settings import Settings
+from ..topics import Topics
+from .deciders import Decider, agent_aggregate, task_aggregate
+from .matcher import Matcher
+from .relays import Relay
+
+log = logging.getLogger(__name__)
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int):
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=partitions)
+
+
+def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
+    codec = codec or default_codec(settings.schemas_dir)
+    topics = Topics.from_settings(settings)
+    n = topics.partitions
+    app = faust.App(
+        settings.worker_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        datadir=str(Path(settings.home) / "faust" / settings.worker_id),
+        web_port=settings.worker_web_port,
+        web_host="127.0.0.1",
+        topic_partitions=n,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        stream_wait_empty=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+    )
+    task_commands = _raw_topic(app, topics.task_commands, n)
+    task_events = _raw_topic(app, topics.task_events, n)
+    agent_commands = _raw_topic(app, topics.agent_commands, n)
+    agent_events = _raw_topic(app, topics.agent_events, n)
+    deadletter = _raw_topic(app, topics.deadletter, 1)
+
+    def table(name: str):
+        raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        return app.Table(name, default=None, partitions=n, schema=raw)
+
+    tasks = table("tasks")
+    agents = table("agents")
+    task_decider = Decider(codec, task_aggregate(), tasks, task_events, deadletter)
+    agent_decider = Decider(codec, agent_aggregate(int(settings.agent_timeout_seconds * 1000)), agents,
+                            agent_events, deadletter)
+    relay = Relay(codec, {TaskCommand: task_commands, AgentCommand: agent_commands})
+    matcher = Matcher(codec, topics, settings.bootstrap, int(settings.agent_timeout_seconds * 1000))
+
+    @app.agent(task_commands, concurrency=1)
+    async def decide_tasks(stream):
+        async for event in stream.events():
+            await task_decider.handle(event.message)
+
+    @app.agent(agent_commands, concurrency=1)
+    async def decide_agents(stream):
+        async for event in stream.events():
+            await agent_decider.handle(event.message)
+
+    @app.agent(task_events, concurrency=1)
+    async def relay_task_events(stream):
+        async for event in stream.events():
+            await relay.handle(event.message)
+
+    @app.agent(agent_events, concurrency=1)
+    async def relay_agent_events(stream):
+        async for event in stream.events():
+            await relay.handle(event.message)
+
+    @app.task
+    async def run_matcher():
+        await matcher.run(asyncio.Event())  # cancelled when the worker stops
+
+    app.hive_matcher = matcher
+    return app

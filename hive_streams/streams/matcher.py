@@ -1,0 +1,76 @@
+"""The matcher: folds the task and agent event logs into a Market and proposes placements.
+
+It reads every partition from the beginning with its own consumer (no group), so its view is
+rebuilt from the log on every start, and proposes only once it has caught up.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from ..codec import Codec
+from ..domain.commands import AssignTask
+from ..domain.matching import Market
+from ..exceptions import CodecError
+from ..topics import Topics
+
+log = logging.getLogger(__name__)
+SOURCE = "/hive-streams/matcher"
+
+
+class Matcher:
+    def __init__(self, codec: Codec, topics: Topics, bootstrap: str, timeout_ms: int, retry_ms: int = 5000):
+        self.codec = codec
+        self.topics = topics
+        self.bootstrap = bootstrap
+        self.timeout_ms = timeout_ms
+        self.retry_ms = retry_ms
+        self.market = Market()
+        self.caught_up = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=2)
+        await consumer.start()
+        await producer.start()
+        try:
+            parts = [TopicPartition(t, p) for t in (self.topics.task_events, self.topics.agent_events)
+                     for p in sorted(consumer.partitions_for_topic(t) or range(self.topics.partitions))]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+                for records in batch.values():
+                    for record in records:
+                        self._observe(record.value)
+                if not self.caught_up.is_set() and all(await self._position(consumer, tp) >= end for tp, end in ends.items()):
+                    log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents), len(self.market.waiting))
+                    self.caught_up.set()
+                if self.caught_up.is_set():
+                    await self._propose(producer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    @staticmethod
+    async def _position(consumer, tp) -> int:
+        return await consumer.position(tp)
+
+    def _observe(self, value: bytes) -> None:
+        try:
+            self.market.observe(self.codec.decode(value))
+        except CodecError:
+            pass  # strays on event topics are reported by the audit connector
+
+    async def _propose(self, producer: AIOKafkaProducer) -> None:
+        now = int(time.time() * 1000)
+        for command in self.market.proposals(now, self.timeout_ms, self.retry_ms):
+            topic = self.topics.task_commands if isinstance(command, AssignTask) else self.topics.agent_commands
+            key, value, headers = self.codec.message(command, SOURCE)
+            await producer.send(topic, value, key=key, headers=headers)
+        await producer.flush()

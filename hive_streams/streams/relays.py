@@ -1,0 +1,36 @@
+"""Cross-aggregate steps: events of one aggregate become commands to another."""
+from __future__ import annotations
+
+from ..codec import Codec, event_id
+from ..domain import commands as c
+from ..domain import events as e
+from ..exceptions import CodecError
+
+SOURCE = "/hive-streams/relay"
+
+
+def follow_up(event) -> list:
+    """The commands that must follow an event. Pure; every command is idempotent at its decider."""
+    if isinstance(event, e.SlotReserved):
+        return [c.AssignTask(event.task_id, f"{event.agent_id}/{event.seq}", event.at, event.agent_id)]
+    if isinstance(event, e.TaskAssignmentDeclined):
+        return [c.ReleaseSlot(event.agent_id, f"{event.task_id}/{event.seq}", event.at, event.task_id)]
+    if isinstance(event, (e.TaskCompleted, e.TaskFailed, e.TaskCancelled)) and event.agent_id:
+        return [c.ReleaseSlot(event.agent_id, f"{event.task_id}/{event.seq}", event.at, event.task_id)]
+    return []
+
+
+class Relay:
+    def __init__(self, codec: Codec, targets: dict[type, object]):
+        self.codec = codec
+        self.targets = targets  # command base class -> faust topic
+
+    async def handle(self, message) -> None:
+        try:
+            event = self.codec.decode(message.value)
+        except CodecError:
+            return  # events topics are written by deciders only; the audit connector reports strays
+        for command in follow_up(event):
+            topic = next(t for base, t in self.targets.items() if isinstance(command, base))
+            k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event))
+            await (await topic.send(key=k, value=v, headers=headers))

@@ -1,0 +1,48 @@
+"""Topic names, partitions and retention: one place, shared by every process."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RETENTION_FOREVER = "-1"
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "hive"
+    partitions: int = 4
+
+    @property
+    def task_commands(self) -> str:
+        return f"{self.prefix}.task.commands"
+
+    @property
+    def task_events(self) -> str:
+        return f"{self.prefix}.task.events"
+
+    @property
+    def agent_commands(self) -> str:
+        return f"{self.prefix}.agent.commands"
+
+    @property
+    def agent_events(self) -> str:
+        return f"{self.prefix}.agent.events"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+    def layout(self) -> dict[str, tuple[int, dict[str, str]]]:
+        """name -> (partitions, topic configs). Event topics are kept forever: they are the truth."""
+        forever = {"retention.ms": RETENTION_FOREVER, "retention.bytes": "-1"}
+        week = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+        return {
+            self.task_commands: (self.partitions, week),
+            self.task_events: (self.partitions, forever),
+            self.agent_commands: (self.partitions, week),
+            self.agent_events: (self.partitions, forever),
+            self.deadletter: (1, forever),
+        }
+
+    @classmethod
+    def from_settings(cls, settings) -> "Topics":
+        return cls(settings.topic_prefix, settings.partitions)
