@@ -27,7 +27,7 @@ class Settings:
     agent_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_AGENT_TIMEOUT_SECONDS", "doc": "an agent silent this long is not offered work"})
     max_body_bytes: int = field(default=1_000_000, metadata={"env": "HIVE_MAX_BODY_BYTES", "doc": "largest task definition the API accepts"})
     schemas_dir: str = field(default=str(REPO_ROOT / "schemas"), metadata={"env": "HIVE_SCHEMAS_DIR", "doc": "directory of the Avro schemas"})
-    kafka_version: str = field(default="4.1.1", metadata={"env": "HIVE_KAFKA_VERSION", "doc": "Apache Kafka version the launcher assembles from Maven Central"})
+    kafka_version: str = field(default="4.4.0", metadata={"env": "HIVE_KAFKA_VERSION", "doc": "Apache Kafka version the launcher assembles from Maven Central"})
     kafka_port: int = field(default=9092, metadata={"env": "HIVE_KAFKA_PORT", "doc": "port of the launched broker"})
     postgres_port: int = field(default=55432, metadata={"env": "HIVE_POSTGRES_PORT", "doc": "port of the launched PostgreSQL cluster"})
 

@@ -7,6 +7,7 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -100,7 +101,7 @@ class Api:
         except Exception as exc:  # health reports any failure as data
             checks["kafka"] = f"error: {exc!r}"
         try:
-            await asyncio.to_thread(self.read, lambda s: s.execute(db.text("select 1")))
+            await asyncio.to_thread(self.read, lambda s: s.execute(text("select 1")))
             checks["store"] = "ok"
         except Exception as exc:
             checks["store"] = f"error: {exc!r}"

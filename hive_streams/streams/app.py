@@ -27,11 +27,13 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     codec = codec or default_codec(settings.schemas_dir)
     topics = Topics.from_settings(settings)
     n = topics.partitions
+    datadir = Path(settings.home) / "faust" / settings.worker_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
-        datadir=str(Path(settings.home) / "faust" / settings.worker_id),
+        datadir=str(datadir),
         web_port=settings.worker_web_port,
         web_host="127.0.0.1",
         topic_partitions=n,
@@ -49,8 +51,9 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     deadletter = _raw_topic(app, topics.deadletter, 1)
 
     def table(name: str):
+        # bytes key/value types make Faust use the raw serializer, also when recovering
         raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        return app.Table(name, default=None, partitions=n, schema=raw)
+        return app.Table(name, default=None, partitions=n, key_type=bytes, value_type=bytes, schema=raw)
 
     tasks = table("tasks")
     agents = table("agents")

@@ -48,7 +48,7 @@ class Matcher:
                 for records in batch.values():
                     for record in records:
                         self._observe(record.value)
-                if not self.caught_up.is_set() and all(await self._position(consumer, tp) >= end for tp, end in ends.items()):
+                if not self.caught_up.is_set() and await self._reached(consumer, ends):
                     log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents), len(self.market.waiting))
                     self.caught_up.set()
                 if self.caught_up.is_set():
@@ -58,8 +58,11 @@ class Matcher:
             await producer.stop()
 
     @staticmethod
-    async def _position(consumer, tp) -> int:
-        return await consumer.position(tp)
+    async def _reached(consumer, ends) -> bool:
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return False
+        return True
 
     def _observe(self, value: bytes) -> None:
         try:

@@ -1,0 +1,33 @@
+# The single entry point for people and CI.
+PYTHON ?= python3
+PIP_STAMP := .hive/.pip-installed
+
+.PHONY: run test unit install infra-up infra-down bench clean
+
+$(PIP_STAMP): pyproject.toml
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@mkdir -p .hive && touch $(PIP_STAMP)
+
+install: $(PIP_STAMP)
+
+run: install
+	$(PYTHON) -m hive_streams.cli up
+
+infra-up: install
+	$(PYTHON) -m hive_streams.cli kafka up
+	$(PYTHON) -m hive_streams.cli postgres up
+
+infra-down:
+	-$(PYTHON) -m hive_streams.cli kafka down
+	-$(PYTHON) -m hive_streams.cli postgres down
+
+# Exit code 5 (no tests collected) is a failure, not a pass.
+test: infra-up
+	$(PYTHON) -m pytest -p no:cacheprovider -q -rfE $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
+
+unit: install
+	$(PYTHON) -m pytest -p no:cacheprovider -q -m "not stack" $(PYTEST_ARGS)
+
+clean: infra-down
+	rm -rf .hive

@@ -1,0 +1,1 @@
+"""The executor runtime: node runners and the DAG driver (no Kafka in here)."""
