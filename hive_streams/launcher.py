@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from .client import HiveClient
 from .kafka_admin import ensure_topics
 from .processes import Fabric, wait_until
 from .settings import Settings
@@ -26,17 +26,10 @@ def _api_ready(base: str) -> bool:
         return False
 
 
-def _follow(base: str, task_id: str, fabric: Fabric) -> None:
-    with httpx.stream("GET", f"{base}/api/tasks/{task_id}/events", timeout=120) as response:
-        event = None
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event:
-                data = json.loads(line.split(":", 1)[1])
-                node = f" [bold]{data['node_id']}[/]" if "node_id" in data else ""
-                console.print(f"  {event}{node}")
-        fabric.check_alive()
+def _follow(client: HiveClient, task_id: str) -> None:
+    for frame in client.follow(task_id):
+        node = f" [bold]{frame.data['node_id']}[/]" if "node_id" in frame.data else ""
+        console.print(f"  {frame.event}{node}")
 
 
 def _interrupt(*_) -> None:
@@ -63,11 +56,10 @@ def up(s: Settings) -> int:
         base = f"http://{s.api_host}:{s.api_port}"
         wait_until(lambda: fabric.check_alive() or _api_ready(base), 60, what="the API")
         console.print(f"[green]API[/] {base}   health {base}/health   logs {fabric.log_dir}")
-        response = httpx.post(f"{base}/api/tasks", content=DEMO.read_bytes(),
-                              headers={"content-type": "application/yaml"})
-        task_id = response.json()["task_id"]
+        client = HiveClient(base)
+        task_id = client.submit(DEMO.read_bytes()).json()["task_id"]
         console.print(f"demo task {task_id}: {base}/api/tasks/{task_id}  events {base}/api/tasks/{task_id}/events")
-        _follow(base, task_id, fabric)
+        _follow(client, task_id)
         console.print("[green]demo finished[/]; the fabric keeps running. Ctrl-C stops everything.")
         while True:
             fabric.check_alive()

@@ -2,5 +2,5 @@
 
 
 def combine(params: dict, inputs: dict) -> dict:
-    facts = inputs.get("facts", {})
-    return {"lines": len(str(facts.get("stdout", "")).splitlines()), "inputs": sorted(inputs)}
+    lines = sum(len(str(v.get("stdout", "")).splitlines()) for v in inputs.values() if isinstance(v, dict))
+    return {"lines": lines, "inputs": sorted(inputs)}

@@ -1,0 +1,1 @@
+"""Sinks and sources at the edge of hive-streams."""

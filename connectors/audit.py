@@ -1,0 +1,138 @@
+"""Audit-log and read-model projection: task and agent events -> SQL, idempotently.
+
+    python -m connectors.audit
+
+No consumer group: it assigns itself every partition and keeps its offsets in SQL, in the same
+transaction as the rows they produced, so a crash anywhere never loses or doubles a row.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from hive_streams import settings as settings_mod
+from hive_streams.codec import Codec, default_codec
+from hive_streams.domain.events import AgentEvent, TaskEvent
+from hive_streams.exceptions import CodecError
+from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
+from hive_streams.topics import Topics
+
+SOURCE = "hive-streams/connectors/audit"
+CONSUMER = "audit"  # key of this connector's rows in consumer_offsets
+MAX_RECORDS = 500
+POLL_MS = 500
+
+log = logging.getLogger("hive_streams.connectors.audit")
+
+
+def _headers(record: ConsumerRecord) -> dict[str, str]:
+    return {k: v.decode(errors="replace") if isinstance(v, (bytes, bytearray)) else str(v)
+            for k, v in record.headers or ()}
+
+
+def to_log_record(codec: Codec, record: ConsumerRecord) -> LogRecord | None:
+    """None for a record this connector cannot project; the worker dead-letters those."""
+    where = f"{record.topic}[{record.partition}]@{record.offset}"
+    try:
+        event = codec.decode(record.value)
+    except CodecError as exc:
+        log.warning("skipping undecodable record %s: %s", where, exc)
+        return None
+    if not isinstance(event, (TaskEvent, AgentEvent)):
+        log.warning("skipping %s at %s: not a task or agent event", type(event).__name__, where)
+        return None
+    return LogRecord(record.topic, record.partition, record.offset, event,
+                     codec.registry.entry_for(event).name, _headers(record))
+
+
+async def _partitions(bootstrap: str, names: list[str], stop: asyncio.Event) -> list[TopicPartition]:
+    """Every partition of `names`, waiting until the topics exist; [] if stopped first."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=SOURCE)
+    await admin.start()
+    try:
+        while True:
+            # list first: a metadata request naming a missing topic makes the broker auto-create it
+            missing = sorted(set(names) - set(await admin.list_topics()))
+            if not missing:
+                found = {t["topic"]: sorted(p["partition"] for p in t["partitions"])
+                         for t in await admin.describe_topics(names)}
+                return [TopicPartition(name, p) for name in names for p in found[name]]
+            log.info("waiting for topics %s", ", ".join(missing))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+                return []
+            except TimeoutError:
+                pass
+    finally:
+        await admin.close()
+
+
+async def _seek(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], stored: dict) -> None:
+    fresh = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
+    for tp in partitions:
+        if tp not in fresh:
+            consumer.seek(tp, stored[(tp.topic, tp.partition)])
+    if fresh:
+        await consumer.seek_to_beginning(*fresh)
+    log.info("resuming at %s", {f"{tp.topic}[{tp.partition}]": stored.get((tp.topic, tp.partition), "beginning")
+                                for tp in partitions})
+
+
+async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[ConsumerRecord]]) -> int:
+    records = [r for recs in batches.values() for r in recs]
+    decoded = [lr for lr in (to_log_record(codec, r) for r in records) if lr is not None]
+    next_offsets = {(tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+    now = int(time.time() * 1000)
+    await asyncio.to_thread(apply_batch, engine, CONSUMER, decoded, next_offsets, now)
+    return len(records)
+
+
+async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None = None,
+                    ready: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    codec = default_codec(settings.schemas_dir)
+    topics = Topics.from_settings(settings)
+    engine = make_engine(settings.store_url)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, client_id=SOURCE,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        await asyncio.to_thread(create_schema, engine)
+        partitions = await _partitions(settings.bootstrap, [topics.task_events, topics.agent_events], stop)
+        if not partitions:
+            return
+        await consumer.start()
+        consumer.assign(partitions)
+        await _seek(consumer, partitions, await asyncio.to_thread(load_offsets, engine, CONSUMER))
+        if ready is not None:
+            ready.set()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+            if batches:
+                count = await _project(engine, codec, batches)
+                log.debug("projected %d records", count)
+    finally:
+        await consumer.stop()
+        engine.dispose()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_audit(settings_mod.load(), stop)
+
+    asyncio.run(_main())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

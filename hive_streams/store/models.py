@@ -1,0 +1,86 @@
+"""SQL tables: the audit log, the task and agent read models, and the connector's stored offsets."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("topic", "partition", "offset", name="uq_audit_position"),  # a redelivered record
+        UniqueConstraint("topic", "event_id", name="uq_audit_event"),  # the same event produced twice
+        Index("ix_audit_aggregate", "aggregate_id", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(Text)
+    aggregate_id: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(255))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[int] = mapped_column(BigInteger)  # the event's `at`, epoch ms
+    recorded_at: Mapped[int] = mapped_column(BigInteger)  # when the connector wrote the row, epoch ms
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    headers: Mapped[dict[str, str]] = mapped_column(Json)
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_status", "status", "updated_at"),)
+
+    task_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text)
+    requester: Mapped[str] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(Integer)
+    agent_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[dict[str, Any]] = mapped_column(Json)  # the whole TaskState, via codec.avro.to_record
+    first_partition: Mapped[int] = mapped_column(Integer)  # where the task's first event is: SSE seeks here
+    first_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class AgentRow(Base):
+    __tablename__ = "agents"
+
+    agent_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    capabilities: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    slots: Mapped[int] = mapped_column(Integer)
+    holding: Mapped[int] = mapped_column(Integer)  # slots promised to tasks
+    last_seen: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[dict[str, Any]] = mapped_column(Json)  # the whole AgentState (holding is a set of task ids)
+
+
+class ConsumerOffset(Base):
+    __tablename__ = "consumer_offsets"
+
+    consumer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+audit_log = AuditRow.__table__
+tasks = TaskRow.__table__
+agents = AgentRow.__table__
+consumer_offsets = ConsumerOffset.__table__

@@ -1,0 +1,123 @@
+"""Writes a batch of log records into SQL in one transaction: audit rows, read models, offsets.
+
+Idempotent: audit rows are unique on (topic, partition, offset) and (topic, event_id); the read
+models fold with the domain's `evolve`, which skips an event whose seq was already applied.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..codec.avro import from_record, to_record
+from ..codec.cloudevents import aggregate_id, event_id
+from ..domain import agent, task
+from ..domain.events import AgentEvent, TaskEvent
+from .models import agents, audit_log, consumer_offsets, tasks
+
+Position = tuple[str, int]  # (topic, partition)
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    topic: str
+    partition: int
+    offset: int
+    event: TaskEvent | AgentEvent
+    event_type: str  # e.g. "hive.v1.TaskSubmitted"
+    headers: dict[str, str]
+
+
+def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(consumer_offsets).where(consumer_offsets.c.consumer == consumer))
+        return {(r.topic, r.partition): r.next_offset for r in rows}
+
+
+def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
+                next_offsets: dict[Position, int], now: int) -> None:
+    """`next_offsets` covers every record read, including the undecodable ones left out of `records`."""
+    records = list(records)
+    with engine.begin() as conn:
+        _insert_audit(conn, records, now)
+        _project_tasks(conn, [r for r in records if isinstance(r.event, TaskEvent)])
+        _project_agents(conn, [r for r in records if isinstance(r.event, AgentEvent)])
+        _store_offsets(conn, consumer, next_offsets)
+
+
+def _insert(conn: Connection, table):
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    if dialect is None:
+        raise NotImplementedError(f"no idempotent insert for {conn.dialect.name}")
+    return dialect.insert(table)
+
+
+def _insert_audit(conn: Connection, records: list[LogRecord], now: int) -> None:
+    if not records:
+        return
+    rows = [dict(event_id=event_id(r.event), aggregate_id=aggregate_id(r.event), seq=r.event.seq,
+                 event_type=r.event_type, topic=r.topic, partition=r.partition, offset=r.offset,
+                 occurred_at=r.event.at, recorded_at=now, payload=to_record(r.event), headers=r.headers)
+            for r in records]
+    conn.execute(_insert(conn, audit_log).on_conflict_do_nothing(), rows)  # any unique key: skip
+
+
+def _fold(records: list[LogRecord], loaded: dict, new_state, evolve) -> dict:
+    """aggregate id -> (state, first record) for every aggregate whose state moved."""
+    states = dict(loaded)
+    firsts: dict[str, LogRecord] = {}
+    for r in records:
+        key = aggregate_id(r.event)
+        firsts.setdefault(key, r)
+        states[key] = evolve(states.get(key) or new_state(key), r.event)
+    return {k: (s, firsts[k]) for k, s in states.items() if k not in loaded or s.seq > loaded[k].seq}
+
+
+def _upsert(conn: Connection, table, key: str, rows: list[dict], keep: tuple[str, ...] = ()) -> None:
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    changes = {c: stmt.excluded[c] for c in rows[0] if c != key and c not in keep}
+    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=changes,
+                                            where=table.c.seq < stmt.excluded.seq), rows)
+
+
+def _project_tasks(conn: Connection, records: list[LogRecord]) -> None:
+    ids = {r.event.task_id for r in records}
+    rows = conn.execute(select(tasks.c.task_id, tasks.c.state).where(tasks.c.task_id.in_(ids))) if ids else []
+    loaded = {r.task_id: from_record(task.TaskState, r.state) for r in rows}
+    moved = _fold(records, loaded, task.TaskState, task.evolve)
+    _upsert(conn, tasks, "task_id", [_task_row(s, first) for s, first in moved.values()],
+            keep=("first_partition", "first_offset"))
+
+
+def _task_row(s: task.TaskState, first: LogRecord) -> dict:
+    return dict(task_id=s.task_id, status=s.status, name=s.name, requester=s.requester, priority=s.priority,
+                agent_id=s.agent_id, attempt=s.attempt, seq=s.seq, reason=s.reason,
+                submitted_at=s.submitted_at, updated_at=s.updated_at, state=to_record(s),
+                first_partition=first.partition, first_offset=first.offset)
+
+
+def _project_agents(conn: Connection, records: list[LogRecord]) -> None:
+    ids = {r.event.agent_id for r in records}
+    rows = conn.execute(select(agents.c.agent_id, agents.c.state).where(agents.c.agent_id.in_(ids))) if ids else []
+    loaded = {r.agent_id: from_record(agent.AgentState, r.state) for r in rows}
+    moved = _fold(records, loaded, agent.AgentState, agent.evolve)
+    _upsert(conn, agents, "agent_id", [_agent_row(s) for s, _ in moved.values()])
+
+
+def _agent_row(s: agent.AgentState) -> dict:
+    return dict(agent_id=s.agent_id, name=s.name, status=s.status, capabilities=to_record(s.capabilities),
+                slots=s.slots, holding=len(s.holding), last_seen=s.last_seen, seq=s.seq, state=to_record(s))
+
+
+def _store_offsets(conn: Connection, consumer: str, next_offsets: dict[Position, int]) -> None:
+    if not next_offsets:
+        return
+    rows = [dict(consumer=consumer, topic=t, partition=p, next_offset=o) for (t, p), o in next_offsets.items()]
+    stmt = _insert(conn, consumer_offsets)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["consumer", "topic", "partition"], set_={"next_offset": stmt.excluded.next_offset},
+        where=consumer_offsets.c.next_offset < stmt.excluded.next_offset), rows)  # never move backwards

@@ -1,0 +1,66 @@
+"""A whole fabric of real processes for one test module: its own topics, database, ports."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from pathlib import Path
+
+import httpx
+
+from hive_streams.client import HiveClient
+from hive_streams.kafka_admin import ensure_topics
+from hive_streams.processes import Fabric, wait_until
+from hive_streams.topics import Topics
+
+ALL_KINDS = "echo,shell,python,sleep,http"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, bootstrap: str, database_url: str, log_root: Path, partitions: int = 4):
+        self.id = uuid.uuid4().hex[:10]
+        self.topics = Topics(f"t{self.id}", partitions)
+        self.bootstrap = bootstrap
+        self.database_url = database_url
+        self.api_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.api_port}"
+        home = log_root / self.id
+        env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": database_url, "HIVE_HOME": str(home),
+               "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(partitions),
+               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"w{self.id}",
+               "HIVE_WORKER_WEB_PORT": str(free_port()), "HIVE_HEARTBEAT_SECONDS": "1"}
+        self.fabric = Fabric(env, home / "logs")
+        self.worker = None
+        self.client = HiveClient(self.base_url)
+
+    def start(self, executors: dict[str, tuple[str, int]]) -> "Stack":
+        asyncio.run(ensure_topics(self.bootstrap, self.topics))
+        self.fabric.spawn("connect", "connect")
+        self.worker = self.fabric.worker()
+        self.fabric.spawn("api", "api")
+        for agent_id, (capabilities, slots) in executors.items():
+            self.fabric.executor(agent_id, capabilities, slots)
+        wait_until(lambda: self.fabric.check_alive() or self._healthy(), 60, what="API health")
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def restart_worker(self) -> None:
+        self.worker = self.fabric.worker("worker-restarted")
+
+    def stop(self) -> None:
+        self.client.close()
+        self.fabric.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail(25)}" for p in self.fabric.processes)

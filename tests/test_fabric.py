@@ -1,0 +1,122 @@
+"""The whole fabric through real processes, a real Kafka broker and a real PostgreSQL."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import create_engine, text
+
+from hive_streams.processes import wait_until
+
+from .eventlog import events_of
+from .stack import ALL_KINDS, Stack
+
+pytestmark = pytest.mark.stack
+
+THREE_NODES = {
+    "name": "three-node",
+    "nodes": [
+        {"id": "fetch", "kind": "echo", "value": "data"},
+        {"id": "shout", "kind": "shell", "command": "echo {{ nodes.fetch.output }} | tr a-z A-Z", "depends_on": ["fetch"]},
+        {"id": "store", "kind": "python", "function": "hive_streams.demo.steps:combine", "depends_on": ["shout"]},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap, pg_url, tmp_path_factory):
+    s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("fabric"))
+    s.start({"ex-a": (ALL_KINDS, 3), "ex-b": (ALL_KINDS, 3)})
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def sql(pg_url):
+    engine = create_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+def submit(stack: Stack, definition) -> str:
+    response = stack.client.submit(definition)
+    assert response.status_code == 202, response.text
+    return response.json()["task_id"]
+
+
+def audit_rows(sql, task_id: str) -> list[tuple]:
+    with sql.connect() as conn:
+        return conn.execute(text("select event_id, event_type, seq from audit_log where aggregate_id = :t order by seq"),
+                            {"t": task_id}).all()
+
+
+def test_three_node_dag_over_http_sse_and_audit(stack, sql):
+    task_id = submit(stack, THREE_NODES)
+    frames = list(stack.client.follow(task_id, timeout=60))
+    kinds = [f.event for f in frames]
+    assert kinds[:4] == ["TaskSubmitted", "TaskValidated", "TaskAssigned", "TaskStarted"], stack.logs()
+    assert kinds[-1] == "TaskCompleted"
+    node_events = [(f.event, f.data["node_id"]) for f in frames if f.event.startswith("Node")]
+    assert node_events == [("NodeStarted", "fetch"), ("NodeCompleted", "fetch"), ("NodeStarted", "shout"),
+                           ("NodeCompleted", "shout"), ("NodeStarted", "store"), ("NodeCompleted", "store")]
+    assert [f.data["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    outputs = {o["node_id"]: json.loads(o["output_json"]) for o in frames[-1].data["outputs"]}
+    assert outputs["shout"]["stdout"] == "DATA\n"
+    assert outputs["store"] == {"lines": 1, "inputs": ["shout"]}
+
+    expected = [(f"{task_id}/{f.data['seq']}", f"hive.v1.{f.event}", f.data["seq"]) for f in frames]
+    wait_until(lambda: len(audit_rows(sql, task_id)) >= len(expected), 30, what="audit rows")
+    assert [tuple(r) for r in audit_rows(sql, task_id)] == expected
+    assert stack.client.task(task_id)["status"] == "completed"
+
+
+def test_feed_resumes_after_last_event_id(stack):
+    task_id = submit(stack, THREE_NODES)
+    frames = list(stack.client.follow(task_id, timeout=60))
+    resumed = list(stack.client.follow(task_id, last_event_id=frames[3].id, timeout=60))
+    assert [f.id for f in resumed] == [f.id for f in frames[4:]]
+
+
+@pytest.mark.parametrize("body, content_type, status, field", [
+    (b"name: [unclosed", "application/yaml", 400, "$"),
+    (b"{not json", "application/json", 400, "$"),
+    (json.dumps({"nodes": [{"id": "a", "kind": "echo"}]}).encode(), "application/json", 422, "name"),
+    (b"name: c\nnodes:\n- {id: a, kind: echo, depends_on: [b]}\n- {id: b, kind: echo, depends_on: [a]}\n",
+     "application/yaml", 422, "nodes"),
+    (b"name: k\nnodes:\n- {id: a, kind: shell}\n", "application/yaml", 422, "nodes[0].command"),
+    (b"x" * (10 * 1024 * 1024), "application/yaml", 413, "$"),
+])
+def test_malformed_definitions_get_a_clear_4xx(stack, body, content_type, status, field):
+    response = stack.client.submit(body, content_type)
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == field
+    assert response.json()["error"]
+
+
+def test_cycle_error_names_the_cycle(stack):
+    response = stack.client.submit(b"name: c\nnodes:\n- {id: a, kind: echo, depends_on: [b]}\n- {id: b, kind: echo, depends_on: [a]}\n")
+    assert "cycle: a -> b -> a" in response.json()["error"]
+
+
+def test_garbage_record_goes_to_the_deadletter_topic_and_work_continues(stack):
+    async def produce_garbage():
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(stack.topics.task_commands, b"\x00garbage\xff" * 3, key=b"junk")
+            await producer.send_and_wait(stack.topics.task_commands, b"\xc3\x01" + b"\x01" * 8 + b"body", key=b"junk2")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce_garbage())
+    task_id = submit(stack, THREE_NODES)
+    assert list(stack.client.follow(task_id, timeout=60))[-1].event == "TaskCompleted"
+    dead = wait_until(lambda: [r for r in events_of(stack.bootstrap, stack.topics.deadletter, 1)
+                               if r.key in (b"junk", b"junk2")] or None, 30, what="dead letters")
+    reasons = {r.key: dict(r.headers)["dlq_reason"].decode() for r in dead}
+    assert reasons[b"junk"].startswith("undecodable: not Avro single-object encoding")
+    assert "unknown schema fingerprint" in reasons[b"junk2"]
+    assert dict(dead[0].headers)["dlq_topic"] == stack.topics.task_commands.encode()
+    assert stack.worker.alive

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hive_streams.codec.avro import from_record
+from hive_streams.domain import agent, task
+from hive_streams.domain import commands as c
+from hive_streams.domain.model import Capability, NodeSpec
+from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
+from hive_streams.store.models import TaskRow, audit_log
+from hive_streams.store.queries import get_task, list_agents, list_tasks, task_audit
+
+TOPIC, AGENTS = "x.task.events", "x.agent.events"
+NODES = (NodeSpec("fetch", "http"), NodeSpec("summarise", "python", depends_on=("fetch",)))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'sub' / 'store.db'}")
+    create_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+def lifecycle(task_id: str) -> list:
+    state, events = task.TaskState(task_id), []
+    for cmd in (c.SubmitTask(task_id, "c1", 1000, name="digest", requester="ann", nodes=NODES, priority=3),
+                c.AssignTask(task_id, "c2", 2000, agent_id="a1"),
+                c.ReportNodeCompleted(task_id, "c3", 3000, agent_id="a1", attempt=1, node_id="fetch", output_json='"x"')):
+        new = task.decide(cmd, state, cmd.at)
+        events += new
+        state = _fold(state, new)
+    return events
+
+
+def _fold(state, events):
+    for ev in events:
+        state = task.evolve(state, ev)
+    return state
+
+
+def records(events, topic=TOPIC, partition=0, start=0) -> list[LogRecord]:
+    return [LogRecord(topic, partition, start + i, ev, f"hive.v1.{type(ev).__name__}", {"ce_id": "x"})
+            for i, ev in enumerate(events)]
+
+
+def test_sqlite_engine_uses_wal_and_busy_timeout(engine):
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10_000
+
+
+def test_audit_rows_are_unique_on_position_and_on_event_id(engine):
+    row = dict(event_id="t1/1", aggregate_id="t1", seq=1, event_type="hive.v1.TaskSubmitted", topic=TOPIC,
+               partition=0, offset=0, occurred_at=1, recorded_at=2, payload={}, headers={})
+    with engine.begin() as conn:
+        conn.execute(insert(audit_log), row)
+    for clash in ({**row, "event_id": "t1/2", "seq": 2}, {**row, "offset": 7}):
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert(audit_log), clash)
+    with engine.begin() as conn:
+        conn.execute(insert(audit_log), {**row, "offset": 8, "topic": "other"})  # another topic is fine
+
+
+def test_batch_projects_audit_task_and_offsets(engine):
+    events = lifecycle("t1")
+    apply_batch(engine, "audit", records(events, partition=2, start=10), {(TOPIC, 2): 10 + len(events)}, now=99)
+    with Session(engine) as s:
+        got = get_task(s, "t1")
+        audit = task_audit(s, "t1")
+    assert got["status"] == "running" and got["agent_id"] == "a1" and got["attempt"] == 1
+    assert got["seq"] == len(events) and got["priority"] == 3 and got["submitted_at"] == 1000
+    assert (got["first_partition"], got["first_offset"]) == (2, 10)
+    assert got["nodes"] == [{"id": "fetch", "kind": "http", "depends_on": [], "status": "completed"},
+                            {"id": "summarise", "kind": "python", "depends_on": ["fetch"], "status": "pending"}]
+    assert got["outputs"] == {"fetch": '"x"'}
+    assert [a["event_id"] for a in audit] == [f"t1/{i}" for i in range(1, len(events) + 1)]
+    assert audit[0]["event_type"] == "hive.v1.TaskSubmitted" and audit[0]["recorded_at"] == 99
+    assert audit[0]["payload"]["nodes"][1]["depends_on"] == ["fetch"]
+    assert load_offsets(engine, "audit") == {(TOPIC, 2): 10 + len(events)}
+
+
+def test_redelivery_and_duplicate_events_change_nothing(engine):
+    events = lifecycle("t1")
+    apply_batch(engine, "audit", records(events), {(TOPIC, 0): len(events)}, now=1)
+    with Session(engine) as s:
+        before = get_task(s, "t1")
+    # the same records again (redelivery), then the same events at new offsets (produced twice)
+    apply_batch(engine, "audit", records(events), {(TOPIC, 0): len(events)}, now=2)
+    apply_batch(engine, "audit", records(events[:2], start=50), {(TOPIC, 0): 52}, now=3)
+    with Session(engine) as s:
+        assert get_task(s, "t1") == before
+        assert s.scalar(select(func.count()).select_from(audit_log)) == len(events)
+        assert {a["recorded_at"] for a in task_audit(s, "t1")} == {1}
+    assert load_offsets(engine, "audit") == {(TOPIC, 0): 52}
+
+
+def test_offsets_never_move_backwards(engine):
+    apply_batch(engine, "audit", [], {(TOPIC, 0): 10, (TOPIC, 1): 3}, now=1)
+    apply_batch(engine, "audit", [], {(TOPIC, 0): 4, (TOPIC, 1): 5}, now=2)
+    assert load_offsets(engine, "audit") == {(TOPIC, 0): 10, (TOPIC, 1): 5}
+    assert load_offsets(engine, "someone-else") == {}
+
+
+def test_state_json_round_trips_and_batches_continue_from_it(engine):
+    events = lifecycle("t1")
+    apply_batch(engine, "audit", records(events[:3]), {(TOPIC, 0): 3}, now=1)
+    apply_batch(engine, "audit", records(events[3:], start=3), {(TOPIC, 0): len(events)}, now=2)
+    with Session(engine) as s:
+        row = s.get(TaskRow, "t1")
+        assert from_record(task.TaskState, row.state) == task.fold(events, "t1")
+        assert row.first_offset == 0
+
+
+def test_agents_and_task_listing(engine):
+    reg = agent.decide(c.RegisterAgent("a1", "r1", 1000, name="gpu-box", capabilities=(Capability("python"),), slots=2),
+                       agent.AgentState("a1"), 1000, 10_000)
+    state = _fold_agent(agent.AgentState("a1"), reg)
+    reserved = agent.decide(c.ReserveSlot("a1", "r2", 1500, task_id="t1"), state, 1500, 10_000)
+    apply_batch(engine, "audit", records(reg + reserved, topic=AGENTS), {(AGENTS, 0): 3}, now=1)
+    apply_batch(engine, "audit", records(lifecycle("t1")) + records(lifecycle("t2")[:2], start=20), {}, now=1)
+    with Session(engine) as s:
+        assert list_agents(s) == [{"agent_id": "a1", "name": "gpu-box", "status": "online",
+                                   "capabilities": [{"name": "python", "proficiency": 1.0}], "slots": 2,
+                                   "holding": 1, "last_seen": 1000, "seq": 3}]
+        assert [t["task_id"] for t in list_tasks(s)] == ["t1", "t2"]  # most recently updated first
+        assert [t["task_id"] for t in list_tasks(s, limit=10, status="queued")] == ["t2"]
+        assert list_tasks(s, limit=1)[0]["task_id"] == "t1"
+        assert task_audit(s, "a1") == [] and get_task(s, "missing") is None
+
+
+def _fold_agent(state, events):
+    for ev in events:
+        state = agent.evolve(state, ev)
+    return state
