@@ -3,7 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
+
 RETENTION_FOREVER = "-1"
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (and so every producer) picks for a key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,12 @@ import json
 from typing import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import murmur2
 
 from ..codec import Codec
 from ..codec.avro import to_record
 from ..domain.events import TERMINAL_TASK_EVENTS
 from ..exceptions import CodecError
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (and so every producer) picks for a key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+from ..topics import partition_for
 
 
 def parse_position(last_event_id: str | None) -> tuple[int, int] | None:

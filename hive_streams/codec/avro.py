@@ -67,8 +67,9 @@ def to_record(obj):
 
 
 def from_record(cls: type, record: dict):
+    """Builds a domain object; fields missing from an older record take the dataclass default."""
     converters = _converters(cls)
-    return cls(**{name: conv(record[name]) if conv else record[name] for name, conv in converters})
+    return cls(**{name: conv(record[name]) if conv else record[name] for name, conv in converters if name in record})
 
 
 @lru_cache(maxsize=None)

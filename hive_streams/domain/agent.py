@@ -53,6 +53,8 @@ def _online_if_needed(state: AgentState, now: int) -> list[e.AgentEvent]:
 def _(cmd: c.RegisterAgent, state: AgentState, now: int, timeout_ms: int):
     if cmd.slots < 1:
         return []
+    if (state.name, state.capabilities, state.slots, state.status) == (cmd.name, cmd.capabilities, cmd.slots, "online"):
+        return []  # the same offer again
     registered = e.AgentRegistered(**_base(state, now), name=cmd.name, capabilities=cmd.capabilities, slots=cmd.slots)
     return [registered] + _online_if_needed(state, now)
 

@@ -31,6 +31,7 @@ class TaskState:
     attempt: int = 0
     node_status: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
+    progress: Mapping[str, float] = field(default_factory=dict)
     reason: str = ""
     submitted_at: int = 0
     updated_at: int = 0
@@ -131,6 +132,8 @@ def _(cmd: c.ReportNodeProgress, state: TaskState, now: int):
     if not _open_node(cmd, state) or state.node_status[cmd.node_id] != "running":
         return []
     progress = min(1.0, max(0.0, cmd.progress))
+    if progress <= state.progress.get(cmd.node_id, -1.0):
+        return []  # progress only moves forward; a replayed report says nothing new
     return [e.NodeProgress(**_base(state, now), node_id=cmd.node_id, progress=progress, message=cmd.message)]
 
 
@@ -223,7 +226,7 @@ def _(ev: e.NodeStarted, state: TaskState):
 
 @_evolve.register
 def _(ev: e.NodeProgress, state: TaskState):
-    return state
+    return replace(state, progress={**state.progress, ev.node_id: ev.progress})
 
 
 @_evolve.register

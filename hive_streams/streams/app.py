@@ -1,4 +1,4 @@
-"""The Faust worker: topics, tables and agents wired to the deciders, relays and matcher."""
+"""The Faust worker: topics and agents wired to the deciders, relays and matcher."""
 from __future__ import annotations
 
 import asyncio
@@ -43,6 +43,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         table_standby_replicas=0,
+        broker_session_timeout=10.0,  # a crashed worker's partitions move on within seconds
+        broker_heartbeat_interval=2.0,
     )
     task_commands = _raw_topic(app, topics.task_commands, n)
     task_events = _raw_topic(app, topics.task_events, n)
@@ -50,16 +52,14 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     agent_events = _raw_topic(app, topics.agent_events, n)
     deadletter = _raw_topic(app, topics.deadletter, 1)
 
-    def table(name: str):
-        # bytes key/value types make Faust use the raw serializer, also when recovering
-        raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        return app.Table(name, default=None, partitions=n, key_type=bytes, value_type=bytes, schema=raw)
-
-    tasks = table("tasks")
-    agents = table("agents")
-    task_decider = Decider(codec, task_aggregate(), tasks, task_events, deadletter)
-    agent_decider = Decider(codec, agent_aggregate(int(settings.agent_timeout_seconds * 1000)), agents,
+    task_decider = Decider(codec, task_aggregate(), settings.bootstrap, task_events, deadletter)
+    agent_decider = Decider(codec, agent_aggregate(int(settings.agent_timeout_seconds * 1000)), settings.bootstrap,
                             agent_events, deadletter)
+
+    @app.on_partitions_revoked.connect
+    async def _forget(app, revoked, **kwargs):
+        task_decider.forget(tp.partition for tp in revoked if tp.topic == topics.task_commands)
+        agent_decider.forget(tp.partition for tp in revoked if tp.topic == topics.agent_commands)
     relay = Relay(codec, {TaskCommand: task_commands, AgentCommand: agent_commands})
     matcher = Matcher(codec, topics, settings.bootstrap, int(settings.agent_timeout_seconds * 1000))
 
