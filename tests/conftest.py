@@ -39,3 +39,13 @@ async def topics(kafka_bootstrap):
         await admin.delete_topics(list(made.layout()))
     finally:
         await admin.close()
+
+
+SERVER_FIXTURES = {"kafka_bootstrap", "pg_url", "topics"}
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use a real server are `stack` tests: `make unit` leaves them out."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
