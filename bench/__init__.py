@@ -1,0 +1,1 @@
+"""Benchmarks of hive-streams against its peers and against the limit: `python -m bench --help`."""

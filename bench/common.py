@@ -1,0 +1,147 @@
+"""Pieces every benchmark shares: sizes per mode, statistics, /proc readings, Kafka helpers."""
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from hive_streams.codec import default_codec
+from hive_streams.domain import commands as c
+from hive_streams.domain.model import NodeSpec
+
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# tasks: end-to-end tasks per run; pipeline: SubmitTask commands pre-produced; latency: tasks at half load;
+# replay: recorded events folded; memory: tasks in state.
+SIZES = {
+    "smoke": dict(repeats=1, tasks=20, pipeline=300, latency=15, replay=20_000, memory=300),
+    "default": dict(repeats=3, tasks=300, pipeline=5_000, latency=200, replay=200_000, memory=10_000),
+    "full": dict(repeats=3, tasks=3_000, pipeline=50_000, latency=2_000, replay=1_000_000, memory=100_000),
+}
+PROCESSES = 2  # executors for hive-streams, prefork worker processes for Celery: one per core here
+SLOTS = 16  # concurrent tasks per hive-streams executor (Celery's prefork children run one at a time)
+NOOP_TASK = {"name": "noop", "nodes": [{"id": "n", "kind": "echo"}]}
+
+
+@dataclass
+class Context:
+    mode: str
+    bootstrap: str
+    pg_server: str
+    work: Path  # logs and scratch files of this invocation
+    sizes: dict
+    command: str  # how to reproduce one section: `{command} <section>`
+    results: dict = field(default_factory=dict)  # earlier sections' results (latency needs the max rate)
+
+    def cmd(self, section: str) -> str:
+        return f"{self.command} {section}"
+
+
+def summary(values: list[float]) -> dict:
+    med = statistics.median(values)
+    return {"median": med, "min": min(values), "max": max(values), "runs": len(values),
+            "spread_pct": (max(values) - min(values)) / med * 100 if med else 0.0, "values": values}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), int(-(-q / 100 * len(sorted_values) // 1))))
+    return sorted_values[rank - 1]
+
+
+def proc_status_kib(pid: int, key: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def noop_submit(task_id: str, now: int | None = None) -> c.SubmitTask:
+    now = now or int(time.time() * 1000)
+    return c.SubmitTask(task_id=task_id, command_id=uuid.uuid4().hex, at=now, name="noop", requester="bench",
+                        nodes=(NodeSpec(id="n", kind="echo"),))
+
+
+async def produce(bootstrap: str, topic: str, objects, source: str = "/bench") -> int:
+    """Writes domain objects as the project's records (key, Avro value, CloudEvents headers), batched."""
+    codec = default_codec()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        pending, count = [], 0
+        for obj in objects:
+            key, value, headers = codec.message(obj, source)
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
+            count += 1
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        return count
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_records(bootstrap: str, topic: str, partitions: int, start: dict[int, int] | None = None) -> list:
+    """Every record of a topic from `start` (partition -> offset; default the beginning) to its end now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, (start or {}).get(tp.partition, 0))
+        ends = await consumer.end_offsets(tps)
+        out = []
+        while pending := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(*pending, timeout_ms=1000, max_records=10_000)).values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def ce_type(record) -> str:
+    for key, value in record.headers or ():
+        if key == "ce_type":
+            return value.decode().rsplit(".", 1)[-1]
+    return "?"
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+    return value

@@ -1,0 +1,98 @@
+"""A fabric of real hive-streams processes with its own topics and database, for one benchmark run."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from pathlib import Path
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+
+from hive_streams.infra import postgres
+from hive_streams.kafka_admin import ensure_topics
+from hive_streams.processes import Fabric, Process
+from hive_streams.topics import Topics
+
+from .common import PROCESSES, SLOTS, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, bootstrap: str, pg_server: str, work: Path, partitions: int = 4):
+        self.id = uuid.uuid4().hex[:8]
+        self.topics = Topics(f"bench{self.id}", partitions)
+        self.bootstrap = bootstrap
+        self.pg_server = pg_server
+        self.database = f"bench_{self.id}"
+        self.api_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.api_port}"
+        self.home = work / self.id
+        self.fabric: Fabric | None = None
+        self.procs: dict[str, Process] = {}
+
+    def create(self) -> "Stack":
+        asyncio.run(ensure_topics(self.bootstrap, self.topics))
+        url = postgres.create_database(self.pg_server, self.database)
+        env = {"HIVE_KAFKA_BOOTSTRAP": self.bootstrap, "HIVE_DATABASE_URL": url, "HIVE_HOME": str(self.home),
+               "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(self.topics.partitions),
+               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"bench-{self.id}",
+               "HIVE_WORKER_WEB_PORT": str(free_port())}
+        self.fabric = Fabric(env, self.home / "logs")
+        return self
+
+    def start(self, worker: bool = True, api: bool = True, connect: bool = True, executors: int = PROCESSES,
+              slots: int = SLOTS) -> "Stack":
+        if self.fabric is None:
+            self.create()
+        if connect:
+            self.procs["connect"] = self.fabric.spawn("connect", "--loglevel", "warning", "connect")
+        if worker:
+            self.procs["worker"] = self.fabric.spawn("worker", "--loglevel", "warning", "worker")
+        if api:
+            self.procs["api"] = self.fabric.spawn("api", "--loglevel", "warning", "api")
+            wait_for(lambda: self._check() or self._healthy(), 90, "the API's health")
+        for i in range(executors):
+            self.procs[f"ex-{i}"] = self.fabric.spawn(f"ex-{i}", "--loglevel", "warning", "executor", "--agent-id",
+                                                      f"ex-{i}", "--capabilities", "echo", "--slots", str(slots))
+        return self
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].popen.pid
+
+    def _check(self) -> None:
+        self.fabric.check_alive()
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in self.fabric.processes) if self.fabric else ""
+
+    def stop(self) -> None:
+        if self.fabric:
+            self.fabric.stop()
+        asyncio.run(self._delete_topics())
+        postgres.drop_database(self.pg_server, self.database)
+
+    async def _delete_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics(list(self.topics.layout()))
+        finally:
+            await admin.close()
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

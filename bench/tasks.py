@@ -1,0 +1,149 @@
+"""1. Tasks per second end to end (submit -> assign -> execute -> complete, one no-op node),
+hive-streams vs Celery with Redis, at the same number of executor / worker processes."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import uuid
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from .celery_peer import Peer
+from .common import NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, read_records, summary, wait_for
+from .stack import Stack, free_port
+
+IN_FLIGHT = 32  # concurrent HTTP submissions
+
+
+class Completions:
+    """Follows a task events topic from its end and notes when each task of interest ends."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int):
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+        self.done: dict[bytes, float] = {}
+        self.failed: list[str] = []
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.consumer.assign(self.tps)
+        await self.consumer.seek_to_end(*self.tps)
+        for tp in self.tps:
+            await self.consumer.position(tp)
+
+    async def until(self, ids: set[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ids <= self.done.keys():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(ids - self.done.keys())} of {len(ids)} tasks not done; failed: {self.failed[:3]}")
+            for records in (await self.consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    kind = ce_type(r)
+                    if kind == "TaskCompleted":
+                        self.done[r.key] = time.perf_counter()
+                    elif kind in ("TaskFailed", "TaskRejected", "TaskCancelled"):
+                        self.failed.append(f"{r.key.decode()}: {kind}")
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+async def submit_all(base_url: str, ids: list[str]) -> None:
+    limit = asyncio.Semaphore(IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60,
+                                 limits=httpx.Limits(max_connections=IN_FLIGHT)) as http:
+        async def one(task_id: str) -> None:
+            async with limit:
+                response = await http.post("/api/tasks", json={**NOOP_TASK, "id": task_id})
+                response.raise_for_status()
+        await asyncio.gather(*(one(t) for t in ids))
+
+
+async def hive_burst(stack: Stack, n: int, timeout: float) -> float:
+    """Seconds from the first submit to the last TaskCompleted event."""
+    watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
+    await watch.start()
+    try:
+        ids = [f"b{uuid.uuid4().hex[:12]}" for _ in range(n)]
+        started = time.perf_counter()
+        submitting = asyncio.create_task(submit_all(stack.base_url, ids))
+        await watch.until({t.encode() for t in ids}, timeout)
+        await submitting
+        return max(watch.done.values()) - started
+    finally:
+        await watch.stop()
+
+
+async def topic_offsets(stack: Stack) -> dict[str, dict[int, int]]:
+    from .common import end_offsets
+    t = stack.topics
+    return {name: await end_offsets(stack.bootstrap, name, t.partitions)
+            for name in (t.task_commands, t.task_events, t.agent_commands, t.agent_events)}
+
+
+async def records_by_type(stack: Stack, start: dict[str, dict[int, int]]) -> dict[str, collections.Counter]:
+    out = {}
+    for name, offsets in start.items():
+        records = await read_records(stack.bootstrap, name, stack.topics.partitions, offsets)
+        out[name.split(".", 1)[1]] = collections.Counter(ce_type(r) for r in records)
+    return out
+
+
+def hive_run(ctx: Context, n: int) -> dict:
+    stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
+    try:
+        asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))  # warm-up: agents registered, code paths hot
+        start = asyncio.run(topic_offsets(stack))
+        cpu0 = {name: cpu_seconds(stack.pid(name)) for name in stack.procs}
+        client0 = time.process_time()
+        seconds = asyncio.run(hive_burst(stack, n, 60 + n))
+        cpu = {name: cpu_seconds(stack.pid(name)) - cpu0[name] for name in stack.procs}
+        cpu["bench client"] = time.process_time() - client0
+        time.sleep(1.0)  # let the slot releases that follow the last completion land
+        counts = asyncio.run(records_by_type(stack, start))
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
+    finally:
+        stack.stop()
+    events = {k: v for k, v in counts.items() if k.endswith("events")}
+    commands = {k: v for k, v in counts.items() if k.endswith("commands")}
+    beats = sum(v["AgentHeartbeat"] + v["Heartbeat"] for v in counts.values())
+    n_events = sum(sum(v.values()) for v in events.values())
+    return {"tasks": n, "seconds": seconds, "tasks_per_s": n / seconds,
+            "events": n_events, "events_per_task": n_events / n, "events_per_s": n_events / seconds,
+            "commands_per_task": sum(sum(v.values()) for v in commands.values()) / n, "heartbeat_records": beats,
+            "by_type": {k: dict(v) for k, v in counts.items()},
+            "cpu_ms_per_task": {k: v / n * 1000 for k, v in cpu.items()}}
+
+
+def celery_run(ctx: Context, n: int) -> dict:
+    peer = Peer(ctx.work / f"celery-{free_port()}", free_port(), PROCESSES).start()
+    try:
+        peer.run(2 * PROCESSES, 60)
+        commands0, cpu0, client0 = peer.commands(), peer.cpu(), time.process_time()
+        seconds = peer.run(n, 60 + n)
+        cpu = {k: v - cpu0[k] for k, v in peer.cpu().items()}
+        cpu["bench client"] = time.process_time() - client0
+        redis_commands = peer.commands() - commands0
+    finally:
+        peer.stop()
+    return {"tasks": n, "seconds": seconds, "tasks_per_s": n / seconds, "redis_commands_per_task": redis_commands / n,
+            "cpu_ms_per_task": {k: v / n * 1000 for k, v in cpu.items()}}
+
+
+def run(ctx: Context) -> dict:
+    n, repeats = ctx.sizes["tasks"], ctx.sizes["repeats"]
+    hive = [hive_run(ctx, n) for _ in range(repeats)]
+    celery = [celery_run(ctx, n) for _ in range(repeats)]
+    return {
+        "command": ctx.cmd("tasks"),
+        "setup": {"processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
+                  "hive_submit": f"HTTP POST /api/tasks, {IN_FLIGHT} in flight", "celery_submit": "task.delay() in a loop",
+                  "node": "hive: one `echo` node; celery: a task returning None"},
+        "hive": {"runs": hive, "tasks_per_s": summary([r["tasks_per_s"] for r in hive]),
+                 "events_per_task": summary([r["events_per_task"] for r in hive]),
+                 "events_per_s": summary([r["events_per_s"] for r in hive])},
+        "celery": {"runs": celery, "tasks_per_s": summary([r["tasks_per_s"] for r in celery])},
+    }
