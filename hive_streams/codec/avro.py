@@ -10,6 +10,7 @@ import typing
 from functools import lru_cache
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
 
 from ..exceptions import CodecError, TruncatedRecordError, UnknownSchemaError
 from .registry import SchemaRegistry
@@ -44,14 +45,20 @@ class AvroCodec:
         buf = io.BytesIO(data)
         buf.seek(HEADER_LEN)
         try:
-            record = schemaless_reader(buf, entry.schema, None)
+            # reader is None for the current version: no resolution on the hot path
+            record = schemaless_reader(buf, entry.schema, entry.reader)
+        except SchemaResolutionError as exc:
+            raise CodecError(f"{entry.name}: version {entry.fingerprint.hex()} does not resolve to the current schema ({exc})") from None
         except (EOFError, StopIteration, IndexError, struct.error) as exc:
             raise TruncatedRecordError(f"{entry.name}: truncated body ({type(exc).__name__})") from None
         except (ValueError, TypeError, UnicodeDecodeError, OverflowError) as exc:
             raise CodecError(f"{entry.name}: malformed body ({exc})") from None
         if buf.tell() != len(data):
             raise CodecError(f"{entry.name}: {len(data) - buf.tell()} trailing bytes")
-        return from_record(entry.cls, record)
+        try:
+            return from_record(entry.cls, record)
+        except TypeError as exc:  # e.g. the schema lacks a field the class requires
+            raise CodecError(f"{entry.name}: does not fit {entry.cls.__name__} ({exc})") from None
 
 
 def to_record(obj):
