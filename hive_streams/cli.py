@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 from . import settings as settings_mod
-from .domain.model import NODE_KINDS, Capability
+from .domain.model import NODE_KINDS, Capability, Hardware
 
 
 def parse_capabilities(text: str) -> tuple[Capability, ...]:
@@ -47,7 +48,9 @@ def cmd_worker(args, s) -> int:
 def cmd_executor(args, s) -> int:
     from .executor.runtime import AgentOffer, Executor
     agent_id = args.agent_id or f"agent-{__import__('uuid').uuid4().hex[:8]}"
-    offer = AgentOffer(agent_id, args.name or agent_id, parse_capabilities(args.capabilities), args.slots)
+    hardware = Hardware(args.gpu_type, args.vram_gb, args.cpu_cores or os.cpu_count() or 1, args.ram_gb)
+    offer = AgentOffer(agent_id, args.name or agent_id, parse_capabilities(args.capabilities), args.slots,
+                       args.endpoint, args.model, hardware, args.price)
     asyncio.run(_until_signal(Executor(s, offer).run))
     return 0
 
@@ -82,7 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--agent-id")
     ex.add_argument("--name")
     ex.add_argument("--capabilities", default=",".join(NODE_KINDS))
-    ex.add_argument("--slots", type=int, default=2)
+    ex.add_argument("--slots", type=int, default=2, help="tasks it runs at once")
+    ex.add_argument("--price", type=float, default=0.0, help="what it charges per task")
+    ex.add_argument("--model", default="")
+    ex.add_argument("--endpoint", default="")
+    ex.add_argument("--gpu-type", default="")
+    ex.add_argument("--vram-gb", type=float, default=0.0)
+    ex.add_argument("--cpu-cores", type=int, default=0, help="default: this machine's")
+    ex.add_argument("--ram-gb", type=float, default=0.0)
     sub.add_parser("api", help="the HTTP API and SSE feeds")
     sub.add_parser("connect", help="the audit-log and read-model projection")
     sub.add_parser("up", help="everything: Kafka, store, worker, projection, API, two executors, a demo")

@@ -71,9 +71,9 @@ class Fabric:
     def worker(self, name: str = "worker", **extra_env: str) -> Process:
         return self.spawn(name, "worker", extra_env=extra_env)
 
-    def executor(self, agent_id: str, capabilities: str, slots: int = 2) -> Process:
+    def executor(self, agent_id: str, capabilities: str, slots: int = 2, *options: str) -> Process:
         return self.spawn(agent_id, "executor", "--agent-id", agent_id, "--capabilities", capabilities,
-                          "--slots", str(slots))
+                          "--slots", str(slots), *options)
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

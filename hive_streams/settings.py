@@ -18,6 +18,9 @@ class Settings:
     database_url: str = field(default="", metadata={"env": "HIVE_DATABASE_URL", "doc": "SQLAlchemy URL of the store; empty means SQLite at $HIVE_HOME/hive.db"})
     api_host: str = field(default="127.0.0.1", metadata={"env": "HIVE_API_HOST", "doc": "address the API binds"})
     api_port: int = field(default=8080, metadata={"env": "HIVE_API_PORT", "doc": "port the API binds"})
+    api_url: str = field(default="", metadata={"env": "HIVE_API_URL", "doc": "where the CLI finds the API; empty means http://HIVE_API_HOST:HIVE_API_PORT"})
+    feed_memory: int = field(default=10_000, metadata={"env": "HIVE_FEED_MEMORY", "doc": "recent events each API process keeps for SSE clients that reconnect"})
+    feed_queue: int = field(default=1_000, metadata={"env": "HIVE_FEED_QUEUE", "doc": "frames waiting for one SSE client before it is dropped as too slow"})
     home: str = field(default=str(REPO_ROOT / ".hive"), metadata={"env": "HIVE_HOME", "doc": "project-owned directory for broker data, logs, pids and the embedded store"})
     topic_prefix: str = field(default="hive", metadata={"env": "HIVE_TOPIC_PREFIX", "doc": "prefix of every topic name (tests use their own)"})
     partitions: int = field(default=4, metadata={"env": "HIVE_PARTITIONS", "doc": "partitions of each aggregate topic"})
@@ -25,6 +28,7 @@ class Settings:
     worker_web_port: int = field(default=6066, metadata={"env": "HIVE_WORKER_WEB_PORT", "doc": "port of the Faust worker's own web server"})
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "HIVE_HEARTBEAT_SECONDS", "doc": "executor heartbeat interval"})
     agent_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_AGENT_TIMEOUT_SECONDS", "doc": "an agent silent this long is not offered work"})
+    sweep_seconds: float = field(default=1.0, metadata={"env": "HIVE_SWEEP_SECONDS", "doc": "how often the worker checks deadlines and silent agents"})
     max_body_bytes: int = field(default=1_000_000, metadata={"env": "HIVE_MAX_BODY_BYTES", "doc": "largest task definition the API accepts"})
     schemas_dir: str = field(default=str(REPO_ROOT / "schemas"), metadata={"env": "HIVE_SCHEMAS_DIR", "doc": "directory of the Avro schemas"})
     kafka_version: str = field(default="4.4.0", metadata={"env": "HIVE_KAFKA_VERSION", "doc": "Apache Kafka version the launcher assembles from Maven Central"})
@@ -38,6 +42,10 @@ class Settings:
     @property
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home_path / 'hive.db'}"
+
+    @property
+    def api_base_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def bootstrap(self) -> str:

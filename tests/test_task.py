@@ -89,3 +89,67 @@ def test_cancel_only_once_and_carries_the_agent():
     assert cancelled[0].agent_id == "ag"
     state = evolve(state, cancelled[0])
     assert decide(c.CancelTask("t1", "k2", 51), state, 51) == []
+
+
+def test_node_failure_retries_with_backoff_and_keeps_completed_outputs():
+    state, log = run([submit(max_retries=2, retry_backoff_seconds=2), c.AssignTask("t1", "x", 11, "ag"),
+                      report(c.ReportNodeCompleted, "a", output_json='"A"'), report(c.ReportNodeFailed, "b", error="boom")])
+    retry = log[-1]
+    assert isinstance(retry, e.TaskRetryScheduled) and retry.not_before == 20 + 2000 and retry.agent_id == "ag"
+    assert (state.status, state.failures, state.node_status) == ("queued", 1, {"a": "completed", "b": "pending"})
+    state, log = run([c.AssignTask("t1", "y", 30, "other")], state)
+    assert log[0].attempt == 2 and [o.node_id for o in log[0].completed] == ["a"]
+    state, log = run([report(c.ReportNodeFailed, "b", attempt=2, agent="other", error="again")], state)
+    assert log[-1].not_before == 20 + 4000  # doubled
+
+
+def test_retries_exhausted_fail_the_task():
+    state, log = run([submit(max_retries=0), c.AssignTask("t1", "x", 11, "ag"), report(c.ReportNodeFailed, "a", error="boom")])
+    assert state.status == "failed" and "no retries allowed" in state.reason
+
+
+def test_agent_loss_requeues_the_task():
+    state, _ = run([submit(), c.AssignTask("t1", "x", 11, "ag")])
+    assert decide(c.ReportAgentLost("t1", "l", 12, "someone-else"), state, 12) == []
+    events = decide(c.ReportAgentLost("t1", "l", 12, "ag"), state, 12)
+    assert isinstance(events[0], e.TaskRetryScheduled) and "went offline" in events[0].reason
+
+
+def test_deadline_fails_the_task_and_names_the_holder():
+    state, _ = run([c.SubmitTask("t1", "s", 10, "d", "r", NODES, deadline_at=100), c.AssignTask("t1", "x", 11, "ag")])
+    assert decide(c.ExpireTask("t1", "e", 99), state, 99) == []
+    events = decide(c.ExpireTask("t1", "e", 100), state, 100)
+    assert events[0].reason == "deadline_exceeded" and events[0].agent_id == "ag"
+
+
+def test_waiting_reason_is_recorded_once():
+    state, log = run([submit(), c.NoteWaiting("t1", "n", 12, "no eligible agent")])
+    assert state.waiting_reason == "no eligible agent" and isinstance(log[-1], e.TaskWaiting)
+    assert decide(c.NoteWaiting("t1", "n2", 13, "no eligible agent"), state, 13) == []
+
+
+def test_pinned_task_declines_other_agents():
+    state, _ = run([submit(), c.PinTask("t1", "p", 11, "chosen")])
+    assert isinstance(decide(c.AssignTask("t1", "x", 12, "other"), state, 12)[0], e.TaskAssignmentDeclined)
+    assert isinstance(decide(c.AssignTask("t1", "x", 12, "chosen"), state, 12)[0], e.TaskAssigned)
+
+
+def test_dependencies_block_until_completed_and_fail_on_failure():
+    waiting = c.SubmitTask("t1", "s", 10, "d", "r", NODES, after=("u1", "u2"))
+    state, log = run([waiting])
+    assert state.status == "blocked" and log[-1].waiting_on == ("u1", "u2")
+    state, _ = run([c.DependencyFinished("t1", "d1", 11, "u1", "completed")], state)
+    assert state.status == "blocked"
+    done, log = run([c.DependencyFinished("t1", "d2", 12, "u2", "completed")], state)
+    assert done.status == "queued" and isinstance(log[-1], e.TaskValidated)
+    failed, _ = run([c.DependencyFinished("t1", "d3", 12, "u2", "cancelled")], state)
+    assert failed.status == "failed" and failed.reason == "dependency u2 cancelled"
+
+
+def test_watchers_hear_the_outcome_now_or_later():
+    state, _ = run([submit(), c.WatchTask("t1", "w", 11, "later")])
+    _, log = run([c.CancelTask("t1", "k", 12)], state)
+    assert [(type(ev).__name__, getattr(ev, "watcher", None)) for ev in log] == [("TaskCancelled", None), ("TaskOutcomeShared", "later")]
+    ended, _ = run([c.CancelTask("t1", "k", 12)], state)
+    events = decide(c.WatchTask("t1", "w2", 13, "late-watcher"), ended, 13)
+    assert events[-1].outcome == "cancelled"

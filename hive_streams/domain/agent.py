@@ -1,12 +1,12 @@
 """The agent aggregate: an executor's offer, liveness and the slots it has promised."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import singledispatch
 
 from . import commands as c
 from . import events as e
-from .model import Capability
+from .model import Capability, Hardware
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,17 @@ class AgentState:
     name: str = ""
     capabilities: tuple[Capability, ...] = ()
     slots: int = 0
+    endpoint: str = ""
+    model: str = ""
+    hardware: Hardware = field(default_factory=Hardware)
+    price: float = 0.0
+    targets: dict[str, float] = field(default_factory=dict)
     holding: frozenset[str] = frozenset()
     last_seen: int = 0
     cpu_percent: float = 0.0
+    memory_percent: float = 0.0
+    gpu_percent: float = 0.0
+    tokens_per_second: float | None = None
 
     def live(self, now: int, timeout_ms: int) -> bool:
         return self.status == "online" and now - self.last_seen <= timeout_ms
@@ -49,21 +57,31 @@ def _online_if_needed(state: AgentState, now: int) -> list[e.AgentEvent]:
     return [e.AgentStatusChanged(**_base(state, now), status="online", reason="heard from")]
 
 
+def _offline(state: AgentState, now: int, reason: str) -> e.AgentStatusChanged:
+    return e.AgentStatusChanged(**_base(state, now), status="offline", reason=reason,
+                                lost_tasks=tuple(sorted(state.holding)))
+
+
+OFFER_FIELDS = ("name", "capabilities", "slots", "endpoint", "model", "hardware", "price", "targets")
+
+
 @_decide.register
 def _(cmd: c.RegisterAgent, state: AgentState, now: int, timeout_ms: int):
     if cmd.slots < 1:
         return []
-    if (state.name, state.capabilities, state.slots, state.status) == (cmd.name, cmd.capabilities, cmd.slots, "online"):
+    offer = {name: getattr(cmd, name) for name in OFFER_FIELDS}
+    if state.status == "online" and all(getattr(state, k) == v for k, v in offer.items()):
         return []  # the same offer again
-    registered = e.AgentRegistered(**_base(state, now), name=cmd.name, capabilities=cmd.capabilities, slots=cmd.slots)
-    return [registered] + _online_if_needed(state, now)
+    return [e.AgentRegistered(**_base(state, now), **offer)] + _online_if_needed(state, now)
 
 
 @_decide.register
 def _(cmd: c.Heartbeat, state: AgentState, now: int, timeout_ms: int):
     if state.status == "unknown":
         return []
-    beat = e.AgentHeartbeat(**_base(state, now), running=cmd.running, cpu_percent=cmd.cpu_percent)
+    beat = e.AgentHeartbeat(**_base(state, now), running=cmd.running, cpu_percent=cmd.cpu_percent,
+                            memory_percent=cmd.memory_percent, gpu_percent=cmd.gpu_percent,
+                            tokens_per_second=cmd.tokens_per_second)
     return _online_if_needed(state, now) + [beat]
 
 
@@ -71,7 +89,14 @@ def _(cmd: c.Heartbeat, state: AgentState, now: int, timeout_ms: int):
 def _(cmd: c.DeregisterAgent, state: AgentState, now: int, timeout_ms: int):
     if state.status != "online":
         return []
-    return [e.AgentStatusChanged(**_base(state, now), status="offline", reason=cmd.reason or "deregistered")]
+    return [_offline(state, now, cmd.reason or "deregistered")]
+
+
+@_decide.register
+def _(cmd: c.ExpireAgent, state: AgentState, now: int, timeout_ms: int):
+    if state.status != "online" or now - state.last_seen <= timeout_ms:
+        return []
+    return [_offline(state, now, f"no heartbeat for {(now - state.last_seen) / 1000:.1f}s")]
 
 
 @_decide.register
@@ -105,18 +130,20 @@ def _evolve(event, state: AgentState) -> AgentState:
 
 @_evolve.register
 def _(ev: e.AgentRegistered, state: AgentState):
-    return replace(state, name=ev.name, capabilities=ev.capabilities, slots=ev.slots, last_seen=ev.at)
+    return replace(state, **{name: getattr(ev, name) for name in OFFER_FIELDS}, last_seen=ev.at)
 
 
 @_evolve.register
 def _(ev: e.AgentHeartbeat, state: AgentState):
-    return replace(state, last_seen=ev.at, cpu_percent=ev.cpu_percent)
+    return replace(state, last_seen=ev.at, cpu_percent=ev.cpu_percent, memory_percent=ev.memory_percent,
+                   gpu_percent=ev.gpu_percent, tokens_per_second=ev.tokens_per_second)
 
 
 @_evolve.register
 def _(ev: e.AgentStatusChanged, state: AgentState):
-    last_seen = ev.at if ev.status == "online" else state.last_seen
-    return replace(state, status=ev.status, last_seen=last_seen)
+    if ev.status == "online":
+        return replace(state, status="online", last_seen=ev.at)
+    return replace(state, status=ev.status, holding=frozenset())  # lost tasks go back to the market
 
 
 @_evolve.register

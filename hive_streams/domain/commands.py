@@ -1,9 +1,9 @@
 """Commands: requests to an aggregate's decider. Reports from executors are commands too."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .model import Capability, NodeSpec, Requirement
+from .model import Capability, Hardware, NodeSpec, Requirement, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,17 @@ class SubmitTask(TaskCommand):
     nodes: tuple[NodeSpec, ...]
     priority: int = 0
     deadline_at: int | None = None
-    budget: float = 0.0
-    max_retries: int = 0
+    budget: float | None = None
+    max_retries: int = 2
     requires: tuple[Requirement, ...] = ()
+    hardware: Hardware = field(default_factory=Hardware)
+    after: tuple[str, ...] = ()
+    retry_backoff_seconds: float = 1.0
+
+    @classmethod
+    def of(cls, task_id: str, command_id: str, at: int, requester: str, spec: TaskSpec) -> "SubmitTask":
+        return cls(task_id, command_id, at, spec.name, requester, spec.nodes, spec.priority, spec.deadline_at,
+                   spec.budget, spec.max_retries, spec.requires, spec.hardware, spec.after, spec.retry_backoff_seconds)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,37 @@ class CancelTask(TaskCommand):
 @dataclass(frozen=True)
 class AssignTask(TaskCommand):
     agent_id: str
+
+
+@dataclass(frozen=True)
+class PinTask(TaskCommand):
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class NoteWaiting(TaskCommand):
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExpireTask(TaskCommand):
+    """Sent by a timer when the deadline may have passed; the decider checks."""
+
+
+@dataclass(frozen=True)
+class ReportAgentLost(TaskCommand):
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class WatchTask(TaskCommand):
+    watcher: str
+
+
+@dataclass(frozen=True)
+class DependencyFinished(TaskCommand):
+    dependency: str
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -85,17 +124,30 @@ class RegisterAgent(AgentCommand):
     name: str
     capabilities: tuple[Capability, ...]
     slots: int = 1
+    endpoint: str = ""
+    model: str = ""
+    hardware: Hardware = field(default_factory=Hardware)
+    price: float = 0.0
+    targets: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Heartbeat(AgentCommand):
     running: int = 0
     cpu_percent: float = 0.0
+    memory_percent: float = 0.0
+    gpu_percent: float = 0.0
+    tokens_per_second: float | None = None
 
 
 @dataclass(frozen=True)
 class DeregisterAgent(AgentCommand):
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class ExpireAgent(AgentCommand):
+    """Sent by a timer when heartbeats may have stopped; the decider checks."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +160,7 @@ class ReleaseSlot(AgentCommand):
     task_id: str
 
 
-TASK_COMMANDS = (SubmitTask, CancelTask, AssignTask, StartTask, ReportNodeStarted, ReportNodeProgress,
-                 ReportNodeCompleted, ReportNodeFailed)
-AGENT_COMMANDS = (RegisterAgent, Heartbeat, DeregisterAgent, ReserveSlot, ReleaseSlot)
+TASK_COMMANDS = (SubmitTask, CancelTask, AssignTask, PinTask, NoteWaiting, ExpireTask, ReportAgentLost, WatchTask,
+                 DependencyFinished, StartTask, ReportNodeStarted, ReportNodeProgress, ReportNodeCompleted,
+                 ReportNodeFailed)
+AGENT_COMMANDS = (RegisterAgent, Heartbeat, DeregisterAgent, ExpireAgent, ReserveSlot, ReleaseSlot)

@@ -5,10 +5,12 @@ import json
 from typing import Any
 
 from .dag import InvalidGraph, topological_order
-from .model import NODE_KINDS, NodeSpec, Requirement, TaskSpec
+from .model import NODE_KINDS, Hardware, NodeSpec, Requirement, TaskSpec
 
 MAX_NODES = 500
-TASK_FIELDS = {"id", "name", "nodes", "priority", "deadline_seconds", "budget", "max_retries", "requires"}
+TASK_FIELDS = {"id", "name", "nodes", "priority", "deadline_seconds", "budget", "max_retries", "requires", "hardware",
+               "after", "retry_backoff_seconds"}
+HARDWARE_FIELDS = {"gpu_type": str, "vram_gb": (int, float), "cpu_cores": int, "ram_gb": (int, float)}
 NODE_FIELDS = {"id", "kind", "type", "depends_on", "timeout_seconds"}
 KIND_PARAMS = {
     "shell": {"command": str},
@@ -63,6 +65,16 @@ def _requirements(raw: Any, path: str) -> tuple[Requirement, ...]:
     return tuple(out)
 
 
+def _hardware(raw: Any) -> Hardware:
+    if not isinstance(raw, dict):
+        raise DefinitionError("hardware", "must be a mapping")
+    for key in raw:
+        if key not in HARDWARE_FIELDS:
+            raise DefinitionError(f"hardware.{key}", f"unknown field (expected one of {', '.join(HARDWARE_FIELDS)})")
+    values = {key: _get(raw, key, "hardware", types) for key, types in HARDWARE_FIELDS.items() if key in raw}
+    return Hardware(**values)
+
+
 def _node(raw: Any, path: str) -> NodeSpec:
     if not isinstance(raw, dict):
         raise DefinitionError(path, "must be a mapping")
@@ -105,10 +117,10 @@ def parse_task(raw: Any, now_ms: int) -> TaskSpec:
         raise DefinitionError("nodes", f"must have at most {MAX_NODES} nodes")
     nodes = tuple(_node(n, f"nodes[{i}]") for i, n in enumerate(nodes_raw))
     priority = _get(raw, "priority", "", int, 0)
-    budget = float(_get(raw, "budget", "", (int, float), 0.0))
-    if budget < 0:
+    budget = _get(raw, "budget", "", (int, float), None)
+    if budget is not None and budget < 0:
         raise DefinitionError("budget", "must not be negative")
-    max_retries = _get(raw, "max_retries", "", int, 0)
+    max_retries = _get(raw, "max_retries", "", int, 2)
     if not 0 <= max_retries <= 20:
         raise DefinitionError("max_retries", "must be between 0 and 20")
     deadline_at = None
@@ -118,7 +130,15 @@ def parse_task(raw: Any, now_ms: int) -> TaskSpec:
             raise DefinitionError("deadline_seconds", "must be positive")
         deadline_at = now_ms + int(seconds * 1000)
     requires = _requirements(raw.get("requires", []), "requires")
-    spec = TaskSpec(name, nodes, priority, deadline_at, budget, max_retries, requires)
+    backoff = float(_get(raw, "retry_backoff_seconds", "", (int, float), 1.0))
+    if not 0 <= backoff <= 3600:
+        raise DefinitionError("retry_backoff_seconds", "must be between 0 and 3600")
+    after = _get(raw, "after", "", list, [])
+    for i, task_id in enumerate(after):
+        if not isinstance(task_id, str) or not task_id:
+            raise DefinitionError(f"after[{i}]", "must be a task id")
+    spec = TaskSpec(name, nodes, priority, deadline_at, None if budget is None else float(budget), max_retries,
+                    requires, _hardware(raw.get("hardware", {})), tuple(after), backoff)
     try:
         topological_order(nodes)
     except InvalidGraph as exc:

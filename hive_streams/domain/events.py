@@ -1,9 +1,9 @@
 """Events: facts in the log. Every event names its aggregate and its sequence number in it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .model import Capability, NodeOutput, NodeSpec, Requirement
+from .model import Capability, Hardware, NodeOutput, NodeSpec, Requirement
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,33 @@ class TaskSubmitted(TaskEvent):
     nodes: tuple[NodeSpec, ...]
     priority: int = 0
     deadline_at: int | None = None
-    budget: float = 0.0
-    max_retries: int = 0
+    budget: float | None = None
+    max_retries: int = 2
     requires: tuple[Requirement, ...] = ()
+    hardware: Hardware = field(default_factory=Hardware)
+    after: tuple[str, ...] = ()
+    retry_backoff_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class TaskBlocked(TaskEvent):
+    """The task waits for the tasks it depends on."""
+    waiting_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DependencyResolved(TaskEvent):
+    dependency: str
+    outcome: str
 
 
 @dataclass(frozen=True)
 class TaskValidated(TaskEvent):
+    """The task is queued for the marketplace with everything matching needs."""
     requires: tuple[Requirement, ...] = ()
     priority: int = 0
+    hardware: Hardware = field(default_factory=Hardware)
+    budget: float | None = None
 
 
 @dataclass(frozen=True)
@@ -37,11 +55,29 @@ class TaskRejected(TaskEvent):
 
 
 @dataclass(frozen=True)
+class TaskWaiting(TaskEvent):
+    """Why no agent has taken the queued task yet."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskPinned(TaskEvent):
+    """An operator chose the agent: the marketplace offers the task to it only."""
+    agent_id: str
+
+
+@dataclass(frozen=True)
 class TaskAssigned(TaskEvent):
     agent_id: str
     attempt: int
     nodes: tuple[NodeSpec, ...]
     completed: tuple[NodeOutput, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskAssignmentDeclined(TaskEvent):
+    agent_id: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +115,15 @@ class NodeFailed(TaskEvent):
 
 
 @dataclass(frozen=True)
+class TaskRetryScheduled(TaskEvent):
+    """An attempt failed; the task is queued again, not before `not_before`, preferably elsewhere."""
+    agent_id: str
+    attempt: int
+    reason: str
+    not_before: int
+
+
+@dataclass(frozen=True)
 class TaskCompleted(TaskEvent):
     agent_id: str
     outputs: tuple[NodeOutput, ...]
@@ -97,6 +142,18 @@ class TaskCancelled(TaskEvent):
 
 
 @dataclass(frozen=True)
+class TaskWatched(TaskEvent):
+    """Another task depends on this one and wants its outcome."""
+    watcher: str
+
+
+@dataclass(frozen=True)
+class TaskOutcomeShared(TaskEvent):
+    watcher: str
+    outcome: str
+
+
+@dataclass(frozen=True)
 class AgentEvent:
     agent_id: str
     seq: int
@@ -108,18 +165,27 @@ class AgentRegistered(AgentEvent):
     name: str
     capabilities: tuple[Capability, ...]
     slots: int = 1
+    endpoint: str = ""
+    model: str = ""
+    hardware: Hardware = field(default_factory=Hardware)
+    price: float = 0.0
+    targets: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class AgentHeartbeat(AgentEvent):
     running: int = 0
     cpu_percent: float = 0.0
+    memory_percent: float = 0.0
+    gpu_percent: float = 0.0
+    tokens_per_second: float | None = None
 
 
 @dataclass(frozen=True)
 class AgentStatusChanged(AgentEvent):
     status: str
     reason: str = ""
+    lost_tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,14 +204,9 @@ class SlotReleased(AgentEvent):
     task_id: str
 
 
-@dataclass(frozen=True)
-class TaskAssignmentDeclined(TaskEvent):
-    agent_id: str
-    reason: str
-
-
 TERMINAL_TASK_EVENTS = (TaskCompleted, TaskFailed, TaskCancelled, TaskRejected)
-TASK_EVENTS = (TaskSubmitted, TaskValidated, TaskRejected, TaskAssigned, TaskStarted, NodeStarted,
-               NodeProgress, NodeCompleted, NodeFailed, TaskCompleted, TaskFailed, TaskCancelled,
-               TaskAssignmentDeclined)
+TASK_EVENTS = (TaskSubmitted, TaskBlocked, DependencyResolved, TaskValidated, TaskRejected, TaskWaiting, TaskPinned,
+               TaskAssigned, TaskAssignmentDeclined, TaskStarted, NodeStarted, NodeProgress, NodeCompleted,
+               NodeFailed, TaskRetryScheduled, TaskCompleted, TaskFailed, TaskCancelled, TaskWatched,
+               TaskOutcomeShared)
 AGENT_EVENTS = (AgentRegistered, AgentHeartbeat, AgentStatusChanged, SlotReserved, SlotRefused, SlotReleased)

@@ -1,7 +1,17 @@
-"""The matcher's read model and policy: which queued task to propose to which agent.
+"""The marketplace: which queued task to offer to which agent, and why a task still waits.
 
-Proposals are advisory; the agent aggregate accepts or refuses a slot, so a stale view
-can only cost a refusal, never an over-booked agent.
+Eligibility: every required capability at or above its proficiency, hardware that covers the
+task's needs, a price within the budget, and an agent that is online with a free slot.
+
+Ranking (higher is better, ties broken by agent id):
+    0.40 * proficiency (mean over required capabilities)
+  + 0.30 * reputation (see reputation.py)
+  + 0.15 * cheapness   (1 - price / budget; 1 without a budget)
+  + 0.15 * idleness    (free slots / slots)
+Agents that already failed or refused the task come after all others.
+
+Proposals are advisory: the agent aggregate accepts or refuses a slot, so a stale view can
+only cost a refusal, never an over-booked agent.
 """
 from __future__ import annotations
 
@@ -10,18 +20,49 @@ from dataclasses import dataclass, field, replace
 from . import agent as agent_agg
 from . import commands as c
 from . import events as e
-from .model import Offer, Requirement
+from .model import Hardware, Requirement, capability_shortfall
+from .reputation import Record, outcome
+
+WEIGHTS = {"proficiency": 0.40, "reputation": 0.30, "cheapness": 0.15, "idleness": 0.15}
+BUSY = "every eligible agent is busy"
+
+
+@dataclass(frozen=True)
+class Need:
+    requires: tuple[Requirement, ...] = ()
+    hardware: Hardware = field(default_factory=Hardware)
+    budget: float | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True)
 class Waiting:
     task_id: str
-    priority: int
+    need: Need
     order: int
-    requires: tuple[Requirement, ...]
+    not_before: int = 0
+    pinned_to: str | None = None
+    avoid: frozenset[str] = frozenset()
     proposed_to: str | None = None
     proposed_at: int = 0
-    refused_by: frozenset[str] = frozenset()
+    noted: str = ""
+
+
+def ineligible(need: Need, a: agent_agg.AgentState, now: int, timeout_ms: int) -> str:
+    """Empty when the agent could serve the task (slots aside), else why not."""
+    if not a.live(now, timeout_ms):
+        return "no live agent"
+    return (capability_shortfall(a.capabilities, need.requires) or a.hardware.covers(need.hardware)
+            or (f"price {a.price} over budget {need.budget}" if need.budget is not None and a.price > need.budget else ""))
+
+
+def score(need: Need, a: agent_agg.AgentState, reputation: float, free: int) -> float:
+    have = {cap.name: cap.proficiency for cap in a.capabilities}
+    proficiency = sum(have[r.name] for r in need.requires) / len(need.requires) if need.requires else 1.0
+    cheapness = 1.0 - a.price / need.budget if need.budget else 1.0
+    idleness = free / a.slots if a.slots else 0.0
+    return (WEIGHTS["proficiency"] * proficiency + WEIGHTS["reputation"] * reputation
+            + WEIGHTS["cheapness"] * cheapness + WEIGHTS["idleness"] * idleness)
 
 
 @dataclass
@@ -29,8 +70,13 @@ class Market:
     """Mutable read model owned by one matcher; rebuilt by folding the event log."""
     agents: dict[str, agent_agg.AgentState] = field(default_factory=dict)
     waiting: dict[str, Waiting] = field(default_factory=dict)
+    needs: dict[str, Need] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)
     task_seq: dict[str, int] = field(default_factory=dict)
     order: int = 0
+
+    def reputation(self, agent_id: str) -> float:
+        return self.records.get(agent_id, Record()).score
 
     def observe(self, event) -> None:
         if isinstance(event, e.AgentEvent):
@@ -38,54 +84,91 @@ class Market:
             self.agents[event.agent_id] = agent_agg.evolve(state, event)
             if isinstance(event, e.SlotRefused) and event.task_id in self.waiting:
                 w = self.waiting[event.task_id]
-                self.waiting[event.task_id] = replace(w, proposed_to=None, refused_by=w.refused_by | {event.agent_id})
+                self.waiting[event.task_id] = replace(w, proposed_to=None, avoid=w.avoid | {event.agent_id})
             return
         if event.seq <= self.task_seq.get(event.task_id, 0):
             return
         self.task_seq[event.task_id] = event.seq
+        self._observe_task(event)
+
+    def _observe_task(self, event) -> None:
+        task_id = event.task_id
+        found = outcome(event)
+        if found:
+            self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
         if isinstance(event, e.TaskValidated):
             self.order += 1
-            self.waiting[event.task_id] = Waiting(event.task_id, event.priority, self.order, event.requires)
-        elif isinstance(event, (e.TaskAssigned, *e.TERMINAL_TASK_EVENTS)):
-            self.waiting.pop(event.task_id, None)
+            self.needs[task_id] = Need(event.requires, event.hardware, event.budget, event.priority)
+            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order)
+        elif isinstance(event, e.TaskPinned) and task_id in self.waiting:
+            self.waiting[task_id] = replace(self.waiting[task_id], pinned_to=event.agent_id, proposed_to=None)
+        elif isinstance(event, e.TaskWaiting) and task_id in self.waiting:
+            self.waiting[task_id] = replace(self.waiting[task_id], noted=event.reason)
+        elif isinstance(event, e.TaskAssigned):
+            self.waiting.pop(task_id, None)
+        elif isinstance(event, e.TaskRetryScheduled) and task_id in self.needs:
+            self.order += 1
+            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order, event.not_before,
+                                            avoid=frozenset({event.agent_id}))
+        elif isinstance(event, e.TERMINAL_TASK_EVENTS):
+            self.waiting.pop(task_id, None)
+            self.needs.pop(task_id, None)
 
-    def proposals(self, now: int, timeout_ms: int, retry_ms: int) -> list[c.ReserveSlot | c.AssignTask]:
-        """Commands to send now: a slot request, or the assignment when a slot is already held."""
-        free = {a.agent_id: a.free_slots - self._pending(a.agent_id) for a in self.agents.values()
-                if a.live(now, timeout_ms)}
-        out = []
+    def queued(self) -> list[Waiting]:
+        return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.order))
+
+    def proposals(self, now: int, timeout_ms: int, retry_ms: int) -> list:
+        """Commands to send now: slot requests, assignments of held slots, and waiting reasons."""
+        free = self._free(now, timeout_ms)
+        out: list = []
         for w in self.queued():
-            if w.proposed_to and now - w.proposed_at < retry_ms:
+            if now < w.not_before or (w.proposed_to and now - w.proposed_at < retry_ms):
                 continue
             holder = next((a.agent_id for a in self.agents.values() if w.task_id in a.holding), None)
             if holder is not None:
-                self.waiting[w.task_id] = replace(w, proposed_to=holder, proposed_at=now)
                 out.append(c.AssignTask(w.task_id, f"assign:{w.task_id}:{holder}:{now}", now, holder))
+                self.waiting[w.task_id] = replace(w, proposed_to=holder, proposed_at=now)
                 continue
-            agent_id = choose(w, self.agents, free)
+            agent_id, reason = self.choose(w, free, now, timeout_ms)
             if agent_id is None:
+                if reason != w.noted:
+                    out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
+                    self.waiting[w.task_id] = replace(w, noted=reason)
                 continue
             free[agent_id] -= 1
             self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
             out.append(c.ReserveSlot(agent_id, f"reserve:{w.task_id}:{agent_id}:{now}", now, w.task_id))
         return out
 
-    def _pending(self, agent_id: str) -> int:
-        holding = self.agents[agent_id].holding
-        return sum(1 for w in self.waiting.values() if w.proposed_to == agent_id and w.task_id not in holding)
+    def _free(self, now: int, timeout_ms: int) -> dict[str, int]:
+        pending: dict[str, int] = {}
+        for w in self.waiting.values():
+            if w.proposed_to and w.task_id not in self.agents.get(w.proposed_to, agent_agg.AgentState("")).holding:
+                pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
+        return {a.agent_id: a.free_slots - pending.get(a.agent_id, 0) for a in self.agents.values()
+                if a.live(now, timeout_ms)}
 
-    def queued(self) -> list[Waiting]:
-        return sorted(self.waiting.values(), key=lambda w: (-w.priority, w.order))
-
-
-def choose(w: Waiting, agents: dict[str, agent_agg.AgentState], free: dict[str, int]) -> str | None:
-    """Least loaded eligible agent; ties broken by agent id. Agents that refused come last."""
-    best = None
-    for agent_id, slots in free.items():
-        a = agents[agent_id]
-        if slots <= 0 or not Offer(a.capabilities).satisfies(w.requires):
-            continue
-        key = (agent_id in w.refused_by, len(a.holding) / max(a.slots, 1), agent_id)
-        if best is None or key < best[0]:
-            best = (key, agent_id)
-    return best[1] if best else None
+    def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
+        """The best agent for a waiting task, or None and the reason it must wait."""
+        candidates = [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
+        best, reasons, busy = None, [], False
+        for a in candidates:
+            # an operator's pin overrides the policy (capabilities, hardware, price), never liveness or slots
+            why = ("" if a.live(now, timeout_ms) else "no live agent") if w.pinned_to else ineligible(w.need, a, now, timeout_ms)
+            if why:
+                reasons.append(f"{a.agent_id}: {why}")
+                continue
+            slots = free.get(a.agent_id, 0)
+            if slots <= 0:
+                busy = True
+                continue
+            key = (a.agent_id in w.avoid, -score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
+            if best is None or key < best[0]:
+                best = (key, a.agent_id)
+        if best:
+            return best[1], ""
+        if busy:
+            return None, BUSY + (f" (pinned to {w.pinned_to})" if w.pinned_to else "")
+        if w.pinned_to and not candidates:
+            return None, f"pinned to unknown agent {w.pinned_to}"
+        return None, "no eligible agent: " + ("; ".join(sorted(reasons)[:3]) if reasons else "no agents registered")

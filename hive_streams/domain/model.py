@@ -12,6 +12,30 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class Capability:
+    name: str
+    proficiency: float = 1.0
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What an agent has, or (in a task) the least it needs; empty gpu_type means any or none."""
+    gpu_type: str = ""
+    vram_gb: float = 0.0
+    cpu_cores: int = 0
+    ram_gb: float = 0.0
+
+    def covers(self, need: "Hardware") -> str:
+        """Empty when this hardware meets the need, else the first shortfall."""
+        if need.gpu_type and need.gpu_type != self.gpu_type:
+            return f"gpu {need.gpu_type!r} needed, has {self.gpu_type or 'none'!r}"
+        for name in ("vram_gb", "cpu_cores", "ram_gb"):
+            if getattr(self, name) < getattr(need, name):
+                return f"{name} {getattr(need, name)} needed, has {getattr(self, name)}"
+        return ""
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     id: str
     kind: str
@@ -26,15 +50,12 @@ class TaskSpec:
     nodes: tuple[NodeSpec, ...]
     priority: int = 0
     deadline_at: int | None = None
-    budget: float = 0.0
-    max_retries: int = 0
+    budget: float | None = None
+    max_retries: int = 2
     requires: tuple[Requirement, ...] = ()
-
-
-@dataclass(frozen=True)
-class Capability:
-    name: str
-    proficiency: float = 1.0
+    hardware: Hardware = field(default_factory=Hardware)
+    after: tuple[str, ...] = ()
+    retry_backoff_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +72,12 @@ def needed_capabilities(spec: TaskSpec) -> tuple[Requirement, ...]:
     return tuple(Requirement(name, p) for name, p in sorted(best.items()))
 
 
-@dataclass(frozen=True)
-class Offer:
-    capabilities: tuple[Capability, ...] = field(default_factory=tuple)
-
-    def satisfies(self, requires: tuple[Requirement, ...]) -> bool:
-        have = {c.name: c.proficiency for c in self.capabilities}
-        return all(r.name in have and have[r.name] >= r.proficiency for r in requires)
+def capability_shortfall(capabilities: tuple[Capability, ...], requires: tuple[Requirement, ...]) -> str:
+    """Empty when every requirement is met at its proficiency, else the first one that is not."""
+    have = {c.name: c.proficiency for c in capabilities}
+    for r in requires:
+        if r.name not in have:
+            return f"capability {r.name!r} missing"
+        if have[r.name] < r.proficiency:
+            return f"capability {r.name!r} at {have[r.name]:.2f} < {r.proficiency:.2f}"
+    return ""

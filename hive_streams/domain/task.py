@@ -8,10 +8,12 @@ from typing import Mapping
 from . import commands as c
 from . import events as e
 from .dag import InvalidGraph, topological_order
-from .model import NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities
+from .model import Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
 ACTIVE = frozenset({"assigned", "running"})
+MAX_BACKOFF_MS = 60_000
+DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,21 @@ class TaskState:
     nodes: tuple[NodeSpec, ...] = ()
     priority: int = 0
     deadline_at: int | None = None
-    budget: float = 0.0
-    max_retries: int = 0
+    budget: float | None = None
+    max_retries: int = 2
     requires: tuple[Requirement, ...] = ()
+    hardware: Hardware = field(default_factory=Hardware)
+    after: tuple[str, ...] = ()
+    retry_backoff_seconds: float = 1.0
     agent_id: str | None = None
     attempt: int = 0
+    failures: int = 0
+    tried: tuple[str, ...] = ()
+    pinned_to: str | None = None
+    not_before: int = 0
+    waiting_on: tuple[str, ...] = ()
+    waiting_reason: str = ""
+    watchers: tuple[str, ...] = ()
     node_status: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     progress: Mapping[str, float] = field(default_factory=dict)
@@ -42,15 +54,28 @@ class TaskState:
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(self.name, self.nodes, self.priority, self.deadline_at, self.budget,
-                        self.max_retries, self.requires)
+        return TaskSpec(self.name, self.nodes, self.priority, self.deadline_at, self.budget, self.max_retries,
+                        self.requires, self.hardware, self.after, self.retry_backoff_seconds)
+
+
+def backoff_ms(state: TaskState) -> int:
+    """Exponential: base, 2x base, 4x base... capped at a minute."""
+    return min(MAX_BACKOFF_MS, int(state.retry_backoff_seconds * 1000 * 2 ** state.failures))
 
 
 # decide ---------------------------------------------------------------------------------
 
 def decide(command: c.TaskCommand, state: TaskState, now: int) -> list[e.TaskEvent]:
     drafts = _decide(command, state, now)
+    if any(isinstance(ev, e.TERMINAL_TASK_EVENTS) for ev in drafts) and state.watchers:
+        outcome = _outcome(drafts[-1])
+        drafts += [e.TaskOutcomeShared(**_base(state, now), watcher=w, outcome=outcome) for w in state.watchers]
     return [replace(ev, seq=state.seq + i + 1) for i, ev in enumerate(drafts)]
+
+
+def _outcome(event: e.TaskEvent) -> str:
+    return {e.TaskCompleted: "completed", e.TaskFailed: "failed", e.TaskCancelled: "cancelled",
+            e.TaskRejected: "rejected"}[type(event)]
 
 
 def _base(state: TaskState, now: int) -> dict:
@@ -59,6 +84,20 @@ def _base(state: TaskState, now: int) -> dict:
 
 def _is_current(cmd, state: TaskState) -> bool:
     return state.status in ACTIVE and cmd.agent_id == state.agent_id and cmd.attempt == state.attempt
+
+
+def _attempt_failed(state: TaskState, now: int, reason: str) -> e.TaskEvent:
+    b = _base(state, now)
+    if state.failures < state.max_retries:
+        return e.TaskRetryScheduled(**b, agent_id=state.agent_id or "", attempt=state.attempt, reason=reason,
+                                    not_before=now + backoff_ms(state))
+    retries = f"after {state.failures} retries" if state.failures else "no retries allowed"
+    return e.TaskFailed(**b, reason=f"{reason} ({retries})", agent_id=state.agent_id or "")
+
+
+def _queued(state: TaskState, now: int) -> e.TaskValidated:
+    return e.TaskValidated(**_base(state, now), requires=needed_capabilities(state.spec), priority=state.priority,
+                           hardware=state.hardware, budget=state.budget)
 
 
 @singledispatch
@@ -71,35 +110,95 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
     if state.status != "new":
         return []
     b = _base(state, now)
-    submitted = e.TaskSubmitted(**b, name=cmd.name, requester=cmd.requester, nodes=cmd.nodes,
-                                priority=cmd.priority, deadline_at=cmd.deadline_at, budget=cmd.budget,
-                                max_retries=cmd.max_retries, requires=cmd.requires)
+    submitted = e.TaskSubmitted(**b, name=cmd.name, requester=cmd.requester, nodes=cmd.nodes, priority=cmd.priority,
+                                deadline_at=cmd.deadline_at, budget=cmd.budget, max_retries=cmd.max_retries,
+                                requires=cmd.requires, hardware=cmd.hardware, after=cmd.after,
+                                retry_backoff_seconds=cmd.retry_backoff_seconds)
     try:
         topological_order(cmd.nodes)
     except InvalidGraph as exc:
         return [submitted, e.TaskRejected(**b, reason=str(exc))]
     if cmd.deadline_at is not None and cmd.deadline_at <= now:
         return [submitted, e.TaskRejected(**b, reason="deadline already passed")]
-    spec = TaskSpec(cmd.name, cmd.nodes, requires=cmd.requires)
-    return [submitted, e.TaskValidated(**b, requires=needed_capabilities(spec), priority=cmd.priority)]
+    if cmd.task_id in cmd.after:
+        return [submitted, e.TaskRejected(**b, reason="a task cannot wait for itself")]
+    if cmd.after:
+        return [submitted, e.TaskBlocked(**b, waiting_on=tuple(dict.fromkeys(cmd.after)))]
+    return [submitted, _queued(evolve(state, replace(submitted, seq=state.seq + 1)), now)]
+
+
+@_decide.register
+def _(cmd: c.DependencyFinished, state: TaskState, now: int):
+    if state.status != "blocked" or cmd.dependency not in state.waiting_on:
+        return []
+    b = _base(state, now)
+    resolved = e.DependencyResolved(**b, dependency=cmd.dependency, outcome=cmd.outcome)
+    if cmd.outcome != "completed":
+        return [resolved, e.TaskFailed(**b, reason=f"dependency {cmd.dependency} {cmd.outcome}")]
+    if len(state.waiting_on) == 1:
+        return [resolved, _queued(state, now)]
+    return [resolved]
+
+
+@_decide.register
+def _(cmd: c.WatchTask, state: TaskState, now: int):
+    if cmd.watcher in state.watchers:
+        return []
+    watched = e.TaskWatched(**_base(state, now), watcher=cmd.watcher)
+    if state.terminal:
+        return [watched, e.TaskOutcomeShared(**_base(state, now), watcher=cmd.watcher, outcome=state.status)]
+    return [watched]
 
 
 @_decide.register
 def _(cmd: c.CancelTask, state: TaskState, now: int):
     if state.status == "new" or state.terminal:
         return []
-    return [e.TaskCancelled(**_base(state, now), reason=cmd.reason or "cancelled", agent_id=state.agent_id or "")]
+    return [e.TaskCancelled(**_base(state, now), reason=cmd.reason or "cancelled", agent_id=_holder(state))]
+
+
+def _holder(state: TaskState) -> str:
+    return state.agent_id or "" if state.status in ACTIVE else ""
+
+
+@_decide.register
+def _(cmd: c.ExpireTask, state: TaskState, now: int):
+    if state.terminal or state.status == "new" or state.deadline_at is None or now < state.deadline_at:
+        return []
+    return [e.TaskFailed(**_base(state, now), reason=DEADLINE_EXCEEDED, agent_id=_holder(state))]
+
+
+@_decide.register
+def _(cmd: c.NoteWaiting, state: TaskState, now: int):
+    if state.status != "queued" or cmd.reason == state.waiting_reason:
+        return []
+    return [e.TaskWaiting(**_base(state, now), reason=cmd.reason)]
+
+
+@_decide.register
+def _(cmd: c.PinTask, state: TaskState, now: int):
+    if state.status not in ("queued", "blocked") or state.pinned_to == cmd.agent_id:
+        return []
+    return [e.TaskPinned(**_base(state, now), agent_id=cmd.agent_id)]
 
 
 @_decide.register
 def _(cmd: c.AssignTask, state: TaskState, now: int):
     if state.status in ACTIVE and state.agent_id == cmd.agent_id:
         return []  # the same assignment again
-    if state.status != "queued":
-        return [e.TaskAssignmentDeclined(**_base(state, now), agent_id=cmd.agent_id, reason=f"task is {state.status}")]
+    if state.status != "queued" or (state.pinned_to and state.pinned_to != cmd.agent_id):
+        reason = f"pinned to {state.pinned_to}" if state.status == "queued" else f"task is {state.status}"
+        return [e.TaskAssignmentDeclined(**_base(state, now), agent_id=cmd.agent_id, reason=reason)]
     done = tuple(NodeOutput(k, v) for k, v in sorted(state.outputs.items()))
     return [e.TaskAssigned(**_base(state, now), agent_id=cmd.agent_id, attempt=state.attempt + 1,
                            nodes=state.nodes, completed=done)]
+
+
+@_decide.register
+def _(cmd: c.ReportAgentLost, state: TaskState, now: int):
+    if state.status not in ACTIVE or state.agent_id != cmd.agent_id:
+        return []
+    return [_attempt_failed(state, now, f"agent {cmd.agent_id} went offline")]
 
 
 @_decide.register
@@ -158,7 +257,7 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
     b = _base(state, now)
     return _started_if_needed(cmd, state, now) + [
         e.NodeFailed(**b, node_id=cmd.node_id, error=cmd.error, attempt=cmd.attempt),
-        e.TaskFailed(**b, reason=f"node {cmd.node_id} failed: {cmd.error}", agent_id=cmd.agent_id),
+        _attempt_failed(state, now, f"node {cmd.node_id} failed: {cmd.error}"),
     ]
 
 
@@ -177,8 +276,8 @@ def fold(events, task_id: str) -> TaskState:
     return state
 
 
-def _nodes(state: TaskState, **changes: str) -> Mapping[str, str]:
-    return {**state.node_status, **changes}
+def _nodes(state: TaskState, node_id: str, status: str) -> dict[str, str]:
+    return {**state.node_status, node_id: status}
 
 
 @singledispatch
@@ -189,9 +288,20 @@ def _evolve(event, state: TaskState) -> TaskState:
 @_evolve.register
 def _(ev: e.TaskSubmitted, state: TaskState):
     return replace(state, status="submitted", name=ev.name, requester=ev.requester, nodes=ev.nodes,
-                   priority=ev.priority, deadline_at=ev.deadline_at, budget=ev.budget,
-                   max_retries=ev.max_retries, requires=ev.requires, submitted_at=ev.at,
+                   priority=ev.priority, deadline_at=ev.deadline_at, budget=ev.budget, max_retries=ev.max_retries,
+                   requires=ev.requires, hardware=ev.hardware, after=ev.after,
+                   retry_backoff_seconds=ev.retry_backoff_seconds, submitted_at=ev.at,
                    node_status={n.id: "pending" for n in ev.nodes})
+
+
+@_evolve.register
+def _(ev: e.TaskBlocked, state: TaskState):
+    return replace(state, status="blocked", waiting_on=ev.waiting_on)
+
+
+@_evolve.register
+def _(ev: e.DependencyResolved, state: TaskState):
+    return replace(state, waiting_on=tuple(t for t in state.waiting_on if t != ev.dependency))
 
 
 @_evolve.register
@@ -205,8 +315,19 @@ def _(ev: e.TaskRejected, state: TaskState):
 
 
 @_evolve.register
+def _(ev: e.TaskWaiting, state: TaskState):
+    return replace(state, waiting_reason=ev.reason)
+
+
+@_evolve.register
+def _(ev: e.TaskPinned, state: TaskState):
+    return replace(state, pinned_to=ev.agent_id)
+
+
+@_evolve.register
 def _(ev: e.TaskAssigned, state: TaskState):
-    return replace(state, status="assigned", agent_id=ev.agent_id, attempt=ev.attempt)
+    return replace(state, status="assigned", agent_id=ev.agent_id, attempt=ev.attempt, waiting_reason="",
+                   tried=state.tried + (ev.agent_id,))
 
 
 @_evolve.register
@@ -221,7 +342,7 @@ def _(ev: e.TaskStarted, state: TaskState):
 
 @_evolve.register
 def _(ev: e.NodeStarted, state: TaskState):
-    return replace(state, node_status=_nodes(state, **{ev.node_id: "running"}))
+    return replace(state, node_status=_nodes(state, ev.node_id, "running"))
 
 
 @_evolve.register
@@ -231,13 +352,22 @@ def _(ev: e.NodeProgress, state: TaskState):
 
 @_evolve.register
 def _(ev: e.NodeCompleted, state: TaskState):
-    return replace(state, node_status=_nodes(state, **{ev.node_id: "completed"}),
+    return replace(state, node_status=_nodes(state, ev.node_id, "completed"),
                    outputs={**state.outputs, ev.node_id: ev.output_json})
 
 
 @_evolve.register
 def _(ev: e.NodeFailed, state: TaskState):
-    return replace(state, node_status=_nodes(state, **{ev.node_id: "failed"}))
+    return replace(state, node_status=_nodes(state, ev.node_id, "failed"))
+
+
+@_evolve.register
+def _(ev: e.TaskRetryScheduled, state: TaskState):
+    # completed nodes keep their outputs; everything else runs again on the next attempt
+    nodes = {k: ("completed" if v == "completed" else "pending") for k, v in state.node_status.items()}
+    progress = {k: v for k, v in state.progress.items() if nodes.get(k) == "completed"}
+    return replace(state, status="queued", agent_id=None, failures=state.failures + 1, not_before=ev.not_before,
+                   reason=ev.reason, node_status=nodes, progress=progress, pinned_to=None)  # a pin is one placement
 
 
 @_evolve.register
@@ -253,3 +383,13 @@ def _(ev: e.TaskFailed, state: TaskState):
 @_evolve.register
 def _(ev: e.TaskCancelled, state: TaskState):
     return replace(state, status="cancelled", reason=ev.reason)
+
+
+@_evolve.register
+def _(ev: e.TaskWatched, state: TaskState):
+    return replace(state, watchers=state.watchers + (ev.watcher,))
+
+
+@_evolve.register
+def _(ev: e.TaskOutcomeShared, state: TaskState):
+    return state

@@ -4,16 +4,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ..codec import Codec, default_codec, event_id
 from ..domain import commands as c
 from ..domain import events as e
-from ..domain.model import Capability
+from ..domain.model import Capability, Hardware
 from ..exceptions import CodecError
 from ..settings import Settings
 from ..topics import Topics
@@ -23,8 +24,23 @@ from .errors import NodeError
 log = logging.getLogger(__name__)
 
 
+STOP_EVENTS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def host_load() -> dict[str, float]:
+    """CPU from the load average, memory from /proc/meminfo; zeros where the host does not say."""
+    cpu = min(100.0, 100.0 * os.getloadavg()[0] / (os.cpu_count() or 1))
+    try:
+        info = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+        total, available = (float(info[k].split()[0]) for k in ("MemTotal", "MemAvailable"))
+        memory = 100.0 * (1 - available / total)
+    except (OSError, KeyError, ValueError):
+        memory = 0.0
+    return {"cpu_percent": round(cpu, 1), "memory_percent": round(memory, 1)}
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,14 @@ class AgentOffer:
     name: str
     capabilities: tuple[Capability, ...]
     slots: int = 2
+    endpoint: str = ""
+    model: str = ""
+    hardware: Hardware = field(default_factory=Hardware)
+    price: float = 0.0
+    targets: dict[str, float] = field(default_factory=dict)
+
+    def register(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "agent_id"}
 
 
 class Reporter:
@@ -44,21 +68,21 @@ class Reporter:
         self.attempt = assigned.attempt
         self.causation = event_id(assigned)
 
-    def _ids(self) -> dict:
+    def ids(self) -> dict:
         return {"task_id": self.task_id, "command_id": uuid.uuid4().hex, "at": now_ms(),
                 "agent_id": self.ex.offer.agent_id, "attempt": self.attempt}
 
     async def started(self, node_id: str) -> None:
-        await self.ex.send(c.ReportNodeStarted(**self._ids(), node_id=node_id), self.causation)
+        await self.ex.send(c.ReportNodeStarted(**self.ids(), node_id=node_id), self.causation)
 
     async def progress(self, node_id: str, fraction: float, message: str = "") -> None:
-        await self.ex.send(c.ReportNodeProgress(**self._ids(), node_id=node_id, progress=fraction, message=message), self.causation)
+        await self.ex.send(c.ReportNodeProgress(**self.ids(), node_id=node_id, progress=fraction, message=message), self.causation)
 
     async def completed(self, node_id: str, output) -> None:
-        await self.ex.send(c.ReportNodeCompleted(**self._ids(), node_id=node_id, output_json=json.dumps(output)), self.causation)
+        await self.ex.send(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=json.dumps(output)), self.causation)
 
     async def failed(self, node_id: str, error: str) -> None:
-        await self.ex.send(c.ReportNodeFailed(**self._ids(), node_id=node_id, error=error), self.causation)
+        await self.ex.send(c.ReportNodeFailed(**self.ids(), node_id=node_id, error=error), self.causation)
 
 
 class Executor:
@@ -91,8 +115,7 @@ class Executor:
             await consumer.seek_to_end(*parts)
             for tp in parts:
                 await consumer.position(tp)  # fix the start before anyone can assign us work
-            await self.send(self._agent_cmd(c.RegisterAgent, name=self.offer.name,
-                                            capabilities=self.offer.capabilities, slots=self.offer.slots))
+            await self.send(self._agent_cmd(c.RegisterAgent, **self.offer.register()))
             beat = asyncio.create_task(self._heartbeats(stop))
             if ready:
                 ready.set()
@@ -115,7 +138,7 @@ class Executor:
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running)))
+            await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load()))
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
     def _on_event(self, value: bytes) -> None:
@@ -128,14 +151,15 @@ class Executor:
             if key not in self.seen:
                 self.seen.add(key)
                 self.running[event.task_id] = asyncio.create_task(self._execute(event))
-        elif isinstance(event, (e.TaskCancelled, e.TaskFailed)) and event.task_id in self.running:
+        elif isinstance(event, STOP_EVENTS) and event.agent_id == self.offer.agent_id and event.task_id in self.running:
+            log.info("stopping task %s: %s", event.task_id, type(event).__name__)
             self.running[event.task_id].cancel()
 
     async def _execute(self, assigned: e.TaskAssigned) -> None:
         report = Reporter(self, assigned)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
-            await self.send(c.StartTask(**{k: v for k, v in report._ids().items()}), report.causation)
+            await self.send(c.StartTask(**report.ids()), report.causation)
             await run_dag(assigned.nodes, done, report)
         except NodeError as exc:
             log.info("task %s failed: %s", assigned.task_id, exc)

@@ -80,7 +80,21 @@ class ConsumerOffset(Base):
     next_offset: Mapped[int] = mapped_column(BigInteger)
 
 
+class AgentOutcomeRow(Base):
+    """One row per task event that says something about an agent: its reputation, explained."""
+    __tablename__ = "agent_outcomes"
+    __table_args__ = (Index("ix_outcomes_agent", "agent_id", "at"),)
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(Text)
+    task_id: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # completed, failed, late, rejected
+    event_type: Mapped[str] = mapped_column(String(200))
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
 audit_log = AuditRow.__table__
+agent_outcomes = AgentOutcomeRow.__table__
 tasks = TaskRow.__table__
 agents = AgentRow.__table__
 consumer_offsets = ConsumerOffset.__table__

@@ -13,9 +13,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..codec.avro import from_record, to_record
 from ..codec.cloudevents import aggregate_id, event_id
-from ..domain import agent, task
+from ..domain import agent, reputation, task
 from ..domain.events import AgentEvent, TaskEvent
-from .models import agents, audit_log, consumer_offsets, tasks
+from .models import agent_outcomes, agents, audit_log, consumer_offsets, tasks
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -43,6 +43,7 @@ def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
     with engine.begin() as conn:
         _insert_audit(conn, records, now)
         _project_tasks(conn, [r for r in records if isinstance(r.event, TaskEvent)])
+        _record_outcomes(conn, records)
         _project_agents(conn, [r for r in records if isinstance(r.event, AgentEvent)])
         _store_offsets(conn, consumer, next_offsets)
 
@@ -62,6 +63,17 @@ def _insert_audit(conn: Connection, records: list[LogRecord], now: int) -> None:
                  occurred_at=r.event.at, recorded_at=now, payload=to_record(r.event), headers=r.headers)
             for r in records]
     conn.execute(_insert(conn, audit_log).on_conflict_do_nothing(), rows)  # any unique key: skip
+
+
+def _record_outcomes(conn: Connection, records: list[LogRecord]) -> None:
+    rows = []
+    for r in records:
+        found = reputation.outcome(r.event)
+        if found:
+            rows.append(dict(event_id=event_id(r.event), agent_id=found[0], task_id=r.event.task_id, kind=found[1],
+                             event_type=r.event_type, at=r.event.at))
+    if rows:
+        conn.execute(_insert(conn, agent_outcomes).on_conflict_do_nothing(), rows)
 
 
 def _fold(records: list[LogRecord], loaded: dict, new_state, evolve) -> dict:

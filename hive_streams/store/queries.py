@@ -25,8 +25,9 @@ def get_task(session: Session, task_id: str) -> dict | None:
     status = state.get("node_status", {})
     nodes = [{"id": n["id"], "kind": n["kind"], "depends_on": list(n["depends_on"]),
               "status": status.get(n["id"], "pending")} for n in state.get("nodes", [])]
-    return {**_summary(row), "deadline_at": state.get("deadline_at"), "budget": state.get("budget"),
-            "nodes": nodes, "outputs": dict(state.get("outputs", {})),
+    extra = {k: state.get(k) for k in ("deadline_at", "budget", "waiting_reason", "failures", "max_retries",
+                                       "pinned_to", "not_before", "waiting_on", "after", "tried")}
+    return {**_summary(row), **extra, "nodes": nodes, "outputs": dict(state.get("outputs", {})),
             "first_partition": row.first_partition, "first_offset": row.first_offset}
 
 
@@ -51,3 +52,51 @@ def task_audit(session: Session, task_id: str) -> list[dict]:
              "partition": r.partition, "offset": r.offset, "occurred_at": r.occurred_at,
              "recorded_at": r.recorded_at, "payload": r.payload, "headers": r.headers}
             for r in session.scalars(query)]
+
+
+# Live views: a snapshot of the read models with the log position it reflects ---------------
+
+from .models import ConsumerOffset  # noqa: E402
+
+AUDIT_CONSUMER = "audit"  # the audit connector's key in consumer_offsets
+OPEN_STATUSES = ("submitted", "blocked", "queued", "assigned", "running")
+FAILED_STATUSES = ("failed", "rejected", "cancelled")
+
+
+def log_offsets(session: Session, topics: list[str], consumer: str = AUDIT_CONSUMER) -> dict[tuple[str, int], int]:
+    """The next offset per (topic, partition) that the read models have not applied yet."""
+    query = select(ConsumerOffset).where(ConsumerOffset.consumer == consumer, ConsumerOffset.topic.in_(topics))
+    return {(r.topic, r.partition): r.next_offset for r in session.scalars(query)}
+
+
+def first_offset(session: Session, task_id: str, topic: str, partition: int) -> int:
+    """Where a task's events begin, or a lower bound when the read model has not seen the task yet.
+
+    The offsets are read first: rows and offsets commit together, so a task missing from the
+    rows read afterwards has its first event at or after the stored offset.
+    """
+    stored = log_offsets(session, [topic]).get((topic, partition), 0)
+    row = session.get(TaskRow, task_id)
+    return row.first_offset if row is not None else stored
+
+
+def live_snapshot(session: Session, topics: list[str], recent: int = 100, open_limit: int = 2000) -> dict:
+    """Tasks (recent and open), agents and recent failures, plus the offsets they reflect.
+
+    Rows may be newer than the offsets (read first); a reader applying events from the offsets
+    skips those whose seq a row already has.
+    """
+    offsets = log_offsets(session, topics)
+    tasks = {t["task_id"]: t for t in list_tasks(session, recent)}
+    open_rows = session.scalars(select(TaskRow).where(TaskRow.status.in_(OPEN_STATUSES))
+                                .order_by(TaskRow.submitted_at).limit(open_limit))
+    tasks.update((row.task_id, _summary(row)) for row in open_rows)
+    failed = session.scalars(select(TaskRow).where(TaskRow.status.in_(FAILED_STATUSES))
+                             .order_by(TaskRow.updated_at.desc()).limit(20))
+    agents = list_agents(session)
+    reputations = {r.agent_id: r.state.get("reputation") for r in session.scalars(select(AgentRow))}
+    for a in agents:
+        if isinstance(reputations.get(a["agent_id"]), (int, float)):
+            a["reputation"] = reputations[a["agent_id"]]
+    return {"offsets": offsets, "tasks": list(tasks.values()), "agents": agents,
+            "failures": [_summary(row) for row in failed]}

@@ -27,7 +27,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     codec = codec or default_codec(settings.schemas_dir)
     topics = Topics.from_settings(settings)
     n = topics.partitions
-    datadir = Path(settings.home) / "faust" / settings.worker_id
+    datadir = Path(settings.home) / "faust" / f"{settings.worker_id}-{settings.worker_web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_id,
@@ -52,16 +52,28 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     agent_events = _raw_topic(app, topics.agent_events, n)
     deadletter = _raw_topic(app, topics.deadletter, 1)
 
-    task_decider = Decider(codec, task_aggregate(), settings.bootstrap, task_events, deadletter)
-    agent_decider = Decider(codec, agent_aggregate(int(settings.agent_timeout_seconds * 1000)), settings.bootstrap,
-                            agent_events, deadletter)
+    timeout_ms = int(settings.agent_timeout_seconds * 1000)
+    task_decider = Decider(codec, task_aggregate(), settings.bootstrap, task_commands, task_events, deadletter)
+    agent_decider = Decider(codec, agent_aggregate(timeout_ms), settings.bootstrap, agent_commands, agent_events,
+                            deadletter)
+    deciders = {topics.task_commands: task_decider, topics.agent_commands: agent_decider}
 
     @app.on_partitions_revoked.connect
     async def _forget(app, revoked, **kwargs):
-        task_decider.forget(tp.partition for tp in revoked if tp.topic == topics.task_commands)
-        agent_decider.forget(tp.partition for tp in revoked if tp.topic == topics.agent_commands)
+        for topic, decider in deciders.items():
+            decider.forget(tp.partition for tp in revoked if tp.topic == topic)
+
+    @app.on_partitions_assigned.connect
+    async def _own(app, assigned, **kwargs):
+        for topic, decider in deciders.items():
+            decider.assigned(tp.partition for tp in assigned if tp.topic == topic)
+
+    @app.timer(interval=settings.sweep_seconds)
+    async def sweep():
+        for decider in deciders.values():
+            await decider.sweep()
     relay = Relay(codec, {TaskCommand: task_commands, AgentCommand: agent_commands})
-    matcher = Matcher(codec, topics, settings.bootstrap, int(settings.agent_timeout_seconds * 1000))
+    matcher = Matcher(codec, topics, settings.bootstrap, timeout_ms, is_leader=app.is_leader)
 
     @app.agent(task_commands, concurrency=1)
     async def decide_tasks(stream):

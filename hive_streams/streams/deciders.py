@@ -7,6 +7,7 @@ aggregate/seq, which every reader (and `evolve`) skips.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..codec import Codec
 from ..domain import agent, task
-from ..domain.commands import AgentCommand, TaskCommand
+from ..domain.commands import AgentCommand, ExpireAgent, ExpireTask, TaskCommand
 from ..exceptions import CodecError
 from ..topics import partition_for
 from .deadletter import send_to_deadletter
@@ -29,36 +30,81 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+RESEND_MS = 5000
+
+
 @dataclass
 class Aggregate:
-    """One aggregate family: its command type, initial state, decide and evolve."""
+    """One aggregate family: its command type, initial state, decide, evolve, and what a clock may trigger."""
     command_type: type
     initial: Callable
     decide: Callable
     evolve: Callable
+    due: Callable  # (state, now) -> a command the sweep should send, or None
+
+
+def _task_due(state: task.TaskState, now: int):
+    if state.deadline_at is not None and now >= state.deadline_at and state.status != "new" and not state.terminal:
+        return ExpireTask(state.task_id, f"expire:{state.task_id}:{now}", now)
+    return None
 
 
 def task_aggregate() -> Aggregate:
-    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve)
+    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due)
 
 
 def agent_aggregate(timeout_ms: int) -> Aggregate:
+    def due(state: agent.AgentState, now: int):
+        if state.status == "online" and now - state.last_seen > timeout_ms:
+            return ExpireAgent(state.agent_id, f"expire:{state.agent_id}:{now}", now)
+        return None
     return Aggregate(AgentCommand, agent.AgentState,
-                     lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve)
+                     lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due)
 
 
 class Decider:
-    def __init__(self, codec: Codec, aggregate: Aggregate, bootstrap: str, events_topic, deadletter_topic):
+    def __init__(self, codec: Codec, aggregate: Aggregate, bootstrap: str, commands_topic, events_topic,
+                 deadletter_topic):
         self.codec = codec
         self.aggregate = aggregate
         self.bootstrap = bootstrap
+        self.commands_topic = commands_topic
         self.events_topic = events_topic
         self.deadletter_topic = deadletter_topic
         self.states: dict[int, dict[bytes, object]] = {}  # partition -> aggregate id -> state
+        self.owned: set[int] = set()
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.requested: dict[bytes, int] = {}  # what the sweep asked for, and when
+
+    def assigned(self, partitions) -> None:
+        self.owned |= set(partitions)
 
     def forget(self, partitions) -> None:
         for p in partitions:
+            self.owned.discard(p)
             self.states.pop(p, None)
+
+    async def states_for(self, partition: int) -> dict[bytes, object]:
+        lock = self.locks.setdefault(partition, asyncio.Lock())
+        async with lock:
+            if partition not in self.states:
+                self.states[partition] = await self._load(partition)
+            return self.states[partition]
+
+    async def sweep(self) -> int:
+        """Sends the commands the clock calls for (deadlines, silent agents) for owned partitions."""
+        now = now_ms()
+        sent = 0
+        for partition in sorted(self.owned):
+            for key, state in list((await self.states_for(partition)).items()):
+                command = self.aggregate.due(state, now)
+                if command is None or now - self.requested.get(key, 0) < RESEND_MS:
+                    continue
+                self.requested[key] = now
+                k, v, headers = self.codec.message(command, SOURCE)
+                await self.commands_topic.send(key=k, value=v, headers=headers, partition=partition)
+                sent += 1
+        return sent
 
     async def handle(self, message) -> int:
         """Returns the number of events emitted; bad records are dead-lettered, never raised."""
@@ -71,9 +117,7 @@ class Decider:
         if reason:
             await send_to_deadletter(self.deadletter_topic, message, reason)
             return 0
-        states = self.states.get(message.partition)
-        if states is None:
-            states = self.states[message.partition] = await self._load(message.partition)
+        states = await self.states_for(message.partition)
         key = message.key
         state = states.get(key) or self.aggregate.initial(key.decode())
         try:

@@ -1,5 +1,7 @@
 """The matcher: folds the task and agent event logs into a Market and proposes placements.
 
+Every worker folds; only Faust's leader proposes, so two workers do not race each other.
+
 It reads every partition from the beginning with its own consumer (no group), so its view is
 rebuilt from the log on every start, and proposes only once it has caught up.
 """
@@ -12,7 +14,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ..codec import Codec
-from ..domain.commands import AssignTask
+from ..domain.commands import AgentCommand
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..topics import Topics
@@ -22,12 +24,14 @@ SOURCE = "/hive-streams/matcher"
 
 
 class Matcher:
-    def __init__(self, codec: Codec, topics: Topics, bootstrap: str, timeout_ms: int, retry_ms: int = 5000):
+    def __init__(self, codec: Codec, topics: Topics, bootstrap: str, timeout_ms: int, retry_ms: int = 5000,
+                 is_leader=lambda: True):
         self.codec = codec
         self.topics = topics
         self.bootstrap = bootstrap
         self.timeout_ms = timeout_ms
         self.retry_ms = retry_ms
+        self.is_leader = is_leader  # with several workers only the leader proposes; all of them fold
         self.market = Market()
         self.caught_up = asyncio.Event()
 
@@ -51,7 +55,7 @@ class Matcher:
                 if not self.caught_up.is_set() and await self._reached(consumer, ends):
                     log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents), len(self.market.waiting))
                     self.caught_up.set()
-                if self.caught_up.is_set():
+                if self.caught_up.is_set() and self.is_leader():
                     await self._propose(producer)
         finally:
             await consumer.stop()
@@ -73,7 +77,7 @@ class Matcher:
     async def _propose(self, producer: AIOKafkaProducer) -> None:
         now = int(time.time() * 1000)
         for command in self.market.proposals(now, self.timeout_ms, self.retry_ms):
-            topic = self.topics.task_commands if isinstance(command, AssignTask) else self.topics.agent_commands
+            topic = self.topics.agent_commands if isinstance(command, AgentCommand) else self.topics.task_commands
             key, value, headers = self.codec.message(command, SOURCE)
             await producer.send(topic, value, key=key, headers=headers)
         await producer.flush()

@@ -11,12 +11,19 @@ SOURCE = "/hive-streams/relay"
 
 def follow_up(event) -> list:
     """The commands that must follow an event. Pure; every command is idempotent at its decider."""
+    cid = f"{event_id(event)}"
     if isinstance(event, e.SlotReserved):
-        return [c.AssignTask(event.task_id, f"{event.agent_id}/{event.seq}", event.at, event.agent_id)]
-    if isinstance(event, e.TaskAssignmentDeclined):
-        return [c.ReleaseSlot(event.agent_id, f"{event.task_id}/{event.seq}", event.at, event.task_id)]
+        return [c.AssignTask(event.task_id, cid, event.at, event.agent_id)]
+    if isinstance(event, e.AgentStatusChanged):
+        return [c.ReportAgentLost(task_id, f"{cid}:{task_id}", event.at, event.agent_id) for task_id in event.lost_tasks]
+    if isinstance(event, (e.TaskAssignmentDeclined, e.TaskRetryScheduled)) and event.agent_id:
+        return [c.ReleaseSlot(event.agent_id, cid, event.at, event.task_id)]
     if isinstance(event, (e.TaskCompleted, e.TaskFailed, e.TaskCancelled)) and event.agent_id:
-        return [c.ReleaseSlot(event.agent_id, f"{event.task_id}/{event.seq}", event.at, event.task_id)]
+        return [c.ReleaseSlot(event.agent_id, cid, event.at, event.task_id)]
+    if isinstance(event, e.TaskSubmitted):
+        return [c.WatchTask(dependency, f"{cid}:{dependency}", event.at, event.task_id) for dependency in event.after]
+    if isinstance(event, e.TaskOutcomeShared):
+        return [c.DependencyFinished(event.watcher, cid, event.at, event.task_id, event.outcome)]
     return []
 
 

@@ -1,0 +1,60 @@
+"""Operator views and actions: agents, the cluster, reputation, manual assignment."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..domain import commands as c
+from ..store import queries, status
+
+ASSIGNABLE = ("queued", "blocked")
+
+
+def routes(api) -> list[Route]:
+    timeout_ms = int(api.settings.agent_timeout_seconds * 1000)
+
+    async def agents(request: Request) -> JSONResponse:
+        rows = await asyncio.to_thread(api.read, status.agents_status, api.now(), timeout_ms)
+        return JSONResponse({"agents": rows})
+
+    async def cluster(request: Request) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(api.read, status.cluster_status, api.now(), timeout_ms))
+
+    async def reputation(request: Request) -> JSONResponse:
+        agent_id = request.path_params["agent_id"]
+        found = await asyncio.to_thread(api.read, status.agent_reputation, agent_id)
+        if found is None:
+            return api.error(404, "agent_id", f"no agent {agent_id!r}")
+        return JSONResponse(found)
+
+    async def assign(request: Request) -> JSONResponse:
+        task_id = request.path_params["task_id"]
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError as exc:
+            return api.error(400, "$", f"invalid JSON: {exc}")
+        agent_id = body.get("agent_id") if isinstance(body, dict) else None
+        if not isinstance(agent_id, str) or not agent_id:
+            return api.error(422, "agent_id", "is required: the agent to run this task")
+        task = await asyncio.to_thread(api.read, queries.get_task, task_id)
+        if task is None:
+            return api.error(404, "task_id", f"no task {task_id!r}")
+        if task["status"] not in ASSIGNABLE:
+            return api.error(409, "task_id", f"task is {task['status']}; only queued or blocked tasks can be assigned")
+        known = {a["agent_id"] for a in await asyncio.to_thread(api.read, status.agents_status, api.now(), timeout_ms)}
+        if agent_id not in known:
+            return api.error(422, "agent_id", f"no agent {agent_id!r}")
+        await api.send(c.PinTask(task_id, uuid.uuid4().hex, api.now(), agent_id))
+        return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)
+
+    return [
+        Route("/api/status/agents", agents, methods=["GET"]),
+        Route("/api/status/cluster", cluster, methods=["GET"]),
+        Route("/api/agents/{agent_id}/reputation", reputation, methods=["GET"]),
+        Route("/api/tasks/{task_id}/assign", assign, methods=["PUT"]),
+    ]

@@ -1,0 +1,135 @@
+from hypothesis import given, settings, strategies as st
+
+from hive_streams.domain import agent
+from hive_streams.domain import commands as c
+from hive_streams.domain import events as e
+from hive_streams.domain.matching import BUSY, Market, Need, ineligible, score
+from hive_streams.domain.model import Capability, Hardware, Requirement
+
+TIMEOUT = 10_000
+
+
+def market(agents):
+    m = Market()
+    for agent_id, slots, caps, extra in agents:
+        m.observe(e.AgentRegistered(agent_id, 1, 0, agent_id, tuple(Capability(n, p) for n, p in caps), slots, **extra))
+        m.observe(e.AgentStatusChanged(agent_id, 2, 0, "online"))
+    return m
+
+
+def validated(task_id, at, priority=0, requires=("echo",), **need):
+    return e.TaskValidated(task_id, 2, at, tuple(Requirement(*r) if isinstance(r, tuple) else Requirement(r) for r in requires),
+                           priority, **need)
+
+
+def reserved(proposals):
+    return [(p.task_id, p.agent_id) for p in proposals if isinstance(p, c.ReserveSlot)]
+
+
+def test_priority_then_fifo_capabilities_and_waiting_reasons():
+    m = market([("cpu", 1, [("echo", 1.0)], {}), ("gpu", 1, [("echo", 1.0), ("gpu", 0.9)], {})])
+    m.observe(validated("low", 1, priority=1))
+    m.observe(validated("high", 2, priority=9))
+    m.observe(validated("needs-gpu", 3, priority=5, requires=("echo", ("gpu", 0.95))))
+    m.observe(validated("late", 4, priority=1))
+    proposals = m.proposals(now=5, timeout_ms=TIMEOUT, retry_ms=1000)
+    assert reserved(proposals) == [("high", "cpu"), ("low", "gpu")]  # equal scores: agent id breaks the tie
+    notes = {p.task_id: p.reason for p in proposals if isinstance(p, c.NoteWaiting)}
+    assert "capability 'gpu' at 0.90 < 0.95" in notes["needs-gpu"]
+    assert notes["late"] == BUSY
+    assert m.proposals(now=6, timeout_ms=TIMEOUT, retry_ms=1000) == []  # reasons are noted once
+
+
+def test_hardware_price_and_liveness_decide_eligibility():
+    big = agent.AgentState("big", status="online", capabilities=(Capability("echo"),), slots=1, price=2.0,
+                           hardware=Hardware("a100", 80, 32, 256), last_seen=0)
+    need = Need((Requirement("echo"),), Hardware("a100", 40), budget=5.0)
+    assert ineligible(need, big, 0, TIMEOUT) == ""
+    assert "vram_gb" in ineligible(Need(hardware=Hardware(vram_gb=96)), big, 0, TIMEOUT)
+    assert "gpu 'h100'" in ineligible(Need(hardware=Hardware("h100")), big, 0, TIMEOUT)
+    assert "over budget" in ineligible(Need(budget=1.0), big, 0, TIMEOUT)
+    assert ineligible(need, big, TIMEOUT + 1, TIMEOUT) == "no live agent"
+
+
+def test_score_prefers_proficient_reputable_cheap_idle_agents():
+    need = Need((Requirement("echo"),), budget=10.0)
+    base = dict(status="online", slots=2, last_seen=0)
+    good = agent.AgentState("a", capabilities=(Capability("echo", 0.9),), price=1.0, **base)
+    weak = agent.AgentState("b", capabilities=(Capability("echo", 0.5),), price=1.0, **base)
+    pricey = agent.AgentState("c", capabilities=(Capability("echo", 0.9),), price=9.0, **base)
+    assert score(need, good, 0.7, 2) > score(need, weak, 0.7, 2)
+    assert score(need, good, 0.7, 2) > score(need, pricey, 0.7, 2)
+    assert score(need, good, 0.9, 2) > score(need, good, 0.5, 2)
+    assert score(need, good, 0.7, 2) > score(need, good, 0.7, 1)
+
+
+def test_retry_goes_to_a_different_agent_when_one_exists_and_not_before_its_time():
+    m = market([("a", 1, [("echo", 1.0)], {}), ("b", 1, [("echo", 0.5)], {})])
+    m.observe(validated("t", 1))
+    assert reserved(m.proposals(2, TIMEOUT, 1000)) == [("t", "a")]
+    m.observe(e.TaskAssigned("t", 3, 3, "a", 1, ()))
+    m.observe(e.TaskRetryScheduled("t", 4, 4, "a", 1, "node x failed", not_before=100))
+    assert reserved(m.proposals(50, TIMEOUT, 1000)) == []
+    assert reserved(m.proposals(100, TIMEOUT, 1000)) == [("t", "b")]
+
+
+def test_pinned_task_waits_for_its_agent():
+    m = market([("a", 1, [("echo", 1.0)], {}), ("b", 1, [("echo", 1.0)], {})])
+    m.observe(validated("t", 1))
+    m.observe(e.TaskPinned("t", 3, 2, "b"))
+    assert reserved(m.proposals(3, TIMEOUT, 1000)) == [("t", "b")]
+
+
+def test_reputation_comes_from_task_events():
+    m = market([("a", 1, [("echo", 1.0)], {})])
+    before = m.reputation("a")
+    m.observe(e.TaskCompleted("t1", 5, 1, "a", ()))
+    assert m.reputation("a") > before
+    m.observe(e.TaskFailed("t2", 5, 1, "deadline_exceeded", "a"))
+    m.observe(e.TaskRetryScheduled("t3", 5, 1, "a", 1, "node n failed: x", 0))
+    assert m.records["a"].late == 1 and m.records["a"].failed == 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(agents=st.lists(st.tuples(st.integers(1, 3), st.booleans()), min_size=1, max_size=5),
+       tasks=st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=30),
+       finish=st.lists(st.integers(0, 29), max_size=15))
+def test_capacity_is_never_exceeded_priorities_hold_and_results_are_deterministic(agents, tasks, finish):
+    """Simulates matcher proposals through the agent aggregate's slot protocol over several rounds."""
+    def run():
+        m = market([(f"a{i}", slots, [("echo", 1.0)] + ([("gpu", 1.0)] if gpu else []), {})
+                    for i, (slots, gpu) in enumerate(agents)])
+        states = {f"a{i}": m.agents[f"a{i}"] for i in range(len(agents))}
+        for i, (prio, gpu) in enumerate(tasks):
+            m.observe(validated(f"t{i}", i, prio, requires=("echo", "gpu") if gpu else ("echo",)))
+        log, now = [], 100
+        for round_ in range(4):
+            proposals = m.proposals(now, TIMEOUT, retry_ms=1)
+            placed = reserved(proposals)
+            placed_ids = {t for t, _ in placed}
+            for t, _ in placed:  # nothing of higher priority with the same needs was left waiting
+                mine = tasks[int(t[1:])]
+                assert not any(tasks[int(w.task_id[1:])] [1] == mine[1] and tasks[int(w.task_id[1:])][0] > mine[0]
+                               and w.task_id not in placed_ids for w in m.queued() if not w.proposed_to)
+            for p in proposals:
+                if isinstance(p, c.ReserveSlot):
+                    events = agent.decide(p, states[p.agent_id], now, TIMEOUT)
+                    for ev in events:
+                        states[p.agent_id] = agent.evolve(states[p.agent_id], ev)
+                        m.observe(ev)
+                    assert len(states[p.agent_id].holding) <= states[p.agent_id].slots
+                    if events and isinstance(events[0], e.SlotReserved):
+                        need_gpu = tasks[int(p.task_id[1:])][1]
+                        assert not need_gpu or agents[int(p.agent_id[1:])][1]
+                        m.observe(e.TaskAssigned(p.task_id, 3, now, p.agent_id, 1, ()))
+                        log.append((p.task_id, p.agent_id))
+            for k in finish[round_::4]:  # some tasks end and free their slots
+                for aid, st_ in states.items():
+                    if f"t{k}" in st_.holding:
+                        ev = agent.decide(c.ReleaseSlot(aid, "r", now, f"t{k}"), st_, now, TIMEOUT)[0]
+                        states[aid] = agent.evolve(st_, ev)
+                        m.observe(ev)
+                        m.observe(e.TaskCompleted(f"t{k}", 9, now, aid, ()))
+            now += 10
+        return log
+    assert run() == run()
