@@ -1,11 +1,16 @@
-"""A small HTTP client of the API: submit tasks and follow their SSE feeds."""
+"""A small HTTP client of the API: submit tasks, follow their SSE feeds, list tasks and agents."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import httpx
+
+from .domain.events import TERMINAL_TASK_EVENTS
+
+TERMINAL_EVENTS = frozenset(cls.__name__ for cls in TERMINAL_TASK_EVENTS)
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,48 @@ class HiveClient:
         response = self.http.get(f"/api/tasks/{task_id}")
         return response.json() if response.status_code == 200 else None
 
-    def follow(self, task_id: str, last_event_id: str | None = None, timeout: float = 120) -> Iterator[Frame]:
+    def stream(self, path: str, last_event_id: str | None = None, params: dict | None = None,
+               timeout: float = 120) -> Iterator[Frame]:
+        """One SSE connection: frames until the server closes it."""
         headers = {"last-event-id": last_event_id} if last_event_id else {}
-        with self.http.stream("GET", f"/api/tasks/{task_id}/events", headers=headers,
+        with self.http.stream("GET", path, headers=headers, params=params,
                               timeout=httpx.Timeout(timeout, read=timeout)) as response:
             response.raise_for_status()
             yield from iter_frames(response.iter_lines())
+
+    def follow(self, task_id: str, last_event_id: str | None = None, timeout: float = 120) -> Iterator[Frame]:
+        yield from self.stream(f"/api/tasks/{task_id}/events", last_event_id, timeout=timeout)
+
+    def watch(self, task_id: str, last_event_id: str | None = None, retries: int = 20) -> Iterator[Frame]:
+        """A task's frames until it ends, reconnecting from the last frame when the connection drops."""
+        failures = 0
+        while True:
+            try:
+                for frame in self.follow(task_id, last_event_id):
+                    last_event_id, failures = frame.id, 0
+                    yield frame
+                    if frame.event in TERMINAL_EVENTS:
+                        return
+            except (httpx.TransportError, httpx.HTTPStatusError):
+                failures += 1
+                if failures > retries:
+                    raise
+                time.sleep(min(5.0, 0.2 * 2 ** failures))
+
+    def get_json(self, path: str, params: dict | None = None):
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def agents(self) -> list[dict]:
+        """The operator's view (with reputation and load) when the API has it, else the read model."""
+        response = self.http.get("/api/status/agents")
+        if response.status_code == 200:
+            return response.json()["agents"]
+        return self.get_json("/api/views/agents")
+
+    def tasks(self, limit: int = 50, status: str | None = None) -> list[dict]:
+        return self.get_json("/api/views/tasks", {"limit": limit, **({"status": status} if status else {})})
 
     def close(self) -> None:
         self.http.close()

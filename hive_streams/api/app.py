@@ -9,7 +9,6 @@ import uuid
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,7 +21,8 @@ from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
 from .body import BodyError, parse_definition, read_limited
-from .feeds import parse_position, task_feed
+from .sse import FeedEndpoints
+from .views import Views
 
 SOURCE = "/hive-streams/api"
 
@@ -81,18 +81,6 @@ class Api:
         await self.send(c.CancelTask(task_id, uuid.uuid4().hex, now_ms(), reason))
         return JSONResponse({"task_id": task_id, "status": "cancelling"}, status_code=202)
 
-    async def events(self, request: Request) -> EventSourceResponse:
-        task_id = request.path_params["task_id"]
-        resume = parse_position(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-        if resume:
-            start, last_seq = resume
-        else:
-            task = await asyncio.to_thread(self.read, queries.get_task, task_id)
-            start, last_seq = (task or {}).get("first_offset"), 0
-        feed = task_feed(self.settings.bootstrap, self.codec, self.topics.task_events, self.topics.partitions,
-                         task_id, start, last_seq)
-        return EventSourceResponse(feed, ping=10)
-
     async def health(self, request: Request) -> JSONResponse:
         checks = {}
         try:
@@ -111,15 +99,19 @@ class Api:
 
 def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api = Api(settings, codec or default_codec(settings.schemas_dir))
+    feeds = FeedEndpoints(api)
+    views = Views(api, feeds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         db.create_schema(api.engine)
         api.producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=1)
         await api.producer.start()
+        await feeds.start()
         try:
             yield
         finally:
+            await feeds.stop()
             await api.producer.stop()
             api.engine.dispose()
 
@@ -127,9 +119,9 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         Route("/api/tasks", api.submit, methods=["POST"]),
         Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.cancel, methods=["DELETE"]),
-        Route("/api/tasks/{task_id}/events", api.events, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
     ]
+    routes += feeds.routes() + views.routes()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.api = api
     return app

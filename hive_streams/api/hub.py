@@ -1,0 +1,133 @@
+"""One shared consumer per API process: reads every task and agent event once, fans out to feeds.
+
+No consumer group: the hub assigns itself every partition of both event topics. It keeps the
+most recent items in memory, so a client that reconnects soon after a drop is served from
+here; each feed has a bounded queue, and a feed whose queue fills is dropped, never waited for.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from typing import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ..codec import Codec
+from ..domain.events import TaskSubmitted
+from ..topics import Topics
+from .records import LOOKBACK, Item, SeqMemory, decode, lookback_start
+
+log = logging.getLogger(__name__)
+MEMORY_ITEMS = 10_000
+QUEUE_ITEMS = 1_000
+FIRST_SEEN = 50_000
+
+
+class Subscriber:
+    def __init__(self, name: str, match: Callable[[Item], bool], size: int):
+        self.name = name
+        self.match = match
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(size)
+        self.dropped = False
+
+
+class Hub:
+    def __init__(self, bootstrap: str, codec: Codec, topics: Topics, memory: int = MEMORY_ITEMS,
+                 queue_size: int = QUEUE_ITEMS, lookback: int = LOOKBACK):
+        self.bootstrap, self.codec, self.topics = bootstrap, codec, topics
+        self.memory, self.queue_size, self.lookback = memory, queue_size, lookback
+        self.items: deque[Item] = deque()
+        self.held_from: dict[TopicPartition, int] = {}  # every fresh item from here on is in memory
+        self.next: dict[TopicPartition, int] = {}  # the next offset the hub reads
+        self.partitions: dict[str, int] = {}
+        self.first_seen: OrderedDict[str, tuple[int, int]] = OrderedDict()  # task id -> (partition, offset)
+        self.subscribers: set[Subscriber] = set()
+        self.seqs = SeqMemory()
+        self.dropped = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        self._consumer = consumer
+        await consumer.topics()  # loads the cluster metadata
+        for topic in (self.topics.task_events, self.topics.agent_events):
+            self.partitions[topic] = len(consumer.partitions_for_topic(topic) or ()) or self.topics.partitions
+        tps = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]
+        consumer.assign(tps)
+        beginnings, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        for tp in tps:
+            first, complete = lookback_start(beginnings[tp], ends[tp], self.lookback)
+            consumer.seek(tp, first)
+            self.next[tp] = first
+            self.held_from[tp] = beginnings[tp] if complete else ends[tp]
+        self._task = asyncio.create_task(self._run(), name="feed-hub")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer:
+            await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=500, max_records=2000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the consumer reconnects by itself; keep reading
+                log.exception("feed hub: reading failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            for tp, records in batch.items():
+                for record in records:
+                    self.next[tp] = record.offset + 1
+                    item = decode(self.codec, record, self.seqs)
+                    if item is not None and record.offset >= self.held_from[tp]:
+                        self._hold(item)
+                        self._publish(item)
+
+    def _hold(self, item: Item) -> None:
+        self.items.append(item)
+        if isinstance(item.event, TaskSubmitted):
+            self.first_seen[item.event.task_id] = (item.tp.partition, item.offset)
+            if len(self.first_seen) > FIRST_SEEN:
+                self.first_seen.popitem(last=False)
+        while len(self.items) > self.memory:
+            old = self.items.popleft()
+            self.held_from[old.tp] = max(self.held_from[old.tp], old.offset + 1)
+
+    def _publish(self, item: Item) -> None:
+        for sub in tuple(self.subscribers):
+            if sub.match(item):
+                try:
+                    sub.queue.put_nowait(item)
+                except asyncio.QueueFull:
+                    self._drop(sub)
+
+    def _drop(self, sub: Subscriber) -> None:
+        sub.dropped = True
+        self.subscribers.discard(sub)
+        self.dropped += 1
+        log.warning("feed hub: disconnecting slow client %s: %d frames unread", sub.name, sub.queue.qsize())
+
+    def subscribe(self, name: str, match: Callable[[Item], bool]) -> Subscriber:
+        sub = Subscriber(name, match, self.queue_size)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def since(self, positions: dict[TopicPartition, int], match: Callable[[Item], bool]) -> list[Item]:
+        """Held items at or after `positions` (only their partitions) that match."""
+        return [item for item in self.items
+                if item.offset >= positions.get(item.tp, 1 << 62) and match(item)]
+
+    def stats(self) -> dict:
+        return {"subscribers": len(self.subscribers), "held_items": len(self.items), "dropped": self.dropped,
+                "next": {f"{tp.topic}[{tp.partition}]": o for tp, o in sorted(self.next.items())}}

@@ -1,0 +1,111 @@
+"""SSE endpoints: per task, per agent and for the whole cluster, all served by one hub."""
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import TopicPartition
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..store import queries
+from ..topics import partition_for
+from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
+from .hub import Hub
+from .positions import PositionError, TaskPosition, VectorCodec
+
+PING_SECONDS = 10
+SEND_TIMEOUT_SECONDS = 30  # a client that takes no bytes for this long is cut off
+
+
+def _error(status: int, field: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def _resume_text(request: Request) -> str | None:
+    """EventSource sends Last-Event-ID when it reconnects; the first connection may name one in the query."""
+    return request.headers.get("last-event-id") or request.query_params.get("last_event_id") or None
+
+
+def _who(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else "?"
+
+
+class FeedEndpoints:
+    def __init__(self, api):
+        self.api = api
+        s = api.settings
+        self.hub = Hub(s.bootstrap, api.codec, api.topics, memory=s.feed_memory, queue_size=s.feed_queue)
+        self.vectors: VectorCodec | None = None
+
+    async def start(self) -> None:
+        await self.hub.start()
+        self.vectors = VectorCodec(self.api.topics, self.hub.partitions)
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+
+    def _respond(self, frames) -> EventSourceResponse:
+        return EventSourceResponse(frames, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
+
+    async def task(self, request: Request):
+        task_id = request.path_params["task_id"]
+        topic = self.api.topics.task_events
+        tp = TopicPartition(topic, partition_for(task_id.encode(), self.hub.partitions[topic]))
+        text = _resume_text(request)
+        if text:
+            try:
+                pos = TaskPosition.parse(text)
+            except PositionError as exc:
+                return _error(400, "last_event_id", str(exc))
+            if pos.partition != tp.partition:
+                return _error(400, "last_event_id", f"task {task_id} is on partition {tp.partition}, not {pos.partition}")
+            start, last_seq = pos.offset + 1, pos.seq
+        else:
+            start, last_seq = await asyncio.to_thread(self.api.read, queries.first_offset, task_id, topic, tp.partition), 0
+        return self._respond(task_frames(self.hub, tp, task_id, start, last_seq))
+
+    def _vector_start(self, request: Request) -> dict[TopicPartition, int]:
+        text = _resume_text(request)
+        if text:
+            return self.vectors.decode(text)
+        return {tp: self.hub.next[tp] for tp in self.vectors.all()}  # live from now
+
+    async def agent(self, request: Request):
+        agent_id = request.path_params["agent_id"]
+        try:
+            positions = self._vector_start(request)
+        except PositionError as exc:
+            return _error(400, "last_event_id", str(exc))
+        spec = FeedSpec(f"{_who(request)} agent {agent_id}", agent_match(agent_id))
+        return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
+
+    async def cluster(self, request: Request):
+        known = {e.cls.__name__ for e in self.api.codec.registry.by_name.values() if e.group == "events"}
+        types = frozenset(filter(None, (t.strip() for t in request.query_params.get("types", "").split(","))))
+        unknown = sorted(types - known)
+        if unknown:
+            return _error(422, "types", f"unknown event type {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        try:
+            positions = self._vector_start(request)
+        except PositionError as exc:
+            return _error(400, "last_event_id", str(exc))
+        spec = FeedSpec(f"{_who(request)} cluster {','.join(sorted(types)) or '*'}", types_match(types))
+        return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
+
+    async def stats(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.hub.stats())
+
+    def position(self) -> str:
+        """The hub's current position as a cluster-feed id."""
+        return self.vectors.encode(self.hub.next)
+
+    def routes(self) -> list:
+        return [
+            Route("/api/tasks/{task_id}/events", self.task, methods=["GET"]),
+            Route("/api/agents/{agent_id}/events", self.agent, methods=["GET"]),
+            Route("/api/events", self.cluster, methods=["GET"]),
+            Route("/api/events/stats", self.stats, methods=["GET"]),
+        ]

@@ -1,0 +1,51 @@
+"""The dashboard page and the read-model views it loads once before following the cluster feed."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiokafka import TopicPartition
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..store import queries
+from .sse import FeedEndpoints
+
+STATIC = Path(__file__).parent / "static"
+
+
+class Views:
+    def __init__(self, api, feeds: FeedEndpoints):
+        self.api = api
+        self.feeds = feeds
+
+    async def index(self, request: Request) -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def snapshot(self, request: Request) -> JSONResponse:
+        """Tasks, agents and failures, with `position`: the cluster-feed id that follows them exactly."""
+        topics = [self.api.topics.task_events, self.api.topics.agent_events]
+        data = await asyncio.to_thread(self.api.read, queries.live_snapshot, topics)
+        offsets = {TopicPartition(t, p): o for (t, p), o in data.pop("offsets").items()}
+        return JSONResponse({"position": self.feeds.vectors.encode(offsets), **data})
+
+    async def tasks(self, request: Request) -> JSONResponse:
+        limit = request.query_params.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            return JSONResponse({"error": "must be 1 to 1000", "field": "limit"}, status_code=422)
+        status = request.query_params.get("status") or None
+        return JSONResponse(await asyncio.to_thread(self.api.read, queries.list_tasks, int(limit), status))
+
+    async def agents(self, request: Request) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(self.api.read, queries.list_agents))
+
+    def routes(self) -> list:
+        return [
+            Route("/", self.index, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            Route("/api/views/snapshot", self.snapshot, methods=["GET"]),
+            Route("/api/views/tasks", self.tasks, methods=["GET"]),
+            Route("/api/views/agents", self.agents, methods=["GET"]),
+        ]

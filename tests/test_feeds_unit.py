@@ -1,0 +1,109 @@
+"""Feed positions, duplicate memory and the hub's fan-out, without servers."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from aiokafka import TopicPartition
+
+from hive_streams.api.feeds import FeedSpec, items
+from hive_streams.api.hub import Hub
+from hive_streams.api.positions import PositionError, TaskPosition, VectorCodec
+from hive_streams.api.records import Item, SeqMemory, lookback_start
+from hive_streams.codec import default_codec
+from hive_streams.domain.events import NodeProgress
+from hive_streams.topics import Topics
+
+TOPICS = Topics("unit", 3)
+TP = TopicPartition(TOPICS.task_events, 1)
+
+
+def test_task_position_round_trips_and_rejects_garbage():
+    assert str(TaskPosition.parse("2:40:7")) == "2:40:7"
+    for bad in ("", "1:2", "a:b:c", "1:-2:3", "1:2:3:4"):
+        with pytest.raises(PositionError):
+            TaskPosition.parse(bad)
+
+
+def test_vector_positions_round_trip_and_new_partitions_start_at_zero():
+    codec = VectorCodec(TOPICS, {TOPICS.task_events: 3, TOPICS.agent_events: 2})
+    offsets = {TopicPartition(TOPICS.task_events, 0): 5, TopicPartition(TOPICS.agent_events, 1): 9}
+    text = codec.encode(offsets)
+    assert text == "t=5,0,0;a=0,9"
+    assert {tp: o for tp, o in codec.decode(text).items() if o} == offsets
+    assert codec.decode("t=5;a=1")[TopicPartition(TOPICS.task_events, 2)] == 0
+    for bad in ("t=1,2", "x=1;a=2", "t=1;a=-1", "t=a;a=1"):
+        with pytest.raises(PositionError):
+            codec.decode(bad)
+
+
+def test_seq_memory_skips_what_it_has_seen_and_forgets_the_oldest():
+    memory = SeqMemory(size=2)
+    assert memory.fresh("t", "a", 1) and memory.fresh("t", "a", 2)
+    assert not memory.fresh("t", "a", 2) and not memory.fresh("t", "a", 1)
+    assert memory.fresh("other-topic", "a", 1)  # task and agent ids live apart
+    memory.fresh("t", "b", 1)
+    assert memory.fresh("t", "a", 1)  # forgotten: only the last two aggregates are kept
+
+
+def test_lookback_never_starts_before_the_log():
+    assert lookback_start(0, 50, 1000) == (0, True)
+    assert lookback_start(10, 5000, 1000) == (4000, False)
+
+
+def progress(offset: int, task_id: str = "t1") -> Item:
+    event = NodeProgress(task_id, offset + 1, 0, "n", 0.5)
+    return Item(TP, offset, event, "NodeProgress", "{}")
+
+
+def fed_hub(memory: int = 100, queue_size: int = 100) -> Hub:
+    hub = Hub("unused:9092", default_codec(), TOPICS, memory=memory, queue_size=queue_size)
+    hub.held_from[TP] = hub.next[TP] = 0
+    return hub
+
+
+def publish(hub: Hub, item: Item) -> None:
+    hub.next[item.tp] = item.offset + 1
+    hub._hold(item)
+    hub._publish(item)
+
+
+async def test_slow_client_is_dropped_without_holding_up_the_others(caplog):
+    hub = fed_hub(queue_size=3)
+    slow = hub.subscribe("slow", lambda item: True)
+    fast = hub.subscribe("fast", lambda item: True)
+    with caplog.at_level(logging.WARNING):
+        for offset in range(5):
+            publish(hub, progress(offset))
+            if not fast.dropped:
+                assert (await fast.queue.get()).offset == offset
+    assert slow.dropped and slow not in hub.subscribers and hub.dropped == 1
+    assert not fast.dropped and fast in hub.subscribers
+    assert "disconnecting slow client slow" in caplog.text
+
+
+async def test_feed_takes_held_items_then_live_ones_once_each():
+    hub = fed_hub(memory=4)
+    for offset in range(6):
+        publish(hub, progress(offset))
+    assert hub.held_from[TP] == 2  # the first two were forgotten
+    positions = {TP: 3}
+    feed = items(hub, FeedSpec("test", lambda item: True), positions)
+    got = [(await feed.__anext__()).offset for _ in range(3)]
+    publish(hub, progress(6))
+    got.append((await feed.__anext__()).offset)
+    assert got == [3, 4, 5, 6] and positions == {TP: 7}
+    await feed.aclose()
+    assert not hub.subscribers
+
+
+async def test_feed_of_a_client_ahead_of_the_hub_skips_what_it_has():
+    hub = fed_hub()
+    feed = items(hub, FeedSpec("test", lambda item: True), {TP: 2})
+    waiting = asyncio.ensure_future(feed.__anext__())
+    await asyncio.sleep(0)
+    for offset in range(4):
+        publish(hub, progress(offset))
+    assert (await waiting).offset == 2
+    await feed.aclose()
