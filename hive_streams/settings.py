@@ -21,9 +21,6 @@ class Settings:
     api_url: str = field(default="", metadata={"env": "HIVE_API_URL", "doc": "where the CLI finds the API; empty means http://HIVE_API_HOST:HIVE_API_PORT"})
     feed_memory: int = field(default=10_000, metadata={"env": "HIVE_FEED_MEMORY", "doc": "recent events each API process keeps for SSE clients that reconnect"})
     feed_queue: int = field(default=1_000, metadata={"env": "HIVE_FEED_QUEUE", "doc": "frames waiting for one SSE client before it is dropped as too slow"})
-    api_url: str = field(default="", metadata={"env": "HIVE_API_URL", "doc": "where the CLI finds the API; empty means http://HIVE_API_HOST:HIVE_API_PORT"})
-    feed_memory: int = field(default=10_000, metadata={"env": "HIVE_FEED_MEMORY", "doc": "recent events each API process keeps for SSE clients that reconnect"})
-    feed_queue: int = field(default=1_000, metadata={"env": "HIVE_FEED_QUEUE", "doc": "frames waiting for one SSE client before it is dropped as too slow"})
     home: str = field(default=str(REPO_ROOT / ".hive"), metadata={"env": "HIVE_HOME", "doc": "project-owned directory for broker data, logs, pids and the embedded store"})
     topic_prefix: str = field(default="hive", metadata={"env": "HIVE_TOPIC_PREFIX", "doc": "prefix of every topic name (tests use their own)"})
     partitions: int = field(default=4, metadata={"env": "HIVE_PARTITIONS", "doc": "partitions of each aggregate topic"})
@@ -45,10 +42,6 @@ class Settings:
     @property
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home_path / 'hive.db'}"
-
-    @property
-    def api_base_url(self) -> str:
-        return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def api_base_url(self) -> str:
