@@ -1,0 +1,83 @@
+"""The dashboard in a real browser (Debian's headless Chromium, driven by playwright-core) on the real stack."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hive_streams.api.positions import VectorCodec
+
+from .stack import ALL_KINDS, Stack
+
+pytestmark = pytest.mark.stack
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER = ROOT / "tests" / "browser"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+DIAMOND = {
+    "id": "dashboard-diamond", "name": "dashboard-diamond", "priority": 3,
+    "nodes": [
+        {"id": "fetch", "kind": "echo", "value": "hello"},
+        {"id": "think", "kind": "sleep", "seconds": 1.5, "depends_on": ["fetch"]},
+        {"id": "count", "kind": "shell", "command": "echo {{ nodes.fetch.output }} | wc -c", "depends_on": ["fetch"]},
+        {"id": "combine", "kind": "python", "function": "hive_streams.demo.steps:combine", "depends_on": ["think", "count"]},
+        {"id": "report", "kind": "echo", "value": "done", "depends_on": ["combine"]},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap, pg_url, tmp_path_factory):
+    s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("dashboard"))
+    s.start({"desk-1": (ALL_KINDS, 2), "gpu-1": (ALL_KINDS + ",gpu:0.9", 4)})
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_tools():
+    subprocess.run(["bash", str(BROWSER / "setup.sh")], check=True, timeout=900)
+
+
+def test_dashboard_shows_a_task_completing_live(stack, browser_tools):
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    shot.unlink(missing_ok=True)
+    browser = subprocess.Popen(["node", str(BROWSER / "dashboard.cjs"), stack.base_url, DIAMOND["id"], str(shot)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = browser.stdout.readline().strip()
+        assert ready == "ready", browser.stderr.read()
+        assert stack.client.submit(DIAMOND).status_code == 202  # after the page is live: it arrives by SSE
+        out, err = browser.communicate(timeout=300)
+    finally:
+        if browser.poll() is None:
+            browser.kill()
+    assert browser.returncode == 0, f"{err}\n{stack.logs()}"
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert sorted(seen["nodes"]) == sorted(n["id"] for n in DIAMOND["nodes"])
+    assert {"desk-1", "gpu-1"} <= set(seen["agents"])
+    assert seen["errors"] == []
+    assert shot.stat().st_size > 10_000
+
+
+def test_page_and_assets_are_served_from_this_machine(stack):
+    page = httpx.get(stack.base_url + "/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'src="http' not in page.text and 'href="http' not in page.text  # nothing fetched from elsewhere
+    for asset in ("dashboard.js", "graph.js", "dashboard.css"):
+        assert httpx.get(f"{stack.base_url}/static/{asset}").status_code == 200
+
+
+def test_snapshot_has_a_position_the_cluster_feed_accepts(stack):
+    snapshot = stack.client.get_json("/api/views/snapshot")
+    assert {"position", "tasks", "agents", "failures"} <= set(snapshot)
+    codec = VectorCodec(stack.topics, {stack.topics.task_events: stack.topics.partitions,
+                                       stack.topics.agent_events: stack.topics.partitions})
+    assert codec.encode(codec.decode(snapshot["position"])) == snapshot["position"]
+    assert {a["agent_id"] for a in snapshot["agents"]} >= {"desk-1", "gpu-1"}
+    assert stack.client.get_json("/api/views/tasks", {"limit": 5}) is not None
+    assert stack.client.http.get("/api/views/tasks", params={"limit": "0"}).status_code == 422
