@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP_STAMP := .hive/.pip-installed
 
-.PHONY: run test unit install infra-up infra-down bench clean
+.PHONY: run test unit install infra-up infra-down bench bench-smoke clean
 
 $(PIP_STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -28,6 +28,14 @@ test: infra-up
 
 unit: install
 	$(PYTHON) -m pytest -p no:cacheprovider -q -m "not stack" $(PYTEST_ARGS)
+
+# Benchmarks vs Celery+Redis and vs the limit -> bench/results/REPORT.md and bench.png (bench/README.md).
+# BENCH_ARGS=--full for the issue's sizes; BENCH_ARGS=replay runs one section. Installs its own extras.
+bench: infra-up
+	$(PYTHON) -m bench $(BENCH_ARGS)
+
+bench-smoke: infra-up
+	$(PYTHON) -m bench --smoke --out .hive/bench-smoke $(BENCH_ARGS)
 
 clean: infra-down
 	rm -rf .hive

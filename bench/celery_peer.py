@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from celery import Celery
 from celery.result import ResultSet
 
 from .common import REPO, cpu_seconds, wait_for
-
+from .deps import ensure_redis_server
 
 
 def noop():
@@ -27,17 +26,6 @@ def make_app(redis_url: str) -> Celery:
 
 
 app = make_app(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))  # `celery -A bench.celery_peer`
-
-
-def ensure_redis_server() -> str:
-    """Debian's redis-server, installed with apt when missing (the bench runs as root on CI machines)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env, stdout=subprocess.DEVNULL)
-    return shutil.which("redis-server")
 
 
 class Peer:

@@ -21,7 +21,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # tasks: end-to-end tasks per run; pipeline: SubmitTask commands pre-produced; latency: tasks at half load;
 # replay: recorded events folded; memory: tasks in state.
 SIZES = {
-    "smoke": dict(repeats=1, tasks=20, pipeline=300, latency=15, replay=20_000, memory=300),
+    "smoke": dict(repeats=1, tasks=10, pipeline=100, latency=10, replay=5_000, memory=100),
     "default": dict(repeats=3, tasks=300, pipeline=5_000, latency=200, replay=200_000, memory=10_000),
     "full": dict(repeats=3, tasks=3_000, pipeline=50_000, latency=2_000, replay=1_000_000, memory=100_000),
 }
@@ -36,6 +36,7 @@ class Context:
     bootstrap: str
     pg_server: str
     work: Path  # logs and scratch files of this invocation
+    out: Path  # where results.json, REPORT.md, the chart and the raw profile go
     sizes: dict
     command: str  # how to reproduce one section: `{command} <section>`
     results: dict = field(default_factory=dict)  # earlier sections' results (latency needs the max rate)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import uuid
 from pathlib import Path
@@ -79,6 +81,9 @@ class Stack:
 
     def stop(self) -> None:
         if self.fabric:
+            for proc in self.fabric.processes:  # all at once: each may take seconds to shut down
+                if proc.alive:
+                    os.killpg(proc.popen.pid, signal.SIGTERM)
             self.fabric.stop()
         asyncio.run(self._delete_topics())
         postgres.drop_database(self.pg_server, self.database)

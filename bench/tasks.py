@@ -10,8 +10,11 @@ import uuid
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hive_streams.codec import default_codec
+
 from .celery_peer import Peer
-from .common import NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, read_records, summary, wait_for
+from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, end_offsets, percentile, read_records,
+                     summary)
 from .stack import Stack, free_port
 
 IN_FLIGHT = 32  # concurrent HTTP submissions
@@ -77,17 +80,37 @@ async def hive_burst(stack: Stack, n: int, timeout: float) -> float:
 
 
 async def topic_offsets(stack: Stack) -> dict[str, dict[int, int]]:
-    from .common import end_offsets
     t = stack.topics
     return {name: await end_offsets(stack.bootstrap, name, t.partitions)
             for name in (t.task_commands, t.task_events, t.agent_commands, t.agent_events)}
 
 
-async def records_by_type(stack: Stack, start: dict[str, dict[int, int]]) -> dict[str, collections.Counter]:
+# Each hop of a task's life: from the record that causes it to the record it produces, and who does it.
+HOPS = [("SubmitTask", "TaskSubmitted", "task decider"), ("TaskValidated", "ReserveSlot", "matcher"),
+        ("ReserveSlot", "SlotReserved", "agent decider"), ("SlotReserved", "AssignTask", "relay"),
+        ("AssignTask", "TaskAssigned", "task decider"), ("TaskAssigned", "StartTask", "executor"),
+        ("StartTask", "ReportNodeCompleted", "executor: start, run the node, report"),
+        ("ReportNodeCompleted", "TaskCompleted", "task decider"), ("SubmitTask", "TaskCompleted", "whole task")]
+
+
+async def records_since(stack: Stack, start: dict[str, dict[int, int]]) -> dict[str, list]:
+    return {name.split(".", 1)[1]: await read_records(stack.bootstrap, name, stack.topics.partitions, offsets)
+            for name, offsets in start.items()}
+
+
+def hop_latencies(records: dict[str, list]) -> dict[str, dict]:
+    """Median and p99 milliseconds of each hop, from the records' timestamps (one clock: this machine)."""
+    codec, seen = default_codec(), collections.defaultdict(dict)
+    for topic, recs in records.items():
+        for r in recs:
+            task_id = r.key.decode() if topic.startswith("task") else getattr(codec.decode(r.value), "task_id", None)
+            if task_id:
+                seen[task_id].setdefault(ce_type(r), r.timestamp)
     out = {}
-    for name, offsets in start.items():
-        records = await read_records(stack.bootstrap, name, stack.topics.partitions, offsets)
-        out[name.split(".", 1)[1]] = collections.Counter(ce_type(r) for r in records)
+    for a, b, who in HOPS:
+        gaps = sorted(t[b] - t[a] for t in seen.values() if a in t and b in t)
+        if gaps:
+            out[f"{a} -> {b}"] = {"by": who, "p50_ms": percentile(gaps, 50), "p99_ms": percentile(gaps, 99)}
     return out
 
 
@@ -102,11 +125,12 @@ def hive_run(ctx: Context, n: int) -> dict:
         cpu = {name: cpu_seconds(stack.pid(name)) - cpu0[name] for name in stack.procs}
         cpu["bench client"] = time.process_time() - client0
         time.sleep(1.0)  # let the slot releases that follow the last completion land
-        counts = asyncio.run(records_by_type(stack, start))
+        records = asyncio.run(records_since(stack, start))
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
         stack.stop()
+    counts = {topic: collections.Counter(ce_type(r) for r in recs) for topic, recs in records.items()}
     events = {k: v for k, v in counts.items() if k.endswith("events")}
     commands = {k: v for k, v in counts.items() if k.endswith("commands")}
     beats = sum(v["AgentHeartbeat"] + v["Heartbeat"] for v in counts.values())
@@ -114,7 +138,7 @@ def hive_run(ctx: Context, n: int) -> dict:
     return {"tasks": n, "seconds": seconds, "tasks_per_s": n / seconds,
             "events": n_events, "events_per_task": n_events / n, "events_per_s": n_events / seconds,
             "commands_per_task": sum(sum(v.values()) for v in commands.values()) / n, "heartbeat_records": beats,
-            "by_type": {k: dict(v) for k, v in counts.items()},
+            "by_type": {k: dict(v) for k, v in counts.items()}, "hops": hop_latencies(records),
             "cpu_ms_per_task": {k: v / n * 1000 for k, v in cpu.items()}}
 
 

@@ -1,0 +1,97 @@
+"""2. Event throughput of the Faust pipeline vs the limit.
+
+Pipeline: N SubmitTask commands are produced to a fresh commands topic first, then the worker starts
+and decides them; the rate is the span of the 2N events (TaskSubmitted + TaskValidated) it writes,
+from their broker timestamps, so the worker's start-up is not counted.
+Limit: a plain aiokafka consumer that reads the same N command records and only decodes them, with
+the project's codec (Avro + domain objects) and with bare fastavro.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastavro import schemaless_reader
+
+from hive_streams.codec import default_codec
+from hive_streams.codec.avro import HEADER_LEN
+
+from .common import Context, end_offsets, noop_submit, produce, read_records, summary, wait_for
+from .stack import Stack
+
+
+def fastavro_only():
+    by_fingerprint = {fp: entry.schema for fp, entry in default_codec().registry.by_fingerprint.items()}
+
+    def decode(value: bytes):
+        return schemaless_reader(io.BytesIO(value[HEADER_LEN:]), by_fingerprint[value[2:HEADER_LEN]], None)
+    return decode
+
+
+async def consume_decode(bootstrap: str, topic: str, partitions: int, decode) -> tuple[int, float]:
+    """Records and seconds to read a whole topic from the beginning and decode every record."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        count, started = 0, time.perf_counter()
+        while pending := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(*pending, timeout_ms=500)).values():
+                for record in records:
+                    decode(record.value)
+                count += len(records)
+        return count, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+def py_spy(pid: int, out: Path, rate: int = 100) -> subprocess.Popen:
+    """Samples a running process until SIGINT; writes collapsed stacks (one `frames count` a line)."""
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
+    stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).create()
+    topics = stack.topics
+    try:
+        prefix = uuid.uuid4().hex[:8]
+        asyncio.run(produce(ctx.bootstrap, topics.task_commands, (noop_submit(f"{prefix}-{i}") for i in range(n))))
+        stack.start(api=False, connect=False, executors=0)
+        spy = py_spy(stack.pid("worker"), profile_to) if profile_to else None
+        count = lambda: sum(asyncio.run(end_offsets(ctx.bootstrap, topics.task_events, topics.partitions)).values())
+        wait_for(lambda: stack._check() or count() >= 2 * n, 120 + n / 20, f"{2 * n} events", interval=0.5)
+        if spy:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+        stamps = [r.timestamp for r in asyncio.run(read_records(ctx.bootstrap, topics.task_events, topics.partitions))]
+        seconds = (max(stamps) - min(stamps)) / 1000
+        raw = {name: asyncio.run(consume_decode(ctx.bootstrap, topics.task_commands, topics.partitions, fn))
+               for name, fn in (("codec", default_codec().decode), ("fastavro", fastavro_only()))}
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
+    finally:
+        stack.stop()
+    return {"commands": n, "events": len(stamps), "seconds": seconds,
+            "pipeline_commands_per_s": n / seconds, "pipeline_events_per_s": len(stamps) / seconds,
+            "raw_codec_per_s": raw["codec"][0] / raw["codec"][1],
+            "raw_fastavro_per_s": raw["fastavro"][0] / raw["fastavro"][1]}
+
+
+def run(ctx: Context) -> dict:
+    n = ctx.sizes["pipeline"]
+    runs = [pipeline_run(ctx, n) for _ in range(ctx.sizes["repeats"])]
+    for r in runs:
+        r["ratio"] = r["pipeline_commands_per_s"] / r["raw_codec_per_s"]
+    keys = ("pipeline_commands_per_s", "pipeline_events_per_s", "raw_codec_per_s", "raw_fastavro_per_s", "ratio")
+    return {"command": ctx.cmd("pipeline"), "commands_per_run": n, "runs": runs,
+            **{k: summary([r[k] for r in runs]) for k in keys}}

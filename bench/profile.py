@@ -1,0 +1,40 @@
+"""Profile of the slowest stage, the worker deciding commands (see the pipeline benchmark), with py-spy:
+where its samples fall, by function, and how much of the time it is idle waiting on the network."""
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+from .common import Context
+from .pipeline import pipeline_run
+
+IDLE = ("EpollSelector.select", "select (selectors.py")
+
+
+def collapse(path: Path, top: int = 15) -> dict:
+    """Summarises py-spy's raw output (`frame;frame;... count` a line) by own and by total samples."""
+    own, total, samples, idle = collections.Counter(), collections.Counter(), 0, 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames, n = stack.split(";"), int(count)
+        samples += n
+        own[frames[-1]] += n
+        idle += n if frames[-1].startswith(IDLE) else 0
+        for frame in set(frames):
+            total[frame] += n
+    ours = [(f, n) for f, n in total.most_common() if "hive_streams/" in f or "deciders.py" in f or "app.py" in f]
+    pct = lambda n: round(100 * n / samples, 1)
+    return {"samples": samples, "idle_pct": pct(idle),
+            "own": [(f, pct(n)) for f, n in own.most_common(top)],
+            "ours_total": [(f, pct(n)) for f, n in ours[:top]]}
+
+
+def run(ctx: Context) -> dict:
+    raw = ctx.work / "profile-worker.txt"
+    result = pipeline_run(ctx, ctx.sizes["pipeline"], profile_to=raw)
+    out = ctx.out / "profile-worker.txt"
+    out.write_text(raw.read_text())
+    return {"command": ctx.cmd("profile"), "tool": "py-spy record --rate 100 --format raw --pid <worker>",
+            "stage": f"worker deciding {result['commands']} SubmitTask commands (pipeline benchmark)",
+            "pipeline_commands_per_s": result["pipeline_commands_per_s"], "raw_file": out.name,
+            **collapse(raw)}

@@ -1,0 +1,179 @@
+"""4. Replay: events per second to fold recorded task events with the domain's `evolve`, vs fastavro's
+decode-only rate on the same records. The records are made by the domain's own `decide` (eight events a
+task: submitted, validated, assigned, started, node started, progress, node completed, completed),
+Avro-encoded by the project's codec into a length-prefixed file, read into memory before timing; then
+the same records are produced to a topic and folded from Kafka the way a decider loads a partition."""
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from fastavro import schemaless_reader
+
+from hive_streams.codec import default_codec
+from hive_streams.codec.avro import HEADER_LEN
+from hive_streams.domain import commands as c
+from hive_streams.domain import task
+from hive_streams.topics import partition_for
+
+from .common import Context, noop_submit, summary
+
+EVENTS_PER_TASK = 8
+PARTITIONS = 4
+
+
+def lifecycle(task_id: str, i: int, now: int):
+    """The commands of one task's life, in order; `decide` turns them into its events."""
+    ids = {"task_id": task_id, "at": now}
+    run = {**ids, "agent_id": "agent-1", "attempt": 1}
+    yield noop_submit(task_id, now)
+    yield c.AssignTask(**ids, command_id=f"a{i}", agent_id="agent-1")
+    yield c.StartTask(**run, command_id=f"s{i}")
+    yield c.ReportNodeStarted(**run, command_id=f"ns{i}", node_id="n")
+    yield c.ReportNodeProgress(**run, command_id=f"np{i}", node_id="n", progress=0.5, message="half")
+    yield c.ReportNodeCompleted(**run, command_id=f"nc{i}", node_id="n", output_json='{"ok": true}')
+
+
+def record_events(path: Path, n_events: int, batch: int = 1000) -> int:
+    """Writes about n_events events, tasks interleaved in batches as in a busy log; returns the count."""
+    codec, now, count = default_codec(), int(time.time() * 1000), 0
+    with open(path, "wb") as out:
+        for first in range(0, n_events // EVENTS_PER_TASK, batch):
+            tasks = [(f"r{i}", i) for i in range(first, min(first + batch, n_events // EVENTS_PER_TASK))]
+            states = {tid: task.TaskState(tid) for tid, _ in tasks}
+            steps = [lifecycle(tid, i, now) for tid, i in tasks]
+            for _ in range(6):
+                for (tid, _), commands in zip(tasks, steps):
+                    for event in task.decide(next(commands), states[tid], now):
+                        states[tid] = task.evolve(states[tid], event)
+                        data = codec.encode(event)
+                        out.write(struct.pack(">I", len(data)) + data)
+                        count += 1
+    return count
+
+
+def load(path: Path) -> list[bytes]:
+    data, out, pos = path.read_bytes(), [], 0
+    while pos < len(data):
+        (size,) = struct.unpack_from(">I", data, pos)
+        out.append(data[pos + 4:pos + 4 + size])
+        pos += 4 + size
+    return out
+
+
+def fastavro_decode(records: list[bytes]) -> None:
+    schemas = {fp: e.schema for fp, e in default_codec().registry.by_fingerprint.items()}
+    for r in records:
+        schemaless_reader(io.BytesIO(r[HEADER_LEN:]), schemas[r[2:HEADER_LEN]], None)
+
+
+def codec_decode(records: list[bytes]) -> None:
+    decode = default_codec().decode
+    for r in records:
+        decode(r)
+
+
+def fold(records: list[bytes]) -> dict:
+    decode, evolve, states = default_codec().decode, task.evolve, {}
+    for r in records:
+        event = decode(r)
+        state = states.get(event.task_id) or task.TaskState(event.task_id)
+        states[event.task_id] = evolve(state, event)
+    return states
+
+
+def evolve_only(events: list) -> None:
+    states = {}
+    for event in events:
+        states[event.task_id] = task.evolve(states.get(event.task_id) or task.TaskState(event.task_id), event)
+
+
+def timed(fn, arg) -> float:
+    started = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - started
+
+
+async def to_topic(bootstrap: str, topic: str, records: list[bytes], decode) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        pending = []
+        for r in records:
+            key = decode(r).task_id.encode()
+            pending.append(await producer.send(topic, r, key=key, partition=partition_for(key, PARTITIONS)))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def fold_from_kafka(bootstrap: str, topic: str) -> tuple[int, float]:
+    """Reads every partition from the beginning, decoding and folding, as Decider._load does per partition."""
+    decode, evolve, states = default_codec().decode, task.evolve, {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        count, started = 0, time.perf_counter()
+        while pending := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)).values():
+                for record in records:
+                    state = states.get(record.key) or task.TaskState(record.key.decode())
+                    states[record.key] = evolve(state, decode(record.value))
+                count += len(records)
+        return count, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def delete_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+
+
+def run(ctx: Context) -> dict:
+    path = ctx.work / "replay.records"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = record_events(path, ctx.sizes["replay"])
+    records = load(path)
+    states = fold(records)
+    assert sum(s.status == "completed" for s in states.values()) == n // EVENTS_PER_TASK, "the fold lost tasks"
+    decoded = [default_codec().decode(r) for r in records]
+    repeats = ctx.sizes["repeats"]
+    rates = {name: [n / timed(fn, arg) for _ in range(repeats)]
+             for name, fn, arg in (("fastavro_decode", fastavro_decode, records), ("codec_decode", codec_decode, records),
+                                   ("fold", fold, records), ("evolve_only", evolve_only, decoded))}
+    topic = f"bench{ctx.work.name}-replay-{int(time.time())}"
+    asyncio.run(to_topic(ctx.bootstrap, topic, records, default_codec().decode))
+    try:
+        rates["fold_from_kafka"] = []
+        for _ in range(repeats):
+            count, seconds = asyncio.run(fold_from_kafka(ctx.bootstrap, topic))
+            rates["fold_from_kafka"].append(count / seconds)
+    finally:
+        asyncio.run(delete_topic(ctx.bootstrap, topic))
+    path.unlink()
+    return {"command": ctx.cmd("replay"), "events": n, "bytes_per_event": sum(map(len, records)) / n,
+            **{name: summary(values) for name, values in rates.items()}}

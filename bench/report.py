@@ -1,0 +1,241 @@
+"""REPORT.md and a PNG chart from results.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+CHART = "bench.png"
+
+
+def fmt(s: dict, digits: int = 0) -> str:
+    """median (min–max, spread) of a summary."""
+    if s["runs"] == 1:
+        return f"{s['median']:,.{digits}f} (1 run)"
+    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f}, spread {s['spread_pct']:.0f}%)"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
+
+
+def _met(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def summary_rows(r: dict) -> list[list]:
+    rows = []
+    if "tasks" in r:
+        h, c = r["tasks"]["hive"]["tasks_per_s"]["median"], r["tasks"]["celery"]["tasks_per_s"]["median"]
+        rows.append(["1. tasks/s end to end", "≥ Celery with Redis", f"{h:,.1f} vs Celery {c:,.1f} ({h / c:.2f}×)", _met(h >= c)])
+    if "pipeline" in r:
+        ratio = r["pipeline"]["ratio"]["median"]
+        rows.append(["2. pipeline vs raw aiokafka + decode", "≥ 0.5", f"{ratio:.4f}", _met(ratio >= 0.5)])
+    if "latency" in r:
+        p99 = r["latency"]["completed_p99"]["median"]
+        rows.append(["3. p99 submit → completed frame at half load", "< 100 ms", f"{p99:,.0f} ms", _met(p99 < 100)])
+    if "replay" in r:
+        fold = r["replay"]["fold"]["median"]
+        rows.append(["4. replay fold", "≥ 100,000 events/s", f"{fold:,.0f} events/s", _met(fold >= 100_000)])
+    if "memory" in r:
+        m = r["memory"]
+        rows.append([f"5. memory at {m['tasks']:,} tasks", "(reported)",
+                     f"worker {m['worker_mib']['median']:,.0f} MiB, API {m['api_mib']['median']:,.0f} MiB", _met(None)])
+    return rows
+
+
+def tasks_section(t: dict) -> list[str]:
+    h, c, s = t["hive"], t["celery"], t["setup"]
+    runs = h["runs"]
+    lines = [f"Command: `{t['command']}`", "",
+             f"{s['processes']} executor processes (hive-streams, {s['hive_slots_per_executor']} slots each) vs "
+             f"{s['processes']} Celery prefork worker processes; {s['tasks_per_run']:,} tasks a run; {s['node']}. "
+             f"Submission: hive-streams {s['hive_submit']}; Celery {s['celery_submit']}. The clock runs from the first "
+             "submit to the last completion (hive-streams: the last `TaskCompleted` event; Celery: the last result). "
+             "Each run has a fresh stack (topics, database, processes) or a fresh redis-server and Celery worker, "
+             "and a warm-up of a few tasks first.", ""]
+    lines += _table(["system", "tasks/s: median (min–max, spread)", "runs"],
+                    [["hive-streams", fmt(h["tasks_per_s"], 1), h["tasks_per_s"]["runs"]],
+                     ["Celery + Redis", fmt(c["tasks_per_s"], 1), c["tasks_per_s"]["runs"]]])
+    lines += ["", f"hive-streams writes {fmt(h['events_per_task'], 1)} events per task (task and agent events, heartbeats "
+              f"included), so {fmt(h['events_per_s'], 0)} events/s; plus {runs[0]['commands_per_task']:.1f} commands per "
+              f"task. Celery issues {c['runs'][0]['redis_commands_per_task']:.1f} Redis commands per task.", "",
+              "Records per task by type (first run):", ""]
+    by_type = runs[0]["by_type"]
+    lines += _table(["topic", "records per task"],
+                    [[topic, ", ".join(f"{k} {v / runs[0]['tasks']:.2f}" for k, v in sorted(counts.items()))]
+                     for topic, counts in by_type.items()])
+    procs = sorted(set(runs[0]["cpu_ms_per_task"]) | set(c["runs"][0]["cpu_ms_per_task"]))
+    lines += ["", "CPU time per task by process (ms, first run; the broker's own CPU is not counted):", ""]
+    lines += _table(["system", *procs],
+                    [[name, *(f"{r['cpu_ms_per_task'][p]:.1f}" if p in r["cpu_ms_per_task"] else "" for p in procs)]
+                     for name, r in (("hive-streams", runs[0]), ("Celery + Redis", c["runs"][0]))])
+    lines += ["", "Where a hive-streams task's time goes: each hop from the record that causes it to the record it "
+              "produces, from the records' timestamps (first run):", ""]
+    lines += _table(["hop", "done by", "p50 ms", "p99 ms"],
+                    [[hop, v["by"], f"{v['p50_ms']:.0f}", f"{v['p99_ms']:.0f}"] for hop, v in runs[0]["hops"].items()])
+    return lines
+
+
+def pipeline_section(p: dict) -> list[str]:
+    lines = [f"Command: `{p['command']}`", "",
+             f"{p['commands_per_run']:,} `SubmitTask` commands are produced to a fresh commands topic (4 partitions) before "
+             "the worker starts; the pipeline's rate is taken over the span of the events it writes (their broker "
+             "timestamps), so start-up is not counted. Each command becomes two events (TaskSubmitted, TaskValidated). "
+             "The limit is a plain aiokafka consumer reading the same command records from the beginning and only "
+             "decoding them, with the project's codec (Avro and domain objects) and with bare fastavro.", ""]
+    lines += _table(["", "records/s: median (min–max, spread)"],
+                    [["pipeline: commands decided", fmt(p["pipeline_commands_per_s"], 1)],
+                     ["pipeline: events written", fmt(p["pipeline_events_per_s"], 1)],
+                     ["limit: aiokafka + project codec", fmt(p["raw_codec_per_s"])],
+                     ["limit: aiokafka + bare fastavro", fmt(p["raw_fastavro_per_s"])],
+                     ["ratio pipeline / (aiokafka + codec)", fmt(p["ratio"], 4)]])
+    return lines
+
+
+def latency_section(lat: dict) -> list[str]:
+    lines = [f"Command: `{lat['command']}`", "",
+             f"{lat['tasks_per_run']:,} tasks a run submitted open loop at {lat['rate']:.2f} tasks/s (half the median "
+             "end-to-end rate of section 1). Each task: `POST /api/tasks`, then `GET /api/tasks/{id}/events` as a client "
+             "does; the clock starts before the POST.", ""]
+    rows = [[name, *(fmt(lat[f"{key}_{q}"]) for q in ("p50", "p99", "p99.9"))]
+            for name, key in (("submit → first SSE frame", "first_frame"), ("submit → TaskCompleted frame", "completed"))]
+    lines += _table(["ms", "p50", "p99", "p99.9"], rows)
+    if lat["tasks_per_run"] < 1000:
+        lines += ["", f"With {lat['tasks_per_run']} samples a run, p99.9 is the run's maximum."]
+    return lines
+
+
+def replay_section(rp: dict) -> list[str]:
+    lines = [f"Command: `{rp['command']}`", "",
+             f"{rp['events']:,} task events ({rp['bytes_per_event']:.0f} bytes each on average) made by the domain's "
+             "`decide` and encoded by the project's codec, read into memory from a length-prefixed file before timing. "
+             "Fold = decode + `evolve` into one state per task; from Kafka = the same records on a 4-partition topic, "
+             "consumed from the beginning, decoded and folded.", ""]
+    names = [("fastavro decode only", "fastavro_decode"), ("project codec decode (Avro + domain objects)", "codec_decode"),
+             ("evolve only (pre-decoded events)", "evolve_only"), ("fold: decode + evolve", "fold"),
+             ("fold from Kafka", "fold_from_kafka")]
+    lines += _table(["", "events/s: median (min–max, spread)"], [[label, fmt(rp[key])] for label, key in names])
+    return lines
+
+
+def memory_section(m: dict) -> list[str]:
+    lines = [f"Command: `{m['command']}`", "",
+             f"{m['tasks']:,} `SubmitTask` commands with no executor online: the worker decides each (submitted, "
+             "validated) and keeps every task in its decider state and its matcher's queue. VmRSS from /proc after one "
+             "warm-up task (before) and once all are decided (after).", ""]
+    lines += _table(["process", "before (MiB)", f"at {m['tasks']:,} tasks (MiB)"],
+                    [[p, fmt(m[f"{p}_before_mib"], 1), fmt(m[f"{p}_mib"], 1)] for p in ("worker", "api", "connect")])
+    lines += ["", f"Worker growth per task: {fmt(m['worker_bytes_per_task'])} bytes."]
+    return lines
+
+
+def profile_section(pr: dict) -> list[str]:
+    lines = [f"Command: `{pr['command']}` ({pr['tool']}); raw stacks in `{pr['raw_file']}`.", "",
+             f"Stage: {pr['stage']}, {pr['pipeline_commands_per_s']:.1f} commands/s while profiled. "
+             f"{pr['samples']:,} samples over the worker's threads; {pr['idle_pct']}% of them are the event loop "
+             "waiting in `select`.", "", "Most samples, by the function they were in:", ""]
+    lines += _table(["% of samples", "function"], [[pct, f"`{f}`"] for f, pct in pr["own"]])
+    lines += ["", "hive-streams functions, by samples spent in them or below:", ""]
+    lines += _table(["% of samples", "function"], [[pct, f"`{f}`"] for f, pct in pr["ours_total"]])
+    return lines
+
+
+SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", tasks_section),
+            ("pipeline", "2. Pipeline event throughput vs the limit", pipeline_section),
+            ("latency", "3. Latency at half the maximum rate", latency_section),
+            ("replay", "4. Replay", replay_section),
+            ("memory", "5. Memory with tasks in state", memory_section),
+            ("profile", "Profile of the slowest stage", profile_section)]
+
+
+def write(results: dict, out: Path) -> Path:
+    meta = results["meta"]
+    lines = ["# hive-streams benchmarks", "",
+             f"Mode `{meta['mode']}`, {meta['repeats']} run(s) of each figure: median, then min–max and spread "
+             "((max − min) / median). Every section names the command that produced it; `make bench` runs them all.", "",
+             f"> **These figures were taken on a shared, busy machine** ({meta['machine']['cpu']}, "
+             f"{meta['machine']['memory']}) while other sessions ran their test suites on the same cores and the same "
+             f"Kafka broker: load average (1, 5, 15 min) {meta['machine']['load_at_start']} at the start, "
+             f"{meta.get('load_at_end', '?')} at the end. Compare figures of one run with each other; absolute numbers "
+             "on a quiet machine will be higher.", "",
+             "## Summary against the targets", ""]
+    lines += _table(["measurement", "target", "result (median)", "met"], summary_rows(results))
+    lines += ["", "## Machine and versions", ""]
+    machine = meta["machine"]
+    lines += _table(["", ""], [["CPU", machine["cpu"]], ["memory", machine["memory"]], ["kernel", machine["kernel"]],
+                               *[[k, v] for k, v in machine["versions"].items()]])
+    for key, title, render in SECTIONS:
+        if key in results:
+            lines += ["", f"## {title}", "", *render(results[key])]
+    lines += ["", "## Chart", "", f"![benchmarks]({CHART})", ""]
+    chart(results, out / CHART)
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _bars(ax, labels, summaries, title, ylabel, log=False, colors=None):
+    med = [s["median"] for s in summaries]
+    err = [[m - s["min"] for m, s in zip(med, summaries)], [s["max"] - m for m, s in zip(med, summaries)]]
+    ax.bar(range(len(med)), med, yerr=err, capsize=4, color=colors or "tab:blue")
+    ax.set_xticks(range(len(med)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=8)
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    for i, m in enumerate(med):
+        ax.annotate(f"{m:,.0f}" if m >= 10 else f"{m:.2f}", (i, m), ha="center", va="bottom", fontsize=7)
+
+
+def chart(r: dict, path: Path) -> None:
+    fig, axes = plt.subplots(2, 3, figsize=(15, 9))
+    ax = iter(axes.flat)
+    if "tasks" in r:
+        _bars(next(ax), ["hive-streams", "Celery + Redis"], [r["tasks"]["hive"]["tasks_per_s"], r["tasks"]["celery"]["tasks_per_s"]],
+              "1. tasks/s end to end (no-op node)", "tasks/s", colors=["tab:blue", "tab:green"])
+    if "pipeline" in r:
+        p = r["pipeline"]
+        _bars(next(ax), ["pipeline cmds", "pipeline events", "aiokafka+codec", "aiokafka+fastavro"],
+              [p["pipeline_commands_per_s"], p["pipeline_events_per_s"], p["raw_codec_per_s"], p["raw_fastavro_per_s"]],
+              f"2. pipeline vs limit (ratio {p['ratio']['median']:.4f})", "records/s (log)", log=True,
+              colors=["tab:blue", "tab:blue", "tab:gray", "tab:gray"])
+    if "latency" in r:
+        lat = r["latency"]
+        keys = [(f, q) for f in ("first_frame", "completed") for q in ("p50", "p99", "p99.9")]
+        a = next(ax)
+        _bars(a, [f"{'first' if f == 'first_frame' else 'completed'} {q}" for f, q in keys],
+              [lat[f"{f}_{q}"] for f, q in keys], f"3. latency at {lat['rate']:.1f} tasks/s", "ms (log)", log=True)
+        a.axhline(100, color="tab:red", linestyle="--", linewidth=1)
+    if "replay" in r:
+        rp = r["replay"]
+        keys = ["fastavro_decode", "codec_decode", "evolve_only", "fold", "fold_from_kafka"]
+        a = next(ax)
+        _bars(a, ["fastavro", "codec decode", "evolve only", "fold", "fold (Kafka)"], [rp[k] for k in keys],
+              f"4. replay of {rp['events']:,} events", "events/s")
+        a.axhline(100_000, color="tab:red", linestyle="--", linewidth=1)
+    if "memory" in r:
+        m = r["memory"]
+        procs = ["worker", "api", "connect"]
+        _bars(next(ax), [f"{p} {w}" for p in procs for w in ("before", "after")],
+              [m[f"{p}{w}_mib"] for p in procs for w in ("_before", "")], f"5. RSS at {m['tasks']:,} tasks", "MiB",
+              colors=["tab:gray", "tab:blue"] * 3)
+    if "tasks" in r:
+        hops = r["tasks"]["hive"]["runs"][0]["hops"]
+        a = next(ax)
+        names = list(hops)[::-1]
+        a.barh(range(len(names)), [hops[h]["p50_ms"] for h in names], color="tab:orange")
+        a.set_yticks(range(len(names)), [f"{h}\n({hops[h]['by']})" for h in names], fontsize=6)
+        a.set_title("hive-streams: p50 ms per hop of a task", fontsize=10)
+    for a in ax:
+        a.axis("off")
+    fig.suptitle("hive-streams benchmarks (shared, busy 2-core machine; bars: median, whiskers: min–max; red: target)",
+                 fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
