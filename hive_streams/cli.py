@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 
+from . import cli_watch
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="the HTTP API and SSE feeds")
     sub.add_parser("connect", help="the audit-log and read-model projection")
     sub.add_parser("up", help="everything: Kafka, store, worker, projection, API, two executors, a demo")
+    cli_watch.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings_mod.load()
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "postgres":
         from .infra import postgres
         return cmd_infra(postgres, args, s)
+    if args.command in cli_watch.COMMANDS:
+        return cli_watch.run(args, s)
     handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up}
     return handlers[args.command](args, s)
 
