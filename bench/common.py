@@ -22,8 +22,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # replay: recorded events folded; memory: tasks in state.
 SIZES = {
     "smoke": dict(repeats=1, tasks=10, pipeline=100, latency=10, replay=5_000, memory=100),
-    "default": dict(repeats=3, tasks=300, pipeline=5_000, latency=200, replay=200_000, memory=10_000),
-    "full": dict(repeats=3, tasks=3_000, pipeline=50_000, latency=2_000, replay=1_000_000, memory=100_000),
+    "default": dict(repeats=3, tasks=200, pipeline=2_000, latency=150, replay=200_000, memory=3_000),
+    "full": dict(repeats=3, tasks=2_000, pipeline=20_000, latency=1_000, replay=1_000_000, memory=100_000),
 }
 PROCESSES = 2  # executors for hive-streams, prefork worker processes for Celery: one per core here
 SLOTS = 16  # concurrent tasks per hive-streams executor (Celery's prefork children run one at a time)
