@@ -7,7 +7,7 @@ import logging
 import pytest
 from aiokafka import TopicPartition
 
-from hive_streams.api.feeds import FeedSpec, items
+from hive_streams.api.feeds import FeedSpec, batches
 from hive_streams.api.hub import Hub
 from hive_streams.api.positions import PositionError, TaskPosition, VectorCodec
 from hive_streams.api.records import Item, SeqMemory, lookback_start
@@ -89,21 +89,22 @@ async def test_feed_takes_held_items_then_live_ones_once_each():
         publish(hub, progress(offset))
     assert hub.held_from[TP] == 2  # the first two were forgotten
     positions = {TP: 3}
-    feed = items(hub, FeedSpec("test", lambda item: True), positions)
-    got = [(await feed.__anext__()).offset for _ in range(3)]
+    feed = batches(hub, FeedSpec("test", lambda item: True), positions)
+    got = [item.offset for item in await feed.__anext__()]
     publish(hub, progress(6))
-    got.append((await feed.__anext__()).offset)
-    assert got == [3, 4, 5, 6] and positions == {TP: 7}
+    publish(hub, progress(7))
+    got += [item.offset for item in await feed.__anext__()]
+    assert got == [3, 4, 5, 6, 7] and positions == {TP: 8}
     await feed.aclose()
     assert not hub.subscribers
 
 
 async def test_feed_of_a_client_ahead_of_the_hub_skips_what_it_has():
     hub = fed_hub()
-    feed = items(hub, FeedSpec("test", lambda item: True), {TP: 2})
+    feed = batches(hub, FeedSpec("test", lambda item: True), {TP: 2})
     waiting = asyncio.ensure_future(feed.__anext__())
     await asyncio.sleep(0)
     for offset in range(4):
         publish(hub, progress(offset))
-    assert (await waiting).offset == 2
+    assert [item.offset for item in await waiting] == [2, 3]
     await feed.aclose()

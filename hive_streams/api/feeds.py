@@ -1,12 +1,12 @@
 """Feeds: the items a client should see from a position, first from the log, then from the hub.
 
-A client older than the hub's memory is caught up from Kafka; once its reader reaches what the
+Frames go out in batches, one write per batch of what is ready, pre-encoded. A client older than
+the hub's memory is caught up from Kafka; once its reader reaches what the
 hub holds, it subscribes and takes the held items after its position, all in one step with no
 await in between, so nothing falls between the two and nothing comes twice.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
@@ -18,7 +18,7 @@ from .hub import Hub
 from .positions import TaskPosition, VectorCodec
 from .records import LOOKBACK, Item
 
-log = logging.getLogger(__name__)
+BATCH = 500  # items sent to one client in one write
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,22 @@ class FeedSpec:
     lookback: int = LOOKBACK
 
 
-async def items(hub: Hub, spec: FeedSpec, positions: dict[TopicPartition, int]) -> AsyncIterator[Item]:
-    """Every fresh matching item at or after `positions`, which it advances past each item it yields."""
+def frame(kind: str, frame_id: str, data: str) -> str:
+    return f"event: {kind}\r\nid: {frame_id}\r\ndata: {data}\r\n\r\n"
+
+
+def _take(candidates, positions: dict[TopicPartition, int]) -> list[Item]:
+    """The items at or after `positions`, which it advances past each of them."""
+    out = []
+    for item in candidates:
+        if item.offset >= positions.get(item.tp, 1 << 62):
+            positions[item.tp] = item.offset + 1
+            out.append(item)
+    return out
+
+
+async def batches(hub: Hub, spec: FeedSpec, positions: dict[TopicPartition, int]) -> AsyncIterator[list[Item]]:
+    """Every fresh matching item at or after `positions`, in batches of what is ready at once."""
     if any(offset < hub.held_from.get(tp, 0) for tp, offset in positions.items()):
         # Every partition of the feed, not only the lagging ones: while this reads, the hub moves on
         # and may forget what another partition still needs.
@@ -42,45 +56,58 @@ async def items(hub: Hub, spec: FeedSpec, positions: dict[TopicPartition, int]) 
                     sub = hub.subscribe(spec.name, spec.match)  # no await since the check above
                     backlog = hub.since(positions, spec.match)
                     break
-                for item in await reader.read(behind):
-                    if item.offset >= positions[item.tp] and spec.match(item):
-                        positions[item.tp] = item.offset + 1
-                        yield item
+                fresh = _take([item for item in await reader.read(behind) if spec.match(item)], positions)
+                if fresh:
+                    yield fresh
     else:
         sub = hub.subscribe(spec.name, spec.match)
         backlog = hub.since(positions, spec.match)
     try:
-        for item in backlog:
-            if item.offset >= positions[item.tp]:
-                positions[item.tp] = item.offset + 1
-                yield item
+        for start in range(0, len(backlog), BATCH):
+            fresh = _take(backlog[start:start + BATCH], positions)
+            if fresh:
+                yield fresh
         while not sub.dropped:
-            item = await sub.queue.get()
-            if item.offset >= positions.get(item.tp, 1 << 62):
-                positions[item.tp] = item.offset + 1
-                yield item
+            ready = [await sub.queue.get()]
+            while len(ready) < BATCH and not sub.queue.empty():
+                ready.append(sub.queue.get_nowait())
+            fresh = _take(ready, positions)
+            if fresh:
+                yield fresh
     finally:
         hub.unsubscribe(sub)
 
 
-async def task_frames(hub: Hub, tp: TopicPartition, task_id: str, start: int, last_seq: int) -> AsyncIterator[dict]:
+async def task_frames(hub: Hub, tp: TopicPartition, task_id: str, start: int, last_seq: int) -> AsyncIterator[bytes]:
     """One task's events from `start` until it ends; ids are `partition:offset:seq`."""
     spec = FeedSpec(f"task {task_id}", lambda item: getattr(item.event, "task_id", None) == task_id
                     and item.tp == tp, lookback=0)
-    async for item in items(hub, spec, {tp: start}):
-        if item.event.seq <= last_seq:
-            continue  # the client has it: a duplicate, or a frame sent before a reconnect
-        last_seq = item.event.seq
-        yield {"event": item.kind, "id": str(TaskPosition(tp.partition, item.offset, last_seq)), "data": item.data}
-        if isinstance(item.event, TERMINAL_TASK_EVENTS):
+    async for batch in batches(hub, spec, {tp: start}):
+        out, ended = [], False
+        for item in batch:
+            if item.event.seq <= last_seq:
+                continue  # the client has it: a duplicate, or a frame sent before a reconnect
+            last_seq = item.event.seq
+            out.append(frame(item.kind, str(TaskPosition(tp.partition, item.offset, last_seq)), item.data))
+            if isinstance(item.event, TERMINAL_TASK_EVENTS):
+                ended = True
+                break
+        if out:
+            yield "".join(out).encode()
+        if ended:
             return
 
 
 async def vector_frames(hub: Hub, vectors: VectorCodec, spec: FeedSpec,
-                        positions: dict[TopicPartition, int]) -> AsyncIterator[dict]:
+                        positions: dict[TopicPartition, int]) -> AsyncIterator[bytes]:
     """Frames of a feed over every partition; each id is the vector of next offsets after it."""
-    async for item in items(hub, spec, positions):
-        yield {"event": item.kind, "id": vectors.encode(positions), "data": item.data}
+    ids = dict(positions)
+    async for batch in batches(hub, spec, positions):
+        out = []
+        for item in batch:
+            ids[item.tp] = item.offset + 1
+            out.append(frame(item.kind, vectors.encode(ids), item.data))
+        yield "".join(out).encode()
 
 
 def agent_match(agent_id: str) -> Callable[[Item], bool]:

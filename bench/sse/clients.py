@@ -1,0 +1,105 @@
+"""Many SSE clients in one process on raw asyncio sockets: records each task event's delivery latency.
+
+    python -m bench.sse.clients HOST PORT CLIENTS TASK_PREFIX TASKS OUT_PREFIX
+
+Prints "connected" once every client has its response headers; writes OUT_PREFIX.lat (float32
+latencies in ms: receive time minus the event's `at`) and OUT_PREFIX.json (per-client counts).
+"""
+from __future__ import annotations
+
+import array
+import asyncio
+import json
+import sys
+import time
+
+TIMEOUT_SECONDS = 900
+TERMINAL = (b"TaskCompleted", b"TaskFailed", b"TaskCancelled", b"TaskRejected")
+
+
+class Client:
+    def __init__(self, prefix: str, tasks: int):
+        self.prefix, self.tasks = prefix, tasks
+        self.seqs: dict[str, set[int]] = {}
+        self.ended: set[str] = set()
+        self.last_seq: dict[str, int] = {}
+        self.frames = 0
+
+    def on_frame(self, event: bytes, data: bytes, now_ms: float, latencies: array.array) -> None:
+        self.frames += 1
+        if not event.startswith((b"Task", b"Node")):
+            return
+        ev = json.loads(data)
+        task_id = ev["task_id"]
+        if not task_id.startswith(self.prefix):
+            return
+        latencies.append(now_ms - ev["at"])
+        self.seqs.setdefault(task_id, set()).add(ev["seq"])
+        if event in TERMINAL:
+            self.ended.add(task_id)
+            self.last_seq[task_id] = ev["seq"]
+
+    @property
+    def done(self) -> bool:
+        return len(self.ended) >= self.tasks
+
+    def complete(self) -> bool:
+        """Every event of every task, seq 1 to the last, each once."""
+        return self.done and all(self.seqs[t] == set(range(1, self.last_seq[t] + 1)) for t in self.ended)
+
+
+async def run_client(host: str, port: int, client: Client, latencies: array.array, connected: asyncio.Queue) -> None:
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+    writer.write(f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    await writer.drain()
+    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+        pass  # response headers
+    connected.put_nowait(1)
+    buffer = b""
+    try:
+        while not client.done:
+            size = int((await reader.readline()).strip() or b"0", 16)  # chunked transfer encoding
+            if size == 0:
+                return
+            buffer += (await reader.readexactly(size + 2))[:-2]
+            now_ms = time.time() * 1000
+            *frames, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+            for frame in frames:
+                event = data = b""
+                for line in frame.split(b"\n"):
+                    if line.startswith(b"event: "):
+                        event = line[7:]
+                    elif line.startswith(b"data: "):
+                        data = line[6:]
+                if data:
+                    client.on_frame(event, data, now_ms, latencies)
+    finally:
+        writer.close()
+
+
+async def main(host: str, port: int, count: int, prefix: str, tasks: int, out: str) -> None:
+    latencies = array.array("f")
+    clients = [Client(prefix, tasks) for _ in range(count)]
+    connected: asyncio.Queue = asyncio.Queue()
+    runs = []
+    for client in clients:
+        runs.append(asyncio.create_task(run_client(host, port, client, latencies, connected)))
+        await asyncio.sleep(0.002)
+    for _ in clients:
+        await connected.get()
+    print("connected", flush=True)
+    _, pending = await asyncio.wait(runs, timeout=TIMEOUT_SECONDS)
+    for run in pending:
+        run.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
+    with open(out + ".lat", "wb") as f:
+        latencies.tofile(f)
+    with open(out + ".json", "w") as f:
+        json.dump({"clients": count, "complete": sum(c.complete() for c in clients),
+                   "frames": sum(c.frames for c in clients),
+                   "task_events": sum(len(s) for c in clients for s in c.seqs.values())}, f)
+
+
+if __name__ == "__main__":
+    h, p, n, pre, t, o = sys.argv[1:]
+    asyncio.run(main(h, int(p), int(n), pre, int(t), o))

@@ -1,0 +1,163 @@
+"""SSE fan-out benchmark: N concurrent clients of one API process's cluster feed, a run of M tasks.
+
+    python -m bench.sse.run [--clients 1000] [--tasks 200] [--client-procs 2]
+
+Starts its own fabric (broker and PostgreSQL from the project's launchers, its own topics and
+database), connects the clients, submits the tasks, and checks that every client got every
+event of every task once. Writes bench/results/sse.md.
+"""
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from hive_streams import settings as settings_mod
+from hive_streams.infra import kafka, postgres
+from hive_streams.kafka_admin import ensure_topics
+from hive_streams.processes import Fabric, wait_until
+from hive_streams.topics import Topics
+
+from .report import write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = {"nodes": [{"id": "a", "kind": "echo", "value": 1},
+                  {"id": "b", "kind": "echo", "value": 2, "depends_on": ["a"]},
+                  {"id": "c", "kind": "echo", "value": 3, "depends_on": ["b"]}]}
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.running = pid, 0, True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, rss_kib(self.pid)["VmRSS"])
+            time.sleep(0.2)
+
+
+def start_fabric(work: Path, prefix: str) -> tuple[Fabric, str, int]:
+    s = settings_mod.load()
+    bootstrap = kafka.up(s)
+    server = postgres.up(s)
+    database = postgres.create_database(server, f"sse_{prefix}")
+    topics = Topics(prefix, 4)
+    asyncio.run(ensure_topics(bootstrap, topics))
+    port = _free_port()
+    env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": database, "HIVE_HOME": str(work),
+           "HIVE_TOPIC_PREFIX": prefix, "HIVE_API_PORT": str(port), "HIVE_WORKER_ID": f"w-{prefix}",
+           "HIVE_WORKER_WEB_PORT": str(_free_port()), "HIVE_FEED_QUEUE": "5000"}
+    fabric = Fabric(env, work / "logs")
+    fabric.spawn("connect", "--loglevel", "warning", "connect")
+    fabric.spawn("worker", "--loglevel", "warning", "worker")
+    fabric.spawn("api", "--loglevel", "warning", "api")
+    for i in range(2):
+        fabric.spawn(f"ex-{i}", "--loglevel", "warning", "executor", "--agent-id", f"ex-{i}",
+                     "--capabilities", "echo", "--slots", "8")
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: fabric.check_alive() or _healthy(base), 90, what="API health")
+    return fabric, base, port
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def percentile(sorted_values, q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] if sorted_values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sse.md")
+    args = parser.parse_args()
+    prefix = f"sse{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="hive-sse-bench-"))
+    fabric, base, port = start_fabric(work, prefix)
+    api_pid = next(p for p in fabric.processes if p.name == "api").popen.pid
+    try:
+        rss_idle = rss_kib(api_pid)["VmRSS"]
+        per_proc = [args.clients // args.client_procs + (i < args.clients % args.client_procs)
+                    for i in range(args.client_procs)]
+        procs = [subprocess.Popen([sys.executable, "-m", "bench.sse.clients", "127.0.0.1", str(port), str(n),
+                                   f"{prefix}-", str(args.tasks), str(work / f"clients-{i}")],
+                                  cwd=ROOT, stdout=subprocess.PIPE, text=True) for i, n in enumerate(per_proc)]
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "connected", "a client process failed to connect"
+        wait_until(lambda: httpx.get(f"{base}/api/events/stats").json()["subscribers"] >= args.clients, 60,
+                   what="every client subscribed")
+        rss_connected = rss_kib(api_pid)["VmRSS"]
+        sampler = RssSampler(api_pid)
+        sampler.start()
+        started = time.monotonic()
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for i in range(args.tasks):
+                response = http.post("/api/tasks", json={"id": f"{prefix}-{i}", "name": f"sse-{i}", **TASK})
+                assert response.status_code == 202, response.text
+        for proc in procs:
+            proc.wait(timeout=1200)
+        elapsed = time.monotonic() - started
+        sampler.running = False
+        stats = httpx.get(f"{base}/api/events/stats").json()
+        latencies = array.array("f")
+        summary = {"clients": 0, "complete": 0, "frames": 0, "task_events": 0}
+        for i in range(args.client_procs):
+            with open(work / f"clients-{i}.lat", "rb") as f:
+                latencies.frombytes(f.read())
+            part = json.loads((work / f"clients-{i}.json").read_text())
+            summary = {k: summary[k] + part[k] for k in summary}
+        ordered = sorted(latencies)
+        result = {
+            **summary, "tasks": args.tasks, "client_procs": args.client_procs, "elapsed_s": round(elapsed, 1),
+            "p50_ms": round(percentile(ordered, 0.50), 1), "p90_ms": round(percentile(ordered, 0.90), 1),
+            "p99_ms": round(percentile(ordered, 0.99), 1), "max_ms": round(ordered[-1], 1) if ordered else None,
+            "rss_idle_mib": round(rss_idle / 1024, 1), "rss_connected_mib": round(rss_connected / 1024, 1),
+            "rss_peak_mib": round(max(sampler.peak, rss_kib(api_pid)["VmHWM"]) / 1024, 1),
+            "dropped_slow_clients": stats["dropped"], "machine": f"{os.cpu_count()} cores, {platform.platform()}",
+            "command": "python -m bench.sse.run " + " ".join(sys.argv[1:]),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_report(args.out, result)
+        print(json.dumps(result, indent=2))
+        return 0 if result["complete"] == args.clients else 1
+    finally:
+        fabric.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
