@@ -11,9 +11,11 @@ import httpx
 from hive_streams.client import HiveClient
 from hive_streams.kafka_admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
+from hive_streams.settings import REPO_ROOT
 from hive_streams.topics import Topics
 
 ALL_KINDS = "echo,shell,python,sleep,http"
+RUNS = REPO_ROOT / ".hive" / "test-runs"
 
 
 def free_port() -> int:
@@ -23,29 +25,33 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, bootstrap: str, database_url: str, log_root: Path, partitions: int = 4):
+    def __init__(self, bootstrap: str, database_url: str, log_root: Path, partitions: int = 4, **env_overrides: str):
         self.id = uuid.uuid4().hex[:10]
         self.topics = Topics(f"t{self.id}", partitions)
         self.bootstrap = bootstrap
         self.database_url = database_url
         self.api_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
-        home = log_root / self.id
+        home = RUNS / self.id  # outside pytest's temp dirs, which other runs rotate away
         env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": database_url, "HIVE_HOME": str(home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(partitions),
                "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"w{self.id}",
-               "HIVE_WORKER_WEB_PORT": str(free_port()), "HIVE_HEARTBEAT_SECONDS": "1"}
+               "HIVE_WORKER_WEB_PORT": str(free_port()), "HIVE_HEARTBEAT_SECONDS": "1", **env_overrides}
         self.fabric = Fabric(env, home / "logs")
         self.worker = None
+        self.workers = []
+        self.executors = {}
         self.client = HiveClient(self.base_url)
 
-    def start(self, executors: dict[str, tuple[str, int]]) -> "Stack":
+    def start(self, executors: dict[str, tuple], workers: int = 1) -> "Stack":
+        """executors: agent id -> (capabilities, slots, *extra executor options)."""
         asyncio.run(ensure_topics(self.bootstrap, self.topics))
         self.fabric.spawn("connect", "connect")
-        self.worker = self.fabric.worker()
+        self.workers = [self.fabric.worker(f"worker-{i}", HIVE_WORKER_WEB_PORT=str(free_port())) for i in range(workers)]
+        self.worker = self.workers[0]
         self.fabric.spawn("api", "api")
-        for agent_id, (capabilities, slots) in executors.items():
-            self.fabric.executor(agent_id, capabilities, slots)
+        for agent_id, (capabilities, slots, *options) in executors.items():
+            self.executors[agent_id] = self.fabric.executor(agent_id, capabilities, slots, *options)
         wait_until(lambda: self.fabric.check_alive() or self._healthy(), 60, what="API health")
         return self
 
@@ -56,7 +62,13 @@ class Stack:
             return False
 
     def restart_worker(self) -> None:
-        self.worker = self.fabric.worker("worker-restarted")
+        self.worker = self.fabric.worker("worker-restarted", HIVE_WORKER_WEB_PORT=str(free_port()))
+
+    def wait_for_agents(self, count: int, timeout: float = 60) -> list[dict]:
+        def online():
+            agents = self.client.http.get("/api/status/agents").json()["agents"]
+            return agents if sum(a["status"] == "online" for a in agents) >= count else None
+        return wait_until(online, timeout, what=f"{count} agents online")
 
     def stop(self) -> None:
         self.client.close()

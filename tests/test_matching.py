@@ -133,3 +133,13 @@ def test_capacity_is_never_exceeded_priorities_hold_and_results_are_deterministi
             now += 10
         return log
     assert run() == run()
+
+
+def test_a_pin_overrides_capabilities_but_not_liveness():
+    m = market([("plain", 1, [("echo", 1.0)], {})])
+    m.observe(validated("t", 1, requires=("special",)))
+    assert reserved(m.proposals(2, TIMEOUT, 1000)) == []
+    m.observe(e.TaskPinned("t", 3, 3, "plain"))
+    assert reserved(m.proposals(4, TIMEOUT, 1000)) == [("t", "plain")]
+    m.observe(e.TaskPinned("t2", 3, 3, "plain"))  # unknown task: ignored
+    assert reserved(m.proposals(TIMEOUT + 10, TIMEOUT, 1000)) == []

@@ -20,6 +20,7 @@ from ..domain.definition import DefinitionError, parse_task, requested_id
 from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
+from . import operators
 from .body import BodyError, parse_definition, read_limited
 from .sse import FeedEndpoints
 from .views import Views
@@ -47,6 +48,14 @@ class Api:
         key, value, headers = self.codec.message(command, SOURCE)
         await self.producer.send_and_wait(self.topics.task_commands, value, key=key, headers=headers)
 
+    @staticmethod
+    def now() -> int:
+        return now_ms()
+
+    @staticmethod
+    def error(status: int, field: str, message: str) -> JSONResponse:
+        return error(status, field, message)
+
     def read(self, fn, *args):
         with Session(self.engine) as session:
             return fn(session, *args)
@@ -63,8 +72,7 @@ class Api:
         except DefinitionError as exc:
             return error(422, exc.path, exc.message)
         requester = request.headers.get("x-hive-requester", "anonymous")
-        await self.send(c.SubmitTask(task_id, uuid.uuid4().hex, now, spec.name, requester, spec.nodes,
-                                     spec.priority, spec.deadline_at, spec.budget, spec.max_retries, spec.requires))
+        await self.send(c.SubmitTask.of(task_id, uuid.uuid4().hex, now, requester, spec))
         links = {"self": f"/api/tasks/{task_id}", "events": f"/api/tasks/{task_id}/events"}
         return JSONResponse({"task_id": task_id, "status": "submitted", "links": links}, status_code=202,
                             headers={"Location": links["self"]})
@@ -120,6 +128,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.cancel, methods=["DELETE"]),
         Route("/health", api.health, methods=["GET"]),
+        *operators.routes(api),
     ]
     routes += feeds.routes() + views.routes()
     app = Starlette(routes=routes, lifespan=lifespan)

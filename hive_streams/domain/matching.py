@@ -58,7 +58,7 @@ def ineligible(need: Need, a: agent_agg.AgentState, now: int, timeout_ms: int) -
 
 def score(need: Need, a: agent_agg.AgentState, reputation: float, free: int) -> float:
     have = {cap.name: cap.proficiency for cap in a.capabilities}
-    proficiency = sum(have[r.name] for r in need.requires) / len(need.requires) if need.requires else 1.0
+    proficiency = sum(have.get(r.name, 0.0) for r in need.requires) / len(need.requires) if need.requires else 1.0
     cheapness = 1.0 - a.price / need.budget if need.budget else 1.0
     idleness = free / a.slots if a.slots else 0.0
     return (WEIGHTS["proficiency"] * proficiency + WEIGHTS["reputation"] * reputation

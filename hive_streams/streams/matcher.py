@@ -56,7 +56,10 @@ class Matcher:
                     log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents), len(self.market.waiting))
                     self.caught_up.set()
                 if self.caught_up.is_set() and self.is_leader():
-                    await self._propose(producer)
+                    try:
+                        await self._propose(producer)
+                    except Exception:  # a bug in a policy must not take the worker down with it
+                        log.exception("matcher round failed; retrying on the next batch")
         finally:
             await consumer.stop()
             await producer.stop()
@@ -73,6 +76,8 @@ class Matcher:
             self.market.observe(self.codec.decode(value))
         except CodecError:
             pass  # strays on event topics are reported by the audit connector
+        except Exception:
+            log.exception("matcher could not fold an event; skipping it")
 
     async def _propose(self, producer: AIOKafkaProducer) -> None:
         now = int(time.time() * 1000)
