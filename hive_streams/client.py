@@ -76,7 +76,9 @@ class HiveClient:
                     yield frame
                     if frame.event in TERMINAL_EVENTS:
                         return
-            except (httpx.TransportError, httpx.HTTPStatusError):
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code < 500:
+                    raise
                 failures += 1
                 if failures > retries:
                     raise

@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 
 from hive_streams.api.feeds import FeedSpec, batches
 from hive_streams.api.hub import Hub
-from hive_streams.api.positions import PositionError, TaskPosition, VectorCodec
+from hive_streams.api.positions import PositionError, TaskPosition, VectorCodec, VectorIds
 from hive_streams.api.records import Item, SeqMemory, lookback_start
 from hive_streams.codec import default_codec
 from hive_streams.domain.events import NodeProgress
@@ -33,6 +33,10 @@ def test_vector_positions_round_trip_and_new_partitions_start_at_zero():
     assert text == "t=5,0,0;a=0,9"
     assert {tp: o for tp, o in codec.decode(text).items() if o} == offsets
     assert codec.decode("t=5;a=1")[TopicPartition(TOPICS.task_events, 2)] == 0
+    ids = VectorIds(codec, offsets)
+    assert ids.after(TopicPartition(TOPICS.agent_events, 0), 3) == "t=5,0,0;a=4,9"
+    assert ids.after(TopicPartition(TOPICS.task_events, 2), 0) == codec.encode({**offsets, **{
+        TopicPartition(TOPICS.agent_events, 0): 4, TopicPartition(TOPICS.task_events, 2): 1}})
     for bad in ("t=1,2", "x=1;a=2", "t=1;a=-1", "t=a;a=1"):
         with pytest.raises(PositionError):
             codec.decode(bad)

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from ..domain.events import TERMINAL_TASK_EVENTS
 from .catchup import CatchUp
 from .hub import Hub
-from .positions import TaskPosition, VectorCodec
+from .positions import TaskPosition, VectorCodec, VectorIds
 from .records import LOOKBACK, Item
 
 BATCH = 500  # items sent to one client in one write
@@ -101,13 +101,9 @@ async def task_frames(hub: Hub, tp: TopicPartition, task_id: str, start: int, la
 async def vector_frames(hub: Hub, vectors: VectorCodec, spec: FeedSpec,
                         positions: dict[TopicPartition, int]) -> AsyncIterator[bytes]:
     """Frames of a feed over every partition; each id is the vector of next offsets after it."""
-    ids = dict(positions)
+    ids = VectorIds(vectors, positions)
     async for batch in batches(hub, spec, positions):
-        out = []
-        for item in batch:
-            ids[item.tp] = item.offset + 1
-            out.append(frame(item.kind, vectors.encode(ids), item.data))
-        yield "".join(out).encode()
+        yield "".join([frame(item.kind, ids.after(item.tp, item.offset), item.data) for item in batch]).encode()
 
 
 def agent_match(agent_id: str) -> Callable[[Item], bool]:

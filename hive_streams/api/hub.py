@@ -125,6 +125,8 @@ class Hub:
 
     def since(self, positions: dict[TopicPartition, int], match: Callable[[Item], bool]) -> list[Item]:
         """Held items at or after `positions` (only their partitions) that match."""
+        if all(offset >= self.next.get(tp, 0) for tp, offset in positions.items()):
+            return []  # a client starting live: nothing held is after it
         return [item for item in self.items
                 if item.offset >= positions.get(item.tp, 1 << 62) and match(item)]
 

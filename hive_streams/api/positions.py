@@ -71,3 +71,18 @@ class VectorCodec:
             for p in range(self.partitions[topic]):
                 out[TopicPartition(topic, p)] = values[p] if p < len(values) else 0
         return out
+
+
+class VectorIds:
+    """The ids of one feed's frames: one partition moves per frame, so only that part is re-rendered."""
+
+    def __init__(self, codec: VectorCodec, offsets: dict[TopicPartition, int]):
+        tps = codec.all()
+        self.index = {tp: i for i, tp in enumerate(tps)}
+        self.values = [str(offsets.get(tp, 0)) for tp in tps]
+        self.split = sum(1 for tp in tps if tp.topic == codec.names["t"])
+
+    def after(self, tp: TopicPartition, offset: int) -> str:
+        """The id once the record at `offset` on `tp` is sent."""
+        self.values[self.index[tp]] = str(offset + 1)
+        return "t=" + ",".join(self.values[:self.split]) + ";a=" + ",".join(self.values[self.split:])
