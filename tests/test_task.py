@@ -71,7 +71,7 @@ def test_first_report_starts_the_task_implicitly():
 
 
 def test_node_failure_fails_the_task_and_names_the_node():
-    state, log = run([submit(), c.AssignTask("t1", "x", 11, "ag"), report(c.ReportNodeFailed, "a", error="boom")])
+    state, log = run([submit(max_retries=0), c.AssignTask("t1", "x", 11, "ag"), report(c.ReportNodeFailed, "a", error="boom")])
     assert state.status == "failed"
     assert "node a failed: boom" in state.reason
     assert log[-1].agent_id == "ag"
