@@ -11,6 +11,7 @@ import httpx
 from hive_streams.client import HiveClient
 from hive_streams.kafka_admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
+from hive_streams.infra.postgres import create_database, drop_database
 from hive_streams.settings import REPO_ROOT
 from hive_streams.topics import Topics
 
@@ -29,7 +30,8 @@ class Stack:
         self.id = uuid.uuid4().hex[:10]
         self.topics = Topics(f"t{self.id}", partitions)
         self.bootstrap = bootstrap
-        self.database_url = database_url
+        self.server_url = database_url
+        self.database_url = create_database(database_url, f"stack_{self.id}")  # read models of its own
         self.api_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         home = RUNS / self.id  # outside pytest's temp dirs, which other runs rotate away
@@ -73,6 +75,7 @@ class Stack:
     def stop(self) -> None:
         self.client.close()
         self.fabric.stop()
+        drop_database(self.server_url, f"stack_{self.id}")
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.tail(25)}" for p in self.fabric.processes)

@@ -34,8 +34,8 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sql(pg_url):
-    engine = create_engine(pg_url)
+def sql(stack):
+    engine = create_engine(stack.database_url)
     yield engine
     engine.dispose()
 

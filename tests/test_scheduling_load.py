@@ -41,7 +41,7 @@ def definition(i: int, rng: random.Random) -> dict:
 
 def test_three_hundred_tasks_two_workers(kafka_bootstrap, pg_url, tmp_path):
     stack = Stack(kafka_bootstrap, pg_url, tmp_path, partitions=4).start(AGENTS, workers=2)
-    engine = create_engine(pg_url)
+    engine = create_engine(stack.database_url)
     try:
         stack.wait_for_agents(len(AGENTS))
         rng = random.Random(7)

@@ -34,7 +34,7 @@ def statuses(engine, ids) -> dict[str, str]:
 
 def test_sigkill_worker_mid_run(kafka_bootstrap, pg_url, tmp_path):
     stack = Stack(kafka_bootstrap, pg_url, tmp_path).start({"ex-1": (ALL_KINDS, 3), "ex-2": (ALL_KINDS, 3)})
-    engine = create_engine(pg_url)
+    engine = create_engine(stack.database_url)
     try:
         ids = [f"crash-{i}" for i in range(TASKS)]
         for i in range(TASKS):
