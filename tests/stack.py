@@ -35,7 +35,7 @@ class Stack:
         self.api_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         home = RUNS / self.id  # outside pytest's temp dirs, which other runs rotate away
-        env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": database_url, "HIVE_HOME": str(home),
+        env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": self.database_url, "HIVE_HOME": str(home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(partitions),
                "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"w{self.id}",
                "HIVE_WORKER_WEB_PORT": str(free_port()), "HIVE_HEARTBEAT_SECONDS": "1", **env_overrides}
