@@ -8,22 +8,31 @@ from pathlib import Path
 from .common import Context
 from .pipeline import pipeline_run
 
-IDLE = ("EpollSelector.select", "select (selectors.py")
+IDLE = "EpollSelector.select"
+SKIP = ("<module>", "main (hive_streams/cli.py", "cmd_worker", "run_worker")
+
+
+def function(frame: str) -> str:
+    """`name (path:line)` -> `name (path)`: samples of one function add up over its lines."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
 
 
 def collapse(path: Path, top: int = 15) -> dict:
     """Summarises py-spy's raw output (`frame;frame;... count` a line) by own and by total samples."""
-    own, total, samples, idle = collections.Counter(), collections.Counter(), 0, 0
+    own, total, samples = collections.Counter(), collections.Counter(), 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames, n = stack.split(";"), int(count)
+        frames, n = [function(f) for f in stack.split(";")], int(count)
         samples += n
         own[frames[-1]] += n
-        idle += n if frames[-1].startswith(IDLE) else 0
         for frame in set(frames):
             total[frame] += n
-    ours = [(f, n) for f, n in total.most_common() if "hive_streams/" in f or "deciders.py" in f or "app.py" in f]
+    ours = [(f, n) for f, n in total.most_common()
+            if ("hive_streams/" in f or f.endswith((" (deciders.py)", " (app.py)", " (matcher.py)", " (relays.py)")))
+            and not f.startswith(SKIP)]
     pct = lambda n: round(100 * n / samples, 1)
+    idle = sum(n for f, n in own.items() if f.startswith(IDLE))
     return {"samples": samples, "idle_pct": pct(idle),
             "own": [(f, pct(n)) for f, n in own.most_common(top)],
             "ours_total": [(f, pct(n)) for f, n in ours[:top]]}
