@@ -10,10 +10,12 @@ from __future__ import annotations
 import array
 import asyncio
 import json
+import re
 import sys
 import time
 
 TIMEOUT_SECONDS = 900
+TASK_HEAD = re.compile(rb'\{"type":"\w+","task_id":"([^"]*)","seq":(\d+),"at":(\d+)')
 TERMINAL = (b"TaskCompleted", b"TaskFailed", b"TaskCancelled", b"TaskRejected")
 
 
@@ -29,15 +31,15 @@ class Client:
         self.frames += 1
         if not event.startswith((b"Task", b"Node")):
             return
-        ev = json.loads(data)
-        task_id = ev["task_id"]
+        found = TASK_HEAD.match(data)  # cheaper than parsing the whole JSON, on a shared CPU
+        task_id, seq, at = found.group(1).decode(), int(found.group(2)), int(found.group(3))
         if not task_id.startswith(self.prefix):
             return
-        latencies.append(now_ms - ev["at"])
-        self.seqs.setdefault(task_id, set()).add(ev["seq"])
+        latencies.append(now_ms - at)
+        self.seqs.setdefault(task_id, set()).add(seq)
         if event in TERMINAL:
             self.ended.add(task_id)
-            self.last_seq[task_id] = ev["seq"]
+            self.last_seq[task_id] = seq
 
     @property
     def done(self) -> bool:

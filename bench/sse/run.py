@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TASK = {"nodes": [{"id": "a", "kind": "echo", "value": 1},
                   {"id": "b", "kind": "echo", "value": 2, "depends_on": ["a"]},
                   {"id": "c", "kind": "echo", "value": 3, "depends_on": ["b"]}]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -104,6 +111,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=0.0, help="tasks submitted per second; 0: all at once")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sse.md")
     args = parser.parse_args()
     prefix = f"sse{uuid.uuid4().hex[:8]}"
@@ -112,6 +120,7 @@ def main() -> int:
     api_pid = next(p for p in fabric.processes if p.name == "api").popen.pid
     try:
         rss_idle = rss_kib(api_pid)["VmRSS"]
+        load_before = round(os.getloadavg()[0], 1)
         per_proc = [args.clients // args.client_procs + (i < args.clients % args.client_procs)
                     for i in range(args.client_procs)]
         procs = [subprocess.Popen([sys.executable, "-m", "bench.sse.clients", "127.0.0.1", str(port), str(n),
@@ -124,15 +133,22 @@ def main() -> int:
         rss_connected = rss_kib(api_pid)["VmRSS"]
         sampler = RssSampler(api_pid)
         sampler.start()
+        api_cpu_before = cpu_seconds(api_pid)
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         with httpx.Client(base_url=base, timeout=30) as http:
             for i in range(args.tasks):
+                if args.rate:
+                    time.sleep(max(0.0, started + i / args.rate - time.monotonic()))
                 response = http.post("/api/tasks", json={"id": f"{prefix}-{i}", "name": f"sse-{i}", **TASK})
                 assert response.status_code == 202, response.text
         for proc in procs:
             proc.wait(timeout=1200)
         elapsed = time.monotonic() - started
         sampler.running = False
+        api_cpu = cpu_seconds(api_pid) - api_cpu_before
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        clients_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
         stats = httpx.get(f"{base}/api/events/stats").json()
         latencies = array.array("f")
         summary = {"clients": 0, "complete": 0, "frames": 0, "task_events": 0}
@@ -143,12 +159,14 @@ def main() -> int:
             summary = {k: summary[k] + part[k] for k in summary}
         ordered = sorted(latencies)
         result = {
-            **summary, "tasks": args.tasks, "client_procs": args.client_procs, "elapsed_s": round(elapsed, 1),
+            **summary, "tasks": args.tasks, "rate": args.rate, "client_procs": args.client_procs, "elapsed_s": round(elapsed, 1),
             "p50_ms": round(percentile(ordered, 0.50), 1), "p90_ms": round(percentile(ordered, 0.90), 1),
             "p99_ms": round(percentile(ordered, 0.99), 1), "max_ms": round(ordered[-1], 1) if ordered else None,
             "rss_idle_mib": round(rss_idle / 1024, 1), "rss_connected_mib": round(rss_connected / 1024, 1),
             "rss_peak_mib": round(max(sampler.peak, rss_kib(api_pid)["VmHWM"]) / 1024, 1),
-            "dropped_slow_clients": stats["dropped"], "machine": f"{os.cpu_count()} cores, {platform.platform()}",
+            "dropped_slow_clients": stats["dropped"], "api_cpu_s": round(api_cpu, 1),
+            "clients_cpu_s": round(clients_cpu, 1), "load_before": load_before,
+            "load_after": round(os.getloadavg()[0], 1), "machine": f"{os.cpu_count()} cores, {platform.platform()}",
             "command": "python -m bench.sse.run " + " ".join(sys.argv[1:]),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)

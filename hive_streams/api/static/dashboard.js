@@ -222,6 +222,7 @@ function renderFailures() {
     li.innerHTML = `<b></b> <span class="badge"></span> <span class="reason"></span> <span class="muted"></span>`;
     li.children[0].textContent = f.name || f.task_id;
     li.children[1].textContent = f.status;
+    li.children[1].className = `badge ${f.status}`;
     li.children[2].textContent = f.reason || "";
     li.children[3].textContent = ago(f.updated_at);
     return li;

@@ -37,8 +37,7 @@ function drawGraph(container, graph) {
     place.set(n.id, {x: PAD + c * (NODE_W + GAP_X), y: PAD + r * (NODE_H + GAP_Y)})));
   const width = PAD * 2 + columns.length * (NODE_W + GAP_X) - GAP_X;
   const height = PAD * 2 + Math.max(...columns.map(c => c.length)) * (NODE_H + GAP_Y) - GAP_Y;
-  const root = svg("svg", {viewBox: `0 0 ${width} ${height}`, role: "img"});
-  root.style.maxHeight = "420px";
+  const root = svg("svg", {viewBox: `0 0 ${width} ${height}`, width, height, role: "img"});
   for (const n of nodes) {
     for (const dep of n.depends_on || []) {
       const a = place.get(dep), b = place.get(n.id);
