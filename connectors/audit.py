@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from hive_streams import settings as settings_mod
 from hive_streams.codec import Codec, default_codec
-from hive_streams.domain.events import AgentEvent, TaskEvent
+from hive_streams.domain.events import AgentEvent, TaskEvent, LedgerEvent
 from hive_streams.exceptions import CodecError
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
 from hive_streams.topics import Topics
@@ -43,7 +43,7 @@ def to_log_record(codec: Codec, record: ConsumerRecord) -> LogRecord | None:
     except CodecError as exc:
         log.warning("skipping undecodable record %s: %s", where, exc)
         return None
-    if not isinstance(event, (TaskEvent, AgentEvent)):
+    if not isinstance(event, (TaskEvent, AgentEvent, LedgerEvent)):
         log.warning("skipping %s at %s: not a task or agent event", type(event).__name__, where)
         return None
     return LogRecord(record.topic, record.partition, record.offset, event,
@@ -102,7 +102,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     try:
         await asyncio.to_thread(create_schema, engine)
-        partitions = await _partitions(settings.bootstrap, [topics.task_events, topics.agent_events], stop)
+        partitions = await _partitions(settings.bootstrap, [topics.task_events, topics.agent_events, topics.ledger_events], stop)
         if not partitions:
             return
         await consumer.start()

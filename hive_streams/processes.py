@@ -61,8 +61,9 @@ class Fabric:
     log_dir: Path
     processes: list[Process] = field(default_factory=list)
 
-    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Process:
-        argv = [sys.executable, "-m", "hive_streams.cli", *args]
+    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None,
+              module: str = "hive_streams.cli") -> Process:
+        argv = [sys.executable, "-m", module, *args]
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         proc = Process(name, argv, env, self.log_dir / f"{name}.log").start()
         self.processes.append(proc)

@@ -29,6 +29,8 @@ class Settings:
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "HIVE_HEARTBEAT_SECONDS", "doc": "executor heartbeat interval"})
     agent_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_AGENT_TIMEOUT_SECONDS", "doc": "an agent silent this long is not offered work"})
     sweep_seconds: float = field(default=1.0, metadata={"env": "HIVE_SWEEP_SECONDS", "doc": "how often the worker checks deadlines and silent agents"})
+    platform_fee_bps: int = field(default=500, metadata={"env": "HIVE_PLATFORM_FEE_BPS", "doc": "platform fee on each settled payment, in basis points (500 = 5%)"})
+    operator_token: str = field(default="", metadata={"env": "HIVE_OPERATOR_TOKEN", "doc": "token operators send as X-Hive-Operator for deposits; empty means deposits are open (development)"})
     max_body_bytes: int = field(default=1_000_000, metadata={"env": "HIVE_MAX_BODY_BYTES", "doc": "largest task definition the API accepts"})
     schemas_dir: str = field(default=str(REPO_ROOT / "schemas"), metadata={"env": "HIVE_SCHEMAS_DIR", "doc": "directory of the Avro schemas"})
     kafka_version: str = field(default="4.4.0", metadata={"env": "HIVE_KAFKA_VERSION", "doc": "Apache Kafka version the launcher assembles from Maven Central"})

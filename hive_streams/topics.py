@@ -35,6 +35,14 @@ class Topics:
         return f"{self.prefix}.agent.events"
 
     @property
+    def ledger_commands(self) -> str:
+        return f"{self.prefix}.ledger.commands"
+
+    @property
+    def ledger_events(self) -> str:
+        return f"{self.prefix}.ledger.events"
+
+    @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
@@ -47,6 +55,8 @@ class Topics:
             self.task_events: (self.partitions, forever),
             self.agent_commands: (self.partitions, week),
             self.agent_events: (self.partitions, forever),
+            self.ledger_commands: (1, week),  # the ledger is one aggregate: one writer of all money
+            self.ledger_events: (1, forever),
             self.deadletter: (1, forever),
         }
 

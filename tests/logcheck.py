@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from hive_streams.codec import event_id
 from hive_streams.domain import events as e
 from hive_streams.domain.model import capability_shortfall
 
@@ -11,7 +12,7 @@ def distinct(events) -> list:
     """One copy of each aggregate/seq (a crash may re-produce an event), in log order."""
     seen, out = set(), []
     for ev in events:
-        key = (type(ev).__mro__[1].__name__, getattr(ev, "task_id", None) if isinstance(ev, e.TaskEvent) else ev.agent_id, ev.seq)
+        key = (type(ev).__mro__[1].__name__, event_id(ev))
         if key not in seen:
             seen.add(key)
             out.append(ev)

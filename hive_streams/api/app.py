@@ -20,7 +20,7 @@ from ..domain.definition import DefinitionError, parse_task, requested_id
 from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
-from . import operators
+from . import accounts, operators
 from .body import BodyError, parse_definition, read_limited
 from .sse import FeedEndpoints
 from .views import Views
@@ -129,6 +129,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         Route("/api/tasks/{task_id}", api.cancel, methods=["DELETE"]),
         Route("/health", api.health, methods=["GET"]),
         *operators.routes(api),
+        *accounts.routes(api),
     ]
     routes += feeds.routes() + views.routes()
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -4,13 +4,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..domain.agent import AgentState
-from ..domain.commands import AgentCommand, TaskCommand
-from ..domain.events import AgentEvent, TaskEvent
+from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
+from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from ..domain.ledger import LedgerState
 from ..domain.task import TaskState
 
 CONTENT_TYPE = b"application/avro"
 TASK_FAMILY = (TaskEvent, TaskCommand, TaskState)
 AGENT_FAMILY = (AgentEvent, AgentCommand, AgentState)
+LEDGER_FAMILY = (LedgerEvent, LedgerCommand, LedgerState)
 
 
 def event_id(obj) -> str:
@@ -24,6 +26,8 @@ def aggregate_id(obj) -> str:
         return obj.task_id
     if isinstance(obj, AGENT_FAMILY):
         return obj.agent_id
+    if isinstance(obj, LEDGER_FAMILY):
+        return obj.ledger_id
     raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
 
 

@@ -22,6 +22,7 @@ class AgentState:
     hardware: Hardware = field(default_factory=Hardware)
     price: float = 0.0
     targets: dict[str, float] = field(default_factory=dict)
+    public_key: str = ""
     holding: frozenset[str] = frozenset()
     last_seen: int = 0
     cpu_percent: float = 0.0
@@ -62,7 +63,7 @@ def _offline(state: AgentState, now: int, reason: str) -> e.AgentStatusChanged:
                                 lost_tasks=tuple(sorted(state.holding)))
 
 
-OFFER_FIELDS = ("name", "capabilities", "slots", "endpoint", "model", "hardware", "price", "targets")
+OFFER_FIELDS = ("name", "capabilities", "slots", "endpoint", "model", "hardware", "price", "targets", "public_key")
 
 
 @_decide.register
@@ -101,13 +102,14 @@ def _(cmd: c.ExpireAgent, state: AgentState, now: int, timeout_ms: int):
 
 @_decide.register
 def _(cmd: c.ReserveSlot, state: AgentState, now: int, timeout_ms: int):
-    if cmd.task_id in state.holding:
-        return []
+    if cmd.task_id in state.holding:  # a second offer for a task it holds: refuse it, so its escrow goes back
+        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason="already held", escrow_id=cmd.escrow_id)]
     reason = ("not online" if not state.live(now, timeout_ms)
               else "no free slot" if state.free_slots == 0 else "")
     if reason:
-        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason=reason)]
-    return [e.SlotReserved(**_base(state, now), task_id=cmd.task_id)]
+        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason=reason, escrow_id=cmd.escrow_id)]
+    return [e.SlotReserved(**_base(state, now), task_id=cmd.task_id, escrow_id=cmd.escrow_id,
+                           public_key=state.public_key)]
 
 
 @_decide.register

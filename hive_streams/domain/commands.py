@@ -41,6 +41,8 @@ class CancelTask(TaskCommand):
 @dataclass(frozen=True)
 class AssignTask(TaskCommand):
     agent_id: str
+    escrow_id: str = ""
+    agent_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,25 @@ class ReportNodeCompleted(TaskCommand):
     attempt: int
     node_id: str
     output_json: str
+    digest: str = ""
+    signature: str = ""
+
+
+@dataclass(frozen=True)
+class ReportTaskResult(TaskCommand):
+    """The executor's signature over the whole result, once every node has completed."""
+    agent_id: str
+    attempt: int
+    digest: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class RejectResult(TaskCommand):
+    """A report that failed verification at the decider's door (signature, digest, or sender)."""
+    agent_id: str
+    attempt: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,7 @@ class RegisterAgent(AgentCommand):
     hardware: Hardware = field(default_factory=Hardware)
     price: float = 0.0
     targets: dict[str, float] = field(default_factory=dict)
+    public_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,6 +175,7 @@ class ExpireAgent(AgentCommand):
 @dataclass(frozen=True)
 class ReserveSlot(AgentCommand):
     task_id: str
+    escrow_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,7 +183,49 @@ class ReleaseSlot(AgentCommand):
     task_id: str
 
 
+@dataclass(frozen=True)
+class LedgerCommand:
+    ledger_id: str
+    command_id: str
+    at: int
+
+
+@dataclass(frozen=True)
+class DepositFunds(LedgerCommand):
+    account: str
+    amount: int
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class WithdrawFunds(LedgerCommand):
+    account: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class HoldEscrow(LedgerCommand):
+    escrow_id: str
+    task_id: str
+    requester: str
+    agent_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class ReleaseEscrow(LedgerCommand):
+    escrow_id: str
+    fee_bps: int = 0
+
+
+@dataclass(frozen=True)
+class RefundEscrow(LedgerCommand):
+    escrow_id: str
+    reason: str = ""
+
+
 TASK_COMMANDS = (SubmitTask, CancelTask, AssignTask, PinTask, NoteWaiting, ExpireTask, ReportAgentLost, WatchTask,
                  DependencyFinished, StartTask, ReportNodeStarted, ReportNodeProgress, ReportNodeCompleted,
-                 ReportNodeFailed)
+                 ReportNodeFailed, ReportTaskResult, RejectResult)
 AGENT_COMMANDS = (RegisterAgent, Heartbeat, DeregisterAgent, ExpireAgent, ReserveSlot, ReleaseSlot)
+LEDGER_COMMANDS = (DepositFunds, WithdrawFunds, HoldEscrow, ReleaseEscrow, RefundEscrow)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model import Capability, Hardware, NodeOutput, NodeSpec, Requirement
+from .model import Capability, Hardware, Leg, NodeOutput, NodeSpec, Requirement
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class TaskValidated(TaskEvent):
     priority: int = 0
     hardware: Hardware = field(default_factory=Hardware)
     budget: float | None = None
+    requester: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,15 @@ class TaskAssigned(TaskEvent):
     attempt: int
     nodes: tuple[NodeSpec, ...]
     completed: tuple[NodeOutput, ...] = ()
+    escrow_id: str = ""
+    agent_key: str = ""
 
 
 @dataclass(frozen=True)
 class TaskAssignmentDeclined(TaskEvent):
     agent_id: str
     reason: str
+    escrow_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class NodeCompleted(TaskEvent):
     node_id: str
     output_json: str
     attempt: int
+    digest: str = ""
+    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,24 +127,38 @@ class TaskRetryScheduled(TaskEvent):
     attempt: int
     reason: str
     not_before: int
+    escrow_id: str = ""
+
+
+@dataclass(frozen=True)
+class ResultRejected(TaskEvent):
+    """A reported result failed verification: no payment, and a reputation penalty for its agent."""
+    agent_id: str
+    attempt: int
+    reason: str
 
 
 @dataclass(frozen=True)
 class TaskCompleted(TaskEvent):
     agent_id: str
     outputs: tuple[NodeOutput, ...]
+    escrow_id: str = ""
+    result_digest: str = ""
+    signature: str = ""
 
 
 @dataclass(frozen=True)
 class TaskFailed(TaskEvent):
     reason: str
     agent_id: str = ""
+    escrow_id: str = ""
 
 
 @dataclass(frozen=True)
 class TaskCancelled(TaskEvent):
     reason: str = ""
     agent_id: str = ""
+    escrow_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +190,7 @@ class AgentRegistered(AgentEvent):
     hardware: Hardware = field(default_factory=Hardware)
     price: float = 0.0
     targets: dict[str, float] = field(default_factory=dict)
+    public_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,12 +212,15 @@ class AgentStatusChanged(AgentEvent):
 @dataclass(frozen=True)
 class SlotReserved(AgentEvent):
     task_id: str
+    escrow_id: str = ""
+    public_key: str = ""
 
 
 @dataclass(frozen=True)
 class SlotRefused(AgentEvent):
     task_id: str
     reason: str
+    escrow_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,9 +228,80 @@ class SlotReleased(AgentEvent):
     task_id: str
 
 
+@dataclass(frozen=True)
+class LedgerEvent:
+    ledger_id: str
+    seq: int
+    at: int
+
+
+@dataclass(frozen=True)
+class FundsDeposited(LedgerEvent):
+    account: str
+    amount: int
+    reference: str = ""
+    legs: tuple[Leg, ...] = ()
+
+
+@dataclass(frozen=True)
+class FundsWithdrawn(LedgerEvent):
+    account: str
+    amount: int
+    legs: tuple[Leg, ...] = ()
+
+
+@dataclass(frozen=True)
+class WithdrawalRefused(LedgerEvent):
+    account: str
+    amount: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class EscrowHeld(LedgerEvent):
+    escrow_id: str
+    task_id: str
+    requester: str
+    agent_id: str
+    amount: int
+    legs: tuple[Leg, ...] = ()
+
+
+@dataclass(frozen=True)
+class EscrowRefused(LedgerEvent):
+    escrow_id: str
+    task_id: str
+    requester: str
+    agent_id: str
+    amount: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class EscrowReleased(LedgerEvent):
+    escrow_id: str
+    task_id: str
+    agent_id: str
+    amount: int
+    fee: int
+    legs: tuple[Leg, ...] = ()
+
+
+@dataclass(frozen=True)
+class EscrowRefunded(LedgerEvent):
+    escrow_id: str
+    task_id: str
+    requester: str
+    amount: int
+    reason: str
+    legs: tuple[Leg, ...] = ()
+
+
 TERMINAL_TASK_EVENTS = (TaskCompleted, TaskFailed, TaskCancelled, TaskRejected)
 TASK_EVENTS = (TaskSubmitted, TaskBlocked, DependencyResolved, TaskValidated, TaskRejected, TaskWaiting, TaskPinned,
                TaskAssigned, TaskAssignmentDeclined, TaskStarted, NodeStarted, NodeProgress, NodeCompleted,
-               NodeFailed, TaskRetryScheduled, TaskCompleted, TaskFailed, TaskCancelled, TaskWatched,
+               NodeFailed, TaskRetryScheduled, ResultRejected, TaskCompleted, TaskFailed, TaskCancelled, TaskWatched,
                TaskOutcomeShared)
 AGENT_EVENTS = (AgentRegistered, AgentHeartbeat, AgentStatusChanged, SlotReserved, SlotRefused, SlotReleased)
+LEDGER_EVENTS = (FundsDeposited, FundsWithdrawn, WithdrawalRefused, EscrowHeld, EscrowRefused, EscrowReleased,
+                 EscrowRefunded)

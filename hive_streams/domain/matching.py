@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from . import agent as agent_agg
 from . import commands as c
 from . import events as e
+from .ledger import LEDGER_ID, cents
 from .model import Hardware, Requirement, capability_shortfall
 from .reputation import Record, outcome
 
@@ -33,6 +34,7 @@ class Need:
     hardware: Hardware = field(default_factory=Hardware)
     budget: float | None = None
     priority: int = 0
+    requester: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,17 +74,25 @@ class Market:
     waiting: dict[str, Waiting] = field(default_factory=dict)
     needs: dict[str, Need] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
+    tried: dict[str, frozenset[str]] = field(default_factory=dict)  # agents each task has been assigned to
     task_seq: dict[str, int] = field(default_factory=dict)
     order: int = 0
+    RETRY_FUNDS_MS = 2000
 
     def reputation(self, agent_id: str) -> float:
         return self.records.get(agent_id, Record()).score
 
     def observe(self, event) -> None:
+        if isinstance(event, e.EscrowRefused) and event.task_id in self.waiting:
+            w = self.waiting[event.task_id]  # the requester cannot pay: wait a round before asking again
+            self.waiting[event.task_id] = replace(w, proposed_to=None, not_before=event.at + self.RETRY_FUNDS_MS)
+            return
+        if isinstance(event, e.LedgerEvent):
+            return
         if isinstance(event, e.AgentEvent):
             state = self.agents.get(event.agent_id) or agent_agg.AgentState(event.agent_id)
             self.agents[event.agent_id] = agent_agg.evolve(state, event)
-            if isinstance(event, e.SlotRefused) and event.task_id in self.waiting:
+            if isinstance(event, e.SlotRefused) and event.task_id in self.waiting and event.reason != "already held":
                 w = self.waiting[event.task_id]
                 self.waiting[event.task_id] = replace(w, proposed_to=None, avoid=w.avoid | {event.agent_id})
             return
@@ -98,7 +108,7 @@ class Market:
             self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
         if isinstance(event, e.TaskValidated):
             self.order += 1
-            self.needs[task_id] = Need(event.requires, event.hardware, event.budget, event.priority)
+            self.needs[task_id] = Need(event.requires, event.hardware, event.budget, event.priority, event.requester)
             self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order)
         elif isinstance(event, e.TaskPinned) and task_id in self.waiting:
             self.waiting[task_id] = replace(self.waiting[task_id], pinned_to=event.agent_id, proposed_to=None)
@@ -106,13 +116,15 @@ class Market:
             self.waiting[task_id] = replace(self.waiting[task_id], noted=event.reason)
         elif isinstance(event, e.TaskAssigned):
             self.waiting.pop(task_id, None)
+            self.tried[task_id] = self.tried.get(task_id, frozenset()) | {event.agent_id}
         elif isinstance(event, e.TaskRetryScheduled) and task_id in self.needs:
             self.order += 1
             self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order, event.not_before,
-                                            avoid=frozenset({event.agent_id}))
+                                            avoid=self.tried.get(task_id, frozenset()) | {event.agent_id})
         elif isinstance(event, e.TERMINAL_TASK_EVENTS):
             self.waiting.pop(task_id, None)
             self.needs.pop(task_id, None)
+            self.tried.pop(task_id, None)
 
     def queued(self) -> list[Waiting]:
         return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.order))
@@ -124,11 +136,8 @@ class Market:
         for w in self.queued():
             if now < w.not_before or (w.proposed_to and now - w.proposed_at < retry_ms):
                 continue
-            holder = next((a.agent_id for a in self.agents.values() if w.task_id in a.holding), None)
-            if holder is not None:
-                out.append(c.AssignTask(w.task_id, f"assign:{w.task_id}:{holder}:{now}", now, holder))
-                self.waiting[w.task_id] = replace(w, proposed_to=holder, proposed_at=now)
-                continue
+            if any(w.task_id in a.holding for a in self.agents.values()):
+                continue  # a slot is held: the assignment is on its way
             agent_id, reason = self.choose(w, free, now, timeout_ms)
             if agent_id is None:
                 if reason != w.noted:
@@ -137,8 +146,17 @@ class Market:
                 continue
             free[agent_id] -= 1
             self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
-            out.append(c.ReserveSlot(agent_id, f"reserve:{w.task_id}:{agent_id}:{now}", now, w.task_id))
+            out.append(self._offer(w, self.agents[agent_id], now))
         return out
+
+    def _offer(self, w: Waiting, a: agent_agg.AgentState, now: int):
+        """A free agent gets a slot request; a priced one is paid for first: escrow, then the slot."""
+        escrow_id = f"{w.task_id}:{a.agent_id}:{now}"
+        amount = cents(a.price)
+        if amount <= 0:
+            return c.ReserveSlot(a.agent_id, f"reserve:{escrow_id}", now, w.task_id)
+        return c.HoldEscrow(LEDGER_ID, f"hold:{escrow_id}", now, escrow_id, w.task_id, w.need.requester, a.agent_id,
+                            amount)
 
     def _free(self, now: int, timeout_ms: int) -> dict[str, int]:
         pending: dict[str, int] = {}

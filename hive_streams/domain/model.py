@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 NODE_KINDS = ("shell", "python", "http", "echo", "sleep")
@@ -59,6 +60,14 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class Leg:
+    """One side of a ledger entry: cents into (positive) or out of an account's bucket."""
+    account: str
+    bucket: str
+    delta: int
+
+
+@dataclass(frozen=True)
 class NodeOutput:
     node_id: str
     output_json: str
@@ -81,3 +90,14 @@ def capability_shortfall(capabilities: tuple[Capability, ...], requires: tuple[R
         if have[r.name] < r.proficiency:
             return f"capability {r.name!r} at {have[r.name]:.2f} < {r.proficiency:.2f}"
     return ""
+
+
+def node_digest(task_id: str, attempt: int, node_id: str, output_json: str) -> str:
+    """What an executor signs for one node: bound to the task, attempt and node, so it cannot be replayed."""
+    return hashlib.sha256(f"node\n{task_id}\n{attempt}\n{node_id}\n{output_json}".encode()).hexdigest()
+
+
+def result_digest(task_id: str, attempt: int, outputs: dict[str, str]) -> str:
+    """What an executor signs for the whole task: every node's output, in node-id order."""
+    body = "\n".join(f"{node_id}\n{outputs[node_id]}" for node_id in sorted(outputs))
+    return hashlib.sha256(f"result\n{task_id}\n{attempt}\n{body}".encode()).hexdigest()

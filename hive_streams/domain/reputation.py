@@ -35,9 +35,13 @@ def outcome(event) -> tuple[str, str] | None:
     """(agent_id, kind) when a task event says something about the agent that held the task."""
     if isinstance(event, e.TaskCompleted):
         return event.agent_id, "completed"
+    if isinstance(event, e.ResultRejected):
+        return event.agent_id, "rejected"
     if isinstance(event, e.TaskRetryScheduled) and event.agent_id:
-        return event.agent_id, "rejected" if event.reason.startswith("result rejected") else "failed"
+        return None if event.reason.startswith("result rejected") else (event.agent_id, "failed")
     if isinstance(event, e.TaskFailed) and event.agent_id:
+        if event.reason.startswith("result rejected"):
+            return None  # counted by its ResultRejected
         return event.agent_id, "late" if event.reason == DEADLINE_EXCEEDED else "failed"
     return None
 

@@ -33,6 +33,8 @@ class TaskState:
     after: tuple[str, ...] = ()
     retry_backoff_seconds: float = 1.0
     agent_id: str | None = None
+    agent_key: str = ""
+    escrow_id: str = ""
     attempt: int = 0
     failures: int = 0
     tried: tuple[str, ...] = ()
@@ -90,14 +92,14 @@ def _attempt_failed(state: TaskState, now: int, reason: str) -> e.TaskEvent:
     b = _base(state, now)
     if state.failures < state.max_retries:
         return e.TaskRetryScheduled(**b, agent_id=state.agent_id or "", attempt=state.attempt, reason=reason,
-                                    not_before=now + backoff_ms(state))
+                                    not_before=now + backoff_ms(state), escrow_id=state.escrow_id)
     retries = f"after {state.failures} retries" if state.failures else "no retries allowed"
-    return e.TaskFailed(**b, reason=f"{reason} ({retries})", agent_id=state.agent_id or "")
+    return e.TaskFailed(**b, reason=f"{reason} ({retries})", agent_id=state.agent_id or "", escrow_id=state.escrow_id)
 
 
 def _queued(state: TaskState, now: int) -> e.TaskValidated:
     return e.TaskValidated(**_base(state, now), requires=needed_capabilities(state.spec), priority=state.priority,
-                           hardware=state.hardware, budget=state.budget)
+                           hardware=state.hardware, budget=state.budget, requester=state.requester)
 
 
 @singledispatch
@@ -154,18 +156,24 @@ def _(cmd: c.WatchTask, state: TaskState, now: int):
 def _(cmd: c.CancelTask, state: TaskState, now: int):
     if state.status == "new" or state.terminal:
         return []
-    return [e.TaskCancelled(**_base(state, now), reason=cmd.reason or "cancelled", agent_id=_holder(state))]
+    return [e.TaskCancelled(**_base(state, now), reason=cmd.reason or "cancelled", agent_id=_holder(state),
+                            escrow_id=_escrow(state))]
 
 
 def _holder(state: TaskState) -> str:
     return state.agent_id or "" if state.status in ACTIVE else ""
 
 
+def _escrow(state: TaskState) -> str:
+    return state.escrow_id if state.status in ACTIVE else ""
+
+
 @_decide.register
 def _(cmd: c.ExpireTask, state: TaskState, now: int):
     if state.terminal or state.status == "new" or state.deadline_at is None or now < state.deadline_at:
         return []
-    return [e.TaskFailed(**_base(state, now), reason=DEADLINE_EXCEEDED, agent_id=_holder(state))]
+    return [e.TaskFailed(**_base(state, now), reason=DEADLINE_EXCEEDED, agent_id=_holder(state),
+                         escrow_id=_escrow(state))]
 
 
 @_decide.register
@@ -188,10 +196,11 @@ def _(cmd: c.AssignTask, state: TaskState, now: int):
         return []  # the same assignment again
     if state.status != "queued" or (state.pinned_to and state.pinned_to != cmd.agent_id):
         reason = f"pinned to {state.pinned_to}" if state.status == "queued" else f"task is {state.status}"
-        return [e.TaskAssignmentDeclined(**_base(state, now), agent_id=cmd.agent_id, reason=reason)]
+        return [e.TaskAssignmentDeclined(**_base(state, now), agent_id=cmd.agent_id, reason=reason,
+                                         escrow_id=cmd.escrow_id)]
     done = tuple(NodeOutput(k, v) for k, v in sorted(state.outputs.items()))
     return [e.TaskAssigned(**_base(state, now), agent_id=cmd.agent_id, attempt=state.attempt + 1,
-                           nodes=state.nodes, completed=done)]
+                           nodes=state.nodes, completed=done, escrow_id=cmd.escrow_id, agent_key=cmd.agent_key)]
 
 
 @_decide.register
@@ -242,12 +251,34 @@ def _(cmd: c.ReportNodeCompleted, state: TaskState, now: int):
         return []
     b = _base(state, now)
     out = _started_if_needed(cmd, state, now)
-    out.append(e.NodeCompleted(**b, node_id=cmd.node_id, output_json=cmd.output_json, attempt=cmd.attempt))
+    out.append(e.NodeCompleted(**b, node_id=cmd.node_id, output_json=cmd.output_json, attempt=cmd.attempt,
+                               digest=cmd.digest, signature=cmd.signature))
     outputs = {**state.outputs, cmd.node_id: cmd.output_json}
-    if all(n.id in outputs for n in state.nodes):
-        final = tuple(NodeOutput(n.id, outputs[n.id]) for n in state.nodes)
-        out.append(e.TaskCompleted(**b, agent_id=cmd.agent_id, outputs=final))
+    if not state.agent_key and all(n.id in outputs for n in state.nodes):
+        out.append(_completed(state, cmd.agent_id, outputs, now))  # an agent without a key: nothing to sign
     return out
+
+
+def _completed(state: TaskState, agent_id: str, outputs: Mapping[str, str], now: int, digest: str = "",
+               signature: str = "") -> e.TaskCompleted:
+    final = tuple(NodeOutput(n.id, outputs[n.id]) for n in state.nodes)
+    return e.TaskCompleted(**_base(state, now), agent_id=agent_id, outputs=final, escrow_id=state.escrow_id,
+                           result_digest=digest, signature=signature)
+
+
+@_decide.register
+def _(cmd: c.ReportTaskResult, state: TaskState, now: int):
+    if not _is_current(cmd, state) or not all(state.node_status.get(n.id) == "completed" for n in state.nodes):
+        return []
+    return [_completed(state, cmd.agent_id, state.outputs, now, cmd.digest, cmd.signature)]
+
+
+@_decide.register
+def _(cmd: c.RejectResult, state: TaskState, now: int):
+    rejected = e.ResultRejected(**_base(state, now), agent_id=cmd.agent_id, attempt=cmd.attempt, reason=cmd.reason)
+    if not _is_current(cmd, state):
+        return [rejected] if state.status != "new" else []  # a stranger's result: penalised, nothing else changes
+    return [rejected, _attempt_failed(state, now, f"result rejected: {cmd.reason}")]
 
 
 @_decide.register
@@ -327,7 +358,12 @@ def _(ev: e.TaskPinned, state: TaskState):
 @_evolve.register
 def _(ev: e.TaskAssigned, state: TaskState):
     return replace(state, status="assigned", agent_id=ev.agent_id, attempt=ev.attempt, waiting_reason="",
-                   tried=state.tried + (ev.agent_id,))
+                   tried=state.tried + (ev.agent_id,), escrow_id=ev.escrow_id, agent_key=ev.agent_key)
+
+
+@_evolve.register
+def _(ev: e.ResultRejected, state: TaskState):
+    return state
 
 
 @_evolve.register
@@ -367,7 +403,8 @@ def _(ev: e.TaskRetryScheduled, state: TaskState):
     nodes = {k: ("completed" if v == "completed" else "pending") for k, v in state.node_status.items()}
     progress = {k: v for k, v in state.progress.items() if nodes.get(k) == "completed"}
     return replace(state, status="queued", agent_id=None, failures=state.failures + 1, not_before=ev.not_before,
-                   reason=ev.reason, node_status=nodes, progress=progress, pinned_to=None)  # a pin is one placement
+                   reason=ev.reason, node_status=nodes, progress=progress, pinned_to=None,  # a pin is one placement
+                   escrow_id="", agent_key="")
 
 
 @_evolve.register

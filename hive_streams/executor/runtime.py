@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from pathlib import Path
 import uuid
 from dataclasses import dataclass, field, fields
 
@@ -14,12 +15,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from ..codec import Codec, default_codec, event_id
 from ..domain import commands as c
 from ..domain import events as e
-from ..domain.model import Capability, Hardware
+from ..domain.model import Capability, Hardware, node_digest, result_digest
 from ..exceptions import CodecError
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
 from .errors import NodeError
+from .signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,8 @@ class AgentOffer:
     price: float = 0.0
     targets: dict[str, float] = field(default_factory=dict)
 
-    def register(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "agent_id"}
+    def register(self, public_key: str) -> dict:
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "agent_id"}, "public_key": public_key}
 
 
 class Reporter:
@@ -67,6 +69,7 @@ class Reporter:
         self.task_id = assigned.task_id
         self.attempt = assigned.attempt
         self.causation = event_id(assigned)
+        self.outputs = {o.node_id: o.output_json for o in assigned.completed}  # exactly as the fabric recorded them
 
     def ids(self) -> dict:
         return {"task_id": self.task_id, "command_id": uuid.uuid4().hex, "at": now_ms(),
@@ -79,13 +82,24 @@ class Reporter:
         await self.ex.send(c.ReportNodeProgress(**self.ids(), node_id=node_id, progress=fraction, message=message), self.causation)
 
     async def completed(self, node_id: str, output) -> None:
-        await self.ex.send(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=json.dumps(output)), self.causation)
+        output_json = json.dumps(output)
+        digest = node_digest(self.task_id, self.attempt, node_id, output_json)
+        self.outputs[node_id] = output_json
+        await self.ex.send(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest=digest,
+                                                 signature=self.ex.signer.sign(digest)), self.causation)
+
+    async def result(self) -> None:
+        digest = result_digest(self.task_id, self.attempt, self.outputs)
+        await self.ex.send(c.ReportTaskResult(**self.ids(), digest=digest, signature=self.ex.signer.sign(digest)),
+                           self.causation)
 
     async def failed(self, node_id: str, error: str) -> None:
         await self.ex.send(c.ReportNodeFailed(**self.ids(), node_id=node_id, error=error), self.causation)
 
 
 class Executor:
+    reporter = Reporter
+
     def __init__(self, settings: Settings, offer: AgentOffer, codec: Codec | None = None):
         self.settings = settings
         self.offer = offer
@@ -94,6 +108,7 @@ class Executor:
         self.running: dict[str, asyncio.Task] = {}
         self.seen: set[str] = set()
         self.producer: AIOKafkaProducer | None = None
+        self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
 
     async def send(self, command, causation: str | None = None) -> None:
         topic = self.topics.task_commands if isinstance(command, c.TaskCommand) else self.topics.agent_commands
@@ -115,7 +130,7 @@ class Executor:
             await consumer.seek_to_end(*parts)
             for tp in parts:
                 await consumer.position(tp)  # fix the start before anyone can assign us work
-            await self.send(self._agent_cmd(c.RegisterAgent, **self.offer.register()))
+            await self.send(self._agent_cmd(c.RegisterAgent, **self.offer.register(self.signer.public_key)))
             beat = asyncio.create_task(self._heartbeats(stop))
             if ready:
                 ready.set()
@@ -156,11 +171,12 @@ class Executor:
             self.running[event.task_id].cancel()
 
     async def _execute(self, assigned: e.TaskAssigned) -> None:
-        report = Reporter(self, assigned)
+        report = self.reporter(self, assigned)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
             await self.send(c.StartTask(**report.ids()), report.causation)
             await run_dag(assigned.nodes, done, report)
+            await report.result()
         except NodeError as exc:
             log.info("task %s failed: %s", assigned.task_id, exc)
         except asyncio.CancelledError:

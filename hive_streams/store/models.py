@@ -93,7 +93,44 @@ class AgentOutcomeRow(Base):
     at: Mapped[int] = mapped_column(BigInteger)
 
 
+class AccountRow(Base):
+    """Balances in cents, folded from the ledger's legs."""
+    __tablename__ = "accounts"
+
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    available: Mapped[int] = mapped_column(BigInteger)
+    held: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerEntryRow(Base):
+    """One ledger event, with the accounts and task it touches; unique on its event id."""
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_task", "task_id"),)
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(200))
+    task_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    escrow_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    legs: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerPostingRow(Base):
+    """Which accounts a ledger entry touches: an account's history."""
+    __tablename__ = "ledger_postings"
+
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
 audit_log = AuditRow.__table__
+ledger_postings = LedgerPostingRow.__table__
+accounts = AccountRow.__table__
+ledger_entries = LedgerEntryRow.__table__
 agent_outcomes = AgentOutcomeRow.__table__
 tasks = TaskRow.__table__
 agents = AgentRow.__table__

@@ -14,8 +14,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..codec.avro import from_record, to_record
 from ..codec.cloudevents import aggregate_id, event_id
 from ..domain import agent, reputation, task
-from ..domain.events import AgentEvent, TaskEvent
-from .models import agent_outcomes, agents, audit_log, consumer_offsets, tasks
+from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offsets, ledger_entries, ledger_postings,
+                     tasks)
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -44,6 +45,7 @@ def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
         _insert_audit(conn, records, now)
         _project_tasks(conn, [r for r in records if isinstance(r.event, TaskEvent)])
         _record_outcomes(conn, records)
+        _project_ledger(conn, [r for r in records if isinstance(r.event, LedgerEvent)])
         _project_agents(conn, [r for r in records if isinstance(r.event, AgentEvent)])
         _store_offsets(conn, consumer, next_offsets)
 
@@ -74,6 +76,49 @@ def _record_outcomes(conn: Connection, records: list[LogRecord]) -> None:
                              event_type=r.event_type, at=r.event.at))
     if rows:
         conn.execute(_insert(conn, agent_outcomes).on_conflict_do_nothing(), rows)
+
+
+def _project_ledger(conn: Connection, records: list[LogRecord]) -> None:
+    """Entries are inserted once (unique event id); balances move only for entries that were new."""
+    if not records:
+        return
+    rows = [_entry_row(r) for r in records]
+    postings = [dict(account=a, event_id=event_id(r.event), seq=r.event.seq) for r in records for a in _touched(r.event)]
+    if postings:
+        conn.execute(_insert(conn, ledger_postings).on_conflict_do_nothing(), postings)
+    stmt = _insert(conn, ledger_entries).on_conflict_do_nothing().returning(ledger_entries.c.event_id)
+    new = {row.event_id for row in conn.execute(stmt, rows)} if conn.dialect.name == "postgresql" else \
+        _insert_sqlite_entries(conn, rows)
+    deltas: dict[tuple[str, str], int] = {}
+    for r in records:
+        if event_id(r.event) in new:
+            for leg in getattr(r.event, "legs", ()):
+                deltas[(leg.account, leg.bucket)] = deltas.get((leg.account, leg.bucket), 0) + leg.delta
+    for (account, bucket), delta in sorted(deltas.items()):
+        stmt = _insert(conn, accounts).values(account=account, available=0, held=0)
+        conn.execute(stmt.on_conflict_do_nothing())
+        column = accounts.c.available if bucket == "available" else accounts.c.held
+        conn.execute(accounts.update().where(accounts.c.account == account).values({column: column + delta}))
+
+
+def _insert_sqlite_entries(conn: Connection, rows: list[dict]) -> set[str]:
+    new = set()
+    for row in rows:  # SQLite reports per-statement whether the row went in
+        if conn.execute(_insert(conn, ledger_entries).on_conflict_do_nothing(), row).rowcount:
+            new.add(row["event_id"])
+    return new
+
+
+def _touched(ev) -> set[str]:
+    named = {getattr(ev, name, "") for name in ("account", "requester", "agent_id")}
+    return ({leg.account for leg in getattr(ev, "legs", ())} | named) - {""}
+
+
+def _entry_row(r: LogRecord) -> dict:
+    ev = r.event
+    return dict(event_id=event_id(ev), seq=ev.seq, event_type=r.event_type, task_id=getattr(ev, "task_id", None),
+                escrow_id=getattr(ev, "escrow_id", None), amount=getattr(ev, "amount", 0),
+                legs=to_record(getattr(ev, "legs", ())), reason=getattr(ev, "reason", ""), at=ev.at)
 
 
 def _fold(records: list[LogRecord], loaded: dict, new_state, evolve) -> dict:

@@ -8,10 +8,10 @@ from pathlib import Path
 import faust
 
 from ..codec import Codec, default_codec
-from ..domain.commands import AgentCommand, TaskCommand
+from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..settings import Settings
 from ..topics import Topics
-from .deciders import Decider, agent_aggregate, task_aggregate
+from .deciders import Decider, agent_aggregate, ledger_aggregate, task_aggregate
 from .matcher import Matcher
 from .relays import Relay
 
@@ -50,13 +50,17 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     task_events = _raw_topic(app, topics.task_events, n)
     agent_commands = _raw_topic(app, topics.agent_commands, n)
     agent_events = _raw_topic(app, topics.agent_events, n)
+    ledger_commands = _raw_topic(app, topics.ledger_commands, 1)
+    ledger_events = _raw_topic(app, topics.ledger_events, 1)
     deadletter = _raw_topic(app, topics.deadletter, 1)
 
     timeout_ms = int(settings.agent_timeout_seconds * 1000)
     task_decider = Decider(codec, task_aggregate(), settings.bootstrap, task_commands, task_events, deadletter)
     agent_decider = Decider(codec, agent_aggregate(timeout_ms), settings.bootstrap, agent_commands, agent_events,
                             deadletter)
-    deciders = {topics.task_commands: task_decider, topics.agent_commands: agent_decider}
+    ledger_decider = Decider(codec, ledger_aggregate(), settings.bootstrap, ledger_commands, ledger_events, deadletter)
+    deciders = {topics.task_commands: task_decider, topics.agent_commands: agent_decider,
+                topics.ledger_commands: ledger_decider}
 
     @app.on_partitions_revoked.connect
     async def _forget(app, revoked, **kwargs):
@@ -72,7 +76,9 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     async def sweep():
         for decider in deciders.values():
             await decider.sweep()
-    relay = Relay(codec, {TaskCommand: task_commands, AgentCommand: agent_commands})
+
+    relay = Relay(codec, {TaskCommand: task_commands, AgentCommand: agent_commands, LedgerCommand: ledger_commands},
+                  settings.platform_fee_bps)
     matcher = Matcher(codec, topics, settings.bootstrap, timeout_ms, is_leader=app.is_leader)
 
     @app.agent(task_commands, concurrency=1)
@@ -84,6 +90,16 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     async def decide_agents(stream):
         async for event in stream.events():
             await agent_decider.handle(event.message)
+
+    @app.agent(ledger_commands, concurrency=1)
+    async def decide_ledger(stream):
+        async for event in stream.events():
+            await ledger_decider.handle(event.message)
+
+    @app.agent(ledger_events, concurrency=1)
+    async def relay_ledger_events(stream):
+        async for event in stream.events():
+            await relay.handle(event.message)
 
     @app.agent(task_events, concurrency=1)
     async def relay_task_events(stream):

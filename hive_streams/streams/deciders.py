@@ -16,11 +16,12 @@ from typing import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..codec import Codec
-from ..domain import agent, task
-from ..domain.commands import AgentCommand, ExpireAgent, ExpireTask, TaskCommand
+from ..domain import agent, ledger, task
+from ..domain.commands import AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
 from ..topics import partition_for
 from .deadletter import send_to_deadletter
+from .verify import screen
 
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/worker"
@@ -41,6 +42,7 @@ class Aggregate:
     decide: Callable
     evolve: Callable
     due: Callable  # (state, now) -> a command the sweep should send, or None
+    screen: Callable = lambda command, state: command  # checks at the door that need more than the domain
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -50,7 +52,11 @@ def _task_due(state: task.TaskState, now: int):
 
 
 def task_aggregate() -> Aggregate:
-    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due)
+    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen)
+
+
+def ledger_aggregate() -> Aggregate:
+    return Aggregate(LedgerCommand, lambda _: ledger.LedgerState(), ledger.decide, ledger.evolve, lambda s, now: None)
 
 
 def agent_aggregate(timeout_ms: int) -> Aggregate:
@@ -121,6 +127,7 @@ class Decider:
         key = message.key
         state = states.get(key) or self.aggregate.initial(key.decode())
         try:
+            command = self.aggregate.screen(command, state)
             events = self.aggregate.decide(command, state, now_ms())
         except Exception as exc:  # a bug must not stop the partition: park the command
             log.exception("decide failed for %s", type(command).__name__)

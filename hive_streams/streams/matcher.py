@@ -14,7 +14,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ..codec import Codec
-from ..domain.commands import AgentCommand
+from ..domain.commands import AgentCommand, LedgerCommand
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..topics import Topics
@@ -42,8 +42,9 @@ class Matcher:
         await consumer.start()
         await producer.start()
         try:
-            parts = [TopicPartition(t, p) for t in (self.topics.task_events, self.topics.agent_events)
-                     for p in sorted(consumer.partitions_for_topic(t) or range(self.topics.partitions))]
+            layout = self.topics.layout()
+            parts = [TopicPartition(t, p) for t in (self.topics.task_events, self.topics.agent_events,
+                                                    self.topics.ledger_events) for p in range(layout[t][0])]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             ends = await consumer.end_offsets(parts)
@@ -82,7 +83,8 @@ class Matcher:
     async def _propose(self, producer: AIOKafkaProducer) -> None:
         now = int(time.time() * 1000)
         for command in self.market.proposals(now, self.timeout_ms, self.retry_ms):
-            topic = self.topics.agent_commands if isinstance(command, AgentCommand) else self.topics.task_commands
+            topic = (self.topics.agent_commands if isinstance(command, AgentCommand)
+                     else self.topics.ledger_commands if isinstance(command, LedgerCommand) else self.topics.task_commands)
             key, value, headers = self.codec.message(command, SOURCE)
             await producer.send(topic, value, key=key, headers=headers)
         await producer.flush()

@@ -4,22 +4,30 @@ from __future__ import annotations
 from ..codec import Codec, event_id
 from ..domain import commands as c
 from ..domain import events as e
+from ..domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
 from ..exceptions import CodecError
 
 SOURCE = "/hive-streams/relay"
 
 
-def follow_up(event) -> list:
+def follow_up(event, fee_bps: int = 0) -> list:
     """The commands that must follow an event. Pure; every command is idempotent at its decider."""
-    cid = f"{event_id(event)}"
+    cid = event_id(event)
+    if isinstance(event, e.EscrowHeld):
+        return [c.ReserveSlot(event.agent_id, cid, event.at, event.task_id, event.escrow_id)]
+    if isinstance(event, e.EscrowRefused):
+        return [c.NoteWaiting(event.task_id, cid, event.at, INSUFFICIENT_FUNDS)]
     if isinstance(event, e.SlotReserved):
-        return [c.AssignTask(event.task_id, cid, event.at, event.agent_id)]
+        return [c.AssignTask(event.task_id, cid, event.at, event.agent_id, event.escrow_id, event.public_key)]
+    if isinstance(event, e.SlotRefused):
+        return _refund(event, cid, f"slot refused: {event.reason}")
     if isinstance(event, e.AgentStatusChanged):
         return [c.ReportAgentLost(task_id, f"{cid}:{task_id}", event.at, event.agent_id) for task_id in event.lost_tasks]
-    if isinstance(event, (e.TaskAssignmentDeclined, e.TaskRetryScheduled)) and event.agent_id:
-        return [c.ReleaseSlot(event.agent_id, cid, event.at, event.task_id)]
-    if isinstance(event, (e.TaskCompleted, e.TaskFailed, e.TaskCancelled)) and event.agent_id:
-        return [c.ReleaseSlot(event.agent_id, cid, event.at, event.task_id)]
+    if isinstance(event, e.TaskCompleted):
+        pay = [c.ReleaseEscrow(LEDGER_ID, f"{cid}:pay", event.at, event.escrow_id, fee_bps)] if event.escrow_id else []
+        return _release(event, cid) + pay
+    if isinstance(event, (e.TaskAssignmentDeclined, e.TaskRetryScheduled, e.TaskFailed, e.TaskCancelled)):
+        return _release(event, cid) + _refund(event, cid, type(event).__name__)
     if isinstance(event, e.TaskSubmitted):
         return [c.WatchTask(dependency, f"{cid}:{dependency}", event.at, event.task_id) for dependency in event.after]
     if isinstance(event, e.TaskOutcomeShared):
@@ -27,17 +35,26 @@ def follow_up(event) -> list:
     return []
 
 
+def _release(event, cid: str) -> list:
+    return [c.ReleaseSlot(event.agent_id, f"{cid}:slot", event.at, event.task_id)] if event.agent_id else []
+
+
+def _refund(event, cid: str, reason: str) -> list:
+    return [c.RefundEscrow(LEDGER_ID, f"{cid}:refund", event.at, event.escrow_id, reason)] if event.escrow_id else []
+
+
 class Relay:
-    def __init__(self, codec: Codec, targets: dict[type, object]):
+    def __init__(self, codec: Codec, targets: dict[type, object], fee_bps: int = 0):
         self.codec = codec
         self.targets = targets  # command base class -> faust topic
+        self.fee_bps = fee_bps
 
     async def handle(self, message) -> None:
         try:
             event = self.codec.decode(message.value)
         except CodecError:
             return  # events topics are written by deciders only; the audit connector reports strays
-        for command in follow_up(event):
+        for command in follow_up(event, self.fee_bps):
             topic = next(t for base, t in self.targets.items() if isinstance(command, base))
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event))
             await (await topic.send(key=k, value=v, headers=headers))

@@ -1,0 +1,154 @@
+"""The ledger: one aggregate that owns every account, so each entry balances within one event.
+
+Amounts are integer cents. Every event carries its legs (account, bucket, delta); the deltas
+of one event sum to zero, the `external` account standing for money entering or leaving the
+fabric. Buckets: `available` and `held` (escrow).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import singledispatch
+
+from . import commands as c
+from . import events as e
+from .model import Leg
+
+LEDGER_ID = "main"
+EXTERNAL = "external"
+PLATFORM = "platform"
+INSUFFICIENT_FUNDS = "insufficient_funds"
+
+
+def cents(amount: float) -> int:
+    return round(amount * 100)
+
+
+@dataclass(frozen=True)
+class Escrow:
+    escrow_id: str
+    task_id: str
+    requester: str
+    agent_id: str
+    amount: int
+    status: str = "held"  # held, released, refunded
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    ledger_id: str = LEDGER_ID
+    seq: int = 0
+    available: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
+    escrows: dict[str, Escrow] = field(default_factory=dict)
+
+    def balance(self, account: str) -> tuple[int, int]:
+        return self.available.get(account, 0), self.held.get(account, 0)
+
+
+def decide(command: c.LedgerCommand, state: LedgerState, now: int) -> list[e.LedgerEvent]:
+    drafts = _decide(command, state, now)
+    return [replace(ev, seq=state.seq + i + 1) for i, ev in enumerate(drafts)]
+
+
+def _base(state: LedgerState, now: int) -> dict:
+    return {"ledger_id": state.ledger_id, "seq": 0, "at": now}
+
+
+@singledispatch
+def _decide(command, state: LedgerState, now: int) -> list[e.LedgerEvent]:
+    raise TypeError(f"unknown ledger command {type(command).__name__}")
+
+
+@_decide.register
+def _(cmd: c.DepositFunds, state: LedgerState, now: int):
+    if cmd.amount <= 0 or cmd.account == EXTERNAL:
+        return []
+    legs = (Leg(EXTERNAL, "available", -cmd.amount), Leg(cmd.account, "available", cmd.amount))
+    return [e.FundsDeposited(**_base(state, now), account=cmd.account, amount=cmd.amount, reference=cmd.reference,
+                             legs=legs)]
+
+
+@_decide.register
+def _(cmd: c.WithdrawFunds, state: LedgerState, now: int):
+    if cmd.amount <= 0:
+        return []
+    if state.available.get(cmd.account, 0) < cmd.amount:
+        return [e.WithdrawalRefused(**_base(state, now), account=cmd.account, amount=cmd.amount,
+                                    reason=INSUFFICIENT_FUNDS)]
+    legs = (Leg(cmd.account, "available", -cmd.amount), Leg(EXTERNAL, "available", cmd.amount))
+    return [e.FundsWithdrawn(**_base(state, now), account=cmd.account, amount=cmd.amount, legs=legs)]
+
+
+@_decide.register
+def _(cmd: c.HoldEscrow, state: LedgerState, now: int):
+    if cmd.escrow_id in state.escrows or cmd.amount < 0:
+        return []
+    ids = dict(escrow_id=cmd.escrow_id, task_id=cmd.task_id, requester=cmd.requester, agent_id=cmd.agent_id)
+    if state.available.get(cmd.requester, 0) < cmd.amount:
+        return [e.EscrowRefused(**_base(state, now), **ids, amount=cmd.amount, reason=INSUFFICIENT_FUNDS)]
+    legs = (Leg(cmd.requester, "available", -cmd.amount), Leg(cmd.requester, "held", cmd.amount))
+    return [e.EscrowHeld(**_base(state, now), **ids, amount=cmd.amount, legs=legs)]
+
+
+@_decide.register
+def _(cmd: c.ReleaseEscrow, state: LedgerState, now: int):
+    escrow = state.escrows.get(cmd.escrow_id)
+    if escrow is None or escrow.status != "held":
+        return []  # unknown, or paid or refunded already: never twice
+    fee = escrow.amount * cmd.fee_bps // 10_000
+    legs = (Leg(escrow.requester, "held", -escrow.amount), Leg(escrow.agent_id, "available", escrow.amount - fee),
+            Leg(PLATFORM, "available", fee))
+    return [e.EscrowReleased(**_base(state, now), escrow_id=escrow.escrow_id, task_id=escrow.task_id,
+                             agent_id=escrow.agent_id, amount=escrow.amount, fee=fee, legs=legs)]
+
+
+@_decide.register
+def _(cmd: c.RefundEscrow, state: LedgerState, now: int):
+    escrow = state.escrows.get(cmd.escrow_id)
+    if escrow is None or escrow.status != "held":
+        return []
+    legs = (Leg(escrow.requester, "held", -escrow.amount), Leg(escrow.requester, "available", escrow.amount))
+    return [e.EscrowRefunded(**_base(state, now), escrow_id=escrow.escrow_id, task_id=escrow.task_id,
+                             requester=escrow.requester, amount=escrow.amount, reason=cmd.reason, legs=legs)]
+
+
+def evolve(state: LedgerState, event: e.LedgerEvent) -> LedgerState:
+    if event.seq <= state.seq:
+        return state
+    state = _post(state, getattr(event, "legs", ()))
+    return replace(_evolve(event, state), seq=event.seq)
+
+
+def _post(state: LedgerState, legs) -> LedgerState:
+    if not legs:
+        return state
+    available, held = dict(state.available), dict(state.held)
+    for leg in legs:
+        bucket = available if leg.bucket == "available" else held
+        bucket[leg.account] = bucket.get(leg.account, 0) + leg.delta
+    return replace(state, available=available, held=held)
+
+
+def _escrow(state: LedgerState, escrow_id: str, **changes) -> LedgerState:
+    return replace(state, escrows={**state.escrows, escrow_id: replace(state.escrows[escrow_id], **changes)})
+
+
+@singledispatch
+def _evolve(event, state: LedgerState) -> LedgerState:
+    return state  # deposits, withdrawals and refusals change balances only, through their legs
+
+
+@_evolve.register
+def _(ev: e.EscrowHeld, state: LedgerState):
+    escrow = Escrow(ev.escrow_id, ev.task_id, ev.requester, ev.agent_id, ev.amount)
+    return replace(state, escrows={**state.escrows, ev.escrow_id: escrow})
+
+
+@_evolve.register
+def _(ev: e.EscrowReleased, state: LedgerState):
+    return _escrow(state, ev.escrow_id, status="released")
+
+
+@_evolve.register
+def _(ev: e.EscrowRefunded, state: LedgerState):
+    return _escrow(state, ev.escrow_id, status="refunded")
