@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -146,3 +147,9 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
     return value
+
+
+def py_spy(pid: int, out: Path, rate: int = 100) -> subprocess.Popen:
+    """Samples a running process until SIGINT; writes collapsed stacks (one `frames count` a line)."""
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ from fastavro import schemaless_reader
 from hive_streams.codec import default_codec
 from hive_streams.codec.avro import HEADER_LEN
 
-from .common import Context, end_offsets, noop_submit, produce, read_records, summary, wait_for
+from .common import Context, end_offsets, noop_submit, produce, py_spy, read_records, summary, wait_for
 from .stack import Stack
 
 LIMIT_RECORDS = 20_000  # records the limit is measured over (the topic is read as many times as needed)
@@ -57,12 +56,6 @@ async def consume_decode(bootstrap: str, topic: str, partitions: int, decode) ->
         return count, time.perf_counter() - started
     finally:
         await consumer.stop()
-
-
-def py_spy(pid: int, out: Path, rate: int = 100) -> subprocess.Popen:
-    """Samples a running process until SIGINT; writes collapsed stacks (one `frames count` a line)."""
-    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:

@@ -1,5 +1,6 @@
-"""Profile of the slowest stage, the worker deciding commands (see the pipeline benchmark), with py-spy:
-where its samples fall, by function, and how much of the time it is idle waiting on the network."""
+"""Profiles with py-spy of the slowest stage, the worker deciding commands (the pipeline benchmark's
+setup), and of the two processes that spend the most CPU per task end to end, the worker and the
+audit connector (the tasks benchmark's setup): where their samples fall, by function."""
 from __future__ import annotations
 
 import collections
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from .common import Context
 from .pipeline import pipeline_run
+from .tasks import hive_run
 
 IDLE = "EpollSelector.select"
 SKIP = ("<module>", "main (hive_streams/cli.py", "cmd_worker", "run_worker")
@@ -39,11 +41,15 @@ def collapse(path: Path, top: int = 15) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    raw = ctx.work / "profile-worker.txt"
+    raw = ctx.out / "profile-worker.txt"
     result = pipeline_run(ctx, ctx.sizes["pipeline"], profile_to=raw)
-    out = ctx.out / "profile-worker.txt"
-    out.write_text(raw.read_text())
-    return {"command": ctx.cmd("profile"), "tool": "py-spy record --rate 100 --format raw --pid <worker>",
-            "stage": f"worker deciding {result['commands']} SubmitTask commands (pipeline benchmark)",
-            "pipeline_commands_per_s": result["pipeline_commands_per_s"], "raw_file": out.name,
-            **collapse(raw)}
+    e2e = hive_run(ctx, ctx.sizes["tasks"], profile_to=ctx.out)
+    return {"command": ctx.cmd("profile"), "tool": "py-spy record --rate 100 --format raw --pid <pid>",
+            "pipeline": {"stage": f"worker deciding {result['commands']:,} SubmitTask commands (section 2's setup)",
+                         "rate": f"{result['pipeline_commands_per_s']:.1f} commands/s", "raw_file": raw.name,
+                         **collapse(raw)},
+            **{f"e2e_{name}": {"stage": f"{name} during {e2e['tasks']:,} tasks end to end (section 1's setup)",
+                               "rate": f"{e2e['tasks_per_s']:.1f} tasks/s, {e2e['cpu_ms_per_task'][name]:.1f} ms CPU "
+                                       "per task in this process", "raw_file": f"profile-e2e-{name}.txt",
+                               **collapse(ctx.out / f"profile-e2e-{name}.txt")}
+               for name in ("worker", "connect")}}

@@ -141,13 +141,16 @@ def memory_section(m: dict) -> list[str]:
 
 
 def profile_section(pr: dict) -> list[str]:
-    lines = [f"Command: `{pr['command']}` ({pr['tool']}); raw stacks in `{pr['raw_file']}`.", "",
-             f"Stage: {pr['stage']}, {pr['pipeline_commands_per_s']:.1f} commands/s while profiled. "
-             f"{pr['samples']:,} samples over the worker's threads; {pr['idle_pct']}% of them are the event loop "
-             "waiting in `select`.", "", "Most samples, by the function they were in:", ""]
-    lines += _table(["% of samples", "function"], [[pct, f"`{f}`"] for f, pct in pr["own"]])
-    lines += ["", "hive-streams functions, by samples spent in them or below:", ""]
-    lines += _table(["% of samples", "function"], [[pct, f"`{f}`"] for f, pct in pr["ours_total"]])
+    lines = [f"Command: `{pr['command']}` ({pr['tool']}). Samples are summed by function over every thread of the "
+             "process; `EpollSelector.select` is the event loop waiting for the network."]
+    for key in ("pipeline", "e2e_worker", "e2e_connect"):
+        p = pr[key]
+        lines += ["", f"**{p['stage']}**: {p['rate']}; {p['samples']:,} samples, {p['idle_pct']}% waiting in `select`; "
+                  f"raw stacks in `{p['raw_file']}`.", ""]
+        own = [[pct, f"`{f}`"] for f, pct in p["own"][:8]]
+        ours = [[pct, f"`{f}`"] for f, pct in p["ours_total"][:10]]
+        lines += _table(["% own", "function (most samples)"], own)
+        lines += [""] + _table(["% total", "hive-streams function (samples in it or below)"], ours)
     return lines
 
 

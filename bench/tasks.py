@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -13,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hive_streams.codec import default_codec
 
 from .celery_peer import Peer
-from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, end_offsets, percentile, read_records,
-                     summary)
+from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, end_offsets, percentile, py_spy,
+                     read_records, summary)
 from .stack import Stack, free_port
 
 IN_FLIGHT = 32  # concurrent HTTP submissions
@@ -114,14 +116,20 @@ def hop_latencies(records: dict[str, list]) -> dict[str, dict]:
     return out
 
 
-def hive_run(ctx: Context, n: int) -> dict:
+def hive_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
+    """One run on a fresh stack; with profile_to, py-spy samples the worker and the connector meanwhile."""
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
     try:
         asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))  # warm-up: agents registered, code paths hot
         start = asyncio.run(topic_offsets(stack))
         cpu0 = {name: cpu_seconds(stack.pid(name)) for name in stack.procs}
         client0 = time.process_time()
+        spies = [py_spy(stack.pid(name), profile_to / f"profile-e2e-{name}.txt") for name in ("worker", "connect")
+                 if profile_to]
         seconds = asyncio.run(hive_burst(stack, n, 60 + n))
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         cpu = {name: cpu_seconds(stack.pid(name)) - cpu0[name] for name in stack.procs}
         cpu["bench client"] = time.process_time() - client0
         time.sleep(1.0)  # let the slot releases that follow the last completion land
