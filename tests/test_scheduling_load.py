@@ -39,6 +39,7 @@ def definition(i: int, rng: random.Random) -> dict:
     return task
 
 
+@pytest.mark.timeout(900)
 def test_three_hundred_tasks_two_workers(kafka_bootstrap, pg_url, tmp_path):
     stack = Stack(kafka_bootstrap, pg_url, tmp_path, partitions=4).start(AGENTS, workers=2)
     engine = create_engine(stack.database_url)
@@ -57,7 +58,7 @@ def test_three_hundred_tasks_two_workers(kafka_bootstrap, pg_url, tmp_path):
                                       "('completed', 'failed', 'cancelled', 'rejected')")).scalar()
             stack.fabric.check_alive()
             return n == TASKS
-        wait_until(ended, 300, interval=1, what="300 tasks to end")
+        wait_until(ended, 600, interval=1, what="300 tasks to end")
 
         task_log = [r.event for r in events_of(kafka_bootstrap, stack.topics.task_events, 4) if r.event]
         agent_log = [r.event for r in events_of(kafka_bootstrap, stack.topics.agent_events, 4) if r.event]
