@@ -167,8 +167,10 @@ def celery_run(ctx: Context, n: int) -> dict:
 
 def run(ctx: Context) -> dict:
     n, repeats = ctx.sizes["tasks"], ctx.sizes["repeats"]
-    hive = [hive_run(ctx, n) for _ in range(repeats)]
-    celery = [celery_run(ctx, n) for _ in range(repeats)]
+    hive, celery = [], []
+    for _ in range(repeats):  # alternate, so both see the same (shared, changing) load
+        hive.append(hive_run(ctx, n))
+        celery.append(celery_run(ctx, n))
     return {
         "command": ctx.cmd("tasks"),
         "setup": {"processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
