@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import uuid
 
 from starlette.requests import Request
@@ -13,6 +12,7 @@ from starlette.routing import Route
 from ..domain import commands as c
 from ..domain.ledger import EXTERNAL, LEDGER_ID, cents
 from ..store import payments
+from .body import BodyError, json_object
 
 MAX_AMOUNT = 1_000_000_000
 
@@ -20,10 +20,10 @@ MAX_AMOUNT = 1_000_000_000
 def routes(api) -> list[Route]:
     async def amount_of(request: Request) -> tuple[float | None, dict | JSONResponse]:
         try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError as exc:
-            return None, api.error(400, "$", f"invalid JSON: {exc}")
-        amount = body.get("amount") if isinstance(body, dict) else None
+            body = await json_object(request)
+        except BodyError as exc:
+            return None, api.error(exc.status, exc.field, exc.message)
+        amount = body.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount <= MAX_AMOUNT:
             return None, api.error(422, "amount", f"must be a number above 0 and at most {MAX_AMOUNT}")
         if cents(amount) != round(amount * 100, 6):

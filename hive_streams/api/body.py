@@ -43,3 +43,15 @@ def parse_definition(body: bytes, content_type: str):
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise BodyError(400, "$", f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+
+
+async def json_object(request: Request, limit: int = 64_000) -> dict:
+    """A small JSON object body (operator and money requests); an empty body is `{}`."""
+    raw = await read_limited(request, limit)
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BodyError(400, "$", f"invalid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BodyError(422, "$", "must be a JSON object")
+    return body

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
 from starlette.requests import Request
@@ -11,6 +10,7 @@ from starlette.routing import Route
 
 from ..domain import commands as c
 from ..store import queries, status
+from .body import BodyError, json_object
 
 ASSIGNABLE = ("queued", "blocked")
 
@@ -35,10 +35,10 @@ def routes(api) -> list[Route]:
     async def assign(request: Request) -> JSONResponse:
         task_id = request.path_params["task_id"]
         try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError as exc:
-            return api.error(400, "$", f"invalid JSON: {exc}")
-        agent_id = body.get("agent_id") if isinstance(body, dict) else None
+            body = await json_object(request)
+        except BodyError as exc:
+            return api.error(exc.status, exc.field, exc.message)
+        agent_id = body.get("agent_id")
         if not isinstance(agent_id, str) or not agent_id:
             return api.error(422, "agent_id", "is required: the agent to run this task")
         task = await asyncio.to_thread(api.read, queries.get_task, task_id)

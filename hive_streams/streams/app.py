@@ -23,6 +23,14 @@ def _raw_topic(app: faust.App, name: str, partitions: int):
                      value_serializer="raw", partitions=partitions)
 
 
+def _consume(handler):
+    """A Faust agent body: one message at a time, never ahead of its own processing."""
+    async def consume(stream):
+        async for event in stream.events():
+            await handler.handle(event.message)
+    return consume
+
+
 def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
     codec = codec or default_codec(settings.schemas_dir)
     topics = Topics.from_settings(settings)
@@ -81,35 +89,11 @@ def create_app(settings: Settings, codec: Codec | None = None) -> faust.App:
                   settings.platform_fee_bps)
     matcher = Matcher(codec, topics, settings.bootstrap, timeout_ms, is_leader=app.is_leader)
 
-    @app.agent(task_commands, concurrency=1)
-    async def decide_tasks(stream):
-        async for event in stream.events():
-            await task_decider.handle(event.message)
-
-    @app.agent(agent_commands, concurrency=1)
-    async def decide_agents(stream):
-        async for event in stream.events():
-            await agent_decider.handle(event.message)
-
-    @app.agent(ledger_commands, concurrency=1)
-    async def decide_ledger(stream):
-        async for event in stream.events():
-            await ledger_decider.handle(event.message)
-
-    @app.agent(ledger_events, concurrency=1)
-    async def relay_ledger_events(stream):
-        async for event in stream.events():
-            await relay.handle(event.message)
-
-    @app.agent(task_events, concurrency=1)
-    async def relay_task_events(stream):
-        async for event in stream.events():
-            await relay.handle(event.message)
-
-    @app.agent(agent_events, concurrency=1)
-    async def relay_agent_events(stream):
-        async for event in stream.events():
-            await relay.handle(event.message)
+    handlers = {"decide_tasks": (task_commands, task_decider), "decide_agents": (agent_commands, agent_decider),
+                "decide_ledger": (ledger_commands, ledger_decider), "relay_task_events": (task_events, relay),
+                "relay_agent_events": (agent_events, relay), "relay_ledger_events": (ledger_events, relay)}
+    for name, (topic, handler) in handlers.items():
+        app.agent(topic, name=name, concurrency=1)(_consume(handler))
 
     @app.task
     async def run_matcher():
