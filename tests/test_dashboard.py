@@ -74,7 +74,8 @@ def test_page_and_assets_are_served_from_this_machine(stack):
 
 def test_snapshot_has_a_position_the_cluster_feed_accepts(stack):
     snapshot = stack.client.get_json("/api/views/snapshot")
-    assert {"position", "tasks", "agents", "failures"} <= set(snapshot)
+    assert {"position", "tasks", "agents", "failures", "event_types"} <= set(snapshot)
+    assert "TaskCompleted" in snapshot["event_types"]["task"] and "SlotReserved" in snapshot["event_types"]["agent"]
     codec = VectorCodec(stack.topics, {stack.topics.task_events: stack.topics.partitions,
                                        stack.topics.agent_events: stack.topics.partitions})
     assert codec.encode(codec.decode(snapshot["position"])) == snapshot["position"]

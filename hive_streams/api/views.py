@@ -10,6 +10,7 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..domain.events import AgentEvent, TaskEvent
 from ..store import queries
 from .sse import FeedEndpoints
 
@@ -29,7 +30,13 @@ class Views:
         topics = [self.api.topics.task_events, self.api.topics.agent_events]
         data = await asyncio.to_thread(self.api.read, queries.live_snapshot, topics)
         offsets = {TopicPartition(t, p): o for (t, p), o in data.pop("offsets").items()}
-        return JSONResponse({"position": self.feeds.vectors.encode(offsets), **data})
+        return JSONResponse({"position": self.feeds.vectors.encode(offsets), "event_types": self._event_types(), **data})
+
+    def _event_types(self) -> dict[str, list[str]]:
+        """Every event type the feeds can carry, by family: EventSource listens by name."""
+        classes = {e.cls for e in self.api.codec.registry.by_name.values() if e.group == "events"}
+        return {"task": sorted(c.__name__ for c in classes if issubclass(c, TaskEvent)),
+                "agent": sorted(c.__name__ for c in classes if issubclass(c, AgentEvent))}
 
     async def tasks(self, request: Request) -> JSONResponse:
         limit = request.query_params.get("limit", "100")

@@ -1,12 +1,6 @@
 // The live dashboard: one snapshot (with the log position it reflects), then the cluster feed.
 "use strict";
 
-const TASK_TYPES = ["TaskSubmitted", "TaskBlocked", "DependencyResolved", "TaskValidated", "TaskRejected",
-  "TaskWaiting", "TaskPinned", "TaskAssigned", "TaskAssignmentDeclined", "TaskStarted", "NodeStarted",
-  "NodeProgress", "NodeCompleted", "NodeFailed", "TaskRetryScheduled", "TaskCompleted", "TaskFailed",
-  "TaskCancelled", "TaskWatched", "TaskOutcomeShared"];
-const AGENT_TYPES = ["AgentRegistered", "AgentHeartbeat", "AgentStatusChanged", "SlotReserved", "SlotRefused",
-  "SlotReleased"];
 const TASK_STATUS = {TaskSubmitted: "submitted", TaskBlocked: "blocked", TaskValidated: "queued",
   TaskRejected: "rejected", TaskAssigned: "assigned", TaskStarted: "running", TaskRetryScheduled: "queued",
   TaskCompleted: "completed", TaskFailed: "failed", TaskCancelled: "cancelled"};
@@ -14,7 +8,7 @@ const NODE_STATUS = {NodeStarted: "running", NodeCompleted: "completed", NodeFai
 const QUEUED = new Set(["queued", "blocked"]);
 
 const state = {tasks: new Map(), agents: new Map(), graphs: new Map(), nodeLog: new Map(), failures: [],
-               selected: null, dirty: false};
+               agentTypes: new Set(), selected: null, dirty: false};
 const $ = id => document.getElementById(id);
 
 function ago(ms) {
@@ -108,7 +102,7 @@ function applyAgent(ev) {
 
 function onEvent(message) {
   const ev = JSON.parse(message.data);
-  if (AGENT_TYPES.includes(ev.type)) applyAgent(ev); else applyTask(ev);
+  if (state.agentTypes.has(ev.type)) applyAgent(ev); else applyTask(ev);
   touch();
 }
 
@@ -145,7 +139,8 @@ async function start() {
   if (recent) select(recent.task_id);
   loadAgentStatus();
   const feed = new EventSource(`/api/events?last_event_id=${encodeURIComponent(snapshot.position)}`);
-  for (const type of TASK_TYPES.concat(AGENT_TYPES)) feed.addEventListener(type, onEvent);
+  state.agentTypes = new Set(snapshot.event_types.agent);
+  for (const type of snapshot.event_types.task.concat(snapshot.event_types.agent)) feed.addEventListener(type, onEvent);
   feed.onopen = () => { $("connection").dataset.state = "live"; $("connection").textContent = "live"; };
   feed.onerror = () => { $("connection").dataset.state = "reconnecting"; $("connection").textContent = "reconnecting"; };
   touch();
