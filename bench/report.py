@@ -203,6 +203,7 @@ def _bars(ax, labels, summaries, title, ylabel, log=False, colors=None):
     if log:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     for i, m in enumerate(med):
         ax.annotate(f"{m:,.0f}" if m >= 10 else f"{m:.2f}", (i, m), ha="center", va="bottom", fontsize=7)
 
@@ -224,14 +225,17 @@ def chart(r: dict, path: Path) -> None:
         keys = [(f, q) for f in ("first_frame", "completed") for q in ("p50", "p99", "p99.9")]
         a = next(ax)
         _bars(a, [f"{'first' if f == 'first_frame' else 'completed'} {q}" for f, q in keys],
-              [lat[f"{f}_{q}"] for f, q in keys], f"3. latency at {lat['rate']:.1f} tasks/s", "ms (log)", log=True)
+              [lat[f"{f}_{q}"] for f, q in keys], f"3. latency at {lat['rate']:.1f} tasks/s", "ms")
         a.axhline(100, color="tab:red", linestyle="--", linewidth=1)
     if "replay" in r:
         rp = r["replay"]
         keys = ["fastavro_decode", "codec_decode", "evolve_only", "fold", "fold_from_kafka"]
         a = next(ax)
         _bars(a, ["fastavro", "codec decode", "evolve only", "fold", "fold (Kafka)"], [rp[k] for k in keys],
-              f"4. replay of {rp['events']:,} events", "events/s")
+              f"4. replay of {rp['events']:,} events", "events/s (dots: per CPU-second)")
+        cpu = rp.get("per_cpu_second", {})
+        a.plot([i for i, k in enumerate(keys) if k in cpu], [cpu[k]["median"] for k in keys if k in cpu], "o",
+               color="tab:purple", label="per CPU-second")
         a.axhline(100_000, color="tab:red", linestyle="--", linewidth=1)
     if "memory" in r:
         m = r["memory"]
