@@ -29,6 +29,7 @@ THREE_NODES = {
 def stack(kafka_bootstrap, pg_url, tmp_path_factory):
     s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("fabric"))
     s.start({"ex-a": (ALL_KINDS, 3), "ex-b": (ALL_KINDS, 3)})
+    s.wait_for_agents(2)
     yield s
     s.stop()
 

@@ -36,6 +36,7 @@ def test_sigkill_worker_mid_run(kafka_bootstrap, pg_url, tmp_path):
     stack = Stack(kafka_bootstrap, pg_url, tmp_path).start({"ex-1": (ALL_KINDS, 3), "ex-2": (ALL_KINDS, 3)})
     engine = create_engine(stack.database_url)
     try:
+        stack.wait_for_agents(2)
         ids = [f"crash-{i}" for i in range(TASKS)]
         for i in range(TASKS):
             assert stack.client.submit(chain(i)).status_code == 202

@@ -113,16 +113,39 @@ class Decider:
         return sent
 
     async def handle(self, message) -> int:
-        """Returns the number of events emitted; bad records are dead-lettered, never raised."""
+        return await self.handle_batch([message])
+
+    async def handle_batch(self, messages) -> int:
+        """Decides a batch, produces its events, then waits once for every acknowledgement.
+
+        Returns the number of events emitted; bad records are dead-lettered, never raised. If a
+        send fails, the touched partitions' states are dropped (they reload from the log), so a
+        state never stays ahead of what the broker acknowledged; Faust commits the batch's
+        offsets only after this returns.
+        """
+        acks, touched = [], set()
+        try:
+            for message in messages:
+                touched.add(message.partition)
+                acks += await self._decide(message)
+            await asyncio.gather(*acks)
+        except BaseException:
+            for partition in touched:
+                self.states.pop(partition, None)
+            raise
+        return len(acks)
+
+    async def _decide(self, message) -> list:
+        """The acknowledgements to wait for, one per event produced."""
         try:
             command = self.codec.decode(message.value)
         except CodecError as exc:
             await send_to_deadletter(self.deadletter_topic, message, f"undecodable: {exc}")
-            return 0
+            return []
         reason = self._misfit(message, command)
         if reason:
             await send_to_deadletter(self.deadletter_topic, message, reason)
-            return 0
+            return []
         states = await self.states_for(message.partition)
         key = message.key
         state = states.get(key) or self.aggregate.initial(key.decode())
@@ -132,13 +155,14 @@ class Decider:
         except Exception as exc:  # a bug must not stop the partition: park the command
             log.exception("decide failed for %s", type(command).__name__)
             await send_to_deadletter(self.deadletter_topic, message, f"decide failed: {exc!r}")
-            return 0
+            return []
+        acks = []
         for event in events:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id)
-            await (await self.events_topic.send(key=k, value=v, headers=headers, partition=message.partition))
+            acks.append(await self.events_topic.send(key=k, value=v, headers=headers, partition=message.partition))
             state = self.aggregate.evolve(state, event)
         states[key] = state
-        return len(events)
+        return acks
 
     def _misfit(self, message, command) -> str:
         if not isinstance(command, self.aggregate.command_type):

@@ -1,6 +1,8 @@
 """Cross-aggregate steps: events of one aggregate become commands to another."""
 from __future__ import annotations
 
+import asyncio
+
 from ..codec import Codec, event_id
 from ..domain import commands as c
 from ..domain import events as e
@@ -50,11 +52,18 @@ class Relay:
         self.fee_bps = fee_bps
 
     async def handle(self, message) -> None:
-        try:
-            event = self.codec.decode(message.value)
-        except CodecError:
-            return  # events topics are written by deciders only; the audit connector reports strays
-        for command in follow_up(event, self.fee_bps):
-            topic = next(t for base, t in self.targets.items() if isinstance(command, base))
-            k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event))
-            await (await topic.send(key=k, value=v, headers=headers))
+        await self.handle_batch([message])
+
+    async def handle_batch(self, messages) -> None:
+        """Sends every follow-up of the batch, then waits once for all acknowledgements."""
+        acks = []
+        for message in messages:
+            try:
+                event = self.codec.decode(message.value)
+            except CodecError:
+                continue  # events topics are written by deciders only; the audit connector reports strays
+            for command in follow_up(event, self.fee_bps):
+                topic = next(t for base, t in self.targets.items() if isinstance(command, base))
+                k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event))
+                acks.append(await topic.send(key=k, value=v, headers=headers))
+        await asyncio.gather(*acks)
