@@ -92,6 +92,23 @@ async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[Cons
     return len(records)
 
 
+LINGER_MS = 100  # gather a trickle into one transaction: off every task's critical path
+
+
+async def _gather(consumer: AIOKafkaConsumer) -> dict:
+    """One getmany, topped up for up to LINGER_MS while records keep arriving."""
+    batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LINGER_MS / 1000
+    while batches and sum(map(len, batches.values())) < MAX_RECORDS and loop.time() < deadline:
+        more = await consumer.getmany(timeout_ms=int(max(1, (deadline - loop.time()) * 1000)), max_records=MAX_RECORDS)
+        if not more:
+            break
+        for tp, records in more.items():
+            batches.setdefault(tp, []).extend(records)
+    return batches
+
+
 async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None = None,
                     ready: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
@@ -111,7 +128,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
         if ready is not None:
             ready.set()
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+            batches = await _gather(consumer)
             if batches:
                 count = await _project(engine, codec, batches)
                 log.debug("projected %d records", count)

@@ -7,6 +7,7 @@ from functools import singledispatch
 from . import commands as c
 from . import events as e
 from .model import Capability, Hardware
+from .task import copy_with
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _(cmd: c.ReleaseSlot, state: AgentState, now: int, timeout_ms: int):
 def evolve(state: AgentState, event: e.AgentEvent) -> AgentState:
     if event.seq <= state.seq:
         return state
-    return replace(_evolve(event, state), seq=event.seq)
+    return copy_with(_evolve(event, state), seq=event.seq)
 
 
 @singledispatch

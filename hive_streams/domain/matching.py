@@ -77,12 +77,15 @@ class Market:
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # agents each task has been assigned to
     task_seq: dict[str, int] = field(default_factory=dict)
     order: int = 0
+    dirty: bool = True  # something changed since the last proposals
     RETRY_FUNDS_MS = 2000
 
     def reputation(self, agent_id: str) -> float:
         return self.records.get(agent_id, Record()).score
 
     def observe(self, event) -> None:
+        if not isinstance(event, e.AgentHeartbeat):  # beats change liveness only with time: the clock tick covers it
+            self.dirty = True
         if isinstance(event, e.EscrowRefused) and event.task_id in self.waiting:
             w = self.waiting[event.task_id]  # the requester cannot pay: wait a round before asking again
             self.waiting[event.task_id] = replace(w, proposed_to=None, not_before=event.at + self.RETRY_FUNDS_MS)

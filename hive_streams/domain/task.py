@@ -297,7 +297,16 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
 def evolve(state: TaskState, event: e.TaskEvent) -> TaskState:
     if event.seq <= state.seq:
         return state  # already applied: redelivery after a crash
-    return replace(_evolve(event, state), seq=event.seq, updated_at=event.at)
+    return copy_with(_evolve(event, state), seq=event.seq, updated_at=event.at)
+
+
+def copy_with(state, **changes):
+    """`dataclasses.replace` without re-running __init__ over every field: the fold's hot path.
+
+    Valid for frozen dataclasses without __post_init__ or slots, which the states are."""
+    new = object.__new__(type(state))
+    new.__dict__.update(state.__dict__, **changes)
+    return new
 
 
 def fold(events, task_id: str) -> TaskState:

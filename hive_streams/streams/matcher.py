@@ -34,6 +34,7 @@ class Matcher:
         self.is_leader = is_leader  # with several workers only the leader proposes; all of them fold
         self.market = Market()
         self.caught_up = asyncio.Event()
+        self.last_round = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
@@ -56,7 +57,7 @@ class Matcher:
                 if not self.caught_up.is_set() and await self._reached(consumer, ends):
                     log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents), len(self.market.waiting))
                     self.caught_up.set()
-                if self.caught_up.is_set() and self.is_leader():
+                if self.caught_up.is_set() and self.is_leader() and self._due():
                     try:
                         await self._propose(producer)
                     except Exception:  # a bug in a policy must not take the worker down with it
@@ -64,6 +65,15 @@ class Matcher:
         finally:
             await consumer.stop()
             await producer.stop()
+
+    def _due(self) -> bool:
+        """Propose when the market changed, and once a second for what time alone changes (backoffs, liveness)."""
+        now = time.monotonic()
+        if self.market.dirty or now - self.last_round >= 1.0:
+            self.market.dirty = False
+            self.last_round = now
+            return True
+        return False
 
     @staticmethod
     async def _reached(consumer, ends) -> bool:
