@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, text
 from hive_streams.processes import wait_until
 
 from .eventlog import events_of
+from .ledgercheck import conservation_problems, payments_per_escrow
 from .logcheck import capacity_violations, endings, unbacked_assignments, unmet_requirements
 from .stack import Stack
 
@@ -45,6 +46,8 @@ def test_three_hundred_tasks_two_workers(kafka_bootstrap, pg_url, tmp_path):
     engine = create_engine(stack.database_url)
     try:
         stack.wait_for_agents(len(AGENTS))
+        # the agents are priced: the requester pays every award from escrow
+        assert stack.client.http.post("/api/accounts/anonymous/deposits", json={"amount": 10_000}).status_code == 202
         rng = random.Random(7)
         ids = []
         for i in range(TASKS):
@@ -65,6 +68,9 @@ def test_three_hundred_tasks_two_workers(kafka_bootstrap, pg_url, tmp_path):
         assert capacity_violations(agent_log) == []
         assert unbacked_assignments(task_log, agent_log) == []
         assert unmet_requirements(task_log, agent_log) == []
+        ledger_log = [r.event for r in events_of(kafka_bootstrap, stack.topics.ledger_events, 1) if r.event]
+        assert conservation_problems(ledger_log) == []
+        assert set(payments_per_escrow(ledger_log).values()) == {1}  # every escrow paid once
         ends = endings(task_log)
         assert sorted(ends) == sorted(ids)
         assert all(sum(c.values()) == 1 and c["TaskCompleted"] == 1 for c in ends.values()), \
