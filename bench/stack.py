@@ -32,6 +32,7 @@ class Stack:
         self.bootstrap = bootstrap
         self.pg_server = pg_server
         self.database = f"bench_{self.id}"
+        self.worker_id = f"bench-{self.id}"
         self.api_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.home = work / self.id
@@ -43,7 +44,7 @@ class Stack:
         url = postgres.create_database(self.pg_server, self.database)
         env = {"HIVE_KAFKA_BOOTSTRAP": self.bootstrap, "HIVE_DATABASE_URL": url, "HIVE_HOME": str(self.home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(self.topics.partitions),
-               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"bench-{self.id}",
+               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id,
                "HIVE_WORKER_WEB_PORT": str(free_port())}
         self.fabric = Fabric(env, self.home / "logs")
         return self
@@ -89,10 +90,12 @@ class Stack:
         postgres.drop_database(self.pg_server, self.database)
 
     async def _delete_topics(self) -> None:
+        """The stack's topics and the worker's own (Faust's `<app id>-__assignor-__leader`)."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
-            await admin.delete_topics(list(self.topics.layout()))
+            faust_own = [t for t in await admin.list_topics() if t.startswith(f"{self.worker_id}-")]
+            await admin.delete_topics(list(self.topics.layout()) + faust_own)
         finally:
             await admin.close()
 
