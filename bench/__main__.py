@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         results["meta"]["load_at_end"] = loadavg()
         results_file.write_text(json.dumps(results, indent=1))
-        report.write(results, args.out)
+        report.write(results, args.out, with_chart=False)  # the chart once, at the end: drawing it takes seconds
         print(f"bench: {section} done in {time.monotonic() - started:.0f}s", flush=True)
+    report.write(results, args.out)
     shutil.rmtree(work, ignore_errors=True)
     print(f"bench: wrote {args.out / 'REPORT.md'}")
     return 0

@@ -170,7 +170,7 @@ SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", 
             ("profile", "Profile of the slowest stage", profile_section)]
 
 
-def write(results: dict, out: Path) -> Path:
+def write(results: dict, out: Path, with_chart: bool = True) -> Path:
     meta = results["meta"]
     lines = ["# hive-streams benchmarks", "",
              f"Mode `{meta['mode']}`, {meta['repeats']} run(s) of each figure: median, then min–max and spread "
@@ -190,7 +190,8 @@ def write(results: dict, out: Path) -> Path:
         if key in results:
             lines += ["", f"## {title}", "", *render(results[key])]
     lines += ["", "## Chart", "", f"![benchmarks]({CHART})", ""]
-    chart(results, out / CHART)
+    if with_chart:
+        chart(results, out / CHART)
     path = out / "REPORT.md"
     path.write_text("\n".join(lines))
     return path
