@@ -19,3 +19,7 @@ class UnknownSchemaError(CodecError):
 
 class TruncatedRecordError(CodecError):
     pass
+
+
+class StoreError(HiveError):
+    pass

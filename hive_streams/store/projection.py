@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..codec.avro import from_record, to_record
 from ..codec.cloudevents import aggregate_id, event_id
 from ..domain import agent, reputation, task
+from ..exceptions import StoreError
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offsets, ledger_entries, ledger_postings,
                      tasks)
@@ -53,7 +54,7 @@ def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
 def _insert(conn: Connection, table):
     dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
     if dialect is None:
-        raise NotImplementedError(f"no idempotent insert for {conn.dialect.name}")
+        raise StoreError(f"the store supports PostgreSQL and SQLite, not {conn.dialect.name}")
     return dialect.insert(table)
 
 
