@@ -9,6 +9,8 @@ from hive_streams.domain.model import NodeSpec
 from hive_streams.executor.dagrun import DagReport, run_dag
 from hive_streams.executor.errors import NodeError
 
+from .procs import alive, wait_gone
+
 
 def node(node_id, kind, depends_on=(), timeout=10.0, **params):
     return NodeSpec(node_id, kind, json.dumps(params), tuple(depends_on), timeout)
@@ -32,21 +34,6 @@ class Recorder:
 
     def kinds(self, kind):
         return [e[1] for e in self.events if e[0] == kind]
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-async def wait_gone(pid: int, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    return not alive(pid)
 
 
 async def wait_for_file(path: Path, seconds: float = 5.0) -> str:

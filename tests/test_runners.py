@@ -13,25 +13,11 @@ from hive_streams.executor.errors import NodeError
 from hive_streams.executor.runners import OUTPUT_LIMIT, run_node
 from hive_streams.domain.model import NodeSpec
 
+from .procs import wait_gone
+
 
 def node(kind, timeout=10.0, node_id="n", **params):
     return NodeSpec(node_id, kind, json.dumps(params), (), timeout)
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-async def wait_gone(pid: int, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    return not alive(pid)
 
 
 # Functions for the python kind, loaded by "module:function".

@@ -46,8 +46,7 @@ def routes(api) -> list[Route]:
             return api.error(404, "task_id", f"no task {task_id!r}")
         if task["status"] not in ASSIGNABLE:
             return api.error(409, "task_id", f"task is {task['status']}; only queued or blocked tasks can be assigned")
-        known = {a["agent_id"] for a in await asyncio.to_thread(api.read, status.agents_status, api.now(), timeout_ms)}
-        if agent_id not in known:
+        if not await asyncio.to_thread(api.read, status.agent_known, agent_id):
             return api.error(422, "agent_id", f"no agent {agent_id!r}")
         await api.send(c.PinTask(task_id, uuid.uuid4().hex, api.now(), agent_id))
         return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)

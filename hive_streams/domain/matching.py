@@ -135,11 +135,12 @@ class Market:
     def proposals(self, now: int, timeout_ms: int, retry_ms: int) -> list:
         """Commands to send now: slot requests, assignments of held slots, and waiting reasons."""
         free = self._free(now, timeout_ms)
+        held = set().union(*(a.holding for a in self.agents.values()))
         out: list = []
         for w in self.queued():
             if now < w.not_before or (w.proposed_to and now - w.proposed_at < retry_ms):
                 continue
-            if any(w.task_id in a.holding for a in self.agents.values()):
+            if w.task_id in held:
                 continue  # a slot is held: the assignment is on its way
             agent_id, reason = self.choose(w, free, now, timeout_ms)
             if agent_id is None:

@@ -73,3 +73,7 @@ def agent_reputation(session: Session, agent_id: str) -> dict | None:
             **{k: getattr(record, k) for k in KINDS},
             "events": [{"event_id": r.event_id, "task_id": r.task_id, "type": r.event_type.rsplit(".", 1)[-1],
                         "kind": r.kind, "at": r.at} for r in rows]}
+
+
+def agent_known(session: Session, agent_id: str) -> bool:
+    return session.get(AgentRow, agent_id) is not None
