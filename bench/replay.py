@@ -19,11 +19,13 @@ from hive_streams.codec import default_codec
 from hive_streams.codec.avro import HEADER_LEN
 from hive_streams.domain import commands as c
 from hive_streams.domain import task
+from hive_streams.domain.model import node_digest, result_digest
 from hive_streams.topics import partition_for
 
 from .common import Context, noop_submit, summary
 
 EVENTS_PER_TASK = 8
+STEPS = 7  # commands in a lifecycle
 PARTITIONS = 4
 
 
@@ -36,7 +38,10 @@ def lifecycle(task_id: str, i: int, now: int):
     yield c.StartTask(**run, command_id=f"s{i}")
     yield c.ReportNodeStarted(**run, command_id=f"ns{i}", node_id="n")
     yield c.ReportNodeProgress(**run, command_id=f"np{i}", node_id="n", progress=0.5, message="half")
-    yield c.ReportNodeCompleted(**run, command_id=f"nc{i}", node_id="n", output_json='{"ok": true}')
+    output = '{"ok": true}'
+    yield c.ReportNodeCompleted(**run, command_id=f"nc{i}", node_id="n", output_json=output,
+                                digest=node_digest(task_id, 1, "n", output))
+    yield c.ReportTaskResult(**run, command_id=f"r{i}", digest=result_digest(task_id, 1, {"n": output}), signature="")
 
 
 def record_events(path: Path, n_events: int, batch: int = 1000) -> int:
@@ -47,7 +52,7 @@ def record_events(path: Path, n_events: int, batch: int = 1000) -> int:
             tasks = [(f"r{i}", i) for i in range(first, min(first + batch, n_events // EVENTS_PER_TASK))]
             states = {tid: task.TaskState(tid) for tid, _ in tasks}
             steps = [lifecycle(tid, i, now) for tid, i in tasks]
-            for _ in range(6):
+            for _ in range(STEPS):
                 for (tid, _), commands in zip(tasks, steps):
                     for event in task.decide(next(commands), states[tid], now):
                         states[tid] = task.evolve(states[tid], event)

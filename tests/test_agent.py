@@ -56,3 +56,10 @@ def test_silent_agent_goes_offline_by_an_event_and_gives_up_its_tasks():
     assert refused[0].reason == "not online"
     back, events = apply(state, c.Heartbeat("a1", "h", TIMEOUT + 7), TIMEOUT + 7)
     assert [type(ev) for ev in events] == [e.AgentStatusChanged, e.AgentHeartbeat] and back.status == "online"
+
+
+def test_a_keyless_agent_refuses_a_paid_slot():
+    state, events = apply(registered(price=1.0), c.ReserveSlot("a1", "1", 1, "t1", escrow_id="esc"), 1)
+    assert type(events[0]) is e.SlotRefused and events[0].escrow_id == "esc" and "key" in events[0].reason
+    keyed, events = apply(registered(price=1.0, public_key="k"), c.ReserveSlot("a1", "1", 1, "t1", escrow_id="esc"), 1)
+    assert type(events[0]) is e.SlotReserved and events[0].public_key == "k"

@@ -17,7 +17,7 @@ from hive_streams.codec import default_codec, event_id
 from hive_streams.codec.avro import from_record
 from hive_streams.domain import agent, task
 from hive_streams.domain import commands as c
-from hive_streams.domain.model import Capability, NodeSpec
+from hive_streams.domain.model import Capability, NodeSpec, node_digest, result_digest
 from hive_streams.store import load_offsets, make_engine
 from hive_streams.store.models import AgentRow, AuditRow, TaskRow
 from hive_streams.store.queries import get_task
@@ -136,7 +136,10 @@ async def test_projects_each_event_once_and_resumes_from_stored_offsets(kafka_bo
         # second run: garbage, the rest of the task, a duplicate of an event from the first run
         await log.garbage(job.encode())
         await log.task(c.ReportNodeCompleted(job, "c6", T0 + 5, agent_id=box, attempt=1, node_id="fetch",
-                                             output_json='{"pages": 3}'))
+                                             output_json='{"pages": 3}',
+                                             digest=node_digest(job, 1, "fetch", '{"pages": 3}')))
+        await log.task(c.ReportTaskResult(job, "c6r", T0 + 5, agent_id=box, attempt=1, signature="",
+                                          digest=result_digest(job, 1, {"fetch": '{"pages": 3}'})))
         await log.agent(c.ReleaseSlot(box, "c7", T0 + 6, task_id=job))
         await log.send(rejected_events[0], topics.task_events)
         await run_until_caught_up(settings, engine, log.end_offsets())

@@ -42,7 +42,7 @@ def test_priority_then_fifo_capabilities_and_waiting_reasons():
 
 def test_hardware_price_and_liveness_decide_eligibility():
     big = agent.AgentState("big", status="online", capabilities=(Capability("echo"),), slots=1, price=2.0,
-                           hardware=Hardware("a100", 80, 32, 256), last_seen=0)
+                           hardware=Hardware("a100", 80, 32, 256), last_seen=0, public_key="k")
     need = Need((Requirement("echo"),), Hardware("a100", 40), budget=5.0)
     assert ineligible(need, big, 0, TIMEOUT) == ""
     assert "vram_gb" in ineligible(Need(hardware=Hardware(vram_gb=96)), big, 0, TIMEOUT)
@@ -143,3 +143,23 @@ def test_a_pin_overrides_capabilities_but_not_liveness():
     assert reserved(m.proposals(4, TIMEOUT, 1000)) == [("t", "plain")]
     m.observe(e.TaskPinned("t2", 3, 3, "plain"))  # unknown task: ignored
     assert reserved(m.proposals(TIMEOUT + 10, TIMEOUT, 1000)) == []
+
+
+def test_a_keyless_agent_is_never_offered_priced_work():
+    m = market([("keyless", 1, [("echo", 1.0)], {"price": 1.0}), ("free", 1, [("echo", 0.5)], {}),
+                ("keyed", 1, [("echo", 0.5)], {"price": 1.0, "public_key": "k"})])
+    assert "no key" in ineligible(Need(), m.agents["keyless"], 0, TIMEOUT)
+    assert ineligible(Need(), m.agents["free"], 0, TIMEOUT) == ""
+    m.observe(validated("t1", 1, requester="r"))
+    m.observe(validated("t2", 2, requester="r"))
+    m.observe(validated("t3", 3, requester="r"))
+    offers = [p for p in m.proposals(4, TIMEOUT, 1000) if isinstance(p, (c.ReserveSlot, c.HoldEscrow))]
+    assert sorted(p.agent_id for p in offers) == ["free", "keyed"]
+
+
+def test_a_pin_does_not_override_the_key_priced_work_needs():
+    m = market([("keyless", 1, [("echo", 1.0)], {"price": 1.0})])
+    m.observe(validated("t", 1))
+    m.observe(e.TaskPinned("t", 3, 2, "keyless"))
+    proposals = m.proposals(3, TIMEOUT, 1000)
+    assert [p.reason for p in proposals if isinstance(p, c.NoteWaiting)] == ["no eligible agent: keyless: no key for priced work"]

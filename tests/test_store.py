@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from hive_streams.codec.avro import from_record
 from hive_streams.domain import agent, task
 from hive_streams.domain import commands as c
-from hive_streams.domain.model import Capability, NodeSpec
+from hive_streams.domain.model import Capability, NodeSpec, node_digest
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
 from hive_streams.store.models import TaskRow, audit_log
 from hive_streams.store.queries import get_task, list_agents, list_tasks, task_audit
@@ -29,7 +29,8 @@ def lifecycle(task_id: str) -> list:
     state, events = task.TaskState(task_id), []
     for cmd in (c.SubmitTask(task_id, "c1", 1000, name="digest", requester="ann", nodes=NODES, priority=3),
                 c.AssignTask(task_id, "c2", 2000, agent_id="a1"),
-                c.ReportNodeCompleted(task_id, "c3", 3000, agent_id="a1", attempt=1, node_id="fetch", output_json='"x"')):
+                c.ReportNodeCompleted(task_id, "c3", 3000, agent_id="a1", attempt=1, node_id="fetch", output_json='"x"',
+                                      digest=node_digest(task_id, 1, "fetch", '"x"'))):
         new = task.decide(cmd, state, cmd.at)
         events += new
         state = _fold(state, new)

@@ -1,6 +1,6 @@
 from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
-from hive_streams.domain.model import NodeSpec
+from hive_streams.domain.model import NodeSpec, node_digest, result_digest
 from hive_streams.domain.task import TaskState, decide, evolve, fold
 
 NODES = (NodeSpec("a", "echo"), NodeSpec("b", "echo", depends_on=("a",)))
@@ -22,7 +22,14 @@ def submit(nodes=NODES, **kw):
 
 
 def report(cls, node_id, attempt=1, agent="ag", **kw):
+    if cls is c.ReportNodeCompleted and "digest" not in kw:
+        kw["digest"] = node_digest("t1", attempt, node_id, kw["output_json"])
     return cls("t1", f"{cls.__name__}{node_id}", 20, agent, attempt, node_id, **kw)
+
+
+def final(outputs, attempt=1, agent="ag", digest=None, signature=""):
+    digest = result_digest("t1", attempt, outputs) if digest is None else digest
+    return c.ReportTaskResult("t1", "result", 21, agent, attempt, digest, signature)
 
 
 def test_happy_path_sequence_and_final_state():
@@ -30,6 +37,7 @@ def test_happy_path_sequence_and_final_state():
         submit(), c.AssignTask("t1", "x", 11, "ag"), c.StartTask("t1", "y", 12, "ag", 1),
         report(c.ReportNodeStarted, "a"), report(c.ReportNodeCompleted, "a", output_json='"A"'),
         report(c.ReportNodeStarted, "b"), report(c.ReportNodeCompleted, "b", output_json='"B"'),
+        final({"a": '"A"', "b": '"B"'}),
     ])
     assert [type(ev).__name__ for ev in log] == [
         "TaskSubmitted", "TaskValidated", "TaskAssigned", "TaskStarted", "NodeStarted", "NodeCompleted",
@@ -38,6 +46,7 @@ def test_happy_path_sequence_and_final_state():
     assert state.status == "completed" and state.seq == 9
     assert state.outputs == {"a": '"A"', "b": '"B"'}
     assert log[-1].outputs[1].output_json == '"B"'
+    assert log[-1].result_digest == result_digest("t1", 1, {"a": '"A"', "b": '"B"'})
 
 
 def test_evolve_skips_events_already_applied():
@@ -153,3 +162,48 @@ def test_watchers_hear_the_outcome_now_or_later():
     ended, _ = run([c.CancelTask("t1", "k", 12)], state)
     events = decide(c.WatchTask("t1", "w2", 13, "late-watcher"), ended, 13)
     assert events[-1].outcome == "cancelled"
+
+
+def assigned(**assign):
+    return run([submit(), c.AssignTask("t1", "x", 11, "ag", **assign)])[0]
+
+
+def test_a_keyless_agent_completes_only_on_a_final_result_whose_digest_matches():
+    state, log = run([report(c.ReportNodeCompleted, "a", output_json='"A"'),
+                      report(c.ReportNodeCompleted, "b", output_json='"B"')], assigned())
+    assert not any(isinstance(ev, e.TaskCompleted) for ev in log)  # node reports alone never complete
+    lying, _ = run([final({"a": '"A"', "b": '"forged"'})], state)
+    assert lying.status == "queued" and "output digest does not match" in lying.reason
+    done, log = run([final({"a": '"A"', "b": '"B"'})], state)
+    assert done.status == "completed" and log[-1].result_digest == result_digest("t1", 1, {"a": '"A"', "b": '"B"'})
+
+
+def test_a_lying_agent_whose_node_digest_does_not_match_is_rejected_not_recorded():
+    lie = report(c.ReportNodeCompleted, "a", output_json='"A"', digest=node_digest("t1", 1, "a", '"other"'))
+    state, log = run([lie], assigned())
+    assert [type(ev) for ev in log] == [e.ResultRejected, e.TaskRetryScheduled]
+    assert log[0].reason == "output digest does not match the output"
+    assert state.outputs == {} and state.status == "queued"
+
+
+def test_priced_work_is_declined_for_an_agent_without_a_key():
+    events = decide(c.AssignTask("t1", "x", 11, "ag", escrow_id="esc"), run([submit()])[0], 11)
+    assert [type(ev) for ev in events] == [e.TaskAssignmentDeclined] and events[0].escrow_id == "esc"
+    keyed = decide(c.AssignTask("t1", "x", 11, "ag", escrow_id="esc", agent_key="k"), run([submit()])[0], 11)
+    assert [type(ev) for ev in keyed] == [e.TaskAssigned]
+
+
+def test_a_priced_task_held_by_a_keyless_agent_is_never_completed():
+    nodes = (NodeSpec("a", "echo"),)
+    legacy = TaskState("t1", seq=3, status="running", agent_id="ag", attempt=1, escrow_id="esc", nodes=nodes,
+                       node_status={"a": "completed"}, outputs={"a": '"A"'})  # written before keys were required
+    events = decide(final({"a": '"A"'}), legacy, 30)
+    assert not any(isinstance(ev, e.TaskCompleted) for ev in events)
+    assert isinstance(events[0], e.ResultRejected) and "key" in events[0].reason
+
+
+def test_a_keyed_agent_must_sign_its_result():
+    state, _ = run([report(c.ReportNodeCompleted, "a", output_json='"A"', signature="s"),
+                    report(c.ReportNodeCompleted, "b", output_json='"B"', signature="s")], assigned(agent_key="k"))
+    events = decide(final({"a": '"A"', "b": '"B"'}), state, 30)
+    assert isinstance(events[0], e.ResultRejected) and events[0].reason == "result is not signed"

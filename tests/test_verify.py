@@ -42,3 +42,28 @@ def test_the_final_result_signature_covers_every_output():
     assert screen(ok, STATE) is ok
     wrong = result_digest("t1", 2, {"a": '"z"'})
     assert screen(c.ReportTaskResult("t1", "r", 1, "ag", 2, wrong, SIGNER.sign(wrong)), STATE).reason.startswith("output digest")
+
+
+KEYLESS = TaskState("t1", status="running", agent_id="ag", attempt=2, nodes=(NodeSpec("a", "echo"),),
+                    node_status={"a": "completed"}, outputs={"a": '"x"'})
+
+
+def test_a_keyless_agent_still_has_its_digests_checked():
+    honest = report()
+    assert screen(honest, KEYLESS) is honest
+    lying = c.ReportNodeCompleted(**{**honest.__dict__, "output_json": '"y"'})
+    assert screen(lying, KEYLESS).reason == "output digest does not match the output"
+    wrong = result_digest("t1", 2, {"a": '"z"'})
+    assert screen(c.ReportTaskResult("t1", "r", 1, "ag", 2, wrong, ""), KEYLESS).reason.startswith("output digest")
+
+
+def test_a_keyless_agent_holding_priced_work_is_rejected():
+    priced = TaskState(**{**KEYLESS.__dict__, "escrow_id": "esc"})
+    digest = result_digest("t1", 2, {"a": '"x"'})
+    rejected = screen(c.ReportTaskResult("t1", "r", 1, "ag", 2, digest, ""), priced)
+    assert isinstance(rejected, c.RejectResult) and "key" in rejected.reason
+
+
+def test_a_keyed_agent_cannot_leave_its_result_unsigned():
+    digest = result_digest("t1", 2, {"a": '"x"'})
+    assert isinstance(screen(c.ReportTaskResult("t1", "r", 1, "ag", 2, digest, ""), STATE), c.RejectResult)

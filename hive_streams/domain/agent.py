@@ -7,7 +7,7 @@ from functools import singledispatch
 from . import commands as c
 from . import events as e
 from .model import Capability, Hardware
-from .task import copy_with
+from .task import NO_KEY, copy_with
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,8 @@ def _(cmd: c.ReserveSlot, state: AgentState, now: int, timeout_ms: int):
     if cmd.task_id in state.holding:  # a second offer for a task it holds: refuse it, so its escrow goes back
         return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason="already held", escrow_id=cmd.escrow_id)]
     reason = ("not online" if not state.live(now, timeout_ms)
-              else "no free slot" if state.free_slots == 0 else "")
+              else "no free slot" if state.free_slots == 0
+              else NO_KEY if cmd.escrow_id and not state.public_key else "")
     if reason:
         return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason=reason, escrow_id=cmd.escrow_id)]
     return [e.SlotReserved(**_base(state, now), task_id=cmd.task_id, escrow_id=cmd.escrow_id,

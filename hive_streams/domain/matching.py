@@ -1,7 +1,8 @@
 """The marketplace: which queued task to offer to which agent, and why a task still waits.
 
 Eligibility: every required capability at or above its proficiency, hardware that covers the
-task's needs, a price within the budget, and an agent that is online with a free slot.
+task's needs, a price within the budget, a registered key when the agent is priced (its results
+are paid for only once their signature checks), and an agent that is online with a free slot.
 
 Ranking (higher is better, ties broken by agent id):
     0.40 * proficiency (mean over required capabilities)
@@ -23,6 +24,7 @@ from . import events as e
 from .ledger import LEDGER_ID, cents
 from .model import Hardware, Requirement, capability_shortfall
 from .reputation import Record, outcome
+from .task import NO_KEY
 
 WEIGHTS = {"proficiency": 0.40, "reputation": 0.30, "cheapness": 0.15, "idleness": 0.15}
 BUSY = "every eligible agent is busy"
@@ -55,7 +57,13 @@ def ineligible(need: Need, a: agent_agg.AgentState, now: int, timeout_ms: int) -
     if not a.live(now, timeout_ms):
         return "no live agent"
     return (capability_shortfall(a.capabilities, need.requires) or a.hardware.covers(need.hardware)
-            or (f"price {a.price} over budget {need.budget}" if need.budget is not None and a.price > need.budget else ""))
+            or (f"price {a.price} over budget {need.budget}" if need.budget is not None and a.price > need.budget else "")
+            or unverifiable(a))
+
+
+def unverifiable(a: agent_agg.AgentState) -> str:
+    """A priced agent must have registered a key: its results are paid for only once their signature checks."""
+    return NO_KEY if cents(a.price) > 0 and not a.public_key else ""
 
 
 def score(need: Need, a: agent_agg.AgentState, reputation: float, free: int) -> float:
@@ -175,8 +183,9 @@ class Market:
         candidates = [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
         best, reasons, busy = None, [], False
         for a in candidates:
-            # an operator's pin overrides the policy (capabilities, hardware, price), never liveness or slots
-            why = ("" if a.live(now, timeout_ms) else "no live agent") if w.pinned_to else ineligible(w.need, a, now, timeout_ms)
+            # an operator's pin overrides the policy (capabilities, hardware, price), never liveness, slots or keys
+            why = ((unverifiable(a) if a.live(now, timeout_ms) else "no live agent") if w.pinned_to
+                   else ineligible(w.need, a, now, timeout_ms))
             if why:
                 reasons.append(f"{a.agent_id}: {why}")
                 continue

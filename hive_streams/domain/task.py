@@ -8,12 +8,16 @@ from typing import Mapping
 from . import commands as c
 from . import events as e
 from .dag import InvalidGraph, topological_order
-from .model import Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities
+from .model import (Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities, node_digest,
+                    result_digest)
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
 ACTIVE = frozenset({"assigned", "running"})
 MAX_BACKOFF_MS = 60_000
 DEADLINE_EXCEEDED = "deadline_exceeded"
+NO_KEY = "no key for priced work"
+BAD_DIGEST = "output digest does not match the output"
+UNSIGNED = "result is not signed"
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,9 @@ def _(cmd: c.AssignTask, state: TaskState, now: int):
         reason = f"pinned to {state.pinned_to}" if state.status == "queued" else f"task is {state.status}"
         return [e.TaskAssignmentDeclined(**_base(state, now), agent_id=cmd.agent_id, reason=reason,
                                          escrow_id=cmd.escrow_id)]
+    if cmd.escrow_id and not cmd.agent_key:  # nobody is paid for a result nobody can verify as theirs
+        return [e.TaskAssignmentDeclined(**_base(state, now), agent_id=cmd.agent_id, reason=NO_KEY,
+                                         escrow_id=cmd.escrow_id)]
     done = tuple(NodeOutput(k, v) for k, v in sorted(state.outputs.items()))
     return [e.TaskAssigned(**_base(state, now), agent_id=cmd.agent_id, attempt=state.attempt + 1,
                            nodes=state.nodes, completed=done, escrow_id=cmd.escrow_id, agent_key=cmd.agent_key)]
@@ -245,40 +252,58 @@ def _(cmd: c.ReportNodeProgress, state: TaskState, now: int):
     return [e.NodeProgress(**_base(state, now), node_id=cmd.node_id, progress=progress, message=cmd.message)]
 
 
+def result_problem(cmd: c.ReportNodeCompleted | c.ReportTaskResult, state: TaskState) -> str:
+    """Why the current agent's result cannot be accepted, or empty. Needs no key: it always runs.
+
+    The signature itself is checked at the decider's door (`streams/verify.py`), which has the crypto."""
+    if state.escrow_id and not state.agent_key:
+        return NO_KEY
+    if isinstance(cmd, c.ReportNodeCompleted):
+        expected = node_digest(state.task_id, cmd.attempt, cmd.node_id, cmd.output_json)
+    else:
+        expected = result_digest(state.task_id, cmd.attempt, dict(state.outputs))
+    if cmd.digest != expected:
+        return BAD_DIGEST
+    if state.agent_key and not cmd.signature:
+        return UNSIGNED
+    return ""
+
+
+def _rejected(cmd, state: TaskState, now: int, reason: str) -> list[e.TaskEvent]:
+    rejected = e.ResultRejected(**_base(state, now), agent_id=cmd.agent_id, attempt=cmd.attempt, reason=reason)
+    if not _is_current(cmd, state):
+        return [rejected] if state.status != "new" else []  # a stranger's result: penalised, nothing else changes
+    return [rejected, _attempt_failed(state, now, f"result rejected: {reason}")]
+
+
 @_decide.register
 def _(cmd: c.ReportNodeCompleted, state: TaskState, now: int):
     if not _open_node(cmd, state):
         return []
-    b = _base(state, now)
-    out = _started_if_needed(cmd, state, now)
-    out.append(e.NodeCompleted(**b, node_id=cmd.node_id, output_json=cmd.output_json, attempt=cmd.attempt,
-                               digest=cmd.digest, signature=cmd.signature))
-    outputs = {**state.outputs, cmd.node_id: cmd.output_json}
-    if not state.agent_key and all(n.id in outputs for n in state.nodes):
-        out.append(_completed(state, cmd.agent_id, outputs, now))  # an agent without a key: nothing to sign
-    return out
-
-
-def _completed(state: TaskState, agent_id: str, outputs: Mapping[str, str], now: int, digest: str = "",
-               signature: str = "") -> e.TaskCompleted:
-    final = tuple(NodeOutput(n.id, outputs[n.id]) for n in state.nodes)
-    return e.TaskCompleted(**_base(state, now), agent_id=agent_id, outputs=final, escrow_id=state.escrow_id,
-                           result_digest=digest, signature=signature)
+    problem = result_problem(cmd, state)
+    if problem:
+        return _rejected(cmd, state, now, problem)
+    return _started_if_needed(cmd, state, now) + [
+        e.NodeCompleted(**_base(state, now), node_id=cmd.node_id, output_json=cmd.output_json, attempt=cmd.attempt,
+                        digest=cmd.digest, signature=cmd.signature)]
 
 
 @_decide.register
 def _(cmd: c.ReportTaskResult, state: TaskState, now: int):
+    """The only way a task completes: a final result whose digest covers every output."""
     if not _is_current(cmd, state) or not all(state.node_status.get(n.id) == "completed" for n in state.nodes):
         return []
-    return [_completed(state, cmd.agent_id, state.outputs, now, cmd.digest, cmd.signature)]
+    problem = result_problem(cmd, state)
+    if problem:
+        return _rejected(cmd, state, now, problem)
+    final = tuple(NodeOutput(n.id, state.outputs[n.id]) for n in state.nodes)
+    return [e.TaskCompleted(**_base(state, now), agent_id=cmd.agent_id, outputs=final, escrow_id=state.escrow_id,
+                            result_digest=cmd.digest, signature=cmd.signature)]
 
 
 @_decide.register
 def _(cmd: c.RejectResult, state: TaskState, now: int):
-    rejected = e.ResultRejected(**_base(state, now), agent_id=cmd.agent_id, attempt=cmd.attempt, reason=cmd.reason)
-    if not _is_current(cmd, state):
-        return [rejected] if state.status != "new" else []  # a stranger's result: penalised, nothing else changes
-    return [rejected, _attempt_failed(state, now, f"result rejected: {cmd.reason}")]
+    return _rejected(cmd, state, now, cmd.reason)
 
 
 @_decide.register

@@ -1,7 +1,8 @@
-"""Result verification at the task decider's door: Ed25519 signatures over the domain's digests.
+"""Result verification at the task decider's door: the domain's checks, then Ed25519 signatures.
 
 A report that fails becomes a RejectResult command, which the pure domain turns into no
-payment, a reputation penalty and a retry elsewhere.
+payment, a reputation penalty and a retry elsewhere. Digests are checked for every agent, keyed
+or not; only the signature needs a key, and priced work is never accepted from an agent without one.
 """
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..domain import commands as c
-from ..domain.model import node_digest, result_digest
-from ..domain.task import ACTIVE, TaskState
+from ..domain.task import ACTIVE, TaskState, result_problem
 
 
 def signature_valid(public_key_hex: str, digest: str, signature_hex: str) -> bool:
@@ -27,15 +27,12 @@ def screen(command, state: TaskState):
         return command
     if command.agent_id != state.agent_id:
         return _reject(command, "result from an agent that was not assigned the task")
-    if command.attempt != state.attempt or not state.agent_key:
-        return command  # stale attempts are ignored by the domain; unkeyed agents sign nothing
-    if isinstance(command, c.ReportNodeCompleted):
-        expected = node_digest(command.task_id, command.attempt, command.node_id, command.output_json)
-    else:
-        expected = result_digest(command.task_id, command.attempt, dict(state.outputs))
-    if command.digest != expected:
-        return _reject(command, "output digest does not match the output")
-    if not signature_valid(state.agent_key, command.digest, command.signature):
+    if command.attempt != state.attempt:
+        return command  # a stale attempt: the domain ignores it
+    problem = result_problem(command, state)
+    if problem:
+        return _reject(command, problem)
+    if state.agent_key and not signature_valid(state.agent_key, command.digest, command.signature):
         return _reject(command, "bad signature")
     return command
 
