@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from .models import Base
+from ..exceptions import StoreError
+from . import schema
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -30,11 +32,14 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-SCHEMA_LOCK = 0x68697665  # serialises processes creating the tables of one PostgreSQL database
-
-
 def create_schema(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-        Base.metadata.create_all(conn)
+    """Brings the database to the newest migration (creating it from nothing, or adopting one made before)."""
+    schema.upgrade(engine)
+
+
+def insert(conn: Connection, table):
+    """An INSERT with the dialect's ON CONFLICT clauses."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    if dialect is None:
+        raise StoreError(f"the store supports PostgreSQL and SQLite, not {conn.dialect.name}")
+    return dialect.insert(table)

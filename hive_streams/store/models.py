@@ -1,4 +1,5 @@
-"""SQL tables: the audit log, the task and agent read models, and the connector's stored offsets."""
+"""SQL tables: the audit log, the task and agent read models, the connector's stored offsets, the API's
+idempotency keys. They change only through the Alembic migrations in `migrations/versions`."""
 from __future__ import annotations
 
 from typing import Any
@@ -127,6 +128,22 @@ class LedgerPostingRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
 
 
+class IdempotencyRow(Base):
+    """The first answer to a request sent with an Idempotency-Key, shared by every API process."""
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_created", "created_at"),)
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # hash of caller, route and key
+    caller: Mapped[str] = mapped_column(Text)
+    route: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    request_digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)  # the answer's body, byte for byte
+    headers: Mapped[dict[str, str]] = mapped_column(Json)
+    created_at: Mapped[int] = mapped_column(BigInteger)  # epoch ms
+
+
 audit_log = AuditRow.__table__
 ledger_postings = LedgerPostingRow.__table__
 accounts = AccountRow.__table__
@@ -135,3 +152,4 @@ agent_outcomes = AgentOutcomeRow.__table__
 tasks = TaskRow.__table__
 agents = AgentRow.__table__
 consumer_offsets = ConsumerOffset.__table__
+idempotency_keys = IdempotencyRow.__table__

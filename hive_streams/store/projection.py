@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..codec.avro import from_record, to_record
 from ..codec.cloudevents import aggregate_id, event_id
 from ..domain import agent, reputation, task
-from ..exceptions import StoreError
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from .db import insert as _insert
 from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offsets, ledger_entries, ledger_postings,
                      tasks)
 
@@ -49,13 +48,6 @@ def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
         _project_ledger(conn, [r for r in records if isinstance(r.event, LedgerEvent)])
         _project_agents(conn, [r for r in records if isinstance(r.event, AgentEvent)])
         _store_offsets(conn, consumer, next_offsets)
-
-
-def _insert(conn: Connection, table):
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
-    if dialect is None:
-        raise StoreError(f"the store supports PostgreSQL and SQLite, not {conn.dialect.name}")
-    return dialect.insert(table)
 
 
 def _insert_audit(conn: Connection, records: list[LogRecord], now: int) -> None:
