@@ -19,6 +19,7 @@ class Process:
     env: dict[str, str]
     log_path: Path
     popen: subprocess.Popen | None = None
+    ended_on_purpose: bool = False  # stop() or kill() was called: its exit is not a failure
 
     def start(self) -> "Process":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,11 +35,13 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL the whole process group: a crash, not a shutdown."""
+        self.ended_on_purpose = True
         if self.alive:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
 
     def stop(self, timeout: float = 15) -> None:
+        self.ended_on_purpose = True
         if not self.alive:
             return
         os.killpg(self.popen.pid, signal.SIGTERM)
@@ -81,10 +84,17 @@ class Fabric:
             proc.stop()
 
     def check_alive(self) -> None:
-        dead = [p for p in self.processes if p.popen and p.popen.poll() is not None and p.popen.returncode not in (0, -9)]
+        """Raises if a process ended that nobody stopped: a non-zero exit or any signal (an OOM kill is -9)."""
+        dead = [p for p in self.processes if p.popen and not p.ended_on_purpose and p.popen.poll() not in (None, 0)]
         if dead:
             p = dead[0]
-            raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.tail()}")
+            raise RuntimeError(f"{p.name} {exit_reason(p.popen.returncode)}:\n{p.tail()}")
+
+
+def exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with {returncode}"
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -1,12 +1,20 @@
-"""Reading a whole topic back, decoded, for checks over the event log."""
+"""Reading topics back as raw records, for checks over the log: nothing is dropped or merged here.
+
+Readers see committed records only (`read_committed`), as every reader in the fabric does; a test may
+ask for `read_uncommitted` to see what a deposed writer wrote before it was fenced.
+"""
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from hive_streams.codec import default_codec
+
+COMMITTED = "read_committed"
+EMPTY_FETCHES_AT_MARKER = 5  # a partition that ends in a transaction marker may leave the position one short
 
 
 @dataclass(frozen=True)
@@ -14,36 +22,98 @@ class Record:
     topic: str
     partition: int
     offset: int
-    key: bytes
-    value: bytes
+    key: bytes | None
+    value: bytes | None
     headers: tuple
-    event: object | None
+    event: object | None  # None when the value does not decode; `error` says why
+    error: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode(errors="replace") if isinstance(value, (bytes, bytearray)) else value
+        return None
 
 
-async def read_all(bootstrap: str, topic: str, partitions: int) -> list[Record]:
+def decoded(topic: str, partition: int, offset: int, key, value, headers=(), codec=None) -> Record:
+    codec = codec or default_codec()
+    try:
+        return Record(topic, partition, offset, key, value, tuple(headers), codec.decode(value))
+    except Exception as exc:  # any reason a reader could not use the record is a finding, not a crash
+        return Record(topic, partition, offset, key, value, tuple(headers), None, f"{type(exc).__name__}: {exc}")
+
+
+def _consumer(bootstrap: str, isolation: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                            isolation_level=isolation, max_partition_fetch_bytes=4 * 1024 * 1024)
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int, isolation: str = COMMITTED) -> dict[int, int]:
+    """Per partition: the end a reader with this isolation would read to now."""
+    consumer = _consumer(bootstrap, isolation)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, partitions: int, isolation: str = COMMITTED,
+                   ends: dict[int, int] | None = None) -> list[Record]:
+    """Every record from the beginning to `ends` (default: the end now), in partition/offset order."""
     codec = default_codec()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = _consumer(bootstrap, isolation)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out = []
-        while True:
-            pending = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
-            if not pending:
-                return out
-            for tp, records in (await consumer.getmany(*pending, timeout_ms=1000)).items():
-                for r in records:
-                    try:
-                        event = codec.decode(r.value)
-                    except Exception:
-                        event = None
-                    out.append(Record(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers), event))
+        last = await consumer.end_offsets(tps)
+        stop = {tp: last[tp] if ends is None else ends[tp.partition] for tp in tps}
+        out: list[Record] = []
+        empty = {tp: 0 for tp in tps}
+        pending = [tp for tp in tps if await consumer.position(tp) < stop[tp]]
+        while pending:
+            got = await consumer.getmany(*pending, timeout_ms=500)
+            for tp in pending:
+                records = [r for r in got.get(tp, []) if r.offset < stop[tp]]
+                empty[tp] = 0 if got.get(tp) else empty[tp] + 1
+                out += [decoded(tp.topic, tp.partition, r.offset, r.key, r.value, r.headers, codec) for r in records]
+            pending = [tp for tp in pending if not await _done(consumer, tp, stop[tp], empty[tp])]
+        return sorted(out, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
 
 
-def events_of(bootstrap: str, topic: str, partitions: int) -> list[Record]:
-    return asyncio.run(read_all(bootstrap, topic, partitions))
+async def _done(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int, empty_fetches: int) -> bool:
+    position = await consumer.position(tp)
+    return position >= end or (position == end - 1 and empty_fetches >= EMPTY_FETCHES_AT_MARKER)
+
+
+async def committed_offsets(bootstrap: str, group_id: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition of the topic, for the partitions it committed at all."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        found = await admin.list_consumer_group_offsets(group_id, partitions=tps)
+        return {tp.partition: found[tp].offset for tp in tps if tp in found and found[tp].offset >= 0}
+    finally:
+        await admin.close()
+
+
+def whole_log(bootstrap: str, topics, isolation: str = COMMITTED) -> list[Record]:
+    """Every record of the task, agent and ledger event topics."""
+    layout = topics.layout()
+    return [r for topic in (topics.task_events, topics.agent_events, topics.ledger_events)
+            for r in events_of(bootstrap, topic, layout[topic][0], isolation)]
+
+
+def events_of(bootstrap: str, topic: str, partitions: int, isolation: str = COMMITTED,
+              ends: dict[int, int] | None = None) -> list[Record]:
+    return asyncio.run(read_all(bootstrap, topic, partitions, isolation, ends))

@@ -12,8 +12,9 @@ from hive_streams.domain import events as e
 from hive_streams.domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
 from hive_streams.processes import wait_until
 
-from .eventlog import events_of
-from .ledgercheck import conservation_problems, payments_per_escrow
+from .eventlog import events_of, whole_log
+from .ledgercheck import ledger_problems, payments_per_escrow
+from .logcheck import history, last_problems, log_problems
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -59,7 +60,14 @@ def submit_as(stack: Stack, requester: str, definition: dict) -> str:
 
 
 def ledger_log(stack: Stack) -> list:
-    return [r.event for r in events_of(stack.bootstrap, stack.topics.ledger_events, 1) if r.event]
+    """The ledger's one history, after every record of its topic was checked for undecodable and conflicting ones."""
+    h = history(events_of(stack.bootstrap, stack.topics.ledger_events, 1))
+    assert h.problems == []
+    return h.events("ledger")
+
+
+def money_problems(stack: Stack) -> list[str]:
+    return ledger_problems(ledger_log(stack))
 
 
 def test_bad_money_requests_get_a_clear_4xx(stack):
@@ -92,7 +100,7 @@ def test_escrow_waits_for_funds_then_settles_with_the_fee(stack):
     assert round(earned, 2) == 5.70 and account(stack, "platform")["available"] == 0.30
     kinds = [p["type"] for p in stack.client.http.get(f"/api/tasks/{first}/payments").json()["payments"]]
     assert kinds == ["EscrowHeld", "EscrowReleased"]
-    assert conservation_problems(ledger_log(stack)) == []
+    assert money_problems(stack) == []
 
 
 def test_withdrawals_leave_through_the_ledger(stack):
@@ -104,7 +112,7 @@ def test_withdrawals_leave_through_the_ledger(stack):
     wait_until(lambda: account(stack, "paid-a")["available"] == 0.0, 30, what="the withdrawal")
     history = [h["type"] for h in account(stack, "paid-a")["history"]]
     assert "WithdrawalRefused" in history and "FundsWithdrawn" in history
-    assert conservation_problems(ledger_log(stack)) == []
+    assert money_problems(stack) == []
 
 
 def test_a_redelivered_completion_pays_once(stack):
@@ -131,7 +139,7 @@ def test_a_redelivered_completion_pays_once(stack):
     wait_until(lambda: account(stack, "marker")["available"] == 0.01, 30, what="the marker behind the replays")
     releases = payments_per_escrow(ledger_log(stack))
     assert releases[completed.event.escrow_id] == 1 and set(releases.values()) == {1}
-    assert conservation_problems(ledger_log(stack)) == []
+    assert money_problems(stack) == []
 
 
 def test_tampered_results_are_rejected_refunded_and_retried_elsewhere(stack):
@@ -152,4 +160,10 @@ def test_tampered_results_are_rejected_refunded_and_retried_elsewhere(stack):
     assert account(stack, "bob")["available"] == 9.0
     rogue = stack.client.http.get("/api/agents/rogue-flip/reputation").json()
     assert rogue["rejected"] == 1 and rogue["events"][0]["task_id"] == task_id
-    assert conservation_problems(ledger_log(stack)) == []
+    assert money_problems(stack) == []
+
+
+def test_the_whole_log_holds_every_invariant(stack):
+    """Last, over everything the tests above did: one history per aggregate, every task ended once, every
+    assignment backed by a slot, every result digest right, every escrow settled once and the right way."""
+    assert last_problems(lambda: log_problems(whole_log(stack.bootstrap, stack.topics)), 60) == []
