@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from hive_streams.api.positions import VectorCodec
+from hive_streams.processes import wait_until
 
 from .stack import ALL_KINDS, Stack
 
@@ -80,5 +81,17 @@ def test_snapshot_has_a_position_the_cluster_feed_accepts(stack):
                                        stack.topics.agent_events: stack.topics.partitions})
     assert codec.encode(codec.decode(snapshot["position"])) == snapshot["position"]
     assert {a["agent_id"] for a in snapshot["agents"]} >= {"desk-1", "gpu-1"}
-    assert stack.client.get_json("/api/views/tasks", {"limit": 5}) is not None
     assert stack.client.http.get("/api/views/tasks", params={"limit": "0"}).status_code == 422
+
+
+def test_task_list_is_newest_first_and_limited(stack):
+    ids = [stack.client.submit({"name": f"listed-{i}", "nodes": [{"id": "a", "kind": "echo"}]}).json()["task_id"]
+           for i in range(6)]
+    for task_id in ids:
+        assert list(stack.client.follow(task_id, timeout=60))[-1].event == "TaskCompleted"
+    wait_until(lambda: all((stack.client.task(t) or {}).get("status") == "completed" for t in ids), 30,
+               what="the read model")
+    listed = stack.client.get_json("/api/views/tasks", {"limit": 5})
+    assert len(listed) == 5 and all(t["status"] == "completed" for t in listed)
+    assert [t["updated_at"] for t in listed] == sorted((t["updated_at"] for t in listed), reverse=True)
+    assert {t["task_id"] for t in listed} <= set(ids)  # the newest five are among the six just run

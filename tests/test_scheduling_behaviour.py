@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from hive_streams.domain import events as e
+from hive_streams.domain import reputation
 from hive_streams.processes import wait_until
 
+from .eventlog import events_of
+from .logcheck import History, history
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -34,12 +38,43 @@ def agent(stack: Stack, agent_id: str) -> dict:
     return next(a for a in stack.client.http.get("/api/status/agents").json()["agents"] if a["agent_id"] == agent_id)
 
 
+def log(stack: Stack, topic: str) -> History:
+    h = history(events_of(stack.bootstrap, topic, stack.topics.partitions))
+    assert h.problems == []
+    return h
+
+
+def outcomes_in_log(stack: Stack, agent_id: str) -> dict[str, int]:
+    """What the task events actually produced say about the agent, kind by kind."""
+    counts = dict.fromkeys(reputation.KINDS, 0)
+    for ev in log(stack, stack.topics.task_events).events("task"):
+        found = reputation.outcome(ev)
+        if found and found[0] == agent_id:
+            counts[found[1]] += 1
+    return counts
+
+
+def heartbeats(stack: Stack, agent_id: str) -> list[e.AgentHeartbeat]:
+    return [ev for ev in log(stack, stack.topics.agent_events).of("agent").get(agent_id, [])
+            if isinstance(ev, e.AgentHeartbeat)]
+
+
+def formula(n: dict[str, int]) -> float:
+    """The README's and domain/reputation.py's formula, written out here so a change to either shows."""
+    return round((n["completed"] + 2) / (n["completed"] + n["failed"] + n["late"] + 2 * n["rejected"] + 3), 4)
+
+
 def test_status_views(stack):
     agents = {a["agent_id"]: a for a in stack.client.http.get("/api/status/agents").json()["agents"]}
     assert set(agents) == {"fast", "slow"}
-    assert agents["fast"]["slots"] == 2 and 0 < agents["fast"]["reputation"] < 1
+    assert agents["fast"]["slots"] == 2
+    assert agents["fast"]["reputation"] == formula(outcomes_in_log(stack, "fast"))
     assert {c["name"] for c in agents["slow"]["capabilities"]} == {"echo", "sleep", "shell"}
-    assert agents["fast"]["load"]["cpu_percent"] is not None
+    beats = heartbeats(stack, "fast")
+    assert beats and all(0 <= b.cpu_percent <= 100 and 0 < b.memory_percent <= 100 for b in beats)
+    assert any(b.cpu_percent > 0 for b in beats)  # measured host load, not the 0.0 a missing reading defaults to
+    wait_until(lambda: agent(stack, "fast")["load"]["cpu_percent"] in {b.cpu_percent for b in heartbeats(stack, "fast")},
+               15, what="the view to show the load of a heartbeat in the log")
     cluster = stack.client.http.get("/api/status/cluster").json()
     assert cluster["agents"]["online"] == 2 and "queues" in cluster and "utilisation" in cluster
 
@@ -52,12 +87,15 @@ def test_failed_attempt_retries_on_a_different_agent_then_fails(stack):
     assert assigned[0]["agent_id"] != assigned[1]["agent_id"]
     assert kinds(frames).count("TaskRetryScheduled") == 1 and frames[-1].event == "TaskFailed"
     assert "after 1 retries" in frames[-1].data["reason"]
-    first = assigned[0]["agent_id"]
-    explained = stack.client.http.get(f"/api/agents/{first}/reputation").json()
-    wait_until(lambda: any(e["task_id"] == frames[0].data["task_id"] for e in
+    first, task_id = assigned[0]["agent_id"], frames[0].data["task_id"]
+    wait_until(lambda: any(ev["task_id"] == task_id for ev in
                            stack.client.http.get(f"/api/agents/{first}/reputation").json()["events"]), 30,
                what="the outcome in the reputation")
-    assert explained["formula"].startswith("(completed + 2)")
+    explained = stack.client.http.get(f"/api/agents/{first}/reputation").json()
+    counts = outcomes_in_log(stack, first)
+    assert counts["failed"] >= 1 and {k: explained[k] for k in reputation.KINDS} == counts
+    assert explained["score"] == formula(counts) < formula(dict.fromkeys(reputation.KINDS, 0))  # below a newcomer's
+    assert [ev["kind"] for ev in explained["events"] if ev["task_id"] == task_id] == ["failed"]
 
 
 def test_unservable_task_waits_with_a_reason_and_fails_at_its_deadline(stack):
