@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import statistics
 import subprocess
@@ -60,6 +61,21 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def samples_for(q: float) -> int:
+    """Samples a q-th percentile needs to say more than the maximum: ten beyond it (100/(100 - q) x 10)."""
+    return math.ceil(round(1000 / (100 - q), 6))
+
+
+def supported(q: float, n: int) -> bool:
+    return n >= samples_for(q)
+
+
+def percentiles(sorted_values: list[float], qs=(50, 90, 99, 99.9)) -> dict[str, float]:
+    """`p<q>` for each q the sample supports, plus `max` (named as such) and the sample size `n`."""
+    out = {f"p{q:g}": percentile(sorted_values, q) for q in qs if supported(q, len(sorted_values))}
+    return {**out, "max": sorted_values[-1] if sorted_values else float("nan"), "n": len(sorted_values)}
+
+
 def proc_status_kib(pid: int, key: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -103,8 +119,12 @@ async def produce(bootstrap: str, topic: str, objects, source: str = "/bench") -
         await producer.stop()
 
 
+EMPTY_FETCHES_AT_MARKER = 5  # a partition that ends in a transaction marker may leave the position one short
+
+
 async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -114,9 +134,9 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, 
 
 
 async def read_records(bootstrap: str, topic: str, partitions: int, start: dict[int, int] | None = None) -> list:
-    """Every record of a topic from `start` (partition -> offset; default the beginning) to its end now."""
+    """Every committed record of a topic from `start` (partition -> offset; default the beginning) to its end now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
+                                isolation_level="read_committed", max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -124,13 +144,22 @@ async def read_records(bootstrap: str, topic: str, partitions: int, start: dict[
         for tp in tps:
             consumer.seek(tp, (start or {}).get(tp.partition, 0))
         ends = await consumer.end_offsets(tps)
-        out = []
-        while pending := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(*pending, timeout_ms=1000, max_records=10_000)).values():
-                out.extend(records)
+        out, empty = [], dict.fromkeys(tps, 0)
+        pending = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
+        while pending:
+            got = await consumer.getmany(*pending, timeout_ms=1000, max_records=10_000)
+            for tp in pending:
+                out.extend(got.get(tp, []))
+                empty[tp] = 0 if got.get(tp) else empty[tp] + 1
+            pending = [tp for tp in pending if not await _read_to(consumer, tp, ends[tp], empty[tp])]
         return out
     finally:
         await consumer.stop()
+
+
+async def _read_to(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int, empty_fetches: int) -> bool:
+    position = await consumer.position(tp)
+    return position >= end or (position == end - 1 and empty_fetches >= EMPTY_FETCHES_AT_MARKER)
 
 
 def ce_type(record) -> str:

@@ -9,9 +9,11 @@ import uuid
 
 import httpx
 
-from .common import NOOP_TASK, PROCESSES, Context, percentile, summary
+from .common import NOOP_TASK, PROCESSES, Context, percentiles, summary
 from .stack import Stack
 from .tasks import hive_burst
+
+QUANTILES = (50, 99, 99.9)
 
 
 async def one_task(http: httpx.AsyncClient, task_id: str) -> tuple[float, float]:
@@ -55,8 +57,7 @@ def latency_run(ctx: Context, n: int, rate: float) -> dict:
         stack.stop()
     out = {"tasks": n, "rate": rate}
     for i, name in enumerate(("first_frame", "completed")):
-        ms = sorted(s[i] * 1000 for s in samples)
-        out[name] = {"p50": percentile(ms, 50), "p99": percentile(ms, 99), "p99.9": percentile(ms, 99.9), "max": ms[-1]}
+        out[name] = percentiles(sorted(s[i] * 1000 for s in samples), QUANTILES)  # only those n supports, and max
     return out
 
 
@@ -67,4 +68,5 @@ def run(ctx: Context, rate: float | None = None) -> dict:
     runs = [latency_run(ctx, n, rate) for _ in range(ctx.sizes["repeats"])]
     return {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "tasks_per_run": n, "runs": runs,
             **{f"{frame}_{q}": summary([r[frame][q] for r in runs])
-               for frame in ("first_frame", "completed") for q in ("p50", "p99", "p99.9")}}
+               for frame in ("first_frame", "completed") for q in (*(f"p{q:g}" for q in QUANTILES), "max")
+               if all(q in r[frame] for r in runs)}}

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hive_streams.codec import default_codec
 
 from .celery_peer import Peer
-from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, end_offsets, percentile, py_spy,
+from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, end_offsets, percentiles, py_spy,
                      read_records, summary)
 from .stack import Stack, free_port
 
@@ -101,7 +101,8 @@ async def records_since(stack: Stack, start: dict[str, dict[int, int]]) -> dict[
 
 
 def hop_latencies(records: dict[str, list]) -> dict[str, dict]:
-    """Median and p99 milliseconds of each hop, from the records' timestamps (one clock: this machine)."""
+    """Milliseconds of each hop, from the records' timestamps (one clock: this machine): p50, p99 where the
+    number of tasks supports it, and the max."""
     codec, seen = default_codec(), collections.defaultdict(dict)
     for topic, recs in records.items():
         for r in recs:
@@ -112,7 +113,8 @@ def hop_latencies(records: dict[str, list]) -> dict[str, dict]:
     for a, b, who in HOPS:
         gaps = sorted(t[b] - t[a] for t in seen.values() if a in t and b in t)
         if gaps:
-            out[f"{a} -> {b}"] = {"by": who, "p50_ms": percentile(gaps, 50), "p99_ms": percentile(gaps, 99)}
+            found = percentiles(gaps, (50, 99))
+            out[f"{a} -> {b}"] = {"by": who, "n": found.pop("n"), **{f"{k}_ms": v for k, v in found.items()}}
     return out
 
 
