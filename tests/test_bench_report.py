@@ -1,0 +1,42 @@
+"""The benchmark report shows a percentile only where its sample supports it, and names the max otherwise."""
+from __future__ import annotations
+
+from bench.common import percentiles, samples_for, summary
+from bench.report import hop_columns, latency_section, latency_verdict
+
+
+def latency(samples_per_run: int, p50: float, top: float, p99: float | None = None) -> dict:
+    run = {"p50": p50, "max": top, **({"p99": p99} if p99 is not None else {})}
+    out = {"command": "x", "rate": 1.0, "tasks_per_run": samples_per_run,
+           "runs": [{"completed": run, "first_frame": run}]}
+    for frame in ("completed", "first_frame"):
+        out.update({f"{frame}_{q}": summary([v]) for q, v in run.items()})
+    return out
+
+
+def test_a_percentile_needs_ten_samples_beyond_it():
+    assert [samples_for(q) for q in (50, 90, 99, 99.9)] == [20, 100, 1000, 10000]
+    assert set(percentiles(list(range(150)))) == {"p50", "p90", "max", "n"}
+    assert set(percentiles(list(range(10_000)))) == {"p50", "p90", "p99", "p99.9", "max", "n"}
+
+
+def test_a_p99_target_is_judged_on_what_the_sample_supports():
+    assert latency_verdict(latency(1000, 40, 300, p99=90), 100) == ["p99 90 ms", "yes"]
+    few = latency_verdict(latency(150, 40, 90), 100)
+    assert few[0].startswith("max 90 ms, so p99 is under it") and few[1] == "yes"
+    assert latency_verdict(latency(150, 240, 677), 100)[1] == "**no**"
+    assert latency_verdict(latency(150, 40, 300), 100)[1] == "not judged"
+    assert latency_verdict(latency(150, 240, 677, p99=632), 100)[0].startswith("p50 240 ms")  # a p99 of 150 is ignored
+
+
+def test_the_latency_table_has_no_column_its_sample_cannot_support():
+    table = "\n".join(latency_section(latency(150, 40, 300, p99=290)))
+    assert "| ms | p50 | max |" in table and "p99 |" not in table
+
+
+def test_hop_columns_follow_the_sample():
+    old = {"a -> b": {"by": "x", "p50_ms": 5, "p99_ms": 9}}
+    assert hop_columns(old, 200) == ["p50_ms"]
+    assert hop_columns({"a -> b": {"by": "x", "n": 10, "max_ms": 9}}, 10) == ["max_ms"]
+    assert hop_columns({"a -> b": {"by": "x", "n": 1000, "p50_ms": 5, "p99_ms": 8, "max_ms": 9}}, 1000) == \
+        ["p50_ms", "p99_ms", "max_ms"]
