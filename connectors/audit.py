@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from hive_streams import settings as settings_mod
 from hive_streams.codec import Codec, default_codec
 from hive_streams.domain.events import AgentEvent, TaskEvent, LedgerEvent
 from hive_streams.exceptions import CodecError
+from hive_streams.kafka.clients import consumer as kafka_consumer
+from hive_streams.kafka.clock import now_ms
+from hive_streams.kafka.partitions import wait_for_partitions
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
 from hive_streams.topics import Topics
 
@@ -50,28 +51,6 @@ def to_log_record(codec: Codec, record: ConsumerRecord) -> LogRecord | None:
                      codec.registry.entry_for(event).name, _headers(record))
 
 
-async def _partitions(bootstrap: str, names: list[str], stop: asyncio.Event) -> list[TopicPartition]:
-    """Every partition of `names`, waiting until the topics exist; [] if stopped first."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=SOURCE)
-    await admin.start()
-    try:
-        while True:
-            # list first: a metadata request naming a missing topic makes the broker auto-create it
-            missing = sorted(set(names) - set(await admin.list_topics()))
-            if not missing:
-                found = {t["topic"]: sorted(p["partition"] for p in t["partitions"])
-                         for t in await admin.describe_topics(names)}
-                return [TopicPartition(name, p) for name in names for p in found[name]]
-            log.info("waiting for topics %s", ", ".join(missing))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-                return []
-            except TimeoutError:
-                pass
-    finally:
-        await admin.close()
-
-
 async def _seek(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], stored: dict) -> None:
     fresh = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
     for tp in partitions:
@@ -87,8 +66,7 @@ async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[Cons
     records = [r for recs in batches.values() for r in recs]
     decoded = [lr for lr in (to_log_record(codec, r) for r in records) if lr is not None]
     next_offsets = {(tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items() if recs}
-    now = int(time.time() * 1000)
-    await asyncio.to_thread(apply_batch, engine, CONSUMER, decoded, next_offsets, now)
+    await asyncio.to_thread(apply_batch, engine, CONSUMER, decoded, next_offsets, now_ms())
     return len(records)
 
 
@@ -115,11 +93,11 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     codec = default_codec(settings.schemas_dir)
     topics = Topics.from_settings(settings)
     engine = make_engine(settings.store_url)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, client_id=SOURCE,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = kafka_consumer(settings.bootstrap, client_id=SOURCE)
     try:
         await asyncio.to_thread(create_schema, engine)
-        partitions = await _partitions(settings.bootstrap, [topics.task_events, topics.agent_events, topics.ledger_events], stop)
+        partitions = await wait_for_partitions(
+            settings.bootstrap, [topics.task_events, topics.agent_events, topics.ledger_events], stop, SOURCE)
         if not partitions:
             return
         await consumer.start()

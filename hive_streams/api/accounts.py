@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import uuid
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -12,55 +11,43 @@ from starlette.routing import Route
 from ..domain import commands as c
 from ..domain.ledger import EXTERNAL, LEDGER_ID, cents
 from ..store import payments
-from .body import BodyError, json_object
+from .body import json_object
+from .commands import CommandRequest
+from .errors import RequestError
 
 MAX_AMOUNT = 1_000_000_000
 
 
 def routes(api) -> list[Route]:
-    async def amount_of(request: Request) -> tuple[float | None, dict | JSONResponse]:
-        try:
-            body = await json_object(request)
-        except BodyError as exc:
-            return None, api.error(exc.status, exc.field, exc.message)
+    def amount_of(body: dict) -> float:
         amount = body.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount <= MAX_AMOUNT:
-            return None, api.error(422, "amount", f"must be a number above 0 and at most {MAX_AMOUNT}")
+            raise RequestError(422, "amount", f"must be a number above 0 and at most {MAX_AMOUNT}")
         if cents(amount) != round(amount * 100, 6):
-            return None, api.error(422, "amount", "has more than two decimals")
-        return amount, body
+            raise RequestError(422, "amount", "has more than two decimals")
+        return amount
 
-    def bad_account(account_id: str) -> JSONResponse | None:
+    def account_of(call: CommandRequest) -> str:
+        account_id = call.request.path_params["account_id"]
         if account_id == EXTERNAL:
-            return api.error(422, "account_id", f"{EXTERNAL!r} is the ledger's contra account")
-        return None
+            raise RequestError(422, "account_id", f"{EXTERNAL!r} is the ledger's contra account")
+        return account_id
 
-    async def send(command) -> None:
-        key, value, headers = api.codec.message(command, "/hive-streams/api")
-        await api.producer.send_and_wait(api.topics.ledger_commands, value, key=key, headers=headers)
-
-    async def deposit(request: Request) -> JSONResponse:
+    async def deposit(call: CommandRequest) -> JSONResponse:
         token = api.settings.operator_token
-        if token and not hmac.compare_digest(request.headers.get("x-hive-operator", ""), token):
-            return api.error(403, "X-Hive-Operator", "deposits are an operator action: send the operator token")
-        account_id = request.path_params["account_id"]
-        amount, body = await amount_of(request)
-        if amount is None:
-            return body
-        if (refused := bad_account(account_id)) is not None:
-            return refused
+        if token and not hmac.compare_digest(call.request.headers.get("x-hive-operator", ""), token):
+            raise RequestError(403, "X-Hive-Operator", "deposits are an operator action: send the operator token")
+        body = json_object(call.body)
+        amount, account_id = amount_of(body), account_of(call)
         reference = str(body.get("reference", ""))[:200]
-        await send(c.DepositFunds(LEDGER_ID, uuid.uuid4().hex, api.now(), account_id, cents(amount), reference))
+        command = c.DepositFunds(LEDGER_ID, call.ids.command_id(), api.now(), account_id, cents(amount), reference)
+        await api.send(command, call.caller)
         return JSONResponse({"account": account_id, "amount": amount, "status": "accepted"}, status_code=202)
 
-    async def withdraw(request: Request) -> JSONResponse:
-        account_id = request.path_params["account_id"]
-        amount, body = await amount_of(request)
-        if amount is None:
-            return body
-        if (refused := bad_account(account_id)) is not None:
-            return refused
-        await send(c.WithdrawFunds(LEDGER_ID, uuid.uuid4().hex, api.now(), account_id, cents(amount)))
+    async def withdraw(call: CommandRequest) -> JSONResponse:
+        amount, account_id = amount_of(json_object(call.body)), account_of(call)
+        await api.send(c.WithdrawFunds(LEDGER_ID, call.ids.command_id(), api.now(), account_id, cents(amount)),
+                       call.caller)
         return JSONResponse({"account": account_id, "amount": amount, "status": "accepted"}, status_code=202)
 
     async def account(request: Request) -> JSONResponse:
@@ -76,11 +63,8 @@ def routes(api) -> list[Route]:
                              "payments": await asyncio.to_thread(api.read, payments.task_payments, task_id)})
 
     return [
-        Route("/api/accounts/{account_id}/deposits", deposit, methods=["POST"]),
-        Route("/api/accounts/{account_id}/withdrawals", withdraw, methods=["POST"]),
+        api.command_route("/api/accounts/{account_id}/deposits", deposit, "POST"),
+        api.command_route("/api/accounts/{account_id}/withdrawals", withdraw, "POST"),
         Route("/api/accounts/{account_id}", account, methods=["GET"]),
         Route("/api/tasks/{task_id}/payments", task_payments, methods=["GET"]),
     ]
-
-
-

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-import uuid
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
@@ -16,24 +13,23 @@ from starlette.routing import Route
 
 from ..codec import Codec, default_codec
 from ..domain import commands as c
-from ..domain.definition import DefinitionError, parse_task, requested_id
+from ..domain.definition import parse_task, requested_id
+from ..kafka.clock import now_ms
+from ..kafka.principal import principal_header
+from ..kafka.routing import CommandSender
 from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
 from . import accounts, operators
-from .body import BodyError, parse_definition, read_limited
+from .batch import plan_batch, task_links
+from .body import SMALL_BODY_BYTES, parse_definition
+from .commands import CommandRequest, KeyedRequests, command_route
+from .errors import HANDLERS, error
 from .sse import FeedEndpoints
 from .views import Views
 
 SOURCE = "/hive-streams/api"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def error(status: int, field: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status_code=status)
+LINGER_MS = 1
 
 
 class Api:
@@ -41,12 +37,21 @@ class Api:
         self.settings = settings
         self.codec = codec
         self.topics = Topics.from_settings(settings)
-        self.producer: AIOKafkaProducer | None = None
         self.engine = db.make_engine(settings.store_url)
+        self.sender: CommandSender | None = None  # made in the lifespan: Kafka clients need the running loop
+        self.keys = KeyedRequests(self.engine)
 
-    async def send(self, command) -> None:
-        key, value, headers = self.codec.message(command, SOURCE)
-        await self.producer.send_and_wait(self.topics.task_commands, value, key=key, headers=headers)
+    async def send_all(self, commands, principal: str) -> None:
+        """Sends every command, then waits once for all the acknowledgements."""
+        headers = [principal_header(principal)]
+        acks = [await self.sender.send(command, extra_headers=headers) for command in commands]
+        await asyncio.gather(*acks)
+
+    async def send(self, command, principal: str) -> None:
+        await self.send_all([command], principal)
+
+    def command_route(self, path: str, handler, method: str, body_limit: int = SMALL_BODY_BYTES) -> Route:
+        return command_route(path, handler, method, self.keys, body_limit)
 
     @staticmethod
     def now() -> int:
@@ -60,22 +65,23 @@ class Api:
         with Session(self.engine) as session:
             return fn(session, *args)
 
-    async def submit(self, request: Request) -> JSONResponse:
-        try:
-            raw = parse_definition(await read_limited(request, self.settings.max_body_bytes),
-                                   request.headers.get("content-type", ""))
-            now = now_ms()
-            spec = parse_task(raw, now)
-            task_id = requested_id(raw) or uuid.uuid4().hex
-        except BodyError as exc:
-            return error(exc.status, exc.field, exc.message)
-        except DefinitionError as exc:
-            return error(422, exc.path, exc.message)
-        requester = request.headers.get("x-hive-requester", "anonymous")
-        await self.send(c.SubmitTask.of(task_id, uuid.uuid4().hex, now, requester, spec))
-        links = {"self": f"/api/tasks/{task_id}", "events": f"/api/tasks/{task_id}/events"}
+    async def submit(self, call: CommandRequest) -> JSONResponse:
+        raw = parse_definition(call.body, call.request.headers.get("content-type", ""))
+        now = now_ms()
+        if isinstance(raw, list):
+            return await self.submit_batch(call, raw, now)
+        spec = parse_task(raw, now)
+        task_id = requested_id(raw) or call.ids.task_id()
+        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec), call.caller)
+        links = task_links(task_id)
         return JSONResponse({"task_id": task_id, "status": "submitted", "links": links}, status_code=202,
                             headers={"Location": links["self"]})
+
+    async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
+        commands, items = plan_batch(raws, now, call.ids, call.caller)
+        await self.send_all(commands, call.caller)
+        answer = {"accepted": len(commands), "rejected": len(items) - len(commands), "items": items}
+        return JSONResponse(answer, status_code=202 if commands else 422)
 
     async def get_task(self, request: Request) -> JSONResponse:
         task = await asyncio.to_thread(self.read, queries.get_task, request.path_params["task_id"])
@@ -83,16 +89,16 @@ class Api:
             return error(404, "task_id", "no such task (yet): tasks appear here once their first event is recorded")
         return JSONResponse(task)
 
-    async def cancel(self, request: Request) -> JSONResponse:
-        task_id = request.path_params["task_id"]
-        reason = request.query_params.get("reason", "cancelled by request")
-        await self.send(c.CancelTask(task_id, uuid.uuid4().hex, now_ms(), reason))
+    async def cancel(self, call: CommandRequest) -> JSONResponse:
+        task_id = call.request.path_params["task_id"]
+        reason = call.request.query_params.get("reason", "cancelled by request")
+        await self.send(c.CancelTask(task_id, call.ids.command_id(), now_ms(), reason), call.caller)
         return JSONResponse({"task_id": task_id, "status": "cancelling"}, status_code=202)
 
     async def health(self, request: Request) -> JSONResponse:
         checks = {}
         try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 3)
+            await asyncio.wait_for(self.sender.producer.client.fetch_all_metadata(), 3)
             checks["kafka"] = "ok"
         except Exception as exc:  # health reports any failure as data
             checks["kafka"] = f"error: {exc!r}"
@@ -112,26 +118,26 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        db.create_schema(api.engine)
-        api.producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=1)
-        await api.producer.start()
+        await asyncio.to_thread(db.create_schema, api.engine)
+        api.sender = CommandSender(settings.bootstrap, api.topics, api.codec, SOURCE, linger_ms=LINGER_MS)
+        await api.sender.start()
         await feeds.start()
         try:
             yield
         finally:
             await feeds.stop()
-            await api.producer.stop()
+            await api.sender.stop()
             api.engine.dispose()
 
     routes = [
-        Route("/api/tasks", api.submit, methods=["POST"]),
+        api.command_route("/api/tasks", api.submit, "POST", settings.max_body_bytes),
         Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
-        Route("/api/tasks/{task_id}", api.cancel, methods=["DELETE"]),
+        api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE"),
         Route("/health", api.health, methods=["GET"]),
         *operators.routes(api),
         *accounts.routes(api),
     ]
     routes += feeds.routes() + views.routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=HANDLERS)
     app.state.api = api
     return app

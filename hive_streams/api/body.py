@@ -6,13 +6,14 @@ import json
 import yaml
 from starlette.requests import Request
 
+from .errors import RequestError
+
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+SMALL_BODY_BYTES = 64_000  # operator and money requests
 
 
-class BodyError(Exception):
-    def __init__(self, status: int, field: str, message: str):
-        super().__init__(message)
-        self.status, self.field, self.message = status, field, message
+class BodyError(RequestError):
+    pass
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -45,9 +46,8 @@ def parse_definition(body: bytes, content_type: str):
         raise BodyError(400, "$", f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
 
 
-async def json_object(request: Request, limit: int = 64_000) -> dict:
+def json_object(raw: bytes) -> dict:
     """A small JSON object body (operator and money requests); an empty body is `{}`."""
-    raw = await read_limited(request, limit)
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..codec import Codec
+from ..kafka.clients import consumer
 from .records import Item, SeqMemory, decode, lookback_start
 
 
@@ -22,8 +23,7 @@ class CatchUp:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> "CatchUp":
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                          auto_offset_reset="earliest")
+        self._consumer = consumer(self.bootstrap, client_id="hive-feed-catchup")
         await self._consumer.start()
         try:
             tps = list(self.starts)

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..codec import Codec
 from ..domain.events import TaskSubmitted
+from ..kafka.clients import consumer as kafka_consumer
 from ..topics import Topics
 from .records import LOOKBACK, Item, SeqMemory, decode, lookback_start
 
@@ -49,8 +50,7 @@ class Hub:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = kafka_consumer(self.bootstrap, client_id="hive-feed-hub")
         await consumer.start()
         self._consumer = consumer
         await consumer.topics()  # loads the cluster metadata

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -10,7 +9,8 @@ from starlette.routing import Route
 
 from ..domain import commands as c
 from ..store import queries, status
-from .body import BodyError, json_object
+from .body import json_object
+from .commands import CommandRequest
 
 ASSIGNABLE = ("queued", "blocked")
 
@@ -32,13 +32,9 @@ def routes(api) -> list[Route]:
             return api.error(404, "agent_id", f"no agent {agent_id!r}")
         return JSONResponse(found)
 
-    async def assign(request: Request) -> JSONResponse:
-        task_id = request.path_params["task_id"]
-        try:
-            body = await json_object(request)
-        except BodyError as exc:
-            return api.error(exc.status, exc.field, exc.message)
-        agent_id = body.get("agent_id")
+    async def assign(call: CommandRequest) -> JSONResponse:
+        task_id = call.request.path_params["task_id"]
+        agent_id = json_object(call.body).get("agent_id")
         if not isinstance(agent_id, str) or not agent_id:
             return api.error(422, "agent_id", "is required: the agent to run this task")
         task = await asyncio.to_thread(api.read, queries.get_task, task_id)
@@ -48,12 +44,12 @@ def routes(api) -> list[Route]:
             return api.error(409, "task_id", f"task is {task['status']}; only queued or blocked tasks can be assigned")
         if not await asyncio.to_thread(api.read, status.agent_known, agent_id):
             return api.error(422, "agent_id", f"no agent {agent_id!r}")
-        await api.send(c.PinTask(task_id, uuid.uuid4().hex, api.now(), agent_id))
+        await api.send(c.PinTask(task_id, call.ids.command_id(), api.now(), agent_id), call.caller)
         return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)
 
     return [
         Route("/api/status/agents", agents, methods=["GET"]),
         Route("/api/status/cluster", cluster, methods=["GET"]),
         Route("/api/agents/{agent_id}/reputation", reputation, methods=["GET"]),
-        Route("/api/tasks/{task_id}/assign", assign, methods=["PUT"]),
+        api.command_route("/api/tasks/{task_id}/assign", assign, "PUT"),
     ]

@@ -41,7 +41,8 @@ def claim(engine: Engine, scope: str, caller: str, route: str, key: str, digest:
     row = dict(scope=scope, caller=caller, route=route, idempotency_key=key, request_digest=digest,
                status=IN_FLIGHT, body="", headers={}, created_at=now)
     with engine.begin() as conn:
-        if conn.execute(insert(conn, table).values(row).on_conflict_do_nothing()).rowcount:
+        inserted = conn.execute(insert(conn, table).values(row).on_conflict_do_nothing().returning(table.c.scope))
+        if inserted.first() is not None:
             return None
         held = conn.execute(select(table).where(table.c.scope == scope)).one()
         unanswered = held.status == ABANDONED or (held.status == IN_FLIGHT and held.created_at < stale_before)

@@ -1,0 +1,105 @@
+"""Routes that create commands: one declaration reads the body, names the caller, picks the command
+ids and, for a request with an Idempotency-Key, answers a repeat with the first answer."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import Awaitable, Callable
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..domain.definition import DefinitionError
+from ..kafka.clock import now_ms
+from ..store import idempotency as kept
+from .body import read_limited
+from .errors import RequestError
+from .idempotency import HEADER, CommandIds, check_key, request_digest, scope_of
+
+KEEP_MS = 24 * 3600 * 1000  # a key and its first answer are kept at least this long
+IN_FLIGHT_MS = 30_000  # a claim this old that never answered belongs to a process that died
+PURGE_EVERY_MS = 10 * 60 * 1000
+REPLAYED_HEADER = "Idempotent-Replayed"
+KEPT_HEADERS = ("content-type", "location")
+ANONYMOUS = "anonymous"
+
+
+def caller_of(request: Request) -> str:
+    """Who sends the request: the principal its commands carry and its idempotency keys belong to."""
+    return request.headers.get("x-hive-requester") or ANONYMOUS
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    request: Request
+    body: bytes
+    caller: str
+    ids: CommandIds
+
+
+Handler = Callable[[CommandRequest], Awaitable[Response]]
+
+
+class KeyedRequests:
+    """The store's record of keyed requests, shared by every API process."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.purged_at = 0
+
+    async def run(self, call: CommandRequest, key: str, handler: Handler) -> Response:
+        check_key(key)
+        request = call.request
+        route = f"{request.method} {request.url.path}"
+        scope, digest, now = scope_of(call.caller, route, key), request_digest(call.body, request.url.query), now_ms()
+        held = await asyncio.to_thread(kept.claim, self.engine, scope, call.caller, route, key, digest, now,
+                                       now - IN_FLIGHT_MS)
+        if held is not None:
+            return _repeat(held, digest)
+        try:
+            response = await handler(replace(call, ids=CommandIds(scope)))
+        except (RequestError, DefinitionError):
+            await asyncio.to_thread(kept.release, self.engine, scope)
+            raise
+        except BaseException:
+            await asyncio.to_thread(kept.abandon, self.engine, scope)
+            raise
+        if 200 <= response.status_code < 300:
+            await asyncio.to_thread(kept.answer, self.engine, scope, _answer_of(response))
+        else:
+            await asyncio.to_thread(kept.release, self.engine, scope)
+        await self._purge(now)
+        return response
+
+    async def _purge(self, now: int) -> None:
+        if now - self.purged_at >= PURGE_EVERY_MS:
+            self.purged_at = now
+            await asyncio.to_thread(kept.forget_before, self.engine, now - KEEP_MS)
+
+
+def _repeat(held: kept.KeptRequest, digest: str) -> Response:
+    if held.request_digest != digest:
+        raise RequestError(422, HEADER, "this key was already used for a different request to this route "
+                                        "(another body or query): send a new Idempotency-Key for a new request")
+    if held.answer is None:
+        raise RequestError(409, HEADER, "a request with this key is still in progress: retry shortly",
+                           {"Retry-After": "1"})
+    return Response(held.answer.body.encode(), held.answer.status, {**held.answer.headers, REPLAYED_HEADER: "true"})
+
+
+def _answer_of(response: Response) -> kept.Answer:
+    headers = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+    return kept.Answer(response.status_code, bytes(response.body).decode(), headers)
+
+
+def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests, body_limit: int) -> Route:
+    async def endpoint(request: Request) -> Response:
+        call = CommandRequest(request, await read_limited(request, body_limit), caller_of(request), CommandIds())
+        key = request.headers.get(HEADER)
+        if key is None:
+            return await handler(call)
+        return await keys.run(call, key, handler)
+
+    return Route(path, endpoint, methods=[method])
