@@ -3,7 +3,9 @@
     python -m bench.sse.clients HOST PORT CLIENTS TASK_PREFIX TASKS OUT_PREFIX
 
 Prints "connected" once every client has its response headers; writes OUT_PREFIX.lat (float32
-latencies in ms: receive time minus the event's `at`) and OUT_PREFIX.json (per-client counts).
+latencies in ms: receive time minus the event's `at`, one per frame received) and OUT_PREFIX.json
+(the totals and every client's own counts). Every frame is counted as it arrives: a second frame
+with a seq the client already has is a duplicate, a seq never received below a task's last is a gap.
 """
 from __future__ import annotations
 
@@ -17,15 +19,15 @@ import time
 TIMEOUT_SECONDS = 900
 TASK_HEAD = re.compile(rb'\{"type":"\w+","task_id":"([^"]*)","seq":(\d+),"at":(\d+)')
 TERMINAL = (b"TaskCompleted", b"TaskFailed", b"TaskCancelled", b"TaskRejected")
+COUNTS = ("frames", "task_frames", "duplicates", "gaps", "out_of_order", "tasks_unended")
 
 
 class Client:
     def __init__(self, prefix: str, tasks: int):
         self.prefix, self.tasks = prefix, tasks
-        self.seqs: dict[str, set[int]] = {}
+        self.received: dict[str, list[int]] = {}  # task -> every seq received, in arrival order
         self.ended: set[str] = set()
-        self.last_seq: dict[str, int] = {}
-        self.frames = 0
+        self.frames = 0  # every frame, of any type
 
     def on_frame(self, event: bytes, data: bytes, now_ms: float, latencies: array.array) -> None:
         self.frames += 1
@@ -36,18 +38,25 @@ class Client:
         if not task_id.startswith(self.prefix):
             return
         latencies.append(now_ms - at)
-        self.seqs.setdefault(task_id, set()).add(seq)
+        self.received.setdefault(task_id, []).append(seq)
         if event in TERMINAL:
             self.ended.add(task_id)
-            self.last_seq[task_id] = seq
 
     @property
     def done(self) -> bool:
         return len(self.ended) >= self.tasks
 
+    def counts(self) -> dict[str, int]:
+        seqs = self.received.values()
+        return {"frames": self.frames, "task_frames": sum(len(s) for s in seqs),
+                "duplicates": sum(len(s) - len(set(s)) for s in seqs),
+                "gaps": sum(max(s) - len(set(s)) for s in seqs if s),
+                "out_of_order": sum(s != sorted(s) for s in seqs),
+                "tasks_unended": self.tasks - len(self.ended)}
+
     def complete(self) -> bool:
-        """Every event of every task, seq 1 to the last, each once."""
-        return self.done and all(self.seqs[t] == set(range(1, self.last_seq[t] + 1)) for t in self.ended)
+        """Every event of every task, seq 1 to the last, each received once and in order."""
+        return self.done and all(s == list(range(1, len(s) + 1)) for s in self.received.values())
 
 
 async def run_client(host: str, port: int, client: Client, latencies: array.array, connected: asyncio.Queue) -> None:
@@ -79,6 +88,12 @@ async def run_client(host: str, port: int, client: Client, latencies: array.arra
         writer.close()
 
 
+def totals(clients: list[Client]) -> dict:
+    per_client = [c.counts() for c in clients]
+    return {"clients": len(clients), "complete": sum(c.complete() for c in clients),
+            **{k: sum(c[k] for c in per_client) for k in COUNTS}, "per_client": per_client}
+
+
 async def main(host: str, port: int, count: int, prefix: str, tasks: int, out: str) -> None:
     latencies = array.array("f")
     clients = [Client(prefix, tasks) for _ in range(count)]
@@ -97,9 +112,7 @@ async def main(host: str, port: int, count: int, prefix: str, tasks: int, out: s
     with open(out + ".lat", "wb") as f:
         latencies.tofile(f)
     with open(out + ".json", "w") as f:
-        json.dump({"clients": count, "complete": sum(c.complete() for c in clients),
-                   "frames": sum(c.frames for c in clients),
-                   "task_events": sum(len(s) for c in clients for s in c.seqs.values())}, f)
+        json.dump(totals(clients), f)
 
 
 if __name__ == "__main__":

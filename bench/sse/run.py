@@ -1,10 +1,12 @@
 """SSE fan-out benchmark: N concurrent clients of one API process's cluster feed, a run of M tasks.
 
-    python -m bench.sse.run [--clients 1000] [--tasks 200] [--client-procs 2]
+    python -m bench.sse.run [--clients 1000] [--tasks 200] [--client-procs 2] [--feed-queue N]
 
 Starts its own fabric (broker and PostgreSQL from the project's launchers, its own topics and
 database), connects the clients, submits the tasks, and checks that every client got every
-event of every task once. Writes bench/results/sse.md.
+event of every task once, counting every frame. Every setting stays at its documented default
+unless an option changes it; the run prints, and the report states, each one it changed.
+Writes bench/results/sse.md and, beside it, sse.json with the raw figures.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import fields
 from pathlib import Path
 
 import httpx
@@ -31,6 +34,8 @@ from hive_streams.kafka_admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
 from hive_streams.topics import Topics
 
+from ..common import percentiles
+from .clients import COUNTS
 from .report import write_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +70,18 @@ class RssSampler(threading.Thread):
             time.sleep(0.2)
 
 
-def start_fabric(work: Path, prefix: str) -> tuple[Fabric, str, int]:
+PLACEMENT = {"HIVE_KAFKA_BOOTSTRAP", "HIVE_DATABASE_URL", "HIVE_HOME", "HIVE_TOPIC_PREFIX", "HIVE_API_PORT",
+             "HIVE_WORKER_ID", "HIVE_WORKER_WEB_PORT"}  # where things are, not how they behave
+
+
+def changed_settings(env: dict[str, str]) -> dict[str, dict]:
+    """Every behaviour setting in `env` that differs from its documented default."""
+    defaults = {f.metadata["env"]: f.default for f in fields(settings_mod.Settings)}
+    return {k: {"value": v, "default": defaults.get(k, "(not a setting)")} for k, v in sorted(env.items())
+            if k not in PLACEMENT and str(defaults.get(k)) != v}
+
+
+def start_fabric(work: Path, prefix: str, overrides: dict[str, str]) -> tuple[Fabric, str, int]:
     s = settings_mod.load()
     bootstrap = kafka.up(s)
     server = postgres.up(s)
@@ -75,7 +91,7 @@ def start_fabric(work: Path, prefix: str) -> tuple[Fabric, str, int]:
     port = _free_port()
     env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": database, "HIVE_HOME": str(work),
            "HIVE_TOPIC_PREFIX": prefix, "HIVE_API_PORT": str(port), "HIVE_WORKER_ID": f"w-{prefix}",
-           "HIVE_WORKER_WEB_PORT": str(_free_port()), "HIVE_FEED_QUEUE": "5000"}
+           "HIVE_WORKER_WEB_PORT": str(_free_port()), **overrides}
     fabric = Fabric(env, work / "logs")
     fabric.spawn("connect", "--loglevel", "warning", "connect")
     fabric.spawn("worker", "--loglevel", "warning", "worker")
@@ -102,8 +118,11 @@ def _healthy(base: str) -> bool:
         return False
 
 
-def percentile(sorted_values, q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] if sorted_values else float("nan")
+def raw_json(result: dict, per_client: list[dict]) -> str:
+    """The run's figures, then one line per client: its counts in the order `per_client_fields` names."""
+    rows = ",\n  ".join(json.dumps([c[k] for k in COUNTS]) for c in per_client)
+    head = json.dumps({**result, "per_client_fields": list(COUNTS)}, indent=1)[:-2]
+    return f"{head},\n \"per_client\": [\n  {rows}\n ]\n}}\n"
 
 
 def main() -> int:
@@ -112,11 +131,16 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--rate", type=float, default=0.0, help="tasks submitted per second; 0: all at once")
+    parser.add_argument("--feed-queue", type=int, help="HIVE_FEED_QUEUE for the API (default: the documented one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sse.md")
     args = parser.parse_args()
+    overrides = {"HIVE_FEED_QUEUE": str(args.feed_queue)} if args.feed_queue is not None else {}
+    changed = changed_settings(overrides)
+    print("settings changed from their documented defaults:",
+          ", ".join(f"{k}={v['value']} (default {v['default']})" for k, v in changed.items()) or "none", flush=True)
     prefix = f"sse{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="hive-sse-bench-"))
-    fabric, base, port = start_fabric(work, prefix)
+    fabric, base, port = start_fabric(work, prefix, overrides)
     api_pid = next(p for p in fabric.processes if p.name == "api").popen.pid
     try:
         rss_idle = rss_kib(api_pid)["VmRSS"]
@@ -151,17 +175,20 @@ def main() -> int:
         clients_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
         stats = httpx.get(f"{base}/api/events/stats").json()
         latencies = array.array("f")
-        summary = {"clients": 0, "complete": 0, "frames": 0, "task_events": 0}
+        summary = {k: 0 for k in ("clients", "complete", *COUNTS)}
+        per_client = []
         for i in range(args.client_procs):
             with open(work / f"clients-{i}.lat", "rb") as f:
                 latencies.frombytes(f.read())
             part = json.loads((work / f"clients-{i}.json").read_text())
             summary = {k: summary[k] + part[k] for k in summary}
-        ordered = sorted(latencies)
+            per_client += part["per_client"]
+        found = percentiles(sorted(latencies))
+        raw = args.out.with_suffix(".json")
         result = {
             **summary, "tasks": args.tasks, "rate": args.rate, "client_procs": args.client_procs, "elapsed_s": round(elapsed, 1),
-            "p50_ms": round(percentile(ordered, 0.50), 1), "p90_ms": round(percentile(ordered, 0.90), 1),
-            "p99_ms": round(percentile(ordered, 0.99), 1), "max_ms": round(ordered[-1], 1) if ordered else None,
+            "changed_settings": changed, "raw": raw.name,
+            "latency_ms": {k: v if k == "n" else round(v, 1) for k, v in found.items()},
             "rss_idle_mib": round(rss_idle / 1024, 1), "rss_connected_mib": round(rss_connected / 1024, 1),
             "rss_peak_mib": round(max(sampler.peak, rss_kib(api_pid)["VmHWM"]) / 1024, 1),
             "dropped_slow_clients": stats["dropped"], "api_cpu_s": round(api_cpu, 1),
@@ -170,9 +197,10 @@ def main() -> int:
             "command": "python -m bench.sse.run " + " ".join(sys.argv[1:]),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(raw_json(result, per_client))
         write_report(args.out, result)
         print(json.dumps(result, indent=2))
-        return 0 if result["complete"] == args.clients else 1
+        return 0 if result["complete"] == args.clients and result["dropped_slow_clients"] == 0 else 1
     finally:
         fabric.stop()
 
