@@ -45,10 +45,17 @@ class HiveClient:
     def __init__(self, base_url: str, timeout: float = 30):
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
 
-    def submit(self, definition: str | bytes | dict, content_type: str = "application/yaml") -> httpx.Response:
+    def submit(self, definition: str | bytes | dict, content_type: str = "application/yaml",
+               idempotency_key: str | None = None) -> httpx.Response:
+        keyed = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         if isinstance(definition, dict):
-            return self.http.post("/api/tasks", json=definition)
-        return self.http.post("/api/tasks", content=definition, headers={"content-type": content_type})
+            return self.http.post("/api/tasks", json=definition, headers=keyed)
+        return self.http.post("/api/tasks", content=definition, headers={"content-type": content_type, **keyed})
+
+    def submit_many(self, definitions: list[dict], idempotency_key: str | None = None) -> httpx.Response:
+        """Up to 1,000 definitions in one request; the answer has one item per definition."""
+        keyed = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.http.post("/api/tasks", json=definitions, headers=keyed)
 
     def task(self, task_id: str) -> dict | None:
         response = self.http.get(f"/api/tasks/{task_id}")

@@ -96,7 +96,7 @@ def test_one_key_with_another_body_is_refused_naming_the_header(stack):
 
 def test_a_batch_with_one_bad_item_submits_the_others(stack):
     bad = {"name": "bad", "nodes": [{"id": "x", "kind": "teleport"}]}
-    response = post(stack, "/api/tasks", [ECHO, bad, {**ECHO, "name": "second"}], key="batch-1")
+    response = stack.client.submit_many([ECHO, bad, {**ECHO, "name": "second"}], idempotency_key="batch-1")
     assert response.status_code == 202, response.text
     answer = response.json()
     assert (answer["accepted"], answer["rejected"]) == (2, 1)
@@ -104,8 +104,8 @@ def test_a_batch_with_one_bad_item_submits_the_others(stack):
     assert (refused["status"], refused["code"], refused["field"]) == ("rejected", 422, "nodes[0].kind")
     task_ids = [item["task_id"] for item in answer["items"] if item["status"] == "submitted"]
     completed(stack, task_ids)
-    again = post(stack, "/api/tasks", [ECHO, bad, {**ECHO, "name": "second"}], key="batch-1")
-    assert again.json() == answer
+    again = stack.client.submit_many([ECHO, bad, {**ECHO, "name": "second"}], idempotency_key="batch-1")
+    assert again.json() == answer and again.headers["idempotent-replayed"] == "true"
 
 
 def test_an_oversized_batch_is_refused_whole(stack):
@@ -127,3 +127,13 @@ def test_the_producer_client_submits_tasks_that_complete(stack):
     assert len(sent) == 50
     assert {r.header("ce_source") for r in sent} == {"/hive-streams/producer/nightly-etl"}
     assert {r.event.requester for r in sent} == {"nightly-etl"}
+
+
+def test_a_keyed_submission_repeated_is_one_task(stack):
+    first = stack.client.submit(ECHO, idempotency_key="submit-1")
+    again = stack.client.submit(ECHO, idempotency_key="submit-1")
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+    other = stack.client.submit({**ECHO, "name": "other"}, idempotency_key="submit-1")
+    assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
+    completed(stack, [first.json()["task_id"]])
