@@ -1,8 +1,9 @@
 """One history per aggregate out of the raw log, and what is wrong with it.
 
 `history` takes every record as read and reports, before anything is merged: records that do not
-decode, records that are not events, keys that are not the event's aggregate, two different events
-(by their value bytes) at one aggregate/seq, and seqs of an aggregate that are not exactly 1..n.
+decode, records that are not events, keys that are not the event's aggregate, an aggregate on more
+than one partition, two different events (by their value bytes) at one aggregate/seq, and seqs of an
+aggregate that are not exactly 1..n.
 Only byte-identical copies collapse. The invariants then run on the one history that remains.
 """
 from __future__ import annotations
@@ -56,6 +57,9 @@ def history(records) -> History:
             if len({r.value for r in copies}) > 1:
                 told = ", ".join(f"{type(r.event).__name__} at {r.where}" for r in copies)
                 h.problems.append(f"{kind} {agg}/{seq}: different events at one seq: {told}")
+        places = sorted({(r.topic, r.partition) for copies in seqs.values() for r in copies})
+        if len(places) > 1:
+            h.problems.append(f"{kind} {agg}: on more than one partition: {places}")
         if sorted(seqs) != list(range(1, len(seqs) + 1)):
             h.problems.append(f"{kind} {agg}: seqs are not 1..{len(seqs)}: {_ranges(sorted(seqs))}")
         h.aggregates[(kind, agg)] = [copies[0].event for _, copies in sorted(seqs.items())]

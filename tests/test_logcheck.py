@@ -98,6 +98,11 @@ def test_a_record_under_another_key_is_a_problem():
     assert any("is not the aggregate" in p for p in log_problems([replace(r, key=b"someone-else")]))
 
 
+def test_an_aggregate_on_two_partitions_is_a_problem():
+    moved = [replace(r, partition=1) if r.topic == TOPICS["task"] and r.offset == 3 else r for r in records(scenario())]
+    assert any("task t1: on more than one partition" in p for p in log_problems(moved))
+
+
 def test_a_task_that_ends_twice_is_a_problem():
     last = scenario()["task"][-1]
     twice = with_events("task", e.TaskCancelled("t1", last.seq + 1, 20, "late cancel"))
