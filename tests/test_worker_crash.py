@@ -57,9 +57,9 @@ def test_sigkill_worker_mid_run(kafka_bootstrap, pg_url, tmp_path):
             assert stack.client.submit(chain(i)).status_code == 202
         wait_until(lambda: sum(s == "running" for s in statuses(engine, ids).values()) >= 3, 60, what="running tasks")
         stack.worker.kill()
+        time.sleep(2)  # executors keep reporting into the command topic meanwhile; no commit is still in flight
         redelivered = decided_but_uncommitted(stack)
         assert redelivered, "the kill left no decided command uncommitted: the redelivery path went unexercised"
-        time.sleep(2)  # executors keep reporting into the command topic meanwhile
         stack.restart_worker()
         wait_until(lambda: (lambda st: len(st) == TASKS and all(s in ("completed", "failed", "cancelled") for s in st.values()))(
             statuses(engine, ids)), 180, what="all tasks to end")
