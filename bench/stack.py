@@ -12,7 +12,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hive_streams.infra import postgres
-from hive_streams.kafka_admin import ensure_topics
+from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, Process
 from hive_streams.topics import Topics
 
@@ -44,8 +44,7 @@ class Stack:
         url = postgres.create_database(self.pg_server, self.database)
         env = {"HIVE_KAFKA_BOOTSTRAP": self.bootstrap, "HIVE_DATABASE_URL": url, "HIVE_HOME": str(self.home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(self.topics.partitions),
-               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id,
-               "HIVE_WORKER_WEB_PORT": str(free_port())}
+               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id}
         self.fabric = Fabric(env, self.home / "logs")
         return self
 

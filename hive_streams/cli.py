@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("kafka", "postgres"):
         p = sub.add_parser(name, help=f"the project's own {name} server")
         p.add_argument("action", choices=["up", "down", "status"])
-    sub.add_parser("worker", help="the Faust worker: deciders, relays, matcher")
+    sub.add_parser("worker", help="the worker: deciders (one fenced writer per partition) and the matcher")
     ex = sub.add_parser("executor", help="an executor that registers an agent and runs tasks")
     ex.add_argument("--agent-id")
     ex.add_argument("--name")

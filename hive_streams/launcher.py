@@ -10,7 +10,7 @@ import httpx
 from rich.console import Console
 
 from .client import HiveClient
-from .kafka_admin import ensure_topics
+from .kafka.admin import ensure_topics
 from .processes import Fabric, wait_until
 from .settings import Settings
 from .topics import Topics

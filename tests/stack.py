@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from hive_streams.client import HiveClient
-from hive_streams.kafka_admin import ensure_topics
+from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
 from hive_streams.infra.postgres import create_database, drop_database
 from hive_streams.settings import REPO_ROOT
@@ -38,7 +38,7 @@ class Stack:
         env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": self.database_url, "HIVE_HOME": str(home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(partitions),
                "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"w{self.id}",
-               "HIVE_WORKER_WEB_PORT": str(free_port()), "HIVE_HEARTBEAT_SECONDS": "1", **env_overrides}
+               "HIVE_HEARTBEAT_SECONDS": "1", **env_overrides}
         self.fabric = Fabric(env, home / "logs")
         self.worker = None
         self.workers = []
@@ -49,7 +49,7 @@ class Stack:
         """executors: agent id -> (capabilities, slots, *extra executor options)."""
         asyncio.run(ensure_topics(self.bootstrap, self.topics))
         self.fabric.spawn("connect", "connect")
-        self.workers = [self.fabric.worker(f"worker-{i}", HIVE_WORKER_WEB_PORT=str(free_port())) for i in range(workers)]
+        self.workers = [self.fabric.worker(f"worker-{i}") for i in range(workers)]
         self.worker = self.workers[0]
         self.fabric.spawn("api", "api")
         for agent_id, (capabilities, slots, *options) in executors.items():
@@ -64,7 +64,7 @@ class Stack:
             return False
 
     def restart_worker(self) -> None:
-        self.worker = self.fabric.worker("worker-restarted", HIVE_WORKER_WEB_PORT=str(free_port()))
+        self.worker = self.fabric.worker("worker-restarted")
 
     def wait_for_agents(self, count: int, timeout: float = 60) -> list[dict]:
         def online():

@@ -30,7 +30,7 @@ import httpx
 
 from hive_streams import settings as settings_mod
 from hive_streams.infra import kafka, postgres
-from hive_streams.kafka_admin import ensure_topics
+from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
 from hive_streams.topics import Topics
 
@@ -91,7 +91,7 @@ def start_fabric(work: Path, prefix: str, overrides: dict[str, str]) -> tuple[Fa
     port = _free_port()
     env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": database, "HIVE_HOME": str(work),
            "HIVE_TOPIC_PREFIX": prefix, "HIVE_API_PORT": str(port), "HIVE_WORKER_ID": f"w-{prefix}",
-           "HIVE_WORKER_WEB_PORT": str(_free_port()), **overrides}
+           **overrides}
     fabric = Fabric(env, work / "logs")
     fabric.spawn("connect", "--loglevel", "warning", "connect")
     fabric.spawn("worker", "--loglevel", "warning", "worker")

@@ -10,13 +10,14 @@ from pathlib import Path
 import uuid
 from dataclasses import dataclass, field, fields
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
-from ..codec import Codec, default_codec, event_id
+from ..codec import Codec, default_codec, event_id, header
 from ..domain import commands as c
 from ..domain import events as e
 from ..domain.model import Capability, Hardware, node_digest, result_digest
 from ..exceptions import CodecError
+from ..kafka import CommandSender, consumer, now_ms
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
@@ -27,10 +28,7 @@ log = logging.getLogger(__name__)
 
 
 STOP_EVENTS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+WATCHED_TYPES = {f"hive.v1.{cls.__name__}" for cls in (e.TaskAssigned, *STOP_EVENTS)}  # others are skipped before decoding
 
 
 def host_load() -> dict[str, float]:
@@ -107,39 +105,38 @@ class Executor:
         self.topics = Topics.from_settings(settings)
         self.running: dict[str, asyncio.Task] = {}
         self.seen: set[str] = set()
-        self.producer: AIOKafkaProducer | None = None
+        self.sender = CommandSender(settings.bootstrap, self.topics, self.codec,
+                                    f"/hive-streams/executor/{offer.agent_id}")
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
 
     async def send(self, command, causation: str | None = None) -> None:
-        topic = self.topics.task_commands if isinstance(command, c.TaskCommand) else self.topics.agent_commands
-        key, value, headers = self.codec.message(command, f"/hive-streams/executor/{self.offer.agent_id}", causation_id=causation)
-        await self.producer.send_and_wait(topic, value, key=key, headers=headers)
+        await self.sender.send_and_wait(command, causation_id=causation)
 
     def _agent_cmd(self, cls, **fields):
         return cls(agent_id=self.offer.agent_id, command_id=uuid.uuid4().hex, at=now_ms(), **fields)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=1)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None, enable_auto_commit=False)
-        await self.producer.start()
-        await consumer.start()
+        reader = consumer(self.settings.bootstrap, client_id=f"executor-{self.offer.agent_id}")
+        await self.sender.start()
+        await reader.start()
         try:
             parts = [TopicPartition(self.topics.task_events, p)
-                     for p in sorted(consumer.partitions_for_topic(self.topics.task_events) or range(self.topics.partitions))]
-            consumer.assign(parts)
-            await consumer.seek_to_end(*parts)
+                     for p in sorted(reader.partitions_for_topic(self.topics.task_events) or range(self.topics.partitions))]
+            reader.assign(parts)
+            await reader.seek_to_end(*parts)
             for tp in parts:
-                await consumer.position(tp)  # fix the start before anyone can assign us work
+                await reader.position(tp)  # fix the start before anyone can assign us work
             await self.send(self._agent_cmd(c.RegisterAgent, **self.offer.register(self.signer.public_key)))
             beat = asyncio.create_task(self._heartbeats(stop))
             if ready:
                 ready.set()
             log.info("executor %s ready", self.offer.agent_id)
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                batch = await reader.getmany(timeout_ms=200, max_records=500)
                 for records in batch.values():
                     for record in records:
-                        self._on_event(record.value)
+                        if header(record.headers, "ce_type") in WATCHED_TYPES:
+                            self._on_event(record.value)
             beat.cancel()
         finally:
             for t in self.running.values():
@@ -148,8 +145,8 @@ class Executor:
             try:
                 await self.send(self._agent_cmd(c.DeregisterAgent, reason="executor stopped"))
             finally:
-                await consumer.stop()
-                await self.producer.stop()
+                await reader.stop()
+                await self.sender.stop()
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -1,37 +1,34 @@
-"""Thin shells around the aggregates: decode a command, decide, send the events, keep the state.
+"""What a decider knows of one partition, and how it turns a batch of commands into records.
 
-A decider's state is the fold of its events partition, loaded the first time a command from that
-partition arrives after an assignment. Events are durable before the state moves on, so the state
-can never run ahead of the log; a crash replays commands whose duplicate events carry the same
-aggregate/seq, which every reader (and `evolve`) skips.
+A partition's state is the fold of its events partition (committed records only). Each event
+carries the id of the command that caused it and that command's offset, so the fold also knows
+which command ids each aggregate has applied and how far the command partition was decided:
+a redelivered command emits nothing new, and a new owner resumes after the last command whose
+events are in the log, whatever the group's committed offset says.
+
+Deciding never touches `states` itself: a batch returns its records and the states they lead
+to, and the engine applies them only after its transaction committed.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from ..codec import Codec
+from ..codec import Codec, event_id, header
 from ..domain import agent, ledger, task
 from ..domain.commands import AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
-from ..topics import partition_for
-from .deadletter import send_to_deadletter
+from ..kafka.routing import command_topic
+from ..topics import Topics, partition_for
+from .deadletter import deadletter_headers
+from .relays import follow_up
 from .verify import screen
 
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/worker"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-RESEND_MS = 5000
+COMMAND_OFFSET = "hive_command_offset"  # header: offset of the command that caused the event
+CAUSATION = "ce_causationid"
 
 
 @dataclass
@@ -47,7 +44,7 @@ class Aggregate:
 
 def _task_due(state: task.TaskState, now: int):
     if state.deadline_at is not None and now >= state.deadline_at and state.status != "new" and not state.terminal:
-        return ExpireTask(state.task_id, f"expire:{state.task_id}:{now}", now)
+        return ExpireTask(state.task_id, f"expire:{state.task_id}:{state.deadline_at}", now)
     return None
 
 
@@ -62,107 +59,131 @@ def ledger_aggregate() -> Aggregate:
 def agent_aggregate(timeout_ms: int) -> Aggregate:
     def due(state: agent.AgentState, now: int):
         if state.status == "online" and now - state.last_seen > timeout_ms:
-            return ExpireAgent(state.agent_id, f"expire:{state.agent_id}:{now}", now)
+            return ExpireAgent(state.agent_id, f"expire:{state.agent_id}:{state.last_seen}", now)
         return None
     return Aggregate(AgentCommand, agent.AgentState,
                      lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due)
 
 
-class Decider:
-    def __init__(self, codec: Codec, aggregate: Aggregate, bootstrap: str, commands_topic, events_topic,
-                 deadletter_topic):
+@dataclass(frozen=True)
+class Out:
+    """One record a batch writes: an event, a follow-up command or a dead letter."""
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list
+    partition: int | None = None
+
+
+@dataclass
+class Decided:
+    records: list[Out] = field(default_factory=list)
+    states: dict = field(default_factory=dict)
+    applied: dict = field(default_factory=dict)
+    decided_to: int = -1
+    events: int = 0
+
+
+class PartitionState:
+    """One command partition's aggregates, folded from the matching events partition."""
+
+    def __init__(self, codec: Codec, aggregate: Aggregate, topics: Topics, events_topic: str, partition: int,
+                 partitions: int, fee_bps: int = 0):
         self.codec = codec
         self.aggregate = aggregate
-        self.bootstrap = bootstrap
-        self.commands_topic = commands_topic
+        self.topics = topics
         self.events_topic = events_topic
-        self.deadletter_topic = deadletter_topic
-        self.states: dict[int, dict[bytes, object]] = {}  # partition -> aggregate id -> state
-        self.owned: set[int] = set()
-        self.locks: dict[int, asyncio.Lock] = {}
-        self.requested: dict[bytes, int] = {}  # what the sweep asked for, and when
+        self.partition = partition
+        self.partitions = partitions
+        self.fee_bps = fee_bps
+        self.states: dict[bytes, object] = {}
+        self.applied: dict[bytes, set[str]] = {}
+        self.decided_to = -1  # the highest command offset whose events are in the log
+        self.strays = 0
 
-    def assigned(self, partitions) -> None:
-        self.owned |= set(partitions)
+    # fold ---------------------------------------------------------------------------------
 
-    def forget(self, partitions) -> None:
-        for p in partitions:
-            self.owned.discard(p)
-            self.states.pop(p, None)
-
-    async def states_for(self, partition: int) -> dict[bytes, object]:
-        lock = self.locks.setdefault(partition, asyncio.Lock())
-        async with lock:
-            if partition not in self.states:
-                self.states[partition] = await self._load(partition)
-            return self.states[partition]
-
-    async def sweep(self) -> int:
-        """Sends the commands the clock calls for (deadlines, silent agents) for owned partitions."""
-        now = now_ms()
-        sent = 0
-        for partition in sorted(self.owned):
-            for key, state in list((await self.states_for(partition)).items()):
-                command = self.aggregate.due(state, now)
-                if command is None or now - self.requested.get(key, 0) < RESEND_MS:
-                    continue
-                self.requested[key] = now
-                k, v, headers = self.codec.message(command, SOURCE)
-                await self.commands_topic.send(key=k, value=v, headers=headers, partition=partition)
-                sent += 1
-        return sent
-
-    async def handle(self, message) -> int:
-        return await self.handle_batch([message])
-
-    async def handle_batch(self, messages) -> int:
-        """Decides a batch, produces its events, then waits once for every acknowledgement.
-
-        Returns the number of events emitted; bad records are dead-lettered, never raised. If a
-        send fails, the touched partitions' states are dropped (they reload from the log), so a
-        state never stays ahead of what the broker acknowledged; Faust commits the batch's
-        offsets only after this returns.
-        """
-        acks, touched = [], set()
+    def observe(self, record) -> None:
         try:
-            for message in messages:
-                touched.add(message.partition)
-                acks += await self._decide(message)
-            await asyncio.gather(*acks)
-        except BaseException:
-            for partition in touched:
-                self.states.pop(partition, None)
-            raise
-        return len(acks)
+            event = self.codec.decode(record.value)
+        except CodecError as exc:
+            self.strays += 1
+            log.warning("%s[%d]@%d is not an event (%s); skipped", self.events_topic, self.partition,
+                        record.offset, exc)
+            return
+        key = record.key
+        if not key:
+            self.strays += 1
+            return
+        self.states[key] = self.aggregate.evolve(self._state(key), event)
+        cause = header(record.headers, CAUSATION)
+        if cause:
+            self.applied.setdefault(key, set()).add(cause)
+        offset = header(record.headers, COMMAND_OFFSET)
+        if offset:
+            self.decided_to = max(self.decided_to, int(offset))
 
-    async def _decide(self, message) -> list:
-        """The acknowledgements to wait for, one per event produced."""
+    def _state(self, key: bytes, pending: dict | None = None):
+        if pending and key in pending:
+            return pending[key]
+        return self.states.get(key) or self.aggregate.initial(key.decode())
+
+    def apply(self, decided: Decided) -> None:
+        self.states.update(decided.states)
+        for key, ids in decided.applied.items():
+            self.applied.setdefault(key, set()).update(ids)
+        self.decided_to = max(self.decided_to, decided.decided_to)
+
+    # decide -------------------------------------------------------------------------------
+
+    def decide(self, messages, now: int) -> Decided:
+        out = Decided()
+        for message in messages:
+            out.decided_to = max(out.decided_to, message.offset)
+            self._decide_one(message, now, out)
+        return out
+
+    def _decide_one(self, message, now: int, out: Decided) -> None:
         try:
             command = self.codec.decode(message.value)
         except CodecError as exc:
-            await send_to_deadletter(self.deadletter_topic, message, f"undecodable: {exc}")
-            return []
+            out.records.append(self._deadletter(message, f"undecodable: {exc}"))
+            return
         reason = self._misfit(message, command)
         if reason:
-            await send_to_deadletter(self.deadletter_topic, message, reason)
-            return []
-        states = await self.states_for(message.partition)
+            out.records.append(self._deadletter(message, reason))
+            return
         key = message.key
-        state = states.get(key) or self.aggregate.initial(key.decode())
+        if command.command_id in self.applied.get(key, ()) or command.command_id in out.applied.get(key, ()):
+            return  # its events are in the log already
+        state = self._state(key, out.states)
         try:
-            command = self.aggregate.screen(command, state)
-            events = self.aggregate.decide(command, state, now_ms())
+            screened = self.aggregate.screen(command, state)
+            events = self.aggregate.decide(screened, state, now)
         except Exception as exc:  # a bug must not stop the partition: park the command
             log.exception("decide failed for %s", type(command).__name__)
-            await send_to_deadletter(self.deadletter_topic, message, f"decide failed: {exc!r}")
-            return []
-        acks = []
+            out.records.append(self._deadletter(message, f"decide failed: {exc!r}"))
+            return
+        if not events:
+            return
+        offset = (COMMAND_OFFSET, str(message.offset).encode())
         for event in events:
-            k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id)
-            acks.append(await self.events_topic.send(key=k, value=v, headers=headers, partition=message.partition))
+            k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
+                                               correlation_id=header(message.headers, "ce_correlationid"))
+            out.records.append(Out(self.events_topic, k, v, headers + [offset], self.partition))
             state = self.aggregate.evolve(state, event)
-        states[key] = state
-        return acks
+            out.records += self._follow_ups(event)
+            out.events += 1
+        out.states[key] = state
+        out.applied.setdefault(key, set()).add(command.command_id)
+
+    def _follow_ups(self, event) -> list[Out]:
+        """Commands to other aggregates, written in the same transaction as the event that calls for them."""
+        records = []
+        for command in follow_up(event, self.fee_bps):
+            k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event))
+            records.append(Out(command_topic(self.topics, command), k, v, headers))
+        return records
 
     def _misfit(self, message, command) -> str:
         if not isinstance(command, self.aggregate.command_type):
@@ -170,32 +191,15 @@ class Decider:
         key = self.codec.key(command)
         if message.key != key:
             return f"key {message.key!r} is not the aggregate id {key!r}"
-        if message.partition != partition_for(key, self.events_topic.partitions):
+        if message.partition != partition_for(key, self.partitions):
             return f"partition {message.partition} is not the default partitioner's for key {key!r}"
         return ""
 
-    async def _load(self, partition: int) -> dict[bytes, object]:
-        started = time.monotonic()
-        states: dict[bytes, object] = {}
-        tp = TopicPartition(self.events_topic.get_topic_name(), partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            count = 0
-            while await consumer.position(tp) < end:
-                for record in (await consumer.getmany(tp, timeout_ms=1000, max_records=5000)).get(tp, []):
-                    try:
-                        event = self.codec.decode(record.value)
-                    except CodecError:
-                        continue
-                    state = states.get(record.key) or self.aggregate.initial(record.key.decode())
-                    states[record.key] = self.aggregate.evolve(state, event)
-                    count += 1
-        finally:
-            await consumer.stop()
-        log.info("%s[%d]: %d aggregates from %d events in %.2fs", tp.topic, partition, len(states), count,
-                 time.monotonic() - started)
-        return states
+    def _deadletter(self, message, reason: str) -> Out:
+        log.warning("dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
+        return Out(self.topics.deadletter, message.key, message.value, deadletter_headers(message, reason))
+
+    # clock --------------------------------------------------------------------------------
+
+    def due(self, now: int) -> list:
+        return [cmd for state in self.states.values() if (cmd := self.aggregate.due(state, now)) is not None]

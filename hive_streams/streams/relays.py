@@ -1,19 +1,19 @@
-"""Cross-aggregate steps: events of one aggregate become commands to another."""
+"""Cross-aggregate steps: events of one aggregate call for commands to another.
+
+The task, agent and ledger deciders write these commands in the same transaction as the event
+that calls for them (an outbox in the log itself), so a step is taken exactly when its cause
+is committed, and never by a deposed writer.
+"""
 from __future__ import annotations
 
-import asyncio
-
-from ..codec import Codec, event_id
+from ..codec import event_id
 from ..domain import commands as c
 from ..domain import events as e
 from ..domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
-from ..exceptions import CodecError
-
-SOURCE = "/hive-streams/relay"
 
 
 def follow_up(event, fee_bps: int = 0) -> list:
-    """The commands that must follow an event. Pure; every command is idempotent at its decider."""
+    """The commands that must follow an event. Pure; every command id derives from the event's id."""
     cid = event_id(event)
     if isinstance(event, e.EscrowHeld):
         return [c.ReserveSlot(event.agent_id, cid, event.at, event.task_id, event.escrow_id)]
@@ -43,27 +43,3 @@ def _release(event, cid: str) -> list:
 
 def _refund(event, cid: str, reason: str) -> list:
     return [c.RefundEscrow(LEDGER_ID, f"{cid}:refund", event.at, event.escrow_id, reason)] if event.escrow_id else []
-
-
-class Relay:
-    def __init__(self, codec: Codec, targets: dict[type, object], fee_bps: int = 0):
-        self.codec = codec
-        self.targets = targets  # command base class -> faust topic
-        self.fee_bps = fee_bps
-
-    async def handle(self, message) -> None:
-        await self.handle_batch([message])
-
-    async def handle_batch(self, messages) -> None:
-        """Sends every follow-up of the batch, then waits once for all acknowledgements."""
-        acks = []
-        for message in messages:
-            try:
-                event = self.codec.decode(message.value)
-            except CodecError:
-                continue  # events topics are written by deciders only; the audit connector reports strays
-            for command in follow_up(event, self.fee_bps):
-                topic = next(t for base, t in self.targets.items() if isinstance(command, base))
-                k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event))
-                acks.append(await topic.send(key=k, value=v, headers=headers))
-        await asyncio.gather(*acks)

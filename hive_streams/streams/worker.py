@@ -1,19 +1,32 @@
-"""`hive-streams worker`: create the topics, then run the Faust worker until stopped."""
+"""`hive-streams worker`: create the topics, then run the engine until SIGTERM or SIGINT."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
-from faust.worker import Worker
-
-from ..kafka_admin import ensure_topics
+from ..codec import default_codec
+from ..kafka import ensure_topics
 from ..settings import Settings
 from ..topics import Topics
-from .app import create_app
+from .engine import Engine
+
+
+async def serve(settings: Settings) -> None:
+    await ensure_topics(settings.bootstrap, Topics.from_settings(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Engine(settings, default_codec(settings.schemas_dir)).run(stop)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(ensure_topics(settings.bootstrap, Topics.from_settings(settings)))
-    app = create_app(settings)
-    Worker(app, loglevel=loglevel, quiet=True, override_logging=False).execute_from_commandline()
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(loglevel.upper())))
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(settings))

@@ -5,8 +5,8 @@ import asyncio
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from .exceptions import InfraError
-from .topics import Topics
+from ..exceptions import InfraError
+from ..topics import Topics
 
 ALREADY_EXISTS = 36
 

@@ -1,0 +1,44 @@
+"""Reading partitions from a position to the end that was committed when the read began."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiokafka import TopicPartition
+
+from .clients import consumer
+
+EMPTY_FETCHES_AT_MARKER = 3  # a partition ending in a transaction marker may leave the position one short
+
+
+async def read_to_end(bootstrap: str, starts: dict[TopicPartition, int | None],
+                      max_records: int = 10_000) -> AsyncIterator[list]:
+    """Batches of committed records from each start (None: the beginning) to the end seen at the start."""
+    if not starts:
+        return
+    reader = consumer(bootstrap, client_id="hive-reader")
+    await reader.start()
+    try:
+        reader.assign(list(starts))
+        for tp, offset in starts.items():
+            if offset is None:
+                await reader.seek_to_beginning(tp)
+            else:
+                reader.seek(tp, offset)
+        ends = await reader.end_offsets(list(starts))
+        empty: dict[TopicPartition, int] = {}
+        pending = [tp for tp in starts if await reader.position(tp) < ends[tp]]
+        while pending:
+            got = await reader.getmany(*pending, timeout_ms=200, max_records=max_records)
+            for tp in pending:
+                records = got.get(tp)
+                empty[tp] = 0 if records else empty.get(tp, 0) + 1
+                if records:
+                    yield records
+            pending = [tp for tp in pending if not await _done(reader, tp, ends[tp], empty.get(tp, 0))]
+    finally:
+        await reader.stop()
+
+
+async def _done(reader, tp: TopicPartition, end: int, empty_fetches: int) -> bool:
+    position = await reader.position(tp)
+    return position >= end or (position == end - 1 and empty_fetches >= EMPTY_FETCHES_AT_MARKER)

@@ -1,0 +1,50 @@
+"""Which topic each command goes to, and a sender that every command producer shares."""
+from __future__ import annotations
+
+import asyncio
+
+from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
+from ..topics import Topics
+from .clients import producer
+
+
+def command_topic(topics: Topics, command) -> str:
+    if isinstance(command, TaskCommand):
+        return topics.task_commands
+    if isinstance(command, AgentCommand):
+        return topics.agent_commands
+    if isinstance(command, LedgerCommand):
+        return topics.ledger_commands
+    raise TypeError(f"{type(command).__name__} is not a command")
+
+
+class CommandSender:
+    """Encodes commands and sends them to their topics, keyed by aggregate id."""
+
+    def __init__(self, bootstrap: str, topics: Topics, codec, source: str, linger_ms: int = 0):
+        self.topics = topics
+        self.codec = codec
+        self.source = source
+        self.bootstrap = bootstrap
+        self.linger_ms = linger_ms
+        self.producer = None
+
+    async def start(self) -> None:
+        self.producer = producer(self.bootstrap, linger_ms=self.linger_ms,
+                                 client_id=self.source.strip("/").replace("/", "-"))
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def send(self, command, *, extra_headers=(), **ids) -> asyncio.Future:
+        """Queues the command; the returned future resolves when the broker acknowledged it."""
+        key, value, headers = self.codec.message(command, self.source, **ids)
+        return await self.producer.send(command_topic(self.topics, command), value, key=key,
+                                        headers=headers + list(extra_headers))
+
+    async def send_and_wait(self, command, **ids):
+        return await (await self.send(command, **ids))
+
+    async def send_all(self, commands, **ids) -> None:
+        await asyncio.gather(*[await self.send(command, **ids) for command in commands])

@@ -1,0 +1,210 @@
+"""The worker's engine: one consumer group over the command topics, one fenced writer per partition.
+
+For each command partition it owns, the engine starts a transactional producer whose id is
+tied to that partition. Starting it fences every earlier owner (a crashed, frozen or deposed
+worker): their open transaction aborts and any later write of theirs fails. Only then does the
+engine fold the events partition (committed records only) and resume after the last command
+whose events are in the log. Each batch is one transaction: the consumed offsets, the events,
+the follow-up commands and the dead letters become visible together, or not at all.
+
+The owner of the ledger's single partition also leads the matcher.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from ..codec import Codec
+from ..kafka import CommandSender, consumer, now_ms, read_to_end, transactional_producer
+from ..settings import Settings
+from ..topics import Topics
+from .deciders import Aggregate, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
+from .matcher import Matcher
+
+log = logging.getLogger(__name__)
+BATCH = 1000
+RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
+
+
+@dataclass(frozen=True)
+class Family:
+    aggregate: Aggregate
+    events_topic: str
+    partitions: int
+
+
+class Owned:
+    """A command partition this worker decides for: its fenced writer and its folded state."""
+
+    def __init__(self, tp: TopicPartition, state: PartitionState, producer):
+        self.tp = tp
+        self.state = state
+        self.producer = producer
+        self.lock = asyncio.Lock()
+
+
+class Engine:
+    def __init__(self, settings: Settings, codec: Codec):
+        self.settings = settings
+        self.codec = codec
+        self.topics = Topics.from_settings(settings)
+        self.group = settings.worker_id
+        layout = self.topics.layout()
+        timeout_ms = int(settings.agent_timeout_seconds * 1000)
+        self.families = {
+            self.topics.task_commands: Family(task_aggregate(), self.topics.task_events,
+                                              layout[self.topics.task_commands][0]),
+            self.topics.agent_commands: Family(agent_aggregate(timeout_ms), self.topics.agent_events,
+                                               layout[self.topics.agent_commands][0]),
+            self.topics.ledger_commands: Family(ledger_aggregate(), self.topics.ledger_events,
+                                                layout[self.topics.ledger_commands][0]),
+        }
+        self.owned: dict[TopicPartition, Owned] = {}
+        self.consumer = None
+        self.sender = CommandSender(settings.bootstrap, self.topics, codec, "/hive-streams/sweep")
+        self.requested: dict[str, int] = {}
+        self.matcher = Matcher(codec, self.topics, settings, timeout_ms)
+        self.matcher_task: asyncio.Task | None = None
+        self.decided = 0  # events written, for status and benchmarks
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.consumer = consumer(self.settings.bootstrap, group_id=self.group, client_id=f"{self.group}-deciders",
+                                 session_timeout_ms=int(self.settings.session_timeout_seconds * 1000),
+                                 heartbeat_interval_ms=max(500, int(self.settings.session_timeout_seconds * 200)),
+                                 max_poll_interval_ms=60_000, rebalance_timeout_ms=60_000)
+        self.consumer.subscribe(list(self.families), listener=_Listener(self))
+        await self.consumer.start()
+        await self.sender.start()
+        last_sweep = 0.0
+        try:
+            while not stop.is_set():
+                batch = await self.consumer.getmany(timeout_ms=100, max_records=BATCH)
+                work = [self._decide(self.owned[tp], records) for tp, records in batch.items() if tp in self.owned]
+                if work:
+                    await asyncio.gather(*work)
+                if time.monotonic() - last_sweep >= self.settings.sweep_seconds:
+                    last_sweep = time.monotonic()
+                    await self._sweep()
+        finally:
+            await self._stop_matcher()
+            for owned in list(self.owned.values()):
+                await self._release(owned)
+            await self.consumer.stop()
+            await self.sender.stop()
+
+    # ownership ----------------------------------------------------------------------------
+
+    async def assigned(self, tps) -> None:
+        mine = [tp for tp in tps if tp.topic in self.families and tp not in self.owned]
+        await asyncio.gather(*(self._own(tp) for tp in mine))
+        self.consumer.resume(*mine)  # a partition paused when its writer was fenced is ours again
+        if TopicPartition(self.topics.ledger_commands, 0) in self.owned and self.matcher_task is None:
+            self.matcher_task = asyncio.create_task(self.matcher.run(), name="matcher")
+
+    async def revoked(self, tps) -> None:
+        if TopicPartition(self.topics.ledger_commands, 0) in tps:
+            await self._stop_matcher()
+        for tp in tps:
+            owned = self.owned.get(tp)
+            if owned is not None:
+                async with owned.lock:  # a batch in flight finishes first
+                    await self._release(owned)
+
+    async def _own(self, tp: TopicPartition) -> None:
+        family = self.families[tp.topic]
+        started = time.monotonic()
+        producer = transactional_producer(self.settings.bootstrap, f"{self.group}.{tp.topic}.{tp.partition}")
+        await producer.start()
+        await producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
+        await producer.abort_transaction()
+        state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
+                               family.partitions, self.settings.platform_fee_bps)
+        count = 0
+        async for records in read_to_end(self.settings.bootstrap, {TopicPartition(family.events_topic, tp.partition): None}):
+            for record in records:
+                state.observe(record)
+            count += len(records)
+        committed = await self.consumer.committed(tp)
+        resume = max(committed or 0, state.decided_to + 1)
+        self.consumer.seek(tp, resume)
+        self.owned[tp] = Owned(tp, state, producer)
+        log.info("own %s[%d]: %d aggregates from %d events in %.2fs; resuming at %d (committed %s)",
+                 tp.topic, tp.partition, len(state.states), count, time.monotonic() - started, resume, committed)
+
+    async def _release(self, owned: Owned) -> None:
+        self.owned.pop(owned.tp, None)
+        try:
+            await owned.producer.stop()
+        except Exception:  # a fenced producer may fail to stop cleanly; it is gone either way
+            log.debug("stopping the producer of %s failed", owned.tp, exc_info=True)
+
+    async def _stop_matcher(self) -> None:
+        if self.matcher_task is not None:
+            self.matcher_task.cancel()
+            await asyncio.gather(self.matcher_task, return_exceptions=True)
+            self.matcher_task = None
+
+    # deciding -----------------------------------------------------------------------------
+
+    async def _decide(self, owned: Owned, records) -> None:
+        async with owned.lock:
+            if self.owned.get(owned.tp) is not owned:
+                return  # revoked while waiting
+            decided = owned.state.decide(records, now_ms())
+            producer = owned.producer
+            try:
+                await producer.begin_transaction()
+                # offsets first: the transaction's first request then retries after retry_backoff_ms
+                await producer.send_offsets_to_transaction({owned.tp: records[-1].offset + 1}, self.group)
+                for r in decided.records:
+                    await producer.send(r.topic, r.value, key=r.key, headers=r.headers, partition=r.partition)
+                await producer.commit_transaction()
+            except ProducerFenced:
+                log.warning("fenced on %s: another worker owns it now", owned.tp)
+                await self._release(owned)
+                self.consumer.pause(owned.tp)
+                return
+            except (KafkaError, asyncio.TimeoutError):
+                log.exception("transaction on %s failed; the batch is read again", owned.tp)
+                await self._abort(producer)
+                self.consumer.seek(owned.tp, records[0].offset)
+                return
+            owned.state.apply(decided)
+            self.decided += decided.events
+
+    @staticmethod
+    async def _abort(producer) -> None:
+        try:
+            await producer.abort_transaction()
+        except Exception:
+            log.debug("abort failed", exc_info=True)
+
+    async def _sweep(self) -> None:
+        """Sends the commands the clock calls for (deadlines, silent agents) for owned partitions."""
+        now = now_ms()
+        self.requested = {cid: at for cid, at in self.requested.items() if now - at < RESEND_MS}
+        acks = []
+        for owned in list(self.owned.values()):
+            for command in owned.state.due(now):
+                if now - self.requested.get(command.command_id, 0) < RESEND_MS:
+                    continue
+                self.requested[command.command_id] = now
+                acks.append(await self.sender.send(command))
+        if acks:
+            await asyncio.gather(*acks, return_exceptions=True)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    async def on_partitions_revoked(self, revoked):
+        await self.engine.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned):
+        await self.engine.assigned(set(assigned))
