@@ -1,4 +1,4 @@
-"""SIGKILL the worker while tasks run: commands it had decided are delivered again, and still each task
+"""SIGKILL the worker while tasks run until commands it had decided are delivered again; still each task
 completes once and the log holds one history per aggregate."""
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from .stack import ALL_KINDS, Stack
 
 pytestmark = pytest.mark.stack
 TASKS = 24
+ROUNDS = 3
 
 
-def chain(i: int) -> dict:
-    return {"id": f"crash-{i}", "name": f"crash-{i}", "nodes": [
+def chain(task_id: str) -> dict:
+    return {"id": task_id, "name": task_id, "nodes": [
         {"id": "a", "kind": "sleep", "seconds": 0.3},
         {"id": "b", "kind": "shell", "command": "sleep 0.4; echo b", "depends_on": ["a"]},
         {"id": "c", "kind": "echo", "value": "{{ nodes.b.output.stdout }}", "depends_on": ["b"]},
@@ -52,17 +53,24 @@ def test_sigkill_worker_mid_run(kafka_bootstrap, pg_url, tmp_path):
     engine = create_engine(stack.database_url)
     try:
         stack.wait_for_agents(2)
-        ids = [f"crash-{i}" for i in range(TASKS)]
-        for i in range(TASKS):
-            assert stack.client.submit(chain(i)).status_code == 202
-        wait_until(lambda: sum(s == "running" for s in statuses(engine, ids).values()) >= 3, 60, what="running tasks")
-        stack.worker.kill()
-        time.sleep(2)  # executors keep reporting into the command topic meanwhile; no commit is still in flight
-        redelivered = decided_but_uncommitted(stack)
-        assert redelivered, "the kill left no decided command uncommitted: the redelivery path went unexercised"
-        stack.restart_worker()
-        wait_until(lambda: (lambda st: len(st) == TASKS and all(s in ("completed", "failed", "cancelled") for s in st.values()))(
-            statuses(engine, ids)), 180, what="all tasks to end")
+        ids, redelivered = [], []
+        for round_ in range(ROUNDS):  # a kill between two transactions proves nothing: kill again, with new work
+            batch = [f"crash-{round_}-{i}" for i in range(TASKS // ROUNDS)]
+            for task_id in batch:
+                assert stack.client.submit(chain(task_id)).status_code == 202
+            ids += batch
+            wait_until(lambda: sum(s == "running" for s in statuses(engine, batch).values()) >= 3, 60,
+                       what="running tasks")
+            stack.worker.kill()
+            time.sleep(2)  # executors keep reporting into the command topic meanwhile; no commit is still in flight
+            redelivered += decided_but_uncommitted(stack)
+            stack.restart_worker()
+            if redelivered:
+                break
+        assert redelivered, f"{ROUNDS} kills left no decided command uncommitted: the redelivery path went unexercised"
+        wait_until(lambda: (lambda st: len(st) == len(ids) and all(s in ("completed", "failed", "cancelled")
+                                                                    for s in st.values()))(statuses(engine, ids)),
+                   180, what="all tasks to end")
         assert set(statuses(engine, ids).values()) == {"completed"}, stack.logs()
 
         assert last_problems(lambda: log_problems(whole_log(kafka_bootstrap, stack.topics)), 60) == []
