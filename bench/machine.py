@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .common import REPO, loadavg
 
-PACKAGES = ("faust-streaming", "aiokafka", "fastavro", "celery", "kombu", "redis", "starlette", "uvicorn",
+PACKAGES = ("aiokafka", "fastavro", "celery", "kombu", "redis", "starlette", "uvicorn",
             "sse-starlette", "sqlalchemy", "psycopg")
 
 

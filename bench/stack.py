@@ -89,12 +89,10 @@ class Stack:
         postgres.drop_database(self.pg_server, self.database)
 
     async def _delete_topics(self) -> None:
-        """The stack's topics and the worker's own (Faust's `<app id>-__assignor-__leader`)."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
-            faust_own = [t for t in await admin.list_topics() if t.startswith(f"{self.worker_id}-")]
-            await admin.delete_topics(list(self.topics.layout()) + faust_own)
+            await admin.delete_topics(list(self.topics.layout()))
         finally:
             await admin.close()
 

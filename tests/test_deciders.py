@@ -1,0 +1,99 @@
+"""The decider's partition state without a broker: fold, dedupe by command id, resume point, outbox."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hive_streams.codec import default_codec
+from hive_streams.domain import commands as c
+from hive_streams.domain.ledger import LEDGER_ID
+from hive_streams.streams.deciders import COMMAND_OFFSET, PartitionState, ledger_aggregate, task_aggregate
+from hive_streams.topics import Topics, partition_for
+
+TOPICS = Topics("unit", 4)
+codec = default_codec()
+
+
+@dataclass
+class Msg:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: list = field(default_factory=list)
+
+
+def command_msg(command, offset: int, topic: str, partitions: int) -> Msg:
+    key, value, headers = codec.message(command, "/test")
+    return Msg(topic, partition_for(key, partitions), offset, key, value, headers)
+
+
+def ledger_state() -> PartitionState:
+    return PartitionState(codec, ledger_aggregate(), TOPICS, TOPICS.ledger_events, 0, 1)
+
+
+def as_records(decided, topic: str) -> list[Msg]:
+    return [Msg(r.topic, r.partition or 0, i, r.key, r.value, r.headers)
+            for i, r in enumerate(x for x in decided.records if x.topic == topic)]
+
+
+def test_a_redelivered_deposit_posts_once_even_after_a_reload():
+    state = ledger_state()
+    deposit = c.DepositFunds(LEDGER_ID, "idem-1", 1, "acme/alice", 500, "ref")
+    first = state.decide([command_msg(deposit, 0, TOPICS.ledger_commands, 1)], now=10)
+    assert first.events == 1
+    state.apply(first)
+    again = state.decide([command_msg(deposit, 1, TOPICS.ledger_commands, 1)], now=11)
+    assert again.events == 0 and again.records == []
+    reloaded = ledger_state()  # a new owner folds the log: the command id travels in the events' headers
+    for record in as_records(first, TOPICS.ledger_events):
+        reloaded.observe(record)
+    assert reloaded.states[b"main"].available["acme/alice"] == 500
+    assert reloaded.decide([command_msg(deposit, 7, TOPICS.ledger_commands, 1)], now=12).events == 0
+    assert reloaded.decided_to == 0
+
+
+def test_one_batch_applies_a_command_id_once():
+    state = ledger_state()
+    deposit = c.DepositFunds(LEDGER_ID, "idem-2", 1, "acme/bob", 300, "ref")
+    decided = state.decide([command_msg(deposit, 0, TOPICS.ledger_commands, 1),
+                            command_msg(deposit, 1, TOPICS.ledger_commands, 1)], now=10)
+    assert decided.events == 1 and decided.decided_to == 1
+
+
+def test_deciding_leaves_the_state_alone_until_applied():
+    state = ledger_state()
+    decided = state.decide([command_msg(c.DepositFunds(LEDGER_ID, "x", 1, "a", 5, "r"), 0, TOPICS.ledger_commands, 1)], 9)
+    assert state.states == {} and decided.states[b"main"].available["a"] == 5
+
+
+def test_events_carry_the_command_offset_and_follow_ups_share_the_batch():
+    spec_nodes = ({"id": "a", "kind": "echo", "value": "x"},)
+    from hive_streams.domain.definition import parse_task
+    spec = parse_task({"name": "n", "nodes": list(spec_nodes)}, 0)
+    submit = c.SubmitTask.of("t-1", "cmd-1", 5, "acme/alice", spec)
+    msg = command_msg(submit, 41, TOPICS.task_commands, 4)
+    state = PartitionState(codec, task_aggregate(), TOPICS, TOPICS.task_events, msg.partition, 4)
+    decided = state.decide([msg], now=6)
+    events = [r for r in decided.records if r.topic == TOPICS.task_events]
+    assert [dict(r.headers)[COMMAND_OFFSET] for r in events] == [b"41"] * len(events) and events
+    assert all(r.partition == msg.partition for r in events)
+
+
+def test_garbage_and_misplaced_commands_are_dead_lettered_with_a_reason():
+    state = ledger_state()
+    garbage = Msg(TOPICS.ledger_commands, 0, 3, b"main", b"\x00garbage")
+    wrong_key = command_msg(c.DepositFunds(LEDGER_ID, "k", 1, "a", 5, "r"), 4, TOPICS.ledger_commands, 1)
+    wrong_key.key = b"other"
+    decided = state.decide([garbage, wrong_key], now=1)
+    reasons = [dict(r.headers)["dlq_reason"].decode() for r in decided.records]
+    assert [r.topic for r in decided.records] == [TOPICS.deadletter] * 2
+    assert reasons[0].startswith("undecodable") and "is not the aggregate id" in reasons[1]
+    assert decided.decided_to == 4
+
+
+def test_a_stray_record_on_an_events_topic_is_skipped_and_counted():
+    state = ledger_state()
+    state.observe(Msg(TOPICS.ledger_events, 0, 0, b"main", b"junk"))
+    state.observe(Msg(TOPICS.ledger_events, 0, 1, None, b"junk"))
+    assert state.strays == 2 and state.states == {}
