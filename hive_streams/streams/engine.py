@@ -156,20 +156,23 @@ class Engine:
             if self.owned.get(owned.tp) is not owned:
                 return  # revoked while waiting
             decided = owned.state.decide(records, now_ms())
-            producer = owned.producer
+            producer, sent = owned.producer, []
             try:
                 await producer.begin_transaction()
                 # offsets first: the transaction's first request then retries after retry_backoff_ms
                 await producer.send_offsets_to_transaction({owned.tp: records[-1].offset + 1}, self.group)
                 for r in decided.records:
-                    await producer.send(r.topic, r.value, key=r.key, headers=r.headers, partition=r.partition)
+                    sent.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers,
+                                                    partition=r.partition))
                 await producer.commit_transaction()
             except ProducerFenced:
+                await asyncio.gather(*sent, return_exceptions=True)
                 log.warning("fenced on %s: another worker owns it now", owned.tp)
                 await self._release(owned)
                 self.consumer.pause(owned.tp)
                 return
             except (KafkaError, asyncio.TimeoutError):
+                await asyncio.gather(*sent, return_exceptions=True)
                 log.exception("transaction on %s failed; the batch is read again", owned.tp)
                 await self._abort(producer)
                 self.consumer.seek(owned.tp, records[0].offset)

@@ -1,0 +1,87 @@
+"""A deposed decider can never make an event visible, and its successor loses nothing.
+
+The engine runs in this process against the real broker. Starting a producer with the
+transactional id of the ledger partition is exactly what a new owner does on assignment: from
+then on the old owner's writes must fail, and a command it was deciding must be decided once,
+by the next owner.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import pytest
+
+from hive_streams.codec import default_codec
+from hive_streams.domain import commands as c
+from hive_streams.domain import events as e
+from hive_streams.domain.ledger import LEDGER_ID
+from hive_streams.kafka import CommandSender, transactional_producer
+from hive_streams.settings import Settings
+from hive_streams.streams.engine import Engine
+
+from .eventlog import read_all
+
+pytestmark = pytest.mark.stack
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings):
+    engine = Engine(settings, default_codec())
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    try:
+        yield engine
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def until(predicate, timeout: float, what: str):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def deposits(bootstrap, topics) -> list:
+    records = await read_all(bootstrap, topics.ledger_events, 1)
+    return [r for r in records if isinstance(r.event, e.FundsDeposited)]
+
+
+async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kafka_bootstrap, topics):
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topics.prefix, partitions=topics.partitions,
+                        worker_id=f"fence-{uuid.uuid4().hex[:8]}", session_timeout_seconds=6)
+    sender = CommandSender(kafka_bootstrap, topics, default_codec(), "/test")
+    await sender.start()
+    try:
+        async with running(settings) as old:
+            await until(lambda: len(old.owned) == 9, 60, "the first engine to own every partition")
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "before", 1, "acme/a", 100, "r"))
+            await until(lambda: old.decided >= 1, 30, "the first deposit")
+
+            # a successor starts its writer for the ledger partition: the old owner is fenced
+            successor = transactional_producer(kafka_bootstrap, f"{settings.worker_id}.{topics.ledger_commands}.0")
+            await successor.start()
+            await successor.begin_transaction()
+            await successor.abort_transaction()
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "during", 2, "acme/a", 5, "r"))
+            ledger = next(tp for tp in list(old.owned) + [None] if tp is None or tp.topic == topics.ledger_commands)
+            await until(lambda: all(tp.topic != topics.ledger_commands for tp in old.owned), 30,
+                        "the old owner to give up the ledger partition")
+            assert ledger is None or ledger not in old.owned
+            await successor.stop()
+        assert [r.header("ce_causationid") for r in await deposits(kafka_bootstrap, topics)] == ["before"]
+
+        async with running(settings) as new:
+            await until(lambda: len(new.owned) == 9, 60, "the next engine to own every partition")
+            await until(lambda: new.decided >= 1, 30, "the deposit the fenced owner could not write")
+            await asyncio.sleep(1)
+        made = await deposits(kafka_bootstrap, topics)
+        assert [r.header("ce_causationid") for r in made] == ["before", "during"]
+        assert [r.event.amount for r in made] == [100, 5]
+    finally:
+        await sender.stop()
