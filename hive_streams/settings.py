@@ -25,6 +25,7 @@ class Settings:
     topic_prefix: str = field(default="hive", metadata={"env": "HIVE_TOPIC_PREFIX", "doc": "prefix of every topic name (tests use their own)"})
     partitions: int = field(default=4, metadata={"env": "HIVE_PARTITIONS", "doc": "partitions of each aggregate topic"})
     worker_id: str = field(default="hive-worker", metadata={"env": "HIVE_WORKER_ID", "doc": "consumer group of the workers, and the prefix of their transactional ids"})
+    commit_interval_ms: int = field(default=0, metadata={"env": "HIVE_COMMIT_INTERVAL_MS", "doc": "how long a decider keeps a transaction open to gather more commands (0: commit every batch; more: fewer, larger transactions, later visibility)"})
     session_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_SESSION_TIMEOUT_SECONDS", "doc": "a worker silent this long loses its partitions to the others (and is fenced)"})
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "HIVE_HEARTBEAT_SECONDS", "doc": "executor heartbeat interval"})
     agent_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_AGENT_TIMEOUT_SECONDS", "doc": "an agent silent this long is not offered work"})

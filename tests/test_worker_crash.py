@@ -49,7 +49,9 @@ def decided_but_uncommitted(stack: Stack) -> list[str]:
 
 
 def test_sigkill_worker_mid_run(kafka_bootstrap, pg_url, tmp_path):
-    stack = Stack(kafka_bootstrap, pg_url, tmp_path).start({"ex-1": (ALL_KINDS, 3), "ex-2": (ALL_KINDS, 3)})
+    # transactions held open half a second: a kill lands while decided commands are uncommitted
+    stack = Stack(kafka_bootstrap, pg_url, tmp_path, HIVE_COMMIT_INTERVAL_MS="500").start(
+        {"ex-1": (ALL_KINDS, 3), "ex-2": (ALL_KINDS, 3)})
     engine = create_engine(stack.database_url)
     try:
         stack.wait_for_agents(2)

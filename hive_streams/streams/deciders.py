@@ -136,8 +136,9 @@ class PartitionState:
 
     # decide -------------------------------------------------------------------------------
 
-    def decide(self, messages, now: int) -> Decided:
-        out = Decided()
+    def decide(self, messages, now: int, into: Decided | None = None) -> Decided:
+        """Decides on top of `into` (an open transaction's decisions so far), which it extends and returns."""
+        out = into if into is not None else Decided()
         for message in messages:
             out.decided_to = max(out.decided_to, message.offset)
             self._decide_one(message, now, out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
@@ -23,7 +23,7 @@ from ..codec import Codec
 from ..kafka import CommandSender, consumer, now_ms, read_to_end, transactional_producer
 from ..settings import Settings
 from ..topics import Topics
-from .deciders import Aggregate, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
+from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
 from .matcher import Matcher
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,26 @@ class Family:
     partitions: int
 
 
+@dataclass
+class Transaction:
+    """What an open transaction holds: nothing of it is visible, or applied to the state, before commit."""
+    first_offset: int
+    opened: float
+    next_offset: int = -1
+    offsets_sent_to: int = -1
+    decided: Decided = field(default_factory=Decided)
+    sent: list = field(default_factory=list)
+
+
 class Owned:
-    """A command partition this worker decides for: its fenced writer and its folded state."""
+    """A command partition this worker decides for: its fenced writer, its folded state, its open transaction."""
 
     def __init__(self, tp: TopicPartition, state: PartitionState, producer):
         self.tp = tp
         self.state = state
         self.producer = producer
         self.lock = asyncio.Lock()
+        self.txn: Transaction | None = None
 
 
 class Engine:
@@ -71,6 +83,7 @@ class Engine:
         self.matcher = Matcher(codec, self.topics, settings, timeout_ms)
         self.matcher_task: asyncio.Task | None = None
         self.decided = 0  # events written, for status and benchmarks
+        self.commit_interval = settings.commit_interval_ms / 1000
 
     async def run(self, stop: asyncio.Event) -> None:
         self.consumer = consumer(self.settings.bootstrap, group_id=self.group, client_id=f"{self.group}-deciders",
@@ -87,6 +100,7 @@ class Engine:
                 work = [self._decide(self.owned[tp], records) for tp, records in batch.items() if tp in self.owned]
                 if work:
                     await asyncio.gather(*work)
+                await self._commit_due()
                 if time.monotonic() - last_sweep >= self.settings.sweep_seconds:
                     last_sweep = time.monotonic()
                     await self._sweep()
@@ -112,7 +126,8 @@ class Engine:
         for tp in tps:
             owned = self.owned.get(tp)
             if owned is not None:
-                async with owned.lock:  # a batch in flight finishes first
+                await self._commit(owned)  # what it decided is kept: the next owner resumes after it
+                async with owned.lock:
                     await self._release(owned)
 
     async def _own(self, tp: TopicPartition) -> None:
@@ -152,33 +167,69 @@ class Engine:
     # deciding -----------------------------------------------------------------------------
 
     async def _decide(self, owned: Owned, records) -> None:
+        """Decides a batch inside the partition's open transaction, opening one if needed."""
         async with owned.lock:
             if self.owned.get(owned.tp) is not owned:
                 return  # revoked while waiting
-            decided = owned.state.decide(records, now_ms())
-            producer, sent = owned.producer, []
+            txn = owned.txn
+            producer = owned.producer
             try:
-                await producer.begin_transaction()
-                # offsets first: the transaction's first request then retries after retry_backoff_ms
-                await producer.send_offsets_to_transaction({owned.tp: records[-1].offset + 1}, self.group)
-                for r in decided.records:
-                    sent.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers,
-                                                    partition=r.partition))
+                if txn is None:
+                    txn = owned.txn = Transaction(records[0].offset, time.monotonic())
+                    await producer.begin_transaction()
+                    # offsets first: the transaction's first request then retries after retry_backoff_ms
+                    await producer.send_offsets_to_transaction({owned.tp: records[-1].offset + 1}, self.group)
+                    txn.offsets_sent_to = records[-1].offset + 1
+                before = len(txn.decided.records)
+                owned.state.decide(records, now_ms(), into=txn.decided)
+                txn.next_offset = records[-1].offset + 1
+                for r in txn.decided.records[before:]:
+                    txn.sent.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers,
+                                                        partition=r.partition))
+            except Exception as exc:
+                await self._failed(owned, exc)
+                return
+        if self.commit_interval <= 0:
+            await self._commit(owned)
+
+    async def _commit_due(self) -> None:
+        now = time.monotonic()
+        due = [o for o in self.owned.values() if o.txn and now - o.txn.opened >= self.commit_interval]
+        if due:
+            await asyncio.gather(*(self._commit(o) for o in due))
+
+    async def _commit(self, owned: Owned) -> None:
+        async with owned.lock:
+            txn, producer = owned.txn, owned.producer
+            if txn is None or self.owned.get(owned.tp) is not owned:
+                return
+            try:
+                if txn.offsets_sent_to != txn.next_offset:  # the transaction grew after it began
+                    await producer.send_offsets_to_transaction({owned.tp: txn.next_offset}, self.group)
                 await producer.commit_transaction()
-            except ProducerFenced:
-                await asyncio.gather(*sent, return_exceptions=True)
-                log.warning("fenced on %s: another worker owns it now", owned.tp)
-                await self._release(owned)
-                self.consumer.pause(owned.tp)
+            except Exception as exc:
+                await self._failed(owned, exc)
                 return
-            except (KafkaError, asyncio.TimeoutError):
-                await asyncio.gather(*sent, return_exceptions=True)
-                log.exception("transaction on %s failed; the batch is read again", owned.tp)
-                await self._abort(producer)
-                self.consumer.seek(owned.tp, records[0].offset)
-                return
-            owned.state.apply(decided)
-            self.decided += decided.events
+            owned.txn = None
+            owned.state.apply(txn.decided)
+            self.decided += txn.decided.events
+
+    async def _failed(self, owned: Owned, exc: BaseException) -> None:
+        """Nothing of the open transaction becomes visible; its commands are read again, here or elsewhere."""
+        txn, owned.txn = owned.txn, None
+        if txn is not None:
+            await asyncio.gather(*txn.sent, return_exceptions=True)
+        if isinstance(exc, ProducerFenced):
+            log.warning("fenced on %s: another worker owns it now", owned.tp)
+            await self._release(owned)
+            self.consumer.pause(owned.tp)
+            return
+        if not isinstance(exc, (KafkaError, asyncio.TimeoutError)):
+            raise exc
+        log.error("transaction on %s failed (%r); its commands are read again", owned.tp, exc)
+        await self._abort(owned.producer)
+        if txn is not None:
+            self.consumer.seek(owned.tp, txn.first_offset)
 
     @staticmethod
     async def _abort(producer) -> None:

@@ -1,0 +1,106 @@
+"""Tasks and money through a fabric under faults, checked on the whole raw log.
+
+Three workers on four partitions; in a loop a worker is SIGKILLed and restarted, another is
+frozen past its session timeout and resumed, an executor is killed and restarted, and the API
+is restarted. Deposits and withdrawals are sent with Idempotency-Keys, each twice on purpose.
+`make soak` runs the same test with HIVE_FAULT_TASKS=1200.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from hive_streams.domain import events as e
+from hive_streams.processes import wait_until
+
+from .chaos import Chaos, new_key, post_until_accepted
+from .eventlog import whole_log
+from .logcheck import endings, history, last_problems, log_problems
+from .stack import Stack
+
+pytestmark = pytest.mark.stack
+TASKS = int(os.environ.get("HIVE_FAULT_TASKS", "300"))
+BATCH = 20
+DEPOSITS, DEPOSIT = 12, 50.0
+WITHDRAWALS, WITHDRAWAL = 8, 1.25
+SESSION_TIMEOUT = 6
+EXECUTORS = {
+    "free-a": ("echo,sleep", 4),
+    "free-b": ("echo,sleep", 4),
+    "priced": ("echo,sleep", 4, "--price", "0.2"),
+}
+
+
+def definition(i: int) -> dict:
+    task = {"id": f"fault-{i}", "name": f"fault-{i}", "priority": i % 5, "nodes": [
+        {"id": "a", "kind": "sleep", "seconds": 0.1},
+        {"id": "b", "kind": "echo", "value": i, "depends_on": ["a"]}]}
+    if i % 3 == 0:
+        task["budget"] = 1.0  # the priced agent may take it: paid from escrow
+    return task
+
+
+def terminal_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("select count(*) from tasks where task_id like 'fault-%' and status in "
+                                 "('completed', 'failed', 'cancelled', 'rejected')")).scalar()
+
+
+@pytest.mark.timeout(1800)
+def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_url, tmp_path):
+    stack = Stack(kafka_bootstrap, pg_url, tmp_path, partitions=4,
+                  HIVE_SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT), HIVE_AGENT_TIMEOUT_SECONDS="4",
+                  HIVE_PLATFORM_FEE_BPS="500").start(EXECUTORS, workers=3)
+    engine = create_engine(stack.database_url)
+    chaos = Chaos(stack, EXECUTORS, freeze_seconds=SESSION_TIMEOUT + 3)
+    try:
+        stack.wait_for_agents(len(EXECUTORS))
+        deadline = time.monotonic() + 600
+        chaos.start()
+        deposit_keys = [new_key("deposit") for _ in range(DEPOSITS)]
+        withdrawal_keys = [new_key("withdraw") for _ in range(WITHDRAWALS)]
+        money = [("deposits", k, DEPOSIT) for k in deposit_keys] + [("withdrawals", k, WITHDRAWAL)
+                                                                     for k in withdrawal_keys]
+
+        def send_money():
+            kind, key, amount = money.pop(0)
+            post_until_accepted(stack.base_url, f"/api/accounts/anonymous/{kind}", {"amount": amount}, key,
+                                deadline, sends=2)
+
+        send_money()  # funds before the first priced task
+        for start in range(0, TASKS, BATCH):
+            batch = [definition(i) for i in range(start, min(TASKS, start + BATCH))]
+            post_until_accepted(stack.base_url, "/api/tasks", batch, new_key("batch"), deadline)
+            if money:
+                send_money()
+            time.sleep(0.5)
+        while money:
+            send_money()
+        while chaos.rounds < 2 and time.monotonic() < deadline:
+            time.sleep(1)
+        chaos.stop()
+        assert chaos.rounds >= 2, chaos.done
+
+        wait_until(lambda: terminal_count(engine) == TASKS, 300, interval=1,
+                   what=f"{TASKS} tasks to end after {chaos.done}")
+        stack.fabric.check_alive()
+
+        # the whole raw log: nothing undecodable, no two different events at one aggregate/seq, seqs 1..n,
+        # every task ended once, assignments backed by slots, no agent over its slots, entries balanced,
+        # money inside = deposits - withdrawals, every escrow settled once
+        assert last_problems(lambda: log_problems(whole_log(kafka_bootstrap, stack.topics)), 60) == []
+        h = history(whole_log(kafka_bootstrap, stack.topics))
+        assert len(endings(h)) == TASKS and all(sum(c.values()) == 1 for c in endings(h).values())
+        ledger = h.events("ledger")
+        deposited = [ev for ev in ledger if isinstance(ev, e.FundsDeposited)]
+        taken = [ev for ev in ledger if isinstance(ev, (e.FundsWithdrawn, e.WithdrawalRefused))]
+        assert len(deposited) == DEPOSITS and sum(ev.amount for ev in deposited) == DEPOSITS * round(DEPOSIT * 100)
+        assert len(taken) == WITHDRAWALS, [type(ev).__name__ for ev in taken]
+        assert any(isinstance(ev, e.EscrowReleased) for ev in ledger), "no priced task was paid: money went unexercised"
+    finally:
+        chaos.stop()
+        stack.stop()
+        engine.dispose()
