@@ -21,8 +21,10 @@ from .stack import Stack
 
 
 class Chaos:
-    def __init__(self, stack: Stack, executors: dict[str, tuple], freeze_seconds: float, pause: float = 2.0):
+    def __init__(self, stack: Stack, executors: dict[str, tuple], freeze_seconds: float, settle_seconds: float,
+                 pause: float = 2.0):
         self.stack = stack
+        self.settle_seconds = settle_seconds  # after a kill, until the group has moved its partitions
         self.executors = executors
         self.freeze_seconds = freeze_seconds
         self.pause = pause
@@ -48,7 +50,7 @@ class Chaos:
         while not self._stop.is_set():
             n = len(self.stack.workers)
             self._kill_worker(self.rounds % n)
-            self._sleep(self.pause * 2)
+            self._sleep(self.settle_seconds)  # a freeze during the rebalance would find the worker owning nothing
             self._freeze_worker((self.rounds + 1) % n)
             self._sleep(self.pause)
             self._kill_executor(next(victims))

@@ -27,6 +27,7 @@ BATCH = 20
 DEPOSITS, DEPOSIT = 12, 50.0
 WITHDRAWALS, WITHDRAWAL = 8, 1.25
 SESSION_TIMEOUT = 6
+SPREAD_SECONDS = 45  # submissions spread over this long
 EXECUTORS = {
     "free-a": ("echo,sleep", 4),
     "free-b": ("echo,sleep", 4),
@@ -43,6 +44,12 @@ def definition(i: int) -> dict:
     return task
 
 
+def zombies_fenced(stack: Stack) -> int:
+    """How many times a thawed or deposed worker's transaction was refused by the broker."""
+    return sum(p.log_path.read_text(errors="replace").count("fenced on ")
+               for p in stack.fabric.processes if p.name.startswith("worker") and p.log_path.exists())
+
+
 def terminal_count(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(text("select count(*) from tasks where task_id like 'fault-%' and status in "
@@ -53,9 +60,11 @@ def terminal_count(engine) -> int:
 def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_url, tmp_path):
     stack = Stack(kafka_bootstrap, pg_url, tmp_path, partitions=4,
                   HIVE_SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT), HIVE_AGENT_TIMEOUT_SECONDS="4",
+                  HIVE_COMMIT_INTERVAL_MS="200",  # a freeze then lands mid-transaction: the thawed worker is a zombie
                   HIVE_PLATFORM_FEE_BPS="500").start(EXECUTORS, workers=3)
     engine = create_engine(stack.database_url)
-    chaos = Chaos(stack, EXECUTORS, freeze_seconds=SESSION_TIMEOUT + 3)
+    # a frozen worker's partitions move before it wakes; a killed one's have moved before the next fault
+    chaos = Chaos(stack, EXECUTORS, freeze_seconds=SESSION_TIMEOUT + 8, settle_seconds=SESSION_TIMEOUT + 4)
     try:
         stack.wait_for_agents(len(EXECUTORS))
         deadline = time.monotonic() + 600
@@ -76,13 +85,14 @@ def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_
             post_until_accepted(stack.base_url, "/api/tasks", batch, new_key("batch"), deadline)
             if money:
                 send_money()
-            time.sleep(0.5)
+            time.sleep(SPREAD_SECONDS * BATCH / TASKS)  # work keeps arriving while the faults go on
         while money:
             send_money()
-        while chaos.rounds < 2 and time.monotonic() < deadline:
+        while (chaos.rounds < 2 or not zombies_fenced(stack)) and chaos.rounds < 6 and time.monotonic() < deadline:
             time.sleep(1)
         chaos.stop()
         assert chaos.rounds >= 2, chaos.done
+        assert zombies_fenced(stack), f"no thawed worker tried to write: the zombie path went unexercised {chaos.done}"
 
         wait_until(lambda: terminal_count(engine) == TASKS, 300, interval=1,
                    what=f"{TASKS} tasks to end after {chaos.done}")

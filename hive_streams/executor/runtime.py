@@ -126,6 +126,8 @@ class Executor:
             await reader.seek_to_end(*parts)
             for tp in parts:
                 await reader.position(tp)  # fix the start before anyone can assign us work
+            # a new process is a new incarnation: what an earlier one held is lost, and retried elsewhere
+            await self.send(self._agent_cmd(c.DeregisterAgent, reason="a new executor process took over"))
             await self.send(self._agent_cmd(c.RegisterAgent, **self.offer.register(self.signer.public_key)))
             beat = asyncio.create_task(self._heartbeats(stop))
             if ready:

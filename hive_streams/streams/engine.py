@@ -114,13 +114,20 @@ class Engine:
     # ownership ----------------------------------------------------------------------------
 
     async def assigned(self, tps) -> None:
-        mine = [tp for tp in tps if tp.topic in self.families and tp not in self.owned]
+        mine = [tp for tp in tps if tp.topic in self.families]
+        for stale in [self.owned[tp] for tp in mine if tp in self.owned]:  # kept over a rebalance we missed
+            self.owned.pop(stale.tp, None)
+            await self._failed(stale, asyncio.TimeoutError("ownership renewed"))
+            await self._release(stale)
         await asyncio.gather(*(self._own(tp) for tp in mine))
         self.consumer.resume(*mine)  # a partition paused when its writer was fenced is ours again
         if TopicPartition(self.topics.ledger_commands, 0) in self.owned and self.matcher_task is None:
-            self.matcher_task = asyncio.create_task(self.matcher.run(), name="matcher")
+            self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
 
     async def revoked(self, tps) -> None:
+        mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if tp in self.owned)
+        open_txns = sum(1 for tp in tps if tp in self.owned and self.owned[tp].txn is not None)
+        log.info("revoked %s (%d with an open transaction)", ", ".join(mine) or "nothing", open_txns)
         if TopicPartition(self.topics.ledger_commands, 0) in tps:
             await self._stop_matcher()
         for tp in tps:
@@ -157,6 +164,18 @@ class Engine:
             await owned.producer.stop()
         except Exception:  # a fenced producer may fail to stop cleanly; it is gone either way
             log.debug("stopping the producer of %s failed", owned.tp, exc_info=True)
+
+    async def _lead_matcher(self) -> None:
+        """Runs the matcher while this worker owns the ledger partition; a failed run starts again."""
+        while TopicPartition(self.topics.ledger_commands, 0) in self.owned:
+            log.info("leading the matcher")
+            try:
+                await self.matcher.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the matcher stopped; starting it again")
+                await asyncio.sleep(1)
 
     async def _stop_matcher(self) -> None:
         if self.matcher_task is not None:
