@@ -6,10 +6,12 @@ from functools import singledispatch
 
 from . import commands as c
 from . import events as e
+from .evolving import Handlers, copy_with, quick_init
 from .model import Capability, Hardware
-from .task import NO_KEY, copy_with
+from .task import NO_KEY
 
 
+@quick_init
 @dataclass(frozen=True)
 class AgentState:
     agent_id: str
@@ -124,42 +126,41 @@ def _(cmd: c.ReleaseSlot, state: AgentState, now: int, timeout_ms: int):
 def evolve(state: AgentState, event: e.AgentEvent) -> AgentState:
     if event.seq <= state.seq:
         return state
-    return copy_with(_evolve(event, state), seq=event.seq)
+    changes = _on(event, state)
+    return copy_with(state, changes, seq=event.seq)
 
 
-@singledispatch
-def _evolve(event, state: AgentState) -> AgentState:
-    raise TypeError(f"unknown agent event {type(event).__name__}")
+_on = Handlers("agent")
 
 
-@_evolve.register
+@_on.on(e.AgentRegistered)
 def _(ev: e.AgentRegistered, state: AgentState):
-    return replace(state, **{name: getattr(ev, name) for name in OFFER_FIELDS}, last_seen=ev.at)
+    return {**{name: getattr(ev, name) for name in OFFER_FIELDS}, "last_seen": ev.at}
 
 
-@_evolve.register
+@_on.on(e.AgentHeartbeat)
 def _(ev: e.AgentHeartbeat, state: AgentState):
-    return replace(state, last_seen=ev.at, cpu_percent=ev.cpu_percent, memory_percent=ev.memory_percent,
-                   gpu_percent=ev.gpu_percent, tokens_per_second=ev.tokens_per_second)
+    return {"last_seen": ev.at, "cpu_percent": ev.cpu_percent, "memory_percent": ev.memory_percent,
+            "gpu_percent": ev.gpu_percent, "tokens_per_second": ev.tokens_per_second}
 
 
-@_evolve.register
+@_on.on(e.AgentStatusChanged)
 def _(ev: e.AgentStatusChanged, state: AgentState):
     if ev.status == "online":
-        return replace(state, status="online", last_seen=ev.at)
-    return replace(state, status=ev.status, holding=frozenset())  # lost tasks go back to the market
+        return {"status": "online", "last_seen": ev.at}
+    return {"status": ev.status, "holding": frozenset()}  # lost tasks go back to the market
 
 
-@_evolve.register
+@_on.on(e.SlotReserved)
 def _(ev: e.SlotReserved, state: AgentState):
-    return replace(state, holding=state.holding | {ev.task_id})
+    return {"holding": state.holding | {ev.task_id}}
 
 
-@_evolve.register
+@_on.on(e.SlotRefused)
 def _(ev: e.SlotRefused, state: AgentState):
-    return state
+    return None
 
 
-@_evolve.register
+@_on.on(e.SlotReleased)
 def _(ev: e.SlotReleased, state: AgentState):
-    return replace(state, holding=state.holding - {ev.task_id})
+    return {"holding": state.holding - {ev.task_id}}

@@ -11,6 +11,7 @@ from functools import singledispatch
 
 from . import commands as c
 from . import events as e
+from .evolving import Handlers, copy_with, quick_init
 from .model import Leg
 
 LEDGER_ID = "main"
@@ -33,6 +34,7 @@ class Escrow:
     status: str = "held"  # held, released, refunded
 
 
+@quick_init
 @dataclass(frozen=True)
 class LedgerState:
     ledger_id: str = LEDGER_ID
@@ -115,40 +117,43 @@ def _(cmd: c.RefundEscrow, state: LedgerState, now: int):
 def evolve(state: LedgerState, event: e.LedgerEvent) -> LedgerState:
     if event.seq <= state.seq:
         return state
-    state = _post(state, getattr(event, "legs", ()))
-    return replace(_evolve(event, state), seq=event.seq)
+    changes = _posted(state, getattr(event, "legs", ()))
+    more = _on(event, state)
+    if more:
+        changes.update(more)
+    return copy_with(state, changes, seq=event.seq)
 
 
-def _post(state: LedgerState, legs) -> LedgerState:
-    if not legs:
-        return state
-    available, held = dict(state.available), dict(state.held)
+def _posted(state: LedgerState, legs) -> dict:
+    """The balances after the legs: a new dict for each bucket they touch."""
+    changes: dict = {}
     for leg in legs:
-        bucket = available if leg.bucket == "available" else held
+        name = "available" if leg.bucket == "available" else "held"
+        bucket = changes.get(name)
+        if bucket is None:
+            bucket = changes[name] = dict(getattr(state, name))
         bucket[leg.account] = bucket.get(leg.account, 0) + leg.delta
-    return replace(state, available=available, held=held)
+    return changes
 
 
-def _escrow(state: LedgerState, escrow_id: str, **changes) -> LedgerState:
-    return replace(state, escrows={**state.escrows, escrow_id: replace(state.escrows[escrow_id], **changes)})
+def _escrow(state: LedgerState, escrow_id: str, **changes) -> dict:
+    return {"escrows": {**state.escrows, escrow_id: replace(state.escrows[escrow_id], **changes)}}
 
 
-@singledispatch
-def _evolve(event, state: LedgerState) -> LedgerState:
-    return state  # deposits, withdrawals and refusals change balances only, through their legs
+_on = Handlers("ledger", fallback=lambda event, state: None)  # deposits, withdrawals and refusals: legs only
 
 
-@_evolve.register
+@_on.on(e.EscrowHeld)
 def _(ev: e.EscrowHeld, state: LedgerState):
     escrow = Escrow(ev.escrow_id, ev.task_id, ev.requester, ev.agent_id, ev.amount)
-    return replace(state, escrows={**state.escrows, ev.escrow_id: escrow})
+    return {"escrows": {**state.escrows, ev.escrow_id: escrow}}
 
 
-@_evolve.register
+@_on.on(e.EscrowReleased)
 def _(ev: e.EscrowReleased, state: LedgerState):
     return _escrow(state, ev.escrow_id, status="released")
 
 
-@_evolve.register
+@_on.on(e.EscrowRefunded)
 def _(ev: e.EscrowRefunded, state: LedgerState):
     return _escrow(state, ev.escrow_id, status="refunded")

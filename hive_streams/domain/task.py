@@ -8,6 +8,7 @@ from typing import Mapping
 from . import commands as c
 from . import events as e
 from .dag import InvalidGraph, topological_order
+from .evolving import Handlers, quick_init
 from .model import (Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities, node_digest,
                     result_digest)
 
@@ -20,6 +21,7 @@ BAD_DIGEST = "output digest does not match the output"
 UNSIGNED = "result is not signed"
 
 
+@quick_init
 @dataclass(frozen=True)
 class TaskState:
     task_id: str
@@ -322,16 +324,19 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
 def evolve(state: TaskState, event: e.TaskEvent) -> TaskState:
     if event.seq <= state.seq:
         return state  # already applied: redelivery after a crash
-    return copy_with(_evolve(event, state), seq=event.seq, updated_at=event.at)
-
-
-def copy_with(state, **changes):
-    """`dataclasses.replace` without re-running __init__ over every field: the fold's hot path.
-
-    Valid for frozen dataclasses without __post_init__ or slots, which the states are."""
-    new = object.__new__(type(state))
-    new.__dict__.update(state.__dict__, **changes)
+    changes = _on(event, state)
+    fields = state.__dict__.copy()  # evolving.copy_with, inline: the fold's hottest line
+    if changes:
+        fields.update(changes)
+    fields["seq"] = event.seq
+    fields["updated_at"] = event.at
+    new = _new(state.__class__)
+    _set(new, "__dict__", fields)
     return new
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def fold(events, task_id: str) -> TaskState:
@@ -341,126 +346,123 @@ def fold(events, task_id: str) -> TaskState:
     return state
 
 
+_on = Handlers("task")
+
+
 def _nodes(state: TaskState, node_id: str, status: str) -> dict[str, str]:
     return {**state.node_status, node_id: status}
 
 
-@singledispatch
-def _evolve(event, state: TaskState) -> TaskState:
-    raise TypeError(f"unknown task event {type(event).__name__}")
-
-
-@_evolve.register
+@_on.on(e.TaskSubmitted)
 def _(ev: e.TaskSubmitted, state: TaskState):
-    return replace(state, status="submitted", name=ev.name, requester=ev.requester, nodes=ev.nodes,
-                   priority=ev.priority, deadline_at=ev.deadline_at, budget=ev.budget, max_retries=ev.max_retries,
-                   requires=ev.requires, hardware=ev.hardware, after=ev.after,
-                   retry_backoff_seconds=ev.retry_backoff_seconds, submitted_at=ev.at,
-                   node_status={n.id: "pending" for n in ev.nodes})
+    return {"status": "submitted", "name": ev.name, "requester": ev.requester, "nodes": ev.nodes,
+            "priority": ev.priority, "deadline_at": ev.deadline_at, "budget": ev.budget,
+            "max_retries": ev.max_retries, "requires": ev.requires, "hardware": ev.hardware, "after": ev.after,
+            "retry_backoff_seconds": ev.retry_backoff_seconds, "submitted_at": ev.at,
+            "node_status": {n.id: "pending" for n in ev.nodes}}
 
 
-@_evolve.register
+@_on.on(e.TaskBlocked)
 def _(ev: e.TaskBlocked, state: TaskState):
-    return replace(state, status="blocked", waiting_on=ev.waiting_on)
+    return {"status": "blocked", "waiting_on": ev.waiting_on}
 
 
-@_evolve.register
+@_on.on(e.DependencyResolved)
 def _(ev: e.DependencyResolved, state: TaskState):
-    return replace(state, waiting_on=tuple(t for t in state.waiting_on if t != ev.dependency))
+    return {"waiting_on": tuple(t for t in state.waiting_on if t != ev.dependency)}
 
 
-@_evolve.register
+@_on.on(e.TaskValidated)
 def _(ev: e.TaskValidated, state: TaskState):
-    return replace(state, status="queued", requires=ev.requires)
+    return {"status": "queued", "requires": ev.requires}
 
 
-@_evolve.register
+@_on.on(e.TaskRejected)
 def _(ev: e.TaskRejected, state: TaskState):
-    return replace(state, status="rejected", reason=ev.reason)
+    return {"status": "rejected", "reason": ev.reason}
 
 
-@_evolve.register
+@_on.on(e.TaskWaiting)
 def _(ev: e.TaskWaiting, state: TaskState):
-    return replace(state, waiting_reason=ev.reason)
+    return {"waiting_reason": ev.reason}
 
 
-@_evolve.register
+@_on.on(e.TaskPinned)
 def _(ev: e.TaskPinned, state: TaskState):
-    return replace(state, pinned_to=ev.agent_id)
+    return {"pinned_to": ev.agent_id}
 
 
-@_evolve.register
+@_on.on(e.TaskAssigned)
 def _(ev: e.TaskAssigned, state: TaskState):
-    return replace(state, status="assigned", agent_id=ev.agent_id, attempt=ev.attempt, waiting_reason="",
-                   tried=state.tried + (ev.agent_id,), escrow_id=ev.escrow_id, agent_key=ev.agent_key)
+    return {"status": "assigned", "agent_id": ev.agent_id, "attempt": ev.attempt, "waiting_reason": "",
+            "tried": state.tried + (ev.agent_id,), "escrow_id": ev.escrow_id, "agent_key": ev.agent_key}
 
 
-@_evolve.register
+@_on.on(e.ResultRejected)
 def _(ev: e.ResultRejected, state: TaskState):
-    return state
+    return None
 
 
-@_evolve.register
+@_on.on(e.TaskAssignmentDeclined)
 def _(ev: e.TaskAssignmentDeclined, state: TaskState):
-    return state
+    return None
 
 
-@_evolve.register
+@_on.on(e.TaskStarted)
 def _(ev: e.TaskStarted, state: TaskState):
-    return replace(state, status="running")
+    return {"status": "running"}
 
 
-@_evolve.register
+@_on.on(e.NodeStarted)
 def _(ev: e.NodeStarted, state: TaskState):
-    return replace(state, node_status=_nodes(state, ev.node_id, "running"))
+    return {"node_status": _nodes(state, ev.node_id, "running")}
 
 
-@_evolve.register
+@_on.on(e.NodeProgress)
 def _(ev: e.NodeProgress, state: TaskState):
-    return replace(state, progress={**state.progress, ev.node_id: ev.progress})
+    return {"progress": {**state.progress, ev.node_id: ev.progress}}
 
 
-@_evolve.register
+@_on.on(e.NodeCompleted)
 def _(ev: e.NodeCompleted, state: TaskState):
-    return replace(state, node_status=_nodes(state, ev.node_id, "completed"),
-                   outputs={**state.outputs, ev.node_id: ev.output_json})
+    return {"node_status": _nodes(state, ev.node_id, "completed"), "outputs": {**state.outputs, ev.node_id: ev.output_json}}
 
 
-@_evolve.register
+@_on.on(e.NodeFailed)
 def _(ev: e.NodeFailed, state: TaskState):
-    return replace(state, node_status=_nodes(state, ev.node_id, "failed"))
+    return {"node_status": _nodes(state, ev.node_id, "failed")}
 
 
-@_evolve.register
+@_on.on(e.TaskRetryScheduled)
 def _(ev: e.TaskRetryScheduled, state: TaskState):
     # completed nodes keep their outputs; everything else runs again on the next attempt
     nodes = {k: ("completed" if v == "completed" else "pending") for k, v in state.node_status.items()}
     progress = {k: v for k, v in state.progress.items() if nodes.get(k) == "completed"}
-    return replace(state, status="queued", agent_id=None, failures=state.failures + 1, not_before=ev.not_before,
-                   reason=ev.reason, node_status=nodes, progress=progress, pinned_to=None,  # a pin is one placement
-                   escrow_id="", agent_key="")
+    return {"status": "queued", "agent_id": None, "failures": state.failures + 1, "not_before": ev.not_before,
+            "reason": ev.reason, "node_status": nodes, "progress": progress, "pinned_to": None,  # a pin is one placement
+            "escrow_id": "", "agent_key": ""}
 
 
-@_evolve.register
+@_on.on(e.TaskCompleted)
 def _(ev: e.TaskCompleted, state: TaskState):
-    return replace(state, status="completed")
+    return {"status": "completed"}
 
 
-@_evolve.register
+@_on.on(e.TaskFailed)
 def _(ev: e.TaskFailed, state: TaskState):
-    return replace(state, status="failed", reason=ev.reason)
+    return {"status": "failed", "reason": ev.reason}
 
 
-@_evolve.register
+@_on.on(e.TaskCancelled)
 def _(ev: e.TaskCancelled, state: TaskState):
-    return replace(state, status="cancelled", reason=ev.reason)
+    return {"status": "cancelled", "reason": ev.reason}
 
 
-@_evolve.register
+@_on.on(e.TaskWatched)
 def _(ev: e.TaskWatched, state: TaskState):
-    return replace(state, watchers=state.watchers + (ev.watcher,))
+    return {"watchers": state.watchers + (ev.watcher,)}
 
 
-@_evolve.register
+@_on.on(e.TaskOutcomeShared)
 def _(ev: e.TaskOutcomeShared, state: TaskState):
-    return state
+    return None
