@@ -42,6 +42,10 @@ class Topics:
     def ledger_events(self) -> str:
         return f"{self.prefix}.ledger.events"
 
+    def snapshots_of(self, events_topic: str) -> str:
+        """The compacted topic of a deciders' snapshots for an events topic (hive.task.events -> hive.task.snapshots)."""
+        return events_topic.rsplit(".", 1)[0] + ".snapshots"
+
     @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
@@ -50,6 +54,7 @@ class Topics:
         """name -> (partitions, topic configs). Event topics are kept forever: they are the truth."""
         forever = {"retention.ms": RETENTION_FOREVER, "retention.bytes": "-1"}
         week = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+        compacted = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
         return {
             self.task_commands: (self.partitions, week),
             self.task_events: (self.partitions, forever),
@@ -58,6 +63,9 @@ class Topics:
             self.ledger_commands: (1, week),  # the ledger is one aggregate: one writer of all money
             self.ledger_events: (1, forever),
             self.deadletter: (1, forever),
+            **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
+                                                                          (self.agent_events, self.partitions),
+                                                                          (self.ledger_events, 1))},
         }
 
     @classmethod

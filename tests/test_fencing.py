@@ -8,7 +8,6 @@ by the next owner.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 
 import pytest
@@ -19,32 +18,11 @@ from hive_streams.domain import events as e
 from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.kafka import CommandSender, transactional_producer
 from hive_streams.settings import Settings
-from hive_streams.streams.engine import Engine
 
+from .engines import running, until
 from .eventlog import read_all
 
 pytestmark = pytest.mark.stack
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings):
-    engine = Engine(settings, default_codec())
-    stop = asyncio.Event()
-    task = asyncio.create_task(engine.run(stop))
-    try:
-        yield engine
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def until(predicate, timeout: float, what: str):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def deposits(bootstrap, topics) -> list:

@@ -42,3 +42,24 @@ async def read_to_end(bootstrap: str, starts: dict[TopicPartition, int | None],
 async def _done(reader, tp: TopicPartition, end: int, empty_fetches: int) -> bool:
     position = await reader.position(tp)
     return position >= end or (position == end - 1 and empty_fetches >= EMPTY_FETCHES_AT_MARKER)
+
+
+async def read_window(bootstrap: str, tp: TopicPartition, back: int, stop: int | None = None) -> list:
+    """The committed records among the `back` offsets before `stop` (None: the partition's end)."""
+    reader = consumer(bootstrap, client_id="hive-reader")
+    await reader.start()
+    try:
+        reader.assign([tp])
+        end = stop if stop is not None else (await reader.end_offsets([tp]))[tp]
+        start = max(0, end - back)
+        if start >= end:
+            return []
+        reader.seek(tp, start)
+        out, empty = [], 0
+        while empty < EMPTY_FETCHES_AT_MARKER and await reader.position(tp) < end:
+            got = (await reader.getmany(tp, timeout_ms=200)).get(tp, [])
+            empty = 0 if got else empty + 1
+            out += [r for r in got if r.offset < end]
+        return out
+    finally:
+        await reader.stop()

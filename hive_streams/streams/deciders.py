@@ -100,6 +100,9 @@ class PartitionState:
         self.applied: dict[bytes, set[str]] = {}
         self.decided_to = -1  # the highest command offset whose events are in the log
         self.strays = 0
+        self.touched: set[bytes] = set()  # aggregates changed since the last snapshot
+        self.events_end = 0  # the events offset after the last event folded or written
+        self.last_event_id = ""
 
     # fold ---------------------------------------------------------------------------------
 
@@ -116,6 +119,8 @@ class PartitionState:
             self.strays += 1
             return
         self.states[key] = self.aggregate.evolve(self._state(key), event)
+        self.touched.add(key)
+        self.events_end, self.last_event_id = record.offset + 1, header(record.headers, "ce_id") or ""
         cause = header(record.headers, CAUSATION)
         if cause:
             self.applied.setdefault(key, set()).add(cause)
@@ -128,8 +133,12 @@ class PartitionState:
             return pending[key]
         return self.states.get(key) or self.aggregate.initial(key.decode())
 
-    def apply(self, decided: Decided) -> None:
+    def apply(self, decided: Decided, last_event: tuple[int, str] | None = None) -> None:
+        """Takes a committed batch in; `last_event` is the offset and id of its last event."""
         self.states.update(decided.states)
+        self.touched.update(decided.states)
+        if last_event is not None:
+            self.events_end, self.last_event_id = last_event[0] + 1, last_event[1]
         for key, ids in decided.applied.items():
             self.applied.setdefault(key, set()).update(ids)
         self.decided_to = max(self.decided_to, decided.decided_to)

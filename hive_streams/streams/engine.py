@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from ..codec import Codec
+from ..codec import Codec, header
 from ..kafka import CommandSender, consumer, now_ms, read_to_end, transactional_producer
 from ..settings import Settings
 from ..topics import Topics
 from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
 from .matcher import Matcher
+from .snapshots import Snapshots
+from .snapshots import load as snapshot_load
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -36,6 +38,7 @@ class Family:
     aggregate: Aggregate
     events_topic: str
     partitions: int
+    snapshots_topic: str
 
 
 @dataclass
@@ -52,12 +55,14 @@ class Transaction:
 class Owned:
     """A command partition this worker decides for: its fenced writer, its folded state, its open transaction."""
 
-    def __init__(self, tp: TopicPartition, state: PartitionState, producer):
+    def __init__(self, tp: TopicPartition, state: PartitionState, producer, snapshots: Snapshots):
         self.tp = tp
         self.state = state
         self.producer = producer
         self.lock = asyncio.Lock()
         self.txn: Transaction | None = None
+        self.snapshots = snapshots
+        self.snapshot_at = (time.monotonic(), state.events_end)  # when, and at which events offset
 
 
 class Engine:
@@ -69,12 +74,11 @@ class Engine:
         layout = self.topics.layout()
         timeout_ms = int(settings.agent_timeout_seconds * 1000)
         self.families = {
-            self.topics.task_commands: Family(task_aggregate(), self.topics.task_events,
-                                              layout[self.topics.task_commands][0]),
-            self.topics.agent_commands: Family(agent_aggregate(timeout_ms), self.topics.agent_events,
-                                               layout[self.topics.agent_commands][0]),
-            self.topics.ledger_commands: Family(ledger_aggregate(), self.topics.ledger_events,
-                                                layout[self.topics.ledger_commands][0]),
+            commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
+            for commands, events, aggregate in (
+                (self.topics.task_commands, self.topics.task_events, task_aggregate()),
+                (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
+                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate()))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.consumer = None
@@ -146,17 +150,22 @@ class Engine:
         await producer.abort_transaction()
         state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
                                family.partitions, self.settings.platform_fee_bps)
+        snapshots = Snapshots(self.codec)
+        start, source = await snapshot_load(self.settings.bootstrap, snapshots, state,
+                                            TopicPartition(family.snapshots_topic, tp.partition))
         count = 0
-        async for records in read_to_end(self.settings.bootstrap, {TopicPartition(family.events_topic, tp.partition): None}):
+        async for records in read_to_end(self.settings.bootstrap,
+                                         {TopicPartition(family.events_topic, tp.partition): start}):
             for record in records:
                 state.observe(record)
             count += len(records)
         committed = await self.consumer.committed(tp)
         resume = max(committed or 0, state.decided_to + 1)
         self.consumer.seek(tp, resume)
-        self.owned[tp] = Owned(tp, state, producer)
-        log.info("own %s[%d]: %d aggregates from %d events in %.2fs; resuming at %d (committed %s)",
-                 tp.topic, tp.partition, len(state.states), count, time.monotonic() - started, resume, committed)
+        self.owned[tp] = Owned(tp, state, producer, snapshots)
+        log.info("own %s[%d]: %d aggregates from %s and %d events in %.2fs; resuming at %d (committed %s)",
+                 tp.topic, tp.partition, len(state.states), source, count, time.monotonic() - started, resume,
+                 committed)
 
     async def _release(self, owned: Owned) -> None:
         self.owned.pop(owned.tp, None)
@@ -230,8 +239,33 @@ class Engine:
                 await self._failed(owned, exc)
                 return
             owned.txn = None
-            owned.state.apply(txn.decided)
+            owned.state.apply(txn.decided, _last_event(txn, owned.state.events_topic))
             self.decided += txn.decided.events
+            if self._snapshot_due(owned):
+                await self._snapshot(owned)
+
+    def _snapshot_due(self, owned: Owned) -> bool:
+        at, events_end = owned.snapshot_at
+        written = owned.state.events_end - events_end
+        return written >= self.settings.snapshot_every_events or (
+            written > 0 and time.monotonic() - at >= self.settings.snapshot_every_seconds)
+
+    async def _snapshot(self, owned: Owned) -> None:
+        """Writes the partition's state in a transaction of its own (called with the lock held)."""
+        state = owned.state
+        value = owned.snapshots.encode(state, state.touched, state.events_end, state.last_event_id)
+        family = self.families[owned.tp.topic]
+        try:
+            async with owned.producer.transaction():
+                await owned.producer.send(family.snapshots_topic, value, key=str(owned.tp.partition).encode(),
+                                          partition=owned.tp.partition)
+        except Exception as exc:
+            await self._failed(owned, exc)
+            return
+        state.touched.clear()
+        owned.snapshot_at = (time.monotonic(), state.events_end)
+        log.info("snapshot of %s[%d]: %d aggregates at events offset %d, %d bytes", family.events_topic,
+                 owned.tp.partition, len(state.states), state.events_end, len(value))
 
     async def _failed(self, owned: Owned, exc: BaseException) -> None:
         """Nothing of the open transaction becomes visible; its commands are read again, here or elsewhere."""
@@ -270,6 +304,14 @@ class Engine:
                 acks.append(await self.sender.send(command))
         if acks:
             await asyncio.gather(*acks, return_exceptions=True)
+
+
+def _last_event(txn: Transaction, events_topic: str) -> tuple[int, str] | None:
+    """The offset and id of the transaction's last event, from its acknowledgements."""
+    for record, ack in zip(reversed(txn.decided.records), reversed(txn.sent)):
+        if record.topic == events_topic:
+            return ack.result().offset, header(record.headers, "ce_id") or ""
+    return None
 
 
 class _Listener(ConsumerRebalanceListener):

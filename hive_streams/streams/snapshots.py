@@ -1,0 +1,110 @@
+"""Snapshots of a decider's partition state on a compacted topic, so start-up folds only the tail.
+
+A snapshot holds every aggregate state (each in the wire schemas' single-object encoding), the
+command ids each aggregate applied, the command offset decided to, and the events offset it
+reflects, with the id of the event just before that offset. A snapshot whose check event is not
+in the log where it says is ignored, and the partition is folded from the beginning.
+"""
+from __future__ import annotations
+
+import io
+import logging
+
+from aiokafka import TopicPartition
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from ..codec import header
+from ..exceptions import CodecError
+from ..kafka.reader import read_window
+from .deciders import PartitionState
+
+log = logging.getLogger(__name__)
+MAGIC = b"HSNAP1"
+SCHEMA = parse_schema({
+    "type": "record", "name": "PartitionSnapshot", "namespace": "hive.snapshot.v1", "fields": [
+        {"name": "events_topic", "type": "string"},
+        {"name": "partition", "type": "int"},
+        {"name": "events_offset", "type": "long"},
+        {"name": "check_event_id", "type": "string"},
+        {"name": "decided_to", "type": "long"},
+        {"name": "states", "type": {"type": "array", "items": "bytes"}},
+        {"name": "applied", "type": {"type": "array", "items": {
+            "type": "record", "name": "Applied", "fields": [
+                {"name": "key", "type": "bytes"},
+                {"name": "command_ids", "type": {"type": "array", "items": "string"}}]}}},
+    ]})
+
+
+class Snapshots:
+    """Keeps each aggregate's encoded state between snapshots: only what changed is encoded again."""
+
+    def __init__(self, codec):
+        self.codec = codec
+        self.encoded: dict[bytes, bytes] = {}
+
+    def encode(self, state: PartitionState, changed, events_offset: int, check_event_id: str) -> bytes:
+        for key in changed:
+            self.encoded[key] = self.codec.encode(state.states[key])
+        buf = io.BytesIO()
+        buf.write(MAGIC)
+        schemaless_writer(buf, SCHEMA, {
+            "events_topic": state.events_topic, "partition": state.partition, "events_offset": events_offset,
+            "check_event_id": check_event_id, "decided_to": state.decided_to,
+            "states": [self.encoded[k] for k in state.states],
+            "applied": [{"key": k, "command_ids": sorted(ids)} for k, ids in state.applied.items()],
+        })
+        return buf.getvalue()
+
+    def restore(self, state: PartitionState, value: bytes) -> dict:
+        """Fills `state` from a snapshot; returns its header fields. Raises CodecError if it does not decode."""
+        if not value or not value.startswith(MAGIC):
+            raise CodecError("not a partition snapshot")
+        try:
+            record = schemaless_reader(io.BytesIO(value[len(MAGIC):]), SCHEMA, None)
+        except Exception as exc:
+            raise CodecError(f"snapshot does not decode: {exc!r}") from None
+        if record["events_topic"] != state.events_topic or record["partition"] != state.partition:
+            raise CodecError(f"snapshot of {record['events_topic']}[{record['partition']}]")
+        for raw in record["states"]:
+            aggregate = self.codec.decode(raw)
+            key = self.codec.key(aggregate)
+            state.states[key] = aggregate
+            self.encoded[key] = raw
+        state.applied = {a["key"]: set(a["command_ids"]) for a in record["applied"]}
+        state.decided_to = record["decided_to"]
+        return record
+
+
+async def load(bootstrap: str, snapshots: Snapshots, state: PartitionState, snapshot_tp: TopicPartition) -> tuple[int, str]:
+    """Restores the newest valid snapshot into `state`; returns the events offset to fold from and how."""
+    tail = await read_window(bootstrap, snapshot_tp, back=4)  # the newest snapshot, past any transaction marker
+    latest = tail[-1] if tail else None
+    if latest is None:
+        return 0, "no snapshot"
+    try:
+        found = snapshots.restore(state, latest.value)
+    except CodecError as exc:
+        log.warning("%s: ignoring snapshot at offset %d (%s); folding from the beginning", snapshot_tp,
+                    latest.offset, exc)
+        _reset(state, snapshots)
+        return 0, "snapshot ignored"
+    offset = found["events_offset"]
+    if offset > 0 and not await _check(bootstrap, state, offset, found["check_event_id"]):
+        log.warning("%s: snapshot at offset %d says event %s is before %d, the log disagrees; folding from the "
+                    "beginning", snapshot_tp, latest.offset, found["check_event_id"], offset)
+        _reset(state, snapshots)
+        return 0, "snapshot ignored"
+    return offset, f"snapshot at events offset {offset}"
+
+
+async def _check(bootstrap: str, state: PartitionState, offset: int, event_id: str) -> bool:
+    before = await read_window(bootstrap, TopicPartition(state.events_topic, state.partition), back=4, stop=offset)
+    return bool(before) and header(before[-1].headers, "ce_id") == event_id
+
+
+def _reset(state: PartitionState, snapshots: Snapshots) -> None:
+    state.states.clear()
+    state.applied.clear()
+    state.decided_to = -1
+    snapshots.encoded.clear()
+

@@ -1,0 +1,73 @@
+"""A decider starts from its snapshot plus the log's tail, and ignores a snapshot that does not fit the log."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka import TopicPartition
+
+from hive_streams.codec import default_codec
+from hive_streams.domain import commands as c
+from hive_streams.domain.ledger import LEDGER_ID
+from hive_streams.kafka import CommandSender, producer, read_to_end
+from hive_streams.settings import Settings
+from hive_streams.streams.deciders import PartitionState, ledger_aggregate
+
+from .engines import running, until
+
+pytestmark = pytest.mark.stack
+
+
+async def full_fold(bootstrap, topics) -> PartitionState:
+    state = PartitionState(default_codec(), ledger_aggregate(), topics, topics.ledger_events, 0, 1)
+    async for records in read_to_end(bootstrap, {TopicPartition(topics.ledger_events, 0): None}):
+        for record in records:
+            state.observe(record)
+    return state
+
+
+def ledger_of(engine, topics):
+    return engine.owned[TopicPartition(topics.ledger_commands, 0)].state
+
+
+async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ignored(kafka_bootstrap, topics, caplog):
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topics.prefix, partitions=topics.partitions,
+                        worker_id=f"snap-{uuid.uuid4().hex[:8]}", snapshot_every_events=5)
+    sender = CommandSender(kafka_bootstrap, topics, default_codec(), "/test")
+    await sender.start()
+    try:
+        async with running(settings) as first:
+            await until(lambda: len(first.owned) == 9, 60, "the engine to own every partition")
+            for i in range(12):
+                await sender.send_and_wait(c.DepositFunds(LEDGER_ID, f"dep-{i}", i, f"acme/u{i % 3}", 100 + i, "r"))
+            await until(lambda: first.decided >= 12, 30, "twelve deposits")
+        caplog.clear()
+        caplog.set_level("INFO", logger="hive_streams.streams.engine")
+        async with running(settings) as second:
+            await until(lambda: len(second.owned) == 9, 60, "the second engine to own every partition")
+            restored = ledger_of(second, topics)
+        assert any("from snapshot at events offset" in r.getMessage() and "ledger" in r.getMessage()
+                   for r in caplog.records), [r.getMessage() for r in caplog.records]
+        truth = await full_fold(kafka_bootstrap, topics)
+        assert restored.states == truth.states and restored.applied == truth.applied
+        assert restored.decided_to == truth.decided_to == 11
+
+        # a snapshot that does not decode is ignored: the partition is folded from the beginning
+        garbage = producer(kafka_bootstrap)
+        await garbage.start()
+        await garbage.send_and_wait(topics.snapshots_of(topics.ledger_events), b"not a snapshot", key=b"0", partition=0)
+        await garbage.stop()
+        caplog.clear()
+        async with running(settings) as third:
+            await until(lambda: len(third.owned) == 9, 60, "the third engine to own every partition")
+            refolded = ledger_of(third, topics)
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-0", 99, "acme/u0", 100, "r"))  # a repeat
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-new", 99, "acme/u0", 7, "r"))
+            await until(lambda: third.decided >= 1, 30, "the new deposit")
+        assert any("ignoring snapshot" in r.getMessage() for r in caplog.records)
+        before = truth.states[b"main"].available
+        assert refolded.states[b"main"].available == {**before, "acme/u0": before["acme/u0"] + 7,
+                                                      "external": before["external"] - 7}
+        assert third.decided == 1  # the repeated command id emitted nothing
+    finally:
+        await sender.stop()
