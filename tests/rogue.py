@@ -29,8 +29,8 @@ class LyingReporter(Reporter):
         signature = signer.sign(digest)
         if MODE["value"] == "flip":  # sign the real output, deliver another one
             output_json = output_json[:-2] + chr(ord(output_json[-2]) ^ 1) + output_json[-1]
-        await self.ex.send(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest=digest,
-                                                 signature=signature), self.causation)
+        self.queue(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest=digest,
+                                         signature=signature))
 
 
 class RogueExecutor(Executor):

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 STOP_EVENTS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)
+REPORT_LINGER = 0.05  # seconds a report may wait for the next one, to travel together
 WATCHED_TYPES = {f"hive.v1.{cls.__name__}" for cls in (e.TaskAssigned, *STOP_EVENTS)}  # others are skipped before decoding
 
 
@@ -60,7 +61,12 @@ class AgentOffer:
 
 
 class Reporter:
-    """Turns DAG progress into commands for the task's decider."""
+    """Turns DAG progress into commands for the task's decider.
+
+    Reports wait up to REPORT_LINGER before they are sent together, in order: a fast task's
+    start, nodes and result then cross Kafka once and are decided in one transaction, while a
+    slow node still shows as started within the linger.
+    """
 
     def __init__(self, executor: "Executor", assigned: e.TaskAssigned):
         self.ex = executor
@@ -68,31 +74,66 @@ class Reporter:
         self.attempt = assigned.attempt
         self.causation = event_id(assigned)
         self.outputs = {o.node_id: o.output_json for o in assigned.completed}  # exactly as the fabric recorded them
+        self.pending: list = []
+        self.flusher: asyncio.TimerHandle | None = None
+        self.sending: asyncio.Task | None = None
 
     def ids(self) -> dict:
         return {"task_id": self.task_id, "command_id": uuid.uuid4().hex, "at": now_ms(),
                 "agent_id": self.ex.offer.agent_id, "attempt": self.attempt}
 
+    def queue(self, command) -> None:
+        self.pending.append(command)
+        if self.flusher is None:
+            self.flusher = asyncio.get_running_loop().call_later(REPORT_LINGER, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self.flusher = None
+        previous = self.sending
+        self.sending = asyncio.ensure_future(self._send(previous, self._take()))
+
+    def _take(self) -> list:
+        taken, self.pending = self.pending, []
+        return taken
+
+    async def _send(self, previous: asyncio.Task | None, commands: list) -> None:
+        if previous is not None:
+            await asyncio.shield(previous)  # keep reports in order
+        await self.ex.send_all(commands, self.causation)
+
+    async def flush(self) -> None:
+        """Sends what is queued and waits until every report so far is acknowledged."""
+        if self.flusher is not None:
+            self.flusher.cancel()
+            self.flusher = None
+        previous, commands = self.sending, self._take()
+        self.sending = None
+        await self._send(previous, commands)
+
+    async def start(self) -> None:
+        self.queue(c.StartTask(**self.ids()))
+
     async def started(self, node_id: str) -> None:
-        await self.ex.send(c.ReportNodeStarted(**self.ids(), node_id=node_id), self.causation)
+        self.queue(c.ReportNodeStarted(**self.ids(), node_id=node_id))
 
     async def progress(self, node_id: str, fraction: float, message: str = "") -> None:
-        await self.ex.send(c.ReportNodeProgress(**self.ids(), node_id=node_id, progress=fraction, message=message), self.causation)
+        self.queue(c.ReportNodeProgress(**self.ids(), node_id=node_id, progress=fraction, message=message))
 
     async def completed(self, node_id: str, output) -> None:
         output_json = json.dumps(output)
         digest = node_digest(self.task_id, self.attempt, node_id, output_json)
         self.outputs[node_id] = output_json
-        await self.ex.send(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest=digest,
-                                                 signature=self.ex.signer.sign(digest)), self.causation)
+        self.queue(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest=digest,
+                                         signature=self.ex.signer.sign(digest)))
 
     async def result(self) -> None:
         digest = result_digest(self.task_id, self.attempt, self.outputs)
-        await self.ex.send(c.ReportTaskResult(**self.ids(), digest=digest, signature=self.ex.signer.sign(digest)),
-                           self.causation)
+        self.queue(c.ReportTaskResult(**self.ids(), digest=digest, signature=self.ex.signer.sign(digest)))
+        await self.flush()
 
     async def failed(self, node_id: str, error: str) -> None:
-        await self.ex.send(c.ReportNodeFailed(**self.ids(), node_id=node_id, error=error), self.causation)
+        self.queue(c.ReportNodeFailed(**self.ids(), node_id=node_id, error=error))
+        await self.flush()
 
 
 class Executor:
@@ -111,6 +152,9 @@ class Executor:
 
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
+
+    async def send_all(self, commands, causation: str | None = None) -> None:
+        await self.sender.send_all(commands, causation_id=causation)
 
     def _agent_cmd(self, cls, **fields):
         return cls(agent_id=self.offer.agent_id, command_id=uuid.uuid4().hex, at=now_ms(), **fields)
@@ -173,7 +217,7 @@ class Executor:
         report = self.reporter(self, assigned)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
-            await self.send(c.StartTask(**report.ids()), report.causation)
+            await report.start()
             await run_dag(assigned.nodes, done, report)
             await report.result()
         except NodeError as exc:
