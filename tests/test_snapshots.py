@@ -55,7 +55,8 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
         # a snapshot that does not decode is ignored: the partition is folded from the beginning
         garbage = producer(kafka_bootstrap)
         await garbage.start()
-        await garbage.send_and_wait(topics.snapshots_of(topics.ledger_events), b"not a snapshot", key=b"0", partition=0)
+        await garbage.send_and_wait(topics.snapshots_of(topics.ledger_events), b"HSNAPM1{not json", key=b"0",
+                                    partition=0)
         await garbage.stop()
         caplog.clear()
         async with running(settings) as third:
@@ -64,7 +65,7 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
             await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-0", 99, "acme/u0", 100, "r"))  # a repeat
             await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-new", 99, "acme/u0", 7, "r"))
             await until(lambda: third.decided >= 1, 30, "the new deposit")
-        assert any("ignoring snapshot" in r.getMessage() for r in caplog.records)
+        assert any("ignoring the newest snapshot" in r.getMessage() for r in caplog.records)
         before = truth.states[b"main"].available
         assert refolded.states[b"main"].available == {**before, "acme/u0": before["acme/u0"] + 7,
                                                       "external": before["external"] - 7}

@@ -27,6 +27,7 @@ from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledge
 from .matcher import Matcher
 from .snapshots import Snapshots
 from .snapshots import load as snapshot_load
+from .snapshots import records as snapshot_records
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -257,8 +258,8 @@ class Engine:
         family = self.families[owned.tp.topic]
         try:
             async with owned.producer.transaction():
-                await owned.producer.send(family.snapshots_topic, value, key=str(owned.tp.partition).encode(),
-                                          partition=owned.tp.partition)
+                for key, chunk in snapshot_records(owned.tp.partition, value):
+                    await owned.producer.send(family.snapshots_topic, chunk, key=key, partition=owned.tp.partition)
         except Exception as exc:
             await self._failed(owned, exc)
             return

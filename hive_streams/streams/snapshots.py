@@ -8,7 +8,9 @@ in the log where it says is ignored, and the partition is folded from the beginn
 from __future__ import annotations
 
 import io
+import json
 import logging
+import zlib
 
 from aiokafka import TopicPartition
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -20,6 +22,8 @@ from .deciders import PartitionState
 
 log = logging.getLogger(__name__)
 MAGIC = b"HSNAP1"
+MANIFEST = b"HSNAPM1"
+CHUNK_BYTES = 768 * 1024  # under the broker's default record limit (1 MiB)
 SCHEMA = parse_schema({
     "type": "record", "name": "PartitionSnapshot", "namespace": "hive.snapshot.v1", "fields": [
         {"name": "events_topic", "type": "string"},
@@ -75,23 +79,63 @@ class Snapshots:
         return record
 
 
+def records(partition: int, snapshot: bytes) -> list[tuple[bytes, bytes]]:
+    """(key, value) records of one snapshot: compressed chunks, then a manifest naming them.
+
+    Chunk keys are per index and the manifest's key per partition, so compaction keeps the newest
+    snapshot whole; the manifest is written last, in the same transaction as its chunks.
+    """
+    packed = zlib.compress(snapshot, 1)
+    snapshot_id = f"{zlib.crc32(packed):08x}-{len(packed)}"
+    chunks = [packed[i:i + CHUNK_BYTES] for i in range(0, len(packed), CHUNK_BYTES)] or [b""]
+    out = [(f"{partition}/{i}".encode(), snapshot_id.encode() + b"\n" + chunk) for i, chunk in enumerate(chunks)]
+    manifest = {"id": snapshot_id, "chunks": len(chunks), "bytes": len(snapshot)}
+    return out + [(str(partition).encode(), MANIFEST + json.dumps(manifest).encode())]
+
+
+async def _newest(bootstrap: str, tp: TopicPartition) -> tuple[int, bytes] | None:
+    """The offset of the newest manifest and the snapshot it names, reassembled. CodecError if broken."""
+    tail = await read_window(bootstrap, tp, back=4)  # past any transaction marker
+    manifests = [r for r in tail if r.key == str(tp.partition).encode()]
+    if not manifests:
+        if tail:
+            raise CodecError(f"the newest record at offset {tail[-1].offset} is not a snapshot manifest")
+        return None
+    head = manifests[-1]
+    if not head.value.startswith(MANIFEST):
+        raise CodecError("not a snapshot manifest")
+    try:
+        manifest = json.loads(head.value[len(MANIFEST):])
+        snapshot_id, count = manifest["id"].encode(), int(manifest["chunks"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CodecError(f"manifest does not decode: {exc!r}") from None
+    before = await read_window(bootstrap, tp, back=2 * count + 4, stop=head.offset)
+    chunks = {r.key: r.value for r in before if r.value and r.value.split(b"\n", 1)[0] == snapshot_id}
+    keys = [f"{tp.partition}/{i}".encode() for i in range(count)]
+    if any(k not in chunks for k in keys):
+        raise CodecError(f"snapshot {manifest['id']} misses chunks")
+    try:
+        return head.offset, zlib.decompress(b"".join(chunks[k].split(b"\n", 1)[1] for k in keys))
+    except zlib.error as exc:
+        raise CodecError(f"snapshot {manifest['id']} does not decompress: {exc}") from None
+
+
 async def load(bootstrap: str, snapshots: Snapshots, state: PartitionState, snapshot_tp: TopicPartition) -> tuple[int, str]:
     """Restores the newest valid snapshot into `state`; returns the events offset to fold from and how."""
-    tail = await read_window(bootstrap, snapshot_tp, back=4)  # the newest snapshot, past any transaction marker
-    latest = tail[-1] if tail else None
-    if latest is None:
-        return 0, "no snapshot"
     try:
-        found = snapshots.restore(state, latest.value)
+        newest = await _newest(bootstrap, snapshot_tp)
+        if newest is None:
+            return 0, "no snapshot"
+        at, value = newest
+        found = snapshots.restore(state, value)
     except CodecError as exc:
-        log.warning("%s: ignoring snapshot at offset %d (%s); folding from the beginning", snapshot_tp,
-                    latest.offset, exc)
+        log.warning("%s: ignoring the newest snapshot (%s); folding from the beginning", snapshot_tp, exc)
         _reset(state, snapshots)
         return 0, "snapshot ignored"
     offset = found["events_offset"]
     if offset > 0 and not await _check(bootstrap, state, offset, found["check_event_id"]):
         log.warning("%s: snapshot at offset %d says event %s is before %d, the log disagrees; folding from the "
-                    "beginning", snapshot_tp, latest.offset, found["check_event_id"], offset)
+                    "beginning", snapshot_tp, at, found["check_event_id"], offset)
         _reset(state, snapshots)
         return 0, "snapshot ignored"
     return offset, f"snapshot at events offset {offset}"
