@@ -151,6 +151,17 @@ def test_long_strings_and_arrays_round_trip():
     assert same(codec.decode(data), reference.decode(registry, data))
 
 
+def test_equal_small_nested_values_are_one_object_and_the_table_stays_small():
+    def nodes(params):
+        return codec.decode(codec.encode(e.TaskAssigned("t", 2, 5, "a", 1, (NodeSpec("n", "echo", params),)))).nodes[0]
+    assert nodes("{}") is nodes("{}") and nodes("{}") is not nodes("{ }")
+    big = "x" * compiled.SHARED_BYTES
+    assert nodes(big) == nodes(big) and nodes(big) is not nodes(big)
+    for i in range(compiled.SHARED_MAX + 10):
+        nodes(str(i))
+    assert all(len(table) <= compiled.SHARED_MAX for table in compiled.SHARED.values())
+
+
 def test_decode_accepts_bytearray_and_memoryview():
     data = codec.encode(e.TaskStarted("t1", 3, 1_700_000_000_000, "a1", 1))
     assert codec.decode(bytearray(data)) == codec.decode(memoryview(data)) == codec.decode(data)

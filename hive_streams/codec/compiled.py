@@ -125,6 +125,30 @@ def buildable(cls: type) -> bool:
             and all(f.init for f in dataclasses.fields(cls)))
 
 
+SHARED: dict[tuple, dict] = {}  # (schema, class) -> {the bytes of a nested value: the one object made of them}
+SHARED_MAX = 1024  # values kept per type; the table starts again when full
+SHARED_BYTES = 128  # larger values are built each time: the table stays small
+
+
+def immutable_value(cls, seen: frozenset = frozenset()) -> bool:
+    """A frozen dataclass holding only immutable values: equal ones can be one shared object (a NodeSpec, a
+    Hardware, a Requirement), which saves building them and keeps fewer objects alive in the states."""
+    if cls in seen or not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen and buildable(cls)):
+        return False
+    return all(_immutable(hint, seen | {cls}) for hint in field_hints(cls).values())
+
+
+def _immutable(hint, seen: frozenset) -> bool:
+    if hint in PLAIN:
+        return True
+    if dataclasses.is_dataclass(hint):
+        return immutable_value(hint, seen)
+    origin = typing.get_origin(hint)
+    if origin in (tuple, frozenset, types.UnionType, typing.Union):
+        return all(_immutable(a, seen) for a in typing.get_args(hint) if a is not Ellipsis)
+    return False
+
+
 def _optional_inner(hint):
     if typing.get_origin(hint) in (types.UnionType, typing.Union):
         return [a for a in typing.get_args(hint) if a is not type(None)][0]
@@ -204,8 +228,9 @@ def _emit_long(out: list, pad: str, target: str) -> None:
 class _Readers(_Source):
     """Functions f(d, p, L) -> (value, p) reading one record of d (bytes of length L) from position p."""
 
-    def record(self, t, cls) -> str:
-        key = ("r", t[1], cls)
+    def record(self, t, cls, nested: bool = False) -> str:
+        share = nested and cls is not None and immutable_value(cls)
+        key = ("r", t[1], cls, share)
         if key in self.functions:
             return self.functions[key]
         fn = self.name("_read_")
@@ -218,14 +243,25 @@ class _Readers(_Source):
             hint = hints.get(fname) if cls is not None else None
             self.value(body, "    ", var, ftype, hint, raw=cls is None)
             names.append((fname, var))
-        lines = [f"def {fn}(d, p, L):", *body]
+        lines = [f"def {fn}(d, p, L):", *(["    p0 = p"] if share else []), *body]
         present = dict(names)
         if cls is None:
             lines.append("    return {" + ", ".join(f"{n!r}: {v}" for n, v in names) + "}, p")
         elif buildable(cls) and set(present) == {f.name for f in dataclasses.fields(cls)}:
             c = self.const(cls, "_cls")
             items = ", ".join(f"{f.name!r}: {present[f.name]}" for f in dataclasses.fields(cls))
-            lines += [f"    o = _new({c})", f"    o.__dict__.update({{{items}}})", "    return o, p"]
+            build = [f"o = _new({c})", f"o.__dict__.update({{{items}}})"]
+            if share:  # equal values, one object: its bytes say which
+                shared = self.const(SHARED.setdefault((t, cls), {}), "_shared")
+                lines += [f"    if p - p0 > {SHARED_BYTES}:", *(f"        {line}" for line in build),
+                          "        return o, p",
+                          "    k = d[p0:p]", f"    o = {shared}.get(k)", "    if o is None:",
+                          *(f"        {line}" for line in build),
+                          f"        if len({shared}) >= {SHARED_MAX}:", f"            {shared}.clear()",
+                          f"        {shared}[k] = o"]
+            else:
+                lines += [f"    {line}" for line in build]
+            lines.append("    return o, p")
         else:  # fields missing from this schema take the class defaults, as `from_record` does
             c = self.const(cls, "_cls")
             fields = {f.name for f in dataclasses.fields(cls)}
@@ -250,7 +286,7 @@ class _Readers(_Source):
             if dataclasses.is_dataclass(hint):
                 if kind != "record":
                     raise Unsupported(f"{hint.__name__} from Avro {kind}")
-                out.append(f"{pad}{target}, p = {self.record(t, hint)}(d, p, L)")
+                out.append(f"{pad}{target}, p = {self.record(t, hint, nested=True)}(d, p, L)")
                 return
             if hint is float:
                 if kind not in ("double", "float", "long", "int"):
