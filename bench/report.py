@@ -172,6 +172,11 @@ def replay_section(rp: dict) -> list[str]:
     cpu = rp.get("per_cpu_second", {})
     lines += _table(["", "events/s: median (min–max, spread)", "events per CPU-second"],
                     [[label, fmt(rp[key]), fmt(cpu[key]) if key in cpu else "—"] for label, key in names])
+    ratio = [rp["fold"]["median"] / rp["fastavro_decode"]["median"]]
+    if "fold" in cpu and "fastavro_decode" in cpu:
+        ratio.append(cpu["fold"]["median"] / cpu["fastavro_decode"]["median"])
+    lines += ["", f"Fold ÷ fastavro decode-only (target ≥ 0.6): {ratio[0]:.2f} wall clock"
+                  + (f", {ratio[1]:.2f} per CPU-second" if len(ratio) > 1 else "") + " (medians)."]
     lines += ["", "Events per CPU-second (the process's own CPU time) is the steadier figure on a shared machine: "
               "it is about what one quiet core would do. Folding from Kafka also waits on the broker, so it has only "
               "the wall-clock rate."]
