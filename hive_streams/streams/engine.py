@@ -12,6 +12,7 @@ The owner of the ledger's single partition also leads the matcher.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .snapshots import records as snapshot_records
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
 
 
@@ -64,6 +66,9 @@ class Owned:
         self.txn: Transaction | None = None
         self.snapshots = snapshots
         self.snapshot_at = (time.monotonic(), state.events_end)  # when, and at which events offset
+        self.inbox: list = []  # fetched commands waiting for the next transaction
+        self.wake = asyncio.Event()
+        self.driver: asyncio.Task | None = None
 
 
 class Engine:
@@ -102,10 +107,13 @@ class Engine:
         try:
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=100, max_records=BATCH)
-                work = [self._decide(self.owned[tp], records) for tp, records in batch.items() if tp in self.owned]
-                if work:
-                    await asyncio.gather(*work)
-                await self._commit_due()
+                for tp, records in batch.items():
+                    owned = self.owned.get(tp)
+                    if owned is not None:
+                        owned.inbox += records
+                        owned.wake.set()
+                        if len(owned.inbox) >= INBOX_LIMIT:
+                            self.consumer.pause(tp)  # its driver resumes it once it has caught up
                 if time.monotonic() - last_sweep >= self.settings.sweep_seconds:
                     last_sweep = time.monotonic()
                     await self._sweep()
@@ -163,13 +171,20 @@ class Engine:
         committed = await self.consumer.committed(tp)
         resume = max(committed or 0, state.decided_to + 1)
         self.consumer.seek(tp, resume)
-        self.owned[tp] = Owned(tp, state, producer, snapshots)
+        owned = self.owned[tp] = Owned(tp, state, producer, snapshots)
+        owned.driver = asyncio.create_task(self._drive(owned), name=f"decide {tp.topic}[{tp.partition}]")
+        if count >= self.settings.snapshot_every_events:  # the next start should not fold this again
+            async with owned.lock:
+                await self._snapshot(owned)
         log.info("own %s[%d]: %d aggregates from %s and %d events in %.2fs; resuming at %d (committed %s)",
                  tp.topic, tp.partition, len(state.states), source, count, time.monotonic() - started, resume,
                  committed)
 
     async def _release(self, owned: Owned) -> None:
         self.owned.pop(owned.tp, None)
+        owned.inbox.clear()
+        if owned.driver is not None and owned.driver is not asyncio.current_task():
+            owned.driver.cancel()
         try:
             await owned.producer.stop()
         except Exception:  # a fenced producer may fail to stop cleanly; it is gone either way
@@ -218,14 +233,24 @@ class Engine:
             except Exception as exc:
                 await self._failed(owned, exc)
                 return
-        if self.commit_interval <= 0:
-            await self._commit(owned)
 
-    async def _commit_due(self) -> None:
-        now = time.monotonic()
-        due = [o for o in self.owned.values() if o.txn and now - o.txn.opened >= self.commit_interval]
-        if due:
-            await asyncio.gather(*(self._commit(o) for o in due))
+    async def _drive(self, owned: Owned) -> None:
+        """One partition's loop: what arrived while the last transaction committed goes into the next."""
+        while self.owned.get(owned.tp) is owned:
+            if owned.txn is None:
+                await owned.wake.wait()
+            else:
+                left = owned.txn.opened + self.commit_interval - time.monotonic()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(owned.wake.wait(), max(0.0, left))
+            owned.wake.clear()
+            records, owned.inbox = owned.inbox, []
+            if records:
+                await self._decide(owned, records)
+                if len(owned.inbox) < INBOX_LIMIT and self.owned.get(owned.tp) is owned:
+                    self.consumer.resume(owned.tp)
+            if owned.txn is not None and time.monotonic() - owned.txn.opened >= self.commit_interval:
+                await self._commit(owned)
 
     async def _commit(self, owned: Owned) -> None:
         async with owned.lock:
@@ -283,6 +308,7 @@ class Engine:
         log.error("transaction on %s failed (%r); its commands are read again", owned.tp, exc)
         await self._abort(owned.producer)
         if txn is not None:
+            owned.inbox.clear()
             self.consumer.seek(owned.tp, txn.first_offset)
 
     @staticmethod

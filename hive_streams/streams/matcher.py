@@ -1,9 +1,11 @@
 """The matcher: folds the task, agent and ledger event logs into a Market and proposes placements.
 
-It runs on the worker that owns the ledger's single command partition, so there is one leader
-at a time. Its writer is transactional with one id shared by every leader: a new leader's start
-fences the old one, so a deposed matcher (frozen, partitioned) cannot propose again.
-Proposals are advisory anyway: the agent and ledger aggregates accept or refuse them.
+It runs on the worker that owns the ledger's single command partition, so there is normally one
+leader. Its proposals are commands, advisory by nature: the agent aggregate reserves a slot only
+if the agent has one free and the ledger holds escrow only if the requester can pay, each under its
+own fenced writer. So a deposed matcher that proposes once more can cost a refusal (and a refund),
+never a double booking; its writer is a plain idempotent producer, which keeps a proposal one
+acknowledgement away from the slot instead of a transaction.
 
 It folds committed events from the beginning and proposes only once it has caught up.
 """
@@ -18,7 +20,7 @@ from aiokafka import TopicPartition
 from ..codec import Codec
 from ..domain.matching import Market
 from ..exceptions import CodecError
-from ..kafka import command_topic, consumer, now_ms, transactional_producer
+from ..kafka import CommandSender, consumer, now_ms
 from ..topics import Topics
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class Matcher:
         self.market = Market()
         self.caught_up.clear()
         reader = consumer(self.settings.bootstrap, client_id=f"{self.settings.worker_id}-matcher")
-        writer = transactional_producer(self.settings.bootstrap, f"{self.settings.worker_id}.matcher")
+        writer = CommandSender(self.settings.bootstrap, self.topics, self.codec, SOURCE)
         await reader.start()
         await writer.start()
         try:
@@ -91,12 +93,8 @@ class Matcher:
         except Exception:  # a bug in a policy must not take the worker down with it
             log.exception("matcher round failed; retrying on the next batch")
             return
-        if not commands:
-            return
-        async with writer.transaction():
-            for command in commands:
-                key, value, headers = self.codec.message(command, SOURCE)
-                await writer.send(command_topic(self.topics, command), value, key=key, headers=headers)
+        if commands:
+            await writer.send_all(commands)
 
 
 async def _reached(reader, ends) -> bool:
