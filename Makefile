@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP_STAMP := .hive/.pip-installed
 
-.PHONY: run test unit install infra-up infra-down bench bench-smoke clean
+.PHONY: run test unit soak install infra-up infra-down bench bench-smoke clean
 
 $(PIP_STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -25,6 +25,10 @@ infra-down:
 test: infra-up
 	$(PYTHON) -m pytest -p no:cacheprovider -q -rfE $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
+
+# The fault suite at soak size: 1,200 tasks through kills, freezes and restarts (not part of CI).
+soak: infra-up
+	HIVE_FAULT_TASKS=$${HIVE_FAULT_TASKS:-1200} $(PYTHON) -m pytest -p no:cacheprovider -q -rfE tests/test_faults.py
 
 unit: install
 	$(PYTHON) -m pytest -p no:cacheprovider -q -m "not stack" $(PYTEST_ARGS)
