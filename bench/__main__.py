@@ -17,7 +17,7 @@ from hive_streams.infra import kafka, postgres
 from . import deps, machine
 from .common import REPO, SIZES, Context, loadavg
 
-SECTIONS = ("tasks", "pipeline", "latency", "replay", "memory", "profile")
+SECTIONS = ("tasks", "pipeline", "latency", "replay", "memory", "restart", "profile")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -27,7 +27,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--smoke", action="store_const", dest="mode", const="smoke", help="tiny sizes, one run: proves it works")
     size.add_argument("--full", action="store_const", dest="mode", const="full",
-                      help="the issue's sizes: 1,000,000 replayed events, 100,000 tasks in state")
+                      help="the issue's sizes: 1,000,000 replayed events, 100,000 tasks in state, a restart with 1,000,000 "
+                           "events in history")
     parser.add_argument("--repeats", type=int, help="runs of each figure (default: 3, smoke: 1)")
     parser.add_argument("--rate", type=float, help="latency: tasks/s to submit at (default: half of the tasks figure)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")

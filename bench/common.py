@@ -20,12 +20,15 @@ from hive_streams.domain.model import NodeSpec
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# tasks: end-to-end tasks per run; pipeline: SubmitTask commands pre-produced; latency: tasks at half load;
-# replay: recorded events folded; memory: tasks in state.
+# tasks: end-to-end tasks per run; pipeline: SubmitTask commands pre-produced; latency: tasks at half load
+# (1,000 a run support a p99, 10,000 a p99.9); replay: recorded events folded; memory: tasks in state;
+# restart: events in the history a restarted worker loads.
 SIZES = {
-    "smoke": dict(repeats=1, tasks=10, pipeline=100, latency=10, replay=5_000, memory=100),
-    "default": dict(repeats=3, tasks=200, pipeline=2_000, latency=150, replay=200_000, memory=3_000),
-    "full": dict(repeats=3, tasks=2_000, pipeline=20_000, latency=1_000, replay=1_000_000, memory=100_000),
+    "smoke": dict(repeats=1, tasks=20, pipeline=100, latency=10, replay=5_000, memory=100, restart=5_000),
+    "default": dict(repeats=3, tasks=1_000, pipeline=2_000, latency=1_000, replay=200_000, memory=3_000,
+                    restart=200_000),
+    "full": dict(repeats=3, tasks=5_000, pipeline=20_000, latency=10_000, replay=1_000_000, memory=100_000,
+                 restart=1_000_000),
 }
 PROCESSES = 2  # executors for hive-streams, prefork worker processes for Celery: one per core here
 SLOTS = 16  # concurrent tasks per hive-streams executor (Celery's prefork children run one at a time)
@@ -87,6 +90,60 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads) so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU of a server and its children: the root's and each live child's utime + stime, plus the root's
+    cutime + cstime (children it has reaped), so a backend that ends within a window is still counted."""
+    fields = _stat(root)
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == root:
+            continue
+        try:
+            child = _stat(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue  # gone meanwhile: its time is in the root's cutime once reaped
+        if int(child[1]) == root:
+            total += int(child[11]) + int(child[12])
+    return total / CLK_TCK
+
+
+def server_pids() -> dict[str, int | None]:
+    """The Kafka broker's JVM and the PostgreSQL postmaster the bench uses (None: not ours to read)."""
+    from hive_streams.infra import kafka, postgres
+    return {"kafka broker": kafka.status().get("pid"), "postgresql": postgres.status().get("pid")}
+
+
+class CpuMeter:
+    """CPU seconds used over a window by named processes, the Kafka broker and every PostgreSQL process."""
+
+    def __init__(self, pids: dict[str, int], servers: dict[str, int | None]):
+        self.readers = {name: (lambda pid=pid: cpu_seconds(pid)) for name, pid in pids.items()}
+        if servers.get("kafka broker"):
+            self.readers["kafka broker"] = lambda pid=servers["kafka broker"]: cpu_seconds(pid)
+        if servers.get("postgresql"):
+            self.readers["postgresql"] = lambda pid=servers["postgresql"]: tree_cpu_seconds(pid)
+        self.at: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+        self.wall = 0.0
+
+    def start(self) -> "CpuMeter":
+        self.at = {name: read() for name, read in self.readers.items()}
+        self.at["bench client"] = time.process_time()
+        self.wall = time.perf_counter()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        now = {name: read() for name, read in self.readers.items()}
+        now["bench client"] = time.process_time()
+        self.used = {name: now[name] - self.at[name] for name in now}
+        self.wall = time.perf_counter() - self.wall
+        return self.used
 
 
 def loadavg() -> str:

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .common import samples_for, summary, supported
 
 CHART = "bench.png"
+HIVE_VARIANTS = (("hive_http", "HTTP batches"), ("hive_producer", "Kafka producer client"))
 
 
 def fmt(s: dict, digits: int = 0) -> str:
@@ -33,17 +34,23 @@ def _met(ok: bool | None) -> str:
 def summary_rows(r: dict) -> list[list]:
     rows = []
     if "tasks" in r:
-        h, c = r["tasks"]["hive"]["tasks_per_s"]["median"], r["tasks"]["celery"]["tasks_per_s"]["median"]
-        rows.append(["1. tasks/s end to end", "≥ Celery with Redis", f"{h:,.1f} vs Celery {c:,.1f} ({h / c:.2f}×)", _met(h >= c)])
-        cpu = {name: statistics.median(sum(run["cpu_ms_per_task"].values()) for run in r["tasks"][name]["runs"])
-               for name in ("hive", "celery")}
-        rows.append(["1. CPU per task, every process of the system and the bench client", "(reported)",
-                     f"{cpu['hive']:,.0f} ms vs Celery {cpu['celery']:,.1f} ms", _met(None)])
+        t = r["tasks"]
+        c = t["celery"]["tasks_per_s"]["median"]
+        for key, label in HIVE_VARIANTS:
+            h = t[key]["tasks_per_s"]["median"]
+            rows.append([f"1. tasks/s end to end, {label}", "≥ Celery with Redis",
+                         f"{h:,.1f} vs Celery {c:,.1f} ({h / c:.2f}×)", _met(h >= c)])
+        cpu = {key: t[key]["system_cpu_ms_per_task"]["median"] for key in ("hive_http", "hive_producer", "celery")}
+        rows.append(["1. CPU per task, every process of the system with the Kafka broker and PostgreSQL "
+                     "(hive-streams) or Redis (Celery), bench client excluded", "(reported)",
+                     f"{cpu['hive_http']:,.1f} ms (HTTP batches), {cpu['hive_producer']:,.1f} ms (producer) vs Celery "
+                     f"{cpu['celery']:,.1f} ms", _met(None)])
     if "pipeline" in r:
         ratio = r["pipeline"]["ratio"]["median"]
         rows.append(["2. pipeline vs raw aiokafka + decode", "≥ 0.5", f"{ratio:.4f}", _met(ratio >= 0.5)])
     if "latency" in r:
-        rows.append(["3. p99 submit → completed frame at half load", "< 100 ms", *latency_verdict(r["latency"], 100)])
+        rows.append(["3. p99 submit → TaskCompleted SSE frame at half the sustained rate", "< 100 ms",
+                     *latency_verdict(r["latency"], r["latency"].get("target_ms", 100))])
     if "replay" in r:
         fold = r["replay"]["fold"]["median"]
         cpu = r["replay"].get("per_cpu_second", {}).get("fold", {}).get("median")
@@ -54,13 +61,26 @@ def summary_rows(r: dict) -> list[list]:
         m = r["memory"]
         rows.append([f"5. memory at {m['tasks']:,} tasks", "(reported)",
                      f"worker {m['worker_mib']['median']:,.0f} MiB, API {m['api_mib']['median']:,.0f} MiB", _met(None)])
+    if "restart" in r:
+        rows.append(restart_row(r["restart"]))
     return rows
+
+
+def restart_row(rs: dict) -> list:
+    warm, cold = rs["warm_ready_s"]["median"], rs["cold"]["ready_s"]
+    row = ["6. worker restart: process start → every partition owned, from snapshots",
+           f"< {rs['target_s']:g} s at {rs['target_events']:,} events",
+           f"{warm:,.1f} s (first start, no snapshot: {cold:,.1f} s) at {rs['events']:,} events"]
+    if rs["events"] >= rs["target_events"]:
+        return row + [_met(warm < rs["target_s"])]
+    return row[:2] + [row[2] + " (the target's size needs `--full`)", "not judged"]
 
 
 def quantile(lat: dict, frame: str, q: str) -> dict | None:
     """The summary over runs of a latency quantile, only if each run's sample supports it."""
     if q == "max":
-        return lat.get(f"{frame}_max") or summary([run[frame]["max"] for run in lat["runs"]])
+        return lat.get(f"{frame}_max") or (summary([run[frame]["max"] for run in lat["runs"]])
+                                           if frame in lat["runs"][0] else None)
     return lat.get(f"{frame}_{q}") if supported(float(q[1:]), lat["tasks_per_run"]) else None
 
 
@@ -87,33 +107,37 @@ def hop_columns(hops: dict, n: int) -> list[str]:
 
 
 def tasks_section(t: dict) -> list[str]:
-    h, c, s = t["hive"], t["celery"], t["setup"]
-    runs = h["runs"]
+    c, s = t["celery"], t["setup"]
+    systems = [("hive-streams, HTTP batches", t["hive_http"]), ("hive-streams, producer client", t["hive_producer"]),
+               ("Celery + Redis", c)]
     lines = [f"Command: `{t['command']}`", "",
              f"{s['processes']} executor processes (hive-streams, {s['hive_slots_per_executor']} slots each) vs "
              f"{s['processes']} Celery prefork worker processes; {s['tasks_per_run']:,} tasks a run; {s['node']}. "
-             f"Submission: hive-streams {s['hive_submit']}; Celery {s['celery_submit']}. The clock runs from the first "
-             "submit to the last completion (hive-streams: the last `TaskCompleted` event; Celery: the last result). "
-             "Each run has a fresh stack (topics, database, processes) or a fresh redis-server and Celery worker, "
-             "and a warm-up of a few tasks first; hive-streams and Celery runs alternate.", ""]
-    lines += _table(["system", "tasks/s: median (min–max, spread)", "runs"],
-                    [["hive-streams", fmt(h["tasks_per_s"], 1), h["tasks_per_s"]["runs"]],
-                     ["Celery + Redis", fmt(c["tasks_per_s"], 1), c["tasks_per_s"]["runs"]]])
-    lines += ["", f"hive-streams writes {fmt(h['events_per_task'], 1)} events per task (task and agent events, heartbeats "
-              f"included), so {fmt(h['events_per_s'], 0)} events/s; plus {runs[0]['commands_per_task']:.1f} commands per "
-              f"task. Celery issues {c['runs'][0]['redis_commands_per_task']:.1f} Redis commands per task.", "",
-              "Records per task by type (first run):", ""]
+             f"Submission: hive-streams in two kinds of run, {s['hive_submit']['http']}, and "
+             f"{s['hive_submit']['producer']}; Celery {s['celery_submit']}. The clock runs from the first submit to the "
+             "last completion (hive-streams: the last `TaskCompleted` event, read as committed; Celery: the last "
+             "result). Each run has a fresh stack (topics, database, processes) or a fresh redis-server and Celery "
+             "worker, a warm-up of a few tasks first, and its clients connected before the clock starts; the three "
+             "kinds of run alternate.", ""]
+    lines += _table(["system", "tasks/s: median (min–max, spread)", "CPU ms per task (system, bench client excluded)",
+                     "runs"],
+                    [[name, fmt(v["tasks_per_s"], 1), fmt(v["system_cpu_ms_per_task"], 1), v["tasks_per_s"]["runs"]]
+                     for name, v in systems])
+    for key, label in HIVE_VARIANTS:
+        h = t[key]
+        lines += ["", f"hive-streams ({label}) writes {fmt(h['events_per_task'], 1)} events per task (task and agent "
+                  f"events, heartbeats included), so {fmt(h['events_per_s'], 0)} events/s; plus "
+                  f"{h['runs'][0]['commands_per_task']:.1f} commands per task."]
+    lines += ["", f"Celery issues {c['runs'][0]['redis_commands_per_task']:.1f} Redis commands per task.", "",
+              "Records per task by type (first run with HTTP batches):", ""]
+    runs = t["hive_http"]["runs"]
     by_type = runs[0]["by_type"]
     lines += _table(["topic", "records per task"],
                     [[topic, ", ".join(f"{k} {v / runs[0]['tasks']:.2f}" for k, v in sorted(counts.items()))]
                      for topic, counts in by_type.items()])
-    procs = sorted(set(runs[0]["cpu_ms_per_task"]) | set(c["runs"][0]["cpu_ms_per_task"]))
-    lines += ["", "CPU time per task by process (ms, first run; the broker's own CPU is not counted):", ""]
-    lines += _table(["system", *procs],
-                    [[name, *(f"{r['cpu_ms_per_task'][p]:.1f}" if p in r["cpu_ms_per_task"] else "" for p in procs)]
-                     for name, r in (("hive-streams", runs[0]), ("Celery + Redis", c["runs"][0]))])
+    lines += cpu_table(t)
     lines += ["", "Where a hive-streams task's time goes: each hop from the record that causes it to the record it "
-              "produces, from the records' timestamps (first run):", ""]
+              "produces, from the records' timestamps (first run with HTTP batches):", ""]
     hops = runs[0]["hops"]
     cols = hop_columns(hops, s["tasks_per_run"])
     lines += _table(["hop", "done by", *(c.replace("_ms", " ms") for c in cols)],
@@ -121,6 +145,39 @@ def tasks_section(t: dict) -> list[str]:
     if "p99_ms" not in cols:
         lines += ["", f"No p99: {s['tasks_per_run']} tasks a run are too few for one (it needs {samples_for(99):,})"
                   + ("." if "max_ms" in cols else "; this run did not record the max.")]
+    return lines
+
+
+SERVERS = ("kafka broker", "postgresql")
+
+
+def cpu_table(t: dict) -> list[str]:
+    """CPU per task by process, medians over the runs, with the shared servers' background next to them."""
+    kinds = [("hive-streams, HTTP batches", t["hive_http"]["runs"]), ("hive-streams, producer client",
+                                                                       t["hive_producer"]["runs"]),
+             ("Celery + Redis", t["celery"]["runs"])]
+    procs = []
+    for _, runs in kinds:
+        procs += [p for p in runs[0]["cpu_ms_per_task"] if p not in procs and p != "bench client"]
+    procs = [p for p in procs if p not in SERVERS] + [p for p in SERVERS if p in procs] + ["bench client"]
+    med = lambda runs, p: statistics.median(r["cpu_ms_per_task"][p] for r in runs) if p in runs[0]["cpu_ms_per_task"] else None
+    rows = [[name, *(f"{v:.2f}" if (v := med(runs, p)) is not None else "" for p in procs)] for name, runs in kinds]
+    lines = ["", "CPU time per task by process (ms, medians over the runs): utime + stime from /proc over the span "
+             "from the first submit to the last completion. `kafka broker` is the broker's JVM; `postgresql` is every "
+             "process of the PostgreSQL server the bench uses (the postmaster, its live children, and the children "
+             "it reaped within the span).", ""]
+    lines += _table(["system", *procs], rows)
+    background = [r.get("background_cpu_ms_per_s") for r in t["celery"]["runs"]]
+    if background and all(background) and any(background[0].values()):
+        hive_s = statistics.median(r["cpu_window_s"] for r in t["hive_http"]["runs"])
+        n = t["setup"]["tasks_per_run"]
+        per_s = {k: statistics.median(b[k] for b in background) for k in background[0]}
+        lines += ["", "The broker and PostgreSQL are shared with other sessions on this machine, so their columns "
+                  "include other work. Celery uses neither: over the Celery runs they spent "
+                  + ", ".join(f"{k} {v:,.0f} ms per second" for k, v in per_s.items())
+                  + f" (medians), which over a hive-streams run with HTTP batches ({hive_s:.1f} s for {n:,} tasks) "
+                  "would be " + ", ".join(f"{k} {v * hive_s / n:.2f} ms per task" for k, v in per_s.items())
+                  + " of background."]
     return lines
 
 
@@ -142,17 +199,23 @@ def pipeline_section(p: dict) -> list[str]:
 
 
 def latency_section(lat: dict) -> list[str]:
+    source = lat.get("rate_from", "half the median end-to-end rate of section 1")
     lines = [f"Command: `{lat['command']}`", "",
-             f"{lat['tasks_per_run']:,} tasks a run submitted open loop at {lat['rate']:.2f} tasks/s (half the median "
-             "end-to-end rate of section 1). Each task: `POST /api/tasks`, then `GET /api/tasks/{id}/events` as a client "
-             "does; the clock starts before the POST.", ""]
+             f"{lat['tasks_per_run']:,} tasks a run submitted open loop at {lat['rate']:.2f} tasks/s ({source}): "
+             "submissions go out on a fixed schedule whether or not earlier tasks have finished. Each task: one "
+             "`POST /api/tasks`, then `GET /api/tasks/{id}/events` as a client does; the clock starts before the POST. "
+             "The last row is when the bench's reader of the task events topic (committed records only) saw the "
+             "task's `TaskCompleted`: the engine's share, without the feed.", ""]
     qs = latency_quantiles(lat)
-    rows = [[name, *(fmt(quantile(lat, key, q)) for q in qs)]
-            for name, key in (("submit → first SSE frame", "first_frame"), ("submit → TaskCompleted frame", "completed"))]
+    rows = [[name, *(fmt(v) if (v := quantile(lat, key, q)) else "—" for q in qs)]
+            for name, key in (("submit → first SSE frame", "first_frame"), ("submit → TaskCompleted frame", "completed"),
+                              ("submit → TaskCompleted in the log", "completed_in_log"))
+            if key in lat["runs"][0]]
     lines += _table(["ms", *qs], rows)
     lines += ["", f"A percentile is shown only where a run's sample supports it (at least 100 / (100 − p) × 10 "
               f"samples: {samples_for(99):,} for p99, {samples_for(99.9):,} for p99.9); with "
-              f"{lat['tasks_per_run']} samples a run, the tail is the max, named as such."]
+              f"{lat['tasks_per_run']:,} samples a run, the tail beyond that is the max, named as such. The target "
+              f"(p99 < {lat.get('target_ms', 100)} ms) is judged on the TaskCompleted frame."]
     return lines
 
 
@@ -208,11 +271,50 @@ def profile_section(pr: dict) -> list[str]:
     return lines
 
 
+def restart_section(rs: dict) -> list[str]:
+    h = rs["history"]
+    lines = [f"Command: `{rs['command']}`", "",
+             f"A history of {rs['events']:,} events ({h['bytes_per_event']:.0f} bytes each on average; made in "
+             f"{h['seconds_to_make']:.0f} s) on a fresh stack's task, agent and ledger event topics: {h['tasks']:,} tasks "
+             f"(one in {round(h['tasks'] / max(1, h['priced_tasks']))} paid through an escrow), {h['agents']} agents, "
+             "made by the domain's `decide` and written with the keys, partitions and headers of `Codec.message` "
+             "(see `bench/restart.py`). Then `hive-streams worker` is started, left until its log says it owns every "
+             f"one of the {rs['partitions']} command partitions (one `own <topic>[<p>]` line each), and stopped; then "
+             "started again, as many times as the runs. Ready = the time of the last `own` line, from just before the "
+             "process was started. A worker writes a partition's snapshot after loading at least "
+             f"{rs['snapshot_every_events']:,} events into it (`HIVE_SNAPSHOT_EVERY_EVENTS`); a partition with fewer "
+             "is folded from the beginning at every start.", ""]
+    starts = [("first start (no snapshot)", rs["cold"])] + [(f"start {i + 2} (from snapshots)", w)
+                                                             for i, w in enumerate(rs["warm"])]
+    fmt_s = lambda v: "—" if v is None else f"{v:,.2f}"
+    lines += _table(["start", "ready (s)", "group joined, first load began (s)", "worker CPU to ready (s)",
+                     "matcher caught up (s)", "events folded", "partitions from a snapshot"],
+                    [[name, f"{w['ready_s']:,.2f}", fmt_s(w["first_load_began_s"]), fmt_s(w["cpu_s_to_ready"]),
+                      fmt_s(w["matcher_caught_up_s"]),
+                      f"{sum(p['events_folded'] for p in w['partitions'].values()):,}",
+                      f"{sum(p['from'].startswith('snapshot') for p in w['partitions'].values())} of "
+                      f"{len(w['partitions'])}"] for name, w in starts])
+    lines += ["", f"Ready from snapshots: {fmt(rs['warm_ready_s'], 2)} s (target < {rs['target_s']:g} s at "
+              f"{rs['target_events']:,} events" + (")." if rs["events"] >= rs["target_events"]
+                                                  else f"; this history has {rs['events']:,}, so not judged here).")]
+    lines += ["", "Per partition (aggregates, where the load started, events folded, seconds in `own`):", ""]
+    parts = sorted(rs["cold"]["partitions"])
+    lines += _table(["partition", "first start", *(f"start {i + 2}" for i in range(len(rs["warm"])))],
+                    [[p.split(".", 1)[1], *(f"{w['partitions'][p]['aggregates']:,} agg., {w['partitions'][p]['from']}, "
+                                           f"{w['partitions'][p]['events_folded']:,} ev., {w['partitions'][p]['load_s']:.2f} s"
+                                           for w in (rs["cold"], *rs["warm"]))] for p in parts])
+    lines += ["", "The matcher (led by the owner of the ledger partition) is not part of \"ready\": it starts once "
+              "every partition is owned and folds the event topics from the beginning; its column says when it "
+              "logged that it had caught up (— : not within the wait)."]
+    return lines
+
+
 SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", tasks_section),
             ("pipeline", "2. Pipeline event throughput vs the limit", pipeline_section),
             ("latency", "3. Latency at half the maximum rate", latency_section),
             ("replay", "4. Replay", replay_section),
             ("memory", "5. Memory with tasks in state", memory_section),
+            ("restart", "6. Restart of a worker with a long history", restart_section),
             ("profile", "Profile of the slowest stage", profile_section)]
 
 
@@ -262,11 +364,17 @@ def _bars(ax, labels, summaries, title, ylabel, log=False, colors=None):
 
 
 def chart(r: dict, path: Path) -> None:
-    fig, axes = plt.subplots(2, 3, figsize=(15, 9))
+    fig, axes = plt.subplots(3, 3, figsize=(15, 13))
     ax = iter(axes.flat)
     if "tasks" in r:
-        _bars(next(ax), ["hive-streams", "Celery + Redis"], [r["tasks"]["hive"]["tasks_per_s"], r["tasks"]["celery"]["tasks_per_s"]],
-              "1. tasks/s end to end (no-op node)", "tasks/s", colors=["tab:blue", "tab:green"])
+        t = r["tasks"]
+        _bars(next(ax), ["hive: HTTP batches", "hive: producer", "Celery + Redis"],
+              [t["hive_http"]["tasks_per_s"], t["hive_producer"]["tasks_per_s"], t["celery"]["tasks_per_s"]],
+              "1. tasks/s end to end (no-op node)", "tasks/s", colors=["tab:blue", "tab:blue", "tab:green"])
+        _bars(next(ax), ["hive: HTTP batches", "hive: producer", "Celery + Redis"],
+              [t["hive_http"]["system_cpu_ms_per_task"], t["hive_producer"]["system_cpu_ms_per_task"],
+               t["celery"]["system_cpu_ms_per_task"]], "1. CPU per task, servers included", "ms",
+              colors=["tab:blue", "tab:blue", "tab:green"])
     if "pipeline" in r:
         p = r["pipeline"]
         _bars(next(ax), ["pipeline cmds", "pipeline events", "aiokafka+codec", "aiokafka+fastavro"],
@@ -296,8 +404,14 @@ def chart(r: dict, path: Path) -> None:
         _bars(next(ax), [f"{p} {w}" for p in procs for w in ("before", "after")],
               [m[f"{p}{w}_mib"] for p in procs for w in ("_before", "")], f"5. RSS at {m['tasks']:,} tasks", "MiB",
               colors=["tab:gray", "tab:blue"] * 3)
+    if "restart" in r:
+        rs = r["restart"]
+        a = next(ax)
+        _bars(a, ["first start (no snapshot)", "from snapshots"], [rs["cold_ready_s"], rs["warm_ready_s"]],
+              f"6. worker ready, {rs['events']:,} events in history", "s", colors=["tab:gray", "tab:blue"])
+        a.axhline(rs["target_s"], color="tab:red", linestyle="--", linewidth=1)
     if "tasks" in r:
-        hops = r["tasks"]["hive"]["runs"][0]["hops"]
+        hops = r["tasks"]["hive_http"]["runs"][0]["hops"]
         shown = hop_columns(hops, r["tasks"]["setup"]["tasks_per_run"])[0]
         a = next(ax)
         names = list(hops)[::-1]

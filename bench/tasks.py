@@ -1,5 +1,8 @@
 """1. Tasks per second end to end (submit -> assign -> execute -> complete, one no-op node),
-hive-streams vs Celery with Redis, at the same number of executor / worker processes."""
+hive-streams vs Celery with Redis, at the same number of executor / worker processes. hive-streams
+tasks are submitted two ways, each in runs of its own: over HTTP in batches (`POST /api/tasks` with a
+JSON array) and with the Kafka producer client (`hive_streams.producer.TaskProducer`). CPU is counted
+for every process of each system, the Kafka broker and PostgreSQL included."""
 from __future__ import annotations
 
 import asyncio
@@ -13,20 +16,28 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hive_streams.codec import default_codec
+from hive_streams.producer import TaskProducer
 
 from .celery_peer import Peer
-from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, ce_type, cpu_seconds, end_offsets, percentiles, py_spy,
-                     read_records, summary)
+from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, CpuMeter, ce_type, end_offsets, percentiles, py_spy,
+                     read_records, server_pids, summary)
 from .stack import Stack, free_port
 
-IN_FLIGHT = 32  # concurrent HTTP submissions
+BATCH = 100  # task definitions per request (HTTP) or per submit_many call (producer)
+IN_FLIGHT = 4  # batches under way at once
+SUBMITS = {"http": f"HTTP `POST /api/tasks` with a JSON array of {BATCH} definitions, {IN_FLIGHT} requests in flight",
+           "producer": f"`TaskProducer.submit_many` (Kafka producer client), {BATCH} definitions a call, "
+                       f"{IN_FLIGHT} calls in flight"}
+SERVERS = ("kafka broker", "postgresql")
 
 
 class Completions:
     """Follows a task events topic from its end and notes when each task of interest ends."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int):
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        # committed records only, as every reader of the system sees them: a task is done once its end is committed
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                         isolation_level="read_committed", fetch_max_wait_ms=10)
         self.tps = [TopicPartition(topic, p) for p in range(partitions)]
         self.done: dict[bytes, float] = {}
         self.failed: list[str] = []
@@ -38,47 +49,84 @@ class Completions:
         for tp in self.tps:
             await self.consumer.position(tp)
 
-    async def until(self, ids: set[bytes], timeout: float) -> None:
+    async def poll(self) -> None:
+        for records in (await self.consumer.getmany(timeout_ms=200)).values():
+            for r in records:
+                kind = ce_type(r)
+                if kind == "TaskCompleted":
+                    self.done[r.key] = time.perf_counter()
+                elif kind in ("TaskFailed", "TaskRejected", "TaskCancelled"):
+                    self.failed.append(f"{r.key.decode()}: {kind}")
+
+    async def until(self, ids: set[bytes], timeout: float, submitting: asyncio.Task | None = None) -> None:
         deadline = time.monotonic() + timeout
         while not ids <= self.done.keys():
+            if submitting is not None and submitting.done() and submitting.exception():
+                raise submitting.exception()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(ids - self.done.keys())} of {len(ids)} tasks not done; failed: {self.failed[:3]}")
-            for records in (await self.consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    kind = ce_type(r)
-                    if kind == "TaskCompleted":
-                        self.done[r.key] = time.perf_counter()
-                    elif kind in ("TaskFailed", "TaskRejected", "TaskCancelled"):
-                        self.failed.append(f"{r.key.decode()}: {kind}")
+            await self.poll()
 
     async def stop(self) -> None:
         await self.consumer.stop()
 
 
-async def submit_all(base_url: str, ids: list[str]) -> None:
+def batches(ids: list[str]) -> list[list[str]]:
+    return [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
+
+
+async def in_flight(jobs) -> None:
+    """Awaits the coroutines, IN_FLIGHT at a time, started in order."""
     limit = asyncio.Semaphore(IN_FLIGHT)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60,
-                                 limits=httpx.Limits(max_connections=IN_FLIGHT)) as http:
-        async def one(task_id: str) -> None:
-            async with limit:
-                response = await http.post("/api/tasks", json={**NOOP_TASK, "id": task_id})
-                response.raise_for_status()
-        await asyncio.gather(*(one(t) for t in ids))
+
+    async def one(job):
+        async with limit:
+            await job
+    await asyncio.gather(*(one(j) for j in jobs))
 
 
-async def hive_burst(stack: Stack, n: int, timeout: float) -> float:
-    """Seconds from the first submit to the last TaskCompleted event."""
+async def submit_http(http: httpx.AsyncClient, ids: list[str]) -> None:
+    async def batch(chunk: list[str]) -> None:
+        response = await http.post("/api/tasks", json=[{**NOOP_TASK, "id": t} for t in chunk])
+        response.raise_for_status()
+        refused = [item for item in response.json()["items"] if item["status"] != "submitted"]
+        if refused:
+            raise RuntimeError(f"the API refused {len(refused)} of {len(chunk)} tasks: {refused[:2]}")
+    await in_flight(batch(chunk) for chunk in batches(ids))
+
+
+async def submit_producer(producer: TaskProducer, ids: list[str]) -> None:
+    await in_flight(producer.submit_many([NOOP_TASK] * len(chunk), chunk) for chunk in batches(ids))
+
+
+async def hive_burst(stack: Stack, n: int, timeout: float, how: str = "http", meter: CpuMeter | None = None) -> float:
+    """Seconds from the first submit to the last TaskCompleted event; the meter (if any) runs over the same span.
+    The clients (HTTP connection, Kafka producer, completions reader) are set up before the clock starts."""
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
+    producer = TaskProducer(stack.bootstrap, stack.topics, principal="bench") if how == "producer" else None
+    http = httpx.AsyncClient(base_url=stack.base_url, timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT))
     try:
+        if producer:
+            await producer.start()
+        else:
+            (await http.get("/health")).raise_for_status()
         ids = [f"b{uuid.uuid4().hex[:12]}" for _ in range(n)]
+        if meter:
+            meter.start()
         started = time.perf_counter()
-        submitting = asyncio.create_task(submit_all(stack.base_url, ids))
-        await watch.until({t.encode() for t in ids}, timeout)
+        submitting = asyncio.create_task(submit_producer(producer, ids) if producer else submit_http(http, ids))
+        await watch.until({t.encode() for t in ids}, timeout, submitting)
         await submitting
-        return max(watch.done.values()) - started
+        seconds = max(watch.done.values()) - started
+        if meter:
+            meter.stop()
+        return seconds
     finally:
         await watch.stop()
+        await http.aclose()
+        if producer:
+            await producer.stop()
 
 
 async def topic_offsets(stack: Stack) -> dict[str, dict[int, int]]:
@@ -89,7 +137,8 @@ async def topic_offsets(stack: Stack) -> dict[str, dict[int, int]]:
 
 # Each hop of a task's life: from the record that causes it to the record it produces, and who does it.
 HOPS = [("SubmitTask", "TaskSubmitted", "task decider"), ("TaskValidated", "ReserveSlot", "matcher"),
-        ("ReserveSlot", "SlotReserved", "agent decider"), ("SlotReserved", "AssignTask", "relay"),
+        ("ReserveSlot", "SlotReserved", "agent decider"),
+        ("SlotReserved", "AssignTask", "agent decider (follow-up in the same transaction)"),
         ("AssignTask", "TaskAssigned", "task decider"), ("TaskAssigned", "StartTask", "executor"),
         ("StartTask", "ReportNodeCompleted", "executor: start, run the node, report"),
         ("ReportNodeCompleted", "TaskCompleted", "task decider"), ("SubmitTask", "TaskCompleted", "whole task")]
@@ -118,22 +167,21 @@ def hop_latencies(records: dict[str, list]) -> dict[str, dict]:
     return out
 
 
-def hive_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
+def hive_run(ctx: Context, n: int, how: str = "http", profile_to: Path | None = None,
+             servers: dict | None = None) -> dict:
     """One run on a fresh stack; with profile_to, py-spy samples the worker and the connector meanwhile."""
+    servers = server_pids() if servers is None else servers
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
     try:
-        asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))  # warm-up: agents registered, code paths hot
+        asyncio.run(hive_burst(stack, 2 * PROCESSES, 120, how))  # warm-up: agents registered, code paths hot
         start = asyncio.run(topic_offsets(stack))
-        cpu0 = {name: cpu_seconds(stack.pid(name)) for name in stack.procs}
-        client0 = time.process_time()
+        meter = CpuMeter({name: stack.pid(name) for name in stack.procs}, servers)
         spies = [py_spy(stack.pid(name), profile_to / f"profile-e2e-{name}.txt") for name in ("worker", "connect")
                  if profile_to]
-        seconds = asyncio.run(hive_burst(stack, n, 60 + n))
+        seconds = asyncio.run(hive_burst(stack, n, 60 + n, how, meter))
         for spy in spies:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-        cpu = {name: cpu_seconds(stack.pid(name)) - cpu0[name] for name in stack.procs}
-        cpu["bench client"] = time.process_time() - client0
         time.sleep(1.0)  # let the slot releases that follow the last completion land
         records = asyncio.run(records_since(stack, start))
     except Exception as exc:
@@ -145,41 +193,66 @@ def hive_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
     commands = {k: v for k, v in counts.items() if k.endswith("commands")}
     beats = sum(v["AgentHeartbeat"] + v["Heartbeat"] for v in counts.values())
     n_events = sum(sum(v.values()) for v in events.values())
-    return {"tasks": n, "seconds": seconds, "tasks_per_s": n / seconds,
+    return {"submit": how, "tasks": n, "seconds": seconds, "tasks_per_s": n / seconds,
             "events": n_events, "events_per_task": n_events / n, "events_per_s": n_events / seconds,
             "commands_per_task": sum(sum(v.values()) for v in commands.values()) / n, "heartbeat_records": beats,
             "by_type": {k: dict(v) for k, v in counts.items()}, "hops": hop_latencies(records),
-            "cpu_ms_per_task": {k: v / n * 1000 for k, v in cpu.items()}}
+            "cpu_ms_per_task": {k: v / n * 1000 for k, v in meter.used.items()},
+            "cpu_window_s": meter.wall}
 
 
-def celery_run(ctx: Context, n: int) -> dict:
+def celery_run(ctx: Context, n: int, servers: dict | None = None) -> dict:
+    """The broker's and PostgreSQL's CPU are read over the Celery run too: Celery uses neither, so what they
+    spend meanwhile is other sessions' load on these shared servers, the background in the hive-streams figures."""
+    servers = server_pids() if servers is None else servers
     peer = Peer(ctx.work / f"celery-{free_port()}", free_port(), PROCESSES).start()
     try:
         peer.run(2 * PROCESSES, 60)
-        commands0, cpu0, client0 = peer.commands(), peer.cpu(), time.process_time()
+        background = CpuMeter({}, servers)
+        commands0, cpu0 = peer.commands(), peer.cpu()
+        background.start()
         seconds = peer.run(n, 60 + n)
+        background.stop()
         cpu = {k: v - cpu0[k] for k, v in peer.cpu().items()}
-        cpu["bench client"] = time.process_time() - client0
+        cpu["bench client"] = background.used.pop("bench client")
         redis_commands = peer.commands() - commands0
     finally:
         peer.stop()
     return {"tasks": n, "seconds": seconds, "tasks_per_s": n / seconds, "redis_commands_per_task": redis_commands / n,
-            "cpu_ms_per_task": {k: v / n * 1000 for k, v in cpu.items()}}
+            "cpu_ms_per_task": {k: v / n * 1000 for k, v in cpu.items()},
+            "background_cpu_ms_per_s": {k: v / background.wall * 1000 for k, v in background.used.items()},
+            "cpu_window_s": background.wall}
+
+
+def system_cpu_ms(run: dict) -> float:
+    """CPU per task of every process of a system, its servers included, the bench client not."""
+    return sum(v for k, v in run["cpu_ms_per_task"].items() if k != "bench client")
+
+
+def hive_summary(runs: list[dict]) -> dict:
+    return {"runs": runs, "tasks_per_s": summary([r["tasks_per_s"] for r in runs]),
+            "events_per_task": summary([r["events_per_task"] for r in runs]),
+            "events_per_s": summary([r["events_per_s"] for r in runs]),
+            "system_cpu_ms_per_task": summary([system_cpu_ms(r) for r in runs])}
 
 
 def run(ctx: Context) -> dict:
     n, repeats = ctx.sizes["tasks"], ctx.sizes["repeats"]
-    hive, celery = [], []
-    for _ in range(repeats):  # alternate, so both see the same (shared, changing) load
-        hive.append(hive_run(ctx, n))
-        celery.append(celery_run(ctx, n))
+    servers = server_pids()
+    hive = {"http": [], "producer": []}
+    celery = []
+    for _ in range(repeats):  # alternate, so all three see the same (shared, changing) load
+        for how in hive:
+            hive[how].append(hive_run(ctx, n, how, servers=servers))
+        celery.append(celery_run(ctx, n, servers))
     return {
         "command": ctx.cmd("tasks"),
         "setup": {"processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
-                  "hive_submit": f"HTTP POST /api/tasks, {IN_FLIGHT} in flight", "celery_submit": "task.delay() in a loop",
-                  "node": "hive: one `echo` node; celery: a task returning None"},
-        "hive": {"runs": hive, "tasks_per_s": summary([r["tasks_per_s"] for r in hive]),
-                 "events_per_task": summary([r["events_per_task"] for r in hive]),
-                 "events_per_s": summary([r["events_per_s"] for r in hive])},
-        "celery": {"runs": celery, "tasks_per_s": summary([r["tasks_per_s"] for r in celery])},
+                  "hive_submit": SUBMITS, "celery_submit": "task.delay() in a loop",
+                  "node": "hive: one `echo` node; celery: a task returning None",
+                  "servers_measured": [name for name in SERVERS if servers.get(name)]},
+        "hive_http": hive_summary(hive["http"]),
+        "hive_producer": hive_summary(hive["producer"]),
+        "celery": {"runs": celery, "tasks_per_s": summary([r["tasks_per_s"] for r in celery]),
+                   "system_cpu_ms_per_task": summary([system_cpu_ms(r) for r in celery])},
     }
