@@ -27,36 +27,34 @@ def copy_with(state, changes: dict | None = None, /, **more):
     return new
 
 
-class Handlers:
-    """Event type -> handler(event, state) -> changed fields. `get(type)` finds the handler of the nearest
-    registered base class (as singledispatch does), else `fallback`, else raises TypeError."""
+class Handlers(dict):
+    """Event type -> handler(event, state) -> the fields it changes. An event type without a handler of its own
+    gets the handler of its nearest registered base class (as singledispatch did), else `fallback`, else a
+    TypeError."""
 
     def __init__(self, aggregate: str, fallback: Callable | None = None):
+        super().__init__()
         self.aggregate = aggregate
         self.fallback = fallback
-        self.by_type: dict[type, Callable] = {}
 
     def on(self, event_type: type):
         def register(handler: Callable) -> Callable:
-            self.by_type[event_type] = handler
+            self[event_type] = handler
             return handler
         return register
 
-    def __call__(self, event, state) -> dict | None:
-        """The fields event changes in state."""
-        return (self.by_type.get(event.__class__) or self.get(event.__class__))(event, state)
-
-    def get(self, event_type: type) -> Callable:
-        handler = self.by_type.get(event_type)
-        if handler is not None:
-            return handler
+    def __missing__(self, event_type: type) -> Callable:
         for base in event_type.__mro__[1:]:
-            if base in self.by_type:
-                self.by_type[event_type] = handler = self.by_type[base]
+            if base in self:
+                handler = self[event_type] = self[base]
                 return handler
         if self.fallback is not None:
             return self.fallback
         raise TypeError(f"unknown {self.aggregate} event {event_type.__name__}")
+
+    def __call__(self, event, state) -> dict | None:
+        """The fields event changes in state."""
+        return self[event.__class__](event, state)
 
 
 _FACTORY = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", object())  # shown as <factory>, as dataclass shows it

@@ -324,7 +324,7 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
 def evolve(state: TaskState, event: e.TaskEvent) -> TaskState:
     if event.seq <= state.seq:
         return state  # already applied: redelivery after a crash
-    changes = _on(event, state)
+    changes = _on[event.__class__](event, state)
     fields = state.__dict__.copy()  # evolving.copy_with, inline: the fold's hottest line
     if changes:
         fields.update(changes)
