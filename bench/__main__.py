@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -47,6 +48,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # SIGTERM unwinds like Ctrl-C, so each run's stack still deletes its topics, database and processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     args.mode = args.mode or "default"
     sections = args.sections or [s for s in SECTIONS if not (args.mode == "smoke" and s == "profile")]
     deps.ensure_python_packages()
