@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -134,6 +135,7 @@ class Engine:
             await self._release(stale)
         await asyncio.gather(*(self._own(tp) for tp in mine))
         self.consumer.resume(*mine)  # a partition paused when its writer was fenced is ours again
+        gc.freeze()  # the folded states live long: keep the collector's passes off them
         if TopicPartition(self.topics.ledger_commands, 0) in self.owned and self.matcher_task is None:
             self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
 
