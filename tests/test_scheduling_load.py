@@ -1,4 +1,4 @@
-"""300 tasks of mixed priority over 5 agents and two Faust workers on 4 partitions, checked from the log."""
+"""300 tasks of mixed priority over 5 agents and two workers on 4 partitions, checked from the log."""
 from __future__ import annotations
 
 import random
