@@ -280,20 +280,20 @@ def restart_section(rs: dict) -> list[str]:
              "made by the domain's `decide` and written with the keys, partitions and headers of `Codec.message` "
              "(see `bench/restart.py`). Then `hive-streams worker` is started, left until its log says it owns every "
              f"one of the {rs['partitions']} command partitions (one `own <topic>[<p>]` line each), and stopped; then "
-             "started again, as many times as the runs. Ready = the time of the last `own` line, from just before the "
-             "process was started. A worker writes a partition's snapshot after loading at least "
+             "started again, as many times as the runs. Ready = when every partition was first owned (the latest of their "
+             "first `own` lines), from just before the process was started. A worker writes a partition's snapshot after loading at least "
              f"{rs['snapshot_every_events']:,} events into it (`HIVE_SNAPSHOT_EVERY_EVENTS`); a partition with fewer "
              "is folded from the beginning at every start.", ""]
     starts = [("first start (no snapshot)", rs["cold"])] + [(f"start {i + 2} (from snapshots)", w)
                                                              for i, w in enumerate(rs["warm"])]
     fmt_s = lambda v: "—" if v is None else f"{v:,.2f}"
     lines += _table(["start", "ready (s)", "group joined, first load began (s)", "worker CPU to ready (s)",
-                     "matcher caught up (s)", "events folded", "partitions from a snapshot"],
+                     "events folded", "partitions from a snapshot", "revoked after ready", "matcher caught up (s)"],
                     [[name, f"{w['ready_s']:,.2f}", fmt_s(w["first_load_began_s"]), fmt_s(w["cpu_s_to_ready"]),
-                      fmt_s(w["matcher_caught_up_s"]),
                       f"{sum(p['events_folded'] for p in w['partitions'].values()):,}",
                       f"{sum(p['from'].startswith('snapshot') for p in w['partitions'].values())} of "
-                      f"{len(w['partitions'])}"] for name, w in starts])
+                      f"{len(w['partitions'])}", revocations(w), fmt_s(w["matcher_caught_up_s"])]
+                     for name, w in starts])
     lines += ["", f"Ready from snapshots: {fmt(rs['warm_ready_s'], 2)} s (target < {rs['target_s']:g} s at "
               f"{rs['target_events']:,} events" + (")." if rs["events"] >= rs["target_events"]
                                                   else f"; this history has {rs['events']:,}, so not judged here).")]
@@ -305,8 +305,19 @@ def restart_section(rs: dict) -> list[str]:
                                            for w in (rs["cold"], *rs["warm"]))] for p in parts])
     lines += ["", "The matcher (led by the owner of the ledger partition) is not part of \"ready\": it starts once "
               "every partition is owned and folds the event topics from the beginning; its column says when it "
-              "logged that it had caught up (— : not within the wait)."]
+              "logged that it had caught up (— : not within the wait). \"Revoked after ready\": the group took "
+              "the partitions back after the worker had owned them all (e.g. it evicted the member because the "
+              "assignment, which includes the load, took longer than the session timeout), and when the worker "
+              "owned them all again; the per-partition table shows each partition's first ownership."]
     return lines
+
+
+def revocations(w: dict) -> str:
+    if not w.get("revoked"):
+        return "no"
+    first = w["revoked"][0]
+    return (f"{len(w['revoked'])}× (first at {first['at_s']:.1f} s; all owned again at "
+            f"{w['last_own_s']:.1f} s)")
 
 
 SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", tasks_section),

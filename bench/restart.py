@@ -16,6 +16,7 @@ import collections
 import datetime
 import re
 import time
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -44,6 +45,7 @@ SMOKE_SNAPSHOT_EVERY = 500  # smoke histories are smaller than the default HIVE_
 OWN = re.compile(r"^(\S+ \S+) INFO \S+: own (\S+)\[(\d+)\]: (\d+) aggregates from (.+) and (\d+) events in "
                  r"([\d.]+)s; resuming at")
 CAUGHT_UP = re.compile(r"^(\S+ \S+) INFO \S+: matcher caught up")
+REVOKED = re.compile(r"^(\S+ \S+) INFO \S+: revoked (.+) \(\d+ with an open transaction\)")
 
 
 class History:
@@ -166,39 +168,64 @@ def _stamp(text: str) -> float:
     return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
+def read_log(path: Path, began: float, partitions: int) -> dict:
+    """What a worker's log says so far: when each partition was first owned (and how), whether the set of
+    partitions was complete before any was revoked, and when the matcher caught up; seconds from `began`."""
+    first, lines_owned, revoked, caught_up, ready, last = {}, 0, [], None, None, None
+    for line in path.read_text(errors="replace").splitlines():
+        if m := OWN.match(line):
+            lines_owned += 1
+            last = _stamp(m[1]) - began
+            key = f"{m[2]}[{m[3]}]"
+            if key not in first:
+                first[key] = {"at_s": _stamp(m[1]) - began, "aggregates": int(m[4]), "from": m[5],
+                              "events_folded": int(m[6]), "load_s": float(m[7])}
+        elif m := REVOKED.match(line):
+            if m[2] != "nothing":
+                revoked.append({"at_s": _stamp(m[1]) - began, "partitions": m[2]})
+        elif m := CAUGHT_UP.match(line):
+            caught_up = caught_up if caught_up is not None else _stamp(m[1]) - began
+        if ready is None and len(first) == partitions:
+            ready = max(p["at_s"] for p in first.values())
+    return {"first_owned": first, "ready_s": ready, "own_lines": lines_owned, "revoked": revoked,
+            "last_own_s": last, "matcher_caught_up_s": caught_up}
+
+
 def start_worker(stack: Stack, name: str, partitions: int, timeout: float, env: dict[str, str],
                  matcher_wait: float = 60) -> dict:
     """Starts a worker, waits until its log says it owns every command partition (and, for information, until
-    the matcher has caught up), then stops it. Seconds are from just before the process was started."""
+    the matcher has caught up), then stops it. Seconds are from just before the process was started. Ready is
+    the first time every partition was owned; a revocation after it (the group evicting a member whose
+    assignment took longer than its session timeout) is noted with the time it owned them all again."""
     began = time.time()
     proc = stack.fabric.spawn(name, "--loglevel", "info", "worker", extra_env=env)
-    owned, caught_up, cpu_at_ready = {}, None, None
+    seen, cpu_at_ready = {}, None
     deadline = time.monotonic() + timeout
     try:
-        while caught_up is None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             stack._check()
-            for line in proc.log_path.read_text(errors="replace").splitlines():
-                if m := OWN.match(line):
-                    owned[(m[2], int(m[3]))] = {"at_s": _stamp(m[1]) - began, "aggregates": int(m[4]), "from": m[5],
-                                                "events_folded": int(m[6]), "load_s": float(m[7])}
-                elif m := CAUGHT_UP.match(line):
-                    caught_up = _stamp(m[1]) - began
-            if len(owned) == partitions and cpu_at_ready is None:
+            seen = read_log(proc.log_path, began, partitions)
+            if seen["ready_s"] is not None and cpu_at_ready is None:
                 cpu_at_ready = cpu_seconds(proc.popen.pid)
                 deadline = min(deadline, time.monotonic() + matcher_wait)  # the matcher is for information only
+            if seen["matcher_caught_up_s"] is not None and cpu_at_ready is not None:
+                break
             time.sleep(0.05)
-        if len(owned) < partitions:
-            raise TimeoutError(f"{name} owned {len(owned)} of {partitions} partitions after {timeout:.0f}s:\n{proc.tail()}")
+        if seen.get("ready_s") is None:
+            raise TimeoutError(f"{name} owned {len(seen.get('first_owned', {}))} of {partitions} partitions after "
+                               f"{timeout:.0f}s:\n{proc.tail()}")
         stopping = time.monotonic()
         proc.stop(timeout=60)
         stopped = time.monotonic() - stopping
     except BaseException:
         proc.kill()
         raise
-    ready = max(p["at_s"] for p in owned.values())
-    return {"ready_s": ready, "first_load_began_s": min(p["at_s"] - p["load_s"] for p in owned.values()),
-            "matcher_caught_up_s": caught_up, "cpu_s_to_ready": cpu_at_ready, "stop_s": stopped,
-            "partitions": {f"{topic}[{p}]": v for (topic, p), v in sorted(owned.items())}}
+    seen = read_log(proc.log_path, began, partitions)
+    owned = seen["first_owned"]
+    return {"ready_s": seen["ready_s"], "first_load_began_s": min(p["at_s"] - p["load_s"] for p in owned.values()),
+            "matcher_caught_up_s": seen["matcher_caught_up_s"], "cpu_s_to_ready": cpu_at_ready, "stop_s": stopped,
+            "own_lines": seen["own_lines"], "revoked": seen["revoked"], "last_own_s": seen["last_own_s"],
+            "partitions": dict(sorted(owned.items()))}
 
 
 def run(ctx: Context) -> dict:
@@ -214,7 +241,8 @@ def run(ctx: Context) -> dict:
         history["seconds_to_make"] = time.perf_counter() - made
         wait = 60 + n / 10_000
         cold = start_worker(stack, "worker-cold", partitions, timeout, env, wait)
-        warm = [start_worker(stack, f"worker-warm-{i}", partitions, timeout, env, wait) for i in range(ctx.sizes["repeats"])]
+        warm = [start_worker(stack, f"worker-warm-{i}", partitions, timeout, env, wait)
+                for i in range(ctx.sizes["repeats"])]
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
