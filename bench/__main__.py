@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run = modules[section].run
             results[section] = run(ctx, args.rate) if section == "latency" else run(ctx)
+            results[section]["taken"] = {"at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_at_end": loadavg(),
+                                         "code": results["meta"]["machine"]["versions"]["hive-streams"]}
         except Exception:
             print(f"bench: {section} failed; process logs are in {work}", file=sys.stderr)
             raise

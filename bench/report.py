@@ -329,11 +329,20 @@ SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", 
             ("profile", "Profile of the slowest stage", profile_section)]
 
 
+def taken(section: dict) -> str:
+    """When and on which code a section's figures were taken: sections are kept from earlier invocations."""
+    t = section.get("taken")
+    if not t:
+        return "_Taken by an earlier invocation that did not record when or on which code._"
+    return f"_Taken {t['at']} on {t['code']}; load average at the end {t['load_at_end']}._"
+
+
 def write(results: dict, out: Path, with_chart: bool = True) -> Path:
     meta = results["meta"]
     lines = ["# hive-streams benchmarks", "",
              f"Mode `{meta['mode']}`, {meta['repeats']} run(s) of each figure: median, then min–max and spread "
-             "((max − min) / median). Every section names the command that produced it; `make bench` runs them all. "
+             "((max − min) / median). Every section names the command that produced it and when, on which code, it "
+             "ran (a section run alone replaces only its own figures); `make bench` runs them all. "
              "Percentiles appear only where the sample supports them (at least 100 / (100 − p) × 10 samples); "
              "otherwise the maximum is given, named as such. Each target is judged on the one measure its row "
              "names.", "",
@@ -350,7 +359,7 @@ def write(results: dict, out: Path, with_chart: bool = True) -> Path:
                                *[[k, v] for k, v in machine["versions"].items()]])
     for key, title, render in SECTIONS:
         if key in results:
-            lines += ["", f"## {title}", "", *render(results[key])]
+            lines += ["", f"## {title}", "", taken(results[key]), "", *render(results[key])]
     lines += ["", "## Chart", "", f"![benchmarks]({CHART})", ""]
     if with_chart:
         chart(results, out / CHART)
