@@ -216,6 +216,10 @@ def latency_section(lat: dict) -> list[str]:
               f"samples: {samples_for(99):,} for p99, {samples_for(99.9):,} for p99.9); with "
               f"{lat['tasks_per_run']:,} samples a run, the tail beyond that is the max, named as such. The target "
               f"(p99 < {lat.get('target_ms', 100)} ms) is judged on the TaskCompleted frame."]
+    again = [r["posts_sent_again"] for r in lat["runs"] if "posts_sent_again" in r]
+    if again:
+        lines += ["", f"POSTs sent a second time because the server had closed the kept-alive connection they went "
+                  f"out on: {sum(again)} over the {len(again)} runs (their clock runs from the first attempt)."]
     return lines
 
 
