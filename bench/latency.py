@@ -2,7 +2,9 @@
 maximum sustained rate (the better of the two hive-streams rates the tasks benchmark measured), open loop:
 submissions go out on a fixed schedule whether or not earlier tasks have finished. Beside the SSE frames,
 a reader of the task events topic (committed records only) notes when each task's TaskCompleted is in the
-log, which tells the feed's share of the latency from the engine's."""
+log, which tells the feed's share of the latency from the engine's; and the records' own timestamps give
+SubmitTask -> TaskCompleted without the HTTP request or the bench's reading. CPU per process over the run
+says whether the bench client or a process of the system was saturated."""
 from __future__ import annotations
 
 import asyncio
@@ -11,12 +13,13 @@ import uuid
 
 import httpx
 
-from .common import NOOP_TASK, PROCESSES, Context, percentiles, summary
+from .common import (NOOP_TASK, PROCESSES, Context, CpuMeter, ce_type, end_offsets, percentiles, read_records,
+                     server_pids, summary)
 from .stack import Stack
 from .tasks import Completions, hive_burst
 
 QUANTILES = (50, 99, 99.9)
-MEASURES = ("first_frame", "completed", "completed_in_log")
+MEASURES = ("first_frame", "completed", "completed_in_log", "in_records")
 TARGET_MS = 100
 KEEPALIVE_S = 2.0
 
@@ -47,8 +50,9 @@ async def one_task(http: httpx.AsyncClient, task_id: str, retries: list) -> tupl
     raise RuntimeError(f"feed of {task_id} closed before TaskCompleted")
 
 
-async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> list[tuple[float, float, float]]:
-    """Milliseconds after each submit started: first frame, completed frame, TaskCompleted in the log."""
+async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[list[tuple[float, float, float]], list]:
+    """Milliseconds after each submit started (first frame, completed frame, TaskCompleted in the log), and the
+    task ids."""
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
     ids = [f"l{uuid.uuid4().hex[:12]}" for _ in range(n)]
@@ -70,23 +74,41 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> list[tu
         await asyncio.gather(following, *tasks, return_exceptions=True)
         await watch.stop()
     return [((first - t0) * 1000, (done - t0) * 1000, (watch.done[tid.encode()] - t0) * 1000)
-            for tid, (t0, first, done) in zip(ids, samples)]
+            for tid, (t0, first, done) in zip(ids, samples)], ids
 
 
-def latency_run(ctx: Context, n: int, rate: float) -> dict:
+def in_records(commands: list, events: list, ids: set[bytes]) -> list[float]:
+    """Milliseconds from each task's SubmitTask record to its TaskCompleted record, by the records' timestamps
+    (set by the API's and the worker's producers on this machine's clock): neither the HTTP request nor the
+    bench's reading is in it."""
+    submitted = {r.key: r.timestamp for r in commands if r.key in ids and ce_type(r) == "SubmitTask"}
+    completed = {r.key: r.timestamp for r in events if r.key in ids and ce_type(r) == "TaskCompleted"}
+    return sorted(float(completed[k] - submitted[k]) for k in ids if k in submitted and k in completed)
+
+
+def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
+    t = stack.topics
     try:
         asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))
-        started, retries = time.perf_counter(), []
-        samples = asyncio.run(open_loop(stack, n, rate, retries))
-        seconds = time.perf_counter() - started
+        start = {name: asyncio.run(end_offsets(stack.bootstrap, name, t.partitions))
+                 for name in (t.task_commands, t.task_events)}
+        meter = CpuMeter({name: stack.pid(name) for name in stack.procs}, servers).start()
+        retries = []
+        samples, ids = asyncio.run(open_loop(stack, n, rate, retries))
+        meter.stop()
+        records = {name: asyncio.run(read_records(stack.bootstrap, name, t.partitions, offsets))
+                   for name, offsets in start.items()}
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
         stack.stop()
-    out = {"tasks": n, "rate": rate, "seconds": seconds, "posts_sent_again": len(retries)}
-    for i, name in enumerate(MEASURES):
+    out = {"tasks": n, "rate": rate, "seconds": meter.wall, "posts_sent_again": len(retries),
+           "cpu_cores_used": {name: used / meter.wall for name, used in meter.used.items()}}
+    for i, name in enumerate(MEASURES[:3]):
         out[name] = percentiles(sorted(s[i] for s in samples), QUANTILES)  # only those n supports, and max
+    out["in_records"] = percentiles(in_records(records[t.task_commands], records[t.task_events],
+                                               {i.encode() for i in ids}), QUANTILES)
     return out
 
 
@@ -102,8 +124,8 @@ def run(ctx: Context, rate: float | None = None) -> dict:
     if rate is None:
         sustained, variant = sustained_rate(ctx.results["tasks"])
         rate, source = sustained / 2, f"half of {sustained:.1f} tasks/s ({variant}, section 1's median)"
-    n = ctx.sizes["latency"]
-    runs = [latency_run(ctx, n, rate) for _ in range(ctx.sizes["repeats"])]
+    n, servers = ctx.sizes["latency"], server_pids()
+    runs = [latency_run(ctx, n, rate, servers) for _ in range(ctx.sizes["repeats"])]
     return {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
             "target_ms": TARGET_MS, "runs": runs,
             **{f"{frame}_{q}": summary([r[frame][q] for r in runs])

@@ -204,14 +204,23 @@ def latency_section(lat: dict) -> list[str]:
              f"{lat['tasks_per_run']:,} tasks a run submitted open loop at {lat['rate']:.2f} tasks/s ({source}): "
              "submissions go out on a fixed schedule whether or not earlier tasks have finished. Each task: one "
              "`POST /api/tasks`, then `GET /api/tasks/{id}/events` as a client does; the clock starts before the POST. "
-             "The last row is when the bench's reader of the task events topic (committed records only) saw the "
-             "task's `TaskCompleted`: the engine's share, without the feed.", ""]
+             "\"In the log\" is when the bench's reader of the task events topic (committed records only) saw the "
+             "task's `TaskCompleted`: without the feed. The last row is from the records' own timestamps (the API's "
+             "producer stamps `SubmitTask`, the worker's `TaskCompleted`): without the HTTP request and without the "
+             "bench's reading.", ""]
     qs = latency_quantiles(lat)
     rows = [[name, *(fmt(v) if (v := quantile(lat, key, q)) else "—" for q in qs)]
             for name, key in (("submit → first SSE frame", "first_frame"), ("submit → TaskCompleted frame", "completed"),
-                              ("submit → TaskCompleted in the log", "completed_in_log"))
+                              ("submit → TaskCompleted in the log", "completed_in_log"),
+                              ("SubmitTask record → TaskCompleted record (their timestamps)", "in_records"))
             if key in lat["runs"][0]]
     lines += _table(["ms", *qs], rows)
+    if "cpu_cores_used" in lat["runs"][0]:
+        procs = list(lat["runs"][0]["cpu_cores_used"])
+        lines += ["", "CPU used over each run, in cores (CPU seconds per second; this machine has 2), so a saturated "
+                  "process, the bench client's included, shows:", ""]
+        lines += _table(["run", *procs], [[i + 1, *(f"{r['cpu_cores_used'][p]:.2f}" for p in procs)]
+                                          for i, r in enumerate(lat["runs"])])
     lines += ["", f"A percentile is shown only where a run's sample supports it (at least 100 / (100 − p) × 10 "
               f"samples: {samples_for(99):,} for p99, {samples_for(99.9):,} for p99.9); with "
               f"{lat['tasks_per_run']:,} samples a run, the tail beyond that is the max, named as such. The target "
