@@ -51,8 +51,8 @@ async def one_task(http: httpx.AsyncClient, task_id: str, retries: list) -> tupl
 
 
 async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[list[tuple[float, float, float]], list]:
-    """Milliseconds after each submit started (first frame, completed frame, TaskCompleted in the log), and the
-    task ids."""
+    """Milliseconds after each submit started (first frame, completed frame, TaskCompleted in the log) and how
+    late the submit started on its schedule (a loaded bench client falls behind), and the task ids."""
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
     ids = [f"l{uuid.uuid4().hex[:12]}" for _ in range(n)]
@@ -73,8 +73,8 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[l
             task.cancel()
         await asyncio.gather(following, *tasks, return_exceptions=True)
         await watch.stop()
-    return [((first - t0) * 1000, (done - t0) * 1000, (watch.done[tid.encode()] - t0) * 1000)
-            for tid, (t0, first, done) in zip(ids, samples)], ids
+    return [((first - t0) * 1000, (done - t0) * 1000, (watch.done[tid.encode()] - t0) * 1000,
+             (t0 - start - i / rate) * 1000) for i, (tid, (t0, first, done)) in enumerate(zip(ids, samples))], ids
 
 
 def in_records(commands: list, events: list, ids: set[bytes]) -> list[float]:
@@ -105,7 +105,7 @@ def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
         stack.stop()
     out = {"tasks": n, "rate": rate, "seconds": meter.wall, "posts_sent_again": len(retries),
            "cpu_cores_used": {name: used / meter.wall for name, used in meter.used.items()}}
-    for i, name in enumerate(MEASURES[:3]):
+    for i, name in enumerate((*MEASURES[:3], "submit_late")):
         out[name] = percentiles(sorted(s[i] for s in samples), QUANTILES)  # only those n supports, and max
     out["in_records"] = percentiles(in_records(records[t.task_commands], records[t.task_events],
                                                {i.encode() for i in ids}), QUANTILES)
@@ -129,5 +129,5 @@ def run(ctx: Context, rate: float | None = None) -> dict:
     return {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
             "target_ms": TARGET_MS, "runs": runs,
             **{f"{frame}_{q}": summary([r[frame][q] for r in runs])
-               for frame in MEASURES for q in (*(f"p{q:g}" for q in QUANTILES), "max")
+               for frame in (*MEASURES, "submit_late") for q in (*(f"p{q:g}" for q in QUANTILES), "max")
                if all(q in r[frame] for r in runs)}}

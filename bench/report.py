@@ -212,7 +212,8 @@ def latency_section(lat: dict) -> list[str]:
     rows = [[name, *(fmt(v) if (v := quantile(lat, key, q)) else "—" for q in qs)]
             for name, key in (("submit → first SSE frame", "first_frame"), ("submit → TaskCompleted frame", "completed"),
                               ("submit → TaskCompleted in the log", "completed_in_log"),
-                              ("SubmitTask record → TaskCompleted record (their timestamps)", "in_records"))
+                              ("SubmitTask record → TaskCompleted record (their timestamps)", "in_records"),
+                              ("(the bench client's delay in starting a submit, behind its schedule)", "submit_late"))
             if key in lat["runs"][0]]
     lines += _table(["ms", *qs], rows)
     if "cpu_cores_used" in lat["runs"][0]:
