@@ -27,7 +27,7 @@ BATCH = 20
 DEPOSITS, DEPOSIT = 12, 50.0
 WITHDRAWALS, WITHDRAWAL = 8, 1.25
 SESSION_TIMEOUT = 6
-SPREAD_SECONDS = 45  # submissions spread over this long
+SPREAD_SECONDS = 60  # submissions spread over two rounds of faults: every partition keeps getting commands
 EXECUTORS = {
     "free-a": ("echo,sleep", 4),
     "free-b": ("echo,sleep", 4),
@@ -44,10 +44,15 @@ def definition(i: int) -> dict:
     return task
 
 
+def logged(stack: Stack, text: str) -> int:
+    """How often the workers' logs say `text`."""
+    return sum(p.log_path.read_text(errors="replace").count(text)
+               for p in stack.fabric.processes if p.name.startswith("worker") and p.log_path.exists())
+
+
 def zombies_fenced(stack: Stack) -> int:
     """How many times a thawed or deposed worker's transaction was refused by the broker."""
-    return sum(p.log_path.read_text(errors="replace").count("fenced on ")
-               for p in stack.fabric.processes if p.name.startswith("worker") and p.log_path.exists())
+    return logged(stack, "fenced on ")
 
 
 def terminal_count(engine) -> int:
@@ -60,7 +65,8 @@ def terminal_count(engine) -> int:
 def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_url, tmp_path):
     stack = Stack(kafka_bootstrap, pg_url, tmp_path, partitions=4,
                   HIVE_SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT), HIVE_AGENT_TIMEOUT_SECONDS="4",
-                  HIVE_COMMIT_INTERVAL_MS="200",  # a freeze then lands mid-transaction: the thawed worker is a zombie
+                  HIVE_COMMIT_INTERVAL_MS="1000",  # a freeze lands mid-transaction: the thawed worker is a zombie
+                  HIVE_SNAPSHOT_EVERY_EVENTS="300",  # new owners start from snapshots taken between the faults
                   HIVE_PLATFORM_FEE_BPS="500").start(EXECUTORS, workers=3)
     engine = create_engine(stack.database_url)
     # a frozen worker's partitions move before it wakes; a killed one's have moved before the next fault
@@ -93,6 +99,7 @@ def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_
         chaos.stop()
         assert chaos.rounds >= 2, chaos.done
         assert zombies_fenced(stack), f"no thawed worker tried to write: the zombie path went unexercised {chaos.done}"
+        assert logged(stack, "from snapshot at events offset"), "no owner started from a snapshot"
 
         wait_until(lambda: terminal_count(engine) == TASKS, 300, interval=1,
                    what=f"{TASKS} tasks to end after {chaos.done}")
