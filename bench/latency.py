@@ -22,9 +22,41 @@ QUANTILES = (50, 99, 99.9)
 MEASURES = ("first_frame", "completed", "completed_in_log", "in_records")
 TARGET_MS = 100
 KEEPALIVE_S = 2.0
+POST_CONNECTIONS = 32
 
 
-async def one_task(http: httpx.AsyncClient, task_id: str, retries: list) -> tuple[float, float, float]:
+async def feed_events(port: int, path: str):
+    """The `event:` names of one SSE response, read off a plain socket (HTTP/1.1, chunked or not). One
+    connection per feed, without a client library's pool: with hundreds of feeds open at once, httpx's pool
+    costs the bench client more CPU per request the more connections it holds."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        status = await reader.readline()
+        if status.split(b" ", 2)[1:2] != [b"200"]:
+            raise RuntimeError(f"GET {path}: {status.decode(errors='replace').strip()}")
+        chunked = False
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            chunked |= line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower()
+        pending = b""
+        while True:
+            if chunked:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    return
+                data = (await reader.readexactly(size + 2))[:-2]
+            elif not (data := await reader.read(65536)):
+                return
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                if line.startswith(b"event:"):
+                    yield line[6:].strip().decode()
+    finally:
+        writer.close()
+
+
+async def one_task(http: httpx.AsyncClient, port: int, task_id: str, retries: list) -> tuple[float, float, float]:
     """(start, first frame, completed frame) on the perf_counter clock; follows the task like a client."""
     started = time.perf_counter()
     try:
@@ -36,17 +68,17 @@ async def one_task(http: httpx.AsyncClient, task_id: str, retries: list) -> tupl
         response = await http.post("/api/tasks", json={**NOOP_TASK, "id": task_id})
     response.raise_for_status()
     first = None
-    async with http.stream("GET", f"/api/tasks/{task_id}/events") as feed:
-        async for line in feed.aiter_lines():
-            if not line.startswith("event:"):
-                continue
+    feed = feed_events(port, f"/api/tasks/{task_id}/events")
+    try:
+        async for kind in feed:
             now = time.perf_counter()
             first = first if first is not None else now
-            kind = line.partition(":")[2].strip()
             if kind == "TaskCompleted":
                 return started, first, now
             if kind in ("TaskFailed", "TaskRejected", "TaskCancelled"):
                 raise RuntimeError(f"task {task_id} ended with {kind}")
+    finally:
+        await feed.aclose()
     raise RuntimeError(f"feed of {task_id} closed before TaskCompleted")
 
 
@@ -59,13 +91,13 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[l
     following = asyncio.create_task(watch.until({t.encode() for t in ids}, 120 + n / rate))
     tasks = []
     try:
-        # idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s) can close them
-        limits = httpx.Limits(max_connections=None, keepalive_expiry=KEEPALIVE_S)
+        # POSTs share a few kept-alive connections, dropped before the server's keep-alive timeout (uvicorn: 5 s)
+        limits = httpx.Limits(max_connections=POST_CONNECTIONS, keepalive_expiry=KEEPALIVE_S)
         async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as http:
             start = time.perf_counter()
             for i, task_id in enumerate(ids):
                 await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-                tasks.append(asyncio.create_task(one_task(http, task_id, retries)))
+                tasks.append(asyncio.create_task(one_task(http, stack.api_port, task_id, retries)))
             samples = await asyncio.gather(*tasks)
             await following
     finally:
