@@ -397,6 +397,10 @@ def _bars(ax, labels, summaries, title, ylabel, log=False, colors=None):
         ax.annotate(f"{m:,.0f}" if m >= 10 else f"{m:.2f}", (i, m), ha="center", va="bottom", fontsize=7)
 
 
+CHART_SECTIONS = {"1.": "tasks", "2.": "pipeline", "3.": "latency", "4.": "replay", "5.": "memory", "6.": "restart",
+                  "hive-streams:": "tasks"}
+
+
 def chart(r: dict, path: Path) -> None:
     fig, axes = plt.subplots(3, 3, figsize=(15, 13))
     ax = iter(axes.flat)
@@ -454,6 +458,12 @@ def chart(r: dict, path: Path) -> None:
         a.set_title(f"hive-streams: {shown.replace('_ms', '')} ms per hop of a task", fontsize=10)
     for a in ax:
         a.axis("off")
+    for a in axes.flat:  # each chart says when its figures were taken: sections are kept from earlier runs
+        title = a.get_title()
+        key = CHART_SECTIONS.get(title.split(" ", 1)[0]) if title else None
+        if key in r:
+            t = r[key].get("taken")
+            a.set_title(f"{title}\n({'taken ' + t['at'][:16] if t else 'an earlier, undated run'})", fontsize=10)
     fig.suptitle("hive-streams benchmarks (shared, busy 2-core machine; bars: median, whiskers: min–max; red: target)",
                  fontsize=11)
     fig.tight_layout()
