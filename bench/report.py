@@ -305,12 +305,17 @@ def restart_section(rs: dict) -> list[str]:
                      "events folded", "partitions from a snapshot", "revoked after ready", "matcher caught up (s)"],
                     [[name, f"{w['ready_s']:,.2f}", fmt_s(w["first_load_began_s"]), fmt_s(w["cpu_s_to_ready"]),
                       f"{sum(p['events_folded'] for p in w['partitions'].values()):,}",
-                      f"{sum(p['from'].startswith('snapshot') for p in w['partitions'].values())} of "
+                      f"{sum(p['from'].startswith('snapshot at') for p in w['partitions'].values())} of "
                       f"{len(w['partitions'])}", revocations(w), fmt_s(w["matcher_caught_up_s"])]
                      for name, w in starts])
     lines += ["", f"Ready from snapshots: {fmt(rs['warm_ready_s'], 2)} s (target < {rs['target_s']:g} s at "
               f"{rs['target_events']:,} events" + (")." if rs["events"] >= rs["target_events"]
                                                   else f"; this history has {rs['events']:,}, so not judged here).")]
+    warned = [(name, line) for name, w in starts for line in w.get("warnings", [])]
+    if warned:
+        lines += ["", "Warnings and errors in the workers' logs (seconds from process start):", ""]
+        lines += [f"- {name}: `{line[:300]}`" for name, line in warned[:20]]
+        lines += [f"- … and {len(warned) - 20} more"] if len(warned) > 20 else []
     lines += ["", "Per partition (aggregates, where the load started, events folded, seconds in `own`):", ""]
     parts = sorted(rs["cold"]["partitions"])
     lines += _table(["partition", "first start", *(f"start {i + 2}" for i in range(len(rs["warm"])))],

@@ -45,6 +45,7 @@ SMOKE_SNAPSHOT_EVERY = 500  # smoke histories are smaller than the default HIVE_
 OWN = re.compile(r"^(\S+ \S+) INFO \S+: own (\S+)\[(\d+)\]: (\d+) aggregates from (.+) and (\d+) events in "
                  r"([\d.]+)s; resuming at")
 CAUGHT_UP = re.compile(r"^(\S+ \S+) INFO \S+: matcher caught up")
+PROBLEM = re.compile(r"^(\S+ \S+) ((?:WARNING|ERROR|CRITICAL) .*)")
 REVOKED = re.compile(r"^(\S+ \S+) INFO \S+: revoked (.+) \(\d+ with an open transaction\)")
 
 
@@ -171,7 +172,7 @@ def _stamp(text: str) -> float:
 def read_log(path: Path, began: float, partitions: int) -> dict:
     """What a worker's log says so far: when each partition was first owned (and how), whether the set of
     partitions was complete before any was revoked, and when the matcher caught up; seconds from `began`."""
-    first, lines_owned, revoked, caught_up, ready, last = {}, 0, [], None, None, None
+    first, lines_owned, revoked, caught_up, ready, last, problems = {}, 0, [], None, None, None, []
     for line in path.read_text(errors="replace").splitlines():
         if m := OWN.match(line):
             lines_owned += 1
@@ -185,10 +186,12 @@ def read_log(path: Path, began: float, partitions: int) -> dict:
                 revoked.append({"at_s": _stamp(m[1]) - began, "partitions": m[2]})
         elif m := CAUGHT_UP.match(line):
             caught_up = caught_up if caught_up is not None else _stamp(m[1]) - began
+        elif m := PROBLEM.match(line):
+            problems.append(f"{_stamp(m[1]) - began:.2f}s {m[2]}")
         if ready is None and len(first) == partitions:
             ready = max(p["at_s"] for p in first.values())
     return {"first_owned": first, "ready_s": ready, "own_lines": lines_owned, "revoked": revoked,
-            "last_own_s": last, "matcher_caught_up_s": caught_up}
+            "last_own_s": last, "matcher_caught_up_s": caught_up, "warnings": problems}
 
 
 def start_worker(stack: Stack, name: str, partitions: int, timeout: float, env: dict[str, str],
@@ -225,6 +228,7 @@ def start_worker(stack: Stack, name: str, partitions: int, timeout: float, env: 
     return {"ready_s": seen["ready_s"], "first_load_began_s": min(p["at_s"] - p["load_s"] for p in owned.values()),
             "matcher_caught_up_s": seen["matcher_caught_up_s"], "cpu_s_to_ready": cpu_at_ready, "stop_s": stopped,
             "own_lines": seen["own_lines"], "revoked": seen["revoked"], "last_own_s": seen["last_own_s"],
+            "warnings": seen["warnings"],
             "partitions": dict(sorted(owned.items()))}
 
 
