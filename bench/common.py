@@ -113,10 +113,16 @@ def tree_cpu_seconds(root: int) -> float:
     return total / CLK_TCK
 
 
-def server_pids() -> dict[str, int | None]:
-    """The Kafka broker's JVM and the PostgreSQL postmaster the bench uses (None: not ours to read)."""
+def server_pids(bootstrap: str, pg_server: str) -> dict[str, int | None]:
+    """The Kafka broker's JVM and the PostgreSQL postmaster, when they are the servers the bench uses (None: a
+    broker or server the project did not start, e.g. an external HIVE_KAFKA_BOOTSTRAP, whose CPU it cannot read)."""
+    from sqlalchemy.engine import make_url
+
     from hive_streams.infra import kafka, postgres
-    return {"kafka broker": kafka.status().get("pid"), "postgresql": postgres.status().get("pid")}
+    k, pg = kafka.status(), postgres.status()
+    same_pg = make_url(pg["url"]).set(database=None) == make_url(pg_server).set(database=None)
+    return {"kafka broker": k.get("pid") if k.get("bootstrap") == bootstrap else None,
+            "postgresql": pg.get("pid") if same_pg else None}
 
 
 class CpuMeter:

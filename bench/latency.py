@@ -156,7 +156,7 @@ def run(ctx: Context, rate: float | None = None) -> dict:
     if rate is None:
         sustained, variant = sustained_rate(ctx.results["tasks"])
         rate, source = sustained / 2, f"half of {sustained:.1f} tasks/s ({variant}, section 1's median)"
-    n, servers = ctx.sizes["latency"], server_pids()
+    n, servers = ctx.sizes["latency"], server_pids(ctx.bootstrap, ctx.pg_server)
     runs = [latency_run(ctx, n, rate, servers) for _ in range(ctx.sizes["repeats"])]
     return {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
             "target_ms": TARGET_MS, "runs": runs,

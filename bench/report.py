@@ -41,8 +41,10 @@ def summary_rows(r: dict) -> list[list]:
             rows.append([f"1. tasks/s end to end, {label}", "≥ Celery with Redis",
                          f"{h:,.1f} vs Celery {c:,.1f} ({h / c:.2f}×)", _met(h >= c)])
         cpu = {key: t[key]["system_cpu_ms_per_task"]["median"] for key in ("hive_http", "hive_producer", "celery")}
-        rows.append(["1. CPU per task, every process of the system with the Kafka broker and PostgreSQL "
-                     "(hive-streams) or Redis (Celery), bench client excluded", "(reported)",
+        servers = t["setup"].get("servers_measured", [])
+        counted = f"with the {' and '.join(servers)} " if servers else "(no broker or PostgreSQL CPU: not ours to read) "
+        rows.append([f"1. CPU per task, every process of the system {counted}(hive-streams) or Redis (Celery), "
+                     "bench client excluded", "(reported)",
                      f"{cpu['hive_http']:,.1f} ms (HTTP batches), {cpu['hive_producer']:,.1f} ms (producer) vs Celery "
                      f"{cpu['celery']:,.1f} ms", _met(None)])
     if "pipeline" in r:

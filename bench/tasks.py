@@ -170,7 +170,7 @@ def hop_latencies(records: dict[str, list]) -> dict[str, dict]:
 def hive_run(ctx: Context, n: int, how: str = "http", profile_to: Path | None = None,
              servers: dict | None = None) -> dict:
     """One run on a fresh stack; with profile_to, py-spy samples the worker and the connector meanwhile."""
-    servers = server_pids() if servers is None else servers
+    servers = server_pids(ctx.bootstrap, ctx.pg_server) if servers is None else servers
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
     try:
         asyncio.run(hive_burst(stack, 2 * PROCESSES, 120, how))  # warm-up: agents registered, code paths hot
@@ -204,7 +204,7 @@ def hive_run(ctx: Context, n: int, how: str = "http", profile_to: Path | None = 
 def celery_run(ctx: Context, n: int, servers: dict | None = None) -> dict:
     """The broker's and PostgreSQL's CPU are read over the Celery run too: Celery uses neither, so what they
     spend meanwhile is other sessions' load on these shared servers, the background in the hive-streams figures."""
-    servers = server_pids() if servers is None else servers
+    servers = server_pids(ctx.bootstrap, ctx.pg_server) if servers is None else servers
     peer = Peer(ctx.work / f"celery-{free_port()}", free_port(), PROCESSES).start()
     try:
         peer.run(2 * PROCESSES, 60)
@@ -238,7 +238,7 @@ def hive_summary(runs: list[dict]) -> dict:
 
 def run(ctx: Context) -> dict:
     n, repeats = ctx.sizes["tasks"], ctx.sizes["repeats"]
-    servers = server_pids()
+    servers = server_pids(ctx.bootstrap, ctx.pg_server)
     hive = {"http": [], "producer": []}
     celery = []
     for _ in range(repeats):  # alternate, so all three see the same (shared, changing) load
