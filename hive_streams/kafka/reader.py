@@ -1,6 +1,7 @@
 """Reading partitions from a position to the end that was committed when the read began."""
 from __future__ import annotations
 
+import time
 from typing import AsyncIterator
 
 from aiokafka import TopicPartition
@@ -8,6 +9,7 @@ from aiokafka import TopicPartition
 from .clients import consumer
 
 EMPTY_FETCHES_AT_MARKER = 3  # a partition ending in a transaction marker may leave the position one short
+WINDOW_SECONDS = 60.0
 
 
 async def read_to_end(bootstrap: str, starts: dict[TopicPartition, int | None],
@@ -56,7 +58,8 @@ async def read_window(bootstrap: str, tp: TopicPartition, back: int, stop: int |
             return []
         reader.seek(tp, start)
         out, empty = [], 0
-        while empty < EMPTY_FETCHES_AT_MARKER and await reader.position(tp) < end:
+        deadline = time.monotonic() + WINDOW_SECONDS  # a busy loop may see empty fetches: bound by time, not count
+        while not await _done(reader, tp, end, empty) and time.monotonic() < deadline:
             got = (await reader.getmany(tp, timeout_ms=200)).get(tp, [])
             empty = 0 if got else empty + 1
             out += [r for r in got if r.offset < end]
