@@ -88,6 +88,7 @@ class Engine:
                 (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate()))
         }
         self.owned: dict[TopicPartition, Owned] = {}
+        self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
         self.sender = CommandSender(settings.bootstrap, self.topics, codec, "/hive-streams/sweep")
         self.requested: dict[str, int] = {}
@@ -120,6 +121,7 @@ class Engine:
                     await self._sweep()
         finally:
             await self._stop_matcher()
+            await self.revoked(set(self.loading))
             for owned in list(self.owned.values()):
                 await self._release(owned)
             await self.consumer.stop()
@@ -133,13 +135,33 @@ class Engine:
             self.owned.pop(stale.tp, None)
             await self._failed(stale, asyncio.TimeoutError("ownership renewed"))
             await self._release(stale)
-        await asyncio.gather(*(self._own(tp) for tp in mine))
-        self.consumer.resume(*mine)  # a partition paused when its writer was fenced is ours again
-        gc.freeze()  # the folded states live long: keep the collector's passes off them
-        if TopicPartition(self.topics.ledger_commands, 0) in self.owned and self.matcher_task is None:
+        # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
+        # would get the worker evicted; the partitions stay paused until they are loaded
+        self.consumer.pause(*mine)
+        for tp in mine:
+            self.loading[tp] = asyncio.create_task(self._load(tp), name=f"load {tp.topic}[{tp.partition}]")
+
+    async def _load(self, tp: TopicPartition) -> None:
+        try:
+            await self._own(tp)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not take %s; it stays paused until the next assignment", tp)
+            return
+        finally:
+            self.loading.pop(tp, None)
+        self.consumer.resume(tp)
+        if not self.loading:
+            gc.freeze()  # the folded states live long: keep the collector's passes off them
+        if tp == TopicPartition(self.topics.ledger_commands, 0) and self.matcher_task is None:
             self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
 
     async def revoked(self, tps) -> None:
+        loads = [self.loading.pop(tp) for tp in tps if tp in self.loading]
+        for load in loads:
+            load.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if tp in self.owned)
         open_txns = sum(1 for tp in tps if tp in self.owned and self.owned[tp].txn is not None)
         log.info("revoked %s (%d with an open transaction)", ", ".join(mine) or "nothing", open_txns)
@@ -156,6 +178,14 @@ class Engine:
         family = self.families[tp.topic]
         started = time.monotonic()
         producer = transactional_producer(self.settings.bootstrap, f"{self.group}.{tp.topic}.{tp.partition}")
+        try:
+            await self._take(tp, family, producer, started)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+
+    async def _take(self, tp: TopicPartition, family: Family, producer, started: float) -> None:
         await producer.start()
         await producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
         await producer.abort_transaction()
