@@ -97,3 +97,20 @@ def test_a_stray_record_on_an_events_topic_is_skipped_and_counted():
     state.observe(Msg(TOPICS.ledger_events, 0, 0, b"main", b"junk"))
     state.observe(Msg(TOPICS.ledger_events, 0, 1, None, b"junk"))
     assert state.strays == 2 and state.states == {}
+
+
+def test_a_command_whose_events_cannot_be_encoded_is_dead_lettered_and_the_batch_goes_on():
+    state = ledger_state()
+    bad = c.DepositFunds(LEDGER_ID, "nan", 1, "acme/a", 5, "r")
+    good = c.DepositFunds(LEDGER_ID, "ok", 1, "acme/a", 7, "r")
+    unencodable = ledger_aggregate()
+    original = unencodable.decide
+    unencodable.decide = lambda cmd, st, now: [
+        ev if cmd.command_id == "ok" else type(ev)(**{**ev.__dict__, "amount": float("nan")})
+        for ev in original(cmd, st, now)]
+    state.aggregate = unencodable
+    decided = state.decide([command_msg(bad, 0, TOPICS.ledger_commands, 1),
+                            command_msg(good, 1, TOPICS.ledger_commands, 1)], now=2)
+    assert [r.topic for r in decided.records] == [TOPICS.deadletter, TOPICS.ledger_events]
+    assert dict(decided.records[0].headers)["dlq_reason"].startswith(b"decide failed")
+    assert decided.events == 1 and decided.applied == {b"main": {"ok"}}

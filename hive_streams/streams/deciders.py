@@ -166,26 +166,31 @@ class PartitionState:
         key = message.key
         if command.command_id in self.applied.get(key, ()) or command.command_id in out.applied.get(key, ()):
             return  # its events are in the log already
-        state = self._state(key, out.states)
         try:
-            screened = self.aggregate.screen(command, state)
-            events = self.aggregate.decide(screened, state, now)
-        except Exception as exc:  # a bug must not stop the partition: park the command
+            records, events, state = self._records_of(command, message, self._state(key, out.states), now)
+        except Exception as exc:  # a bug, or an event that cannot be encoded, must not stop the partition
             log.exception("decide failed for %s", type(command).__name__)
             out.records.append(self._deadletter(message, f"decide failed: {exc!r}"))
             return
         if not events:
             return
+        out.records += records
+        out.events += events
+        out.states[key] = state
+        out.applied.setdefault(key, set()).add(command.command_id)
+
+    def _records_of(self, command, message, state, now: int) -> tuple[list[Out], int, object]:
+        """The records one command writes, how many are events, and the state they lead to."""
+        events = self.aggregate.decide(self.aggregate.screen(command, state), state, now)
         offset = (COMMAND_OFFSET, str(message.offset).encode())
+        records = []
         for event in events:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
                                                correlation_id=header(message.headers, "ce_correlationid"))
-            out.records.append(Out(self.events_topic, k, v, headers + [offset], self.partition))
+            records.append(Out(self.events_topic, k, v, headers + [offset], self.partition))
             state = self.aggregate.evolve(state, event)
-            out.records += self._follow_ups(event)
-            out.events += 1
-        out.states[key] = state
-        out.applied.setdefault(key, set()).add(command.command_id)
+            records += self._follow_ups(event)
+        return records, len(events), state
 
     def _follow_ups(self, event) -> list[Out]:
         """Commands to other aggregates, written in the same transaction as the event that calls for them."""

@@ -132,8 +132,8 @@ class Engine:
     async def assigned(self, tps) -> None:
         mine = [tp for tp in tps if tp.topic in self.families]
         for stale in [self.owned[tp] for tp in mine if tp in self.owned]:  # kept over a rebalance we missed
-            self.owned.pop(stale.tp, None)
-            await self._failed(stale, asyncio.TimeoutError("ownership renewed"))
+            if stale.txn is not None:
+                await self._abort(stale.producer)  # taken again from the log, its open batch included
             await self._release(stale)
         # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
         # would get the worker evicted; the partitions stay paused until they are loaded
@@ -335,9 +335,10 @@ class Engine:
             await self._release(owned)
             self.consumer.pause(owned.tp)
             return
-        if not isinstance(exc, (KafkaError, asyncio.TimeoutError)):
-            raise exc
-        log.error("transaction on %s failed (%r); its commands are read again", owned.tp, exc)
+        if isinstance(exc, (KafkaError, asyncio.TimeoutError)):
+            log.error("transaction on %s failed (%r); its commands are read again", owned.tp, exc)
+        else:  # not the broker: say so loudly, but keep the partition's loop alive
+            log.exception("deciding on %s failed; its commands are read again", owned.tp, exc_info=exc)
         await self._abort(owned.producer)
         if txn is not None:
             owned.inbox.clear()
