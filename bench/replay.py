@@ -19,29 +19,27 @@ from hive_streams.codec import default_codec
 from hive_streams.codec.avro import HEADER_LEN
 from hive_streams.domain import commands as c
 from hive_streams.domain import task
-from hive_streams.domain.model import node_digest, result_digest
+from hive_streams.domain.model import NodeOutput, result_digest
 from hive_streams.topics import partition_for
 
 from .common import Context, noop_submit, summary
 
-EVENTS_PER_TASK = 8
-STEPS = 7  # commands in a lifecycle
-PARTITIONS = 4
+EVENTS_PER_TASK = 5
+STEPS = 5  # commands in a lifecycle
 
 
 def lifecycle(task_id: str, i: int, now: int):
-    """The commands of one task's life, in order; `decide` turns them into its events."""
+    """The commands of one task's life, in order (a node slower than the executor's report linger);
+    `decide` turns them into its events: submitted (queued), assigned, node started, progress, completed."""
     ids = {"task_id": task_id, "at": now}
     run = {**ids, "agent_id": "agent-1", "attempt": 1}
     yield noop_submit(task_id, now)
     yield c.AssignTask(**ids, command_id=f"a{i}", agent_id="agent-1")
-    yield c.StartTask(**run, command_id=f"s{i}")
     yield c.ReportNodeStarted(**run, command_id=f"ns{i}", node_id="n")
     yield c.ReportNodeProgress(**run, command_id=f"np{i}", node_id="n", progress=0.5, message="half")
     output = '{"ok": true}'
-    yield c.ReportNodeCompleted(**run, command_id=f"nc{i}", node_id="n", output_json=output,
-                                digest=node_digest(task_id, 1, "n", output))
-    yield c.ReportTaskResult(**run, command_id=f"r{i}", digest=result_digest(task_id, 1, {"n": output}), signature="")
+    yield c.ReportTaskResult(**run, command_id=f"r{i}", digest=result_digest(task_id, 1, {"n": output}), signature="",
+                             nodes=(NodeOutput("n", output),))
 
 
 def record_events(path: Path, n_events: int, batch: int = 1000) -> int:

@@ -187,7 +187,7 @@ def pipeline_section(p: dict) -> list[str]:
     lines = [f"Command: `{p['command']}`", "",
              f"{p['commands_per_run']:,} `SubmitTask` commands are produced to a fresh commands topic (4 partitions) before "
              "the worker starts; the pipeline's rate is taken over the span of the events it writes (their broker "
-             "timestamps), so start-up is not counted. Each command becomes two events (TaskSubmitted, TaskValidated). "
+             "timestamps), so start-up is not counted. Each command becomes one event (TaskSubmitted, queued). "
              "The limit is a plain aiokafka consumer reading the same command records from the beginning and only "
              "decoding them, with the project's codec (Avro and domain objects) and with bare fastavro; it reads the topic "
              "from the beginning as many times as it takes to decode 20,000 records, clock started at its first batch.", ""]

@@ -136,12 +136,12 @@ async def topic_offsets(stack: Stack) -> dict[str, dict[int, int]]:
 
 
 # Each hop of a task's life: from the record that causes it to the record it produces, and who does it.
-HOPS = [("SubmitTask", "TaskSubmitted", "task decider"), ("TaskValidated", "ReserveSlot", "matcher"),
+HOPS = [("SubmitTask", "TaskSubmitted", "task decider"), ("TaskSubmitted", "ReserveSlot", "matcher"),
         ("ReserveSlot", "SlotReserved", "agent decider"),
         ("SlotReserved", "AssignTask", "agent decider (follow-up in the same transaction)"),
-        ("AssignTask", "TaskAssigned", "task decider"), ("TaskAssigned", "StartTask", "executor"),
-        ("StartTask", "ReportNodeCompleted", "executor: start, run the node, report"),
-        ("ReportNodeCompleted", "TaskCompleted", "task decider"), ("SubmitTask", "TaskCompleted", "whole task")]
+        ("AssignTask", "TaskAssigned", "task decider"),
+        ("TaskAssigned", "ReportTaskResult", "executor: run the node, report the result with its output"),
+        ("ReportTaskResult", "TaskCompleted", "task decider"), ("SubmitTask", "TaskCompleted", "whole task")]
 
 
 async def records_since(stack: Stack, start: dict[str, dict[int, int]]) -> dict[str, list]:

@@ -81,6 +81,9 @@ def watch(client: HiveClient, console: Console, task_id: str) -> int:
                 _node(progress, bars[data["node_id"]], frame.event, data)
             elif frame.event in ("TaskAssigned", "TaskRetryScheduled", "TaskRejected", "TaskWaiting"):
                 progress.console.print(f"  {frame.event}: {data.get('agent_id') or data.get('reason', '')}")
+            if frame.event == "TaskCompleted":  # a fast task reports its nodes only here
+                for bar in bars.values():
+                    progress.update(bar, completed=1.0, status="completed", style=NODE_STYLE["completed"])
             if frame.event in ("TaskCompleted", "TaskFailed", "TaskCancelled", "TaskRejected"):
                 outcome, reason = frame.event[4:].lower(), data.get("reason", "")
     took = time.monotonic() - started

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hive_streams.codec import aggregate_id
 from hive_streams.domain import events as e
-from hive_streams.domain.model import capability_shortfall, node_digest, result_digest
+from hive_streams.domain.model import capability_shortfall, needs, node_digest, result_digest
 
 from .ledgercheck import ledger_problems
 
@@ -125,6 +125,8 @@ def unmet_requirements(h: History) -> list[str]:
         for ev in events:
             if isinstance(ev, e.TaskValidated):
                 need = ev
+            elif isinstance(ev, e.TaskSubmitted) and ev.queued:
+                need = replace(ev, requires=needs(ev.nodes, ev.requires))
             elif isinstance(ev, e.TaskPinned):
                 pinned = True
             elif isinstance(ev, e.TaskRetryScheduled):

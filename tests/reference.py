@@ -1,5 +1,6 @@
 """The codec and the folds as they were before the generated readers and writers (commit c466594): the
-oracles the property tests compare the fast paths with. Not used by the package."""
+oracles the property tests compare the fast paths with. Not used by the package. The task fold follows the
+domain's later changes (a queued TaskSubmitted, node events that start a task, outputs carried by TaskCompleted)."""
 from __future__ import annotations
 
 import collections.abc
@@ -18,6 +19,7 @@ from hive_streams.codec.avro import HEADER_LEN, MAGIC
 from hive_streams.domain import events as e
 from hive_streams.domain.agent import OFFER_FIELDS, AgentState
 from hive_streams.domain.ledger import Escrow, LedgerState
+from hive_streams.domain.model import needs
 from hive_streams.domain.task import TaskState
 from hive_streams.exceptions import CodecError, TruncatedRecordError, UnknownSchemaError
 
@@ -128,11 +130,14 @@ def _task(event, state: TaskState) -> TaskState:
 
 @_task.register
 def _(ev: e.TaskSubmitted, state: TaskState):
-    return replace(state, status="submitted", name=ev.name, requester=ev.requester, nodes=ev.nodes,
+    state = replace(state, status="submitted", name=ev.name, requester=ev.requester, nodes=ev.nodes,
                    priority=ev.priority, deadline_at=ev.deadline_at, budget=ev.budget, max_retries=ev.max_retries,
                    requires=ev.requires, hardware=ev.hardware, after=ev.after,
                    retry_backoff_seconds=ev.retry_backoff_seconds, submitted_at=ev.at,
                    node_status={n.id: "pending" for n in ev.nodes})
+    if ev.queued:
+        state = replace(state, status="queued", requires=needs(ev.nodes, ev.requires))
+    return state
 
 
 @_task.register
@@ -185,7 +190,7 @@ def _(ev: e.TaskStarted, state: TaskState):
 
 @_task.register
 def _(ev: e.NodeStarted, state: TaskState):
-    return replace(state, node_status=_nodes(state, ev.node_id, "running"))
+    return replace(state, node_status=_nodes(state, ev.node_id, "running"), status=_running(state))
 
 
 @_task.register
@@ -196,12 +201,12 @@ def _(ev: e.NodeProgress, state: TaskState):
 @_task.register
 def _(ev: e.NodeCompleted, state: TaskState):
     return replace(state, node_status=_nodes(state, ev.node_id, "completed"),
-                   outputs={**state.outputs, ev.node_id: ev.output_json})
+                   outputs={**state.outputs, ev.node_id: ev.output_json}, status=_running(state))
 
 
 @_task.register
 def _(ev: e.NodeFailed, state: TaskState):
-    return replace(state, node_status=_nodes(state, ev.node_id, "failed"))
+    return replace(state, node_status=_nodes(state, ev.node_id, "failed"), status=_running(state))
 
 
 @_task.register
@@ -214,7 +219,12 @@ def _(ev: e.TaskRetryScheduled, state: TaskState):
 
 @_task.register
 def _(ev: e.TaskCompleted, state: TaskState):
-    return replace(state, status="completed")
+    return replace(state, status="completed", outputs={o.node_id: o.output_json for o in ev.outputs},
+                   node_status={k: "completed" for k in state.node_status})
+
+
+def _running(state: TaskState) -> str:
+    return "running" if state.status == "assigned" else state.status
 
 
 @_task.register

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hive_streams import settings as settings_mod
 from hive_streams.cli import _until_signal, parse_capabilities
 from hive_streams.domain import commands as c
-from hive_streams.domain.model import node_digest
+from hive_streams.domain.model import result_digest
 from hive_streams.executor.runtime import AgentOffer, Executor, Reporter
 from hive_streams.executor.signing import Signer
 
@@ -22,15 +22,20 @@ STRANGER = Signer(Ed25519PrivateKey.generate())
 
 
 class LyingReporter(Reporter):
-    async def completed(self, node_id: str, output) -> None:
-        output_json = json.dumps(output)
-        digest = node_digest(self.task_id, self.attempt, node_id, output_json)
+    """Signs the real outputs and delivers others (flip), or signs with a key that is not its own."""
+
+    async def result(self) -> None:
+        digest = result_digest(self.task_id, self.attempt, self.outputs)
         signer = STRANGER if MODE["value"] == "wrong-key" else self.ex.signer
-        signature = signer.sign(digest)
-        if MODE["value"] == "flip":  # sign the real output, deliver another one
-            output_json = output_json[:-2] + chr(ord(output_json[-2]) ^ 1) + output_json[-1]
-        self.queue(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest=digest,
-                                         signature=signature))
+        if MODE["value"] == "flip":
+            self.pending = [replace(cmd, output_json=_flip(cmd.output_json)) if isinstance(cmd, c.ReportNodeCompleted)
+                            else cmd for cmd in self.pending]
+        self.queue(c.ReportTaskResult(**self.ids(), digest=digest, signature=signer.sign(digest)))
+        await self.flush()
+
+
+def _flip(output_json: str) -> str:
+    return output_json[:-2] + chr(ord(output_json[-2]) ^ 1) + output_json[-1]
 
 
 class RogueExecutor(Executor):

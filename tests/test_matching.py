@@ -36,8 +36,14 @@ def test_priority_then_fifo_capabilities_and_waiting_reasons():
     assert reserved(proposals) == [("high", "cpu"), ("low", "gpu")]  # equal scores: agent id breaks the tie
     notes = {p.task_id: p.reason for p in proposals if isinstance(p, c.NoteWaiting)}
     assert "capability 'gpu' at 0.90 < 0.95" in notes["needs-gpu"]
-    assert notes["late"] == BUSY
+    assert "late" not in notes  # a queue behind busy agents is no news: no event for it
     assert m.proposals(now=6, timeout_ms=TIMEOUT, retry_ms=1000) == []  # reasons are noted once
+    m.observe(e.AgentRegistered("gpu2", 1, 7, "gpu2", (Capability("echo"), Capability("gpu", 0.96)), 1))
+    m.observe(e.AgentStatusChanged("gpu2", 2, 7, "online"))
+    m.observe(e.SlotReserved("gpu2", 3, 7, "other"))  # an agent that could serve needs-gpu, but busy
+    again = {p.task_id: p.reason for p in m.proposals(now=8, timeout_ms=TIMEOUT, retry_ms=1000)
+             if isinstance(p, c.NoteWaiting)}
+    assert again == {"needs-gpu": BUSY}  # a noted reason that is no longer true is replaced
 
 
 def test_hardware_price_and_liveness_decide_eligibility():

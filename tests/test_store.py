@@ -122,7 +122,7 @@ def test_agents_and_task_listing(engine):
     state = _fold_agent(agent.AgentState("a1"), reg)
     reserved = agent.decide(c.ReserveSlot("a1", "r2", 1500, task_id="t1"), state, 1500, 10_000)
     apply_batch(engine, "audit", records(reg + reserved, topic=AGENTS), {(AGENTS, 0): 3}, now=1)
-    apply_batch(engine, "audit", records(lifecycle("t1")) + records(lifecycle("t2")[:2], start=20), {}, now=1)
+    apply_batch(engine, "audit", records(lifecycle("t1")) + records(lifecycle("t2")[:1], start=20), {}, now=1)
     with Session(engine) as s:
         assert list_agents(s) == [{"agent_id": "a1", "name": "gpu-box", "status": "online",
                                    "capabilities": [{"name": "python", "proficiency": 1.0}], "slots": 2,

@@ -1,6 +1,6 @@
 from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
-from hive_streams.domain.model import NodeSpec, node_digest, result_digest
+from hive_streams.domain.model import NodeOutput, NodeSpec, node_digest, result_digest
 from hive_streams.domain.task import TaskState, decide, evolve, fold
 
 NODES = (NodeSpec("a", "echo"), NodeSpec("b", "echo", depends_on=("a",)))
@@ -27,9 +27,9 @@ def report(cls, node_id, attempt=1, agent="ag", **kw):
     return cls("t1", f"{cls.__name__}{node_id}", 20, agent, attempt, node_id, **kw)
 
 
-def final(outputs, attempt=1, agent="ag", digest=None, signature=""):
+def final(outputs, attempt=1, agent="ag", digest=None, signature="", nodes=()):
     digest = result_digest("t1", attempt, outputs) if digest is None else digest
-    return c.ReportTaskResult("t1", "result", 21, agent, attempt, digest, signature)
+    return c.ReportTaskResult("t1", "result", 21, agent, attempt, digest, signature, nodes)
 
 
 def test_happy_path_sequence_and_final_state():
@@ -40,10 +40,11 @@ def test_happy_path_sequence_and_final_state():
         final({"a": '"A"', "b": '"B"'}),
     ])
     assert [type(ev).__name__ for ev in log] == [
-        "TaskSubmitted", "TaskValidated", "TaskAssigned", "TaskStarted", "NodeStarted", "NodeCompleted",
+        "TaskSubmitted", "TaskAssigned", "TaskStarted", "NodeStarted", "NodeCompleted",
         "NodeStarted", "NodeCompleted", "TaskCompleted"]
-    assert [ev.seq for ev in log] == list(range(1, 10))
-    assert state.status == "completed" and state.seq == 9
+    assert log[0].queued  # one event: submitted and queued
+    assert [ev.seq for ev in log] == list(range(1, 9))
+    assert state.status == "completed" and state.seq == 8
     assert state.outputs == {"a": '"A"', "b": '"B"'}
     assert log[-1].outputs[1].output_json == '"B"'
     assert log[-1].result_digest == result_digest("t1", 1, {"a": '"A"', "b": '"B"'})
@@ -75,8 +76,33 @@ def test_reports_from_wrong_agent_or_attempt_are_ignored():
 
 def test_first_report_starts_the_task_implicitly():
     state, log = run([submit(), c.AssignTask("t1", "x", 11, "ag"), report(c.ReportNodeStarted, "a")])
-    assert [type(ev).__name__ for ev in log[-2:]] == ["TaskStarted", "NodeStarted"]
+    assert [type(ev).__name__ for ev in log[-2:]] == ["TaskAssigned", "NodeStarted"]  # no separate TaskStarted
     assert state.status == "running"
+
+
+def test_a_fast_task_completes_with_one_report_carrying_its_outputs():
+    outputs = {"a": '"A"', "b": '"B"'}
+    assigned, _ = run([submit(), c.AssignTask("t1", "x", 11, "ag")])
+    nodes = tuple(NodeOutput(k, v) for k, v in outputs.items())
+    state, log = run([final(outputs, nodes=nodes)], assigned)
+    assert [type(ev).__name__ for ev in log] == ["TaskCompleted"]
+    assert state.status == "completed" and state.outputs == outputs
+    assert state.node_status == {"a": "completed", "b": "completed"}
+    assert log[0].result_digest == result_digest("t1", 1, outputs)
+    # some outputs reported before, the rest with the result
+    half, _ = run([report(c.ReportNodeCompleted, "a", output_json='"A"')], assigned)
+    state, log = run([final(outputs, nodes=(NodeOutput("b", '"B"'),))], half)
+    assert state.status == "completed" and dict((o.node_id, o.output_json) for o in log[0].outputs) == outputs
+
+
+def test_a_result_that_misses_an_output_or_changes_a_recorded_one_does_not_complete():
+    outputs = {"a": '"A"', "b": '"B"'}
+    assigned, _ = run([submit(), c.AssignTask("t1", "x", 11, "ag")])
+    assert decide(final(outputs, nodes=(NodeOutput("a", '"A"'),)), assigned, 21) == []  # b missing
+    half, _ = run([report(c.ReportNodeCompleted, "a", output_json='"A"')], assigned)
+    forged = final({"a": '"X"', "b": '"B"'}, nodes=(NodeOutput("a", '"X"'), NodeOutput("b", '"B"')))
+    events = decide(forged, half, 21)  # a's recorded output stands: the digest over the forged one fails
+    assert [type(ev).__name__ for ev in events] == ["ResultRejected", "TaskRetryScheduled"]
 
 
 def test_node_failure_fails_the_task_and_names_the_node():

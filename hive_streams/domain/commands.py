@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model import Capability, Hardware, NodeSpec, Requirement, TaskSpec
+from .model import Capability, Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,15 @@ class ReportNodeCompleted(TaskCommand):
 
 @dataclass(frozen=True)
 class ReportTaskResult(TaskCommand):
-    """The executor's signature over the whole result, once every node has completed."""
+    """The executor's signature over the whole result, once every node has completed.
+
+    `nodes` carries the outputs of nodes not reported before (a fast task reports only this):
+    the result's digest covers them with every earlier output."""
     agent_id: str
     attempt: int
     digest: str
     signature: str
+    nodes: tuple[NodeOutput, ...] = ()
 
 
 @dataclass(frozen=True)

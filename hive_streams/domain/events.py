@@ -26,6 +26,7 @@ class TaskSubmitted(TaskEvent):
     hardware: Hardware = field(default_factory=Hardware)
     after: tuple[str, ...] = ()
     retry_backoff_seconds: float = 1.0
+    queued: bool = False  # valid and waiting for an agent at once: no TaskValidated follows
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from . import agent as agent_agg
 from . import commands as c
 from . import events as e
 from .ledger import LEDGER_ID, cents
-from .model import Hardware, Requirement, capability_shortfall
+from .model import Hardware, Requirement, capability_shortfall, needs
 from .reputation import Record, outcome
 from .task import NO_KEY
 
@@ -117,9 +117,10 @@ class Market:
         found = outcome(event)
         if found:
             self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
-        if isinstance(event, e.TaskValidated):
+        if isinstance(event, e.TaskValidated) or (isinstance(event, e.TaskSubmitted) and event.queued):
+            requires = event.requires if isinstance(event, e.TaskValidated) else needs(event.nodes, event.requires)
             self.order += 1
-            self.needs[task_id] = Need(event.requires, event.hardware, event.budget, event.priority, event.requester)
+            self.needs[task_id] = Need(requires, event.hardware, event.budget, event.priority, event.requester)
             self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order)
         elif isinstance(event, e.TaskPinned) and task_id in self.waiting:
             self.waiting[task_id] = replace(self.waiting[task_id], pinned_to=event.agent_id, proposed_to=None)
@@ -145,15 +146,19 @@ class Market:
         free = self._free(now, timeout_ms)
         held = set().union(*(a.holding for a in self.agents.values()))
         out: list = []
+        full = all(n <= 0 for n in free.values())
         for w in self.queued():
             if now < w.not_before or (w.proposed_to and now - w.proposed_at < retry_ms):
                 continue
             if w.task_id in held:
                 continue  # a slot is held: the assignment is on its way
+            if full and w.noted.startswith(BUSY):
+                continue  # no slot anywhere: its answer cannot change this round
             agent_id, reason = self.choose(w, free, now, timeout_ms)
             if agent_id is None:
                 if reason != w.noted:
-                    out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
+                    if w.noted or not reason.startswith(BUSY):  # a queue behind busy agents is no news
+                        out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
                     self.waiting[w.task_id] = replace(w, noted=reason)
                 continue
             free[agent_id] -= 1

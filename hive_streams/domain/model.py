@@ -74,9 +74,13 @@ class NodeOutput:
 
 
 def needed_capabilities(spec: TaskSpec) -> tuple[Requirement, ...]:
+    return needs(spec.nodes, spec.requires)
+
+
+def needs(nodes: tuple[NodeSpec, ...], requires: tuple[Requirement, ...]) -> tuple[Requirement, ...]:
     """Explicit requirements plus one per node kind, strongest proficiency per name."""
-    best: dict[str, float] = {kind: 0.0 for kind in sorted({n.kind for n in spec.nodes})}
-    for req in spec.requires:
+    best: dict[str, float] = {kind: 0.0 for kind in sorted({n.kind for n in nodes})}
+    for req in requires:
         best[req.name] = max(best.get(req.name, 0.0), req.proficiency)
     return tuple(Requirement(name, p) for name, p in sorted(best.items()))
 

@@ -9,7 +9,7 @@ from . import commands as c
 from . import events as e
 from .dag import InvalidGraph, topological_order
 from .evolving import Handlers, quick_init
-from .model import (Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities, node_digest,
+from .model import (Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities, needs, node_digest,
                     result_digest)
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
@@ -132,7 +132,7 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
         return [submitted, e.TaskRejected(**b, reason="a task cannot wait for itself")]
     if cmd.after:
         return [submitted, e.TaskBlocked(**b, waiting_on=tuple(dict.fromkeys(cmd.after)))]
-    return [submitted, _queued(evolve(state, replace(submitted, seq=state.seq + 1)), now)]
+    return [replace(submitted, queued=True)]  # valid and free to run: one event, no TaskValidated
 
 
 @_decide.register
@@ -226,12 +226,6 @@ def _(cmd: c.StartTask, state: TaskState, now: int):
     return [e.TaskStarted(**_base(state, now), agent_id=cmd.agent_id, attempt=cmd.attempt)]
 
 
-def _started_if_needed(cmd, state: TaskState, now: int) -> list[e.TaskEvent]:
-    if state.status == "assigned":
-        return [e.TaskStarted(**_base(state, now), agent_id=cmd.agent_id, attempt=cmd.attempt)]
-    return []
-
-
 def _open_node(cmd, state: TaskState) -> bool:
     return _is_current(cmd, state) and state.node_status.get(cmd.node_id, "missing") not in ("missing", "completed")
 
@@ -240,8 +234,7 @@ def _open_node(cmd, state: TaskState) -> bool:
 def _(cmd: c.ReportNodeStarted, state: TaskState, now: int):
     if not _open_node(cmd, state) or state.node_status[cmd.node_id] == "running":
         return []
-    return _started_if_needed(cmd, state, now) + [
-        e.NodeStarted(**_base(state, now), node_id=cmd.node_id, agent_id=cmd.agent_id, attempt=cmd.attempt)]
+    return [e.NodeStarted(**_base(state, now), node_id=cmd.node_id, agent_id=cmd.agent_id, attempt=cmd.attempt)]
 
 
 @_decide.register
@@ -254,6 +247,15 @@ def _(cmd: c.ReportNodeProgress, state: TaskState, now: int):
     return [e.NodeProgress(**_base(state, now), node_id=cmd.node_id, progress=progress, message=cmd.message)]
 
 
+def reported_outputs(cmd: c.ReportTaskResult, state: TaskState) -> dict[str, str]:
+    """Every output the result covers: those recorded, and those it carries for still open nodes."""
+    outputs = dict(state.outputs)
+    for node in cmd.nodes:
+        if state.node_status.get(node.node_id, "completed") != "completed":
+            outputs[node.node_id] = node.output_json
+    return outputs
+
+
 def result_problem(cmd: c.ReportNodeCompleted | c.ReportTaskResult, state: TaskState) -> str:
     """Why the current agent's result cannot be accepted, or empty. Needs no key: it always runs.
 
@@ -263,7 +265,7 @@ def result_problem(cmd: c.ReportNodeCompleted | c.ReportTaskResult, state: TaskS
     if isinstance(cmd, c.ReportNodeCompleted):
         expected = node_digest(state.task_id, cmd.attempt, cmd.node_id, cmd.output_json)
     else:
-        expected = result_digest(state.task_id, cmd.attempt, dict(state.outputs))
+        expected = result_digest(state.task_id, cmd.attempt, reported_outputs(cmd, state))
     if cmd.digest != expected:
         return BAD_DIGEST
     if state.agent_key and not cmd.signature:
@@ -285,7 +287,7 @@ def _(cmd: c.ReportNodeCompleted, state: TaskState, now: int):
     problem = result_problem(cmd, state)
     if problem:
         return _rejected(cmd, state, now, problem)
-    return _started_if_needed(cmd, state, now) + [
+    return [
         e.NodeCompleted(**_base(state, now), node_id=cmd.node_id, output_json=cmd.output_json, attempt=cmd.attempt,
                         digest=cmd.digest, signature=cmd.signature)]
 
@@ -293,12 +295,13 @@ def _(cmd: c.ReportNodeCompleted, state: TaskState, now: int):
 @_decide.register
 def _(cmd: c.ReportTaskResult, state: TaskState, now: int):
     """The only way a task completes: a final result whose digest covers every output."""
-    if not _is_current(cmd, state) or not all(state.node_status.get(n.id) == "completed" for n in state.nodes):
+    outputs = reported_outputs(cmd, state) if cmd.nodes else state.outputs
+    if not _is_current(cmd, state) or not all(n.id in outputs for n in state.nodes):
         return []
     problem = result_problem(cmd, state)
     if problem:
         return _rejected(cmd, state, now, problem)
-    final = tuple(NodeOutput(n.id, state.outputs[n.id]) for n in state.nodes)
+    final = tuple(NodeOutput(n.id, outputs[n.id]) for n in state.nodes)
     return [e.TaskCompleted(**_base(state, now), agent_id=cmd.agent_id, outputs=final, escrow_id=state.escrow_id,
                             result_digest=cmd.digest, signature=cmd.signature)]
 
@@ -313,7 +316,7 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
     if not _open_node(cmd, state):
         return []
     b = _base(state, now)
-    return _started_if_needed(cmd, state, now) + [
+    return [
         e.NodeFailed(**b, node_id=cmd.node_id, error=cmd.error, attempt=cmd.attempt),
         _attempt_failed(state, now, f"node {cmd.node_id} failed: {cmd.error}"),
     ]
@@ -355,6 +358,12 @@ def _nodes(state: TaskState, node_id: str, status: str) -> dict[str, str]:
 
 @_on.on(e.TaskSubmitted)
 def _(ev: e.TaskSubmitted, state: TaskState):
+    if ev.queued:
+        return {**_submitted(ev), "status": "queued", "requires": needs(ev.nodes, ev.requires)}
+    return _submitted(ev)
+
+
+def _submitted(ev: e.TaskSubmitted) -> dict:
     return {"status": "submitted", "name": ev.name, "requester": ev.requester, "nodes": ev.nodes,
             "priority": ev.priority, "deadline_at": ev.deadline_at, "budget": ev.budget,
             "max_retries": ev.max_retries, "requires": ev.requires, "hardware": ev.hardware, "after": ev.after,
@@ -413,9 +422,14 @@ def _(ev: e.TaskStarted, state: TaskState):
     return {"status": "running"}
 
 
+def _running(state: TaskState) -> str:
+    """A node's first report also starts its task."""
+    return "running" if state.status == "assigned" else state.status
+
+
 @_on.on(e.NodeStarted)
 def _(ev: e.NodeStarted, state: TaskState):
-    return {"node_status": _nodes(state, ev.node_id, "running")}
+    return {"node_status": _nodes(state, ev.node_id, "running"), "status": _running(state)}
 
 
 @_on.on(e.NodeProgress)
@@ -425,12 +439,13 @@ def _(ev: e.NodeProgress, state: TaskState):
 
 @_on.on(e.NodeCompleted)
 def _(ev: e.NodeCompleted, state: TaskState):
-    return {"node_status": _nodes(state, ev.node_id, "completed"), "outputs": {**state.outputs, ev.node_id: ev.output_json}}
+    return {"node_status": _nodes(state, ev.node_id, "completed"), "outputs": {**state.outputs, ev.node_id: ev.output_json},
+            "status": _running(state)}
 
 
 @_on.on(e.NodeFailed)
 def _(ev: e.NodeFailed, state: TaskState):
-    return {"node_status": _nodes(state, ev.node_id, "failed")}
+    return {"node_status": _nodes(state, ev.node_id, "failed"), "status": _running(state)}
 
 
 @_on.on(e.TaskRetryScheduled)
@@ -445,7 +460,9 @@ def _(ev: e.TaskRetryScheduled, state: TaskState):
 
 @_on.on(e.TaskCompleted)
 def _(ev: e.TaskCompleted, state: TaskState):
-    return {"status": "completed"}
+    """Outputs a fast task reported only with its result are recorded here."""
+    return {"status": "completed", "outputs": {o.node_id: o.output_json for o in ev.outputs},
+            "node_status": {k: "completed" for k in state.node_status}}
 
 
 @_on.on(e.TaskFailed)

@@ -8,14 +8,14 @@ import os
 import time
 from pathlib import Path
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from aiokafka import TopicPartition
 
 from ..codec import Codec, default_codec, event_id, header
 from ..domain import commands as c
 from ..domain import events as e
-from ..domain.model import Capability, Hardware, node_digest, result_digest
+from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
 from ..exceptions import CodecError
 from ..kafka import CommandSender, consumer, now_ms
 from ..settings import Settings
@@ -63,9 +63,10 @@ class AgentOffer:
 class Reporter:
     """Turns DAG progress into commands for the task's decider.
 
-    Reports wait up to REPORT_LINGER before they are sent together, in order: a fast task's
-    start, nodes and result then cross Kafka once and are decided in one transaction, while a
-    slow node still shows as started within the linger.
+    Reports wait up to REPORT_LINGER before they are sent together, in order, and a batch that
+    ends with the result becomes that one result carrying the outputs of its nodes: a fast task
+    crosses Kafka once, as one command and one event, while a slow node still shows as started
+    within the linger. The first node's report starts the task; there is no separate start.
     """
 
     def __init__(self, executor: "Executor", assigned: e.TaskAssigned):
@@ -94,7 +95,16 @@ class Reporter:
 
     def _take(self) -> list:
         taken, self.pending = self.pending, []
-        return taken
+        if taken and isinstance(taken[-1], c.ReportTaskResult):  # the rest is about nodes the result covers
+            carried = tuple(NodeOutput(cmd.node_id, cmd.output_json) for cmd in taken
+                            if isinstance(cmd, c.ReportNodeCompleted))
+            return [replace(taken[-1], nodes=carried)]
+        return [self._signed(cmd) if isinstance(cmd, c.ReportNodeCompleted) else cmd for cmd in taken]
+
+    def _signed(self, report: c.ReportNodeCompleted) -> c.ReportNodeCompleted:
+        """A node's own digest and signature, made only when its report travels without the result."""
+        digest = node_digest(self.task_id, self.attempt, report.node_id, report.output_json)
+        return replace(report, digest=digest, signature=self.ex.signer.sign(digest))
 
     async def _send(self, previous: asyncio.Task | None, commands: list) -> None:
         if previous is not None:
@@ -110,9 +120,6 @@ class Reporter:
         self.sending = None
         await self._send(previous, commands)
 
-    async def start(self) -> None:
-        self.queue(c.StartTask(**self.ids()))
-
     async def started(self, node_id: str) -> None:
         self.queue(c.ReportNodeStarted(**self.ids(), node_id=node_id))
 
@@ -121,10 +128,8 @@ class Reporter:
 
     async def completed(self, node_id: str, output) -> None:
         output_json = json.dumps(output)
-        digest = node_digest(self.task_id, self.attempt, node_id, output_json)
         self.outputs[node_id] = output_json
-        self.queue(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest=digest,
-                                         signature=self.ex.signer.sign(digest)))
+        self.queue(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest="", signature=""))
 
     async def result(self) -> None:
         digest = result_digest(self.task_id, self.attempt, self.outputs)
@@ -217,7 +222,6 @@ class Executor:
         report = self.reporter(self, assigned)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
-            await report.start()
             await run_dag(assigned.nodes, done, report)
             await report.result()
         except NodeError as exc:

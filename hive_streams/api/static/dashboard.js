@@ -64,6 +64,12 @@ function applyTask(ev) {
   if (ev.type === "TaskAssigned") t.agent_id = ev.agent_id;
   if (ev.type === "TaskRetryScheduled") t.agent_id = null;
   if (TASK_STATUS[ev.type]) t.status = TASK_STATUS[ev.type];
+  if (ev.type === "TaskSubmitted" && ev.queued) t.status = "queued";  // valid at once: no TaskValidated follows
+  if (ev.type.startsWith("Node") && t.status === "assigned") t.status = "running";  // a node's report starts its task
+  if (ev.type === "TaskCompleted") {  // a fast task reports its outputs only here
+    const graph = state.graphs.get(ev.task_id);
+    if (graph) for (const n of graph.nodes) graph.status[n.id] = "completed";
+  }
   if (["TaskFailed", "TaskRejected", "TaskCancelled"].includes(ev.type)) {
     t.reason = ev.reason;
     state.failures.unshift({task_id: ev.task_id, name: t.name, status: t.status, reason: ev.reason, updated_at: ev.at});
