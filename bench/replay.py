@@ -26,6 +26,7 @@ from .common import Context, noop_submit, summary
 
 EVENTS_PER_TASK = 5
 STEPS = 5  # commands in a lifecycle
+PARTITIONS = 4
 
 
 def lifecycle(task_id: str, i: int, now: int):

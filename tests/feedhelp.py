@@ -12,8 +12,9 @@ from hive_streams.processes import wait_until
 from .stack import Stack, free_port
 
 
-def layered_sleeps(task_id: str, layers: int = 12, width: int = 7, seconds: float = 0.2) -> dict:
-    """`layers` x `width` sleep nodes, each layer after the whole previous one: 6 events a node."""
+def layered_sleeps(task_id: str, layers: int = 13, width: int = 7, seconds: float = 0.2) -> dict:
+    """`layers` x `width` sleep nodes, each layer after the whole previous one: about 6 events a node (the
+    last layer's outputs travel with the result)."""
     nodes = []
     for layer in range(layers):
         previous = [f"l{layer - 1}n{i}" for i in range(width)] if layer else []

@@ -66,7 +66,7 @@ def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_
     stack = Stack(kafka_bootstrap, pg_url, tmp_path, partitions=4,
                   HIVE_SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT), HIVE_AGENT_TIMEOUT_SECONDS="4",
                   HIVE_COMMIT_INTERVAL_MS="1000",  # a freeze lands mid-transaction: the thawed worker is a zombie
-                  HIVE_SNAPSHOT_EVERY_EVENTS="300",  # new owners start from snapshots taken between the faults
+                  HIVE_SNAPSHOT_EVERY_EVENTS="100", HIVE_SNAPSHOT_EVERY_SECONDS="20",  # owners start from snapshots taken between faults
                   HIVE_PLATFORM_FEE_BPS="500").start(EXECUTORS, workers=3)
     engine = create_engine(stack.database_url)
     # a frozen worker's partitions move before it wakes; a killed one's have moved before the next fault

@@ -169,3 +169,27 @@ def test_a_pin_does_not_override_the_key_priced_work_needs():
     m.observe(e.TaskPinned("t", 3, 2, "keyless"))
     proposals = m.proposals(3, TIMEOUT, 1000)
     assert [p.reason for p in proposals if isinstance(p, c.NoteWaiting)] == ["no eligible agent: keyless: no key for priced work"]
+
+
+def test_a_slot_is_offered_again_once_its_release_is_committed_not_when_it_lands():
+    m = market([("solo", 1, [("echo", 1.0)], {})])
+    m.observe(e.SlotReserved("solo", 3, 1, "t1"))
+    m.observe(validated("t1", 1))
+    m.observe(e.TaskAssigned("t1", 3, 2, "solo", 1, ()))
+    m.observe(validated("t2", 3))
+    assert reserved(m.proposals(now=4, timeout_ms=TIMEOUT, retry_ms=1000)) == []  # the one slot is taken
+    # the completion's ReleaseSlot was written with it, so an offer sent now reaches the agent after it
+    m.observe(e.TaskCompleted("t1", 4, 5, "solo", ()))
+    assert reserved(m.proposals(now=6, timeout_ms=TIMEOUT, retry_ms=1000)) == [("t2", "solo")]
+    m.observe(e.SlotReleased("solo", 4, 7, "t1"))
+    m.observe(e.SlotReserved("solo", 5, 8, "t2"))
+    assert m.releasing["solo"] == set() and m._free(9, TIMEOUT) == {"solo": 0}  # counted once, not twice
+
+
+def test_an_ending_seen_after_its_slot_came_back_frees_nothing_more():
+    m = market([("solo", 1, [("echo", 1.0)], {})])
+    m.observe(e.SlotReserved("solo", 3, 1, "t1"))
+    m.observe(e.SlotReleased("solo", 4, 2, "t1"))  # the agent partition was read ahead of the task partition
+    m.observe(validated("t1", 1))
+    m.observe(e.TaskCompleted("t1", 3, 5, "solo", ()))
+    assert m._free(6, TIMEOUT) == {"solo": 1}

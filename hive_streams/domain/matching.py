@@ -26,6 +26,7 @@ from .model import Hardware, Requirement, capability_shortfall, needs
 from .reputation import Record, outcome
 from .task import NO_KEY
 
+RELEASING = (e.TaskCompleted, e.TaskFailed, e.TaskCancelled, e.TaskRetryScheduled, e.TaskAssignmentDeclined)
 WEIGHTS = {"proficiency": 0.40, "reputation": 0.30, "cheapness": 0.15, "idleness": 0.15}
 BUSY = "every eligible agent is busy"
 
@@ -84,6 +85,7 @@ class Market:
     records: dict[str, Record] = field(default_factory=dict)
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # agents each task has been assigned to
     task_seq: dict[str, int] = field(default_factory=dict)
+    releasing: dict[str, set[str]] = field(default_factory=dict)  # agent -> held tasks whose release is committed
     order: int = 0
     dirty: bool = True  # something changed since the last proposals
     RETRY_FUNDS_MS = 2000
@@ -103,6 +105,8 @@ class Market:
         if isinstance(event, e.AgentEvent):
             state = self.agents.get(event.agent_id) or agent_agg.AgentState(event.agent_id)
             self.agents[event.agent_id] = agent_agg.evolve(state, event)
+            if event.agent_id in self.releasing:
+                self.releasing[event.agent_id] &= self.agents[event.agent_id].holding
             if isinstance(event, e.SlotRefused) and event.task_id in self.waiting and event.reason != "already held":
                 w = self.waiting[event.task_id]
                 self.waiting[event.task_id] = replace(w, proposed_to=None, avoid=w.avoid | {event.agent_id})
@@ -114,6 +118,10 @@ class Market:
 
     def _observe_task(self, event) -> None:
         task_id = event.task_id
+        if isinstance(event, RELEASING) and event.agent_id and task_id in self._holding(event.agent_id):
+            # the ReleaseSlot that follows this event was committed with it, ahead of any offer made now
+            # to the same agent's partition: the slot can be offered again without waiting for SlotReleased
+            self.releasing.setdefault(event.agent_id, set()).add(task_id)
         found = outcome(event)
         if found:
             self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
@@ -138,13 +146,17 @@ class Market:
             self.needs.pop(task_id, None)
             self.tried.pop(task_id, None)
 
+    def _holding(self, agent_id: str) -> frozenset[str]:
+        a = self.agents.get(agent_id)
+        return a.holding if a is not None else frozenset()
+
     def queued(self) -> list[Waiting]:
         return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.order))
 
     def proposals(self, now: int, timeout_ms: int, retry_ms: int) -> list:
         """Commands to send now: slot requests, assignments of held slots, and waiting reasons."""
         free = self._free(now, timeout_ms)
-        held = set().union(*(a.holding for a in self.agents.values()))
+        held = set().union(*(a.holding for a in self.agents.values())) - set().union(*self.releasing.values())
         out: list = []
         full = all(n <= 0 for n in free.values())
         for w in self.queued():
@@ -180,8 +192,8 @@ class Market:
         for w in self.waiting.values():
             if w.proposed_to and w.task_id not in self.agents.get(w.proposed_to, agent_agg.AgentState("")).holding:
                 pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
-        return {a.agent_id: a.free_slots - pending.get(a.agent_id, 0) for a in self.agents.values()
-                if a.live(now, timeout_ms)}
+        return {a.agent_id: a.free_slots + len(self.releasing.get(a.agent_id, ())) - pending.get(a.agent_id, 0)
+                for a in self.agents.values() if a.live(now, timeout_ms)}
 
     def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
         """The best agent for a waiting task, or None and the reason it must wait."""
