@@ -29,7 +29,8 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory):
 
 
 def post(stack: Stack, path: str, body, key: str | None = None, caller: str = "ops"):
-    headers = {"x-hive-requester": caller, **({"Idempotency-Key": key} if key else {})}
+    """As the admin named `caller`: idempotency keys belong to the caller."""
+    headers = {**stack.auth("admin", caller), **({"Idempotency-Key": key} if key else {})}
     return stack.client.http.post(path, json=body, headers=headers)
 
 

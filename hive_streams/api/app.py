@@ -176,6 +176,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, api.task_owner()),
         api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, api.task_owner(wait=True)),
         declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC)),
+        declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.sign_in, methods=["POST"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC)),
         *operators.routes(api),
