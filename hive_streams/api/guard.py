@@ -71,10 +71,12 @@ class Guard:
         if declared.permission == PUBLIC:
             return None
         principal = await self.principal(token_of(request))
-        limited = declared.limit is not None and limit_for(self.limits, principal, declared.limit) == 0
-        if limited or decide(principal, declared.permission) is Verdict.FORBIDDEN:
-            raise RequestError(403, "$", f"{principal.kind} {principal.account} (roles: {', '.join(sorted(principal.roles))})"
-                                         f" lacks the permission {declared.permission}")
+        lacking = declared.permission if decide(principal, declared.permission) is Verdict.FORBIDDEN else None
+        if lacking is None and declared.limit is not None and limit_for(self.limits, principal, declared.limit) == 0:
+            lacking = f"{declared.limit} (its roles have no rate limit for it)"
+        if lacking is not None:
+            raise RequestError(403, "$", f"{principal.kind} {principal.account} "
+                                         f"(roles: {', '.join(sorted(principal.roles))}) lacks the permission {lacking}")
         if declared.owner is not None and needs_owner(principal, declared.permission):
             owner = await declared.owner.find(request)
             if owner is None or decide(principal, declared.permission, owner) is not Verdict.ALLOW:
