@@ -16,6 +16,7 @@ from ..store import payments
 from .body import json_object
 from .commands import CommandRequest
 from .errors import RequestError
+from .owners import account_owner, task_owner
 
 MAX_AMOUNT = 1_000_000_000
 
@@ -61,10 +62,10 @@ def routes(api) -> list[Route]:
         return JSONResponse({"task_id": task_id,
                              "payments": await asyncio.to_thread(api.read, payments.task_payments, task_id)})
 
-    own = api.account_owner()
+    own = account_owner()
     return [
         api.command_route("/api/accounts/{account_id:path}/deposits", deposit, "POST", p.ACCOUNTS_DEPOSIT),
         api.command_route("/api/accounts/{account_id:path}/withdrawals", withdraw, "POST", p.ACCOUNTS_WITHDRAW, own),
         api.route("/api/accounts/{account_id:path}", account, "GET", p.ACCOUNTS_VIEW, own),
-        api.route("/api/tasks/{task_id}/payments", task_payments, "GET", p.EXECUTIONS_VIEW, api.task_owner()),
+        api.route("/api/tasks/{task_id}/payments", task_payments, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
     ]

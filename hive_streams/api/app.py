@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..auth import Owner, TokenVerifier, parse_limits, tenant_of
+from ..auth import TokenVerifier, parse_limits
 from ..auth import permissions as p
 from ..auth.limits import EXECUTIONS_START
 from ..codec import Codec, default_codec
@@ -24,6 +24,7 @@ from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
 from . import accounts, operators
+from .owners import task_owner
 from .batch import plan_batch, task_links
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
 from .commands import CommandRequest, KeyedRequests, command_route
@@ -36,7 +37,6 @@ from .views import Views
 
 SOURCE = "/hive-streams/api"
 LINGER_MS = 1
-OWNER_WAIT_SECONDS = 5.0  # a task just submitted reaches the read model (where its owner is) a moment later
 
 
 class Api:
@@ -68,27 +68,6 @@ class Api:
                       limit: str | None = None) -> Route:
         return command_route(path, handler, method, self.keys, body_limit, self.guard,
                              Declaration(permission, owner, limit), accepts)
-
-    def task_owner(self, wait: bool = False) -> OwnerLookup:
-        """The tenant of the task in the path, from the read model; `wait` gives a task just submitted time to appear."""
-        async def find(request: Request) -> Owner | None:
-            task_id, waited = request.path_params["task_id"], 0.0
-            while True:
-                requester = await asyncio.to_thread(self.read, queries.task_requester, task_id)
-                if requester is not None:
-                    return Owner(tenant_of(requester), requester)
-                if not wait or waited >= OWNER_WAIT_SECONDS:
-                    return None
-                await asyncio.sleep(0.25)
-                waited += 0.25
-        return OwnerLookup("task_id", find)
-
-    @staticmethod
-    def account_owner() -> OwnerLookup:
-        async def find(request: Request) -> Owner:
-            account = request.path_params["account_id"]
-            return Owner(tenant_of(account), account)
-        return OwnerLookup("account_id", find)
 
     @staticmethod
     def now() -> int:
@@ -173,8 +152,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     routes = [
         api.command_route("/api/tasks", api.submit, "POST", p.TASKS_CREATE, body_limit=settings.max_body_bytes,
                           accepts=DEFINITION_TYPES, limit=EXECUTIONS_START),
-        api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, api.task_owner()),
-        api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, api.task_owner(wait=True)),
+        api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
+        api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True)),
         declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.sign_in, methods=["POST"]), Declaration(p.PUBLIC)),

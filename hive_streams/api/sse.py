@@ -13,6 +13,7 @@ from ..store import queries
 from ..topics import partition_for
 from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
 from .hub import Hub
+from .owners import task_owner
 from .positions import PositionError, TaskPosition, VectorCodec
 
 PING_SECONDS = 10
@@ -105,7 +106,7 @@ class FeedEndpoints:
     def routes(self) -> list:
         api = self.api
         return [
-            api.route("/api/tasks/{task_id}/events", self.task, "GET", p.EXECUTIONS_VIEW, api.task_owner(wait=True)),
+            api.route("/api/tasks/{task_id}/events", self.task, "GET", p.EXECUTIONS_VIEW, task_owner(api, wait=True)),
             api.route("/api/agents/{agent_id}/events", self.agent, "GET", p.AGENTS_VIEW),
             api.route("/api/events", self.cluster, "GET", p.CLUSTER_VIEW),
             api.route("/api/events/stats", self.stats, "GET", p.CLUSTER_VIEW),
