@@ -40,7 +40,8 @@ def test_submit_watch_shows_every_node_and_exits_zero(stack, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "submitted cli-ok" in run.stdout and "task cli-ok completed" in run.stdout
     assert "first" in run.stdout and "second" in run.stdout
-    again = cli(stack.base_url, "watch", "cli-ok", token=stack.token())  # a finished task: its history, then the same outcome
+    # a finished task: its history, then the same outcome
+    again = cli(stack.base_url, "watch", "cli-ok", token=stack.token())
     assert again.returncode == 0 and "completed" in again.stdout
 
 

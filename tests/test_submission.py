@@ -138,3 +138,13 @@ def test_a_keyed_submission_repeated_is_one_task(stack):
     other = stack.client.submit({**ECHO, "name": "other"}, idempotency_key="submit-1")
     assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
     completed(stack, [first.json()["task_id"]])
+
+
+def test_the_principal_of_a_request_is_the_requester_and_the_command_principal(stack):
+    response = stack.client_as("developer", "dana").submit(ECHO)
+    assert response.status_code == 202, response.text
+    task_id = response.json()["task_id"]
+    sent = [r for r in events_of(stack.bootstrap, stack.topics.task_commands, stack.topics.partitions)
+            if getattr(r.event, "task_id", None) == task_id]
+    assert [(r.header(PRINCIPAL_HEADER), r.event.requester) for r in sent] == [("tests/dana", "tests/dana")]
+    completed(stack, [task_id])

@@ -26,7 +26,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hive-streams"'}
 
 @dataclass(frozen=True)
 class OwnerLookup:
-    """Whose the resource a request names is: None when it is not known (then 404 unless the scope is ALL)."""
+    """Whose the resource a request names is: None when unknown (then 404 unless the scope is ALL)."""
     field: str
     find: Callable[[Request], Awaitable[Owner | None]]
 

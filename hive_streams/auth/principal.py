@@ -43,15 +43,18 @@ def principal_of(claims: dict) -> Principal:
     sub, tenant, roles, permissions = (claims.get(k) for k in ("sub", "tenant", "roles", "permissions"))
     for name, value in (("sub", sub), ("tenant", tenant)):
         if not isinstance(value, str) or not NAME.fullmatch(value):
-            raise ClaimsError(f"claim {name!r} must be 1 to 128 letters, digits or ._@- (starting with a letter or digit)")
+            raise ClaimsError(f"claim {name!r} must be 1 to 128 letters, digits or ._@-, "
+                              "starting with a letter or digit")
     if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
         raise ClaimsError("claim 'roles' must be a non-empty list of role names")
     unknown = set(roles) - USER_ROLES - SERVICE_ROLES
     if unknown:
-        raise ClaimsError(f"unknown role {sorted(unknown)[0]!r} (roles: {', '.join(sorted(USER_ROLES | SERVICE_ROLES))})")
+        known = ", ".join(sorted(USER_ROLES | SERVICE_ROLES))
+        raise ClaimsError(f"unknown role {sorted(unknown)[0]!r} (roles: {known})")
     if set(roles) & USER_ROLES and set(roles) & SERVICE_ROLES:
         raise ClaimsError("a token is a user's or a service's, not both: service roles cannot mix with user roles")
-    if permissions is not None and (not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions)):
+    listed = isinstance(permissions, list) and all(isinstance(p, str) for p in permissions)
+    if permissions is not None and not listed:
         raise ClaimsError("claim 'permissions' must be a list of permission names")
     return Principal(sub, tenant, frozenset(roles), None if permissions is None else frozenset(permissions),
                      int(claims.get("exp", 0)))
