@@ -7,6 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
 from hive_streams.kafka.principal import PRINCIPAL_HEADER
 from hive_streams.processes import wait_until
@@ -145,6 +146,6 @@ def test_the_principal_of_a_request_is_the_requester_and_the_command_principal(s
     assert response.status_code == 202, response.text
     task_id = response.json()["task_id"]
     sent = [r for r in events_of(stack.bootstrap, stack.topics.task_commands, stack.topics.partitions)
-            if getattr(r.event, "task_id", None) == task_id]
+            if isinstance(r.event, c.SubmitTask) and r.event.task_id == task_id]
     assert [(r.header(PRINCIPAL_HEADER), r.event.requester) for r in sent] == [("tests/dana", "tests/dana")]
     completed(stack, [task_id])
