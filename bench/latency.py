@@ -25,14 +25,14 @@ KEEPALIVE_S = 2.0
 POST_CONNECTIONS = 32
 
 
-async def feed_events(port: int, path: str):
+async def feed_events(port: int, path: str, token: str):
     """The `event:` names of one SSE response, read off a plain socket (HTTP/1.1, chunked or not). One
     connection per feed, without a client library's pool: with hundreds of feeds open at once, httpx's pool
     costs the bench client more CPU per request the more connections it holds."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
-                     "Connection: close\r\n\r\n".encode())
+                     f"Authorization: Bearer {token}\r\nConnection: close\r\n\r\n".encode())
         status = await reader.readline()
         if status.split(b" ", 2)[1:2] != [b"200"]:
             raise RuntimeError(f"GET {path}: {status.decode(errors='replace').strip()}")
@@ -56,7 +56,8 @@ async def feed_events(port: int, path: str):
         writer.close()
 
 
-async def one_task(http: httpx.AsyncClient, port: int, task_id: str, retries: list) -> tuple[float, float, float]:
+async def one_task(http: httpx.AsyncClient, port: int, token: str, task_id: str,
+                   retries: list) -> tuple[float, float, float]:
     """(start, first frame, completed frame) on the perf_counter clock; follows the task like a client."""
     started = time.perf_counter()
     try:
@@ -68,7 +69,7 @@ async def one_task(http: httpx.AsyncClient, port: int, task_id: str, retries: li
         response = await http.post("/api/tasks", json={**NOOP_TASK, "id": task_id})
     response.raise_for_status()
     first = None
-    feed = feed_events(port, f"/api/tasks/{task_id}/events")
+    feed = feed_events(port, f"/api/tasks/{task_id}/events", token)
     try:
         async for kind in feed:
             now = time.perf_counter()
@@ -93,11 +94,11 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[l
     try:
         # POSTs share a few kept-alive connections, dropped before the server's keep-alive timeout (uvicorn: 5 s)
         limits = httpx.Limits(max_connections=POST_CONNECTIONS, keepalive_expiry=KEEPALIVE_S)
-        async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as http:
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits, headers=stack.headers) as http:
             start = time.perf_counter()
             for i, task_id in enumerate(ids):
                 await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-                tasks.append(asyncio.create_task(one_task(http, stack.api_port, task_id, retries)))
+                tasks.append(asyncio.create_task(one_task(http, stack.api_port, stack.token, task_id, retries)))
             samples = await asyncio.gather(*tasks)
             await following
     finally:

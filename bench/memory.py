@@ -26,7 +26,7 @@ def memory_run(ctx: Context, n: int) -> dict:
         before = {p: proc_status_kib(stack.pid(p)) for p in PROCS}
         asyncio.run(produce(ctx.bootstrap, topics.task_commands, (noop_submit(f"{prefix}-{i}") for i in range(n))))
         wait_for(lambda: stack._check() or count() >= 2 * n + 2, 120 + n / 10, f"{2 * n} events", interval=1)
-        httpx.get(f"{stack.base_url}/api/tasks/{prefix}-0", timeout=30)  # the API reads one of them
+        httpx.get(f"{stack.base_url}/api/tasks/{prefix}-0", headers=stack.headers, timeout=30)  # the API reads one of them
         time.sleep(0.5)
         after = {p: proc_status_kib(stack.pid(p)) for p in PROCS}
         peak = {p: proc_status_kib(stack.pid(p), "VmHWM") for p in PROCS}

@@ -16,7 +16,7 @@ from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, Process
 from hive_streams.topics import Topics
 
-from .common import PROCESSES, SLOTS, wait_for
+from .common import PROCESSES, SLOTS, credentials, wait_for
 
 
 def free_port() -> int:
@@ -38,13 +38,15 @@ class Stack:
         self.home = work / self.id
         self.fabric: Fabric | None = None
         self.procs: dict[str, Process] = {}
+        self.auth_env, self.token = credentials()
+        self.headers = {"Authorization": f"Bearer {self.token}"}  # an admin's, for every request to the API
 
     def create(self) -> "Stack":
         asyncio.run(ensure_topics(self.bootstrap, self.topics))
         url = postgres.create_database(self.pg_server, self.database)
         env = {"HIVE_KAFKA_BOOTSTRAP": self.bootstrap, "HIVE_DATABASE_URL": url, "HIVE_HOME": str(self.home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(self.topics.partitions),
-               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id}
+               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id, **self.auth_env}
         self.fabric = Fabric(env, self.home / "logs")
         return self
 

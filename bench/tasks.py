@@ -105,7 +105,8 @@ async def hive_burst(stack: Stack, n: int, timeout: float, how: str = "http", me
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
     producer = TaskProducer(stack.bootstrap, stack.topics, principal="bench") if how == "producer" else None
-    http = httpx.AsyncClient(base_url=stack.base_url, timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT))
+    http = httpx.AsyncClient(base_url=stack.base_url, timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT),
+                             headers=stack.headers)
     try:
         if producer:
             await producer.start()

@@ -11,6 +11,7 @@ import sys
 from . import cli_watch
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
+from .exceptions import ConfigError
 
 
 def parse_capabilities(text: str) -> tuple[Capability, ...]:
@@ -69,6 +70,19 @@ def cmd_connect(args, s) -> int:
     return 0
 
 
+def cmd_token(args, s) -> int:
+    from .auth.development import signing_secret
+    from .auth.tokens import mint, parse_ttl
+    try:
+        ttl = parse_ttl(args.ttl)
+    except ValueError as exc:
+        print(f"--ttl: {exc}", file=sys.stderr)
+        return 2
+    print(mint(signing_secret(s.jwt_secret, s.home), args.sub or args.role, args.tenant, [args.role], ttl,
+               args.permission, s.jwt_issuer))
+    return 0
+
+
 def cmd_up(args, s) -> int:
     from .launcher import up
     return up(s)
@@ -97,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="the HTTP API and SSE feeds")
     sub.add_parser("connect", help="the audit-log and read-model projection")
     sub.add_parser("up", help="everything: Kafka, store, worker, projection, API, two executors, a demo")
+    tk = sub.add_parser("token", help="print a token signed with HIVE_JWT_SECRET (or the development secret of `up`)")
+    tk.add_argument("--role", required=True, choices=["admin", "developer", "viewer", "service"])
+    tk.add_argument("--tenant", required=True)
+    tk.add_argument("--sub", help="who it names (default: the role); its account is TENANT/SUB")
+    tk.add_argument("--ttl", default="24h", help="how long it is valid: 90s, 30m, 24h, 7d")
+    tk.add_argument("--permission", action="append", help="narrow the role to this permission (repeatable)")
     cli_watch.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -109,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_infra(postgres, args, s)
     if args.command in cli_watch.COMMANDS:
         return cli_watch.run(args, s)
-    handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up}
-    return handlers[args.command](args, s)
+    handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up,
+                "token": cmd_token}
+    try:
+        return handlers[args.command](args, s)
+    except ConfigError as exc:
+        print(f"hive-streams {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

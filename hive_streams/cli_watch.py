@@ -33,7 +33,7 @@ def add_parsers(sub) -> None:
 def run(args, settings) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request under the progress bars
     console = Console()
-    client = HiveClient(settings.api_base_url)
+    client = HiveClient(settings.api_base_url, token=settings.token)
     try:
         if args.command == "submit":
             return submit(client, console, args.file, args.watch)
@@ -46,8 +46,19 @@ def run(args, settings) -> int:
     except httpx.TransportError as exc:
         console.print(f"[red]cannot reach the API at {settings.api_base_url}[/]: {exc} (set HIVE_API_URL)")
         return EXIT_NO_API
+    except httpx.HTTPStatusError as exc:
+        console.print(f"[red]refused ({exc.response.status_code})[/]: {_reason(exc.response)}")
+        return EXIT_REFUSED
     finally:
         client.close()
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        reason = response.json().get("error", response.text)
+    except ValueError:
+        reason = response.text
+    return f"{reason} (set HIVE_TOKEN to a token: `hive-streams token --help`)" if response.status_code == 401 else reason
 
 
 def submit(client: HiveClient, console: Console, path: Path, follow: bool) -> int:
@@ -55,7 +66,7 @@ def submit(client: HiveClient, console: Console, path: Path, follow: bool) -> in
     response = client.submit(path.read_bytes(), content_type)
     if response.status_code != 202:
         body = response.json()
-        console.print(f"[red]refused ({response.status_code})[/] at [bold]{body.get('field')}[/]: {body.get('error')}")
+        console.print(f"[red]refused ({response.status_code})[/] at [bold]{body.get('field')}[/]: {_reason(response)}")
         return EXIT_REFUSED
     task_id = response.json()["task_id"]
     console.print(f"submitted [bold]{task_id}[/]")

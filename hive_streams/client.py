@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -42,8 +43,12 @@ def iter_frames(lines: Iterator[str]) -> Iterator[Frame]:
 
 
 class HiveClient:
-    def __init__(self, base_url: str, timeout: float = 30):
-        self.http = httpx.Client(base_url=base_url, timeout=timeout)
+    """Sends `token` (by default $HIVE_TOKEN) as `Authorization: Bearer` with every request."""
+
+    def __init__(self, base_url: str, timeout: float = 30, token: str | None = None):
+        token = os.environ.get("HIVE_TOKEN", "") if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
     def submit(self, definition: str | bytes | dict, content_type: str = "application/yaml",
                idempotency_key: str | None = None) -> httpx.Response:

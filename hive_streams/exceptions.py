@@ -23,3 +23,7 @@ class TruncatedRecordError(CodecError):
 
 class StoreError(HiveError):
     pass
+
+
+class ConfigError(HiveError):
+    """A setting that cannot work: the process refuses to start and names it."""

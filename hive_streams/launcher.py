@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from .auth.development import development_secret
+from .auth.tokens import mint
 from .client import HiveClient
 from .kafka.admin import ensure_topics
 from .processes import Fabric, wait_until
@@ -16,6 +18,7 @@ from .settings import Settings
 from .topics import Topics
 
 DEMO = Path(__file__).parent / "demo" / "workflow.yaml"
+ADMIN_SUB, ADMIN_TENANT, ADMIN_TTL_SECONDS = "dev-admin", "dev", 7 * 86400
 console = Console()
 
 
@@ -36,6 +39,23 @@ def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
+def _admin_token(s: Settings, env: dict[str, str]) -> str:
+    """A development admin's token, signed with HIVE_JWT_SECRET or a secret kept in $HIVE_HOME for the API too."""
+    secret = s.jwt_secret
+    if not secret:
+        if s.jwt_jwks:
+            return s.token  # the identity provider issues tokens; HIVE_TOKEN should hold one
+        secret = env["HIVE_JWT_SECRET"] = development_secret(s.home, create=True)
+    return mint(secret, ADMIN_SUB, ADMIN_TENANT, ["admin"], ADMIN_TTL_SECONDS, issuer=s.jwt_issuer)
+
+
+def _print_token(token: str, base: str) -> None:
+    console.print(f"[green]development admin[/] {ADMIN_TENANT}/{ADMIN_SUB}; its token (7 days; sign in to the "
+                  f"dashboard at {base}/ with it):")
+    console.print(f"export HIVE_TOKEN={token}", soft_wrap=True, highlight=False)
+    console.print("others: hive-streams token --role developer --tenant acme --sub alice")
+
+
 def up(s: Settings) -> int:
     env = {}
     if not s.kafka_bootstrap:
@@ -45,6 +65,7 @@ def up(s: Settings) -> int:
     bootstrap = env.get("HIVE_KAFKA_BOOTSTRAP", s.bootstrap)
     asyncio.run(ensure_topics(bootstrap, Topics.from_settings(s)))
     console.print(f"store: {s.store_url}")
+    token = _admin_token(s, env)
     fabric = Fabric(env, Path(s.home) / "logs")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -56,11 +77,15 @@ def up(s: Settings) -> int:
         base = f"http://{s.api_host}:{s.api_port}"
         wait_until(lambda: fabric.check_alive() or _api_ready(base), 60, what="the API")
         console.print(f"[green]API[/] {base}   health {base}/health   logs {fabric.log_dir}")
-        client = HiveClient(base)
-        task_id = client.submit(DEMO.read_bytes()).json()["task_id"]
-        console.print(f"demo task {task_id}: {base}/api/tasks/{task_id}  events {base}/api/tasks/{task_id}/events")
-        _follow(client, task_id)
-        console.print("[green]demo finished[/]; the fabric keeps running. Ctrl-C stops everything.")
+        if token:
+            _print_token(token, base)
+            client = HiveClient(base, token=token)
+            task_id = client.submit(DEMO.read_bytes()).json()["task_id"]
+            console.print(f"demo task {task_id}: {base}/api/tasks/{task_id}  events {base}/api/tasks/{task_id}/events")
+            _follow(client, task_id)
+            console.print("[green]demo finished[/]; the fabric keeps running. Ctrl-C stops everything.")
+        else:
+            console.print("[yellow]no demo[/]: HIVE_JWT_JWKS is set; put a token of your issuer in HIVE_TOKEN")
         while True:
             fabric.check_alive()
             time.sleep(1)

@@ -96,12 +96,14 @@ class Chaos:
         self.done.append(f"restarted {api.name}")
 
 
-def post_until_accepted(base_url: str, path: str, body, key: str, deadline: float, sends: int = 1) -> list[int]:
+def post_until_accepted(base_url: str, path: str, body, key: str, deadline: float, sends: int = 1,
+                        headers: dict[str, str] | None = None) -> list[int]:
     """POSTs with an Idempotency-Key until answered, through API restarts; `sends` > 1 retries on purpose."""
     statuses = []
     while len(statuses) < sends:
         try:
-            response = httpx.post(f"{base_url}{path}", json=body, headers={"Idempotency-Key": key}, timeout=10)
+            response = httpx.post(f"{base_url}{path}", json=body, headers={"Idempotency-Key": key, **(headers or {})},
+                                  timeout=10)
         except httpx.HTTPError:
             response = None
         if response is not None and response.status_code < 500 and response.status_code != 409:

@@ -54,7 +54,7 @@ def start_api(stack: Stack, name: str, **env: str) -> HiveClient:
             return False
 
     wait_until(healthy, 60, what=f"{name} health")
-    return HiveClient(base)
+    return HiveClient(base, token=stack.token())
 
 
 def stop_api(stack: Stack, name: str) -> None:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import uuid
 from pathlib import Path
 
 import httpx
 
+from hive_streams.auth import mint
 from hive_streams.client import HiveClient
 from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
@@ -17,6 +19,10 @@ from hive_streams.topics import Topics
 
 ALL_KINDS = "echo,shell,python,sleep,http"
 RUNS = REPO_ROOT / ".hive" / "test-runs"
+TENANT = "tests"
+TOKEN_TTL_SECONDS = 6 * 3600  # outlives the longest test module
+# Tests submit far faster than people: the admin's limit is raised; the rate-limit tests set their own.
+TEST_RATE_LIMITS = "executions.start=admin:1000000,developer:100;workflows.create=admin:100,developer:50;agents.register=admin:10"
 
 
 def free_port() -> int:
@@ -35,15 +41,31 @@ class Stack:
         self.api_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         home = RUNS / self.id  # outside pytest's temp dirs, which other runs rotate away
+        self.secret = secrets.token_hex(32)
         env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": self.database_url, "HIVE_HOME": str(home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(partitions),
                "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"w{self.id}",
-               "HIVE_HEARTBEAT_SECONDS": "1", **env_overrides}
+               "HIVE_HEARTBEAT_SECONDS": "1", "HIVE_JWT_SECRET": self.secret, "HIVE_RATE_LIMITS": TEST_RATE_LIMITS,
+               **env_overrides}
         self.fabric = Fabric(env, home / "logs")
         self.worker = None
         self.workers = []
         self.executors = {}
-        self.client = HiveClient(self.base_url)
+        self.client = self.client_as("admin")
+
+    def token(self, role: str = "admin", sub: str | None = None, tenant: str = TENANT,
+              ttl: int = TOKEN_TTL_SECONDS, **claims) -> str:
+        """A real token signed with this stack's secret; its principal's account is `tenant/sub`."""
+        return mint(self.secret, sub or role, tenant, [role], ttl, **claims)
+
+    def client_as(self, role: str = "admin", sub: str | None = None, tenant: str = TENANT) -> HiveClient:
+        return HiveClient(self.base_url, token=self.token(role, sub, tenant))
+
+    def account(self, role: str = "admin", sub: str | None = None, tenant: str = TENANT) -> str:
+        return f"{tenant}/{sub or role}"
+
+    def auth(self, role: str = "admin", sub: str | None = None, tenant: str = TENANT) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, sub, tenant)}"}
 
     def start(self, executors: dict[str, tuple], workers: int = 1) -> "Stack":
         """executors: agent id -> (capabilities, slots, *extra executor options)."""

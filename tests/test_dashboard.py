@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def test_dashboard_shows_a_task_completing_live(stack, browser_tools):
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
     browser = subprocess.Popen(["node", str(BROWSER / "dashboard.cjs"), stack.base_url, DIAMOND["id"], str(shot)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HIVE_TOKEN": stack.token("viewer", "watcher")})
     try:
         ready = browser.stdout.readline().strip()
         assert ready == "ready", browser.stderr.read()
@@ -71,6 +73,38 @@ def test_page_and_assets_are_served_from_this_machine(stack):
     assert 'src="http' not in page.text and 'href="http' not in page.text  # nothing fetched from elsewhere
     for asset in ("dashboard.js", "graph.js", "dashboard.css"):
         assert httpx.get(f"{stack.base_url}/static/{asset}").status_code == 200
+
+
+def test_the_page_is_public_its_data_is_not(stack):
+    assert httpx.get(f"{stack.base_url}/api/views/snapshot").status_code == 401
+    assert httpx.get(f"{stack.base_url}/api/session").json()["signed_in"] is False
+
+
+def test_signing_in_sets_a_strict_http_only_cookie_that_feeds_and_fetches_use(stack):
+    with httpx.Client(base_url=stack.base_url, timeout=30) as browser:
+        refused = browser.post("/api/session", json={"token": stack.token("viewer", "v", ttl=-60)})
+        assert refused.status_code == 401 and "set-cookie" not in refused.headers
+        signed_in = browser.post("/api/session", json={"token": stack.token("viewer", "v")})
+        assert signed_in.status_code == 200 and signed_in.json()["account"] == "tests/v"
+        cookie = signed_in.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+        assert browser.get("/api/views/snapshot").status_code == 200
+        with browser.stream("GET", "/api/events") as feed:
+            assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/event-stream")
+        assert browser.get("/api/session").json()["roles"] == ["viewer"]
+        browser.delete("/api/session")
+        assert browser.get("/api/views/snapshot").status_code == 401
+
+
+def test_a_cross_site_form_post_cannot_submit(stack):
+    """A form can only send urlencoded, multipart or text/plain bodies without a preflight: all are refused."""
+    for kind, body in (("application/x-www-form-urlencoded", "name=x"), ("text/plain", '{"name": "x"}'),
+                       ("multipart/form-data; boundary=b", "--b--")):
+        response = stack.client.http.post("/api/tasks", content=body, headers={"content-type": kind})
+        assert response.status_code == 415 and response.json()["field"] == "Content-Type", kind
+    deposit = stack.client.http.post(f"/api/accounts/{stack.account()}/deposits", content="amount=5",
+                                      headers={"content-type": "application/x-www-form-urlencoded"})
+    assert deposit.status_code == 415
 
 
 def test_snapshot_has_a_position_the_cluster_feed_accepts(stack):

@@ -82,13 +82,13 @@ def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_
 
         def send_money():
             kind, key, amount = money.pop(0)
-            post_until_accepted(stack.base_url, f"/api/accounts/anonymous/{kind}", {"amount": amount}, key,
-                                deadline, sends=2)
+            post_until_accepted(stack.base_url, f"/api/accounts/{stack.account()}/{kind}", {"amount": amount}, key,
+                                deadline, sends=2, headers=stack.auth())
 
         send_money()  # funds before the first priced task
         for start in range(0, TASKS, BATCH):
             batch = [definition(i) for i in range(start, min(TASKS, start + BATCH))]
-            post_until_accepted(stack.base_url, "/api/tasks", batch, new_key("batch"), deadline)
+            post_until_accepted(stack.base_url, "/api/tasks", batch, new_key("batch"), deadline, headers=stack.auth())
             if money:
                 send_money()
             time.sleep(SPREAD_SECONDS * BATCH / TASKS)  # work keeps arriving while the faults go on

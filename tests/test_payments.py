@@ -53,8 +53,13 @@ def deposit(stack: Stack, account_id: str, amount: float) -> None:
     wait_until(lambda: deposits(stack, account_id) > before, 60, what="the deposit")
 
 
-def submit_as(stack: Stack, requester: str, definition: dict) -> str:
-    response = stack.client.http.post("/api/tasks", json=definition, headers={"x-hive-requester": requester})
+def payer(stack: Stack, sub: str) -> str:
+    """The account a developer named `sub` pays from: the requester of the tasks it submits."""
+    return stack.account("developer", sub)
+
+
+def submit_as(stack: Stack, sub: str, definition: dict) -> str:
+    response = stack.client_as("developer", sub).http.post("/api/tasks", json=definition)
     assert response.status_code == 202, response.text
     return response.json()["task_id"]
 
@@ -79,7 +84,7 @@ def test_bad_money_requests_get_a_clear_4xx(stack):
 
 
 def test_escrow_waits_for_funds_then_settles_with_the_fee(stack):
-    deposit(stack, "alice", 5)
+    deposit(stack, payer(stack, "alice"), 5)
     tasks = [submit_as(stack, "alice", SLOW) for _ in range(3)]
 
     def short_of_funds():  # tasks on different partitions reach the market in any order: any one may wait
@@ -90,11 +95,11 @@ def test_escrow_waits_for_funds_then_settles_with_the_fee(stack):
     for task_id in (first, second):
         assert list(stack.client.follow(task_id, timeout=60))[-1].event == "TaskCompleted"
     assert stack.client.task(third)["status"] == "queued"  # 1.00 left cannot pay 2.00
-    deposit(stack, "alice", 3)
+    deposit(stack, payer(stack, "alice"), 3)
     assert list(stack.client.follow(third, timeout=60))[-1].event == "TaskCompleted"
 
     wait_until(lambda: account(stack, "platform")["available"] >= 0.30, 30, what="three fees")
-    alice = account(stack, "alice")
+    alice = account(stack, payer(stack, "alice"))
     assert (alice["available"], alice["held"]) == (2.0, 0.0)
     earned = account(stack, "paid-a")["available"] + account(stack, "paid-b")["available"]
     assert round(earned, 2) == 5.70 and account(stack, "platform")["available"] == 0.30
@@ -143,7 +148,7 @@ def test_a_redelivered_completion_pays_once(stack):
 
 
 def test_tampered_results_are_rejected_refunded_and_retried_elsewhere(stack):
-    deposit(stack, "bob", 10)
+    deposit(stack, payer(stack, "bob"), 10)
     task_id = submit_as(stack, "bob", CHECKED)
     frames = list(stack.client.follow(task_id, timeout=120))
     rejected = [(f.data["agent_id"], f.data["reason"]) for f in frames if f.event == "ResultRejected"]
@@ -157,7 +162,7 @@ def test_tampered_results_are_rejected_refunded_and_retried_elsewhere(stack):
                                              "EscrowHeld", "EscrowReleased"]
     assert account(stack, "rogue-flip")["available"] == 0.0 and account(stack, "rogue-key")["available"] == 0.0
     assert account(stack, "honest")["available"] == 0.95
-    assert account(stack, "bob")["available"] == 9.0
+    assert account(stack, payer(stack, "bob"))["available"] == 9.0
     rogue = stack.client.http.get("/api/agents/rogue-flip/reputation").json()
     assert rogue["rejected"] == 1 and rogue["events"][0]["task_id"] == task_id
     assert money_problems(stack) == []

@@ -47,7 +47,8 @@ def test_three_hundred_tasks_two_workers(kafka_bootstrap, pg_url, tmp_path):
     try:
         stack.wait_for_agents(len(AGENTS))
         # the agents are priced: the requester pays every award from escrow
-        assert stack.client.http.post("/api/accounts/anonymous/deposits", json={"amount": 10_000}).status_code == 202
+        deposited = stack.client.http.post(f"/api/accounts/{stack.account()}/deposits", json={"amount": 10_000})
+        assert deposited.status_code == 202, deposited.text
         rng = random.Random(7)
         ids = []
         for i in range(TASKS):

@@ -56,10 +56,11 @@ def test_upgrading_twice_changes_nothing(sqlite_engine):
 
 
 def test_a_database_made_before_migrations_is_adopted(sqlite_engine):
-    older = [t for t in Base.metadata.sorted_tables if t.name != "idempotency_keys"]
+    later = {"idempotency_keys", "rate_windows"}  # tables that came after the first release
+    older = [t for t in Base.metadata.sorted_tables if t.name not in later]
     Base.metadata.create_all(sqlite_engine, tables=older)
     create_schema(sqlite_engine)
-    assert "idempotency_keys" in inspect(sqlite_engine).get_table_names()
+    assert later <= set(inspect(sqlite_engine).get_table_names())
     assert differences(sqlite_engine) == []
     assert schema.current_revision(sqlite_engine) == schema.head_revision()
 

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
 from hive_streams.kafka.principal import PRINCIPAL_HEADER
 from hive_streams.processes import wait_until
@@ -29,7 +30,8 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory):
 
 
 def post(stack: Stack, path: str, body, key: str | None = None, caller: str = "ops"):
-    headers = {"x-hive-requester": caller, **({"Idempotency-Key": key} if key else {})}
+    """As the admin named `caller`: idempotency keys belong to the caller."""
+    headers = {**stack.auth("admin", caller), **({"Idempotency-Key": key} if key else {})}
     return stack.client.http.post(path, json=body, headers=headers)
 
 
@@ -137,3 +139,13 @@ def test_a_keyed_submission_repeated_is_one_task(stack):
     other = stack.client.submit({**ECHO, "name": "other"}, idempotency_key="submit-1")
     assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
     completed(stack, [first.json()["task_id"]])
+
+
+def test_the_principal_of_a_request_is_the_requester_and_the_command_principal(stack):
+    response = stack.client_as("developer", "dana").submit(ECHO)
+    assert response.status_code == 202, response.text
+    task_id = response.json()["task_id"]
+    sent = [r for r in events_of(stack.bootstrap, stack.topics.task_commands, stack.topics.partitions)
+            if isinstance(r.event, c.SubmitTask) and r.event.task_id == task_id]
+    assert [(r.header(PRINCIPAL_HEADER), r.event.requester) for r in sent] == [("tests/dana", "tests/dana")]
+    completed(stack, [task_id])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import asyncio
 import json
+import os
 import re
 import sys
 import time
@@ -61,7 +62,8 @@ class Client:
 
 async def run_client(host: str, port: int, client: Client, latencies: array.array, connected: asyncio.Queue) -> None:
     reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-    writer.write(f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    writer.write(f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
+                 f"Authorization: Bearer {os.environ['HIVE_TOKEN']}\r\n\r\n".encode())
     await writer.drain()
     while (await reader.readline()) not in (b"\r\n", b"\n", b""):
         pass  # response headers

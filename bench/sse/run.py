@@ -34,7 +34,7 @@ from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
 from hive_streams.topics import Topics
 
-from ..common import percentiles
+from ..common import credentials, percentiles
 from .clients import COUNTS
 from .report import write_report
 
@@ -71,7 +71,7 @@ class RssSampler(threading.Thread):
 
 
 PLACEMENT = {"HIVE_KAFKA_BOOTSTRAP", "HIVE_DATABASE_URL", "HIVE_HOME", "HIVE_TOPIC_PREFIX", "HIVE_API_PORT",
-             "HIVE_WORKER_ID", "HIVE_WORKER_WEB_PORT"}  # where things are, not how they behave
+             "HIVE_WORKER_ID", "HIVE_WORKER_WEB_PORT", "HIVE_JWT_SECRET"}  # where things are (or secret), not behaviour
 
 
 def changed_settings(env: dict[str, str]) -> dict[str, dict]:
@@ -82,6 +82,7 @@ def changed_settings(env: dict[str, str]) -> dict[str, dict]:
 
 
 def start_fabric(work: Path, prefix: str, overrides: dict[str, str]) -> tuple[Fabric, str, int]:
+    """`overrides` holds the signing secret: clients send the token made with it."""
     s = settings_mod.load()
     bootstrap = kafka.up(s)
     server = postgres.up(s)
@@ -134,7 +135,9 @@ def main() -> int:
     parser.add_argument("--feed-queue", type=int, help="HIVE_FEED_QUEUE for the API (default: the documented one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sse.md")
     args = parser.parse_args()
-    overrides = {"HIVE_FEED_QUEUE": str(args.feed_queue)} if args.feed_queue is not None else {}
+    auth_env, token = credentials()
+    overrides = {**auth_env, **({"HIVE_FEED_QUEUE": str(args.feed_queue)} if args.feed_queue is not None else {})}
+    headers = {"Authorization": f"Bearer {token}"}
     changed = changed_settings(overrides)
     print("settings changed from their documented defaults:",
           ", ".join(f"{k}={v['value']} (default {v['default']})" for k, v in changed.items()) or "none", flush=True)
@@ -149,10 +152,11 @@ def main() -> int:
                     for i in range(args.client_procs)]
         procs = [subprocess.Popen([sys.executable, "-m", "bench.sse.clients", "127.0.0.1", str(port), str(n),
                                    f"{prefix}-", str(args.tasks), str(work / f"clients-{i}")],
-                                  cwd=ROOT, stdout=subprocess.PIPE, text=True) for i, n in enumerate(per_proc)]
+                                  cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "HIVE_TOKEN": token})
+                 for i, n in enumerate(per_proc)]
         for proc in procs:
             assert proc.stdout.readline().strip() == "connected", "a client process failed to connect"
-        wait_until(lambda: httpx.get(f"{base}/api/events/stats").json()["subscribers"] >= args.clients, 60,
+        wait_until(lambda: httpx.get(f"{base}/api/events/stats", headers=headers).json()["subscribers"] >= args.clients, 60,
                    what="every client subscribed")
         rss_connected = rss_kib(api_pid)["VmRSS"]
         sampler = RssSampler(api_pid)
@@ -160,7 +164,7 @@ def main() -> int:
         api_cpu_before = cpu_seconds(api_pid)
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
-        with httpx.Client(base_url=base, timeout=30) as http:
+        with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
             for i in range(args.tasks):
                 if args.rate:
                     time.sleep(max(0.0, started + i / args.rate - time.monotonic()))
@@ -173,7 +177,7 @@ def main() -> int:
         api_cpu = cpu_seconds(api_pid) - api_cpu_before
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         clients_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
-        stats = httpx.get(f"{base}/api/events/stats").json()
+        stats = httpx.get(f"{base}/api/events/stats", headers=headers).json()
         latencies = array.array("f")
         summary = {k: 0 for k in ("clients", "complete", *COUNTS)}
         per_client = []

@@ -1,19 +1,22 @@
-"""Money over HTTP: deposits (an operator action), withdrawals, balances, a task's payments."""
+"""Money over HTTP: deposits (an admin's action), withdrawals, balances, a task's payments.
+
+An account id is `<tenant>/<sub>` for principals (it has a slash), an agent's id for agents."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..auth import permissions as p
 from ..domain import commands as c
 from ..domain.ledger import EXTERNAL, LEDGER_ID, cents
 from ..store import payments
 from .body import json_object
 from .commands import CommandRequest
 from .errors import RequestError
+from .owners import account_owner, task_owner
 
 MAX_AMOUNT = 1_000_000_000
 
@@ -34,9 +37,6 @@ def routes(api) -> list[Route]:
         return account_id
 
     async def deposit(call: CommandRequest) -> JSONResponse:
-        token = api.settings.operator_token
-        if token and not hmac.compare_digest(call.request.headers.get("x-hive-operator", ""), token):
-            raise RequestError(403, "X-Hive-Operator", "deposits are an operator action: send the operator token")
         body = json_object(call.body)
         amount, account_id = amount_of(body), account_of(call)
         reference = str(body.get("reference", ""))[:200]
@@ -62,9 +62,10 @@ def routes(api) -> list[Route]:
         return JSONResponse({"task_id": task_id,
                              "payments": await asyncio.to_thread(api.read, payments.task_payments, task_id)})
 
+    own = account_owner()
     return [
-        api.command_route("/api/accounts/{account_id}/deposits", deposit, "POST"),
-        api.command_route("/api/accounts/{account_id}/withdrawals", withdraw, "POST"),
-        Route("/api/accounts/{account_id}", account, methods=["GET"]),
-        Route("/api/tasks/{task_id}/payments", task_payments, methods=["GET"]),
+        api.command_route("/api/accounts/{account_id:path}/deposits", deposit, "POST", p.ACCOUNTS_DEPOSIT),
+        api.command_route("/api/accounts/{account_id:path}/withdrawals", withdraw, "POST", p.ACCOUNTS_WITHDRAW, own),
+        api.route("/api/accounts/{account_id:path}", account, "GET", p.ACCOUNTS_VIEW, own),
+        api.route("/api/tasks/{task_id}/payments", task_payments, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
     ]

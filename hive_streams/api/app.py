@@ -11,6 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..auth import TokenVerifier, parse_limits
+from ..auth import permissions as p
+from ..auth.limits import EXECUTIONS_START
 from ..codec import Codec, default_codec
 from ..domain import commands as c
 from ..domain.definition import parse_task, requested_id
@@ -21,10 +24,14 @@ from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
 from . import accounts, operators
+from .owners import task_owner
 from .batch import plan_batch, task_links
-from .body import SMALL_BODY_BYTES, parse_definition
+from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
 from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
+from .guard import Declaration, Guard, OwnerLookup, check_declared, declare, guarded_route
+from .ratelimit import RateLimiter
+from .session import Sessions
 from .sse import FeedEndpoints
 from .views import Views
 
@@ -40,6 +47,9 @@ class Api:
         self.engine = db.make_engine(settings.store_url)
         self.sender: CommandSender | None = None  # made in the lifespan: Kafka clients need the running loop
         self.keys = KeyedRequests(self.engine)
+        limits = parse_limits(settings.rate_limits)
+        self.guard = Guard(TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer), limits)
+        self.limiter = RateLimiter(self.engine, limits)
 
     async def send_all(self, commands, principal: str) -> None:
         """Sends every command, then waits once for all the acknowledgements."""
@@ -50,8 +60,14 @@ class Api:
     async def send(self, command, principal: str) -> None:
         await self.send_all([command], principal)
 
-    def command_route(self, path: str, handler, method: str, body_limit: int = SMALL_BODY_BYTES) -> Route:
-        return command_route(path, handler, method, self.keys, body_limit)
+    def route(self, path: str, endpoint, method: str, permission: str, owner: OwnerLookup | None = None) -> Route:
+        return guarded_route(self.guard, path, endpoint, method, Declaration(permission, owner))
+
+    def command_route(self, path: str, handler, method: str, permission: str, owner: OwnerLookup | None = None,
+                      body_limit: int = SMALL_BODY_BYTES, accepts: tuple[str, ...] = JSON_TYPES,
+                      limit: str | None = None) -> Route:
+        return command_route(path, handler, method, self.keys, body_limit, self.guard,
+                             Declaration(permission, owner, limit), accepts)
 
     @staticmethod
     def now() -> int:
@@ -72,6 +88,7 @@ class Api:
             return await self.submit_batch(call, raw, now)
         spec = parse_task(raw, now)
         task_id = requested_id(raw) or call.ids.task_id()
+        await self.limiter.take(call.principal, EXECUTIONS_START)
         await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec), call.caller)
         links = task_links(task_id)
         return JSONResponse({"task_id": task_id, "status": "submitted", "links": links}, status_code=202,
@@ -79,6 +96,8 @@ class Api:
 
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
         commands, items = plan_batch(raws, now, call.ids, call.caller)
+        if commands:
+            await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
         await self.send_all(commands, call.caller)
         answer = {"accepted": len(commands), "rejected": len(items) - len(commands), "items": items}
         return JSONResponse(answer, status_code=202 if commands else 422)
@@ -115,6 +134,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api = Api(settings, codec or default_codec(settings.schemas_dir))
     feeds = FeedEndpoints(api)
     views = Views(api, feeds)
+    sessions = Sessions(api.guard)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -130,14 +150,19 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
             api.engine.dispose()
 
     routes = [
-        api.command_route("/api/tasks", api.submit, "POST", settings.max_body_bytes),
-        Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
-        api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE"),
-        Route("/health", api.health, methods=["GET"]),
+        api.command_route("/api/tasks", api.submit, "POST", p.TASKS_CREATE, body_limit=settings.max_body_bytes,
+                          accepts=DEFINITION_TYPES, limit=EXECUTIONS_START),
+        api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
+        api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True)),
+        declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC)),
+        declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC)),
+        declare(Route("/api/session", sessions.sign_in, methods=["POST"]), Declaration(p.PUBLIC)),
+        declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC)),
         *operators.routes(api),
         *accounts.routes(api),
     ]
     routes += feeds.routes() + views.routes()
+    check_declared(routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=HANDLERS)
     app.state.api = api
     return app

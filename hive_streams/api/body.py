@@ -8,12 +8,25 @@ from starlette.requests import Request
 
 from .errors import RequestError
 
+JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+DEFINITION_TYPES = JSON_TYPES + YAML_TYPES
+BODY_METHODS = ("POST", "PUT", "PATCH")
 SMALL_BODY_BYTES = 64_000  # operator and money requests
 
 
 class BodyError(RequestError):
     pass
+
+
+def check_content_type(request: Request, accepts: tuple[str, ...]) -> None:
+    """A state-changing request names a JSON (or YAML) body: a cross-site form cannot send one without a preflight."""
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if request.method not in BODY_METHODS and not has_body:
+        return  # a DELETE without a body
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in accepts:
+        raise BodyError(415, "Content-Type", f"send the body as {' or '.join(accepts)}, not {kind or 'no type'}")
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

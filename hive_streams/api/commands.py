@@ -1,4 +1,4 @@
-"""Routes that create commands: one declaration reads the body, names the caller, picks the command
+"""Routes that create commands: one declaration admits the principal, reads the body, picks the command
 ids and, for a request with an Idempotency-Key, answers a repeat with the first answer."""
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth import Principal
 from ..domain.definition import DefinitionError
 from ..kafka.clock import now_ms
 from ..store import idempotency as kept
-from .body import read_limited
+from .body import JSON_TYPES, check_content_type, read_limited
 from .errors import RequestError
+from .guard import Declaration, Guard, declare
 from .idempotency import HEADER, CommandIds, check_key, request_digest, scope_of
 
 KEEP_MS = 24 * 3600 * 1000  # a key and its first answer are kept at least this long
@@ -23,20 +25,19 @@ IN_FLIGHT_MS = 30_000  # a claim this old that never answered belongs to a proce
 PURGE_EVERY_MS = 10 * 60 * 1000
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_HEADERS = ("content-type", "location")
-ANONYMOUS = "anonymous"
-
-
-def caller_of(request: Request) -> str:
-    """Who sends the request: the principal its commands carry and its idempotency keys belong to."""
-    return request.headers.get("x-hive-requester") or ANONYMOUS
 
 
 @dataclass(frozen=True)
 class CommandRequest:
     request: Request
     body: bytes
-    caller: str
+    principal: Principal
     ids: CommandIds
+
+    @property
+    def caller(self) -> str:
+        """The account of the principal: its commands carry it, it pays, its idempotency keys are its own."""
+        return self.principal.account
 
 
 Handler = Callable[[CommandRequest], Awaitable[Response]]
@@ -94,12 +95,17 @@ def _answer_of(response: Response) -> kept.Answer:
     return kept.Answer(response.status_code, bytes(response.body).decode(), headers)
 
 
-def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests, body_limit: int) -> Route:
+def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests, body_limit: int, guard: Guard,
+                  declared: Declaration, accepts: tuple[str, ...] = JSON_TYPES) -> Route:
     async def endpoint(request: Request) -> Response:
-        call = CommandRequest(request, await read_limited(request, body_limit), caller_of(request), CommandIds())
+        principal = await guard.admit(request, declared)
+        if principal is None:
+            raise RequestError(500, "$", f"{path} creates commands: it cannot be public")
+        check_content_type(request, accepts)
+        call = CommandRequest(request, await read_limited(request, body_limit), principal, CommandIds())
         key = request.headers.get(HEADER)
         if key is None:
             return await handler(call)
         return await keys.run(call, key, handler)
 
-    return Route(path, endpoint, methods=[method])
+    return declare(Route(path, endpoint, methods=[method]), declared)

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..auth import permissions as p
 from ..domain import commands as c
 from ..store import queries, status
 from .body import json_object
@@ -48,8 +49,8 @@ def routes(api) -> list[Route]:
         return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)
 
     return [
-        Route("/api/status/agents", agents, methods=["GET"]),
-        Route("/api/status/cluster", cluster, methods=["GET"]),
-        Route("/api/agents/{agent_id}/reputation", reputation, methods=["GET"]),
-        api.command_route("/api/tasks/{task_id}/assign", assign, "PUT"),
+        api.route("/api/status/agents", agents, "GET", p.AGENTS_VIEW),
+        api.route("/api/status/cluster", cluster, "GET", p.CLUSTER_VIEW),
+        api.route("/api/agents/{agent_id}/reputation", reputation, "GET", p.AGENTS_VIEW),
+        api.command_route("/api/tasks/{task_id}/assign", assign, "PUT", p.EXECUTIONS_ASSIGN),
     ]

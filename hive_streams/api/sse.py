@@ -7,12 +7,13 @@ from aiokafka import TopicPartition
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
+from ..auth import permissions as p
 from ..store import queries
 from ..topics import partition_for
 from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
 from .hub import Hub
+from .owners import task_owner
 from .positions import PositionError, TaskPosition, VectorCodec
 
 PING_SECONDS = 10
@@ -103,9 +104,10 @@ class FeedEndpoints:
         return self.vectors.encode(self.hub.next)
 
     def routes(self) -> list:
+        api = self.api
         return [
-            Route("/api/tasks/{task_id}/events", self.task, methods=["GET"]),
-            Route("/api/agents/{agent_id}/events", self.agent, methods=["GET"]),
-            Route("/api/events", self.cluster, methods=["GET"]),
-            Route("/api/events/stats", self.stats, methods=["GET"]),
+            api.route("/api/tasks/{task_id}/events", self.task, "GET", p.EXECUTIONS_VIEW, task_owner(api, wait=True)),
+            api.route("/api/agents/{agent_id}/events", self.agent, "GET", p.AGENTS_VIEW),
+            api.route("/api/events", self.cluster, "GET", p.CLUSTER_VIEW),
+            api.route("/api/events/stats", self.stats, "GET", p.CLUSTER_VIEW),
         ]

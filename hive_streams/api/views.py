@@ -10,8 +10,10 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..auth import permissions as p
 from ..domain.events import AgentEvent, TaskEvent
 from ..store import queries
+from .guard import Declaration, declare
 from .sse import FeedEndpoints
 
 STATIC = Path(__file__).parent / "static"
@@ -49,10 +51,12 @@ class Views:
         return JSONResponse(await asyncio.to_thread(self.api.read, queries.list_agents))
 
     def routes(self) -> list:
+        """The page and its assets are public; the data they load is not."""
+        api, public = self.api, Declaration(p.PUBLIC)
         return [
-            Route("/", self.index, methods=["GET"]),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
-            Route("/api/views/snapshot", self.snapshot, methods=["GET"]),
-            Route("/api/views/tasks", self.tasks, methods=["GET"]),
-            Route("/api/views/agents", self.agents, methods=["GET"]),
+            declare(Route("/", self.index, methods=["GET"]), public),
+            declare(Mount("/static", StaticFiles(directory=STATIC), name="static"), public),
+            api.route("/api/views/snapshot", self.snapshot, "GET", p.CLUSTER_VIEW),
+            api.route("/api/views/tasks", self.tasks, "GET", p.CLUSTER_VIEW),
+            api.route("/api/views/agents", self.agents, "GET", p.CLUSTER_VIEW),
         ]

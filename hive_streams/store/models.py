@@ -1,5 +1,6 @@
 """SQL tables: the audit log, the task and agent read models, the connector's stored offsets, the API's
-idempotency keys. They change only through the Alembic migrations in `migrations/versions`."""
+idempotency keys and rate-limit windows. They change only through the Alembic migrations in
+`migrations/versions`."""
 from __future__ import annotations
 
 from typing import Any
@@ -144,6 +145,16 @@ class IdempotencyRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)  # epoch ms
 
 
+class RateWindowRow(Base):
+    """How much one principal did of one rate-limited action in one minute, shared by every API process."""
+    __tablename__ = "rate_windows"
+    __table_args__ = (Index("ix_rate_windows_start", "window_start"),)
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)  # `<limit name> <account>`
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch ms
+    count: Mapped[int] = mapped_column(Integer)
+
+
 audit_log = AuditRow.__table__
 ledger_postings = LedgerPostingRow.__table__
 accounts = AccountRow.__table__
@@ -153,3 +164,4 @@ tasks = TaskRow.__table__
 agents = AgentRow.__table__
 consumer_offsets = ConsumerOffset.__table__
 idempotency_keys = IdempotencyRow.__table__
+rate_windows = RateWindowRow.__table__

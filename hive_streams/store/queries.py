@@ -31,6 +31,11 @@ def get_task(session: Session, task_id: str) -> dict | None:
             "first_partition": row.first_partition, "first_offset": row.first_offset}
 
 
+def task_requester(session: Session, task_id: str) -> str | None:
+    """Who submitted the task (its account), or None before its first event is recorded."""
+    return session.scalar(select(TaskRow.requester).where(TaskRow.task_id == task_id))
+
+
 def list_tasks(session: Session, limit: int = 100, status: str | None = None) -> list[dict]:
     query = select(TaskRow).order_by(TaskRow.updated_at.desc(), TaskRow.task_id).limit(limit)
     if status is not None:

@@ -1,5 +1,6 @@
-// Opens the dashboard, says "ready" once its live feed is open, then waits for a task to complete.
-// usage: node dashboard.cjs BASE_URL TASK_ID SCREENSHOT_PATH
+// Opens the dashboard, signs in with $HIVE_TOKEN, says "ready" once its live feed is open, then waits for a
+// task to complete.
+// usage: HIVE_TOKEN=... node dashboard.cjs BASE_URL TASK_ID SCREENSHOT_PATH
 "use strict";
 const path = require("path");
 const { chromium } = require(path.resolve(__dirname, "../../.hive/node/node_modules/playwright-core"));
@@ -16,6 +17,9 @@ const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgrou
     page.on("pageerror", (err) => errors.push(String(err)));
     page.on("console", (msg) => { if (msg.type() === "error") errors.push(msg.text()); });
     await page.goto(baseUrl + "/", { waitUntil: "load" });
+    await page.waitForSelector("#login:not([hidden])", { timeout: 60000 });  // no data without a session
+    await page.fill("#login-token", process.env.HIVE_TOKEN);
+    await page.click('#login button[type="submit"]');
     await page.waitForSelector('#connection[data-state="live"]', { timeout: 60000 });
     console.log("ready");
     const row = `#tasks tr[data-task-id="${taskId}"]`;

@@ -136,8 +136,40 @@ async function loadAgentStatus() {
   touch();
 }
 
+// --- signing in: the token becomes an HttpOnly cookie that every fetch and the EventSource send ----
+
+function showLogin(message) {
+  $("connection").dataset.state = "signed-out";
+  $("connection").textContent = "signed out";
+  $("login").hidden = false;
+  $("logout").hidden = true;
+  $("login-error").textContent = message || "";
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const response = await fetch("/api/session", {method: "POST", headers: {"content-type": "application/json"},
+                                                body: JSON.stringify({token: $("login-token").value.trim()})});
+  if (!response.ok) {
+    showLogin((await response.json().catch(() => ({}))).error || `refused (${response.status})`);
+    return;
+  }
+  location.reload();
+}
+
+async function signOut() {
+  await fetch("/api/session", {method: "DELETE"});
+  location.reload();
+}
+
 async function start() {
-  const snapshot = await (await fetch("/api/views/snapshot")).json();
+  const me = await (await fetch("/api/session")).json();
+  if (!me.signed_in) { showLogin(); return; }
+  $("logout").hidden = false;
+  $("logout").title = `${me.account} (${me.roles.join(", ")})`;
+  const answer = await fetch("/api/views/snapshot");
+  if (!answer.ok) { showLogin(`${me.account} may not view the cluster (${answer.status})`); return; }
+  const snapshot = await answer.json();
   for (const t of snapshot.tasks) state.tasks.set(t.task_id, t);
   for (const a of snapshot.agents) state.agents.set(a.agent_id, a);
   state.failures = snapshot.failures;
@@ -148,7 +180,10 @@ async function start() {
   state.agentTypes = new Set(snapshot.event_types.agent);
   for (const type of snapshot.event_types.task.concat(snapshot.event_types.agent)) feed.addEventListener(type, onEvent);
   feed.onopen = () => { $("connection").dataset.state = "live"; $("connection").textContent = "live"; };
-  feed.onerror = () => { $("connection").dataset.state = "reconnecting"; $("connection").textContent = "reconnecting"; };
+  feed.onerror = () => {
+    if (feed.readyState === EventSource.CLOSED) { showLogin("the session ended: sign in again"); return; }
+    $("connection").dataset.state = "reconnecting"; $("connection").textContent = "reconnecting";
+  };
   touch();
   setInterval(touch, 5000);  // refreshes the "seen … ago" texts; no requests
 }
@@ -231,4 +266,6 @@ function renderFailures() {
   $("failures").replaceChildren(...(items.length ? items : [Object.assign(document.createElement("li"), {className: "empty", textContent: "none"})]));
 }
 
+$("login").addEventListener("submit", signIn);
+$("logout").addEventListener("click", signOut);
 start();

@@ -1,0 +1,155 @@
+"""Every route × every kind of caller × own/other resources answers what the permission matrix says.
+
+The cases are generated from the app's own route table: a route added without a declared permission
+stops the app from being made (and this module from loading); one added without a sample request
+here fails its cases. Runs against the real stack, with real tokens.
+"""
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.routing import Mount, Route
+
+from hive_streams.api.app import create_app
+from hive_streams.api.guard import check_declared, declaration_of
+from hive_streams.auth import PUBLIC
+from hive_streams.exceptions import ConfigError
+from hive_streams.processes import wait_until
+from hive_streams.settings import Settings
+
+from .stack import Stack
+from .test_permissions import TABLE
+
+pytestmark = pytest.mark.stack
+OWN, OTHER = "acme", "globex"
+AGENT = "matrix-agent"
+SUBS = {"admin": "root", "developer": "dev", "viewer": "eve", "service": "svc", "expired": "dev", "none": "dev"}
+CALLERS = tuple(SUBS)
+UNPLACEABLE = {"name": "matrix", "requires": ["nobody-has-this"], "nodes": [{"id": "a", "kind": "echo"}]}
+BODIES = {  # what each state-changing route is sent; a new one needs its sample here
+    ("POST", "/api/tasks"): UNPLACEABLE,
+    ("PUT", "/api/tasks/{task_id}/assign"): {"agent_id": AGENT},
+    ("POST", "/api/accounts/{account_id:path}/deposits"): {"amount": 0.01},
+    ("POST", "/api/accounts/{account_id:path}/withdrawals"): {"amount": 0.01},
+    ("POST", "/api/session"): "the caller's token",
+}
+TASK_FOR = {("DELETE", "/api/tasks/{task_id}"): "cancel", ("PUT", "/api/tasks/{task_id}/assign"): "pin"}
+STATIC_ASSET = "/static/dashboard.js"
+
+APP = create_app(Settings(jwt_secret="x" * 32, database_url="sqlite://"))
+
+
+def _routes() -> list[tuple[str, str, str]]:
+    """(method, path, permission) of every route; HEAD answers like GET."""
+    out = []
+    for route in APP.routes:
+        declared = declaration_of(route)
+        permission = declared.permission if declared else "UNDECLARED"
+        if isinstance(route, Mount):
+            out.append(("GET", route.path, permission))
+        else:
+            out += [(m, route.path, permission) for m in sorted(route.methods - {"HEAD"})]
+    return out
+
+
+def _owned(path: str) -> bool:
+    return "{task_id}" in path or "{account_id" in path
+
+
+CASES = [(method, path, permission, caller, whose) for method, path, permission in _routes() for caller in CALLERS
+         for whose in (("own", "other") if _owned(path) else ("own",))]
+
+
+def expected(method: str, path: str, permission: str, caller: str, whose: str) -> str:
+    if permission == PUBLIC:
+        signs_in = (method, path) == ("POST", "/api/session")
+        return "401" if signs_in and caller in ("none", "expired") else "2xx"
+    if caller in ("none", "expired"):
+        return "401"
+    reach = TABLE[permission].get(caller)
+    if reach is None:
+        return "403"
+    return "404" if reach != "all" and _owned(path) and whose == "other" else "2xx"
+
+
+@pytest.fixture(scope="module")
+def world(kafka_bootstrap, pg_url, tmp_path_factory):
+    """Tasks of two tenants (for viewing, cancelling, pinning; none can be placed on their own) and
+    accounts of every caller and of the other tenant's developer."""
+    stack = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("access"))
+    stack.start({AGENT: ("echo", 2)})
+    try:
+        stack.wait_for_agents(1)
+        tasks = {}
+        for tenant in (OWN, OTHER):
+            dev = stack.client_as("developer", "dev", tenant)
+            for purpose in ("view", "cancel", "pin"):
+                response = dev.submit({**UNPLACEABLE, "name": f"{purpose}-{tenant}"})
+                assert response.status_code == 202, response.text
+                tasks[(purpose, tenant)] = response.json()["task_id"]
+        accounts = [f"{OWN}/{sub}" for sub in ("root", "dev", "eve")] + [f"{OTHER}/dev"]
+        for account in accounts:
+            assert stack.client.http.post(f"/api/accounts/{account}/deposits", json={"amount": 10}).status_code == 202
+        wait_until(lambda: all((stack.client.task(t) or {}).get("status") == "queued" for t in tasks.values()), 60,
+                   what="the tasks queued in the read model")
+        wait_until(lambda: all(stack.client.http.get(f"/api/accounts/{a}").status_code == 200 for a in accounts), 60,
+                   what="the accounts")
+        wait_until(lambda: stack.client.http.get(f"/api/agents/{AGENT}/reputation").status_code == 200, 60,
+                   what="the agent's read model")
+        with httpx.Client(base_url=stack.base_url, timeout=30) as http:  # sends only the headers each case gives
+            yield stack, tasks, http
+    finally:
+        stack.stop()
+
+
+def _token(stack: Stack, caller: str) -> str | None:
+    if caller == "none":
+        return None
+    if caller == "expired":
+        return stack.token("developer", SUBS[caller], OWN, ttl=-120)
+    return stack.token(caller, SUBS[caller], OWN)
+
+
+def _url(stack: Stack, tasks: dict, method: str, path: str, caller: str, whose: str) -> str:
+    if path == "/static":
+        return STATIC_ASSET
+    tenant = OWN if whose == "own" else OTHER
+    account = f"{OWN}/{SUBS[caller]}" if whose == "own" else f"{OTHER}/dev"
+    url = path.replace("{task_id}", tasks[(TASK_FOR.get((method, path), "view"), tenant)])
+    url = url.replace("{account_id:path}", account).replace("{agent_id}", AGENT)
+    assert "{" not in url, f"{method} {path}: no sample value for its path parameters: add one to this test"
+    return url
+
+
+@pytest.mark.parametrize("method, path, permission, caller, whose", CASES,
+                         ids=[f"{m} {p} {c} {w}" for m, p, _, c, w in CASES])
+def test_route_answers_as_the_matrix_says(world, method, path, permission, caller, whose):
+    stack, tasks, http = world
+    assert permission != "UNDECLARED", f"{method} {path} declares no permission"
+    token = _token(stack, caller)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = BODIES.get((method, path))
+    if method in ("POST", "PUT"):
+        assert body is not None, f"{method} {path}: no sample body: add one to BODIES"
+        body = {"token": token or "not-a-token"} if body == "the caller's token" else body
+    url = _url(stack, tasks, method, path, caller, whose)
+    with http.stream(method, url, json=body, headers=headers) as response:
+        status = response.status_code
+        detail = "" if response.headers.get("content-type", "").startswith("text/event-stream") else response.read()
+    want = expected(method, path, permission, caller, whose)
+    got = "2xx" if 200 <= status < 300 else str(status)
+    assert got == want, f"{caller} ({whose}) {method} {url}: {status} {detail[:300]!r}, the matrix says {want}"
+
+
+def test_an_app_with_an_undeclared_route_does_not_start():
+    async def endpoint(request):
+        return None
+    with pytest.raises(ConfigError, match="/api/forgotten"):
+        check_declared([*APP.routes, Route("/api/forgotten", endpoint)])
+
+
+def test_every_route_is_walked():
+    walked = {(m, p) for m, p, *_ in CASES}
+    assert {("POST", "/api/tasks"), ("GET", "/api/events"), ("POST", "/api/accounts/{account_id:path}/deposits"),
+            ("GET", "/static")} <= walked
+    assert len(walked) == len(_routes())
