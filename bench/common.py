@@ -22,14 +22,15 @@ from hive_streams.domain.model import NodeSpec
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# tasks: end-to-end tasks per run; pipeline: SubmitTask commands pre-produced; latency: tasks at half load
+# tasks: end-to-end tasks per run; pipeline: SubmitTask commands pre-produced (enough that the first batch,
+# decided before the first event is stamped, does not flatter the rate); latency: tasks at half load
 # (1,000 a run support a p99, 10,000 a p99.9); replay: recorded events folded; memory: tasks in state;
 # restart: events in the history a restarted worker loads.
 SIZES = {
     "smoke": dict(repeats=1, tasks=20, pipeline=100, latency=10, replay=5_000, memory=100, restart=5_000),
-    "default": dict(repeats=3, tasks=1_000, pipeline=2_000, latency=1_000, replay=200_000, memory=3_000,
+    "default": dict(repeats=3, tasks=1_000, pipeline=20_000, latency=1_000, replay=200_000, memory=3_000,
                     restart=200_000),
-    "full": dict(repeats=3, tasks=5_000, pipeline=20_000, latency=10_000, replay=1_000_000, memory=100_000,
+    "full": dict(repeats=3, tasks=5_000, pipeline=100_000, latency=10_000, replay=1_000_000, memory=100_000,
                  restart=1_000_000),
 }
 PROCESSES = 2  # executors for hive-streams, prefork worker processes for Celery: one per core here

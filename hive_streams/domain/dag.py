@@ -9,6 +9,8 @@ class InvalidGraph(ValueError):
 
 def topological_order(nodes: tuple[NodeSpec, ...]) -> list[str]:
     """Node ids in a dependency-respecting order (stable by declaration); raises InvalidGraph."""
+    if len(nodes) == 1 and not nodes[0].depends_on:
+        return [nodes[0].id]  # the common one-node task
     ids = [n.id for n in nodes]
     seen: set[str] = set()
     for node_id in ids:

@@ -1,7 +1,7 @@
 """The task aggregate: decide(command, state, now) -> events; evolve(state, event) -> state."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import Mapping
 
@@ -78,7 +78,9 @@ def decide(command: c.TaskCommand, state: TaskState, now: int) -> list[e.TaskEve
     if any(isinstance(ev, e.TERMINAL_TASK_EVENTS) for ev in drafts) and state.watchers:
         outcome = _outcome(drafts[-1])
         drafts += [e.TaskOutcomeShared(**_base(state, now), watcher=w, outcome=outcome) for w in state.watchers]
-    return [replace(ev, seq=state.seq + i + 1) for i, ev in enumerate(drafts)]
+    for i, ev in enumerate(drafts):  # drafts are new and unshared: numbering them in place is safe
+        _set(ev, "seq", state.seq + i + 1)
+    return drafts
 
 
 def _outcome(event: e.TaskEvent) -> str:
@@ -118,21 +120,29 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
     if state.status != "new":
         return []
     b = _base(state, now)
+    problem = _submission_problem(cmd, now)
+    queued = not problem and not cmd.after  # valid and free to run: one event, no TaskValidated
     submitted = e.TaskSubmitted(**b, name=cmd.name, requester=cmd.requester, nodes=cmd.nodes, priority=cmd.priority,
                                 deadline_at=cmd.deadline_at, budget=cmd.budget, max_retries=cmd.max_retries,
                                 requires=cmd.requires, hardware=cmd.hardware, after=cmd.after,
-                                retry_backoff_seconds=cmd.retry_backoff_seconds)
+                                retry_backoff_seconds=cmd.retry_backoff_seconds, queued=queued)
+    if problem:
+        return [submitted, e.TaskRejected(**b, reason=problem)]
+    if cmd.after:
+        return [submitted, e.TaskBlocked(**b, waiting_on=tuple(dict.fromkeys(cmd.after)))]
+    return [submitted]
+
+
+def _submission_problem(cmd: c.SubmitTask, now: int) -> str:
     try:
         topological_order(cmd.nodes)
     except InvalidGraph as exc:
-        return [submitted, e.TaskRejected(**b, reason=str(exc))]
+        return str(exc)
     if cmd.deadline_at is not None and cmd.deadline_at <= now:
-        return [submitted, e.TaskRejected(**b, reason="deadline already passed")]
+        return "deadline already passed"
     if cmd.task_id in cmd.after:
-        return [submitted, e.TaskRejected(**b, reason="a task cannot wait for itself")]
-    if cmd.after:
-        return [submitted, e.TaskBlocked(**b, waiting_on=tuple(dict.fromkeys(cmd.after)))]
-    return [replace(submitted, queued=True)]  # valid and free to run: one event, no TaskValidated
+        return "a task cannot wait for itself"
+    return ""
 
 
 @_decide.register
