@@ -47,9 +47,20 @@ def cmd_grant(s) -> int:
     return 0
 
 
+def cmd_credentials(s) -> int:
+    """The roles' passwords as KEY=value lines (docker-compose.kafka.yml reads them), made first if missing."""
+    from .kafka.access import credentials_path, read_credentials, write_credentials
+    path = credentials_path(s)
+    users = read_credentials(path) if path.exists() else write_credentials(path, s.kafka_mechanism)
+    print("\n".join(f"HIVE_KAFKA_{role.upper()}_PASSWORD={entry['password']}" for role, entry in users.items()))
+    return 0
+
+
 def cmd_infra(module, args, s) -> int:
     if args.action == "grant":
         return cmd_grant(s)
+    if args.action == "credentials":
+        return cmd_credentials(s)
     if args.action == "up":
         print(module.up(s))
     elif args.action == "down":
@@ -99,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("kafka", "postgres"):
         p = sub.add_parser(name, help=f"the project's own {name} server")
-        p.add_argument("action", choices=["up", "down", "status", "grant"] if name == "kafka" else ["up", "down", "status"],
-                       help="grant: the roles' ACLs on HIVE_TOPIC_PREFIX (`up` grants them on the launched broker)")
+        kafka_only = ["grant", "credentials"] if name == "kafka" else []
+        p.add_argument("action", choices=["up", "down", "status", *kafka_only],
+                       help="grant: the roles' ACLs on HIVE_TOPIC_PREFIX (`up` grants them on the launched broker); "
+                            "credentials: each role's password as KEY=value lines, made first if missing")
     sub.add_parser("worker", help="the worker: deciders (one fenced writer per partition) and the matcher")
     ex = sub.add_parser("executor", help="an executor that registers an agent and runs tasks")
     ex.add_argument("--agent-id")
