@@ -206,6 +206,9 @@ def up(s=None, timeout: float = 60) -> str:
 
 def _up(s, timeout: float) -> str:
     if _pid(s) is not None:  # already ours: ready now, or still starting
+        if not _credentials(s).exists():
+            raise InfraError(f"the broker running from {_dir(s)} was started without SASL/SCRAM users: stop it "
+                             f"(`hive-streams kafka down`), move {_dir(s) / 'data'} away and start it again")
         _wait_ready(s, timeout, lambda: _pid(s) is not None)
         return _bootstrap(s)
     for port in (s.kafka_port, s.kafka_port + 1):

@@ -78,6 +78,7 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     return out
 
 
+# aiokafka's admin client has no ACL calls; its protocol classes send one binding per request, these all at once
 class _CreateAcls(Request[CreateAclsRequest_v1]):
     API_KEY = 30
 
