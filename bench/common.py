@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import secrets
@@ -14,10 +15,12 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from hive_streams import settings as settings_mod
 from hive_streams.auth import mint
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.model import NodeSpec
+from hive_streams.kafka.access import KafkaAccess, access_for, credentials_path
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -45,6 +48,21 @@ def credentials() -> tuple[dict[str, str], str]:
     secret = secrets.token_hex(32)
     token = mint(secret, "bench", "bench", ["admin"], 24 * 3600)
     return {"HIVE_JWT_SECRET": secret, "HIVE_RATE_LIMITS": BENCH_RATE_LIMITS}, token
+
+
+def kafka_as(role: str, bootstrap: str) -> KafkaAccess:
+    """The bench on the broker: its own clients as the admin (it creates, reads and deletes whole topics),
+    a TaskProducer as the producer; credentials from HIVE_KAFKA_CREDENTIALS or the launched broker's."""
+    return dataclasses.replace(access_for(settings_mod.load(), role), bootstrap=bootstrap)
+
+
+def kafka_options(bootstrap: str, role: str = "admin") -> dict:
+    return kafka_as(role, bootstrap).options()
+
+
+def credentials_env() -> dict[str, str]:
+    """For the processes a bench starts, which have homes of their own."""
+    return {"HIVE_KAFKA_CREDENTIALS": str(credentials_path(settings_mod.load()))}
 
 
 @dataclass
@@ -177,7 +195,7 @@ def noop_submit(task_id: str, now: int | None = None) -> c.SubmitTask:
 async def produce(bootstrap: str, topic: str, objects, source: str = "/bench") -> int:
     """Writes domain objects as the project's records (key, Avro value, CloudEvents headers), batched."""
     codec = default_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all", linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
     try:
         pending, count = [], 0
@@ -198,7 +216,7 @@ EMPTY_FETCHES_AT_MARKER = 5  # a partition that ends in a transaction marker may
 
 
 async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()
     try:
@@ -210,7 +228,7 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, 
 
 async def read_records(bootstrap: str, topic: str, partitions: int, start: dict[int, int] | None = None) -> list:
     """Every committed record of a topic from `start` (partition -> offset; default the beginning) to its end now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed", max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     try:

@@ -21,7 +21,7 @@ from fastavro import schemaless_reader
 from hive_streams.codec import default_codec
 from hive_streams.codec.avro import HEADER_LEN
 
-from .common import Context, end_offsets, noop_submit, produce, py_spy, read_records, summary, wait_for
+from .common import Context, end_offsets, kafka_options, noop_submit, produce, py_spy, read_records, summary, wait_for
 from .stack import Stack
 
 LIMIT_RECORDS = 20_000  # records the limit is measured over (the topic is read as many times as needed)
@@ -38,7 +38,7 @@ def fastavro_only():
 async def consume_decode(bootstrap: str, topic: str, partitions: int, decode) -> tuple[int, float]:
     """Records and seconds to read a whole topic and decode every record, in steady state: the topic is
     read again from the beginning until LIMIT_RECORDS are decoded, and the clock starts at the first batch."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

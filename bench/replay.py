@@ -22,7 +22,7 @@ from hive_streams.domain import task
 from hive_streams.domain.model import NodeOutput, result_digest
 from hive_streams.topics import partition_for
 
-from .common import Context, noop_submit, summary
+from .common import Context, kafka_options, noop_submit, summary
 
 EVENTS_PER_TASK = 5
 STEPS = 5  # commands in a lifecycle
@@ -105,13 +105,13 @@ def timed(fn, arg) -> tuple[float, float]:
 
 
 async def to_topic(bootstrap: str, topic: str, records: list[bytes], decode) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     try:
         pending = []
@@ -129,7 +129,7 @@ async def to_topic(bootstrap: str, topic: str, records: list[bytes], decode) -> 
 async def fold_from_kafka(bootstrap: str, topic: str) -> tuple[int, float]:
     """Reads every partition from the beginning, decoding and folding, as Decider._load does per partition."""
     decode, evolve, states = default_codec().decode, task.evolve, {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=None, enable_auto_commit=False,
                                 max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     try:
@@ -150,7 +150,7 @@ async def fold_from_kafka(bootstrap: str, topic: str) -> tuple[int, float]:
 
 
 async def delete_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         await admin.delete_topics([topic])

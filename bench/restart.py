@@ -30,7 +30,7 @@ from hive_streams.settings import load as load_settings
 from hive_streams.streams.deciders import SOURCE, agent_aggregate, ledger_aggregate, task_aggregate
 from hive_streams.topics import partition_for
 
-from .common import Context, cpu_seconds, summary
+from .common import Context, cpu_seconds, kafka_options, summary
 from .stack import Stack
 
 AGENTS = 64
@@ -134,7 +134,7 @@ async def write_history(stack: Stack, n: int) -> dict:
     """Produces the history to the stack's event topics; returns its counts."""
     codec, layout, t = default_codec(), stack.topics.layout(), stack.topics
     topics = {"task": t.task_events, "agent": t.agent_events, "ledger": t.ledger_events}
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+    producer = AIOKafkaProducer(**kafka_options(stack.bootstrap), acks="all", enable_idempotence=True, linger_ms=20,
                                 max_batch_size=512 * 1024)
     await producer.start()
     stream = events(n, int(time.time() * 1000))

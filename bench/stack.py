@@ -11,18 +11,25 @@ from pathlib import Path
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from hive_streams import settings as settings_mod
 from hive_streams.infra import postgres
+from hive_streams.kafka import acls
+from hive_streams.kafka.access import credentials_path, read_credentials
 from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, Process
 from hive_streams.topics import Topics
 
-from .common import PROCESSES, SLOTS, credentials, wait_for
+from .common import PROCESSES, SLOTS, credentials, credentials_env, kafka_as, kafka_options, wait_for
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def usernames() -> dict[str, str]:
+    return {role: e["username"] for role, e in read_credentials(credentials_path(settings_mod.load())).items()}
 
 
 class Stack:
@@ -33,6 +40,7 @@ class Stack:
         self.pg_server = pg_server
         self.database = f"bench_{self.id}"
         self.worker_id = f"bench-{self.id}"
+        self.grants = acls.grants(self.topics, self.worker_id)
         self.api_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.home = work / self.id
@@ -42,11 +50,14 @@ class Stack:
         self.headers = {"Authorization": f"Bearer {self.token}"}  # an admin's, for every request to the API
 
     def create(self) -> "Stack":
-        asyncio.run(ensure_topics(self.bootstrap, self.topics))
+        admin = kafka_as("admin", self.bootstrap)
+        asyncio.run(ensure_topics(admin, self.topics))
+        asyncio.run(acls.apply(admin, self.grants, usernames()))  # the production ACLs on this prefix
         url = postgres.create_database(self.pg_server, self.database)
         env = {"HIVE_KAFKA_BOOTSTRAP": self.bootstrap, "HIVE_DATABASE_URL": url, "HIVE_HOME": str(self.home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(self.topics.partitions),
-               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id, **self.auth_env}
+               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id, **self.auth_env,
+               **credentials_env()}
         self.fabric = Fabric(env, self.home / "logs")
         return self
 
@@ -87,11 +98,12 @@ class Stack:
                 if proc.alive:
                     os.killpg(proc.popen.pid, signal.SIGTERM)
             self.fabric.stop()
+        asyncio.run(acls.revoke(kafka_as("admin", self.bootstrap), self.grants, usernames()))
         asyncio.run(self._delete_topics())
         postgres.drop_database(self.pg_server, self.database)
 
     async def _delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_options(self.bootstrap))
         await admin.start()
         try:
             await admin.delete_topics(list(self.topics.layout()))

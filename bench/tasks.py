@@ -19,7 +19,7 @@ from hive_streams.codec import default_codec
 from hive_streams.producer import TaskProducer
 
 from .celery_peer import Peer
-from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, CpuMeter, ce_type, end_offsets, percentiles, py_spy,
+from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, CpuMeter, ce_type, end_offsets, kafka_as, kafka_options, percentiles, py_spy,
                      read_records, server_pids, summary)
 from .stack import Stack, free_port
 
@@ -36,7 +36,7 @@ class Completions:
 
     def __init__(self, bootstrap: str, topic: str, partitions: int):
         # committed records only, as every reader of the system sees them: a task is done once its end is committed
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        self.consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=None, enable_auto_commit=False,
                                          isolation_level="read_committed", fetch_max_wait_ms=10)
         self.tps = [TopicPartition(topic, p) for p in range(partitions)]
         self.done: dict[bytes, float] = {}
@@ -104,7 +104,8 @@ async def hive_burst(stack: Stack, n: int, timeout: float, how: str = "http", me
     The clients (HTTP connection, Kafka producer, completions reader) are set up before the clock starts."""
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
-    producer = TaskProducer(stack.bootstrap, stack.topics, principal="bench") if how == "producer" else None
+    producer = (TaskProducer(kafka_as("producer", stack.bootstrap), stack.topics, principal="bench")
+                if how == "producer" else None)
     http = httpx.AsyncClient(base_url=stack.base_url, timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT),
                              headers=stack.headers)
     try:

@@ -17,6 +17,7 @@ from hive_streams import settings as settings_mod
 from hive_streams.codec import Codec, default_codec
 from hive_streams.domain.events import AgentEvent, TaskEvent, LedgerEvent
 from hive_streams.exceptions import CodecError
+from hive_streams.kafka.access import access_for
 from hive_streams.kafka.clients import consumer as kafka_consumer
 from hive_streams.kafka.clock import now_ms
 from hive_streams.kafka.partitions import wait_for_partitions
@@ -93,11 +94,12 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     codec = default_codec(settings.schemas_dir)
     topics = Topics.from_settings(settings)
     engine = make_engine(settings.store_url)
-    consumer = kafka_consumer(settings.bootstrap, client_id=SOURCE)
+    kafka = access_for(settings, "connector")
+    consumer = kafka_consumer(kafka, client_id=SOURCE)
     try:
         await asyncio.to_thread(create_schema, engine)
         partitions = await wait_for_partitions(
-            settings.bootstrap, [topics.task_events, topics.agent_events, topics.ledger_events], stop, SOURCE)
+            kafka, [topics.task_events, topics.agent_events, topics.ledger_events], stop, SOURCE)
         if not partitions:
             return
         await consumer.start()

@@ -31,7 +31,37 @@ async def _until_signal(run, *args) -> None:
     await run(*args, stop)
 
 
+def cmd_grant(s) -> int:
+    """The roles' ACLs on HIVE_TOPIC_PREFIX, as the admin: the launched broker's, or HIVE_KAFKA_BOOTSTRAP's."""
+    from .kafka import acls
+    from .kafka.access import access_for, credentials_path, read_credentials
+    from .topics import Topics
+    wanted = acls.grants(Topics.from_settings(s), s.worker_id)
+    if s.kafka_bootstrap:
+        path = credentials_path(s)
+        users = {role: e["username"] for role, e in read_credentials(path).items()} if path.exists() else {}
+        asyncio.run(acls.apply(access_for(s, "admin"), wanted, users))
+    else:
+        from .infra import kafka
+        kafka.grant(s)
+    print("\n".join(map(str, wanted)))
+    return 0
+
+
+def cmd_credentials(s) -> int:
+    """The roles' passwords as KEY=value lines (docker-compose.kafka.yml reads them), made first if missing."""
+    from .kafka.access import credentials_path, read_credentials, write_credentials
+    path = credentials_path(s)
+    users = read_credentials(path) if path.exists() else write_credentials(path, s.kafka_mechanism)
+    print("\n".join(f"HIVE_KAFKA_{role.upper()}_PASSWORD={entry['password']}" for role, entry in users.items()))
+    return 0
+
+
 def cmd_infra(module, args, s) -> int:
+    if args.action == "grant":
+        return cmd_grant(s)
+    if args.action == "credentials":
+        return cmd_credentials(s)
     if args.action == "up":
         print(module.up(s))
     elif args.action == "down":
@@ -94,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("kafka", "postgres"):
         p = sub.add_parser(name, help=f"the project's own {name} server")
-        p.add_argument("action", choices=["up", "down", "status"])
+        kafka_only = ["grant", "credentials"] if name == "kafka" else []
+        p.add_argument("action", choices=["up", "down", "status", *kafka_only],
+                       help="grant: the roles' ACLs on HIVE_TOPIC_PREFIX (`up` grants them on the launched broker); "
+                            "credentials: each role's password as KEY=value lines, made first if missing")
     sub.add_parser("worker", help="the worker: deciders (one fenced writer per partition) and the matcher")
     ex = sub.add_parser("executor", help="an executor that registers an agent and runs tasks")
     ex.add_argument("--agent-id")
@@ -120,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_watch.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
     s = settings_mod.load()
     if args.command == "kafka":
         from .infra import kafka

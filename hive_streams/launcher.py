@@ -12,6 +12,7 @@ from rich.console import Console
 from .auth.development import development_secret
 from .auth.tokens import mint
 from .client import HiveClient
+from .kafka.access import access_for
 from .kafka.admin import ensure_topics
 from .processes import Fabric, wait_until
 from .settings import Settings
@@ -61,9 +62,8 @@ def up(s: Settings) -> int:
     if not s.kafka_bootstrap:
         from .infra import kafka
         console.print("[cyan]starting Kafka (KRaft) from Maven Central jars...[/]")
-        env["HIVE_KAFKA_BOOTSTRAP"] = kafka.up(s)
-    bootstrap = env.get("HIVE_KAFKA_BOOTSTRAP", s.bootstrap)
-    asyncio.run(ensure_topics(bootstrap, Topics.from_settings(s)))
+        env["HIVE_KAFKA_BOOTSTRAP"] = kafka.up(s)  # and grants the roles' ACLs on HIVE_TOPIC_PREFIX
+    asyncio.run(ensure_topics(access_for(s, "worker"), Topics.from_settings(s)))  # the worker may create them
     console.print(f"store: {s.store_url}")
     token = _admin_token(s, env)
     fabric = Fabric(env, Path(s.home) / "logs")

@@ -1,12 +1,13 @@
 """Submitting tasks straight to Kafka: SubmitTask commands with the API's encoding and headers.
 
-    async with TaskProducer("127.0.0.1:9092", Topics(), principal="etl-nightly") as producer:
+    async with TaskProducer(access_for(settings, "producer"), Topics(), principal="etl-nightly") as producer:
         task_id = await producer.submit({"name": "hello", "nodes": [{"id": "a", "kind": "echo"}]})
         task_ids = await producer.submit_many(definitions)
 
 Definitions are read by the API's parser (`domain.definition`); a wrong one raises
 `InvalidDefinition` before anything is sent. The task decider checks each task as it does one
 sent over HTTP. The producer's principal travels in the `ce_source` and `hive_principal` headers.
+It connects to Kafka with the `producer` role, which may write task commands and nothing else.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .domain.commands import SubmitTask
 from .domain.definition import DefinitionError, parse_task, requested_id
 from .domain.model import TaskSpec
 from .exceptions import HiveError, InfraError
+from .kafka.access import KafkaAccess
 from .kafka.clock import now_ms
 from .kafka.principal import principal_header
 from .kafka.routing import CommandSender
@@ -40,9 +42,9 @@ Definition = Mapping | TaskSpec
 
 
 class TaskProducer:
-    def __init__(self, bootstrap: str, topics: Topics | str, *, principal: str = "anonymous",
+    def __init__(self, kafka: KafkaAccess, topics: Topics | str, *, principal: str = "anonymous",
                  codec: Codec | None = None, linger_ms: int = LINGER_MS):
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topics = topics if isinstance(topics, Topics) else Topics(topics)
         self.principal = principal
         self.source = f"{SOURCE_PREFIX}/{principal}"
@@ -51,11 +53,11 @@ class TaskProducer:
         self.sender: CommandSender | None = None
 
     async def start(self) -> None:
-        self.sender = CommandSender(self.bootstrap, self.topics, self.codec, self.source, linger_ms=self.linger_ms)
+        self.sender = CommandSender(self.kafka, self.topics, self.codec, self.source, linger_ms=self.linger_ms)
         try:
             await self.sender.start()
         except KafkaError as exc:
-            raise InfraError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
+            raise InfraError(f"cannot reach Kafka at {self.kafka.bootstrap} as {self.kafka.username}: {exc}") from exc
 
     async def stop(self) -> None:
         if self.sender is not None:

@@ -15,6 +15,11 @@ def _env(name: str, default: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = field(default="", metadata={"env": "HIVE_KAFKA_BOOTSTRAP", "doc": "Kafka bootstrap servers; empty means `up` starts its own broker on 127.0.0.1:9092"})
+    kafka_credentials: str = field(default="", metadata={"env": "HIVE_KAFKA_CREDENTIALS", "doc": "JSON file of each role's Kafka user and password; empty means $HIVE_HOME/kafka/credentials.json, which the launched broker writes"})
+    kafka_user: str = field(default="", metadata={"env": "HIVE_KAFKA_USER", "doc": "this process's own Kafka user, whatever its role (instead of the credentials file)"})
+    kafka_password: str = field(default="", metadata={"env": "HIVE_KAFKA_PASSWORD", "doc": "the password of HIVE_KAFKA_USER"})
+    kafka_mechanism: str = field(default="SCRAM-SHA-512", metadata={"env": "HIVE_KAFKA_SASL_MECHANISM", "doc": "SASL mechanism of every Kafka client: SCRAM-SHA-512 or SCRAM-SHA-256"})
+    kafka_security_protocol: str = field(default="SASL_PLAINTEXT", metadata={"env": "HIVE_KAFKA_SECURITY_PROTOCOL", "doc": "SASL_PLAINTEXT, or SASL_SSL for a broker with TLS (the system's CA certificates)"})
     database_url: str = field(default="", metadata={"env": "HIVE_DATABASE_URL", "doc": "SQLAlchemy URL of the store; empty means SQLite at $HIVE_HOME/hive.db"})
     api_host: str = field(default="127.0.0.1", metadata={"env": "HIVE_API_HOST", "doc": "address the API binds"})
     api_port: int = field(default=8080, metadata={"env": "HIVE_API_PORT", "doc": "port the API binds"})

@@ -1,17 +1,21 @@
 """Reading topics back as raw records, for checks over the log: nothing is dropped or merged here.
 
 Readers see committed records only (`read_committed`), as every reader in the fabric does; a test may
-ask for `read_uncommitted` to see what a deposed writer wrote before it was fenced.
+ask for `read_uncommitted` to see what a deposed writer wrote before it was fenced. They read every
+topic, so they log in as the broker's admin.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from hive_streams.codec import default_codec
+from hive_streams.kafka.clients import admin as admin_client
+
+from .roles import as_role
 
 COMMITTED = "read_committed"
 EMPTY_FETCHES_AT_MARKER = 5  # a partition that ends in a transaction marker may leave the position one short
@@ -48,7 +52,8 @@ def decoded(topic: str, partition: int, offset: int, key, value, headers=(), cod
 
 
 def _consumer(bootstrap: str, isolation: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    options = {**as_role("admin").options(), "bootstrap_servers": bootstrap}
+    return AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,
                             isolation_level=isolation, max_partition_fetch_bytes=4 * 1024 * 1024)
 
 
@@ -97,7 +102,7 @@ async def _done(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int, empty_
 
 async def committed_offsets(bootstrap: str, group_id: str, topic: str, partitions: int) -> dict[int, int]:
     """The group's committed offset per partition of the topic, for the partitions it committed at all."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(dataclasses.replace(as_role("admin"), bootstrap=bootstrap))
     await admin.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

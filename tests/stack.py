@@ -17,6 +17,8 @@ from hive_streams.infra.postgres import create_database, drop_database
 from hive_streams.settings import REPO_ROOT
 from hive_streams.topics import Topics
 
+from .roles import as_role, grant, revoke
+
 ALL_KINDS = "echo,shell,python,sleep,http"
 RUNS = REPO_ROOT / ".hive" / "test-runs"
 TENANT = "tests"
@@ -42,9 +44,10 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         home = RUNS / self.id  # outside pytest's temp dirs, which other runs rotate away
         self.secret = secrets.token_hex(32)
+        self.worker_id = env_overrides.get("HIVE_WORKER_ID", f"w{self.id}")
         env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": self.database_url, "HIVE_HOME": str(home),
                "HIVE_TOPIC_PREFIX": self.topics.prefix, "HIVE_PARTITIONS": str(partitions),
-               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": f"w{self.id}",
+               "HIVE_API_PORT": str(self.api_port), "HIVE_WORKER_ID": self.worker_id,
                "HIVE_HEARTBEAT_SECONDS": "1", "HIVE_JWT_SECRET": self.secret, "HIVE_RATE_LIMITS": TEST_RATE_LIMITS,
                **env_overrides}
         self.fabric = Fabric(env, home / "logs")
@@ -69,7 +72,8 @@ class Stack:
 
     def start(self, executors: dict[str, tuple], workers: int = 1) -> "Stack":
         """executors: agent id -> (capabilities, slots, *extra executor options)."""
-        asyncio.run(ensure_topics(self.bootstrap, self.topics))
+        asyncio.run(ensure_topics(as_role("admin"), self.topics))
+        grant(self.topics, self.worker_id)
         self.fabric.spawn("connect", "connect")
         self.workers = [self.fabric.worker(f"worker-{i}") for i in range(workers)]
         self.worker = self.workers[0]
@@ -97,6 +101,7 @@ class Stack:
     def stop(self) -> None:
         self.client.close()
         self.fabric.stop()
+        revoke(self.topics, self.worker_id)
         drop_database(self.server_url, f"stack_{self.id}")
 
     def logs(self) -> str:

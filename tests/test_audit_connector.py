@@ -22,6 +22,8 @@ from hive_streams.store import load_offsets, make_engine
 from hive_streams.store.models import AgentRow, AuditRow, TaskRow
 from hive_streams.store.queries import get_task
 
+from .roles import as_role
+
 pytestmark = pytest.mark.stack
 T0 = 1_700_000_000_000
 SOURCE = "tests/audit"
@@ -113,7 +115,7 @@ async def test_projects_each_event_once_and_resumes_from_stored_offsets(kafka_bo
     engine = make_engine(store_url)
     run = uuid.uuid4().hex[:8]
     job, bad, box = f"job-{run}", f"cycle-{run}", f"agent-{run}"
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(**as_role("worker").options())  # writes events as the worker does
     await producer.start()
     try:
         log = Log(producer, topics)

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from hive_streams.processes import wait_until
 
 from .eventlog import events_of
+from .roles import as_role
 from .stack import ALL_KINDS, Stack
 
 pytestmark = pytest.mark.stack
@@ -106,7 +107,7 @@ def test_cycle_error_names_the_cycle(stack):
 
 def test_garbage_record_goes_to_the_deadletter_topic_and_work_continues(stack):
     async def produce_garbage():
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        producer = AIOKafkaProducer(**as_role("producer").options())  # anyone who may write task commands
         await producer.start()
         try:
             await producer.send_and_wait(stack.topics.task_commands, b"\x00garbage\xff" * 3, key=b"junk")

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from hive_streams.processes import wait_until
 
 from .eventlog import events_of
+from .roles import as_role
 from .feedhelp import layered_sleeps, of_task, read_with_disconnects, start_api, stop_api, task_ended
 from .stack import ALL_KINDS, Stack
 
@@ -151,7 +152,7 @@ def test_a_duplicated_event_is_shown_once(stack):
 
 
 async def _produce_again(stack, record) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    producer = AIOKafkaProducer(**as_role("worker").options())  # a worker writing an event again
     await producer.start()
     try:
         await producer.send_and_wait(record.topic, record.value, key=record.key, headers=list(record.headers),

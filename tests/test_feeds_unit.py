@@ -9,6 +9,7 @@ from aiokafka import TopicPartition
 
 from hive_streams.api.feeds import FeedSpec, batches
 from hive_streams.api.hub import Hub
+from hive_streams.kafka.access import KafkaAccess
 from hive_streams.api.positions import PositionError, TaskPosition, VectorCodec, VectorIds
 from hive_streams.api.records import Item, SeqMemory, lookback_start
 from hive_streams.codec import default_codec
@@ -62,7 +63,7 @@ def progress(offset: int, task_id: str = "t1") -> Item:
 
 
 def fed_hub(memory: int = 100, queue_size: int = 100) -> Hub:
-    hub = Hub("unused:9092", default_codec(), TOPICS, memory=memory, queue_size=queue_size)
+    hub = Hub(KafkaAccess("unused:9092", "api", "unused"), default_codec(), TOPICS, memory=memory, queue_size=queue_size)
     hub.held_from[TP] = hub.next[TP] = 0
     return hub
 

@@ -8,7 +8,6 @@ by the next owner.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
@@ -21,6 +20,7 @@ from hive_streams.settings import Settings
 
 from .engines import running, until
 from .eventlog import read_all
+from .roles import as_role, credentials
 
 pytestmark = pytest.mark.stack
 
@@ -31,9 +31,9 @@ async def deposits(bootstrap, topics) -> list:
 
 
 async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kafka_bootstrap, topics):
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topics.prefix, partitions=topics.partitions,
-                        worker_id=f"fence-{uuid.uuid4().hex[:8]}", session_timeout_seconds=6)
-    sender = CommandSender(kafka_bootstrap, topics, default_codec(), "/test")
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
+                        partitions=topics.partitions, worker_id=topics.prefix, session_timeout_seconds=6)
+    sender = CommandSender(as_role("api"), topics, default_codec(), "/test")  # deposits come from the API
     await sender.start()
     try:
         async with running(settings) as old:
@@ -42,7 +42,7 @@ async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kaf
             await until(lambda: old.decided >= 1, 30, "the first deposit")
 
             # a successor starts its writer for the ledger partition: the old owner is fenced
-            successor = transactional_producer(kafka_bootstrap, f"{settings.worker_id}.{topics.ledger_commands}.0")
+            successor = transactional_producer(as_role("worker"), f"{settings.worker_id}.{topics.ledger_commands}.0")
             await successor.start()
             await successor.begin_transaction()
             await successor.abort_transaction()

@@ -13,6 +13,7 @@ from hive_streams.domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
 from hive_streams.processes import wait_until
 
 from .eventlog import events_of, whole_log
+from .roles import as_role
 from .ledgercheck import ledger_problems, payments_per_escrow
 from .logcheck import history, last_problems, log_problems
 from .stack import Stack
@@ -128,7 +129,7 @@ def test_a_redelivered_completion_pays_once(stack):
     codec = default_codec()
 
     async def replay():
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        producer = AIOKafkaProducer(**as_role("worker").options())  # a worker redelivering
         await producer.start()
         try:  # the same completion again, the same payment command again, then a marker behind them
             await producer.send_and_wait(stack.topics.task_events, completed.value, key=completed.key,

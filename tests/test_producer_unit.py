@@ -5,6 +5,7 @@ import pytest
 
 from hive_streams.domain.definition import parse_task
 from hive_streams.exceptions import HiveError, InfraError
+from hive_streams.kafka.access import KafkaAccess
 from hive_streams.producer import InvalidDefinition, TaskProducer
 from hive_streams.topics import Topics
 
@@ -13,7 +14,7 @@ ECHO = {"name": "echo", "nodes": [{"id": "a", "kind": "echo"}], "deadline_second
 
 @pytest.fixture
 def producer():
-    return TaskProducer("127.0.0.1:1", Topics("t"), principal="etl")
+    return TaskProducer(KafkaAccess("127.0.0.1:1", "producer", "unused"), Topics("t"), principal="etl")
 
 
 def test_a_definition_is_read_by_the_apis_parser(producer):

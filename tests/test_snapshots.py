@@ -1,7 +1,6 @@
 """A decider starts from its snapshot plus the log's tail, and ignores a snapshot that does not fit the log."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 from aiokafka import TopicPartition
@@ -14,13 +13,14 @@ from hive_streams.settings import Settings
 from hive_streams.streams.deciders import PartitionState, ledger_aggregate
 
 from .engines import running, until
+from .roles import as_role, credentials
 
 pytestmark = pytest.mark.stack
 
 
 async def full_fold(bootstrap, topics) -> PartitionState:
     state = PartitionState(default_codec(), ledger_aggregate(), topics, topics.ledger_events, 0, 1)
-    async for records in read_to_end(bootstrap, {TopicPartition(topics.ledger_events, 0): None}):
+    async for records in read_to_end(as_role("worker"), {TopicPartition(topics.ledger_events, 0): None}):
         for record in records:
             state.observe(record)
     return state
@@ -31,9 +31,9 @@ def ledger_of(engine, topics):
 
 
 async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ignored(kafka_bootstrap, topics, caplog):
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topics.prefix, partitions=topics.partitions,
-                        worker_id=f"snap-{uuid.uuid4().hex[:8]}", snapshot_every_events=5)
-    sender = CommandSender(kafka_bootstrap, topics, default_codec(), "/test")
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
+                        partitions=topics.partitions, worker_id=topics.prefix, snapshot_every_events=5)
+    sender = CommandSender(as_role("api"), topics, default_codec(), "/test")  # deposits come from the API
     await sender.start()
     try:
         async with running(settings) as first:
@@ -53,7 +53,7 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
         assert restored.decided_to == truth.decided_to == 11
 
         # a snapshot that does not decode is ignored: the partition is folded from the beginning
-        garbage = producer(kafka_bootstrap)
+        garbage = producer(as_role("worker"))
         await garbage.start()
         await garbage.send_and_wait(topics.snapshots_of(topics.ledger_events), b"HSNAPM1{not json", key=b"0",
                                     partition=0)

@@ -14,6 +14,7 @@ from hive_streams.processes import wait_until
 from hive_streams.producer import TaskProducer
 
 from .eventlog import events_of
+from .roles import as_role
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -117,7 +118,7 @@ def test_an_oversized_batch_is_refused_whole(stack):
 
 def test_the_producer_client_submits_tasks_that_complete(stack):
     async def produce() -> list[str]:
-        async with TaskProducer(stack.bootstrap, stack.topics, principal="nightly-etl") as producer:
+        async with TaskProducer(as_role("producer"), stack.topics, principal="nightly-etl") as producer:
             first = await producer.submit(ECHO)
             return [first, *await producer.submit_many([{**ECHO, "name": f"echo-{i}"} for i in range(49)])]
 

@@ -70,8 +70,8 @@ class RssSampler(threading.Thread):
             time.sleep(0.2)
 
 
-PLACEMENT = {"HIVE_KAFKA_BOOTSTRAP", "HIVE_DATABASE_URL", "HIVE_HOME", "HIVE_TOPIC_PREFIX", "HIVE_API_PORT",
-             "HIVE_WORKER_ID", "HIVE_WORKER_WEB_PORT", "HIVE_JWT_SECRET"}  # where things are (or secret), not behaviour
+PLACEMENT = {"HIVE_KAFKA_BOOTSTRAP", "HIVE_KAFKA_CREDENTIALS", "HIVE_DATABASE_URL", "HIVE_HOME", "HIVE_TOPIC_PREFIX",
+             "HIVE_API_PORT", "HIVE_WORKER_ID", "HIVE_WORKER_WEB_PORT", "HIVE_JWT_SECRET"}  # where things are (or secret)
 
 
 def changed_settings(env: dict[str, str]) -> dict[str, dict]:
@@ -88,11 +88,12 @@ def start_fabric(work: Path, prefix: str, overrides: dict[str, str]) -> tuple[Fa
     server = postgres.up(s)
     database = postgres.create_database(server, f"sse_{prefix}")
     topics = Topics(prefix, 4)
-    asyncio.run(ensure_topics(bootstrap, topics))
+    asyncio.run(ensure_topics(kafka.access(s, "admin"), topics))
+    kafka.grant(s, topics, f"w-{prefix}")  # the production ACLs on this prefix
     port = _free_port()
     env = {"HIVE_KAFKA_BOOTSTRAP": bootstrap, "HIVE_DATABASE_URL": database, "HIVE_HOME": str(work),
            "HIVE_TOPIC_PREFIX": prefix, "HIVE_API_PORT": str(port), "HIVE_WORKER_ID": f"w-{prefix}",
-           **overrides}
+           "HIVE_KAFKA_CREDENTIALS": str(kafka.credentials_file(s)), **overrides}
     fabric = Fabric(env, work / "logs")
     fabric.spawn("connect", "--loglevel", "warning", "connect")
     fabric.spawn("worker", "--loglevel", "warning", "worker")

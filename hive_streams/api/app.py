@@ -19,6 +19,7 @@ from ..domain import commands as c
 from ..domain.definition import parse_task, requested_id
 from ..kafka.clock import now_ms
 from ..kafka.principal import principal_header
+from ..kafka.access import access_for
 from ..kafka.routing import CommandSender
 from ..settings import Settings
 from ..store import db, queries
@@ -139,7 +140,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await asyncio.to_thread(db.create_schema, api.engine)
-        api.sender = CommandSender(settings.bootstrap, api.topics, api.codec, SOURCE, linger_ms=LINGER_MS)
+        api.sender = CommandSender(access_for(settings, "api"), api.topics, api.codec, SOURCE, linger_ms=LINGER_MS)
         await api.sender.start()
         await feeds.start()
         try:

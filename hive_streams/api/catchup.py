@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..codec import Codec
+from ..kafka.access import KafkaAccess
 from ..kafka.clients import consumer
 from .records import Item, SeqMemory, decode, lookback_start
 
@@ -15,15 +16,15 @@ class CatchUp:
     events it has seen, so a duplicate of one of them is still left out.
     """
 
-    def __init__(self, bootstrap: str, codec: Codec, starts: dict[TopicPartition, int], lookback: int):
-        self.bootstrap, self.codec, self.lookback = bootstrap, codec, lookback
+    def __init__(self, kafka: KafkaAccess, codec: Codec, starts: dict[TopicPartition, int], lookback: int):
+        self.kafka, self.codec, self.lookback = kafka, codec, lookback
         self.starts = dict(starts)
         self.pos = dict(starts)  # the next offset this reader will look at, per partition
         self.seqs = SeqMemory()
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> "CatchUp":
-        self._consumer = consumer(self.bootstrap, client_id="hive-feed-catchup")
+        self._consumer = consumer(self.kafka, client_id="hive-feed-catchup")
         await self._consumer.start()
         try:
             tps = list(self.starts)

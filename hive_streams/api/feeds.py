@@ -47,7 +47,7 @@ async def batches(hub: Hub, spec: FeedSpec, positions: dict[TopicPartition, int]
     if any(offset < hub.held_from.get(tp, 0) for tp, offset in positions.items()):
         # Every partition of the feed, not only the lagging ones: while this reads, the hub moves on
         # and may forget what another partition still needs.
-        async with CatchUp(hub.bootstrap, hub.codec, dict(positions), spec.lookback) as reader:
+        async with CatchUp(hub.kafka, hub.codec, dict(positions), spec.lookback) as reader:
             while True:
                 behind = [tp for tp in positions if reader.pos[tp] < hub.held_from.get(tp, 0)]
                 if not behind:

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..codec import Codec
 from ..domain.events import TaskSubmitted
+from ..kafka.access import KafkaAccess
 from ..kafka.clients import consumer as kafka_consumer
 from ..topics import Topics
 from .records import LOOKBACK, Item, SeqMemory, decode, lookback_start
@@ -34,9 +35,9 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, bootstrap: str, codec: Codec, topics: Topics, memory: int = MEMORY_ITEMS,
+    def __init__(self, kafka: KafkaAccess, codec: Codec, topics: Topics, memory: int = MEMORY_ITEMS,
                  queue_size: int = QUEUE_ITEMS, lookback: int = LOOKBACK):
-        self.bootstrap, self.codec, self.topics = bootstrap, codec, topics
+        self.kafka, self.codec, self.topics = kafka, codec, topics
         self.memory, self.queue_size, self.lookback = memory, queue_size, lookback
         self.items: deque[Item] = deque()
         self.held_from: dict[TopicPartition, int] = {}  # every fresh item from here on is in memory
@@ -50,7 +51,7 @@ class Hub:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        consumer = kafka_consumer(self.bootstrap, client_id="hive-feed-hub")
+        consumer = kafka_consumer(self.kafka, client_id="hive-feed-hub")
         await consumer.start()
         self._consumer = consumer
         await consumer.topics()  # loads the cluster metadata

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..auth import permissions as p
+from ..kafka.access import access_for
 from ..store import queries
 from ..topics import partition_for
 from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
@@ -38,7 +39,7 @@ class FeedEndpoints:
     def __init__(self, api):
         self.api = api
         s = api.settings
-        self.hub = Hub(s.bootstrap, api.codec, api.topics, memory=s.feed_memory, queue_size=s.feed_queue)
+        self.hub = Hub(access_for(s, "api"), api.codec, api.topics, memory=s.feed_memory, queue_size=s.feed_queue)
         self.vectors: VectorCodec | None = None
 
     async def start(self) -> None:

@@ -17,7 +17,7 @@ from ..domain import commands as c
 from ..domain import events as e
 from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
 from ..exceptions import CodecError
-from ..kafka import CommandSender, consumer, now_ms
+from ..kafka import CommandSender, access_for, consumer, now_ms
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
@@ -151,7 +151,8 @@ class Executor:
         self.topics = Topics.from_settings(settings)
         self.running: dict[str, asyncio.Task] = {}
         self.seen: set[str] = set()
-        self.sender = CommandSender(settings.bootstrap, self.topics, self.codec,
+        self.kafka = access_for(settings, "executor")
+        self.sender = CommandSender(self.kafka, self.topics, self.codec,
                                     f"/hive-streams/executor/{offer.agent_id}")
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
 
@@ -165,7 +166,7 @@ class Executor:
         return cls(agent_id=self.offer.agent_id, command_id=uuid.uuid4().hex, at=now_ms(), **fields)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        reader = consumer(self.settings.bootstrap, client_id=f"executor-{self.offer.agent_id}")
+        reader = consumer(self.kafka, client_id=f"executor-{self.offer.agent_id}")
         await self.sender.start()
         await reader.start()
         try:

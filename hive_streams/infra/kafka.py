@@ -1,4 +1,10 @@
-"""Local Apache Kafka (KRaft, one combined broker + controller on 127.0.0.1) assembled from Maven Central."""
+"""Local Apache Kafka (KRaft, one combined broker + controller on 127.0.0.1) assembled from Maven Central.
+
+It always runs with authentication and authorisation: clients log in with SASL/SCRAM as one of
+the roles in `kafka/access.py` (their users are added when the storage is formatted, their
+passwords written to `credentials.json` next to the data, mode 600), and the ACLs of
+`kafka/acls.py` are granted for the configured topic prefix on every start.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +26,7 @@ from string import Template
 
 from hive_streams import settings as settings_mod
 from hive_streams.exceptions import InfraError
+from hive_streams.kafka import access as access_mod
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hive-streams"
@@ -29,6 +36,7 @@ JVM_FLAGS = [
     "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
     "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
 ]
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")  # both, so HIVE_KAFKA_SASL_MECHANISM may pick either
 SLF4J_BINDING = {"org/slf4j/impl/StaticLoggerBinder.class", "META-INF/services/org.slf4j.spi.SLF4JServiceProvider"}
 
 
@@ -46,6 +54,30 @@ def _pid_file(s) -> Path:
 
 def _bootstrap(s) -> str:
     return f"127.0.0.1:{s.kafka_port}"  # our broker, whatever HIVE_KAFKA_BOOTSTRAP says
+
+
+def _credentials(s) -> Path:
+    return _dir(s) / "credentials.json"
+
+
+def credentials_file(s=None) -> Path:
+    """The launched broker's users and passwords, for HIVE_KAFKA_CREDENTIALS of processes with another home."""
+    return _credentials(s or settings_mod.load())
+
+
+def _users(s) -> dict[str, dict[str, str]]:
+    return access_mod.read_credentials(_credentials(s))
+
+
+def access(s, role: str) -> access_mod.KafkaAccess:
+    """A connection to the launched broker as `role`, with the credentials it was formatted with."""
+    entry = _users(s)[role]
+    return access_mod.KafkaAccess(_bootstrap(s), entry["username"], entry["password"], s.kafka_mechanism,
+                                  "SASL_PLAINTEXT")
+
+
+def usernames(s) -> dict[str, str]:
+    return {role: entry["username"] for role, entry in _users(s).items()}
 
 
 def _tail(path: Path, n: int = 30) -> str:
@@ -112,10 +144,10 @@ def _port_busy(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def _probe_once(bootstrap: str, timeout: float) -> dict:
-    from aiokafka.admin import AIOKafkaAdminClient
+async def _probe_once(kafka: access_mod.KafkaAccess, timeout: float) -> dict:
+    from hive_streams.kafka.clients import admin as admin_client
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = admin_client(kafka, request_timeout_ms=int(timeout * 1000))
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
@@ -138,7 +170,7 @@ def _ready(s, timeout: float = 3.0) -> bool:
     if not _port_busy(s.kafka_port):  # skip the client (and its error logs) while nothing listens
         return False
     try:
-        meta = _run(_probe_once, _bootstrap(s), timeout)
+        meta = _run(_probe_once, access(s, "admin"), timeout)
     except Exception:
         return False
     return any(b.get("node_id") == 1 for b in meta.get("brokers", []))
@@ -167,11 +199,16 @@ def _locked(s):
 def up(s=None, timeout: float = 60) -> str:
     s = s or settings_mod.load()
     with _locked(s):
-        return _up(s, timeout)
+        bootstrap = _up(s, timeout)
+        grant(s)
+        return bootstrap
 
 
 def _up(s, timeout: float) -> str:
     if _pid(s) is not None:  # already ours: ready now, or still starting
+        if not _credentials(s).exists():
+            raise InfraError(f"the broker running from {_dir(s)} was started without SASL/SCRAM users: stop it "
+                             f"(`hive-streams kafka down`), move {_dir(s) / 'data'} away and start it again")
         _wait_ready(s, timeout, lambda: _pid(s) is not None)
         return _bootstrap(s)
     for port in (s.kafka_port, s.kafka_port + 1):
@@ -182,11 +219,21 @@ def _up(s, timeout: float) -> str:
     (home / "logs").mkdir(parents=True, exist_ok=True)
     props = home / "server.properties"
     log_flags = [f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}", f"-Dkafka.logs.dir={home / 'logs'}"]
-    props.write_text(Template((HERE / "server.properties").read_text()).substitute(
-        port=s.kafka_port, controller_port=s.kafka_port + 1, data_dir=home / "data"))
-    if not (home / "data" / "meta.properties").exists():
+    formatted = (home / "data" / "meta.properties").exists()
+    if formatted and not _credentials(s).exists():
+        raise InfraError(f"the broker data in {home / 'data'} was formatted without users (before SASL/SCRAM and "
+                         f"ACLs), and its users can only be added by formatting: stop it, move that directory "
+                         f"away and run `hive-streams kafka up` again")
+    users = _users(s) if _credentials(s).exists() else access_mod.write_credentials(_credentials(s), s.kafka_mechanism)
+    admin = users["admin"]
+    _write_private(props, Template((HERE / "server.properties").read_text()).substitute(
+        port=s.kafka_port, controller_port=s.kafka_port + 1, data_dir=home / "data",
+        admin_user=admin["username"], admin_password=admin["password"]))
+    if not formatted:
+        scram = [arg for entry in users.values() for mechanism in SCRAM_MECHANISMS
+                 for arg in ("--add-scram", f"{mechanism}=[name={entry['username']},password={entry['password']}]")]
         fmt = subprocess.run(_java(libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(s), "-c", str(props),
-                                   "--ignore-formatted", jvm=log_flags), capture_output=True, text=True)
+                                   "--ignore-formatted", *scram, jvm=log_flags), capture_output=True, text=True)
         if fmt.returncode != 0:
             raise InfraError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
     log = _log(s)
@@ -204,6 +251,28 @@ def _up(s, timeout: float) -> str:
         _pid_file(s).unlink(missing_ok=True)
         raise
     return _bootstrap(s)
+
+
+def grant(s, topics=None, worker_id: str | None = None) -> None:
+    """The roles' ACLs on a topic prefix (the configured one by default), as the admin; existing ones stay."""
+    from hive_streams.kafka import acls
+    from hive_streams.topics import Topics
+
+    wanted = acls.grants(topics or Topics.from_settings(s), worker_id or s.worker_id)
+    _run(acls.apply, access(s, "admin"), wanted, usernames(s))
+
+
+def revoke(s, topics, worker_id: str) -> None:
+    from hive_streams.kafka import acls
+
+    _run(acls.revoke, access(s, "admin"), acls.grants(topics, worker_id), usernames(s))
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
 
 
 def down(s=None, timeout: float = 30) -> None:

@@ -7,13 +7,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ..exceptions import InfraError
 from ..topics import Topics
+from .access import KafkaAccess
+from .clients import admin as admin_client
 
 ALREADY_EXISTS = 36
 
 
-async def ensure_topics(bootstrap: str, topics: Topics, replication: int = 1) -> list[str]:
-    """Creates the missing topics; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+async def ensure_topics(kafka: KafkaAccess, topics: Topics, replication: int = 1) -> list[str]:
+    """Creates the missing topics (the worker's and the admin's credentials may); returns the names it created."""
+    admin = admin_client(kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -1,5 +1,7 @@
 """Every Kafka client hive-streams builds, with the settings its guarantees rest on.
 
+Each client connects as a role (`access.py`): SASL/SCRAM with that role's credentials, and the
+broker's ACLs decide what it may read and write.
 Readers see committed records only (`read_committed`): a deposed decider's aborted batch never
 reaches a fold, a feed or the audit log. Writers wait for every in-sync replica and are
 idempotent; a decider's writer is transactional, its id tied to the input partition it owns.
@@ -7,29 +9,36 @@ idempotent; a decider's writer is transactional, its id tied to the input partit
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from .access import KafkaAccess
 
 FETCH_WAIT_MS = 10  # how long a fetch may wait for data on a quiet partition
 RETRY_BACKOFF_MS = 5  # a new transaction right after a commit often meets CONCURRENT_TRANSACTIONS
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
-def producer(bootstrap: str, *, linger_ms: int = 0, client_id: str | None = None) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=linger_ms,
+def producer(kafka: KafkaAccess, *, linger_ms: int = 0, client_id: str | None = None, **options) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**kafka.options(), acks="all", enable_idempotence=True, linger_ms=linger_ms,
                             retry_backoff_ms=RETRY_BACKOFF_MS, max_request_size=MAX_REQUEST_BYTES,
-                            client_id=client_id or "hive-streams")
+                            client_id=client_id or "hive-streams", **options)
 
 
-def transactional_producer(bootstrap: str, transactional_id: str, *, timeout_ms: int = 20_000) -> AIOKafkaProducer:
+def transactional_producer(kafka: KafkaAccess, transactional_id: str, *, timeout_ms: int = 20_000) -> AIOKafkaProducer:
     """Starting it fences every earlier producer with the same id: their open transactions abort."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id,
+    return AIOKafkaProducer(**kafka.options(), transactional_id=transactional_id,
                             transaction_timeout_ms=timeout_ms, retry_backoff_ms=RETRY_BACKOFF_MS, linger_ms=0,
                             max_request_size=MAX_REQUEST_BYTES, client_id=transactional_id)
 
 
-def consumer(bootstrap: str, *, group_id: str | None = None, client_id: str | None = None,
+def consumer(kafka: KafkaAccess, *, group_id: str | None = None, client_id: str | None = None,
              fetch_wait_ms: int = FETCH_WAIT_MS, **options) -> AIOKafkaConsumer:
     """A committed-only reader; with a group it commits nothing by itself."""
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, client_id=client_id or "hive-streams",
+    return AIOKafkaConsumer(**kafka.options(), group_id=group_id, client_id=client_id or "hive-streams",
                             enable_auto_commit=False, isolation_level="read_committed",
                             auto_offset_reset="earliest", fetch_max_wait_ms=fetch_wait_ms,
                             max_partition_fetch_bytes=MAX_REQUEST_BYTES, **options)
+
+
+def admin(kafka: KafkaAccess, *, client_id: str = "hive-streams", **options) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**kafka.options(), client_id=client_id, **options)

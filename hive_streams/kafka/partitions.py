@@ -5,15 +5,16 @@ import asyncio
 import logging
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from .access import KafkaAccess
+from .clients import admin as admin_client
 
 log = logging.getLogger(__name__)
 
 
-async def wait_for_partitions(bootstrap: str, names: list[str], stop: asyncio.Event,
+async def wait_for_partitions(kafka: KafkaAccess, names: list[str], stop: asyncio.Event,
                               client_id: str = "hive-streams") -> list[TopicPartition]:
     """Every partition of `names`, once all of them exist; [] if `stop` is set first."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+    admin = admin_client(kafka, client_id=client_id)
     await admin.start()
     try:
         while True:

@@ -6,18 +6,19 @@ from typing import AsyncIterator
 
 from aiokafka import TopicPartition
 
+from .access import KafkaAccess
 from .clients import consumer
 
 EMPTY_FETCHES_AT_MARKER = 3  # a partition ending in a transaction marker may leave the position one short
 WINDOW_SECONDS = 60.0
 
 
-async def read_to_end(bootstrap: str, starts: dict[TopicPartition, int | None],
+async def read_to_end(kafka: KafkaAccess, starts: dict[TopicPartition, int | None],
                       max_records: int = 10_000) -> AsyncIterator[list]:
     """Batches of committed records from each start (None: the beginning) to the end seen at the start."""
     if not starts:
         return
-    reader = consumer(bootstrap, client_id="hive-reader")
+    reader = consumer(kafka, client_id="hive-reader")
     await reader.start()
     try:
         reader.assign(list(starts))
@@ -46,9 +47,9 @@ async def _done(reader, tp: TopicPartition, end: int, empty_fetches: int) -> boo
     return position >= end or (position == end - 1 and empty_fetches >= EMPTY_FETCHES_AT_MARKER)
 
 
-async def read_window(bootstrap: str, tp: TopicPartition, back: int, stop: int | None = None) -> list:
+async def read_window(kafka: KafkaAccess, tp: TopicPartition, back: int, stop: int | None = None) -> list:
     """The committed records among the `back` offsets before `stop` (None: the partition's end)."""
-    reader = consumer(bootstrap, client_id="hive-reader")
+    reader = consumer(kafka, client_id="hive-reader")
     await reader.start()
     try:
         reader.assign([tp])

@@ -5,6 +5,7 @@ import asyncio
 
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..topics import Topics
+from .access import KafkaAccess
 from .clients import producer
 
 
@@ -21,16 +22,16 @@ def command_topic(topics: Topics, command) -> str:
 class CommandSender:
     """Encodes commands and sends them to their topics, keyed by aggregate id."""
 
-    def __init__(self, bootstrap: str, topics: Topics, codec, source: str, linger_ms: int = 0):
+    def __init__(self, kafka: KafkaAccess, topics: Topics, codec, source: str, linger_ms: int = 0):
         self.topics = topics
         self.codec = codec
         self.source = source
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.linger_ms = linger_ms
         self.producer = None
 
     async def start(self) -> None:
-        self.producer = producer(self.bootstrap, linger_ms=self.linger_ms,
+        self.producer = producer(self.kafka, linger_ms=self.linger_ms,
                                  client_id=self.source.strip("/").replace("/", "-"))
         await self.producer.start()
 

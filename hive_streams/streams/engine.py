@@ -22,7 +22,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from ..codec import Codec, header
-from ..kafka import CommandSender, consumer, now_ms, read_to_end, transactional_producer
+from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, transactional_producer
 from ..settings import Settings
 from ..topics import Topics
 from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
@@ -78,6 +78,7 @@ class Engine:
         self.codec = codec
         self.topics = Topics.from_settings(settings)
         self.group = settings.worker_id
+        self.kafka = access_for(settings, "worker")
         layout = self.topics.layout()
         timeout_ms = int(settings.agent_timeout_seconds * 1000)
         self.families = {
@@ -90,7 +91,7 @@ class Engine:
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
-        self.sender = CommandSender(settings.bootstrap, self.topics, codec, "/hive-streams/sweep")
+        self.sender = CommandSender(self.kafka, self.topics, codec, "/hive-streams/sweep")
         self.requested: dict[str, int] = {}
         self.matcher = Matcher(codec, self.topics, settings, timeout_ms)
         self.matcher_task: asyncio.Task | None = None
@@ -98,7 +99,7 @@ class Engine:
         self.commit_interval = settings.commit_interval_ms / 1000
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.consumer = consumer(self.settings.bootstrap, group_id=self.group, client_id=f"{self.group}-deciders",
+        self.consumer = consumer(self.kafka, group_id=self.group, client_id=f"{self.group}-deciders",
                                  session_timeout_ms=int(self.settings.session_timeout_seconds * 1000),
                                  heartbeat_interval_ms=max(500, int(self.settings.session_timeout_seconds * 200)),
                                  max_poll_interval_ms=60_000, rebalance_timeout_ms=60_000)
@@ -177,7 +178,7 @@ class Engine:
     async def _own(self, tp: TopicPartition) -> None:
         family = self.families[tp.topic]
         started = time.monotonic()
-        producer = transactional_producer(self.settings.bootstrap, f"{self.group}.{tp.topic}.{tp.partition}")
+        producer = transactional_producer(self.kafka, f"{self.group}.{tp.topic}.{tp.partition}")
         try:
             await self._take(tp, family, producer, started)
         except BaseException:
@@ -192,10 +193,10 @@ class Engine:
         state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
                                family.partitions, self.settings.platform_fee_bps)
         snapshots = Snapshots(self.codec)
-        start, source = await snapshot_load(self.settings.bootstrap, snapshots, state,
+        start, source = await snapshot_load(self.kafka, snapshots, state,
                                             TopicPartition(family.snapshots_topic, tp.partition))
         count = 0
-        async for records in read_to_end(self.settings.bootstrap,
+        async for records in read_to_end(self.kafka,
                                          {TopicPartition(family.events_topic, tp.partition): start}):
             for record in records:
                 state.observe(record)

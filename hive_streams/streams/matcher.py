@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 from ..codec import Codec
 from ..domain.matching import Market
 from ..exceptions import CodecError
-from ..kafka import CommandSender, consumer, now_ms
+from ..kafka import CommandSender, access_for, consumer, now_ms
 from ..topics import Topics
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,9 @@ class Matcher:
     async def run(self) -> None:
         self.market = Market()
         self.caught_up.clear()
-        reader = consumer(self.settings.bootstrap, client_id=f"{self.settings.worker_id}-matcher")
-        writer = CommandSender(self.settings.bootstrap, self.topics, self.codec, SOURCE)
+        kafka = access_for(self.settings, "worker")
+        reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
+        writer = CommandSender(kafka, self.topics, self.codec, SOURCE)
         await reader.start()
         await writer.start()
         try:

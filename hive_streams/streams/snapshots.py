@@ -17,6 +17,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from ..codec import header
 from ..exceptions import CodecError
+from ..kafka.access import KafkaAccess
 from ..kafka.reader import read_window
 from .deciders import PartitionState
 
@@ -93,9 +94,9 @@ def records(partition: int, snapshot: bytes) -> list[tuple[bytes, bytes]]:
     return out + [(str(partition).encode(), MANIFEST + json.dumps(manifest).encode())]
 
 
-async def _newest(bootstrap: str, tp: TopicPartition) -> tuple[int, bytes] | None:
+async def _newest(kafka: KafkaAccess, tp: TopicPartition) -> tuple[int, bytes] | None:
     """The offset of the newest manifest and the snapshot it names, reassembled. CodecError if broken."""
-    tail = await read_window(bootstrap, tp, back=4)  # past any transaction marker
+    tail = await read_window(kafka, tp, back=4)  # past any transaction marker
     manifests = [r for r in tail if r.key == str(tp.partition).encode()]
     if not manifests:
         if tail:
@@ -109,7 +110,7 @@ async def _newest(bootstrap: str, tp: TopicPartition) -> tuple[int, bytes] | Non
         snapshot_id, count = manifest["id"].encode(), int(manifest["chunks"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CodecError(f"manifest does not decode: {exc!r}") from None
-    before = await read_window(bootstrap, tp, back=2 * count + 4, stop=head.offset)
+    before = await read_window(kafka, tp, back=2 * count + 4, stop=head.offset)
     chunks = {r.key: r.value for r in before if r.value and r.value.split(b"\n", 1)[0] == snapshot_id}
     keys = [f"{tp.partition}/{i}".encode() for i in range(count)]
     if any(k not in chunks for k in keys):
@@ -120,10 +121,10 @@ async def _newest(bootstrap: str, tp: TopicPartition) -> tuple[int, bytes] | Non
         raise CodecError(f"snapshot {manifest['id']} does not decompress: {exc}") from None
 
 
-async def load(bootstrap: str, snapshots: Snapshots, state: PartitionState, snapshot_tp: TopicPartition) -> tuple[int, str]:
+async def load(kafka: KafkaAccess, snapshots: Snapshots, state: PartitionState, snapshot_tp: TopicPartition) -> tuple[int, str]:
     """Restores the newest valid snapshot into `state`; returns the events offset to fold from and how."""
     try:
-        newest = await _newest(bootstrap, snapshot_tp)
+        newest = await _newest(kafka, snapshot_tp)
         if newest is None:
             return 0, "no snapshot"
         at, value = newest
@@ -133,7 +134,7 @@ async def load(bootstrap: str, snapshots: Snapshots, state: PartitionState, snap
         _reset(state, snapshots)
         return 0, "snapshot ignored"
     offset = found["events_offset"]
-    if offset > 0 and not await _check(bootstrap, state, offset, found["check_event_id"]):
+    if offset > 0 and not await _check(kafka, state, offset, found["check_event_id"]):
         log.warning("%s: snapshot at offset %d says event %s is before %d, the log disagrees; folding from the "
                     "beginning", snapshot_tp, at, found["check_event_id"], offset)
         _reset(state, snapshots)
@@ -141,8 +142,8 @@ async def load(bootstrap: str, snapshots: Snapshots, state: PartitionState, snap
     return offset, f"snapshot at events offset {offset}"
 
 
-async def _check(bootstrap: str, state: PartitionState, offset: int, event_id: str) -> bool:
-    before = await read_window(bootstrap, TopicPartition(state.events_topic, state.partition), back=4, stop=offset)
+async def _check(kafka: KafkaAccess, state: PartitionState, offset: int, event_id: str) -> bool:
+    before = await read_window(kafka, TopicPartition(state.events_topic, state.partition), back=4, stop=offset)
     return bool(before) and header(before[-1].headers, "ce_id") == event_id
 
 

@@ -6,14 +6,14 @@ import logging
 import signal
 
 from ..codec import default_codec
-from ..kafka import ensure_topics
+from ..kafka import access_for, ensure_topics
 from ..settings import Settings
 from ..topics import Topics
 from .engine import Engine
 
 
 async def serve(settings: Settings) -> None:
-    await ensure_topics(settings.bootstrap, Topics.from_settings(settings))
+    await ensure_topics(access_for(settings, "worker"), Topics.from_settings(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,29 @@
+"""The launched broker as each role, for tests that play a process or read the whole log (the admin)."""
+from __future__ import annotations
+
+import os
+
+from hive_streams import settings as settings_mod
+from hive_streams.infra import kafka
+from hive_streams.kafka.access import KafkaAccess
+from hive_streams.kafka.acls import Grant, grants
+from hive_streams.topics import Topics
+
+
+def as_role(role: str) -> KafkaAccess:
+    return kafka.access(settings_mod.load(), role)
+
+
+def credentials() -> str:
+    """The launched broker's credentials file, for Settings built by hand (the session fixture exports it)."""
+    return os.environ["HIVE_KAFKA_CREDENTIALS"]
+
+
+def grant(topics: Topics, worker_id: str) -> list[Grant]:
+    """The production ACLs, for a test's own topic prefix and worker id."""
+    kafka.grant(settings_mod.load(), topics, worker_id)
+    return grants(topics, worker_id)
+
+
+def revoke(topics: Topics, worker_id: str) -> None:
+    kafka.revoke(settings_mod.load(), topics, worker_id)
