@@ -38,16 +38,19 @@ def _who(request: Request) -> str:
 class FeedEndpoints:
     def __init__(self, api):
         self.api = api
-        s = api.settings
-        self.hub = Hub(access_for(s, "api"), api.codec, api.topics, memory=s.feed_memory, queue_size=s.feed_queue)
+        self.hub: Hub | None = None  # made at start: building the app reads no credentials
         self.vectors: VectorCodec | None = None
 
     async def start(self) -> None:
+        s = self.api.settings
+        self.hub = Hub(access_for(s, "api"), self.api.codec, self.api.topics, memory=s.feed_memory,
+                       queue_size=s.feed_queue)
         await self.hub.start()
         self.vectors = VectorCodec(self.api.topics, self.hub.partitions)
 
     async def stop(self) -> None:
-        await self.hub.stop()
+        if self.hub is not None:
+            await self.hub.stop()
 
     def _respond(self, frames) -> EventSourceResponse:
         return EventSourceResponse(frames, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
