@@ -163,7 +163,8 @@ REFUNDING = (e.TaskFailed, e.TaskCancelled, e.TaskRejected, e.TaskRetryScheduled
 
 
 def payment_problems(h: History) -> list[str]:
-    """A completed task's escrow is released to its agent; an escrow let go any other way is refunded."""
+    """A completed task's escrow is released to its agent, and only a completed task's; an escrow let go any
+    other way is refunded."""
     settled = {ev.escrow_id: ev for ev in h.events("ledger") if isinstance(ev, (e.EscrowReleased, e.EscrowRefunded))}
     out = []
     for ev in h.events("task") + h.events("agent"):
@@ -173,6 +174,12 @@ def payment_problems(h: History) -> list[str]:
             if not isinstance(got, want):
                 out.append(f"task {ev.task_id} {type(ev).__name__}: escrow {ev.escrow_id} "
                            f"{type(got).__name__ if got else 'never settled'}, not {want.__name__}")
+    earned = {ev.escrow_id: ev for ev in h.events("task") if isinstance(ev, e.TaskCompleted) and ev.escrow_id}
+    for ev in settled.values():  # and the other way round: nothing is paid that no completion earned
+        if isinstance(ev, e.EscrowReleased) and (ev.escrow_id not in earned or
+                                                 (earned[ev.escrow_id].task_id, earned[ev.escrow_id].agent_id) !=
+                                                 (ev.task_id, ev.agent_id)):
+            out.append(f"escrow {ev.escrow_id} released to {ev.agent_id} for task {ev.task_id} without its completion")
     return out
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.ledger import LEDGER_ID
+from hive_streams.kafka.principal import principal_header
 from hive_streams.streams.deciders import COMMAND_OFFSET, PartitionState, ledger_aggregate, task_aggregate
 from hive_streams.topics import Topics, partition_for
 
@@ -23,9 +24,10 @@ class Msg:
     headers: list = field(default_factory=list)
 
 
-def command_msg(command, offset: int, topic: str, partitions: int) -> Msg:
+def command_msg(command, offset: int, topic: str, partitions: int, principal: str = "acme/admin") -> Msg:
+    """The command as the API sends it: naming the principal it acts for."""
     key, value, headers = codec.message(command, "/test")
-    return Msg(topic, partition_for(key, partitions), offset, key, value, headers)
+    return Msg(topic, partition_for(key, partitions), offset, key, value, headers + [principal_header(principal)])
 
 
 def ledger_state() -> PartitionState:

@@ -16,6 +16,7 @@ from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
 from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.kafka import CommandSender, transactional_producer
+from hive_streams.kafka.principal import principal_header
 from hive_streams.settings import Settings
 
 from .engines import running, until
@@ -23,6 +24,7 @@ from .eventlog import read_all
 from .roles import as_role, credentials
 
 pytestmark = pytest.mark.stack
+AS_API = [principal_header("acme/admin")]  # deposits name the principal that authorised them, as the API does
 
 
 async def deposits(bootstrap, topics) -> list:
@@ -38,7 +40,7 @@ async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kaf
     try:
         async with running(settings) as old:
             await until(lambda: len(old.owned) == 9, 60, "the first engine to own every partition")
-            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "before", 1, "acme/a", 100, "r"))
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "before", 1, "acme/a", 100, "r"), extra_headers=AS_API)
             await until(lambda: old.decided >= 1, 30, "the first deposit")
 
             # a successor starts its writer for the ledger partition: the old owner is fenced
@@ -46,7 +48,7 @@ async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kaf
             await successor.start()
             await successor.begin_transaction()
             await successor.abort_transaction()
-            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "during", 2, "acme/a", 5, "r"))
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "during", 2, "acme/a", 5, "r"), extra_headers=AS_API)
             ledger = next(tp for tp in list(old.owned) + [None] if tp is None or tp.topic == topics.ledger_commands)
             await until(lambda: all(tp.topic != topics.ledger_commands for tp in old.owned), 30,
                         "the old owner to give up the ledger partition")

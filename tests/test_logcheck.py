@@ -156,3 +156,15 @@ def test_an_escrow_never_settled_is_a_problem_once_everything_ended():
     found = problems(scenario(settle=False))
     assert "escrow esc never settled" in found
     assert any("escrow esc never settled, not EscrowReleased" in p for p in found)
+
+
+def test_a_release_no_completion_earned_is_a_problem():
+    log = scenario()
+    books = ledger.LedgerState()
+    for ev in log["ledger"]:
+        books = ledger.evolve(books, ev)
+    log["ledger"] += decide_all(ledger.decide, ledger.evolve, books, [  # t2 never ran
+        c.HoldEscrow("main", "h2", 10, "esc2", "t2", "alice", "ag", 100),
+        c.ReleaseEscrow("main", "r2", 11, "esc2", 500, "t2", "ag", "t2/7")])
+    found = problems(log)
+    assert found == ["escrow esc2 released to ag for task t2 without its completion"], found

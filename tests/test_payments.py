@@ -6,10 +6,11 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from hive_streams.codec import default_codec
+from hive_streams.codec import default_codec, event_id
 from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
 from hive_streams.domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
+from hive_streams.kafka.principal import principal_header
 from hive_streams.processes import wait_until
 
 from .eventlog import events_of, whole_log
@@ -134,10 +135,12 @@ def test_a_redelivered_completion_pays_once(stack):
         try:  # the same completion again, the same payment command again, then a marker behind them
             await producer.send_and_wait(stack.topics.task_events, completed.value, key=completed.key,
                                          headers=list(completed.headers), partition=completed.partition)
-            again = c.ReleaseEscrow(LEDGER_ID, "again", 1, completed.event.escrow_id, 500)
+            ev = completed.event
+            again = c.ReleaseEscrow(LEDGER_ID, "again", 1, ev.escrow_id, 500, ev.task_id, ev.agent_id, event_id(ev))
             for command in (again, c.DepositFunds(LEDGER_ID, "marker", 2, "marker", 1)):
-                key, value, headers = codec.message(command, "/test")
-                await producer.send_and_wait(stack.topics.ledger_commands, value, key=key, headers=headers)
+                key, value, headers = codec.message(command, "/test", causation_id=event_id(ev))
+                await producer.send_and_wait(stack.topics.ledger_commands, value, key=key,
+                                             headers=headers + [principal_header("tests/admin")])
         finally:
             await producer.stop()
 

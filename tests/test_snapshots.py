@@ -9,6 +9,7 @@ from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.kafka import CommandSender, producer, read_to_end
+from hive_streams.kafka.principal import principal_header
 from hive_streams.settings import Settings
 from hive_streams.streams.deciders import PartitionState, ledger_aggregate
 
@@ -16,6 +17,7 @@ from .engines import running, until
 from .roles import as_role, credentials
 
 pytestmark = pytest.mark.stack
+AS_API = [principal_header("acme/admin")]  # deposits name the principal that authorised them, as the API does
 
 
 async def full_fold(bootstrap, topics) -> PartitionState:
@@ -39,7 +41,7 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
         async with running(settings) as first:
             await until(lambda: len(first.owned) == 9, 60, "the engine to own every partition")
             for i in range(12):
-                await sender.send_and_wait(c.DepositFunds(LEDGER_ID, f"dep-{i}", i, f"acme/u{i % 3}", 100 + i, "r"))
+                await sender.send_and_wait(c.DepositFunds(LEDGER_ID, f"dep-{i}", i, f"acme/u{i % 3}", 100 + i, "r"), extra_headers=AS_API)
             await until(lambda: first.decided >= 12, 30, "twelve deposits")
         caplog.clear()
         caplog.set_level("INFO", logger="hive_streams.streams.engine")
@@ -62,8 +64,8 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
         async with running(settings) as third:
             await until(lambda: len(third.owned) == 9, 60, "the third engine to own every partition")
             refolded = ledger_of(third, topics)
-            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-0", 99, "acme/u0", 100, "r"))  # a repeat
-            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-new", 99, "acme/u0", 7, "r"))
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-0", 99, "acme/u0", 100, "r"), extra_headers=AS_API)  # a repeat
+            await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-new", 99, "acme/u0", 7, "r"), extra_headers=AS_API)
             await until(lambda: third.decided >= 1, 30, "the new deposit")
         assert any("ignoring the newest snapshot" in r.getMessage() for r in caplog.records)
         before = truth.states[b"main"].available

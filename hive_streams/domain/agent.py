@@ -123,6 +123,19 @@ def _(cmd: c.ReleaseSlot, state: AgentState, now: int, timeout_ms: int):
     return [e.SlotReleased(**_base(state, now), task_id=cmd.task_id)]
 
 
+def signing_key(cmd: c.AgentCommand, state: AgentState) -> tuple[str, str]:
+    """The public key the agent's command must be signed with, or why there is none.
+
+    An agent id belongs to the key it was first registered with (trust on first use): a first
+    registration is signed by the key it brings; every later command, a re-registration that brings
+    a new key included, by the key registered now."""
+    if state.public_key:
+        return state.public_key, ""
+    if isinstance(cmd, c.RegisterAgent):
+        return (cmd.public_key, "") if cmd.public_key else ("", "a registration must carry a public key")
+    return "", f"agent {state.agent_id} has no registered key"
+
+
 def evolve(state: AgentState, event: e.AgentEvent) -> AgentState:
     if event.seq <= state.seq:
         return state

@@ -218,8 +218,12 @@ class HoldEscrow(LedgerCommand):
 
 @dataclass(frozen=True)
 class ReleaseEscrow(LedgerCommand):
+    """Pays an escrow to its agent: only the follow-up of the TaskCompleted (`completed_by`) that earned it."""
     escrow_id: str
     fee_bps: int = 0
+    task_id: str = ""
+    agent_id: str = ""
+    completed_by: str = ""  # the id of the TaskCompleted event, `<task_id>/<seq>`
 
 
 @dataclass(frozen=True)
@@ -233,3 +237,7 @@ TASK_COMMANDS = (SubmitTask, CancelTask, AssignTask, PinTask, NoteWaiting, Expir
                  ReportNodeFailed, ReportTaskResult, RejectResult)
 AGENT_COMMANDS = (RegisterAgent, Heartbeat, DeregisterAgent, ExpireAgent, ReserveSlot, ReleaseSlot)
 LEDGER_COMMANDS = (DepositFunds, WithdrawFunds, HoldEscrow, ReleaseEscrow, RefundEscrow)
+# what executors send: signed with the agent's registered key, or refused at the decider's door
+EXECUTOR_COMMANDS = (RegisterAgent, Heartbeat, DeregisterAgent, StartTask, ReportNodeStarted, ReportNodeProgress,
+                     ReportNodeCompleted, ReportNodeFailed, ReportTaskResult)
+DOOR_ONLY = (RejectResult,)  # made by the door itself from a report that failed its checks, never sent

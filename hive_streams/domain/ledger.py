@@ -114,6 +114,23 @@ def _(cmd: c.RefundEscrow, state: LedgerState, now: int):
                              requester=escrow.requester, amount=escrow.amount, reason=cmd.reason, legs=legs)]
 
 
+def release_problem(cmd: c.ReleaseEscrow, state: LedgerState, max_fee_bps: int) -> str:
+    """Why a release of a held escrow cannot be taken, or empty: the fee is the platform's at most, and
+    the release names the escrow's own task and agent and the completion of that task that earned it."""
+    escrow = state.escrows.get(cmd.escrow_id)
+    if escrow is None or escrow.status != "held":
+        return ""  # nothing to pay: decide does nothing
+    if not 0 <= cmd.fee_bps <= max_fee_bps:
+        return f"fee of {cmd.fee_bps} bps is outside 0..{max_fee_bps}, the platform's fee"
+    if (cmd.task_id, cmd.agent_id) != (escrow.task_id, escrow.agent_id):
+        return (f"release names task {cmd.task_id!r} on agent {cmd.agent_id!r}; escrow {escrow.escrow_id} is for "
+                f"task {escrow.task_id!r} on agent {escrow.agent_id!r}")
+    task_id, _, seq = cmd.completed_by.rpartition("/")
+    if task_id != escrow.task_id or not seq.isdigit() or int(seq) < 1:
+        return f"release names no completion of task {escrow.task_id!r} ({cmd.completed_by!r})"
+    return ""
+
+
 def evolve(state: LedgerState, event: e.LedgerEvent) -> LedgerState:
     if event.seq <= state.seq:
         return state

@@ -332,6 +332,16 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
     ]
 
 
+def signing_key(cmd, state: TaskState) -> tuple[str, str]:
+    """The key an executor's report on this task must be signed with: that of the agent holding it (or
+    that held it last), from its assignment. Any other agent's key is unknown here, so its report is refused."""
+    if cmd.agent_id != state.agent_id:
+        return "", f"agent {cmd.agent_id} does not hold task {state.task_id}, so its signature cannot be checked"
+    if not state.agent_key:
+        return "", f"agent {cmd.agent_id} was assigned task {state.task_id} without a key"
+    return state.agent_key, ""
+
+
 # evolve ---------------------------------------------------------------------------------
 
 def evolve(state: TaskState, event: e.TaskEvent) -> TaskState:

@@ -17,12 +17,12 @@ from ..domain import commands as c
 from ..domain import events as e
 from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
 from ..exceptions import CodecError
-from ..kafka import CommandSender, access_for, consumer, now_ms
+from ..kafka import access_for, consumer, now_ms
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
 from .errors import NodeError
-from .signing import Signer
+from .signing import Signer, SigningSender
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,10 @@ class Executor:
         self.running: dict[str, asyncio.Task] = {}
         self.seen: set[str] = set()
         self.kafka = access_for(settings, "executor")
-        self.sender = CommandSender(self.kafka, self.topics, self.codec,
-                                    f"/hive-streams/executor/{offer.agent_id}")
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
+        # every command it sends is signed: the deciders refuse an executor command that is not
+        self.sender = SigningSender(self.kafka, self.topics, self.codec,
+                                    f"/hive-streams/executor/{offer.agent_id}", signer=self.signer)
 
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
@@ -177,7 +178,9 @@ class Executor:
             for tp in parts:
                 await reader.position(tp)  # fix the start before anyone can assign us work
             # a new process is a new incarnation: what an earlier one held is lost, and retried elsewhere
-            await self.send(self._agent_cmd(c.DeregisterAgent, reason="a new executor process took over"))
+            # (a key made just now was never registered, so there is no earlier incarnation to end)
+            if not self.signer.created:
+                await self.send(self._agent_cmd(c.DeregisterAgent, reason="a new executor process took over"))
             await self.send(self._agent_cmd(c.RegisterAgent, **self.offer.register(self.signer.public_key)))
             beat = asyncio.create_task(self._heartbeats(stop))
             if ready:

@@ -20,8 +20,10 @@ from ..domain import agent, ledger, task
 from ..domain.commands import AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
 from ..kafka.routing import command_topic
+from ..settings import Settings
 from ..topics import Topics, partition_for
 from .deadletter import deadletter_headers
+from .door import Door, executor_door, ledger_door, open_door
 from .relays import follow_up
 from .verify import screen
 
@@ -40,6 +42,7 @@ class Aggregate:
     evolve: Callable
     due: Callable  # (state, now) -> a command the sweep should send, or None
     screen: Callable = lambda command, state: command  # checks at the door that need more than the domain
+    door: Door = open_door  # (command, state, message) -> why the command is refused, or ""
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -49,11 +52,13 @@ def _task_due(state: task.TaskState, now: int):
 
 
 def task_aggregate() -> Aggregate:
-    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen)
+    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen,
+                     executor_door(task.signing_key))
 
 
-def ledger_aggregate() -> Aggregate:
-    return Aggregate(LedgerCommand, lambda _: ledger.LedgerState(), ledger.decide, ledger.evolve, lambda s, now: None)
+def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:
+    return Aggregate(LedgerCommand, lambda _: ledger.LedgerState(), ledger.decide, ledger.evolve, lambda s, now: None,
+                     door=ledger_door(fee_bps))
 
 
 def agent_aggregate(timeout_ms: int) -> Aggregate:
@@ -62,7 +67,8 @@ def agent_aggregate(timeout_ms: int) -> Aggregate:
             return ExpireAgent(state.agent_id, f"expire:{state.agent_id}:{state.last_seen}", now)
         return None
     return Aggregate(AgentCommand, agent.AgentState,
-                     lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due)
+                     lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due,
+                     door=executor_door(agent.signing_key))
 
 
 @dataclass(frozen=True)
@@ -166,8 +172,13 @@ class PartitionState:
         key = message.key
         if command.command_id in self.applied.get(key, ()) or command.command_id in out.applied.get(key, ()):
             return  # its events are in the log already
+        state = self._state(key, out.states)
         try:
-            records, events, state = self._records_of(command, message, self._state(key, out.states), now)
+            refusal = self.aggregate.door(command, state, message)
+            if refusal:
+                out.records.append(self._deadletter(message, f"refused: {refusal}"))
+                return
+            records, events, state = self._records_of(command, message, state, now)
         except Exception as exc:  # a bug, or an event that cannot be encoded, must not stop the partition
             log.exception("decide failed for %s", type(command).__name__)
             out.records.append(self._deadletter(message, f"decide failed: {exc!r}"))

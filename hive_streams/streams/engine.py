@@ -86,7 +86,7 @@ class Engine:
             for commands, events, aggregate in (
                 (self.topics.task_commands, self.topics.task_events, task_aggregate()),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
-                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate()))
+                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}

@@ -26,7 +26,8 @@ def follow_up(event, fee_bps: int = 0) -> list:
     if isinstance(event, e.AgentStatusChanged):
         return [c.ReportAgentLost(task_id, f"{cid}:{task_id}", event.at, event.agent_id) for task_id in event.lost_tasks]
     if isinstance(event, e.TaskCompleted):
-        pay = [c.ReleaseEscrow(LEDGER_ID, f"{cid}:pay", event.at, event.escrow_id, fee_bps)] if event.escrow_id else []
+        pay = [c.ReleaseEscrow(LEDGER_ID, f"{cid}:pay", event.at, event.escrow_id, fee_bps, event.task_id, event.agent_id,
+                               completed_by=cid)] if event.escrow_id else []
         return _release(event, cid) + pay
     if isinstance(event, (e.TaskAssignmentDeclined, e.TaskRetryScheduled, e.TaskFailed, e.TaskCancelled)):
         return _release(event, cid) + _refund(event, cid, type(event).__name__)

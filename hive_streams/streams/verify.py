@@ -1,24 +1,43 @@
-"""Result verification at the task decider's door: the domain's checks, then Ed25519 signatures.
+"""Ed25519 at the deciders' door: who sent an executor command, and whether a result is what it says.
 
-A report that fails becomes a RejectResult command, which the pure domain turns into no
-payment, a reputation penalty and a retry elsewhere. Digests are checked for every agent, keyed
-or not; only the signature needs a key, and priced work is never accepted from an agent without one.
+`command_signature_valid` checks the signature every executor command carries (`codec/signature.py`)
+against the key the domain names for its sender. `screen` then checks a report's result: one that fails
+becomes a RejectResult command, which the pure domain turns into no payment, a reputation penalty and
+a retry elsewhere. Digests are checked for every agent, keyed or not; only the signature needs a key,
+and priced work is never accepted from an agent without one.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ..codec.signature import signed_bytes
 from ..domain import commands as c
 from ..domain.task import ACTIVE, TaskState, result_problem
 
 
-def signature_valid(public_key_hex: str, digest: str, signature_hex: str) -> bool:
+@lru_cache(maxsize=4096)
+def _public_key(public_key_hex: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
+
+
+def _valid(public_key_hex: str, data: bytes, signature_hex: str) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex)).verify(bytes.fromhex(signature_hex), digest.encode())
+        _public_key(public_key_hex).verify(bytes.fromhex(signature_hex), data)
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+def signature_valid(public_key_hex: str, digest: str, signature_hex: str) -> bool:
+    return _valid(public_key_hex, digest.encode(), signature_hex)
+
+
+def command_signature_valid(public_key_hex: str, value: bytes, signature_hex: str) -> bool:
+    """Whether `signature_hex` is the key's signature of a command's record value."""
+    return _valid(public_key_hex, signed_bytes(value), signature_hex)
 
 
 def screen(command, state: TaskState):
