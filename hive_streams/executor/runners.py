@@ -47,7 +47,7 @@ class NodeRunner:
         sandbox = Sandbox.from_settings(settings)
         if probe and set(SANDBOXED) & set(kinds):
             sandbox.probe()
-        return cls(sandbox, EgressPolicy.from_settings(settings), frozenset(kinds))
+        return cls(sandbox, EgressPolicy.from_settings(settings), frozenset(kinds) & frozenset(NODE_KINDS))
 
     async def run(self, node: NodeSpec, inputs: dict[str, object], on_progress: ProgressFn | None = None,
                   workdir_root: Path | None = None) -> object:

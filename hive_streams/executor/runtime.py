@@ -22,6 +22,7 @@ from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
 from .errors import NodeError
+from .runners import NodeRunner
 from .signing import Signer
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class Executor:
         self.sender = CommandSender(self.kafka, self.topics, self.codec,
                                     f"/hive-streams/executor/{offer.agent_id}")
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
+        self.nodes = NodeRunner.from_settings(settings, [cap.name for cap in offer.capabilities])  # probes the sandbox
 
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
@@ -223,7 +225,7 @@ class Executor:
         report = self.reporter(self, assigned)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
-            await run_dag(assigned.nodes, done, report)
+            await run_dag(assigned.nodes, done, report, runner=self.nodes)
             await report.result()
         except NodeError as exc:
             log.info("task %s failed: %s", assigned.task_id, exc)
