@@ -11,6 +11,7 @@ from .errors import NodeError
 
 CHUNK = 64 * 1024
 STDERR_KEPT = 64 * 1024
+DRAIN_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -73,23 +74,34 @@ async def run_captured(argv: list[str], env: dict[str, str], stdin: bytes | None
         *argv, env=env, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=CHUNK)
     spent = _Budget(budget)
+    readers = [asyncio.ensure_future(_head(proc.stdout, keep, spent)),
+               asyncio.ensure_future(_tail(proc.stderr, STDERR_KEPT, spent))]
+    if stdin is not None:
+        readers.append(asyncio.ensure_future(_feed(proc.stdin, stdin)))
     try:
-        readers = [_head(proc.stdout, keep, spent), _tail(proc.stderr, STDERR_KEPT, spent)]
-        if stdin is not None:
-            readers.append(_feed(proc.stdin, stdin))
-        gathered = asyncio.gather(*readers)
-        try:
-            (stdout, truncated), stderr, *_ = await gathered
-        except BaseException:
-            gathered.cancel()
-            raise
+        (stdout, truncated), stderr, *_ = await asyncio.gather(*readers)
         await proc.wait()
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        if proc.returncode is None:
-            await proc.wait()
+        await _close(proc, readers)
     return Finished(proc.returncode, stdout, truncated, stderr)
+
+
+async def _close(proc: asyncio.subprocess.Process, readers: list[asyncio.Future]) -> None:
+    """Stop the readers and read both pipes to their end: the process only counts as gone once they close."""
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(_drain(proc.stdout), _drain(proc.stderr)), DRAIN_SECONDS)
+    if proc.returncode is None:
+        await proc.wait()
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(CHUNK):
+        pass
 
 
 def exit_reason(returncode: int) -> str:
