@@ -1,5 +1,7 @@
 import dataclasses
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -107,3 +109,12 @@ def test_an_executor_whose_sandbox_does_not_work_refuses_to_start():
         NodeRunner.from_settings(Settings(sandbox_memory_mb=1))
     # kinds that need no sandbox need no probe
     assert NodeRunner.from_settings(Settings(sandbox_memory_mb=1), ["echo", "http", "gpu"]).kinds == {"echo", "http"}
+
+
+def test_the_executor_process_refuses_to_start_and_says_why(tmp_path):
+    env = {**os.environ, "HIVE_HOME": str(tmp_path), "HIVE_SANDBOX_MEMORY_MB": "1"}
+    done = subprocess.run([sys.executable, "-m", "hive_streams.cli", "executor", "--agent-id", "x",
+                           "--capabilities", "echo,shell"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "hive-streams executor: the node sandbox does not work on this machine" in done.stderr
+    assert not (tmp_path / "keys").exists()  # it stopped before making a key

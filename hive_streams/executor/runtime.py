@@ -146,6 +146,7 @@ class Executor:
     reporter = Reporter
 
     def __init__(self, settings: Settings, offer: AgentOffer, codec: Codec | None = None):
+        self.nodes = NodeRunner.from_settings(settings, [cap.name for cap in offer.capabilities])  # raises ConfigError first
         self.settings = settings
         self.offer = offer
         self.codec = codec or default_codec(settings.schemas_dir)
@@ -156,7 +157,6 @@ class Executor:
         self.sender = CommandSender(self.kafka, self.topics, self.codec,
                                     f"/hive-streams/executor/{offer.agent_id}")
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
-        self.nodes = NodeRunner.from_settings(settings, [cap.name for cap in offer.capabilities])  # probes the sandbox
 
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
