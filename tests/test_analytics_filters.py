@@ -69,3 +69,15 @@ def test_dead_letter_filters():
     assert LetterFilter(reason="PARTITION").matches(late) and not LetterFilter(reason="partition").matches(early)
     assert [x for x in (late, early) if LetterFilter(since=NOW - 5_000).matches(x)] == [late]
     assert [x for x in (late, early) if LetterFilter(redriven=True).matches(x)] == [early]
+
+
+def test_only_commands_from_a_command_topic_are_redriven():
+    from hive_streams.analytics.deadletters import NotRedrivable, check_redrivable
+    from hive_streams.topics import Topics
+    topics = Topics("hive")
+    event = Letter(3, NOW, b"t1", b"", (("dlq_topic", b"hive.task.events"),), "TaskCompleted", COMPLETED)
+    with pytest.raises(NotRedrivable, match="only commands"):
+        check_redrivable(event, topics)
+    undecodable = Letter(4, NOW, b"t1", b"x", (("dlq_topic", b"hive.task.commands"),), "undecodable: junk", None)
+    with pytest.raises(NotRedrivable, match="not a command"):
+        check_redrivable(undecodable, topics)

@@ -10,9 +10,9 @@ from aiokafka import TopicPartition
 
 from ..codec import header
 from ..codec.avro import to_record
-from ..exceptions import CodecError
+from ..exceptions import CodecError, InfraError
 from ..kafka.access import KafkaAccess
-from ..kafka.clients import consumer
+from ..kafka.clients import admin, consumer
 from ..kafka.principal import PRINCIPAL_HEADER
 from ..kafka.reader import read_to_end
 from .filters import Filter, TenantIndex
@@ -55,13 +55,18 @@ def jsonable(value):
 
 
 async def partitions(kafka: KafkaAccess, topics: list[str]) -> list[TopicPartition]:
-    probe = consumer(kafka, client_id="hive-analytics")
-    await probe.start()
+    """Every partition of the topics; a topic missing (or not readable by this role) is an error."""
+    client = admin(kafka, client_id="hive-analytics")
+    await client.start()
     try:
-        await probe.topics()
-        return [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
+        missing = sorted(set(topics) - set(await client.list_topics()))
+        if missing:
+            raise InfraError(f"no topic {', '.join(missing)} that {kafka.username} may read (HIVE_TOPIC_PREFIX?)")
+        found = {t["topic"]: sorted(p["partition"] for p in t["partitions"])
+                 for t in await client.describe_topics(topics)} if topics else {}
+        return [TopicPartition(t, p) for t in topics for p in found[t]]
     finally:
-        await probe.stop()
+        await client.close()
 
 
 async def size(kafka: KafkaAccess, tps: list[TopicPartition]) -> int:
