@@ -161,3 +161,19 @@ def test_dlq_show_prints_the_command_and_its_headers(stack):
     done = cli(stack, "dlq", "show", str(letters[0]["offset"]))
     shown = json.loads(done.stdout)
     assert shown["command"]["task_id"] and shown["headers"]["dlq_topic"] == stack.topics.task_commands
+
+
+def test_daily_costs_connector_reads_as_analyst_with_its_own_group(stack, completed_task, tmp_path):
+    out = tmp_path / "daily-costs.json"
+    env = {**os.environ, "HIVE_KAFKA_BOOTSTRAP": stack.bootstrap, "HIVE_TOPIC_PREFIX": stack.topics.prefix,
+           "HIVE_PARTITIONS": str(stack.topics.partitions)}
+    done = subprocess.run([sys.executable, "-m", "connectors.daily_costs", "--once", "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(out.read_text())
+    tenants = {tenant: row for day in summary["summary"]["days"].values() for tenant, row in day.items()}
+    assert tenants[TENANT]["submitted"] >= 1 and tenants[TENANT]["completed"] >= 1
+    group = f"{stack.topics.prefix}.analyst.daily-costs"
+    committed = asyncio.run(committed_offsets(stack.bootstrap, group, stack.topics.task_events, stack.topics.partitions))
+    assert sum(committed.values()) == sum(int(v) for k, v in summary["offsets"].items()
+                                          if k.startswith(stack.topics.task_events))
