@@ -14,9 +14,10 @@ from rich.table import Table
 from .analytics import deadletters as dl
 from .analytics.export import AvroFiles
 from .analytics.filters import Filter, parse_time
-from .analytics.log import iso, partitions, rows, size
+from .analytics.log import iso, jsonable, partitions, rows, size
 from .analytics.performance import Row, fold
 from .codec import default_codec
+from .codec.avro import to_record
 from .exceptions import HiveError
 from .kafka.access import ROLES, access_for
 from .topics import Topics
@@ -120,7 +121,7 @@ async def export(args, settings, err) -> int:
         async for row in rows(kafka, names, wanted, codec, skipped=skipped):
             files.write(row.obj)
             last[(row.topic, row.partition)] = row.offset
-            progress.update(bar, completed=len(last) and sum(o + 1 for o in last.values()))
+            progress.update(bar, completed=sum(o + 1 for o in last.values()))
     for name, n in sorted(files.counts.items()):
         err.print(f"{args.out / (name + '.avro')}: {n} records")
     if skipped:
@@ -189,8 +190,6 @@ async def dlq(args, settings, err) -> int:
 
 
 def _command_json(letter) -> dict | None:
-    from .analytics.log import jsonable
-    from .codec.avro import to_record
     return jsonable(to_record(letter.command)) if letter.command is not None else None
 
 

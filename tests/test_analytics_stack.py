@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -53,18 +54,13 @@ def cli(stack: Stack, *args: str, pipe: str = "", check: bool = True) -> subproc
            "HIVE_PARTITIONS": str(stack.topics.partitions)}
     command = [sys.executable, "-m", "hive_streams.cli", "--loglevel", "warning", *args]
     if pipe:
-        shell = " ".join(map(_quote, command)) + " | " + pipe
+        shell = shlex.join(command) + " | " + pipe
         done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], env=env, capture_output=True, text=True, timeout=120)
     else:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     if check:
         assert done.returncode == 0, done.stderr
     return done
-
-
-def _quote(arg: str) -> str:
-    import shlex
-    return shlex.quote(arg)
 
 
 def test_tail_piped_into_jq(stack, completed_task):
