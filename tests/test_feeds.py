@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import httpx
 import pytest
@@ -122,10 +123,12 @@ def test_agent_feed_has_the_agents_events_and_the_tasks_it_ran(stack):
     agent_id = next(f.data["agent_id"] for f in stack.client.follow(task_id) if f.event == "TaskAssigned")
     frames = []
     released = lambda: any(f.event == "SlotReleased" and f.data.get("task_id") == task_id for f in frames)
+    deadline = time.monotonic() + 60  # the agent beats every second: the feed never falls silent for long
     for frame in stack.client.stream(f"/api/agents/{agent_id}/events", start):
         frames.append(frame)
         if task_ended(task_id)(frames) and released():  # the feed merges partitions: no order across them
             break
+        assert time.monotonic() < deadline, [(f.event, f.data.get("task_id")) for f in frames if f.event != "AgentHeartbeat"]
     assert all(f.data["agent_id"] == agent_id for f in frames)
     kinds = [f.event for f in frames if f.data.get("task_id") == task_id and not f.event.startswith("Node")]
     assert sorted(kinds) == ["SlotReleased", "SlotReserved", "TaskAssigned", "TaskCompleted"], kinds
