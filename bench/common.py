@@ -39,10 +39,13 @@ NOOP_TASK = {"name": "noop", "nodes": [{"id": "n", "kind": "echo"}]}
 BENCH_RATE_LIMITS = "executions.start=admin:100000000"
 
 
+TENANT = "bench"  # the tenant of the bench's token: its tasks are `bench:<id>`
+
+
 def credentials() -> tuple[dict[str, str], str]:
     """The API's settings for a fresh signing secret (and the bench's rate limit), and an admin token it accepts."""
     secret = secrets.token_hex(32)
-    token = mint(secret, "bench", "bench", ["admin"], 24 * 3600)
+    token = mint(secret, "bench", TENANT, ["admin"], 24 * 3600)
     return {"HIVE_JWT_SECRET": secret, "HIVE_RATE_LIMITS": BENCH_RATE_LIMITS}, token
 
 

@@ -93,7 +93,7 @@ class Api:
         tenant = call.principal.tenant
         spec, chosen = in_tenant(parse_task(raw, now), tenant), requested_id(raw)
         task_id, digest = qualified(tenant, chosen or call.ids.task_id()), definition_digest(raw)
-        if chosen and check_repeat(chosen, digest, await self.submitted_digest(task_id)):
+        if chosen and check_repeat(chosen, digest, (await self.submitted_digests([task_id])).get(task_id)):
             return submitted(task_id)  # the same definition again: the first answer, nothing sent
         await self.limiter.take(call.principal, EXECUTIONS_START)
         await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest), call.caller)
@@ -101,7 +101,7 @@ class Api:
 
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
         chosen = [qualified(call.principal.tenant, i) for i in map(requested_id_or_none, raws) if i]
-        known = {task_id: await self.submitted_digest(task_id) for task_id in dict.fromkeys(chosen)}
+        known = await self.submitted_digests(list(dict.fromkeys(chosen)))
         commands, items = plan_batch(raws, now, call.ids, call.caller, call.principal.tenant, known)
         if commands:
             await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
@@ -110,12 +110,15 @@ class Api:
         answer = {"accepted": accepted, "rejected": len(items) - accepted, "items": items}
         return JSONResponse(answer, status_code=202 if accepted else 422)
 
-    async def submitted_digest(self, task_id: str) -> str | None:
-        """The digest of the definition the task was submitted with, or None for a task not seen yet."""
-        recent = self.hub.submitted.get(task_id) if self.hub is not None else None
-        if recent is not None:
-            return recent
-        return await asyncio.to_thread(self.read, queries.task_digest, task_id)
+    async def submitted_digests(self, task_ids: list[str]) -> dict[str, str]:
+        """The digest of the definition each task was submitted with, for the tasks seen already: the feed hub
+        has the most recent submissions, the read model the others."""
+        recent = self.hub.submitted if self.hub is not None else {}
+        known = {t: recent[t] for t in task_ids if t in recent}
+        rest = [t for t in task_ids if t not in known]
+        if rest:
+            known.update(await asyncio.to_thread(self.read, queries.task_digests, rest))
+        return known
 
     async def get_task(self, request: Request) -> JSONResponse:
         task = await asyncio.to_thread(self.read, queries.get_task, task_id_of(request))

@@ -36,10 +36,10 @@ def task_requester(session: Session, task_id: str) -> str | None:
     return session.scalar(select(TaskRow.requester).where(TaskRow.task_id == task_id))
 
 
-def task_digest(session: Session, task_id: str) -> str | None:
-    """The digest of the definition the task was submitted with, or None before its first event is recorded."""
-    state = session.scalar(select(TaskRow.state).where(TaskRow.task_id == task_id))
-    return None if state is None else state.get("definition_digest", "")
+def task_digests(session: Session, task_ids: list[str]) -> dict[str, str]:
+    """The digest of the definition each task was submitted with, for those whose first event is recorded."""
+    rows = session.execute(select(TaskRow.task_id, TaskRow.state).where(TaskRow.task_id.in_(task_ids))) if task_ids else []
+    return {task_id: state.get("definition_digest", "") for task_id, state in rows}
 
 
 def of_tenant(query, tenant: str | None):
