@@ -12,6 +12,8 @@ of it, and an admin sees it in the cluster feed and views.
 """
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from starlette.routing import Mount, Route
@@ -165,17 +167,19 @@ def _is_feed(path: str) -> bool:
 
 
 def _request(http: httpx.Client, method: str, url: str, body, headers: dict, read_feed: bool) -> tuple[int, bytes]:
-    """Status and body; a feed (when asked) is read until it has nothing more to say for a moment."""
+    """Status and body; a feed (when asked) is read for a few seconds (agents beat: it never falls silent)."""
     timeout = httpx.Timeout(30, read=STREAM_READ_SECONDS)
     with http.stream(method, url, json=body, headers=headers, timeout=timeout) as response:
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             return response.status_code, response.read()
         if not read_feed:
             return response.status_code, b""
-        chunks = []
+        chunks, until = [], time.monotonic() + STREAM_READ_SECONDS
         try:
             for chunk in response.iter_bytes():
                 chunks.append(chunk)
+                if time.monotonic() > until:
+                    break
         except httpx.ReadTimeout:
             pass
         return response.status_code, b"".join(chunks)
