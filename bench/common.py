@@ -18,6 +18,7 @@ from hive_streams.auth import mint
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.model import NodeSpec
+from hive_streams.domain.tenancy import task_tenant
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -171,8 +172,11 @@ def loadavg() -> str:
 
 
 def noop_submit(task_id: str, now: int | None = None) -> c.SubmitTask:
+    """A one-node task; a `<tenant>:<id>` id is requested by `<tenant>/bench`, a bare one by `bench`."""
     now = now or int(time.time() * 1000)
-    return c.SubmitTask(task_id=task_id, command_id=uuid.uuid4().hex, at=now, name="noop", requester="bench",
+    tenant = task_tenant(task_id)
+    requester = f"{tenant}/bench" if tenant else "bench"
+    return c.SubmitTask(task_id=task_id, command_id=uuid.uuid4().hex, at=now, name="noop", requester=requester,
                         nodes=(NodeSpec(id="n", kind="echo"),))
 
 
