@@ -20,6 +20,7 @@ from hive_streams.auth import mint
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.model import NodeSpec
+from hive_streams.domain.tenancy import task_tenant
 from hive_streams.kafka.access import KafkaAccess, access_for, credentials_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,10 +44,13 @@ NOOP_TASK = {"name": "noop", "nodes": [{"id": "n", "kind": "echo"}]}
 BENCH_RATE_LIMITS = "executions.start=admin:100000000"
 
 
+TENANT = "bench"  # the tenant of the bench's token: its tasks are `bench:<id>`
+
+
 def credentials() -> tuple[dict[str, str], str]:
     """The API's settings for a fresh signing secret (and the bench's rate limit), and an admin token it accepts."""
     secret = secrets.token_hex(32)
-    token = mint(secret, "bench", "bench", ["admin"], 24 * 3600)
+    token = mint(secret, "bench", TENANT, ["admin"], 24 * 3600)
     return {"HIVE_JWT_SECRET": secret, "HIVE_RATE_LIMITS": BENCH_RATE_LIMITS}, token
 
 
@@ -187,8 +191,11 @@ def loadavg() -> str:
 
 
 def noop_submit(task_id: str, now: int | None = None) -> c.SubmitTask:
+    """A one-node task; a `<tenant>:<id>` id is requested by `<tenant>/bench`, a bare one by `bench`."""
     now = now or int(time.time() * 1000)
-    return c.SubmitTask(task_id=task_id, command_id=uuid.uuid4().hex, at=now, name="noop", requester="bench",
+    tenant = task_tenant(task_id)
+    requester = f"{tenant}/bench" if tenant else "bench"
+    return c.SubmitTask(task_id=task_id, command_id=uuid.uuid4().hex, at=now, name="noop", requester=requester,
                         nodes=(NodeSpec(id="n", kind="echo"),))
 
 

@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 
-from .common import (NOOP_TASK, PROCESSES, Context, CpuMeter, ce_type, end_offsets, percentiles, read_records,
+from .common import (TENANT, NOOP_TASK, PROCESSES, Context, CpuMeter, ce_type, end_offsets, percentiles, read_records,
                      server_pids, summary)
 from .stack import Stack
 from .tasks import Completions, hive_burst
@@ -89,7 +89,7 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[l
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
     ids = [f"l{uuid.uuid4().hex[:12]}" for _ in range(n)]
-    following = asyncio.create_task(watch.until({t.encode() for t in ids}, 120 + n / rate))
+    following = asyncio.create_task(watch.until({f"{TENANT}:{t}".encode() for t in ids}, 120 + n / rate))
     tasks = []
     try:
         # POSTs share a few kept-alive connections, dropped before the server's keep-alive timeout (uvicorn: 5 s)
@@ -106,7 +106,7 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[l
             task.cancel()
         await asyncio.gather(following, *tasks, return_exceptions=True)
         await watch.stop()
-    return [((first - t0) * 1000, (done - t0) * 1000, (watch.done[tid.encode()] - t0) * 1000,
+    return [((first - t0) * 1000, (done - t0) * 1000, (watch.done[f"{TENANT}:{tid}".encode()] - t0) * 1000,
              (t0 - start - i / rate) * 1000) for i, (tid, (t0, first, done)) in enumerate(zip(ids, samples))], ids
 
 
@@ -141,7 +141,7 @@ def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
     for i, name in enumerate((*MEASURES[:3], "submit_late")):
         out[name] = percentiles(sorted(s[i] for s in samples), QUANTILES)  # only those n supports, and max
     out["in_records"] = percentiles(in_records(records[t.task_commands], records[t.task_events],
-                                               {i.encode() for i in ids}), QUANTILES)
+                                               {f"{TENANT}:{i}".encode() for i in ids}), QUANTILES)
     return out
 
 

@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 
-from .common import Context, end_offsets, noop_submit, proc_status_kib, produce, summary, wait_for
+from .common import TENANT, Context, end_offsets, noop_submit, proc_status_kib, produce, summary, wait_for
 from .stack import Stack
 
 PROCS = ("worker", "api", "connect")
@@ -24,7 +24,8 @@ def memory_run(ctx: Context, n: int) -> dict:
         asyncio.run(produce(ctx.bootstrap, topics.task_commands, [noop_submit(f"{prefix}-warm")]))
         wait_for(lambda: stack._check() or count() >= 2, 120, "the worker's first events", interval=0.5)
         before = {p: proc_status_kib(stack.pid(p)) for p in PROCS}
-        asyncio.run(produce(ctx.bootstrap, topics.task_commands, (noop_submit(f"{prefix}-{i}") for i in range(n))))
+        asyncio.run(produce(ctx.bootstrap, topics.task_commands,
+                            (noop_submit(f"{TENANT}:{prefix}-{i}") for i in range(n))))
         wait_for(lambda: stack._check() or count() >= 2 * n + 2, 120 + n / 10, f"{2 * n} events", interval=1)
         httpx.get(f"{stack.base_url}/api/tasks/{prefix}-0", headers=stack.headers, timeout=30)  # the API reads one of them
         time.sleep(0.5)

@@ -19,7 +19,8 @@ from hive_streams.codec import default_codec
 from hive_streams.producer import TaskProducer
 
 from .celery_peer import Peer
-from .common import (NOOP_TASK, PROCESSES, SLOTS, Context, CpuMeter, ce_type, end_offsets, kafka_as, kafka_options, percentiles, py_spy,
+from .common import (TENANT, NOOP_TASK, PROCESSES, SLOTS, Context, CpuMeter, ce_type, end_offsets, kafka_as,
+                     kafka_options, percentiles, py_spy,
                      read_records, server_pids, summary)
 from .stack import Stack, free_port
 
@@ -104,7 +105,8 @@ async def hive_burst(stack: Stack, n: int, timeout: float, how: str = "http", me
     The clients (HTTP connection, Kafka producer, completions reader) are set up before the clock starts."""
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
-    producer = (TaskProducer(kafka_as("producer", stack.bootstrap), stack.topics, principal="bench")
+    # the producer submits as the HTTP runs' token does: tasks `bench:<id>`, paid by `bench/bench`
+    producer = (TaskProducer(kafka_as("producer", stack.bootstrap), stack.topics, principal=f"{TENANT}/bench")
                 if how == "producer" else None)
     http = httpx.AsyncClient(base_url=stack.base_url, timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT),
                              headers=stack.headers)
@@ -118,7 +120,7 @@ async def hive_burst(stack: Stack, n: int, timeout: float, how: str = "http", me
             meter.start()
         started = time.perf_counter()
         submitting = asyncio.create_task(submit_producer(producer, ids) if producer else submit_http(http, ids))
-        await watch.until({t.encode() for t in ids}, timeout, submitting)
+        await watch.until({f"{TENANT}:{t}".encode() for t in ids}, timeout, submitting)
         await submitting
         seconds = max(watch.done.values()) - started
         if meter:

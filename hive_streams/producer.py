@@ -6,7 +6,8 @@
 
 Definitions are read by the API's parser (`domain.definition`); a wrong one raises
 `InvalidDefinition` before anything is sent. The task decider checks each task as it does one
-sent over HTTP. The producer's principal travels in the `ce_source` and `hive_principal` headers.
+sent over HTTP. The producer's principal travels in the `ce_source` and `hive_principal` headers;
+a principal `<tenant>/<sub>` submits its tenant's tasks (`<tenant>:<id>`, dependencies within it).
 It connects to Kafka with the `producer` role, which may write task commands and nothing else.
 """
 from __future__ import annotations
@@ -19,8 +20,9 @@ from aiokafka.errors import KafkaError
 
 from .codec import Codec, default_codec
 from .domain.commands import SubmitTask
-from .domain.definition import DefinitionError, parse_task, requested_id
+from .domain.definition import DefinitionError, definition_digest, in_tenant, parse_task, requested_id
 from .domain.model import TaskSpec
+from .domain.tenancy import account_tenant, qualified
 from .exceptions import HiveError, InfraError
 from .kafka.access import KafkaAccess
 from .kafka.clock import now_ms
@@ -93,6 +95,7 @@ class TaskProducer:
         return [command.task_id for command in commands]
 
     def _command(self, index: int, definition: Definition, task_id: str | None, now: int) -> SubmitTask:
+        tenant = account_tenant(self.principal)
         try:
             if isinstance(definition, TaskSpec):
                 spec, chosen = definition, None
@@ -103,6 +106,8 @@ class TaskProducer:
                 raise DefinitionError("$", "a task definition must be a mapping or a TaskSpec")
             if task_id is not None:
                 chosen = requested_id({"id": task_id})
+            spec = in_tenant(spec, tenant)
         except DefinitionError as exc:
             raise InvalidDefinition(index, exc.path, exc.message) from None
-        return SubmitTask.of(chosen or uuid.uuid4().hex, uuid.uuid4().hex, now, self.principal, spec)
+        return SubmitTask.of(qualified(tenant, chosen or uuid.uuid4().hex), uuid.uuid4().hex, now, self.principal,
+                             spec, definition_digest(definition))

@@ -1,10 +1,18 @@
-"""Every route × every kind of caller × own/other resources answers what the permission matrix says.
+"""Every route × every kind of caller × own/other tenant answers what the permission matrix says.
 
 The cases are generated from the app's own route table: a route added without a declared permission
 stops the app from being made (and this module from loading); one added without a sample request
 here fails its cases. Runs against the real stack, with real tokens.
+
+Both tenants have tasks (queued ones, and one each that ran on the shared agent) and accounts. On a
+route that names a resource, "other" names the other tenant's: 404 unless the caller reaches every
+tenant. On the others (collections, views, feeds: SSE feeds replay the log from its beginning),
+"other" asks whether the other tenant shows through: a caller limited to its tenant never gets a byte
+of it, and an admin sees it in the cluster feed and views.
 """
 from __future__ import annotations
+
+import time
 
 import httpx
 import pytest
@@ -23,6 +31,10 @@ from .test_permissions import TABLE
 pytestmark = pytest.mark.stack
 OWN, OTHER = "acme", "globex"
 AGENT = "matrix-agent"
+RAN = {"name": "ran", "nodes": [{"id": "a", "kind": "echo"}]}
+SEE_EVERY_TENANT = ("/api/events", "/api/views/snapshot", "/api/views/tasks")  # an admin sees the other there
+FROM_THE_BEGINNING = "t=0;a=0"
+STREAM_READ_SECONDS = 2.0
 SUBS = {"admin": "root", "developer": "dev", "viewer": "eve", "service": "svc", "expired": "dev", "none": "dev"}
 CALLERS = tuple(SUBS)
 UNPLACEABLE = {"name": "matrix", "requires": ["nobody-has-this"], "nodes": [{"id": "a", "kind": "echo"}]}
@@ -57,7 +69,7 @@ def _owned(path: str) -> bool:
 
 
 CASES = [(method, path, permission, caller, whose) for method, path, permission in _routes() for caller in CALLERS
-         for whose in (("own", "other") if _owned(path) else ("own",))]
+         for whose in (("own", "other") if permission != PUBLIC else ("own",))]
 
 
 def expected(method: str, path: str, permission: str, caller: str, whose: str) -> str:
@@ -87,6 +99,8 @@ def world(kafka_bootstrap, pg_url, tmp_path_factory):
                 response = dev.submit({**UNPLACEABLE, "name": f"{purpose}-{tenant}"})
                 assert response.status_code == 202, response.text
                 tasks[(purpose, tenant)] = response.json()["task_id"]
+            ran = dev.submit({**RAN, "name": f"ran-{tenant}"}).json()["task_id"]  # on the shared agent
+            assert list(dev.watch(ran))[-1].event == "TaskCompleted"
         accounts = [f"{OWN}/{sub}" for sub in ("root", "dev", "eve")] + [f"{OTHER}/dev"]
         for account in accounts:
             assert stack.client.http.post(f"/api/accounts/{account}/deposits", json={"amount": 10}).status_code == 202
@@ -94,8 +108,8 @@ def world(kafka_bootstrap, pg_url, tmp_path_factory):
                    what="the tasks queued in the read model")
         wait_until(lambda: all(stack.client.http.get(f"/api/accounts/{a}").status_code == 200 for a in accounts), 60,
                    what="the accounts")
-        wait_until(lambda: stack.client.http.get(f"/api/agents/{AGENT}/reputation").status_code == 200, 60,
-                   what="the agent's read model")
+        wait_until(lambda: len(stack.client.get_json(f"/api/agents/{AGENT}/reputation")["events"]) == 2, 60,
+                   what="the agent's read model and its outcomes")
         with httpx.Client(base_url=stack.base_url, timeout=30) as http:  # sends only the headers each case gives
             yield stack, tasks, http
     finally:
@@ -133,12 +147,42 @@ def test_route_answers_as_the_matrix_says(world, method, path, permission, calle
         assert body is not None, f"{method} {path}: no sample body: add one to BODIES"
         body = {"token": token or "not-a-token"} if body == "the caller's token" else body
     url = _url(stack, tasks, method, path, caller, whose)
-    with http.stream(method, url, json=body, headers=headers) as response:
-        status = response.status_code
-        detail = "" if response.headers.get("content-type", "").startswith("text/event-stream") else response.read()
+    looks_through = whose == "other" and not _owned(path)
+    if looks_through and _is_feed(path):
+        headers["Last-Event-ID"] = FROM_THE_BEGINNING  # replays every event still in the log
+    status, detail = _request(http, method, url, body, headers, read_feed=looks_through)
     want = expected(method, path, permission, caller, whose)
     got = "2xx" if 200 <= status < 300 else str(status)
     assert got == want, f"{caller} ({whose}) {method} {url}: {status} {detail[:300]!r}, the matrix says {want}"
+    if got == "2xx" and looks_through:
+        sees_all = caller in ("admin", "service")
+        if not sees_all:
+            assert OTHER.encode() not in detail, f"{caller} {method} {url} shows tenant {OTHER}: {detail[:2000]!r}"
+        elif caller == "admin" and path in SEE_EVERY_TENANT:
+            assert OTHER.encode() in detail, f"an admin should see every tenant at {url}"
+
+
+def _is_feed(path: str) -> bool:
+    return path.endswith("/events")
+
+
+def _request(http: httpx.Client, method: str, url: str, body, headers: dict, read_feed: bool) -> tuple[int, bytes]:
+    """Status and body; a feed (when asked) is read for a few seconds (agents beat: it never falls silent)."""
+    timeout = httpx.Timeout(30, read=STREAM_READ_SECONDS)
+    with http.stream(method, url, json=body, headers=headers, timeout=timeout) as response:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            return response.status_code, response.read()
+        if not read_feed:
+            return response.status_code, b""
+        chunks, until = [], time.monotonic() + STREAM_READ_SECONDS
+        try:
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > until:
+                    break
+        except httpx.ReadTimeout:
+            pass
+        return response.status_code, b"".join(chunks)
 
 
 def test_an_app_with_an_undeclared_route_does_not_start():

@@ -43,3 +43,14 @@ def test_the_batch_size_is_bounded():
     with pytest.raises(RequestError) as empty:
         plan_batch([], 0, CommandIds(), "alice")
     assert empty.value.status == 422
+
+
+def test_ids_are_the_tenants_and_a_known_id_is_a_repeat_or_a_conflict():
+    from hive_streams.domain.definition import definition_digest
+    same, other = {**ECHO, "id": "same"}, {**ECHO, "id": "other"}
+    known = {"acme:same": definition_digest(same), "acme:other": definition_digest({**other, "priority": 9})}
+    commands, items = plan_batch([same, other, {**ECHO, "id": "new", "after": ["same"]}], 0, CommandIds(),
+                                 "acme/dev", "acme", known)
+    assert [i["status"] for i in items] == ["submitted", "rejected", "submitted"]
+    assert items[0]["task_id"] == "acme:same" and (items[1]["code"], items[1]["field"]) == (409, "id")
+    assert [(cmd.task_id, cmd.after) for cmd in commands] == [("acme:new", ("acme:same",))]  # a repeat sends nothing

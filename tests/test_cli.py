@@ -38,10 +38,10 @@ def test_submit_watch_shows_every_node_and_exits_zero(stack, tmp_path):
     path.write_text(json.dumps({"id": "cli-ok", **CHAIN}))
     run = cli(stack.base_url, "submit", str(path), "--watch", token=stack.token())
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "submitted cli-ok" in run.stdout and "task cli-ok completed" in run.stdout
+    assert "submitted tests:cli-ok" in run.stdout and "task tests:cli-ok completed" in run.stdout
     assert "first" in run.stdout and "second" in run.stdout
     # a finished task: its history, then the same outcome
-    again = cli(stack.base_url, "watch", "cli-ok", token=stack.token())
+    again = cli(stack.base_url, "watch", "cli-ok", token=stack.token())  # a bare id: the caller's tenant's
     assert again.returncode == 0 and "completed" in again.stdout
 
 

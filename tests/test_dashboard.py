@@ -12,7 +12,7 @@ import pytest
 from hive_streams.api.positions import VectorCodec
 from hive_streams.processes import wait_until
 
-from .stack import ALL_KINDS, Stack
+from .stack import ALL_KINDS, TENANT, Stack
 
 pytestmark = pytest.mark.stack
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_dashboard_shows_a_task_completing_live(stack, browser_tools):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
-    browser = subprocess.Popen(["node", str(BROWSER / "dashboard.cjs"), stack.base_url, DIAMOND["id"], str(shot)],
+    browser = subprocess.Popen(["node", str(BROWSER / "dashboard.cjs"), stack.base_url, f"{TENANT}:{DIAMOND['id']}", str(shot)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "HIVE_TOKEN": stack.token("viewer", "watcher")})
     try:

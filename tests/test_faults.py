@@ -57,7 +57,7 @@ def zombies_fenced(stack: Stack) -> int:
 
 def terminal_count(engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(text("select count(*) from tasks where task_id like 'fault-%' and status in "
+        return conn.execute(text("select count(*) from tasks where task_id like 'tests:fault-%' and status in "
                                  "('completed', 'failed', 'cancelled', 'rejected')")).scalar()
 
 

@@ -55,8 +55,7 @@ def assert_exact(frames, reference):
 @pytest.mark.parametrize("api", ["main", "forgetful"])
 def test_task_feed_resumes_exactly_after_random_disconnects(stack, forgetful, api):
     client = stack.client if api == "main" else forgetful
-    task_id = f"many-{api}"
-    submit(client, layered_sleeps(task_id))
+    task_id = submit(client, layered_sleeps(f"many-{api}"))
     rng = random.Random(5)
     frames, connections = read_with_disconnects(client, f"/api/tasks/{task_id}/events",
                                                 lambda fs: bool(fs) and fs[-1].event in TERMINAL, rng)
@@ -70,9 +69,8 @@ def test_task_feed_resumes_exactly_after_random_disconnects(stack, forgetful, ap
 @pytest.mark.parametrize("api", ["main", "forgetful"])
 def test_cluster_feed_resumes_exactly_after_random_disconnects(stack, forgetful, api):
     client = stack.client if api == "main" else forgetful
-    task_id = f"cluster-{api}"
     start = position(client)
-    submit(client, layered_sleeps(task_id))
+    task_id = submit(client, layered_sleeps(f"cluster-{api}"))
     frames, connections = read_with_disconnects(client, "/api/events", task_ended(task_id), random.Random(7),
                                                 last_id=start, params={"types": FEED_TYPES})
     reference = [f for f in client.follow(task_id) if f.event in FEED_TYPES.split(",")]
@@ -85,9 +83,8 @@ def test_cluster_feed_resumes_exactly_after_random_disconnects(stack, forgetful,
 
 def test_feeds_resume_on_a_restarted_api_process(stack):
     first = start_api(stack, "api-before")
-    task_id = "restart-1"
     start = position(first)
-    submit(first, layered_sleeps(task_id, layers=4))
+    task_id = submit(first, layered_sleeps("restart-1", layers=4))
     task_part = [f for _, f in zip(range(30), first.follow(task_id))]
     cluster_part = [f for _, f in zip(range(30), first.stream("/api/events", start))]
     stop_api(stack, "api-before")

@@ -113,3 +113,36 @@ async def test_feed_of_a_client_ahead_of_the_hub_skips_what_it_has():
         publish(hub, progress(offset))
     assert [item.offset for item in await waiting] == [2, 3]
     await feed.aclose()
+
+
+def test_items_know_their_tenant_and_what_one_tenant_may_read():
+    from hive_streams.api.records import item_of
+    from hive_streams.domain.events import AgentHeartbeat, AgentStatusChanged, SlotReserved
+    agent_tp = TopicPartition(TOPICS.agent_events, 0)
+    assert item_of(TP, 0, NodeProgress("acme:t", 1, 0, "n", 0.5)).tenant == "acme"
+    slot = item_of(agent_tp, 0, SlotReserved("ag", 1, 0, "globex:t"))
+    assert slot.tenant == "globex" and slot.public == slot.data
+    assert item_of(agent_tp, 1, AgentHeartbeat("ag", 2, 0)).tenant is None
+    lost = item_of(agent_tp, 2, AgentStatusChanged("ag", 3, 0, "offline", "silent", ("acme:t", "globex:t")))
+    assert lost.tenant is None and "globex:t" in lost.data and "globex:t" not in lost.public
+    assert FeedSpec("f", lambda item: True, tenant="acme").data(lost) == lost.public
+    assert FeedSpec("f", lambda item: True).data(lost) == lost.data  # a feed of every tenant
+
+
+async def test_the_hub_offers_an_item_only_to_its_tenants_feeds_and_those_of_every_tenant():
+    from hive_streams.api.records import item_of
+    hub = fed_hub()
+    asked = []
+
+    def match(name):
+        return lambda item: asked.append(name) or True
+    acme, globex, everyone = (hub.subscribe(n, match(n), t) for n, t in (("acme", "acme"), ("globex", "globex"),
+                                                                          ("all", None)))
+    publish(hub, item_of(TP, 0, NodeProgress("acme:t", 1, 0, "n", 0.5)))
+    assert sorted(asked) == ["acme", "all"]  # the other tenant's feed is never even asked
+    assert acme.queue.qsize() == everyone.queue.qsize() == 1 and globex.queue.empty()
+    assert [i.offset for i in hub.since({TP: 0}, lambda item: True, "globex")] == []
+    assert [i.offset for i in hub.since({TP: 0}, lambda item: True, "acme")] == [0]
+    hub.unsubscribe(globex)
+    assert "globex" not in hub.by_tenant
+    assert hub.submitted == {}

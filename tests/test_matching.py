@@ -193,3 +193,21 @@ def test_an_ending_seen_after_its_slot_came_back_frees_nothing_more():
     m.observe(validated("t1", 1))
     m.observe(e.TaskCompleted("t1", 3, 5, "solo", ()))
     assert m._free(6, TIMEOUT) == {"solo": 1}
+
+
+def test_a_pin_never_holds_more_than_the_budget():
+    m = market([("priced", 1, [("echo", 1.0)], {"price": 2.0, "public_key": "k"}),
+                ("free", 1, [("echo", 1.0)], {})])
+    m.observe(validated("no-budget", 1, requester="acme/dev"))
+    m.observe(validated("small", 2, requester="acme/dev", budget=1.0))
+    m.observe(validated("enough", 3, requester="acme/dev", budget=2.0))
+    for seq, task_id in enumerate(("no-budget", "small", "enough"), start=3):
+        m.observe(e.TaskPinned(task_id, seq, 4, "priced"))
+    proposals = m.proposals(5, TIMEOUT, 1000)
+    notes = {p.task_id: p.reason for p in proposals if isinstance(p, c.NoteWaiting)}
+    assert notes == {"no-budget": "no eligible agent: priced: price 2.0 and the task has no budget",
+                     "small": "no eligible agent: priced: price 2.0 over budget 1.0"}
+    holds = [p for p in proposals if isinstance(p, c.HoldEscrow)]
+    assert [(h.task_id, h.amount) for h in holds] == [("enough", 200)]  # the escrow is within the budget
+    m.observe(e.TaskPinned("no-budget", 9, 6, "free"))  # a free agent may take a task without a budget
+    assert reserved(m.proposals(7, TIMEOUT, 1000)) == [("no-budget", "free")]

@@ -49,3 +49,12 @@ def test_the_principal_is_the_source(producer):
 async def test_sending_before_start_is_refused(producer):
     with pytest.raises(InfraError):
         await producer.submit(ECHO)
+
+
+def test_a_tenants_principal_submits_its_tenants_tasks():
+    producer = TaskProducer(KafkaAccess("127.0.0.1:1", "producer", "unused"), Topics("t"), principal="acme/etl")
+    command = producer._command(0, {**ECHO, "id": "nightly", "after": ["extract"]}, None, 0)
+    assert (command.task_id, command.after, command.requester) == ("acme:nightly", ("acme:extract",), "acme/etl")
+    with pytest.raises(InvalidDefinition) as refused:
+        producer._command(0, {**ECHO, "after": ["globex:extract"]}, None, 0)
+    assert refused.value.path == "after[0]"

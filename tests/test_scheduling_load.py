@@ -58,7 +58,7 @@ def test_three_hundred_tasks_two_workers(kafka_bootstrap, pg_url, tmp_path):
 
         def ended():
             with engine.connect() as conn:
-                n = conn.execute(text("select count(*) from tasks where task_id like 'load-%' and status in "
+                n = conn.execute(text("select count(*) from tasks where task_id like 'tests:load-%' and status in "
                                       "('completed', 'failed', 'cancelled', 'rejected')")).scalar()
             stack.fabric.check_alive()
             return n == TASKS

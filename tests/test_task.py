@@ -233,3 +233,25 @@ def test_a_keyed_agent_must_sign_its_result():
                     report(c.ReportNodeCompleted, "b", output_json='"B"', signature="s")], assigned(agent_key="k"))
     events = decide(final({"a": '"A"', "b": '"B"'}), state, 30)
     assert isinstance(events[0], e.ResultRejected) and events[0].reason == "result is not signed"
+
+
+def test_a_task_belongs_to_its_requesters_tenant_and_waits_only_for_its_tasks():
+    def submitted(task_id, requester, after=()):
+        return run([c.SubmitTask(task_id, "s", 10, "d", requester, NODES, after=after)], TaskState(task_id))
+
+    state, _ = submitted("acme:nightly", "acme/dev", after=("acme:extract",))
+    assert state.status == "blocked"
+    state, log = submitted("globex:nightly", "acme/dev")
+    assert state.status == "rejected" and "not in the requester's tenant 'acme'" in state.reason
+    assert isinstance(log[0], e.TaskSubmitted)
+    state, _ = submitted("acme:nightly", "acme/dev", after=("globex:extract",))
+    assert state.status == "rejected" and state.reason == "dependency 'globex:extract' is not a task of tenant 'acme'"
+    state, _ = submitted("nightly", "acme/dev")  # a bare id is no tenant's: a raw command cannot escape its tenant
+    assert state.status == "rejected"
+
+
+def test_a_repeated_submission_changes_nothing():
+    first = c.SubmitTask("acme:t", "s1", 10, "d", "acme/dev", NODES, definition_digest="one")
+    state, _ = run([first], TaskState("acme:t"))
+    assert state.definition_digest == "one"
+    assert decide(c.SubmitTask("acme:t", "s2", 11, "other", "acme/dev", NODES, definition_digest="two"), state, 11) == []

@@ -57,9 +57,11 @@ def test_sigkill_worker_mid_run(kafka_bootstrap, pg_url, tmp_path):
         stack.wait_for_agents(2)
         ids, redelivered = [], []
         for round_ in range(ROUNDS):  # a kill between two transactions proves nothing: kill again, with new work
-            batch = [f"crash-{round_}-{i}" for i in range(TASKS // ROUNDS)]
-            for task_id in batch:
-                assert stack.client.submit(chain(task_id)).status_code == 202
+            batch = []
+            for i in range(TASKS // ROUNDS):
+                response = stack.client.submit(chain(f"crash-{round_}-{i}"))
+                assert response.status_code == 202
+                batch.append(response.json()["task_id"])
             ids += batch
             wait_until(lambda: sum(s == "running" for s in statuses(engine, batch).values()) >= 3, 60,
                        what="running tasks")

@@ -34,7 +34,7 @@ from hive_streams.kafka.admin import ensure_topics
 from hive_streams.processes import Fabric, wait_until
 from hive_streams.topics import Topics
 
-from ..common import credentials, percentiles
+from ..common import TENANT, credentials, percentiles
 from .clients import COUNTS
 from .report import write_report
 
@@ -152,7 +152,7 @@ def main() -> int:
         per_proc = [args.clients // args.client_procs + (i < args.clients % args.client_procs)
                     for i in range(args.client_procs)]
         procs = [subprocess.Popen([sys.executable, "-m", "bench.sse.clients", "127.0.0.1", str(port), str(n),
-                                   f"{prefix}-", str(args.tasks), str(work / f"clients-{i}")],
+                                   f"{TENANT}:{prefix}-", str(args.tasks), str(work / f"clients-{i}")],
                                   cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "HIVE_TOKEN": token})
                  for i, n in enumerate(per_proc)]
         for proc in procs:

@@ -17,6 +17,7 @@ from .body import json_object
 from .commands import CommandRequest
 from .errors import RequestError
 from .owners import account_owner, task_owner
+from .tenants import task_id_of
 
 MAX_AMOUNT = 1_000_000_000
 
@@ -58,7 +59,7 @@ def routes(api) -> list[Route]:
         return JSONResponse(found)
 
     async def task_payments(request: Request) -> JSONResponse:
-        task_id = request.path_params["task_id"]
+        task_id = task_id_of(request)
         return JSONResponse({"task_id": task_id,
                              "payments": await asyncio.to_thread(api.read, payments.task_payments, task_id)})
 

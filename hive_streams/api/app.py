@@ -16,7 +16,8 @@ from ..auth import permissions as p
 from ..auth.limits import EXECUTIONS_START
 from ..codec import Codec, default_codec
 from ..domain import commands as c
-from ..domain.definition import parse_task, requested_id
+from ..domain.definition import definition_digest, in_tenant, parse_task, requested_id
+from ..domain.tenancy import qualified
 from ..kafka.clock import now_ms
 from ..kafka.principal import principal_header
 from ..kafka.access import access_for
@@ -26,14 +27,16 @@ from ..store import db, queries
 from ..topics import Topics
 from . import accounts, operators
 from .owners import task_owner
-from .batch import plan_batch, task_links
+from .batch import check_repeat, plan_batch, requested_id_or_none, submitted
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
 from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
 from .guard import Declaration, Guard, OwnerLookup, check_declared, declare, guarded_route
+from .hub import Hub
 from .ratelimit import RateLimiter
 from .session import Sessions
 from .sse import FeedEndpoints
+from .tenants import task_id_of
 from .views import Views
 
 SOURCE = "/hive-streams/api"
@@ -51,6 +54,7 @@ class Api:
         limits = parse_limits(settings.rate_limits)
         self.guard = Guard(TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer), limits)
         self.limiter = RateLimiter(self.engine, limits)
+        self.hub: Hub | None = None  # the feeds' hub: it has seen the most recent submissions
 
     async def send_all(self, commands, principal: str) -> None:
         """Sends every command, then waits once for all the acknowledgements."""
@@ -87,30 +91,44 @@ class Api:
         now = now_ms()
         if isinstance(raw, list):
             return await self.submit_batch(call, raw, now)
-        spec = parse_task(raw, now)
-        task_id = requested_id(raw) or call.ids.task_id()
+        tenant = call.principal.tenant
+        spec, chosen = in_tenant(parse_task(raw, now), tenant), requested_id(raw)
+        task_id, digest = qualified(tenant, chosen or call.ids.task_id()), definition_digest(raw)
+        if chosen and check_repeat(chosen, digest, (await self.submitted_digests([task_id])).get(task_id)):
+            return submitted(task_id)  # the same definition again: the first answer, nothing sent
         await self.limiter.take(call.principal, EXECUTIONS_START)
-        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec), call.caller)
-        links = task_links(task_id)
-        return JSONResponse({"task_id": task_id, "status": "submitted", "links": links}, status_code=202,
-                            headers={"Location": links["self"]})
+        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest), call.caller)
+        return submitted(task_id)
 
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
-        commands, items = plan_batch(raws, now, call.ids, call.caller)
+        chosen = [qualified(call.principal.tenant, i) for i in map(requested_id_or_none, raws) if i]
+        known = await self.submitted_digests(list(dict.fromkeys(chosen)))
+        commands, items = plan_batch(raws, now, call.ids, call.caller, call.principal.tenant, known)
         if commands:
             await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
         await self.send_all(commands, call.caller)
-        answer = {"accepted": len(commands), "rejected": len(items) - len(commands), "items": items}
-        return JSONResponse(answer, status_code=202 if commands else 422)
+        accepted = sum(item["status"] == "submitted" for item in items)
+        answer = {"accepted": accepted, "rejected": len(items) - accepted, "items": items}
+        return JSONResponse(answer, status_code=202 if accepted else 422)
+
+    async def submitted_digests(self, task_ids: list[str]) -> dict[str, str]:
+        """The digest of the definition each task was submitted with, for the tasks seen already: the feed hub
+        has the most recent submissions, the read model the others."""
+        recent = self.hub.submitted if self.hub is not None else {}
+        known = {t: recent[t] for t in task_ids if t in recent}
+        rest = [t for t in task_ids if t not in known]
+        if rest:
+            known.update(await asyncio.to_thread(self.read, queries.task_digests, rest))
+        return known
 
     async def get_task(self, request: Request) -> JSONResponse:
-        task = await asyncio.to_thread(self.read, queries.get_task, request.path_params["task_id"])
+        task = await asyncio.to_thread(self.read, queries.get_task, task_id_of(request))
         if task is None:
             return error(404, "task_id", "no such task (yet): tasks appear here once their first event is recorded")
         return JSONResponse(task)
 
     async def cancel(self, call: CommandRequest) -> JSONResponse:
-        task_id = call.request.path_params["task_id"]
+        task_id = task_id_of(call.request)
         reason = call.request.query_params.get("reason", "cancelled by request")
         await self.send(c.CancelTask(task_id, call.ids.command_id(), now_ms(), reason), call.caller)
         return JSONResponse({"task_id": task_id, "status": "cancelling"}, status_code=202)
@@ -134,6 +152,7 @@ class Api:
 def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api = Api(settings, codec or default_codec(settings.schemas_dir))
     feeds = FeedEndpoints(api)
+    api.hub = feeds.hub
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
 

@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 
 from ..domain.events import TERMINAL_TASK_EVENTS
 from .catchup import CatchUp
-from .hub import Hub
+from .hub import ALL, Hub, visible
 from .positions import TaskPosition, VectorCodec, VectorIds
 from .records import LOOKBACK, Item
 
@@ -26,6 +26,13 @@ class FeedSpec:
     name: str
     match: Callable[[Item], bool]
     lookback: int = LOOKBACK
+    tenant: str | None = ALL  # the tenant whose tasks it shows (with what concerns no task), or ALL
+
+    def sees(self, item: Item) -> bool:
+        return visible(item, self.tenant) and self.match(item)
+
+    def data(self, item: Item) -> str:
+        return item.data if self.tenant is ALL else item.public
 
 
 def frame(kind: str, frame_id: str, data: str) -> str:
@@ -53,15 +60,15 @@ async def batches(hub: Hub, spec: FeedSpec, positions: dict[TopicPartition, int]
                 if not behind:
                     for tp, offset in reader.pos.items():
                         positions[tp] = max(positions[tp], offset)
-                    sub = hub.subscribe(spec.name, spec.match)  # no await since the check above
-                    backlog = hub.since(positions, spec.match)
+                    sub = hub.subscribe(spec.name, spec.match, spec.tenant)  # no await since the check above
+                    backlog = hub.since(positions, spec.match, spec.tenant)
                     break
-                fresh = _take([item for item in await reader.read(behind) if spec.match(item)], positions)
+                fresh = _take([item for item in await reader.read(behind) if spec.sees(item)], positions)
                 if fresh:
                     yield fresh
     else:
-        sub = hub.subscribe(spec.name, spec.match)
-        backlog = hub.since(positions, spec.match)
+        sub = hub.subscribe(spec.name, spec.match, spec.tenant)
+        backlog = hub.since(positions, spec.match, spec.tenant)
     try:
         for start in range(0, len(backlog), BATCH):
             fresh = _take(backlog[start:start + BATCH], positions)
@@ -103,11 +110,11 @@ async def vector_frames(hub: Hub, vectors: VectorCodec, spec: FeedSpec,
     """Frames of a feed over every partition; each id is the vector of next offsets after it."""
     ids = VectorIds(vectors, positions)
     async for batch in batches(hub, spec, positions):
-        yield "".join([frame(item.kind, ids.after(item.tp, item.offset), item.data) for item in batch]).encode()
+        yield "".join([frame(item.kind, ids.after(item.tp, item.offset), spec.data(item)) for item in batch]).encode()
 
 
 def agent_match(agent_id: str) -> Callable[[Item], bool]:
-    """The agent's own events and the task events that name it."""
+    """The agent's own events and the task events that name it (those of the feed's tenant: see FeedSpec)."""
     return lambda item: getattr(item.event, "agent_id", None) == agent_id
 
 

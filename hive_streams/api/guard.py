@@ -77,12 +77,12 @@ class Guard:
         if lacking is not None:
             raise RequestError(403, "$", f"{principal.kind} {principal.account} "
                                          f"(roles: {', '.join(sorted(principal.roles))}) lacks the permission {lacking}")
+        request.state.principal = principal  # owner lookups resolve names within its tenant
         if declared.owner is not None and needs_owner(principal, declared.permission):
             owner = await declared.owner.find(request)
             if owner is None or decide(principal, declared.permission, owner) is not Verdict.ALLOW:
                 name = request.path_params.get(declared.owner.field, "")
                 raise RequestError(404, declared.owner.field, f"no {declared.owner.field.removesuffix('_id')} {name!r}")
-        request.state.principal = principal
         return principal
 
 

@@ -3,6 +3,9 @@
 No consumer group: the hub assigns itself every partition of both event topics. It keeps the
 most recent items in memory, so a client that reconnects soon after a drop is served from
 here; each feed has a bounded queue, and a feed whose queue fills is dropped, never waited for.
+
+Feeds are indexed by the tenant they see: an item of one tenant's task is offered only to that
+tenant's feeds and to those that see every tenant, never matched against the others.
 """
 from __future__ import annotations
 
@@ -23,15 +26,22 @@ from .records import LOOKBACK, Item, SeqMemory, decode, lookback_start
 log = logging.getLogger(__name__)
 MEMORY_ITEMS = 10_000
 QUEUE_ITEMS = 1_000
-FIRST_SEEN = 50_000
+SUBMITTED = 50_000  # recent submissions whose definition digests the hub remembers
+ALL = None  # a feed that sees every tenant
 
 
 class Subscriber:
-    def __init__(self, name: str, match: Callable[[Item], bool], size: int):
+    def __init__(self, name: str, match: Callable[[Item], bool], size: int, tenant: str | None = ALL):
         self.name = name
         self.match = match
+        self.tenant = tenant
         self.queue: asyncio.Queue[Item] = asyncio.Queue(size)
         self.dropped = False
+
+
+def visible(item: Item, tenant: str | None) -> bool:
+    """Whether a feed of `tenant` (ALL: every tenant) may carry the item."""
+    return tenant is ALL or item.tenant is None or item.tenant == tenant
 
 
 class Hub:
@@ -43,8 +53,9 @@ class Hub:
         self.held_from: dict[TopicPartition, int] = {}  # every fresh item from here on is in memory
         self.next: dict[TopicPartition, int] = {}  # the next offset the hub reads
         self.partitions: dict[str, int] = {}
-        self.first_seen: OrderedDict[str, tuple[int, int]] = OrderedDict()  # task id -> (partition, offset)
+        self.submitted: OrderedDict[str, str] = OrderedDict()  # task id -> digest of its definition
         self.subscribers: set[Subscriber] = set()
+        self.by_tenant: dict[str | None, set[Subscriber]] = {}
         self.seqs = SeqMemory()
         self.dropped = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -95,16 +106,20 @@ class Hub:
     def _hold(self, item: Item) -> None:
         self.items.append(item)
         if isinstance(item.event, TaskSubmitted):
-            self.first_seen[item.event.task_id] = (item.tp.partition, item.offset)
-            if len(self.first_seen) > FIRST_SEEN:
-                self.first_seen.popitem(last=False)
+            self.submitted.setdefault(item.event.task_id, item.event.definition_digest)
+            if len(self.submitted) > SUBMITTED:
+                self.submitted.popitem(last=False)
         while len(self.items) > self.memory:
             old = self.items.popleft()
             self.held_from[old.tp] = max(self.held_from[old.tp], old.offset + 1)
 
     def _publish(self, item: Item) -> None:
-        for sub in tuple(self.subscribers):
-            if sub.match(item):
+        if item.tenant is None:
+            subs = tuple(self.subscribers)
+        else:
+            subs = (*self.by_tenant.get(item.tenant, ()), *self.by_tenant.get(ALL, ()))
+        for sub in subs:
+            if not sub.dropped and sub.match(item):
                 try:
                     sub.queue.put_nowait(item)
                 except asyncio.QueueFull:
@@ -112,24 +127,32 @@ class Hub:
 
     def _drop(self, sub: Subscriber) -> None:
         sub.dropped = True
-        self.subscribers.discard(sub)
+        self.unsubscribe(sub)
         self.dropped += 1
         log.warning("feed hub: disconnecting slow client %s: %d frames unread", sub.name, sub.queue.qsize())
 
-    def subscribe(self, name: str, match: Callable[[Item], bool]) -> Subscriber:
-        sub = Subscriber(name, match, self.queue_size)
+    def subscribe(self, name: str, match: Callable[[Item], bool], tenant: str | None = ALL) -> Subscriber:
+        """A feed of the items `match` picks among those its tenant may see."""
+        sub = Subscriber(name, match, self.queue_size, tenant)
         self.subscribers.add(sub)
+        self.by_tenant.setdefault(tenant, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        same = self.by_tenant.get(sub.tenant)
+        if same is not None:
+            same.discard(sub)
+            if not same:
+                del self.by_tenant[sub.tenant]
 
-    def since(self, positions: dict[TopicPartition, int], match: Callable[[Item], bool]) -> list[Item]:
-        """Held items at or after `positions` (only their partitions) that match."""
+    def since(self, positions: dict[TopicPartition, int], match: Callable[[Item], bool],
+              tenant: str | None = ALL) -> list[Item]:
+        """Held items at or after `positions` (only their partitions) that `tenant` may see and that match."""
         if all(offset >= self.next.get(tp, 0) for tp, offset in positions.items()):
             return []  # a client starting live: nothing held is after it
         return [item for item in self.items
-                if item.offset >= positions.get(item.tp, 1 << 62) and match(item)]
+                if item.offset >= positions.get(item.tp, 1 << 62) and visible(item, tenant) and match(item)]
 
     def stats(self) -> dict:
         return {"subscribers": len(self.subscribers), "held_items": len(self.items), "dropped": self.dropped,

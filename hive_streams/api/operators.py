@@ -9,9 +9,11 @@ from starlette.routing import Route
 
 from ..auth import permissions as p
 from ..domain import commands as c
+from ..domain.matching import Need, pin_refusal
 from ..store import queries, status
 from .body import json_object
 from .commands import CommandRequest
+from .tenants import seen_tenant, task_id_of
 
 ASSIGNABLE = ("queued", "blocked")
 
@@ -24,17 +26,19 @@ def routes(api) -> list[Route]:
         return JSONResponse({"agents": rows})
 
     async def cluster(request: Request) -> JSONResponse:
-        return JSONResponse(await asyncio.to_thread(api.read, status.cluster_status, api.now(), timeout_ms))
+        tenant = seen_tenant(request, p.CLUSTER_VIEW)
+        return JSONResponse(await asyncio.to_thread(api.read, status.cluster_status, api.now(), timeout_ms, 10, tenant))
 
     async def reputation(request: Request) -> JSONResponse:
         agent_id = request.path_params["agent_id"]
-        found = await asyncio.to_thread(api.read, status.agent_reputation, agent_id)
+        tenant = seen_tenant(request, p.EXECUTIONS_VIEW)  # the score is public; the tasks behind it are not
+        found = await asyncio.to_thread(api.read, status.agent_reputation, agent_id, tenant)
         if found is None:
             return api.error(404, "agent_id", f"no agent {agent_id!r}")
         return JSONResponse(found)
 
     async def assign(call: CommandRequest) -> JSONResponse:
-        task_id = call.request.path_params["task_id"]
+        task_id = task_id_of(call.request)
         agent_id = json_object(call.body).get("agent_id")
         if not isinstance(agent_id, str) or not agent_id:
             return api.error(422, "agent_id", "is required: the agent to run this task")
@@ -43,8 +47,12 @@ def routes(api) -> list[Route]:
             return api.error(404, "task_id", f"no task {task_id!r}")
         if task["status"] not in ASSIGNABLE:
             return api.error(409, "task_id", f"task is {task['status']}; only queued or blocked tasks can be assigned")
-        if not await asyncio.to_thread(api.read, status.agent_known, agent_id):
+        offer = await asyncio.to_thread(api.read, status.agent_offer, agent_id)
+        if offer is None:
             return api.error(422, "agent_id", f"no agent {agent_id!r}")
+        refusal = pin_refusal(Need(budget=task["budget"]), offer)
+        if refusal:
+            return api.error(422, "agent_id", f"cannot pin to {agent_id}: {refusal} (a pin holds at most the budget)")
         await api.send(c.PinTask(task_id, call.ids.command_id(), api.now(), agent_id), call.caller)
         return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)
 

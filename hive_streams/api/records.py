@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka import ConsumerRecord, TopicPartition
 
 from ..codec import Codec, aggregate_id
 from ..codec.avro import to_record
+from ..domain.events import AgentStatusChanged
+from ..domain.tenancy import task_tenant
 from ..exceptions import CodecError
 
 LOOKBACK = 1000  # records per partition read before a start position only to recognise duplicates
@@ -21,10 +23,30 @@ class Item:
     event: object
     kind: str  # the event's type name: the SSE `event:`
     data: str  # the event as JSON: the SSE `data:`
+    tenant: str | None = None  # the tenant of the task it concerns; None: no task's (an agent's offer, its beats)
+    public: str = ""  # the data for callers who see one tenant: no other tenant's task ids
 
 
 def render(event) -> dict:
     return {"type": type(event).__name__, **to_record(event)}
+
+
+def _json(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+def tenant_of_event(event) -> str | None:
+    """A task event, or an agent's event about a task (a slot), belongs to that task's tenant."""
+    task_id = getattr(event, "task_id", None)
+    return None if task_id is None else task_tenant(task_id)
+
+
+def item_of(tp: TopicPartition, offset: int, event) -> Item:
+    data = _json(render(event))
+    public = data
+    if isinstance(event, AgentStatusChanged) and event.lost_tasks:
+        public = _json(render(replace(event, lost_tasks=())))  # tasks of every tenant: not for one tenant's eyes
+    return Item(tp, offset, event, type(event).__name__, data, tenant_of_event(event), public)
 
 
 class SeqMemory:
@@ -53,8 +75,7 @@ def decode(codec: Codec, record: ConsumerRecord, memory: SeqMemory) -> Item | No
         return None
     if not memory.fresh(record.topic, aggregate, event.seq):
         return None
-    return Item(TopicPartition(record.topic, record.partition), record.offset, event, type(event).__name__,
-                json.dumps(render(event), separators=(",", ":")))
+    return item_of(TopicPartition(record.topic, record.partition), record.offset, event)
 
 
 def lookback_start(beginning: int, start: int, lookback: int) -> tuple[int, bool]:

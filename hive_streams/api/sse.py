@@ -16,6 +16,7 @@ from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frame
 from .hub import Hub
 from .owners import task_owner
 from .positions import PositionError, TaskPosition, VectorCodec
+from .tenants import seen_tenant, task_id_of
 
 PING_SECONDS = 10
 SEND_TIMEOUT_SECONDS = 30  # a client that takes no bytes for this long is cut off
@@ -56,7 +57,7 @@ class FeedEndpoints:
         return EventSourceResponse(frames, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
 
     async def task(self, request: Request):
-        task_id = request.path_params["task_id"]
+        task_id = task_id_of(request)
         topic = self.api.topics.task_events
         tp = TopicPartition(topic, partition_for(task_id.encode(), self.hub.partitions[topic]))
         text = _resume_text(request)
@@ -84,7 +85,8 @@ class FeedEndpoints:
             positions = self._vector_start(request)
         except PositionError as exc:
             return _error(400, "last_event_id", str(exc))
-        spec = FeedSpec(f"{_who(request)} agent {agent_id}", agent_match(agent_id))
+        tenant = seen_tenant(request, p.EXECUTIONS_VIEW)  # the offer is everyone's; its tasks are their tenants'
+        spec = FeedSpec(f"{_who(request)} agent {agent_id}", agent_match(agent_id), tenant=tenant)
         return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
 
     async def cluster(self, request: Request):
@@ -97,7 +99,8 @@ class FeedEndpoints:
             positions = self._vector_start(request)
         except PositionError as exc:
             return _error(400, "last_event_id", str(exc))
-        spec = FeedSpec(f"{_who(request)} cluster {','.join(sorted(types)) or '*'}", types_match(types))
+        tenant = seen_tenant(request, p.CLUSTER_VIEW)
+        spec = FeedSpec(f"{_who(request)} cluster {','.join(sorted(types)) or '*'}", types_match(types), tenant=tenant)
         return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
 
     async def stats(self, request: Request) -> JSONResponse:

@@ -15,6 +15,7 @@ from ..domain.events import AgentEvent, TaskEvent
 from ..store import queries
 from .guard import Declaration, declare
 from .sse import FeedEndpoints
+from .tenants import seen_tenant
 
 STATIC = Path(__file__).parent / "static"
 
@@ -30,7 +31,8 @@ class Views:
     async def snapshot(self, request: Request) -> JSONResponse:
         """Tasks, agents and failures, with `position`: the cluster-feed id that follows them exactly."""
         topics = [self.api.topics.task_events, self.api.topics.agent_events]
-        data = await asyncio.to_thread(self.api.read, queries.live_snapshot, topics)
+        tenant = seen_tenant(request, p.CLUSTER_VIEW)
+        data = await asyncio.to_thread(self.api.read, queries.live_snapshot, topics, 100, 2000, tenant)
         offsets = {TopicPartition(t, p): o for (t, p), o in data.pop("offsets").items()}
         return JSONResponse({"position": self.feeds.vectors.encode(offsets), "event_types": self._event_types(), **data})
 
@@ -45,7 +47,8 @@ class Views:
         if not limit.isdigit() or not 1 <= int(limit) <= 1000:
             return JSONResponse({"error": "must be 1 to 1000", "field": "limit"}, status_code=422)
         status = request.query_params.get("status") or None
-        return JSONResponse(await asyncio.to_thread(self.api.read, queries.list_tasks, int(limit), status))
+        tenant = seen_tenant(request, p.CLUSTER_VIEW)
+        return JSONResponse(await asyncio.to_thread(self.api.read, queries.list_tasks, int(limit), status, tenant))
 
     async def agents(self, request: Request) -> JSONResponse:
         return JSONResponse(await asyncio.to_thread(self.api.read, queries.list_agents))

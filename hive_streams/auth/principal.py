@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..domain.tenancy import account_tenant as tenant_of  # noqa: F401 (re-exported)
 from ..exceptions import HiveError
 
 USER_ROLES = frozenset({"admin", "developer", "viewer"})
@@ -31,12 +32,6 @@ class Principal:
     @property
     def kind(self) -> str:
         return "service" if self.roles <= SERVICE_ROLES else "user"
-
-
-def tenant_of(account: str) -> str:
-    """The tenant in `<tenant>/<sub>`; "" for accounts of no tenant (agents, the platform)."""
-    tenant, slash, _ = account.partition("/")
-    return tenant if slash else ""
 
 
 def principal_of(claims: dict) -> Principal:

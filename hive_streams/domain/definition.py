@@ -1,11 +1,14 @@
 """Task definitions (parsed JSON/YAML) into a TaskSpec, with the path of any wrong field."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from typing import Any
 
 from .dag import InvalidGraph, topological_order
 from .model import NODE_KINDS, Hardware, NodeSpec, Requirement, TaskSpec
+from .tenancy import qualified, task_tenant
 
 MAX_NODES = 500
 TASK_FIELDS = {"id", "name", "nodes", "priority", "deadline_seconds", "budget", "max_retries", "requires", "hardware",
@@ -154,3 +157,23 @@ def requested_id(raw: Any) -> str | None:
     if not isinstance(task_id, str) or not 1 <= len(task_id) <= 64 or not all(ch.isalnum() or ch in "-_." for ch in task_id):
         raise DefinitionError("id", "must be 1 to 64 letters, digits, '-', '_' or '.'")
     return task_id
+
+
+def in_tenant(spec: TaskSpec, tenant: str) -> TaskSpec:
+    """The spec with its `after` ids resolved within `tenant`: a task waits only for its own tenant's tasks."""
+    after = []
+    for i, ref in enumerate(spec.after):
+        task_id = qualified(tenant, ref)
+        if task_tenant(task_id) != tenant:
+            raise DefinitionError(f"after[{i}]", f"{ref!r} is not a task of tenant {tenant!r}")
+        after.append(task_id)
+    return dataclasses.replace(spec, after=tuple(after))
+
+
+def definition_digest(definition: Any) -> str:
+    """Equal for the same definition sent again (JSON or YAML, any key order): what makes a repeat of a
+    task id idempotent rather than a conflict."""
+    if isinstance(definition, TaskSpec):
+        definition = dataclasses.asdict(definition)
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -27,6 +27,7 @@ class TaskSubmitted(TaskEvent):
     after: tuple[str, ...] = ()
     retry_backoff_seconds: float = 1.0
     queued: bool = False  # valid and waiting for an agent at once: no TaskValidated follows
+    definition_digest: str = ""  # of the definition as submitted: a repeat of the id must match it
 
 
 @dataclass(frozen=True)

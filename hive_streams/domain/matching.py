@@ -67,6 +67,17 @@ def unverifiable(a: agent_agg.AgentState) -> str:
     return NO_KEY if cents(a.price) > 0 and not a.public_key else ""
 
 
+def pin_refusal(need: Need, a: agent_agg.AgentState) -> str:
+    """A pin overrides the policy, not the budget: it never holds more than the task's budget, and a task
+    without a budget cannot be pinned to a priced agent."""
+    price = cents(a.price)
+    if price <= 0:
+        return ""
+    if need.budget is None:
+        return f"price {a.price} and the task has no budget"
+    return f"price {a.price} over budget {need.budget}" if price > cents(need.budget) else ""
+
+
 def score(need: Need, a: agent_agg.AgentState, reputation: float, free: int) -> float:
     have = {cap.name: cap.proficiency for cap in a.capabilities}
     proficiency = sum(have.get(r.name, 0.0) for r in need.requires) / len(need.requires) if need.requires else 1.0
@@ -200,9 +211,9 @@ class Market:
         candidates = [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
         best, reasons, busy = None, [], False
         for a in candidates:
-            # an operator's pin overrides the policy (capabilities, hardware, price), never liveness, slots or keys
-            why = ((unverifiable(a) if a.live(now, timeout_ms) else "no live agent") if w.pinned_to
-                   else ineligible(w.need, a, now, timeout_ms))
+            # an operator's pin overrides the policy (capabilities, hardware), never liveness, slots, keys or budget
+            why = (((unverifiable(a) or pin_refusal(w.need, a)) if a.live(now, timeout_ms) else "no live agent")
+                   if w.pinned_to else ineligible(w.need, a, now, timeout_ms))
             if why:
                 reasons.append(f"{a.agent_id}: {why}")
                 continue

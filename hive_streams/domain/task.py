@@ -9,6 +9,7 @@ from . import commands as c
 from . import events as e
 from .dag import InvalidGraph, topological_order
 from .evolving import Handlers, quick_init
+from .tenancy import account_tenant, task_tenant
 from .model import (Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities, needs, node_digest,
                     result_digest)
 
@@ -55,6 +56,7 @@ class TaskState:
     reason: str = ""
     submitted_at: int = 0
     updated_at: int = 0
+    definition_digest: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -125,7 +127,8 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
     submitted = e.TaskSubmitted(**b, name=cmd.name, requester=cmd.requester, nodes=cmd.nodes, priority=cmd.priority,
                                 deadline_at=cmd.deadline_at, budget=cmd.budget, max_retries=cmd.max_retries,
                                 requires=cmd.requires, hardware=cmd.hardware, after=cmd.after,
-                                retry_backoff_seconds=cmd.retry_backoff_seconds, queued=queued)
+                                retry_backoff_seconds=cmd.retry_backoff_seconds, queued=queued,
+                                definition_digest=cmd.definition_digest)
     if problem:
         return [submitted, e.TaskRejected(**b, reason=problem)]
     if cmd.after:
@@ -134,6 +137,9 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
 
 
 def _submission_problem(cmd: c.SubmitTask, now: int) -> str:
+    tenancy = _tenancy_problem(cmd)
+    if tenancy:
+        return tenancy
     try:
         topological_order(cmd.nodes)
     except InvalidGraph as exc:
@@ -143,6 +149,15 @@ def _submission_problem(cmd: c.SubmitTask, now: int) -> str:
     if cmd.task_id in cmd.after:
         return "a task cannot wait for itself"
     return ""
+
+
+def _tenancy_problem(cmd: c.SubmitTask) -> str:
+    """A task belongs to its requester's tenant, and waits only for tasks of that tenant."""
+    tenant = task_tenant(cmd.task_id)
+    if tenant != account_tenant(cmd.requester):
+        return f"task id {cmd.task_id!r} is not in the requester's tenant {account_tenant(cmd.requester)!r}"
+    foreign = [t for t in cmd.after if task_tenant(t) != tenant]
+    return f"dependency {foreign[0]!r} is not a task of tenant {tenant!r}" if foreign else ""
 
 
 @_decide.register
@@ -388,6 +403,7 @@ def _submitted(ev: e.TaskSubmitted) -> dict:
             "priority": ev.priority, "deadline_at": ev.deadline_at, "budget": ev.budget,
             "max_retries": ev.max_retries, "requires": ev.requires, "hardware": ev.hardware, "after": ev.after,
             "retry_backoff_seconds": ev.retry_backoff_seconds, "submitted_at": ev.at,
+            "definition_digest": ev.definition_digest,
             "node_status": {n.id: "pending" for n in ev.nodes}}
 
 

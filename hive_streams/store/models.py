@@ -41,9 +41,10 @@ class AuditRow(Base):
 
 class TaskRow(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_status", "status", "updated_at"),)
+    __table_args__ = (Index("ix_tasks_status", "status", "updated_at"), Index("ix_tasks_tenant", "tenant", "updated_at"))
 
     task_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant: Mapped[str] = mapped_column(Text, server_default="")  # of `<tenant>:<id>`; "" for a bare id
     status: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(Text)
     requester: Mapped[str] = mapped_column(Text)

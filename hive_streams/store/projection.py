@@ -14,6 +14,7 @@ from ..codec.avro import from_record, to_record
 from ..codec.cloudevents import aggregate_id, event_id
 from ..domain import agent, reputation, task
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from ..domain.tenancy import task_tenant
 from .db import insert as _insert
 from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offsets, ledger_entries, ledger_postings,
                      tasks)
@@ -144,7 +145,7 @@ def _project_tasks(conn: Connection, records: list[LogRecord]) -> None:
 
 
 def _task_row(s: task.TaskState, first: LogRecord) -> dict:
-    return dict(task_id=s.task_id, status=s.status, name=s.name, requester=s.requester, priority=s.priority,
+    return dict(task_id=s.task_id, tenant=task_tenant(s.task_id), status=s.status, name=s.name, requester=s.requester, priority=s.priority,
                 agent_id=s.agent_id, attempt=s.attempt, seq=s.seq, reason=s.reason,
                 submitted_at=s.submitted_at, updated_at=s.updated_at, state=to_record(s),
                 first_partition=first.partition, first_offset=first.offset)

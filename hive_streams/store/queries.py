@@ -36,8 +36,19 @@ def task_requester(session: Session, task_id: str) -> str | None:
     return session.scalar(select(TaskRow.requester).where(TaskRow.task_id == task_id))
 
 
-def list_tasks(session: Session, limit: int = 100, status: str | None = None) -> list[dict]:
-    query = select(TaskRow).order_by(TaskRow.updated_at.desc(), TaskRow.task_id).limit(limit)
+def task_digests(session: Session, task_ids: list[str]) -> dict[str, str]:
+    """The digest of the definition each task was submitted with, for those whose first event is recorded."""
+    rows = session.execute(select(TaskRow.task_id, TaskRow.state).where(TaskRow.task_id.in_(task_ids))) if task_ids else []
+    return {task_id: state.get("definition_digest", "") for task_id, state in rows}
+
+
+def of_tenant(query, tenant: str | None):
+    """Only the tasks of `tenant`; None: every tenant's."""
+    return query if tenant is None else query.where(TaskRow.tenant == tenant)
+
+
+def list_tasks(session: Session, limit: int = 100, status: str | None = None, tenant: str | None = None) -> list[dict]:
+    query = of_tenant(select(TaskRow).order_by(TaskRow.updated_at.desc(), TaskRow.task_id).limit(limit), tenant)
     if status is not None:
         query = query.where(TaskRow.status == status)
     return [_summary(row) for row in session.scalars(query)]
@@ -85,19 +96,21 @@ def first_offset(session: Session, task_id: str, topic: str, partition: int) -> 
     return row.first_offset if row is not None else stored
 
 
-def live_snapshot(session: Session, topics: list[str], recent: int = 100, open_limit: int = 2000) -> dict:
-    """Tasks (recent and open), agents and recent failures, plus the offsets they reflect.
+def live_snapshot(session: Session, topics: list[str], recent: int = 100, open_limit: int = 2000,
+                  tenant: str | None = None) -> dict:
+    """Tasks (recent and open) and recent failures of `tenant` (None: every tenant), agents, plus the offsets
+    they reflect.
 
     Rows may be newer than the offsets (read first); a reader applying events from the offsets
     skips those whose seq a row already has.
     """
     offsets = log_offsets(session, topics)
-    tasks = {t["task_id"]: t for t in list_tasks(session, recent)}
-    open_rows = session.scalars(select(TaskRow).where(TaskRow.status.in_(OPEN_STATUSES))
-                                .order_by(TaskRow.submitted_at).limit(open_limit))
+    tasks = {t["task_id"]: t for t in list_tasks(session, recent, tenant=tenant)}
+    open_rows = session.scalars(of_tenant(select(TaskRow).where(TaskRow.status.in_(OPEN_STATUSES))
+                                          .order_by(TaskRow.submitted_at).limit(open_limit), tenant))
     tasks.update((row.task_id, _summary(row)) for row in open_rows)
-    failed = session.scalars(select(TaskRow).where(TaskRow.status.in_(FAILED_STATUSES))
-                             .order_by(TaskRow.updated_at.desc()).limit(20))
+    failed = session.scalars(of_tenant(select(TaskRow).where(TaskRow.status.in_(FAILED_STATUSES))
+                                       .order_by(TaskRow.updated_at.desc()).limit(20), tenant))
     agents = list_agents(session)
     reputations = {r.agent_id: r.state.get("reputation") for r in session.scalars(select(AgentRow))}
     for a in agents:

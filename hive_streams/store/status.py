@@ -5,7 +5,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..domain.reputation import KINDS, Record
+from ..codec.avro import from_record
+from ..domain.agent import AgentState
+from ..domain.tenancy import task_tenant
 from .models import AgentOutcomeRow, AgentRow, TaskRow
+from .queries import of_tenant
 
 QUEUED = ("queued", "blocked")
 RUNNING = ("assigned", "running")
@@ -40,16 +44,18 @@ def agents_status(session: Session, now: int, timeout_ms: int) -> list[dict]:
     return out
 
 
-def cluster_status(session: Session, now: int, timeout_ms: int, recent: int = 10) -> dict:
-    queues = {str(p): n for p, n in session.execute(
+def cluster_status(session: Session, now: int, timeout_ms: int, recent: int = 10, tenant: str | None = None) -> dict:
+    """Queues, task counts and failures of `tenant` (None: every tenant); the agents are everyone's."""
+    queues = {str(p): n for p, n in session.execute(of_tenant(
         select(TaskRow.priority, func.count()).where(TaskRow.status.in_(QUEUED)).group_by(TaskRow.priority)
-        .order_by(TaskRow.priority.desc()))}
-    statuses = dict(session.execute(select(TaskRow.status, func.count()).group_by(TaskRow.status)).all())
+        .order_by(TaskRow.priority.desc()), tenant))}
+    statuses = dict(session.execute(of_tenant(select(TaskRow.status, func.count()).group_by(TaskRow.status),
+                                              tenant)).all())
     agents = agents_status(session, now, timeout_ms)
     online = [a for a in agents if a["status"] == "online"]
     slots = sum(a["slots"] for a in online)
-    failures = session.scalars(select(TaskRow).where(TaskRow.status == "failed")
-                               .order_by(TaskRow.updated_at.desc()).limit(recent))
+    failures = session.scalars(of_tenant(select(TaskRow).where(TaskRow.status == "failed")
+                                         .order_by(TaskRow.updated_at.desc()).limit(recent), tenant))
     return {
         "queues": queues,
         "tasks": statuses,
@@ -62,7 +68,8 @@ def cluster_status(session: Session, now: int, timeout_ms: int, recent: int = 10
     }
 
 
-def agent_reputation(session: Session, agent_id: str) -> dict | None:
+def agent_reputation(session: Session, agent_id: str, tenant: str | None = None) -> dict | None:
+    """The score and its counts are public; the events behind them list only `tenant`'s tasks (None: all)."""
     if session.get(AgentRow, agent_id) is None:
         return None
     record = _records(session, agent_id).get(agent_id, Record())
@@ -72,8 +79,11 @@ def agent_reputation(session: Session, agent_id: str) -> dict | None:
             "formula": "(completed + 2) / (completed + failed + late + 2 * rejected + 3)",
             **{k: getattr(record, k) for k in KINDS},
             "events": [{"event_id": r.event_id, "task_id": r.task_id, "type": r.event_type.rsplit(".", 1)[-1],
-                        "kind": r.kind, "at": r.at} for r in rows]}
+                        "kind": r.kind, "at": r.at} for r in rows
+                       if tenant is None or task_tenant(r.task_id) == tenant]}
 
 
-def agent_known(session: Session, agent_id: str) -> bool:
-    return session.get(AgentRow, agent_id) is not None
+def agent_offer(session: Session, agent_id: str) -> AgentState | None:
+    """The agent's state as the read model has it (its offer: price, key, capabilities), or None."""
+    row = session.get(AgentRow, agent_id)
+    return None if row is None else from_record(AgentState, row.state)
