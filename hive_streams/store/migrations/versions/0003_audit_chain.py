@@ -18,6 +18,8 @@ branch_labels = None
 depends_on = None
 
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
 def new_columns() -> list[sa.Column]:
     return [
         sa.Column("principal", sa.Text(), nullable=True),
@@ -28,6 +30,8 @@ def new_columns() -> list[sa.Column]:
         sa.Column("record_value", sa.LargeBinary(), nullable=True),
         sa.Column("hash", sa.String(64), nullable=False),
     ]
+
+
 NULLABLE_NOW = (("event_id", sa.Text()), ("aggregate_id", sa.Text()), ("seq", sa.BigInteger()),
                 ("occurred_at", sa.BigInteger()), ("payload", Json))
 
