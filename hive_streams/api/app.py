@@ -52,14 +52,15 @@ class Api:
         self.guard = Guard(TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer), limits)
         self.limiter = RateLimiter(self.engine, limits)
 
-    async def send_all(self, commands, principal: str) -> None:
-        """Sends every command, then waits once for all the acknowledgements."""
-        headers = [principal_header(principal)]
-        acks = [await self.sender.send(command, extra_headers=headers) for command in commands]
+    async def send_all(self, commands, call: CommandRequest) -> None:
+        """Sends every command for the call's principal and correlation id, then waits for all the acknowledgements."""
+        headers = [principal_header(call.caller)]
+        acks = [await self.sender.send(command, extra_headers=headers, correlation_id=call.correlation_id)
+                for command in commands]
         await asyncio.gather(*acks)
 
-    async def send(self, command, principal: str) -> None:
-        await self.send_all([command], principal)
+    async def send(self, command, call: CommandRequest) -> None:
+        await self.send_all([command], call)
 
     def route(self, path: str, endpoint, method: str, permission: str, owner: OwnerLookup | None = None) -> Route:
         return guarded_route(self.guard, path, endpoint, method, Declaration(permission, owner))
@@ -90,7 +91,7 @@ class Api:
         spec = parse_task(raw, now)
         task_id = requested_id(raw) or call.ids.task_id()
         await self.limiter.take(call.principal, EXECUTIONS_START)
-        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec), call.caller)
+        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec), call)
         links = task_links(task_id)
         return JSONResponse({"task_id": task_id, "status": "submitted", "links": links}, status_code=202,
                             headers={"Location": links["self"]})
@@ -99,7 +100,7 @@ class Api:
         commands, items = plan_batch(raws, now, call.ids, call.caller)
         if commands:
             await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
-        await self.send_all(commands, call.caller)
+        await self.send_all(commands, call)
         answer = {"accepted": len(commands), "rejected": len(items) - len(commands), "items": items}
         return JSONResponse(answer, status_code=202 if commands else 422)
 
@@ -112,7 +113,7 @@ class Api:
     async def cancel(self, call: CommandRequest) -> JSONResponse:
         task_id = call.request.path_params["task_id"]
         reason = call.request.query_params.get("reason", "cancelled by request")
-        await self.send(c.CancelTask(task_id, call.ids.command_id(), now_ms(), reason), call.caller)
+        await self.send(c.CancelTask(task_id, call.ids.command_id(), now_ms(), reason), call)
         return JSONResponse({"task_id": task_id, "status": "cancelling"}, status_code=202)
 
     async def health(self, request: Request) -> JSONResponse:

@@ -45,7 +45,7 @@ def routes(api) -> list[Route]:
             return api.error(409, "task_id", f"task is {task['status']}; only queued or blocked tasks can be assigned")
         if not await asyncio.to_thread(api.read, status.agent_known, agent_id):
             return api.error(422, "agent_id", f"no agent {agent_id!r}")
-        await api.send(c.PinTask(task_id, call.ids.command_id(), api.now(), agent_id), call.caller)
+        await api.send(c.PinTask(task_id, call.ids.command_id(), api.now(), agent_id), call)
         return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)
 
     return [
