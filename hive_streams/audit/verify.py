@@ -42,14 +42,15 @@ def event_topics(topics: Topics) -> list[str]:
 
 
 def table_snapshot(engine: Engine, prefix: str) -> tuple[dict[Position, dict[int, dict]], dict[Position, int]]:
-    """Every audit row of this deployment's topics, and the connector's progress, in one transaction."""
+    """Every audit row of this deployment's topics, and the connector's progress read before them: the connector
+    commits rows and progress together, so every record below the progress has its row in what is read after."""
     rows: dict[Position, dict[int, dict]] = {}
     with engine.begin() as conn:
+        progress = {(r.topic, r.partition): r.next_offset
+                    for r in conn.execute(select(consumer_offsets).where(consumer_offsets.c.consumer == CONNECTOR))}
         query = select(audit_log).where(audit_log.c.topic.startswith(f"{prefix}.", autoescape=True))
         for row in conn.execute(query).mappings():
             rows.setdefault((row["topic"], row["partition"]), {})[row["offset"]] = dict(row)
-        progress = {(r.topic, r.partition): r.next_offset
-                    for r in conn.execute(select(consumer_offsets).where(consumer_offsets.c.consumer == CONNECTOR))}
     return rows, progress
 
 
