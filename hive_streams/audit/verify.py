@@ -14,12 +14,12 @@ from sqlalchemy import Engine, select
 from ..codec import Codec
 from ..kafka import KafkaAccess, consumer, read_to_end
 from ..store.models import audit_log, consumer_offsets
+from ..store.queries import AUDIT_CONSUMER
 from ..topics import Topics
 from .checkpoints import Head, published
 from .compare import Finding, compare
 from .rows import LogRecord, from_consumer_record
 
-CONNECTOR = "audit"  # the connector's key in consumer_offsets
 Position = tuple[str, int]
 
 
@@ -47,7 +47,7 @@ def table_snapshot(engine: Engine, prefix: str) -> tuple[dict[Position, dict[int
     rows: dict[Position, dict[int, dict]] = {}
     with engine.begin() as conn:
         progress = {(r.topic, r.partition): r.next_offset
-                    for r in conn.execute(select(consumer_offsets).where(consumer_offsets.c.consumer == CONNECTOR))}
+                    for r in conn.execute(select(consumer_offsets).where(consumer_offsets.c.consumer == AUDIT_CONSUMER))}
         query = select(audit_log).where(audit_log.c.topic.startswith(f"{prefix}.", autoescape=True))
         for row in conn.execute(query).mappings():
             rows.setdefault((row["topic"], row["partition"]), {})[row["offset"]] = dict(row)
