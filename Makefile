@@ -2,13 +2,19 @@
 PYTHON ?= python3
 PIP_STAMP := .hive/.pip-installed
 
-.PHONY: run test unit soak install infra-up infra-down bench bench-smoke clean
+.PHONY: run test unit soak install sandbox-tools infra-up infra-down bench bench-smoke clean
 
 $(PIP_STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@mkdir -p .hive && touch $(PIP_STAMP)
 
-install: $(PIP_STAMP)
+install: $(PIP_STAMP) sandbox-tools
+
+# Shell and python nodes run under bubblewrap (prlimit and setpriv come with util-linux).
+sandbox-tools:
+	@command -v bwrap >/dev/null 2>&1 || (apt-get install -y -qq bubblewrap || (apt-get update -qq && \
+	  apt-get install -y -qq bubblewrap)) >/dev/null 2>&1 || \
+	  { echo "shell and python nodes need bubblewrap: apt-get install bubblewrap"; exit 1; }
 
 run: install
 	$(PYTHON) -m hive_streams.cli up

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from . import cli_watch
+from . import cli_analytics, cli_watch
 from .audit import cli as audit_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     tk.add_argument("--ttl", default="24h", help="how long it is valid: 90s, 30m, 24h, 7d")
     tk.add_argument("--permission", action="append", help="narrow the role to this permission (repeatable)")
     cli_watch.add_parsers(sub)
+    cli_analytics.add_parsers(sub)
     audit_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_infra(postgres, args, s)
     if args.command in cli_watch.COMMANDS:
         return cli_watch.run(args, s)
+    if args.command in cli_analytics.COMMANDS:
+        return cli_analytics.run(args, s)
     if args.command == "audit":
         return audit_cli.run(args, s)
     handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up,

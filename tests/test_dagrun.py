@@ -1,7 +1,5 @@
 import asyncio
 import json
-import time
-from pathlib import Path
 
 import pytest
 
@@ -9,7 +7,7 @@ from hive_streams.domain.model import NodeSpec
 from hive_streams.executor.dagrun import DagReport, run_dag
 from hive_streams.executor.errors import NodeError
 
-from .procs import alive, wait_gone
+from .procs import sleeper, wait_none, wait_started
 
 
 def node(node_id, kind, depends_on=(), timeout=10.0, **params):
@@ -34,14 +32,6 @@ class Recorder:
 
     def kinds(self, kind):
         return [e[1] for e in self.events if e[0] == kind]
-
-
-async def wait_for_file(path: Path, seconds: float = 5.0) -> str:
-    deadline = time.monotonic() + seconds
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        await asyncio.sleep(0.02)
-    return path.read_text()
 
 
 def double(params, inputs):
@@ -85,11 +75,12 @@ async def test_done_nodes_are_skipped_and_reused():
     assert report.kinds("started") == ["b"]
 
 
-async def test_failure_cancels_siblings_and_stops_dependents(tmp_path):
-    pidfile = tmp_path / "pid"
+async def test_failure_cancels_siblings_and_stops_dependents():
+    # Nodes share no files and have their own pid namespaces: find the sibling's sleep on the host.
+    seconds = sleeper()
     nodes = (
-        node("slow", "shell", command=f"sleep 30 & echo $! > {pidfile}; wait"),
-        node("bad", "shell", command=f"while [ ! -s {pidfile} ]; do sleep 0.02; done; echo nope >&2; exit 4"),
+        node("slow", "shell", command=f"sleep {seconds} & wait"),
+        node("bad", "shell", command="sleep 0.3; echo nope >&2; exit 4"),
         node("after", "echo", ["bad"]),
     )
     report = Recorder()
@@ -100,21 +91,20 @@ async def test_failure_cancels_siblings_and_stops_dependents(tmp_path):
     assert report.kinds("failed") == ["bad"]
     assert report.kinds("completed") == []
     assert "after" not in report.kinds("started")
-    assert await wait_gone(int(pidfile.read_text()))
+    assert await wait_none(seconds)
 
 
-async def test_cancelling_run_dag_kills_running_shell(tmp_path):
-    pidfile = tmp_path / "pid"
-    nodes = (node("long", "shell", command=f"sleep 30 & echo $! > {pidfile}; wait"),)
+async def test_cancelling_run_dag_kills_running_shell():
+    seconds = sleeper()
+    nodes = (node("long", "shell", command=f"sleep {seconds} & wait"),)
     report = Recorder()
     run = asyncio.create_task(run_dag(nodes, {}, report))
-    pid = int(await wait_for_file(pidfile))
-    assert alive(pid)
+    await wait_started(seconds)
     run.cancel()
     finished, _ = await asyncio.wait({run}, timeout=5)
     assert finished, "run_dag did not stop promptly after cancel"
     assert run.cancelled()
-    assert await wait_gone(pid)
+    assert await wait_none(seconds)
     assert report.kinds("completed") == [] and report.kinds("failed") == []
 
 

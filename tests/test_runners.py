@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import json
 import socket
 import threading
@@ -10,10 +11,10 @@ import pytest
 
 from hive_streams.exceptions import HiveError
 from hive_streams.executor.errors import NodeError
-from hive_streams.executor.runners import OUTPUT_LIMIT, run_node
+from hive_streams.executor.runners import OUTPUT_LIMIT, default_runner, run_node
 from hive_streams.domain.model import NodeSpec
 
-from .procs import wait_gone
+from .procs import sleeper, wait_none
 
 
 def node(kind, timeout=10.0, node_id="n", **params):
@@ -127,8 +128,8 @@ async def test_shell_json_output_and_truncation():
     assert await run_node(node("shell", command="echo '{\"n\": 3}'", json=True), {}) == {"n": 3}
     plain = await run_node(node("shell", command="echo not json", json=True), {})
     assert plain["stdout"] == "not json\n"
-    big = await run_node(node("shell", command="head -c 70000 /dev/zero | tr '\\0' a"), {})
-    assert len(big["stdout"]) == OUTPUT_LIMIT
+    big = await run_node(node("shell", command=f"head -c {OUTPUT_LIMIT + 5000} /dev/zero | tr '\\0' a"), {})
+    assert len(big["stdout"]) == OUTPUT_LIMIT and big["stdout_truncated"] is True
 
 
 async def test_shell_non_zero_exit():
@@ -136,19 +137,19 @@ async def test_shell_non_zero_exit():
         await run_node(node("shell", command="echo first >&2; echo last words >&2; exit 3"), {})
 
 
-async def test_shell_timeout_kills_the_process_group(tmp_path):
-    pidfile = tmp_path / "pid"
-    command = f"sleep 30 & echo $! > {pidfile}; wait"
+async def test_shell_timeout_kills_the_process_group():
+    # The node has its own pid namespace and no view of the test's files: find its sleep on the host.
+    seconds = sleeper()
     async with asyncio.timeout(5):  # without the kill, `wait` would hang for 30s
         with pytest.raises(NodeError, match="timed out after 0.5s"):
-            await run_node(node("shell", timeout=0.5, command=command), {})
-    assert await wait_gone(int(pidfile.read_text()))
+            await run_node(node("shell", timeout=0.5, command=f"sleep {seconds} & wait"), {})
+    assert await wait_none(seconds)
 
 
-async def test_shell_background_stragglers_are_killed(tmp_path):
-    pidfile = tmp_path / "pid"
-    await run_node(node("shell", command=f"sleep 30 >/dev/null 2>&1 & echo $! > {pidfile}"), {})
-    assert await wait_gone(int(pidfile.read_text()))
+async def test_shell_background_stragglers_are_killed():
+    seconds = sleeper()
+    await run_node(node("shell", command=f"sleep {seconds} >/dev/null 2>&1 &"), {})
+    assert await wait_none(seconds)
 
 
 # --- python ------------------------------------------------------------------
@@ -218,23 +219,31 @@ def server():
     httpd.server_close()
 
 
+def allowing(url):
+    """The default runner with the egress policy opened to exactly this local server."""
+    runner = default_runner()
+    return dataclasses.replace(runner, egress=runner.egress.allowing(url.removeprefix("http://")))
+
+
 async def test_http_success(server):
-    assert await run_node(node("http", url=f"{server}/json"), {}) == {"status": 200, "body": {"ok": True}}
-    assert await run_node(node("http", url=f"{server}/text"), {}) == {"status": 200, "body": "hello"}
+    runner = allowing(server)
+    assert await run_node(node("http", url=f"{server}/json"), {}, runner=runner) == {"status": 200, "body": {"ok": True}}
+    assert await run_node(node("http", url=f"{server}/text"), {}, runner=runner) == {"status": 200, "body": "hello"}
     post = node("http", method="post", url=f"{server}/echo", json={"x": "{{ nodes.a.output }}"},
                 headers={"X-Token": "t0k"})
-    assert await run_node(post, {"a": "A"}) == {"status": 201, "body": {"got": {"x": "A"}, "token": "t0k"}}
+    assert await run_node(post, {"a": "A"}, runner=runner) == {"status": 201, "body": {"got": {"x": "A"}, "token": "t0k"}}
 
 
 async def test_http_failures(server):
+    runner = allowing(server)
     with pytest.raises(NodeError, match="answered 500: it broke"):
-        await run_node(node("http", url=f"{server}/broken"), {})
+        await run_node(node("http", url=f"{server}/broken"), {}, runner=runner)
     allowed = node("http", url=f"{server}/broken", allow_error=True)
-    assert await run_node(allowed, {}) == {"status": 500, "body": "it broke"}
+    assert await run_node(allowed, {}, runner=runner) == {"status": 500, "body": "it broke"}
     with pytest.raises(NodeError, match="timed out|Timeout"):
-        await run_node(node("http", timeout=0.2, url=f"{server}/slow"), {})
+        await run_node(node("http", timeout=0.2, url=f"{server}/slow"), {}, runner=runner)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(NodeError, match="failed: ConnectError"):
-        await run_node(node("http", url=f"http://127.0.0.1:{port}/"), {})
+        await run_node(node("http", url=f"http://127.0.0.1:{port}/"), {}, runner=allowing(f"127.0.0.1:{port}"))

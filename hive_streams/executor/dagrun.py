@@ -10,7 +10,7 @@ from hive_streams.domain.dag import InvalidGraph, ready_nodes, topological_order
 from hive_streams.domain.model import NodeSpec
 
 from .errors import NodeError
-from .runners import run_node
+from .runners import NodeRunner, run_node
 
 
 class DagReport(Protocol):
@@ -25,6 +25,7 @@ async def run_dag(
     done: dict[str, object],
     report: DagReport,
     workdir_root: Path | None = None,
+    runner: NodeRunner | None = None,
 ) -> dict[str, object]:
     """Run every node not in `done` (whose outputs are reused); return all outputs by node id.
 
@@ -46,7 +47,7 @@ async def run_dag(
                 await report.started(node_id)
                 inputs = {dep: outputs[dep] for dep in node.depends_on}
                 progress = functools.partial(report.progress, node_id)
-                task = asyncio.create_task(run_node(node, inputs, workdir_root, progress), name=f"node:{node_id}")
+                task = asyncio.create_task(run_node(node, inputs, workdir_root, progress, runner), name=f"node:{node_id}")
                 running[task] = node_id
             finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             # Record successes before a failure, so a retry can reuse them.

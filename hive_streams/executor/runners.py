@@ -1,33 +1,107 @@
-"""Run one node of a task: echo, sleep, shell, python and http runners, plus templating."""
+"""Run one node of a task: echo, sleep, shell, python and http runners.
+
+Shell and python nodes run in the sandbox (sandbox.py), http nodes under the egress policy
+(hive_streams/egress.py); an executor runs only the kinds it offers.
+"""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
+import functools
 import inspect
 import json
-import os
-import re
-import signal
-import tempfile
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import httpx
 
-from hive_streams.domain.model import NodeSpec
+from hive_streams.domain.model import NODE_KINDS, NodeSpec
+from hive_streams.egress import EgressDenied, EgressError, EgressPolicy
+from hive_streams.settings import Settings, load
 
+from .capture import Finished, exit_reason, run_captured
 from .errors import NodeError
+from .sandbox import Limits, Sandbox, node_dirs
+from .templates import input_env, input_files, render, render_shell
 
-OUTPUT_LIMIT = 64 * 1024
+OUTPUT_LIMIT = Settings().sandbox_output_kb * 1024  # stdout kept inline by default
 ERROR_TAIL = 1000
 SLEEP_STEPS = 4
+SANDBOXED = ("shell", "python")
+CHILD_SOURCE = (Path(__file__).parent / "pychild.py").read_text()
 
 # on_progress(fraction, message); may be a plain function or a coroutine function.
 ProgressFn = Callable[[float, str], Awaitable[None] | None]
 
-# {{ nodes.<id>.output }} or {{ nodes.<id>.output.<key> }}
-_REF = re.compile(r"\{\{\s*(nodes\.([^\s{}]+?)\.output(?:\.([^\s{}.]+))?)\s*\}\}")
+
+@dataclass(frozen=True)
+class NodeRunner:
+    sandbox: Sandbox
+    egress: EgressPolicy
+    kinds: frozenset[str] = frozenset(NODE_KINDS)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, kinds=NODE_KINDS, probe: bool = True) -> "NodeRunner":
+        """Raises ConfigError when the kinds need a sandbox that does not work here."""
+        sandbox = Sandbox.from_settings(settings)
+        if probe and set(SANDBOXED) & set(kinds):
+            sandbox.probe()
+        return cls(sandbox, EgressPolicy.from_settings(settings), frozenset(kinds) & frozenset(NODE_KINDS))
+
+    async def run(self, node: NodeSpec, inputs: dict[str, object], on_progress: ProgressFn | None = None,
+                  workdir_root: Path | None = None) -> object:
+        """Run `node` with its dependencies' outputs; return its JSON-able output or raise NodeError."""
+        runner = _RUNNERS.get(node.kind)
+        if runner is None:
+            raise NodeError(f"unknown node kind {node.kind!r}")
+        if node.kind not in self.kinds:
+            offered = ", ".join(sorted(self.kinds)) or "none"
+            raise NodeError(f"this executor does not offer node kind {node.kind!r} (it offers {offered})")
+        try:
+            params = json.loads(node.params_json)
+        except ValueError as exc:
+            raise NodeError(f"params_json is not valid JSON: {exc}") from None
+        if not isinstance(params, dict):
+            raise NodeError("params_json must be a JSON object")
+        # A shell command's references become variables (render_shell); everything else is data.
+        params = {k: v if (node.kind, k) == ("shell", "command") else render(v, inputs) for k, v in params.items()}
+        try:
+            # Cancelling the runner on timeout is what kills a sandbox and everything in it.
+            output = await asyncio.wait_for(
+                runner(self, node, params, inputs, workdir_root, on_progress), node.timeout_seconds
+            )
+        except TimeoutError:
+            raise NodeError(f"timed out after {node.timeout_seconds:g}s") from None
+        try:
+            json.dumps(output, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise NodeError(f"output is not JSON-serialisable: {exc}") from None
+        return output
+
+    async def confined(self, command: list[str], params: dict, inputs: dict[str, object], env: dict[str, str],
+                       workdir_root: Path | None, stdin: bytes | None = None, python: bool = False) -> Finished:
+        limits = self.sandbox.maxima.narrowed(params.get("limits"))
+        network = params.get("network", False)
+        if not isinstance(network, bool):
+            raise NodeError("parameter 'network' must be true or false")
+        if network and not self.sandbox.network_allowed:
+            raise NodeError("this executor gives nodes no network (HIVE_SANDBOX_NETWORK=0)")
+        with node_dirs(workdir_root, self.sandbox.new_uid()) as box:
+            for name, text in input_files(inputs).items():
+                path = Path(box.inputs_dir, name)
+                path.write_text(text)
+                path.chmod(0o644)
+            box = replace(box, network=network, python=python)
+            argv = self.sandbox.argv(command, box, limits, self.sandbox.python_binds if python else ())
+            return await run_captured(argv, self.sandbox.env(box, env), stdin, limits.output_bytes,
+                                      limits.stream_bytes)
+
+
+@functools.cache
+def default_runner() -> NodeRunner:
+    """The runner of tests and tools that call run_node without one: this process's settings, every kind."""
+    return NodeRunner.from_settings(load(), probe=False)
 
 
 async def run_node(
@@ -35,53 +109,9 @@ async def run_node(
     inputs: dict[str, object],
     workdir_root: Path | None = None,
     on_progress: ProgressFn | None = None,
+    runner: NodeRunner | None = None,
 ) -> object:
-    """Run `node` with its dependencies' outputs; return its JSON-able output or raise NodeError."""
-    runner = _RUNNERS.get(node.kind)
-    if runner is None:
-        raise NodeError(f"unknown node kind {node.kind!r}")
-    try:
-        params = json.loads(node.params_json)
-    except ValueError as exc:
-        raise NodeError(f"params_json is not valid JSON: {exc}") from None
-    if not isinstance(params, dict):
-        raise NodeError("params_json must be a JSON object")
-    params = render(params, inputs)
-    try:
-        # Cancelling the runner on timeout is what kills a shell's process group.
-        output = await asyncio.wait_for(
-            runner(node, params, inputs, workdir_root, on_progress), node.timeout_seconds
-        )
-    except TimeoutError:
-        raise NodeError(f"timed out after {node.timeout_seconds:g}s") from None
-    try:
-        json.dumps(output, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise NodeError(f"output is not JSON-serialisable: {exc}") from None
-    return output
-
-
-def render(value: Any, inputs: dict[str, object]) -> Any:
-    """Replace output references in every string inside `value` (dicts and lists included)."""
-    if isinstance(value, str):
-        return _REF.sub(lambda m: _resolve(m, inputs), value)
-    if isinstance(value, dict):
-        return {k: render(v, inputs) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, inputs) for v in value]
-    return value
-
-
-def _resolve(match: re.Match, inputs: dict[str, object]) -> str:
-    ref, node_id, key = match.groups()
-    if node_id not in inputs:
-        raise NodeError(f"unknown reference {ref!r}: no output from a dependency named {node_id!r}")
-    value = inputs[node_id]
-    if key is not None:
-        if not isinstance(value, dict) or key not in value:
-            raise NodeError(f"unknown reference {ref!r}: the output of {node_id!r} has no key {key!r}")
-        value = value[key]
-    return value if isinstance(value, str) else json.dumps(value)
+    return await (runner or default_runner()).run(node, inputs, on_progress, workdir_root)
 
 
 def _require(params: dict, key: str, types: type | tuple[type, ...], what: str) -> Any:
@@ -98,14 +128,14 @@ async def _notify(on_progress: ProgressFn | None, fraction: float, message: str)
             await result
 
 
-async def _echo(node, params, inputs, workdir_root, on_progress):
+async def _echo(runner, node, params, inputs, workdir_root, on_progress):
     for key in ("value", "message"):
         if key in params:
             return params[key]
     return inputs
 
 
-async def _sleep(node, params, inputs, workdir_root, on_progress):
+async def _sleep(runner, node, params, inputs, workdir_root, on_progress):
     seconds = _require(params, "seconds", (int, float), "a number")
     if seconds < 0:
         raise NodeError("parameter 'seconds' must not be negative")
@@ -115,87 +145,68 @@ async def _sleep(node, params, inputs, workdir_root, on_progress):
     return {"slept": seconds}
 
 
-async def _shell(node, params, inputs, workdir_root, on_progress):
-    # Templated text goes into the command verbatim; $HIVE_INPUT_<ID> is the injection-safe way in.
-    command = _require(params, "command", str, "a string")
-    env = {**os.environ, "HIVE_INPUTS": json.dumps(inputs)}
-    for dep, output in inputs.items():
-        env["HIVE_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", dep).upper()] = (
-            output if isinstance(output, str) else json.dumps(output)
-        )
-    with tempfile.TemporaryDirectory(prefix="hive-node-", dir=workdir_root, ignore_cleanup_errors=True) as workdir:
-        proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command, cwd=workdir, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group, so one killpg reaches every child
-        )
-        try:
-            stdout, stderr = await proc.communicate()
-        finally:
-            # On timeout (wait_for cancels us), cancellation or normal exit: nothing it started outlives it.
-            _kill_group(proc.pid)
-            if proc.returncode is None:
-                await proc.wait()
-    err_text = _decode(stderr[-OUTPUT_LIMIT:])
-    if proc.returncode != 0:
-        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+async def _shell(runner, node, params, inputs, workdir_root, on_progress):
+    command, references = render_shell(_require(params, "command", str, "a string"), inputs)
+    env = {**input_env(inputs), **references}
+    done = await runner.confined(["/bin/sh", "-c", command], params, inputs, env, workdir_root)
+    err_text = _decode(done.stderr)
+    if done.returncode != 0:
         tail = err_text[-ERROR_TAIL:].strip()
-        raise NodeError(f"command failed with {how}" + (f": {tail}" if tail else " (no stderr)"))
-    if params.get("json"):
+        raise NodeError(f"command failed with {exit_reason(done.returncode)}" + (f": {tail}" if tail else " (no stderr)"))
+    if params.get("json") and not done.stdout_truncated:
         try:
-            return json.loads(stdout)
+            return json.loads(done.stdout)
         except ValueError:
             pass  # not JSON: fall back to the plain output
-    return {"exit_code": 0, "stdout": _decode(stdout[:OUTPUT_LIMIT]), "stderr": err_text}
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(pgid, signal.SIGKILL)
+    output = {"exit_code": 0, "stdout": _decode(done.stdout), "stderr": err_text}
+    if done.stdout_truncated:
+        output["stdout_truncated"] = True
+    return output
 
 
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-async def _python(node, params, inputs, workdir_root, on_progress):
-    # A sync function runs in a thread; on timeout we stop waiting but cannot stop the thread.
+async def _python(runner, node, params, inputs, workdir_root, on_progress):
     spec = _require(params, "function", str, "a string")
     module_name, _, func_name = spec.partition(":")
     if not module_name or not func_name:
         raise NodeError(f"function must look like 'package.module:function', got {spec!r}")
+    request = json.dumps({"function": spec, "params": params, "inputs": inputs}).encode()
+    command = [sys.executable, "-s", "-c", CHILD_SOURCE]
+    done = await runner.confined(command, params, inputs, {}, workdir_root, stdin=request, python=True)
+    if done.stdout_truncated:
+        raise NodeError(f"{spec} returned more than the inline limit of {len(done.stdout) // 1024} KiB")
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except Exception as exc:
-        raise NodeError(f"cannot load {spec}: {type(exc).__name__}: {exc}") from None
-    try:
-        if inspect.iscoroutinefunction(func):
-            return await func(params=params, inputs=inputs)
-        return await asyncio.to_thread(func, params=params, inputs=inputs)
-    except NodeError:
-        raise
-    except Exception as exc:
-        raise NodeError(f"{spec} raised {type(exc).__name__}: {exc}") from exc
+        reply = json.loads(done.stdout)
+    except ValueError:
+        tail = _decode(done.stderr)[-ERROR_TAIL:].strip()
+        raise NodeError(f"{spec} ended with {exit_reason(done.returncode)}" + (f": {tail}" if tail else "")) from None
+    if "error" in reply:
+        raise NodeError(reply["error"])
+    return reply["output"]
 
 
-async def _http(node, params, inputs, workdir_root, on_progress):
+async def _http(runner, node, params, inputs, workdir_root, on_progress):
     url = _require(params, "url", str, "a string")
     method = str(params.get("method", "GET")).upper()
     headers = params.get("headers")
     if headers is not None and not isinstance(headers, dict):
         raise NodeError("parameter 'headers' must be a mapping")
     try:
-        async with httpx.AsyncClient(timeout=node.timeout_seconds) as client:
-            response = await client.request(method, url, json=params.get("json"), headers=headers)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise NodeError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from None
+        response = await runner.egress.fetch(method, url, json=params.get("json"), headers=headers,
+                                             timeout=node.timeout_seconds)
+    except (EgressDenied, EgressError) as exc:
+        raise NodeError(f"{method} {url}: {exc}" if isinstance(exc, EgressDenied) else str(exc)) from None
+    decoded = httpx.Response(response.status, headers=response.headers, content=response.body)
     try:
-        body = response.json()
+        body = decoded.json()
     except ValueError:
-        body = response.text
-    if response.status_code >= 400 and not params.get("allow_error"):
-        raise NodeError(f"{method} {url} answered {response.status_code}: {response.text[:ERROR_TAIL]}")
-    return {"status": response.status_code, "body": body}
+        body = decoded.text
+    if response.status >= 400 and not params.get("allow_error"):
+        raise NodeError(f"{method} {url} answered {response.status}: {decoded.text[:ERROR_TAIL]}")
+    return {"status": response.status, "body": body}
 
 
 _RUNNERS = {"echo": _echo, "sleep": _sleep, "shell": _shell, "python": _python, "http": _http}

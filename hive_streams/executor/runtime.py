@@ -22,6 +22,7 @@ from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
 from .errors import NodeError
+from .runners import NodeRunner
 from .signing import Signer, SigningSender
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class Executor:
     reporter = Reporter
 
     def __init__(self, settings: Settings, offer: AgentOffer, codec: Codec | None = None):
+        self.nodes = NodeRunner.from_settings(settings, [cap.name for cap in offer.capabilities])  # raises ConfigError first
         self.settings = settings
         self.offer = offer
         self.codec = codec or default_codec(settings.schemas_dir)
@@ -227,7 +229,7 @@ class Executor:
         report = self.reporter(self, assigned, correlation)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
-            await run_dag(assigned.nodes, done, report)
+            await run_dag(assigned.nodes, done, report, runner=self.nodes)
             await report.result()
         except NodeError as exc:
             log.info("task %s failed: %s", assigned.task_id, exc)
