@@ -19,7 +19,7 @@ from ..codec import Codec, event_id, header
 from ..domain import agent, ledger, task
 from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
-from ..kafka.principal import PRINCIPAL_HEADER, principal_header
+from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
 from ..settings import Settings
 from ..topics import Topics, partition_for
@@ -42,8 +42,8 @@ def acting_principal(command, message) -> str:
     if named:
         return named
     if isinstance(command, EXECUTOR_COMMANDS):
-        return f"agent:{command.agent_id}"
-    return f"system:{header(message.headers, 'ce_source') or 'unknown'}"
+        return f"{AGENT}{command.agent_id}"
+    return f"{SYSTEM}{header(message.headers, 'ce_source') or 'unknown'}"
 
 
 @dataclass
