@@ -36,13 +36,13 @@ CORRELATION = "ce_correlationid"
 
 
 def acting_principal(command, message) -> str:
-    """Who an event's command acted for: the principal the edge named, the agent whose signature the door
-    checked, or the system process that sent it (the sweep, the matcher, a follow-up)."""
+    """Who an event's command acted for: the agent whose signature the door checked (whatever header an executor
+    adds), the principal the edge named, or the system process that sent it (the sweep, the matcher, a follow-up)."""
+    if isinstance(command, EXECUTOR_COMMANDS):
+        return f"{AGENT}{command.agent_id}"
     named = header(message.headers, PRINCIPAL_HEADER)
     if named:
         return named
-    if isinstance(command, EXECUTOR_COMMANDS):
-        return f"{AGENT}{command.agent_id}"
     return f"{SYSTEM}{header(message.headers, 'ce_source') or 'unknown'}"
 
 
