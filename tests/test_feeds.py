@@ -121,10 +121,10 @@ def test_agent_feed_has_the_agents_events_and_the_tasks_it_ran(stack):
     task_id = submit(stack.client, {"name": "for-agent", "nodes": [{"id": "a", "kind": "echo", "value": 1}]})
     agent_id = next(f.data["agent_id"] for f in stack.client.follow(task_id) if f.event == "TaskAssigned")
     frames = []
-    released = lambda: any(f.event == "SlotReleased" and f.data.get("task_id") == task_id for f in frames)
+    seen = lambda event: any(f.event == event and f.data.get("task_id") == task_id for f in frames)
     for frame in stack.client.stream(f"/api/agents/{agent_id}/events", start):
         frames.append(frame)
-        if task_ended(task_id)(frames) and released():  # the feed merges partitions: no order across them
+        if seen("TaskCompleted") and seen("SlotReleased"):  # the feed merges partitions: no order across them
             break
     assert all(f.data["agent_id"] == agent_id for f in frames)
     kinds = [f.event for f in frames if f.data.get("task_id") == task_id and not f.event.startswith("Node")]
