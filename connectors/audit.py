@@ -3,7 +3,10 @@
     python -m connectors.audit
 
 No consumer group: it assigns itself every partition and keeps its offsets in SQL, in the same
-transaction as the rows they produced, so a crash anywhere never loses or doubles a row.
+transaction as the rows they produced, so a crash anywhere never loses or doubles a row. Every
+committed record gets a row chained by hash to the row before it in its partition; the chain's
+heads go to `<prefix>.audit.checkpoints` every HIVE_AUDIT_CHECKPOINT_ROWS rows or
+HIVE_AUDIT_CHECKPOINT_SECONDS, and when it stops.
 """
 from __future__ import annotations
 
@@ -14,11 +17,13 @@ import signal
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from hive_streams import settings as settings_mod
+from hive_streams.audit.checkpoints import Checkpoints
+from hive_streams.audit.rows import from_consumer_record
 from hive_streams.codec import Codec, default_codec
 from hive_streams.domain.events import AgentEvent, TaskEvent, LedgerEvent
-from hive_streams.exceptions import CodecError
 from hive_streams.kafka.access import access_for
 from hive_streams.kafka.clients import consumer as kafka_consumer
+from hive_streams.kafka.clients import producer as kafka_producer
 from hive_streams.kafka.clock import now_ms
 from hive_streams.kafka.partitions import wait_for_partitions
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
@@ -32,24 +37,13 @@ POLL_MS = 500
 log = logging.getLogger("hive_streams.connectors.audit")
 
 
-def _headers(record: ConsumerRecord) -> dict[str, str]:
-    return {k: v.decode(errors="replace") if isinstance(v, (bytes, bytearray)) else str(v)
-            for k, v in record.headers or ()}
-
-
-def to_log_record(codec: Codec, record: ConsumerRecord) -> LogRecord | None:
-    """None for a record this connector cannot project; the worker dead-letters those."""
-    where = f"{record.topic}[{record.partition}]@{record.offset}"
-    try:
-        event = codec.decode(record.value)
-    except CodecError as exc:
-        log.warning("skipping undecodable record %s: %s", where, exc)
-        return None
-    if not isinstance(event, (TaskEvent, AgentEvent, LedgerEvent)):
-        log.warning("skipping %s at %s: not a task or agent event", type(event).__name__, where)
-        return None
-    return LogRecord(record.topic, record.partition, record.offset, event,
-                     codec.registry.entry_for(event).name, _headers(record))
+def to_log_record(codec: Codec, record: ConsumerRecord) -> LogRecord:
+    """Every record is audited; only task, agent and ledger events reach the read models."""
+    audited = from_consumer_record(codec, record)
+    if audited.event is not None and not isinstance(audited.event, (TaskEvent, AgentEvent, LedgerEvent)):
+        log.warning("%s at %s[%d]@%d is not an event: audited, not projected", type(audited.event).__name__,
+                    record.topic, record.partition, record.offset)
+    return audited
 
 
 async def _seek(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], stored: dict) -> None:
@@ -63,11 +57,12 @@ async def _seek(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], st
                                 for tp in partitions})
 
 
-async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[ConsumerRecord]]) -> int:
-    records = [r for recs in batches.values() for r in recs]
-    decoded = [lr for lr in (to_log_record(codec, r) for r in records) if lr is not None]
+async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[ConsumerRecord]],
+                   checkpoints: Checkpoints) -> int:
+    records = [to_log_record(codec, r) for recs in batches.values() for r in recs]
     next_offsets = {(tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items() if recs}
-    await asyncio.to_thread(apply_batch, engine, CONSUMER, decoded, next_offsets, now_ms())
+    heads = await asyncio.to_thread(apply_batch, engine, CONSUMER, records, next_offsets, now_ms())
+    checkpoints.moved(heads, len(records))
     return len(records)
 
 
@@ -96,6 +91,9 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     engine = make_engine(settings.store_url)
     kafka = access_for(settings, "connector")
     consumer = kafka_consumer(kafka, client_id=SOURCE)
+    producer = kafka_producer(kafka, client_id="hive-streams-audit-checkpoints")
+    checkpoints = Checkpoints(producer, topics.audit_checkpoints, settings.audit_checkpoint_rows,
+                              settings.audit_checkpoint_seconds)
     try:
         await asyncio.to_thread(create_schema, engine)
         partitions = await wait_for_partitions(
@@ -103,6 +101,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
         if not partitions:
             return
         await consumer.start()
+        await producer.start()
         consumer.assign(partitions)
         await _seek(consumer, partitions, await asyncio.to_thread(load_offsets, engine, CONSUMER))
         if ready is not None:
@@ -110,11 +109,18 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
         while not stop.is_set():
             batches = await _gather(consumer)
             if batches:
-                count = await _project(engine, codec, batches)
+                count = await _project(engine, codec, batches, checkpoints)
                 log.debug("projected %d records", count)
+            if checkpoints.due():
+                await checkpoints.publish()
     finally:
-        await consumer.stop()
-        engine.dispose()
+        try:
+            if checkpoints.pending:
+                await checkpoints.publish()
+        finally:
+            await producer.stop()
+            await consumer.stop()
+            engine.dispose()
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ import signal
 import sys
 
 from . import cli_analytics, cli_watch
+from .audit import cli as audit_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
 from .exceptions import ConfigError
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     tk.add_argument("--permission", action="append", help="narrow the role to this permission (repeatable)")
     cli_watch.add_parsers(sub)
     cli_analytics.add_parsers(sub)
+    audit_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
@@ -166,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_watch.run(args, s)
     if args.command in cli_analytics.COMMANDS:
         return cli_analytics.run(args, s)
+    if args.command == "audit":
+        return audit_cli.run(args, s)
     handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up,
                 "token": cmd_token}
     try:

@@ -34,6 +34,8 @@ class Settings:
     snapshot_every_events: int = field(default=10_000, metadata={"env": "HIVE_SNAPSHOT_EVERY_EVENTS", "doc": "a decider snapshots a partition's state after this many events"})
     snapshot_every_seconds: float = field(default=60.0, metadata={"env": "HIVE_SNAPSHOT_EVERY_SECONDS", "doc": "and at least this often while events arrive"})
     session_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_SESSION_TIMEOUT_SECONDS", "doc": "a worker silent this long loses its partitions to the others (and is fenced)"})
+    audit_checkpoint_rows: int = field(default=1_000, metadata={"env": "HIVE_AUDIT_CHECKPOINT_ROWS", "doc": "the audit connector publishes its chain heads to `<prefix>.audit.checkpoints` after this many rows"})
+    audit_checkpoint_seconds: float = field(default=10.0, metadata={"env": "HIVE_AUDIT_CHECKPOINT_SECONDS", "doc": "and at least this often while rows arrive"})
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "HIVE_HEARTBEAT_SECONDS", "doc": "executor heartbeat interval"})
     agent_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_AGENT_TIMEOUT_SECONDS", "doc": "an agent silent this long is not offered work"})
     sweep_seconds: float = field(default=1.0, metadata={"env": "HIVE_SWEEP_SECONDS", "doc": "how often the worker checks deadlines and silent agents"})

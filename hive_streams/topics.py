@@ -50,6 +50,11 @@ class Topics:
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
+    @property
+    def audit_checkpoints(self) -> str:
+        """The audit connector's published chain heads: the anchor of the audit log."""
+        return f"{self.prefix}.audit.checkpoints"
+
     def layout(self) -> dict[str, tuple[int, dict[str, str]]]:
         """name -> (partitions, topic configs). Event topics are kept forever: they are the truth."""
         forever = {"retention.ms": RETENTION_FOREVER, "retention.bytes": "-1"}
@@ -63,6 +68,7 @@ class Topics:
             self.ledger_commands: (1, week),  # the ledger is one aggregate: one writer of all money
             self.ledger_events: (1, forever),
             self.deadletter: (1, forever),
+            self.audit_checkpoints: (1, forever),
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),
                                                                           (self.ledger_events, 1))},

@@ -51,6 +51,8 @@ def test_tenant_comes_from_the_principal_or_the_task_it_learned():
     assert index.tenant(RELEASED) == "globex"  # learned from the escrow's requester
     assert index.tenant(BEAT) == ""
     assert index.tenant(BEAT, "ops/carol") == "ops"  # a hive_principal header
+    assert index.tenant(COMPLETED, "agent:box") == "acme"  # an executor or the fabric acted: still the task's tenant
+    assert index.tenant(BEAT, "system:/hive-streams/worker") == ""
     f = Filter(tenant="acme")
     assert f.matches("hive.task.events", "t1", COMPLETED, index.tenant(COMPLETED))
     assert not f.matches("hive.ledger.events", "main", RELEASED, index.tenant(RELEASED))

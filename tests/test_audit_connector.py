@@ -70,12 +70,15 @@ class Log:
         return ends
 
     def expected_audit(self) -> list[tuple]:
-        firsts: dict = {}
-        for ev, topic, partition, offset in self.sent:
-            if ev is not None:
-                firsts.setdefault((topic, event_id(ev)), (ev, topic, partition, offset))
-        return sorted((topic, partition, offset, eid, f"hive.v1.{type(ev).__name__}", ev.seq, ev.at)
-                      for (topic, eid), (ev, _, partition, offset) in firsts.items())
+        """One row per record in log order; an event id seen before in its partition is a duplicate."""
+        seen, rows = set(), []
+        for ev, topic, partition, offset in sorted(self.sent, key=lambda s: s[1:]):
+            eid = event_id(ev) if ev is not None else None
+            rows.append((topic, partition, offset, eid, f"hive.v1.{type(ev).__name__}" if ev else "undecodable",
+                         ev.seq if ev else None, ev.at if ev else None, (topic, partition, eid) in seen))
+            if eid is not None:
+                seen.add((topic, partition, eid))
+        return rows
 
 
 async def run_until_caught_up(settings, engine, ends: dict, timeout: float = 60) -> None:
@@ -100,7 +103,8 @@ async def run_until_caught_up(settings, engine, ends: dict, timeout: float = 60)
 def audit_rows(engine, topics) -> list[tuple]:
     with Session(engine) as s:
         rows = s.scalars(select(AuditRow).where(AuditRow.topic.in_([topics.task_events, topics.agent_events])))
-        return sorted((r.topic, r.partition, r.offset, r.event_id, r.event_type, r.seq, r.occurred_at) for r in rows)
+        return sorted((r.topic, r.partition, r.offset, r.event_id, r.event_type, r.seq, r.occurred_at, r.duplicate)
+                      for r in rows)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -108,8 +112,8 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("pg_url") if request.param == "postgresql" else f"sqlite:///{tmp_path / 'hive.db'}"
 
 
-async def test_projects_each_event_once_and_resumes_from_stored_offsets(kafka_bootstrap, store_url, topics, caplog):
-    caplog.set_level(logging.WARNING, logger="hive_streams.connectors.audit")
+async def test_audits_every_record_projects_each_event_once_and_resumes(kafka_bootstrap, store_url, topics, caplog):
+    caplog.set_level(logging.WARNING, logger="hive_streams.audit")
     settings = dataclasses.replace(settings_mod.load(), kafka_bootstrap=kafka_bootstrap, database_url=store_url,
                                    topic_prefix=topics.prefix, partitions=topics.partitions)
     engine = make_engine(store_url)
@@ -150,8 +154,11 @@ async def test_projects_each_event_once_and_resumes_from_stored_offsets(kafka_bo
 
     expected = [row for row in log.expected_audit() if row[3] != f"{job}/1"]
     assert audit_rows(engine, topics) == expected
-    assert len(expected) == 9  # 4 + 2 task events and 4 agent events, less the deleted row
-    assert any("skipping undecodable record" in r.getMessage() for r in caplog.records)
+    # 4 + 2 task events, 4 agent events, 2 duplicates and the garbage, less the deleted event and its duplicate
+    assert len(expected) == 11
+    assert [row[3] for row in expected if row[7]] == [event_id(rejected_events[0])]
+    assert [row[5:7] for row in expected if row[4] == "undecodable"] == [(None, None)]
+    assert any("undecodable record" in r.getMessage() for r in caplog.records)
 
     first = next((p, o) for ev, _, p, o in log.sent if ev is submitted)
     with Session(engine) as s:

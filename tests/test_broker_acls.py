@@ -21,11 +21,11 @@ def may_write(topics) -> dict[str, set[str]]:
     """Stated here on its own, not derived from the grants: what each role's process writes today."""
     commands = {topics.task_commands, topics.agent_commands, topics.ledger_commands}
     return {
-        "worker": set(topics.layout()),  # events, snapshots, dead letters and follow-up commands
+        "worker": set(topics.layout()) - {topics.audit_checkpoints},  # events, snapshots, dead letters, follow-ups
         "api": commands,
         "executor": {topics.task_commands, topics.agent_commands},
         "producer": {topics.task_commands},
-        "connector": set(),
+        "connector": {topics.audit_checkpoints},  # the audit chain's heads, and nothing else
         "analyst": set(),
     }
 

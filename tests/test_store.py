@@ -5,6 +5,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hive_streams.audit.chain import GENESIS, link
 from hive_streams.codec.avro import from_record
 from hive_streams.domain import agent, task
 from hive_streams.domain import commands as c
@@ -54,15 +55,16 @@ def test_sqlite_engine_uses_wal_and_busy_timeout(engine):
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10_000
 
 
-def test_audit_rows_are_unique_on_position_and_on_event_id(engine):
+def test_audit_rows_are_unique_on_position_only(engine):
     row = dict(event_id="t1/1", aggregate_id="t1", seq=1, event_type="hive.v1.TaskSubmitted", topic=TOPIC,
-               partition=0, offset=0, occurred_at=1, recorded_at=2, payload={}, headers={})
+               partition=0, offset=0, occurred_at=1, recorded_at=2, payload={}, headers={}, duplicate=False,
+               record_headers=b"", hash="0" * 64)
     with engine.begin() as conn:
         conn.execute(insert(audit_log), row)
-    for clash in ({**row, "event_id": "t1/2", "seq": 2}, {**row, "offset": 7}):
-        with pytest.raises(IntegrityError), engine.begin() as conn:
-            conn.execute(insert(audit_log), clash)
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(audit_log), {**row, "event_id": "t1/2", "seq": 2})
     with engine.begin() as conn:
+        conn.execute(insert(audit_log), {**row, "offset": 7, "duplicate": True})  # the same event produced twice
         conn.execute(insert(audit_log), {**row, "offset": 8, "topic": "other"})  # another topic is fine
 
 
@@ -84,7 +86,7 @@ def test_batch_projects_audit_task_and_offsets(engine):
     assert load_offsets(engine, "audit") == {(TOPIC, 2): 10 + len(events)}
 
 
-def test_redelivery_and_duplicate_events_change_nothing(engine):
+def test_redelivery_changes_nothing_and_duplicates_are_flagged(engine):
     events = lifecycle("t1")
     apply_batch(engine, "audit", records(events), {(TOPIC, 0): len(events)}, now=1)
     with Session(engine) as s:
@@ -94,9 +96,23 @@ def test_redelivery_and_duplicate_events_change_nothing(engine):
     apply_batch(engine, "audit", records(events[:2], start=50), {(TOPIC, 0): 52}, now=3)
     with Session(engine) as s:
         assert get_task(s, "t1") == before
-        assert s.scalar(select(func.count()).select_from(audit_log)) == len(events)
-        assert {a["recorded_at"] for a in task_audit(s, "t1")} == {1}
+        rows = s.execute(select(audit_log.c.offset, audit_log.c.duplicate).order_by(audit_log.c.offset)).all()
+        assert rows == [(i, False) for i in range(len(events))] + [(50, True), (51, True)]
+        assert {a["recorded_at"] for a in task_audit(s, "t1")} == {1}  # the history leaves duplicates out
     assert load_offsets(engine, "audit") == {(TOPIC, 0): 52}
+
+
+def test_rows_chain_by_hash_within_a_partition(engine):
+    events = lifecycle("t1")
+    heads = apply_batch(engine, "audit", records(events[:2]), {(TOPIC, 0): 2}, now=1)
+    heads.update(apply_batch(engine, "audit", records(events[2:], start=2), {(TOPIC, 0): len(events)}, now=2))
+    with Session(engine) as s:
+        rows = s.execute(select(audit_log).order_by(audit_log.c.offset)).all()
+    prev = GENESIS
+    for row in rows:
+        assert row.hash == link(prev, row.offset, row.record_key, row.record_headers, row.record_value)
+        prev = row.hash
+    assert heads == {(TOPIC, 0): (len(events) - 1, prev)}
 
 
 def test_offsets_never_move_backwards(engine):

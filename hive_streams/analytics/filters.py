@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..kafka.principal import acts_for_account
+
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -43,8 +45,10 @@ class TenantIndex:
         self.tasks: dict[str, str] = {}
 
     def tenant(self, obj, principal: str | None = None) -> str:
-        """The tenant of a record: its `hive_principal` header, the requester or account it names, or its task's."""
-        requester = getattr(obj, "requester", "") or getattr(obj, "account", "") or principal or ""
+        """The tenant of a record: the requester or account it names, its `hive_principal` header when that is an
+        account (events caused by an executor or the fabric name `agent:` or `system:`), or its task's."""
+        account = principal if acts_for_account(principal) else ""
+        requester = getattr(obj, "requester", "") or getattr(obj, "account", "") or account
         task_id = getattr(obj, "task_id", None)
         if requester and task_id and getattr(obj, "requester", ""):
             self.tasks.setdefault(task_id, tenant_of(requester))

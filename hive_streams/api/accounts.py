@@ -42,13 +42,13 @@ def routes(api) -> list[Route]:
         amount, account_id = amount_of(body), account_of(call)
         reference = str(body.get("reference", ""))[:200]
         command = c.DepositFunds(LEDGER_ID, call.ids.command_id(), api.now(), account_id, cents(amount), reference)
-        await api.send(command, call.caller)
+        await api.send(command, call)
         return JSONResponse({"account": account_id, "amount": amount, "status": "accepted"}, status_code=202)
 
     async def withdraw(call: CommandRequest) -> JSONResponse:
         amount, account_id = amount_of(json_object(call.body)), account_of(call)
         await api.send(c.WithdrawFunds(LEDGER_ID, call.ids.command_id(), api.now(), account_id, cents(amount)),
-                       call.caller)
+                       call)
         return JSONResponse({"account": account_id, "amount": amount, "status": "accepted"}, status_code=202)
 
     async def account(request: Request) -> JSONResponse:

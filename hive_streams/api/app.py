@@ -56,14 +56,15 @@ class Api:
         self.limiter = RateLimiter(self.engine, limits)
         self.hub: Hub | None = None  # the feeds' hub: it has seen the most recent submissions
 
-    async def send_all(self, commands, principal: str) -> None:
-        """Sends every command, then waits once for all the acknowledgements."""
-        headers = [principal_header(principal)]
-        acks = [await self.sender.send(command, extra_headers=headers) for command in commands]
+    async def send_all(self, commands, call: CommandRequest) -> None:
+        """Sends every command for the call's principal and correlation id, then waits for all the acknowledgements."""
+        headers = [principal_header(call.caller)]
+        acks = [await self.sender.send(command, extra_headers=headers, correlation_id=call.correlation_id)
+                for command in commands]
         await asyncio.gather(*acks)
 
-    async def send(self, command, principal: str) -> None:
-        await self.send_all([command], principal)
+    async def send(self, command, call: CommandRequest) -> None:
+        await self.send_all([command], call)
 
     def route(self, path: str, endpoint, method: str, permission: str, owner: OwnerLookup | None = None) -> Route:
         return guarded_route(self.guard, path, endpoint, method, Declaration(permission, owner))
@@ -97,7 +98,7 @@ class Api:
         if chosen and check_repeat(chosen, digest, (await self.submitted_digests([task_id])).get(task_id)):
             return submitted(task_id)  # the same definition again: the first answer, nothing sent
         await self.limiter.take(call.principal, EXECUTIONS_START)
-        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest), call.caller)
+        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest), call)
         return submitted(task_id)
 
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
@@ -106,7 +107,7 @@ class Api:
         commands, items = plan_batch(raws, now, call.ids, call.caller, call.principal.tenant, known)
         if commands:
             await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
-        await self.send_all(commands, call.caller)
+        await self.send_all(commands, call)
         accepted = sum(item["status"] == "submitted" for item in items)
         answer = {"accepted": accepted, "rejected": len(items) - accepted, "items": items}
         return JSONResponse(answer, status_code=202 if accepted else 422)
@@ -130,7 +131,7 @@ class Api:
     async def cancel(self, call: CommandRequest) -> JSONResponse:
         task_id = task_id_of(call.request)
         reason = call.request.query_params.get("reason", "cancelled by request")
-        await self.send(c.CancelTask(task_id, call.ids.command_id(), now_ms(), reason), call.caller)
+        await self.send(c.CancelTask(task_id, call.ids.command_id(), now_ms(), reason), call)
         return JSONResponse({"task_id": task_id, "status": "cancelling"}, status_code=202)
 
     async def health(self, request: Request) -> JSONResponse:

@@ -16,6 +16,7 @@ from ..domain.definition import DefinitionError
 from ..kafka.clock import now_ms
 from ..store import idempotency as kept
 from .body import JSON_TYPES, check_content_type, read_limited
+from .correlation import REQUEST_ID, correlation_id
 from .errors import RequestError
 from .guard import Declaration, Guard, declare
 from .idempotency import HEADER, CommandIds, check_key, request_digest, scope_of
@@ -33,6 +34,7 @@ class CommandRequest:
     body: bytes
     principal: Principal
     ids: CommandIds
+    correlation_id: str = ""  # carried by every command this request sends
 
     @property
     def caller(self) -> str:
@@ -102,10 +104,11 @@ def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests,
         if principal is None:
             raise RequestError(500, "$", f"{path} creates commands: it cannot be public")
         check_content_type(request, accepts)
-        call = CommandRequest(request, await read_limited(request, body_limit), principal, CommandIds())
+        correlation = correlation_id(request.headers)
+        call = CommandRequest(request, await read_limited(request, body_limit), principal, CommandIds(), correlation)
         key = request.headers.get(HEADER)
-        if key is None:
-            return await handler(call)
-        return await keys.run(call, key, handler)
+        response = await handler(call) if key is None else await keys.run(call, key, handler)
+        response.headers.setdefault(REQUEST_ID, correlation)
+        return response
 
     return declare(Route(path, endpoint, methods=[method]), declared)

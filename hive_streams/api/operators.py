@@ -53,7 +53,7 @@ def routes(api) -> list[Route]:
         refusal = pin_refusal(Need(budget=task["budget"]), offer)
         if refusal:
             return api.error(422, "agent_id", f"cannot pin to {agent_id}: {refusal} (a pin holds at most the budget)")
-        await api.send(c.PinTask(task_id, call.ids.command_id(), api.now(), agent_id), call.caller)
+        await api.send(c.PinTask(task_id, call.ids.command_id(), api.now(), agent_id), call)
         return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)
 
     return [

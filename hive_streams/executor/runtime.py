@@ -70,11 +70,12 @@ class Reporter:
     within the linger. The first node's report starts the task; there is no separate start.
     """
 
-    def __init__(self, executor: "Executor", assigned: e.TaskAssigned):
+    def __init__(self, executor: "Executor", assigned: e.TaskAssigned, correlation: str | None = None):
         self.ex = executor
         self.task_id = assigned.task_id
         self.attempt = assigned.attempt
         self.causation = event_id(assigned)
+        self.correlation = correlation  # the request that caused the assignment: every report carries it
         self.outputs = {o.node_id: o.output_json for o in assigned.completed}  # exactly as the fabric recorded them
         self.pending: list = []
         self.flusher: asyncio.TimerHandle | None = None
@@ -110,7 +111,7 @@ class Reporter:
     async def _send(self, previous: asyncio.Task | None, commands: list) -> None:
         if previous is not None:
             await asyncio.shield(previous)  # keep reports in order
-        await self.ex.send_all(commands, self.causation)
+        await self.ex.send_all(commands, self.causation, self.correlation)
 
     async def flush(self) -> None:
         """Sends what is queued and waits until every report so far is acknowledged."""
@@ -162,8 +163,8 @@ class Executor:
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
 
-    async def send_all(self, commands, causation: str | None = None) -> None:
-        await self.sender.send_all(commands, causation_id=causation)
+    async def send_all(self, commands, causation: str | None = None, correlation: str | None = None) -> None:
+        await self.sender.send_all(commands, causation_id=causation, correlation_id=correlation)
 
     def _agent_cmd(self, cls, **fields):
         return cls(agent_id=self.offer.agent_id, command_id=uuid.uuid4().hex, at=now_ms(), **fields)
@@ -193,7 +194,7 @@ class Executor:
                 for records in batch.values():
                     for record in records:
                         if header(record.headers, "ce_type") in WATCHED_TYPES:
-                            self._on_event(record.value)
+                            self._on_event(record.value, header(record.headers, "ce_correlationid"))
             beat.cancel()
         finally:
             for t in self.running.values():
@@ -210,7 +211,7 @@ class Executor:
             await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load()))
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
-    def _on_event(self, value: bytes) -> None:
+    def _on_event(self, value: bytes, correlation: str | None = None) -> None:
         try:
             event = self.codec.decode(value)
         except CodecError:
@@ -219,13 +220,13 @@ class Executor:
             key = f"{event.task_id}/{event.attempt}"
             if key not in self.seen:
                 self.seen.add(key)
-                self.running[event.task_id] = asyncio.create_task(self._execute(event))
+                self.running[event.task_id] = asyncio.create_task(self._execute(event, correlation))
         elif isinstance(event, STOP_EVENTS) and event.agent_id == self.offer.agent_id and event.task_id in self.running:
             log.info("stopping task %s: %s", event.task_id, type(event).__name__)
             self.running[event.task_id].cancel()
 
-    async def _execute(self, assigned: e.TaskAssigned) -> None:
-        report = self.reporter(self, assigned)
+    async def _execute(self, assigned: e.TaskAssigned, correlation: str | None = None) -> None:
+        report = self.reporter(self, assigned, correlation)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
             await run_dag(assigned.nodes, done, report, runner=self.nodes)

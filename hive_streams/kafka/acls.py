@@ -5,12 +5,12 @@ admin is a super user. What each role is granted is what its process does:
 
 | role | writes | reads | also |
 |---|---|---|---|
-| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics; its consumer group; transactional ids `<worker id>.*` |
+| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics (and describes the audit checkpoints it creates); its consumer group; transactional ids `<worker id>.*` |
 | api | task, agent and ledger commands | task and agent events (SSE feeds and their catch-up) | |
 | executor | task and agent commands | task events | |
-| connector | — | task, agent and ledger events | |
+| connector | audit checkpoints | task, agent and ledger events | |
 | producer | task commands | — | |
-| analyst | — | task, agent and ledger events | consumer groups `<prefix>.analyst.*` |
+| analyst | — | task, agent and ledger events, audit checkpoints (`audit verify`) | consumer groups `<prefix>.analyst.*` |
 
 Topics are granted by their exact names (LITERAL), groups and transactional ids by prefix.
 Idempotent writers need no cluster permission: since Kafka 3.0 WRITE on a topic covers them.
@@ -32,11 +32,11 @@ from .clients import admin
 # Kafka's wire codes (org.apache.kafka.common.resource / acl)
 TOPIC, GROUP, TRANSACTIONAL_ID = 2, 3, 5
 LITERAL, PREFIXED = 3, 4
-READ, WRITE, CREATE = 3, 4, 5
+READ, WRITE, CREATE, DESCRIBE = 3, 4, 5, 8
 ALLOW = 3
 ANY, ANY_HOST = 1, "*"
 VISIBLE_WITHIN = 30.0  # seconds for the broker to serve ACLs the controller has committed
-OPERATIONS = {READ: "READ", WRITE: "WRITE", CREATE: "CREATE"}
+OPERATIONS = {READ: "READ", WRITE: "WRITE", CREATE: "CREATE", DESCRIBE: "DESCRIBE"}
 RESOURCES = {TOPIC: "topic", GROUP: "group", TRANSACTIONAL_ID: "transactional id"}
 
 
@@ -65,6 +65,7 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots]
     out += [Grant("worker", WRITE, TOPIC, name) for name in commands + events + snapshots + [t.deadletter]]
+    out += [Grant("worker", DESCRIBE, TOPIC, t.audit_checkpoints)]  # it creates the topic, so must see it
     out += [Grant("worker", READ, GROUP, worker_id),
             Grant("worker", WRITE, TRANSACTIONAL_ID, f"{worker_id}.", PREFIXED)]
     out += [Grant("api", WRITE, TOPIC, name) for name in commands]
@@ -72,8 +73,9 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out += [Grant("executor", WRITE, TOPIC, name) for name in (t.task_commands, t.agent_commands)]
     out += [Grant("executor", READ, TOPIC, t.task_events)]
     out += [Grant("connector", READ, TOPIC, name) for name in events]
+    out += [Grant("connector", WRITE, TOPIC, t.audit_checkpoints)]
     out += [Grant("producer", WRITE, TOPIC, t.task_commands)]
-    out += [Grant("analyst", READ, TOPIC, name) for name in events]
+    out += [Grant("analyst", READ, TOPIC, name) for name in events + [t.audit_checkpoints]]
     out += [Grant("analyst", READ, GROUP, analyst_group_prefix(t), PREFIXED)]
     return out
 

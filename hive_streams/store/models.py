@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -18,25 +18,34 @@ class Base(DeclarativeBase):
 
 
 class AuditRow(Base):
+    """One row per committed record of an event topic, in log order, chained by hash per partition."""
     __tablename__ = "audit_log"
     __table_args__ = (
         UniqueConstraint("topic", "partition", "offset", name="uq_audit_position"),  # a redelivered record
-        UniqueConstraint("topic", "event_id", name="uq_audit_event"),  # the same event produced twice
+        Index("ix_audit_event", "topic", "event_id"),  # the same event produced twice: flagged, not skipped
         Index("ix_audit_aggregate", "aggregate_id", "seq"),
+        Index("ix_audit_correlation", "correlation_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(Text)
-    aggregate_id: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str | None] = mapped_column(Text, nullable=True)  # none for an undecodable record
+    aggregate_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     event_type: Mapped[str] = mapped_column(String(200))
     topic: Mapped[str] = mapped_column(String(255))
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)
-    occurred_at: Mapped[int] = mapped_column(BigInteger)  # the event's `at`, epoch ms
+    occurred_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the event's `at`, epoch ms
     recorded_at: Mapped[int] = mapped_column(BigInteger)  # when the connector wrote the row, epoch ms
-    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
     headers: Mapped[dict[str, str]] = mapped_column(Json)
+    principal: Mapped[str | None] = mapped_column(Text, nullable=True)  # who acted: an account, agent:<id>, system:<source>
+    correlation_id: Mapped[str | None] = mapped_column(Text, nullable=True)  # the request that caused it
+    duplicate: Mapped[bool] = mapped_column(Boolean)  # its event id was on this topic before
+    record_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the record's bytes, as hashed
+    record_headers: Mapped[bytes] = mapped_column(LargeBinary)  # audit.chain.canonical_headers
+    record_value: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    hash: Mapped[str] = mapped_column(String(64))  # audit.chain.link of the row before it in its partition
 
 
 class TaskRow(Base):

@@ -1,15 +1,18 @@
 """Writes a batch of log records into SQL in one transaction: audit rows, read models, offsets.
 
-Idempotent: audit rows are unique on (topic, partition, offset) and (topic, event_id); the read
-models fold with the domain's `evolve`, which skips an event whose seq was already applied.
+Idempotent: audit rows are unique on (topic, partition, offset), and a record at or before its
+partition's last row is not chained again; an event produced twice gets a second row, flagged
+`duplicate`. The read models fold with the domain's `evolve`, which skips an event whose seq was
+already applied.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable
 
 from sqlalchemy import Connection, Engine, select
 
+from ..audit.chain import GENESIS, link
+from ..audit.rows import LogRecord, audit_fields
 from ..codec.avro import from_record, to_record
 from ..codec.cloudevents import aggregate_id, event_id
 from ..domain import agent, reputation, task
@@ -20,16 +23,7 @@ from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offse
                      tasks)
 
 Position = tuple[str, int]  # (topic, partition)
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    topic: str
-    partition: int
-    offset: int
-    event: TaskEvent | AgentEvent
-    event_type: str  # e.g. "hive.v1.TaskSubmitted"
-    headers: dict[str, str]
+Head = tuple[int, str]  # (offset, hash) of a partition's last audit row
 
 
 def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
@@ -39,26 +33,72 @@ def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
 
 
 def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
-                next_offsets: dict[Position, int], now: int) -> None:
-    """`next_offsets` covers every record read, including the undecodable ones left out of `records`."""
+                next_offsets: dict[Position, int], now: int) -> dict[Position, Head]:
+    """Returns the chain heads this batch moved. `next_offsets` covers every record read.
+
+    Records whose event is None (undecodable) or not an event are audited and projected nowhere else."""
     records = list(records)
+    events = [r for r in records if isinstance(r.event, (TaskEvent, AgentEvent, LedgerEvent))]
     with engine.begin() as conn:
-        _insert_audit(conn, records, now)
-        _project_tasks(conn, [r for r in records if isinstance(r.event, TaskEvent)])
-        _record_outcomes(conn, records)
-        _project_ledger(conn, [r for r in records if isinstance(r.event, LedgerEvent)])
-        _project_agents(conn, [r for r in records if isinstance(r.event, AgentEvent)])
+        heads = _insert_audit(conn, records, now)
+        _project_tasks(conn, [r for r in events if isinstance(r.event, TaskEvent)])
+        _record_outcomes(conn, events)
+        _project_ledger(conn, [r for r in events if isinstance(r.event, LedgerEvent)])
+        _project_agents(conn, [r for r in events if isinstance(r.event, AgentEvent)])
         _store_offsets(conn, consumer, next_offsets)
+    return heads
 
 
-def _insert_audit(conn: Connection, records: list[LogRecord], now: int) -> None:
+def chain_heads(conn: Connection, positions: Iterable[Position]) -> dict[Position, Head]:
+    heads = {}
+    for topic, partition in positions:
+        last = conn.execute(select(audit_log.c.offset, audit_log.c.hash)
+                            .where(audit_log.c.topic == topic, audit_log.c.partition == partition)
+                            .order_by(audit_log.c.offset.desc()).limit(1)).first()
+        if last is not None:
+            heads[(topic, partition)] = (last.offset, last.hash)
+    return heads
+
+
+def _seen(conn: Connection, rows: list[dict]) -> set[tuple[str, int, str]]:
+    """(topic, partition, event id) of the rows' events already in the log: an aggregate keeps to one partition."""
+    ids: dict[Position, set[str]] = {}
+    for row in rows:
+        if row["event_id"] is not None:
+            ids.setdefault((row["topic"], row["partition"]), set()).add(row["event_id"])
+    seen = set()
+    for (topic, partition), wanted in ids.items():
+        found = conn.execute(select(audit_log.c.event_id).where(
+            audit_log.c.topic == topic, audit_log.c.partition == partition, audit_log.c.event_id.in_(wanted)))
+        seen |= {(topic, partition, eid) for eid, in found}
+    return seen
+
+
+def _insert_audit(conn: Connection, records: list[LogRecord], now: int) -> dict[Position, Head]:
+    """One row per record after its partition's last row, each chained to the one before it."""
     if not records:
-        return
-    rows = [dict(event_id=event_id(r.event), aggregate_id=aggregate_id(r.event), seq=r.event.seq,
-                 event_type=r.event_type, topic=r.topic, partition=r.partition, offset=r.offset,
-                 occurred_at=r.event.at, recorded_at=now, payload=to_record(r.event), headers=r.headers)
-            for r in records]
-    conn.execute(_insert(conn, audit_log).on_conflict_do_nothing(), rows)  # any unique key: skip
+        return {}
+    records = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    heads = chain_heads(conn, {(r.topic, r.partition) for r in records})
+    rows, moved = [], {}
+    for r in records:
+        position = (r.topic, r.partition)
+        last, prev = heads.get(position, (-1, GENESIS))
+        if r.offset <= last:
+            continue  # redelivered: chained already
+        row = audit_fields(r)
+        row.update(recorded_at=now, hash=link(prev, r.offset, row["record_key"], row["record_headers"],
+                                              row["record_value"]))
+        rows.append(row)
+        heads[position] = moved[position] = (r.offset, row["hash"])
+    seen = _seen(conn, rows)
+    for row in rows:
+        key = (row["topic"], row["partition"], row["event_id"])
+        row["duplicate"] = row["event_id"] is not None and key in seen
+        seen.add(key)
+    if rows:
+        conn.execute(audit_log.insert(), rows)
+    return moved
 
 
 def _record_outcomes(conn: Connection, records: list[LogRecord]) -> None:

@@ -62,11 +62,13 @@ def list_agents(session: Session) -> list[dict]:
 
 def task_audit(session: Session, task_id: str) -> list[dict]:
     query = (select(AuditRow)
-             .where(AuditRow.aggregate_id == task_id, AuditRow.event_type.in_(TASK_EVENT_TYPES))
+             .where(AuditRow.aggregate_id == task_id, AuditRow.event_type.in_(TASK_EVENT_TYPES),
+                    AuditRow.duplicate.is_(False))
              .order_by(AuditRow.seq, AuditRow.id))
     return [{"event_id": r.event_id, "seq": r.seq, "event_type": r.event_type, "topic": r.topic,
              "partition": r.partition, "offset": r.offset, "occurred_at": r.occurred_at,
-             "recorded_at": r.recorded_at, "payload": r.payload, "headers": r.headers}
+             "recorded_at": r.recorded_at, "payload": r.payload, "headers": r.headers, "principal": r.principal,
+             "correlation_id": r.correlation_id}
             for r in session.scalars(query)]
 
 

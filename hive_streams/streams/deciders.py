@@ -17,8 +17,9 @@ from typing import Callable
 
 from ..codec import Codec, event_id, header
 from ..domain import agent, ledger, task
-from ..domain.commands import AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
+from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
+from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
 from ..settings import Settings
 from ..topics import Topics, partition_for
@@ -31,6 +32,18 @@ log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/worker"
 COMMAND_OFFSET = "hive_command_offset"  # header: offset of the command that caused the event
 CAUSATION = "ce_causationid"
+CORRELATION = "ce_correlationid"
+
+
+def acting_principal(command, message) -> str:
+    """Who an event's command acted for: the agent whose signature the door checked (whatever header an executor
+    adds), the principal the edge named, or the system process that sent it (the sweep, the matcher, a follow-up)."""
+    if isinstance(command, EXECUTOR_COMMANDS):
+        return f"{AGENT}{command.agent_id}"
+    named = header(message.headers, PRINCIPAL_HEADER)
+    if named:
+        return named
+    return f"{SYSTEM}{header(message.headers, 'ce_source') or 'unknown'}"
 
 
 @dataclass
@@ -193,21 +206,24 @@ class PartitionState:
     def _records_of(self, command, message, state, now: int) -> tuple[list[Out], int, object]:
         """The records one command writes, how many are events, and the state they lead to."""
         events = self.aggregate.decide(self.aggregate.screen(command, state), state, now)
-        offset = (COMMAND_OFFSET, str(message.offset).encode())
+        extra = [(COMMAND_OFFSET, str(message.offset).encode()), principal_header(acting_principal(command, message))]
+        correlation = header(message.headers, CORRELATION)
         records = []
         for event in events:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
-                                               correlation_id=header(message.headers, "ce_correlationid"))
-            records.append(Out(self.events_topic, k, v, headers + [offset], self.partition))
+                                               correlation_id=correlation)
+            records.append(Out(self.events_topic, k, v, headers + extra, self.partition))
             state = self.aggregate.evolve(state, event)
-            records += self._follow_ups(event)
+            records += self._follow_ups(event, correlation)
         return records, len(events), state
 
-    def _follow_ups(self, event) -> list[Out]:
-        """Commands to other aggregates, written in the same transaction as the event that calls for them."""
+    def _follow_ups(self, event, correlation: str | None) -> list[Out]:
+        """Commands to other aggregates, written in the same transaction as the event that calls for them;
+        they carry the request's correlation id on."""
         records = []
         for command in follow_up(event, self.fee_bps):
-            k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event))
+            k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
+                                               correlation_id=correlation)
             records.append(Out(command_topic(self.topics, command), k, v, headers))
         return records
 

@@ -17,7 +17,7 @@ import time
 
 from aiokafka import TopicPartition
 
-from ..codec import Codec
+from ..codec import Codec, header
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..kafka import CommandSender, access_for, consumer, now_ms
@@ -38,9 +38,11 @@ class Matcher:
         self.market = Market()
         self.caught_up = asyncio.Event()
         self.last_round = 0.0
+        self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
 
     async def run(self) -> None:
         self.market = Market()
+        self.correlations = {}
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
         reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
@@ -58,7 +60,7 @@ class Matcher:
                 batch = await reader.getmany(timeout_ms=100, max_records=5000)
                 for records in batch.values():
                     for record in records:
-                        self._observe(record.value)
+                        self._observe(record)
                 if not self.caught_up.is_set() and await _reached(reader, ends):
                     log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents),
                              len(self.market.waiting))
@@ -80,9 +82,13 @@ class Matcher:
             return True
         return False
 
-    def _observe(self, value: bytes) -> None:
+    def _observe(self, record) -> None:
         try:
-            self.market.observe(self.codec.decode(value))
+            event = self.codec.decode(record.value)
+            self.market.observe(event)
+            correlation = header(record.headers, "ce_correlationid")
+            if correlation and isinstance(getattr(event, "task_id", None), str):
+                self.correlations.setdefault(event.task_id, correlation)
         except CodecError:
             pass  # strays on event topics are reported by the audit connector
         except Exception:
@@ -95,7 +101,9 @@ class Matcher:
             log.exception("matcher round failed; retrying on the next batch")
             return
         if commands:
-            await writer.send_all(commands)
+            acks = [await writer.send(command, correlation_id=self.correlations.get(getattr(command, "task_id", "")))
+                    for command in commands]
+            await asyncio.gather(*acks)
 
 
 async def _reached(reader, ends) -> bool:

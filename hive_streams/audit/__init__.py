@@ -1,0 +1,1 @@
+"""Tamper-evident audit: the hash chain over the event topics, its published heads, and `audit verify`."""

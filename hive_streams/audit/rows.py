@@ -1,0 +1,76 @@
+"""What an audit row says, derived from its record's bytes alone: the connector writes it, `audit verify`
+derives it again from the log and from the row's own bytes and compares."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..codec import Codec, aggregate_id, event_id
+from ..codec.avro import to_record
+from ..exceptions import CodecError
+from ..kafka.principal import PRINCIPAL_HEADER
+from .chain import canonical_headers
+
+UNDECODABLE = "undecodable"
+CORRELATION = "ce_correlationid"
+log = logging.getLogger("hive_streams.audit")
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One committed record of an event topic, decoded (event None when it is not decodable)."""
+    topic: str
+    partition: int
+    offset: int
+    event: object
+    event_type: str  # e.g. "hive.v1.TaskSubmitted"
+    headers: dict[str, str]
+    key: bytes | None = None
+    raw_headers: tuple = ()  # (name, bytes) pairs in the record's order
+    value: bytes | None = None
+
+
+def log_record(codec: Codec, topic: str, partition: int, offset: int, key: bytes | None, headers, value) -> LogRecord:
+    """Every record becomes one: an undecodable one is audited with event None and projected nowhere."""
+    raw_headers = tuple((name, None if v is None else bytes(v)) for name, v in headers or ())
+    try:
+        if value is None:
+            raise CodecError("no value (a tombstone)")
+        event = codec.decode(value)
+        event_type = codec.registry.entry_for(event).name
+    except CodecError as exc:
+        log.warning("undecodable record %s[%d]@%d: audited, not projected (%s)", topic, partition, offset, exc)
+        event, event_type = None, UNDECODABLE
+    return LogRecord(topic, partition, offset, event, event_type, _text_headers(raw_headers), key, raw_headers, value)
+
+
+def from_consumer_record(codec: Codec, record) -> LogRecord:
+    return log_record(codec, record.topic, record.partition, record.offset, record.key, record.headers, record.value)
+
+
+def _text_headers(headers) -> dict[str, str]:
+    return {k: "" if v is None else v.decode(errors="replace") for k, v in headers}
+
+
+def _header(headers, name: str) -> str | None:
+    return next((None if v is None else v.decode(errors="replace") for k, v in headers if k == name), None)
+
+
+def _identity(event) -> tuple[str | None, str | None]:
+    try:
+        return event_id(event), aggregate_id(event)
+    except (TypeError, AttributeError):
+        return None, None
+
+
+def audit_fields(r: LogRecord) -> dict:
+    """Every column of the row but its hash, duplicate flag and recorded_at."""
+    ev = r.event
+    eid, aid = _identity(ev) if ev is not None else (None, None)
+    if aid is None and r.key is not None:
+        aid = r.key.decode(errors="replace")
+    return dict(event_id=eid, aggregate_id=aid, seq=getattr(ev, "seq", None), event_type=r.event_type,
+                topic=r.topic, partition=r.partition, offset=r.offset, occurred_at=getattr(ev, "at", None),
+                payload=to_record(ev) if ev is not None else None, headers=r.headers,
+                principal=_header(r.raw_headers, PRINCIPAL_HEADER), correlation_id=_header(r.raw_headers, CORRELATION),
+                record_key=r.key, record_headers=canonical_headers(r.raw_headers), record_value=r.value)

@@ -1,0 +1,58 @@
+"""The audit chain and the comparison of rows with records, without a broker."""
+from __future__ import annotations
+
+from hive_streams.audit.chain import GENESIS, canonical_headers, link, parse_headers
+from hive_streams.audit.checkpoints import Head
+from hive_streams.audit.compare import compare, expected_rows
+from hive_streams.audit.rows import log_record
+from hive_streams.codec import default_codec
+from hive_streams.domain import commands as c
+from hive_streams.domain import task
+from hive_streams.domain.model import NodeSpec
+
+TOPIC = "x.task.events"
+
+
+def records():
+    codec, out, events = default_codec(), [], []
+    for task_id in ("t1", "t2"):
+        submit = c.SubmitTask(task_id, "c1", 1000, name="n", requester="ann", nodes=(NodeSpec("a", "echo"),))
+        events += task.decide(submit, task.TaskState(task_id), 1000)
+    events = events + events[:1]  # the first event produced twice
+    for offset, event in enumerate(events):
+        key, value, headers = codec.message(event, "tests", correlation_id="req-1")
+        out.append(log_record(codec, TOPIC, 0, offset, key, headers, value))
+    out.append(log_record(codec, TOPIC, 0, len(out), b"t1", [], b"not avro"))
+    return out
+
+
+def test_headers_round_trip_and_hashes_depend_on_every_part():
+    headers = [("a", b"1"), ("b", None), ("a", b"")]
+    assert parse_headers(canonical_headers(headers)) == headers
+    base = link(GENESIS, 0, b"k", canonical_headers(headers), b"v")
+    assert len({base, link(GENESIS, 1, b"k", canonical_headers(headers), b"v"), link(GENESIS, 0, None, b"", b"v"),
+                link(GENESIS, 0, b"k", canonical_headers(headers[:1]), b"v"),
+                link(GENESIS, 0, b"k", canonical_headers(headers), b"w"), link(base, 0, b"k", b"", b"v")}) == 6
+
+
+def test_rows_say_who_what_when_and_why_and_flag_duplicates_and_garbage():
+    rows = expected_rows(records())
+    assert [r["duplicate"] for r in rows.values()] == [False] * (len(rows) - 2) + [True, False]
+    assert {r["correlation_id"] for r in rows.values() if r["event_type"] != "undecodable"} == {"req-1"}
+    assert rows[len(rows) - 1]["event_type"] == "undecodable" and rows[len(rows) - 1]["aggregate_id"] == "t1"
+    assert rows[0]["event_id"] == "t1/1" and rows[0]["seq"] == 1 and rows[0]["occurred_at"] == 1000
+
+
+def test_compare_names_each_kind_of_tampering():
+    recs = records()
+    rows = expected_rows(recs)
+    last = max(rows)
+    heads = [Head(TOPIC, 0, last, rows[last]["hash"])]
+    assert compare(TOPIC, 0, recs, rows, last + 1, heads).findings == []
+    tampered = {o: dict(r) for o, r in rows.items() if o not in (1, last)}
+    tampered[0]["principal"] = "mallory"
+    tampered[99] = dict(rows[0], offset=99)
+    kinds = {(f.kind, f.offset) for f in compare(TOPIC, 0, recs, tampered, last + 1, heads).findings}
+    assert {("modified", 0), ("deleted", 1), ("missing", last), ("inserted", 99), ("checkpoint", last)} == kinds
+    pending = compare(TOPIC, 0, recs, {0: rows[0]}, 1, [])
+    assert pending.findings == [] and pending.pending == len(recs) - 1
