@@ -121,14 +121,14 @@ def test_a_command_whose_events_cannot_be_encoded_is_dead_lettered_and_the_batch
 def test_events_name_who_acted_and_carry_the_request():
     from hive_streams.domain.definition import parse_task
     spec = parse_task({"name": "n", "nodes": [{"id": "a", "kind": "echo", "value": "x"}]}, 0)
-    msg = command_msg(c.SubmitTask.of("t-2", "cmd-2", 5, "acme/alice", spec), 7, TOPICS.task_commands, 4,
+    msg = command_msg(c.SubmitTask.of("acme:t-2", "cmd-2", 5, "acme/alice", spec), 7, TOPICS.task_commands, 4,
                       principal="acme/alice")
     msg.headers.append(("ce_correlationid", b"req-9"))
     state = PartitionState(codec, task_aggregate(), TOPICS, TOPICS.task_events, msg.partition, 4)
     decided = state.decide([msg], now=6)
     events = [dict(r.headers) for r in decided.records if r.topic == TOPICS.task_events]
     assert events and all(h["hive_principal"] == b"acme/alice" and h["ce_correlationid"] == b"req-9" for h in events)
-    unsigned = command_msg(c.CancelTask("t-2", "cmd-3", 8, "stop"), 8, TOPICS.task_commands, 4)
+    unsigned = command_msg(c.CancelTask("acme:t-2", "cmd-3", 8, "stop"), 8, TOPICS.task_commands, 4)
     unsigned.headers[:] = [h for h in unsigned.headers if h[0] != "hive_principal"]
     decided = state.decide([unsigned], now=9, into=decided)
     cancelled = [dict(r.headers) for r in decided.records if r.topic == TOPICS.task_events][len(events):]
