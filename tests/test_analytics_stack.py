@@ -120,7 +120,7 @@ def _task_events(stack: Stack, task_id: str):
 
 
 def test_poison_command_redriven_takes_effect_once(stack):
-    task_id = f"poison-{uuid.uuid4().hex[:8]}"
+    task_id = f"{TENANT}:poison-{uuid.uuid4().hex[:8]}"  # a task of the requester's tenant
     command = asyncio.run(_send_on_wrong_partition(stack, task_id))
     letters = wait_until(lambda: [x for x in _letters(stack, "--reason", "default partitioner", "--topic", "task")
                                   if x["key"] == task_id] or None, 60, what="the dead letter")

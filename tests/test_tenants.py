@@ -12,6 +12,7 @@ from hive_streams.domain import commands as c
 from hive_streams.kafka.routing import CommandSender
 from hive_streams.processes import wait_until
 
+from .roles import as_role
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -134,7 +135,7 @@ def test_a_pin_never_holds_more_than_the_budget(stack):
     assert stack.client.http.put(f"/api/tasks/{budgeted}/assign", json={"agent_id": PRICED}).status_code == 202
 
     async def pin_behind_the_apis_back():
-        sender = CommandSender(stack.bootstrap, stack.topics, default_codec(), "/tests/raw")
+        sender = CommandSender(as_role("api"), stack.topics, default_codec(), "/tests/raw")
         await sender.start()
         try:
             await sender.send_and_wait(c.PinTask(unbudgeted, "raw-pin", 0, PRICED))
