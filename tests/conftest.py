@@ -11,6 +11,7 @@ import os
 import uuid
 
 import pytest
+from sqlalchemy import create_engine
 from aiokafka.admin import NewTopic
 
 from hive_streams import settings as settings_mod
@@ -66,3 +67,11 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture(scope="module")
+def sql(stack):
+    """An engine on the store of the module's `stack`."""
+    engine = create_engine(stack.database_url)
+    yield engine
+    engine.dispose()

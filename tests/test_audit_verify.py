@@ -50,13 +50,6 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sql(stack):
-    engine = create_engine(stack.database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
 def task_id(stack, sql):
     """A task submitted with a request id, completed, with every one of its events audited."""
     response = httpx.post(f"{stack.base_url}/api/tasks", json=STEPS,

@@ -1,8 +1,6 @@
 """The decider's partition state without a broker: fold, dedupe by command id, resume point, outbox."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.ledger import LEDGER_ID
@@ -10,18 +8,10 @@ from hive_streams.kafka.principal import principal_header
 from hive_streams.streams.deciders import COMMAND_OFFSET, PartitionState, ledger_aggregate, task_aggregate
 from hive_streams.topics import Topics, partition_for
 
+from .consumed import Msg
+
 TOPICS = Topics("unit", 4)
 codec = default_codec()
-
-
-@dataclass
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: list = field(default_factory=list)
 
 
 def command_msg(command, offset: int, topic: str, partitions: int, principal: str = "acme/admin") -> Msg:

@@ -2,8 +2,6 @@
 first use, and the ledger's checks of releases and deposits. Refusals are dead letters with a reason."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hive_streams.codec import default_codec, event_id
@@ -20,20 +18,12 @@ from hive_streams.streams.deciders import PartitionState, agent_aggregate, ledge
 from hive_streams.streams.verify import command_signature_valid
 from hive_streams.topics import Topics
 
+from .consumed import Msg
+
 TOPICS = Topics("door", 1)
 codec = default_codec()
 AGENT, OTHER, NEW = (Signer(Ed25519PrivateKey.generate()) for _ in range(3))
 FEE = 500
-
-
-@dataclass
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: list = field(default_factory=list)
 
 
 def msg(command, topic: str, signer: Signer | None = None, offset: int = 0, extra=(), **ids) -> Msg:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from hive_streams.processes import wait_until
 
@@ -33,13 +33,6 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory):
     s.wait_for_agents(2)
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def sql(stack):
-    engine = create_engine(stack.database_url)
-    yield engine
-    engine.dispose()
 
 
 def submit(stack: Stack, definition) -> str:
