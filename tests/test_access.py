@@ -40,6 +40,7 @@ CALLERS = tuple(SUBS)
 UNPLACEABLE = {"name": "matrix", "requires": ["nobody-has-this"], "nodes": [{"id": "a", "kind": "echo"}]}
 BODIES = {  # what each state-changing route is sent; a new one needs its sample here
     ("POST", "/api/tasks"): UNPLACEABLE,
+    ("POST", "/api/producer-keys"): {},
     ("PUT", "/api/tasks/{task_id}/assign"): {"agent_id": AGENT},
     ("POST", "/api/accounts/{account_id:path}/deposits"): {"amount": 0.01},
     ("POST", "/api/accounts/{account_id:path}/withdrawals"): {"amount": 0.01},

@@ -20,14 +20,15 @@ from ..domain.definition import definition_digest, in_tenant, parse_task, reques
 from ..domain.tenancy import qualified
 from ..kafka.clock import now_ms
 from ..kafka.principal import principal_header
+from ..kafka.seal import Sealer, producer_key, service_secret
 from ..kafka.access import access_for
 from ..kafka.routing import CommandSender
 from ..settings import Settings
-from ..store import db, queries
+from ..store import claims, db, queries
 from ..topics import Topics
 from . import accounts, operators
 from .owners import task_owner
-from .batch import check_repeat, plan_batch, requested_id_or_none, submitted
+from .batch import check_repeat, plan_batch, refuse_taken, requested_id_or_none, submitted
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
 from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
@@ -55,6 +56,7 @@ class Api:
         self.guard = Guard(TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer), limits)
         self.limiter = RateLimiter(self.engine, limits)
         self.hub: Hub | None = None  # the feeds' hub: it has seen the most recent submissions
+        self.service_secret = service_secret(settings.service_secret, settings.home, create=True)
 
     async def send_all(self, commands, call: CommandRequest) -> None:
         """Sends every command for the call's principal and correlation id, then waits for all the acknowledgements."""
@@ -97,20 +99,35 @@ class Api:
         task_id, digest = qualified(tenant, chosen or call.ids.task_id()), definition_digest(raw)
         if chosen and check_repeat(chosen, digest, (await self.submitted_digests([task_id])).get(task_id)):
             return submitted(task_id)  # the same definition again: the first answer, nothing sent
+        command = c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest)
+        if chosen:
+            for held in (await self.claim([command])).values():
+                check_repeat(chosen, digest, held)  # 409: another definition claimed the id first
         await self.limiter.take(call.principal, EXECUTIONS_START)
-        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest), call)
+        await self.send(command, call)
         return submitted(task_id)
 
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
         chosen = [qualified(call.principal.tenant, i) for i in map(requested_id_or_none, raws) if i]
         known = await self.submitted_digests(list(dict.fromkeys(chosen)))
         commands, items = plan_batch(raws, now, call.ids, call.caller, call.principal.tenant, known)
+        named = set(chosen)
+        taken = await self.claim([cmd for cmd in commands if cmd.task_id in named])
+        if taken:
+            commands, items = refuse_taken(commands, items, taken)
         if commands:
             await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
         await self.send_all(commands, call)
         accepted = sum(item["status"] == "submitted" for item in items)
         answer = {"accepted": accepted, "rejected": len(items) - accepted, "items": items}
         return JSONResponse(answer, status_code=202 if accepted else 422)
+
+    async def claim(self, commands: list[c.SubmitTask]) -> dict[str, str]:
+        """Claims each command's task id for its definition; returns the ids that another definition holds
+        (claimed by a concurrent or earlier request, maybe in another API process), with that definition's digest."""
+        wanted = {cmd.task_id: cmd.definition_digest for cmd in commands}
+        held = await asyncio.to_thread(claims.claim, self.engine, wanted, now_ms())
+        return {task_id: digest for task_id, (digest, _) in held.items() if digest != wanted[task_id]}
 
     async def submitted_digests(self, task_ids: list[str]) -> dict[str, str]:
         """The digest of the definition each task was submitted with, for the tasks seen already: the feed hub
@@ -121,6 +138,11 @@ class Api:
         if rest:
             known.update(await asyncio.to_thread(self.read, queries.task_digests, rest))
         return known
+
+    async def producer_key(self, request: Request) -> JSONResponse:
+        """The key that seals the caller's own `SubmitTask` commands sent straight to Kafka (hive_streams.producer)."""
+        account = request.state.principal.account
+        return JSONResponse({"principal": account, "key": producer_key(self.service_secret, account).hex()})
 
     async def get_task(self, request: Request) -> JSONResponse:
         task = await asyncio.to_thread(self.read, queries.get_task, task_id_of(request))
@@ -160,7 +182,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await asyncio.to_thread(db.create_schema, api.engine)
-        api.sender = CommandSender(access_for(settings, "api"), api.topics, api.codec, SOURCE, linger_ms=LINGER_MS)
+        api.sender = CommandSender(access_for(settings, "api"), api.topics, api.codec, SOURCE, linger_ms=LINGER_MS,
+                                   sealer=Sealer.service(api.service_secret))
         await api.sender.start()
         await feeds.start()
         try:
@@ -174,6 +197,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         api.command_route("/api/tasks", api.submit, "POST", p.TASKS_CREATE, body_limit=settings.max_body_bytes,
                           accepts=DEFINITION_TYPES, limit=EXECUTIONS_START),
         api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
+        api.route("/api/producer-keys", api.producer_key, "POST", p.TASKS_CREATE),
         api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True)),
         declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC)),

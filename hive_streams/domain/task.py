@@ -347,6 +347,19 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
     ]
 
 
+EXECUTOR_STOPS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)  # an executor stops the task it runs
+
+
+def delivery(event: e.TaskEvent, state: TaskState) -> tuple[str, str] | None:
+    """The agent that must act on `event`, and its key (from the state before the event): an assignment
+    to it, or a stop of the task it holds. None for everything else, which executors never see."""
+    if isinstance(event, e.TaskAssigned):
+        return event.agent_id, event.agent_key
+    if isinstance(event, EXECUTOR_STOPS) and event.agent_id and event.agent_id == state.agent_id and state.agent_key:
+        return event.agent_id, state.agent_key
+    return None
+
+
 def signing_key(cmd, state: TaskState) -> tuple[str, str]:
     """The key an executor's report on this task must be signed with: that of the agent holding it (or
     that held it last), from its assignment. Any other agent's key is unknown here, so its report is refused."""

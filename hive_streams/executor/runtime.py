@@ -16,10 +16,11 @@ from ..codec import Codec, default_codec, event_id, header
 from ..domain import commands as c
 from ..domain import events as e
 from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
+from ..domain.task import EXECUTOR_STOPS
 from ..exceptions import CodecError
 from ..kafka import access_for, consumer, now_ms
 from ..settings import Settings
-from ..topics import Topics
+from ..topics import Topics, partition_for
 from .dagrun import run_dag
 from .errors import NodeError
 from .runners import NodeRunner
@@ -28,7 +29,7 @@ from .signing import Signer, SigningSender
 log = logging.getLogger(__name__)
 
 
-STOP_EVENTS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)
+STOP_EVENTS = EXECUTOR_STOPS
 REPORT_LINGER = 0.05  # seconds a report may wait for the next one, to travel together
 WATCHED_TYPES = {f"hive.v1.{cls.__name__}" for cls in (e.TaskAssigned, *STOP_EVENTS)}  # others are skipped before decoding
 
@@ -156,6 +157,7 @@ class Executor:
         self.seen: set[str] = set()
         self.kafka = access_for(settings, "executor")
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
+        self.opener = self.signer.inbox_opener()
         # every command it sends is signed: the deciders refuse an executor command that is not
         self.sender = SigningSender(self.kafka, self.topics, self.codec,
                                     f"/hive-streams/executor/{offer.agent_id}", signer=self.signer)
@@ -174,8 +176,9 @@ class Executor:
         await self.sender.start()
         await reader.start()
         try:
-            parts = [TopicPartition(self.topics.task_events, p)
-                     for p in sorted(reader.partitions_for_topic(self.topics.task_events) or range(self.topics.partitions))]
+            # its own records of the inbox: one partition, the one its agent id is keyed to
+            mine = self.offer.agent_id.encode()
+            parts = [TopicPartition(self.topics.executor_inbox, partition_for(mine, self.topics.partitions))]
             reader.assign(parts)
             await reader.seek_to_end(*parts)
             for tp in parts:
@@ -193,8 +196,8 @@ class Executor:
                 batch = await reader.getmany(timeout_ms=200, max_records=500)
                 for records in batch.values():
                     for record in records:
-                        if header(record.headers, "ce_type") in WATCHED_TYPES:
-                            self._on_event(record.value, header(record.headers, "ce_correlationid"))
+                        if record.key == mine and header(record.headers, "ce_type") in WATCHED_TYPES:
+                            self._on_delivery(record.value, header(record.headers, "ce_correlationid"))
             beat.cancel()
         finally:
             for t in self.running.values():
@@ -211,10 +214,11 @@ class Executor:
             await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load()))
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
-    def _on_event(self, value: bytes, correlation: str | None = None) -> None:
+    def _on_delivery(self, sealed: bytes, correlation: str | None = None) -> None:
         try:
-            event = self.codec.decode(value)
-        except CodecError:
+            event = self.codec.decode(self.opener.open(sealed))
+        except CodecError as exc:
+            log.warning("skipping an inbox record: %s", exc)
             return
         if isinstance(event, e.TaskAssigned) and event.agent_id == self.offer.agent_id:
             key = f"{event.task_id}/{event.attempt}"

@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..codec import Codec, event_id, header
+from ..codec.inbox import seal_to
 from ..domain import agent, ledger, task
 from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
 from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
+from ..kafka.seal import SealCheck, Sealer
 from ..settings import Settings
 from ..topics import Topics, partition_for
 from .deadletter import deadletter_headers
-from .door import Door, executor_door, ledger_door, open_door
+from .door import Door, executor_door, ledger_door, open_door, seal_door
 from .relays import follow_up
 from .verify import screen
 
@@ -33,6 +35,7 @@ SOURCE = "/hive-streams/worker"
 COMMAND_OFFSET = "hive_command_offset"  # header: offset of the command that caused the event
 CAUSATION = "ce_causationid"
 CORRELATION = "ce_correlationid"
+INBOX_HEADERS = ("ce_type", CORRELATION)  # what an inbox record says in clear: the rest is sealed
 
 
 def acting_principal(command, message) -> str:
@@ -56,6 +59,7 @@ class Aggregate:
     due: Callable  # (state, now) -> a command the sweep should send, or None
     screen: Callable = lambda command, state: command  # checks at the door that need more than the domain
     door: Door = open_door  # (command, state, message) -> why the command is refused, or ""
+    deliver: Callable = lambda event, state: None  # (event, state before it) -> (agent id, its key) to copy it to
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -66,7 +70,7 @@ def _task_due(state: task.TaskState, now: int):
 
 def task_aggregate() -> Aggregate:
     return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen,
-                     executor_door(task.signing_key))
+                     executor_door(task.signing_key), task.delivery)
 
 
 def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:
@@ -107,8 +111,10 @@ class PartitionState:
     """One command partition's aggregates, folded from the matching events partition."""
 
     def __init__(self, codec: Codec, aggregate: Aggregate, topics: Topics, events_topic: str, partition: int,
-                 partitions: int, fee_bps: int = 0):
+                 partitions: int, fee_bps: int = 0, sealer: Sealer | None = None, seal: SealCheck | None = None):
         self.codec = codec
+        self.sealer = sealer  # seals its follow-up commands
+        self.seal_door = seal_door(seal) if seal is not None else open_door
         self.aggregate = aggregate
         self.topics = topics
         self.events_topic = events_topic
@@ -187,7 +193,7 @@ class PartitionState:
             return  # its events are in the log already
         state = self._state(key, out.states)
         try:
-            refusal = self.aggregate.door(command, state, message)
+            refusal = self.seal_door(command, state, message) or self.aggregate.door(command, state, message)
             if refusal:
                 out.records.append(self._deadletter(message, f"refused: {refusal}"))
                 return
@@ -213,9 +219,20 @@ class PartitionState:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
                                                correlation_id=correlation)
             records.append(Out(self.events_topic, k, v, headers + extra, self.partition))
+            delivery = self.aggregate.deliver(event, state)
+            if delivery is not None:
+                records.append(self._delivery(delivery, v, headers))
             state = self.aggregate.evolve(state, event)
             records += self._follow_ups(event, correlation)
         return records, len(events), state
+
+    def _delivery(self, to: tuple[str, str], value: bytes, headers) -> Out:
+        """The event, sealed to the agent that acts on it, on the executors' inbox (in the same transaction)."""
+        agent_id, agent_key = to
+        key = agent_id.encode()
+        kept = [(name, raw) for name, raw in headers if name in INBOX_HEADERS]
+        return Out(self.topics.executor_inbox, key, seal_to(agent_key, value), kept,
+                   partition_for(key, self.topics.partitions))
 
     def _follow_ups(self, event, correlation: str | None) -> list[Out]:
         """Commands to other aggregates, written in the same transaction as the event that calls for them;
@@ -224,6 +241,8 @@ class PartitionState:
         for command in follow_up(event, self.fee_bps):
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
                                                correlation_id=correlation)
+            if self.sealer is not None:
+                headers.append(self.sealer.header(v, headers))
             records.append(Out(command_topic(self.topics, command), k, v, headers))
         return records
 

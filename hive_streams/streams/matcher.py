@@ -29,7 +29,9 @@ ROUND_EVERY = 1.0  # seconds: a round for what time alone changes (backoffs, liv
 
 
 class Matcher:
-    def __init__(self, codec: Codec, topics: Topics, settings, timeout_ms: int, retry_ms: int = 5000):
+    def __init__(self, codec: Codec, topics: Topics, settings, timeout_ms: int, retry_ms: int = 5000,
+                 sealer=None):
+        self.sealer = sealer
         self.codec = codec
         self.topics = topics
         self.settings = settings
@@ -46,7 +48,7 @@ class Matcher:
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
         reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
-        writer = CommandSender(kafka, self.topics, self.codec, SOURCE)
+        writer = CommandSender(kafka, self.topics, self.codec, SOURCE, sealer=self.sealer)
         await reader.start()
         await writer.start()
         try:
