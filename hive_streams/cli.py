@@ -12,6 +12,7 @@ from . import cli_analytics, cli_watch
 from .audit import cli as audit_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
+from .processes import exit_with_parent
 from .exceptions import ConfigError
 
 
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     cli_analytics.add_parsers(sub)
     audit_cli.add_parsers(sub)
     args = parser.parse_args(argv)
+    if args.command in ("worker", "executor", "api", "connect"):
+        exit_with_parent()
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
     s = settings_mod.load()

@@ -211,3 +211,20 @@ def test_a_pin_never_holds_more_than_the_budget():
     assert [(h.task_id, h.amount) for h in holds] == [("enough", 200)]  # the escrow is within the budget
     m.observe(e.TaskPinned("no-budget", 9, 6, "free"))  # a free agent may take a task without a budget
     assert reserved(m.proposals(7, TIMEOUT, 1000)) == [("no-budget", "free")]
+
+
+def test_the_matcher_forgets_a_tasks_correlation_when_the_task_ends():
+    from types import SimpleNamespace
+    from hive_streams.codec import default_codec
+    from hive_streams.settings import Settings
+    from hive_streams.streams.matcher import Matcher
+    from hive_streams.topics import Topics
+    codec = default_codec()
+    matcher = Matcher(codec, Topics("m"), Settings(), 10_000)
+
+    def observe(event, correlation):
+        matcher._observe(SimpleNamespace(value=codec.encode(event), headers=[("ce_correlationid", correlation)]))
+    observe(validated("acme:t", 1), b"req-1")
+    assert matcher.correlations == {"acme:t": "req-1"}
+    observe(e.TaskCompleted("acme:t", 3, 2, agent_id="a", outputs=()), b"req-1")
+    assert matcher.correlations == {}

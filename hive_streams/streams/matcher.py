@@ -18,6 +18,7 @@ import time
 from aiokafka import TopicPartition
 
 from ..codec import Codec, header
+from ..domain import events as e
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..kafka import CommandSender, access_for, consumer, now_ms
@@ -88,9 +89,13 @@ class Matcher:
         try:
             event = self.codec.decode(record.value)
             self.market.observe(event)
+            task_id = getattr(event, "task_id", None)
+            if isinstance(event, e.TERMINAL_TASK_EVENTS):
+                self.correlations.pop(task_id, None)  # nothing more is proposed for it
+                return
             correlation = header(record.headers, "ce_correlationid")
-            if correlation and isinstance(getattr(event, "task_id", None), str):
-                self.correlations.setdefault(event.task_id, correlation)
+            if correlation and isinstance(task_id, str):
+                self.correlations.setdefault(task_id, correlation)
         except CodecError:
             pass  # strays on event topics are reported by the audit connector
         except Exception:
