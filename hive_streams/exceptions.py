@@ -27,3 +27,7 @@ class StoreError(HiveError):
 
 class ConfigError(HiveError):
     """A setting that cannot work: the process refuses to start and names it."""
+
+
+class BlobError(HiveError):
+    """A blob that cannot be read whole from the log, or whose bytes do not match its digest."""

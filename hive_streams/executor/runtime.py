@@ -14,15 +14,18 @@ from aiokafka import TopicPartition
 
 from ..codec import Codec, default_codec, event_id, header
 from ..domain import commands as c
+from ..domain.blobs import looks_like_reference
 from ..domain import events as e
 from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
 from ..exceptions import CodecError
 from ..kafka import access_for, consumer, now_ms
+from ..kafka.blobs import BlobWriter
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
 from .errors import NodeError
 from .runners import NodeRunner
+from .sandbox import Limits
 from .signing import Signer, SigningSender
 
 log = logging.getLogger(__name__)
@@ -100,7 +103,8 @@ class Reporter:
         if taken and isinstance(taken[-1], c.ReportTaskResult):  # the rest is about nodes the result covers
             carried = tuple(NodeOutput(cmd.node_id, cmd.output_json) for cmd in taken
                             if isinstance(cmd, c.ReportNodeCompleted))
-            return [replace(taken[-1], nodes=carried)]
+            if sum(len(o.output_json) for o in carried) <= self.ex.inline_bytes:  # else one record each
+                return [replace(taken[-1], nodes=carried)]
         return [self._signed(cmd) if isinstance(cmd, c.ReportNodeCompleted) else cmd for cmd in taken]
 
     def _signed(self, report: c.ReportNodeCompleted) -> c.ReportNodeCompleted:
@@ -130,6 +134,13 @@ class Reporter:
 
     async def completed(self, node_id: str, output) -> None:
         output_json = json.dumps(output)
+        if len(output_json) > self.ex.inline_bytes or looks_like_reference(output):  # ASCII: chars are bytes
+            try:
+                output_json = (await self.ex.blobs.put(output_json.encode(), self.ex.signer.sign)).to_json()
+            except Exception as exc:  # the broker's error: the node fails, the task does not hang
+                error = f"its output of {len(output_json)} bytes could not be written to the blob topic: {exc!r}"
+                await self.failed(node_id, error)
+                raise NodeError(error, node_id=node_id) from exc
         self.outputs[node_id] = output_json
         self.queue(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest="", signature=""))
 
@@ -159,6 +170,8 @@ class Executor:
         # every command it sends is signed: the deciders refuse an executor command that is not
         self.sender = SigningSender(self.kafka, self.topics, self.codec,
                                     f"/hive-streams/executor/{offer.agent_id}", signer=self.signer)
+        self.inline_bytes = Limits.from_settings(settings).inline_bytes
+        self.blobs = BlobWriter(self.kafka, self.topics, client_id=f"executor-{offer.agent_id}-blobs")
 
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
@@ -172,6 +185,7 @@ class Executor:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         reader = consumer(self.kafka, client_id=f"executor-{self.offer.agent_id}")
         await self.sender.start()
+        await self.blobs.start()
         await reader.start()
         try:
             parts = [TopicPartition(self.topics.task_events, p)
@@ -204,6 +218,7 @@ class Executor:
                 await self.send(self._agent_cmd(c.DeregisterAgent, reason="executor stopped"))
             finally:
                 await reader.stop()
+                await self.blobs.stop()
                 await self.sender.stop()
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:

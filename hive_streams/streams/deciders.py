@@ -64,9 +64,12 @@ def _task_due(state: task.TaskState, now: int):
     return None
 
 
-def task_aggregate() -> Aggregate:
-    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen,
-                     executor_door(task.signing_key))
+def task_aggregate(default_deadline_ms: int = 0) -> Aggregate:
+    """With `default_deadline_ms`, a task submitted without a deadline gets one that far from its submission."""
+    def decide(command, state, now):
+        return task.decide(task.with_default_deadline(command, default_deadline_ms), state, now)
+    return Aggregate(TaskCommand, task.TaskState, decide if default_deadline_ms else task.decide, task.evolve,
+                     _task_due, screen, executor_door(task.signing_key))
 
 
 def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:

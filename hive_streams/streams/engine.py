@@ -84,7 +84,8 @@ class Engine:
         self.families = {
             commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
             for commands, events, aggregate in (
-                (self.topics.task_commands, self.topics.task_events, task_aggregate()),
+                (self.topics.task_commands, self.topics.task_events,
+                 task_aggregate(int(settings.default_deadline_seconds * 1000))),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
                 (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)))
         }
