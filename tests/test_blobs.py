@@ -16,6 +16,7 @@ from hive_streams.codec import default_codec
 from hive_streams.domain import task
 from hive_streams.domain.blobs import BlobRef, digest_of, looks_like_reference, reference_of
 from hive_streams.kafka import read_to_end
+from hive_streams.processes import wait_until
 from hive_streams.kafka.blobs import CHUNK_BYTES, chunks, read_blob
 from hive_streams.streams.verify import signature_valid
 
@@ -87,6 +88,7 @@ def test_a_20_mib_output_completes_is_served_and_survives_a_replay(stack):
         serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
     assert signature_valid(public, ref.digest, ref.signature)
 
+    wait_until(lambda: (stack.client.task(task_id) or {}).get("status") == "completed", 60, what="the read model")
     served = stack.client.http.get(f"/api/tasks/{task_id}/nodes/big/output", timeout=120)
     assert served.status_code == 200, served.text[:500]
     assert served.headers["X-Hive-Blob-Digest"] == ref.digest and digest_of(served.content) == ref.digest
@@ -105,6 +107,7 @@ def test_the_output_route_is_guarded_like_the_task(stack):
     response = stack.client.submit({"name": "guarded", "nodes": [{"id": "a", "kind": "echo", "value": 1}]})
     task_id = response.json()["task_id"]
     assert list(stack.client.follow(task_id, timeout=120))[-1].event == "TaskCompleted"
+    wait_until(lambda: (stack.client.task(task_id) or {}).get("status") == "completed", 60, what="the read model")
     path = f"/api/tasks/{task_id}/nodes/a/output"
     assert stack.client_as("viewer").http.get(path).status_code == 200
     assert stack.client_as("viewer", tenant="elsewhere").http.get(path).status_code in (403, 404)

@@ -5,7 +5,7 @@ admin is a super user. What each role is granted is what its process does:
 
 | role | writes | reads | also |
 |---|---|---|---|
-| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics (and describes the audit checkpoints it creates); its consumer group; transactional ids `<worker id>.*` |
+| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
 | api | task, agent and ledger commands | task and agent events (SSE feeds and their catch-up), blobs | |
 | executor | task and agent commands, blobs | task events | |
 | connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | task, agent and ledger events | |
@@ -65,7 +65,7 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots]
     out += [Grant("worker", WRITE, TOPIC, name) for name in commands + events + snapshots + [t.deadletter]]
-    out += [Grant("worker", DESCRIBE, TOPIC, t.audit_checkpoints)]  # it creates the topic, so must see it
+    out += [Grant("worker", DESCRIBE, TOPIC, name) for name in (t.audit_checkpoints, t.blobs)]  # it creates them
     out += [Grant("worker", READ, GROUP, worker_id),
             Grant("worker", WRITE, TRANSACTIONAL_ID, f"{worker_id}.", PREFIXED)]
     out += [Grant("api", WRITE, TOPIC, name) for name in commands]

@@ -29,13 +29,16 @@ class BlobWriter:
     def __init__(self, kafka: KafkaAccess, topics: Topics, client_id: str = "hive-streams-blobs"):
         self.topic = topics.blobs
         self.partitions = topics.partitions
-        self.producer = producer(kafka, client_id=client_id)
+        self.kafka, self.client_id = kafka, client_id
+        self.producer = None  # made in start: Kafka clients need the running loop
 
     async def start(self) -> None:
+        self.producer = producer(self.kafka, client_id=self.client_id)
         await self.producer.start()
 
     async def stop(self) -> None:
-        await self.producer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
 
     async def put(self, data: bytes, sign) -> BlobRef:
         """`sign(digest)` gives the signature the reference carries."""
