@@ -192,7 +192,7 @@ class Engine:
         await producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
         await producer.abort_transaction()
         state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
-                               family.partitions, self.settings.platform_fee_bps)
+                               family.partitions, self.settings.platform_fee_bps, self.settings.record_max_kb * 1024)
         snapshots = Snapshots(self.codec)
         start, source = await snapshot_load(self.kafka, snapshots, state,
                                             TopicPartition(family.snapshots_topic, tp.partition))
