@@ -31,3 +31,11 @@ class ConfigError(HiveError):
 
 class BlobError(HiveError):
     """A blob that cannot be read whole from the log, or whose bytes do not match its digest."""
+
+
+class RecordsRefused(StoreError):
+    """Records a read model cannot hold: (topic, partition, offset) -> why. Nothing of their batch was written."""
+
+    def __init__(self, refused: dict[tuple[str, int, int], str]):
+        super().__init__(f"{len(refused)} records refused by the read models")
+        self.refused = refused
