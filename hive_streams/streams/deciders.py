@@ -18,7 +18,8 @@ from typing import Callable
 from ..codec import Codec, event_id, header
 from ..domain import agent, ledger, task
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
-from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
+from ..domain.commands import (EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, RegisterAgent,
+                               TaskCommand)
 from ..exceptions import CodecError
 from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
@@ -85,9 +86,17 @@ def agent_aggregate(timeout_ms: int) -> Aggregate:
         if state.status == "online" and now - state.last_seen > timeout_ms:
             return ExpireAgent(state.agent_id, f"expire:{state.agent_id}:{state.last_seen}", now)
         return None
+    signed = executor_door(agent.signing_key)
+
+    def door(command, state, message) -> str:
+        """Signed by the agent, and an offer the market can work with (no NaN, infinite or absurd values)."""
+        why = signed(command, state, message)
+        if not why and isinstance(command, RegisterAgent):
+            why = agent.offer_problem(command)
+        return why
     return Aggregate(AgentCommand, agent.AgentState,
                      lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due,
-                     door=executor_door(agent.signing_key), event_type=AgentEvent)
+                     door=door, event_type=AgentEvent)
 
 
 @dataclass(frozen=True)
