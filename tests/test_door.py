@@ -296,3 +296,23 @@ def test_strays_on_an_events_partition_are_left_out_of_the_fold():
     assert state.strays == 6 and state.states == before
     state.observe(Msg(TOPICS.task_events, 0, 200, key, value, headers))
     assert state.states[key].status != "new"
+
+
+def test_a_blob_reference_must_be_signed_by_the_agent_holding_the_task():
+    from hive_streams.domain.blobs import BlobRef, digest_of
+    blob = digest_of(b"large")
+
+    def result(signer: Signer, command_id: str, reference: str):
+        outputs = {"a": reference, "b": '"y"'}
+        digest = result_digest("t1", 1, outputs)
+        return c.ReportTaskResult("t1", command_id, 6, "ag", 1, digest, AGENT.sign(digest),
+                                  tuple(NodeOutput(k, v) for k, v in outputs.items()))
+
+    def outcome(command) -> list:
+        return [type(ev).__name__ for ev in events(decide(tasks(), msg(command, TOPICS.task_commands, AGENT)),
+                                                   TOPICS.task_events)]
+
+    forged = BlobRef(blob, 5, OTHER.sign(blob), 0, 0).to_json()
+    assert "TaskCompleted" not in outcome(result(OTHER, "r1", forged))
+    assert "TaskCompleted" not in outcome(result(AGENT, "r2", '{"$blob": {"digest": "md5:x"}}'))
+    assert "TaskCompleted" in outcome(result(AGENT, "r3", BlobRef(blob, 5, AGENT.sign(blob), 0, 0).to_json()))
