@@ -20,7 +20,12 @@ DIGEST_HEADER = "X-Hive-Blob-Digest"
 class Outputs:
     def __init__(self, api):
         self.api = api
-        self.kafka = access_for(api.settings, "api")
+        self.kafka = None  # taken on the first blob read: making the app needs no broker
+
+    def _kafka(self):
+        if self.kafka is None:
+            self.kafka = access_for(self.api.settings, "api")
+        return self.kafka
 
     async def node_output(self, request: Request) -> Response:
         """The output's JSON bytes exactly as the executor produced them."""
@@ -35,7 +40,7 @@ class Outputs:
         if ref is None:
             return Response(output_json.encode(), media_type="application/json")
         try:
-            data = await read_blob(self.kafka, self.api.topics, ref)
+            data = await read_blob(self._kafka(), self.api.topics, ref)
         except BlobError as exc:
             raise RequestError(502, "node_id", str(exc)) from None
         return Response(data, media_type="application/json", headers={DIGEST_HEADER: ref.digest})
