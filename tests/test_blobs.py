@@ -112,3 +112,43 @@ def test_the_output_route_is_guarded_like_the_task(stack):
     assert stack.client_as("viewer").http.get(path).status_code == 200
     assert stack.client_as("viewer", tenant="elsewhere").http.get(path).status_code in (403, 404)
     assert httpx.get(stack.base_url + path).status_code == 401
+
+
+class _Failures:
+    def __init__(self):
+        self.reported = []
+
+    async def failed(self, node_id: str, error: str) -> None:
+        self.reported.append((node_id, error))
+
+
+async def test_a_retry_reads_earlier_outputs_back_from_the_blob_topic(topics, kafka_bootstrap, tmp_path):
+    from hive_streams.domain import events as e
+    from hive_streams.domain.model import Capability, NodeOutput, NodeSpec
+    from hive_streams.executor.errors import NodeError
+    from hive_streams.executor.runtime import AgentOffer, Executor
+    from hive_streams.kafka.blobs import BlobWriter
+    from hive_streams.settings import Settings
+    from .roles import credentials
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), home=str(tmp_path),
+                        topic_prefix=topics.prefix, partitions=topics.partitions)
+    executor = Executor(settings, AgentOffer("a1", "a1", (Capability("echo"),)))
+    output = {"stdout": "x" * (CHUNK_BYTES + 10)}
+    writer = BlobWriter(as_role("executor"), topics)
+    await writer.start()
+    try:
+        ref = await writer.put(json.dumps(output).encode(), executor.signer.sign)
+    finally:
+        await writer.stop()
+    nodes = (NodeSpec("big", "echo"), NodeSpec("next", "echo", depends_on=("big",)))
+
+    def assigned(*completed):
+        return e.TaskAssigned("tests:t", 3, 1, "a1", 2, nodes, completed)
+
+    report = _Failures()
+    done = await executor._earlier_outputs(assigned(NodeOutput("big", ref.to_json())), report)
+    assert done == {"big": output} and report.reported == []
+    gone = BlobRef(ref.digest, ref.size, ref.signature, ref.partition, ref.offset + 100)
+    with pytest.raises(NodeError):
+        await executor._earlier_outputs(assigned(NodeOutput("big", gone.to_json())), report)
+    assert [node for node, _ in report.reported] == ["next"] and "cannot be read" in report.reported[0][1]

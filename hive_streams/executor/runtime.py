@@ -14,12 +14,12 @@ from aiokafka import TopicPartition
 
 from ..codec import Codec, default_codec, event_id, header
 from ..domain import commands as c
-from ..domain.blobs import looks_like_reference
+from ..domain.blobs import looks_like_reference, reference_of
 from ..domain import events as e
 from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
-from ..exceptions import CodecError
+from ..exceptions import BlobError, CodecError
 from ..kafka import access_for, consumer, now_ms
-from ..kafka.blobs import BlobWriter
+from ..kafka.blobs import BlobWriter, read_blob
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
@@ -240,10 +240,25 @@ class Executor:
             log.info("stopping task %s: %s", event.task_id, type(event).__name__)
             self.running[event.task_id].cancel()
 
+    async def _earlier_outputs(self, assigned: e.TaskAssigned, report: Reporter) -> dict:
+        """Earlier attempts' outputs as their dependants see them: a large one read back from the blob topic."""
+        done = {}
+        for o in assigned.completed:
+            ref = reference_of(o.output_json)
+            try:
+                done[o.node_id] = json.loads(o.output_json if ref is None else
+                                             await read_blob(self.kafka, self.topics, ref))
+            except BlobError as exc:  # the attempt fails, and the task retries or ends: it never hangs
+                finished = {earlier.node_id for earlier in assigned.completed}
+                waiting = next((n.id for n in assigned.nodes if n.id not in finished), o.node_id)
+                await report.failed(waiting, f"the output of {o.node_id} cannot be read: {exc}")
+                raise NodeError(str(exc), node_id=waiting) from exc
+        return done
+
     async def _execute(self, assigned: e.TaskAssigned, correlation: str | None = None) -> None:
         report = self.reporter(self, assigned, correlation)
-        done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
+            done = await self._earlier_outputs(assigned, report)
             await run_dag(assigned.nodes, done, report, runner=self.nodes)
             await report.result()
         except NodeError as exc:

@@ -7,7 +7,7 @@ admin is a super user. What each role is granted is what its process does:
 |---|---|---|---|
 | worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
 | api | task, agent and ledger commands | task and agent events (SSE feeds and their catch-up), blobs | |
-| executor | task and agent commands, blobs | task events | |
+| executor | task and agent commands, blobs | task events, blobs (earlier attempts' outputs) | |
 | connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | task, agent and ledger events | |
 | producer | task commands | — | |
 | analyst | — | task, agent and ledger events, audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
@@ -72,7 +72,8 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out += [Grant("api", READ, TOPIC, name) for name in (t.task_events, t.agent_events)]
     out += [Grant("executor", WRITE, TOPIC, name) for name in (t.task_commands, t.agent_commands)]
     out += [Grant("executor", READ, TOPIC, t.task_events)]
-    out += [Grant("executor", WRITE, TOPIC, t.blobs), Grant("api", READ, TOPIC, t.blobs)]
+    out += [Grant("executor", op, TOPIC, t.blobs) for op in (WRITE, READ)]  # its outputs; earlier attempts' on a retry
+    out += [Grant("api", READ, TOPIC, t.blobs)]
     out += [Grant("connector", READ, TOPIC, name) for name in events]
     out += [Grant("connector", WRITE, TOPIC, name) for name in (t.audit_checkpoints, t.deadletter)]
     out += [Grant("producer", WRITE, TOPIC, t.task_commands)]
