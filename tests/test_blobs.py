@@ -152,3 +152,33 @@ async def test_a_retry_reads_earlier_outputs_back_from_the_blob_topic(topics, ka
     with pytest.raises(NodeError):
         await executor._earlier_outputs(assigned(NodeOutput("big", gone.to_json())), report)
     assert [node for node, _ in report.reported] == ["next"] and "cannot be read" in report.reported[0][1]
+
+
+class _Blobs:
+    def __init__(self):
+        self.put_bytes = []
+
+    async def put(self, data: bytes, sign) -> BlobRef:
+        self.put_bytes.append(data)
+        digest = digest_of(data)
+        return BlobRef(digest, len(data), sign(digest), 0, len(self.put_bytes) - 1)
+
+
+async def test_outputs_share_the_inline_limit_and_one_shaped_like_a_reference_is_moved_to_a_blob():
+    from types import SimpleNamespace
+    from hive_streams.domain import events as e
+    from hive_streams.domain.model import NodeSpec
+    from hive_streams.executor.runtime import Reporter
+    blobs = _Blobs()
+    executor = SimpleNamespace(inline_bytes=100, blobs=blobs, signer=SimpleNamespace(sign=lambda d: "sig:" + d),
+                               offer=SimpleNamespace(agent_id="a1"))
+    report = Reporter(executor, e.TaskAssigned("tests:t", 2, 1, "a1", 1, (NodeSpec("a", "echo"),)))
+    await report.completed("a", "x" * 60)  # fits
+    await report.completed("b", "y" * 60)  # alone it would fit, but not beside a
+    await report.completed("c", {"$blob": {"digest": "sha256:" + "0" * 64}})  # a forged reference
+    assert report.outputs["a"] == json.dumps("x" * 60)
+    assert [reference_of(report.outputs[n]).size for n in ("b", "c")] == [62, len(blobs.put_bytes[1])]
+    assert blobs.put_bytes[0] == json.dumps("y" * 60).encode()
+    assert reference_of(report.outputs["b"]).signature == "sig:" + digest_of(blobs.put_bytes[0])
+    if report.flusher is not None:
+        report.flusher.cancel()

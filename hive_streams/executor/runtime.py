@@ -134,7 +134,9 @@ class Reporter:
 
     async def completed(self, node_id: str, output) -> None:
         output_json = json.dumps(output)
-        if len(output_json) > self.ex.inline_bytes or looks_like_reference(output):  # ASCII: chars are bytes
+        # the task's events carry every inline output together: they share the limit (ASCII: chars are bytes)
+        room = self.ex.inline_bytes - sum(len(v) for k, v in self.outputs.items() if k != node_id)
+        if len(output_json) > room or looks_like_reference(output):
             try:
                 output_json = (await self.ex.blobs.put(output_json.encode(), self.ex.signer.sign)).to_json()
             except Exception as exc:  # the broker's error: the node fails, the task does not hang
