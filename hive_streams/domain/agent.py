@@ -76,8 +76,9 @@ def _finite_in(value, low: float, high: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high  # NaN fails
 
 
-def offer_problem(cmd: c.RegisterAgent) -> str:
-    """Why an offer cannot be taken (a value no matching or payment can work with), or ""."""
+def offer_problem(cmd: c.RegisterAgent | e.AgentRegistered) -> str:
+    """Why an offer (a registration, or one recorded before offers were checked) cannot be taken: a value no
+    matching or payment can work with; or ""."""
     if not isinstance(cmd.slots, int) or not 1 <= cmd.slots <= MAX_SLOTS:
         return f"slots must be from 1 to {MAX_SLOTS}, not {cmd.slots!r}"
     if not _finite_in(cmd.price, 0, MAX_PRICE):
