@@ -51,7 +51,7 @@ class Limits:
             return self
         if not isinstance(requested, dict):
             raise NodeError("parameter 'limits' must be a mapping")
-        names = [f.name for f in fields(self)]
+        names = [f.name for f in fields(self) if f.name != "output_kb"]  # the inline limit is the executor's
         changes = {}
         for name, value in requested.items():
             if name not in names:
