@@ -26,6 +26,7 @@ from .stack import Stack
 MIB = 1024 * 1024
 LINE = "0123456789abcdef\n"
 BIG = 20 * MIB
+DEFAULT_DEADLINE = 20  # seconds: short, so a test sees a task without a deadline end
 
 
 def test_a_reference_round_trips_and_nothing_else_reads_as_one():
@@ -46,7 +47,8 @@ def test_chunks_cover_the_bytes_in_order():
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap, pg_url, tmp_path_factory):
-    s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("blobs"))
+    s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("blobs"),
+              HIVE_DEFAULT_DEADLINE_SECONDS=str(DEFAULT_DEADLINE))
     s.start({"big": ("echo,shell", 2)})
     s.wait_for_agents(1)
     yield s
@@ -70,7 +72,7 @@ def _fold_from_kafka(stack: Stack, task_id: str) -> task.TaskState:
 
 def test_a_20_mib_output_completes_is_served_and_survives_a_replay(stack):
     expected = (LINE * (BIG // len(LINE) + 1))[:BIG]
-    definition = {"name": "big-output", "max_retries": 0, "nodes": [
+    definition = {"name": "big-output", "max_retries": 0, "deadline_seconds": 600, "nodes": [
         {"id": "big", "kind": "shell", "command": f"yes {LINE.strip()} | head -c {BIG}"},
         {"id": "small", "kind": "echo", "value": "inline", "depends_on": ["big"]}]}
     response = stack.client.submit(definition)
@@ -182,3 +184,15 @@ async def test_outputs_share_the_inline_limit_and_one_shaped_like_a_reference_is
     assert reference_of(report.outputs["b"]).signature == "sig:" + digest_of(blobs.put_bytes[0])
     if report.flusher is not None:
         report.flusher.cancel()
+
+
+def test_a_task_without_a_deadline_gets_the_default_and_never_hangs(stack):
+    response = stack.client.submit({"name": "endless", "max_retries": 0, "nodes": [
+        {"id": "s", "kind": "sleep", "seconds": 600, "timeout_seconds": 900}]})
+    task_id = response.json()["task_id"]
+    frames = list(stack.client.follow(task_id, timeout=120))
+    assert frames[-1].event == "TaskFailed" and frames[-1].data["reason"] == "deadline_exceeded"
+    submitted = frames[0].data  # its deadline counts from the request, which came before this event
+    assert frames[0].event == "TaskSubmitted" and submitted["deadline_at"] <= submitted["at"] + DEFAULT_DEADLINE * 1000
+    after = stack.client.submit({"name": "after", "nodes": [{"id": "a", "kind": "echo", "value": 1}]}).json()
+    assert list(stack.client.follow(after["task_id"], timeout=120))[-1].event == "TaskCompleted"
