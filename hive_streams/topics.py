@@ -54,6 +54,9 @@ class Topics:
     def executor_inbox(self) -> str:
         """What each executor acts on, keyed by agent id and sealed to the agent's key (codec/inbox.py)."""
         return f"{self.prefix}.executor.inbox"
+    def blobs(self) -> str:
+        """Node outputs over the inline limit, in chunks keyed by their digest (kept forever: replay reads them)."""
+        return f"{self.prefix}.blobs"
 
     @property
     def audit_checkpoints(self) -> str:
@@ -74,6 +77,7 @@ class Topics:
             self.ledger_events: (1, forever),
             self.deadletter: (1, forever),
             self.executor_inbox: (self.partitions, week),  # deliveries: the task events are the truth
+            self.blobs: (self.partitions, forever),
             self.audit_checkpoints: (1, forever),
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),

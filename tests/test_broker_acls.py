@@ -21,11 +21,11 @@ def may_write(topics) -> dict[str, set[str]]:
     """Stated here on its own, not derived from the grants: what each role's process writes today."""
     commands = {topics.task_commands, topics.agent_commands, topics.ledger_commands}
     return {
-        "worker": set(topics.layout()) - {topics.audit_checkpoints},  # events, snapshots, dead letters, follow-ups
+        "worker": set(topics.layout()) - {topics.audit_checkpoints, topics.blobs},  # events, snapshots, dead letters, follow-ups
         "api": commands,
-        "executor": {topics.task_commands, topics.agent_commands},
+        "executor": {topics.task_commands, topics.agent_commands, topics.blobs},  # reports, large outputs
         "producer": {topics.task_commands},
-        "connector": {topics.audit_checkpoints},  # the audit chain's heads, and nothing else
+        "connector": {topics.audit_checkpoints, topics.deadletter},  # the chain's heads, strays of event topics
         "analyst": set(),
     }
 

@@ -228,3 +228,10 @@ def test_the_matcher_forgets_a_tasks_correlation_when_the_task_ends():
     assert matcher.correlations == {"acme:t": "req-1"}
     observe(e.TaskCompleted("acme:t", 3, 2, agent_id="a", outputs=()), b"req-1")
     assert matcher.correlations == {}
+def test_an_offer_with_impossible_values_recorded_earlier_never_breaks_a_round():
+    m = market([("nan", 1, [("echo", 1.0)], {"price": float("nan"), "public_key": "k"}),
+                ("huge", 1, [("echo", 1.0)], {"price": 1e300, "public_key": "k"}),
+                ("fine", 1, [("echo", 0.5)], {})])
+    m.observe(validated("t1", 1, requester="r", budget=10.0))
+    assert reserved(m.proposals(2, TIMEOUT, 1000)) == [("t1", "fine")]
+    assert m.agents["nan"].price == 0.0 and m.agents["huge"].capabilities == ()  # their offers were never taken

@@ -27,6 +27,7 @@ from ..settings import Settings
 from ..store import claims, db, queries
 from ..topics import Topics
 from . import accounts, operators
+from .outputs import Outputs
 from .owners import task_owner
 from .batch import check_repeat, plan_batch, refuse_taken, requested_id_or_none, submitted
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
@@ -178,6 +179,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api.hub = feeds.hub
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
+    outputs = Outputs(api)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -198,6 +200,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
                           accepts=DEFINITION_TYPES, limit=EXECUTIONS_START),
         api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
         api.route("/api/producer-keys", api.producer_key, "POST", p.TASKS_CREATE),
+        api.route("/api/tasks/{task_id}/nodes/{node_id}/output", outputs.node_output, "GET", p.EXECUTIONS_VIEW,
+                  task_owner(api)),
         api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True)),
         declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC)),

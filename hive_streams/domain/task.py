@@ -1,7 +1,7 @@
 """The task aggregate: decide(command, state, now) -> events; evolve(state, event) -> state."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Mapping
 
@@ -134,6 +134,14 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
     if cmd.after:
         return [submitted, e.TaskBlocked(**b, waiting_on=tuple(dict.fromkeys(cmd.after)))]
     return [submitted]
+
+
+def with_default_deadline(command, deadline_ms: int):
+    """A submission without a deadline gets one, `deadline_ms` after it was sent (the command's time, so a
+    duplicate decides the same); every other command is returned as it is."""
+    if isinstance(command, c.SubmitTask) and command.deadline_at is None and deadline_ms > 0:
+        return replace(command, deadline_at=command.at + deadline_ms)
+    return command
 
 
 def _submission_problem(cmd: c.SubmitTask, now: int) -> str:

@@ -85,7 +85,8 @@ class Engine:
         self.families = {
             commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
             for commands, events, aggregate in (
-                (self.topics.task_commands, self.topics.task_events, task_aggregate()),
+                (self.topics.task_commands, self.topics.task_events,
+                 task_aggregate(int(settings.default_deadline_seconds * 1000))),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
                 (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)))
         }
@@ -194,7 +195,8 @@ class Engine:
         await producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
         await producer.abort_transaction()
         state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
-                               family.partitions, self.settings.platform_fee_bps, self.sealer, self.seal)
+                               family.partitions, self.settings.platform_fee_bps, self.settings.record_max_kb * 1024,
+                               self.sealer, self.seal)
         snapshots = Snapshots(self.codec)
         start, source = await snapshot_load(self.kafka, snapshots, state,
                                             TopicPartition(family.snapshots_topic, tp.partition))
