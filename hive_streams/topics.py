@@ -54,6 +54,8 @@ class Topics:
     def executor_inbox(self) -> str:
         """What each executor acts on, keyed by agent id and sealed to the agent's key (codec/inbox.py)."""
         return f"{self.prefix}.executor.inbox"
+
+    @property
     def blobs(self) -> str:
         """Node outputs over the inline limit, in chunks keyed by their digest (kept forever: replay reads them)."""
         return f"{self.prefix}.blobs"
