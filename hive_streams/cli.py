@@ -84,6 +84,8 @@ def cmd_executor(args, s) -> int:
     hardware = Hardware(args.gpu_type, args.vram_gb, args.cpu_cores or os.cpu_count() or 1, args.ram_gb)
     offer = AgentOffer(agent_id, args.name or agent_id, parse_capabilities(args.capabilities), args.slots,
                        args.endpoint, args.model, hardware, args.price)
+    from .metrics import serve
+    serve(args.metrics_port if args.metrics_port is not None else s.executor_metrics_port, s.metrics_host)
     asyncio.run(_until_signal(Executor(s, offer).run))
     return 0
 
@@ -97,6 +99,8 @@ def cmd_api(args, s) -> int:
 
 def cmd_connect(args, s) -> int:
     from connectors.audit import run_audit
+    from .metrics import serve
+    serve(s.connect_metrics_port, s.metrics_host)
     asyncio.run(_until_signal(run_audit, s))
     return 0
 
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--vram-gb", type=float, default=0.0)
     ex.add_argument("--cpu-cores", type=int, default=0, help="default: this machine's")
     ex.add_argument("--ram-gb", type=float, default=0.0)
+    ex.add_argument("--metrics-port", type=int, help="port of its Prometheus /metrics (default HIVE_EXECUTOR_METRICS_PORT; 0: off)")
     sub.add_parser("api", help="the HTTP API and SSE feeds")
     sub.add_parser("connect", help="the audit-log and read-model projection")
     sub.add_parser("up", help="everything: Kafka, store, worker, projection, API, two executors, a demo")

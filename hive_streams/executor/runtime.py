@@ -18,6 +18,7 @@ from ..domain import events as e
 from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
 from ..exceptions import CodecError
 from ..kafka import access_for, consumer, now_ms
+from ..metrics import EXECUTOR_RUNNING, EXECUTOR_TASK_SECONDS, export
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
@@ -155,6 +156,8 @@ class Executor:
         self.running: dict[str, asyncio.Task] = {}
         self.seen: set[str] = set()
         self.kafka = access_for(settings, "executor")
+        export("executor")
+        EXECUTOR_RUNNING.set_function(lambda: len(self.running))
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
         # every command it sends is signed: the deciders refuse an executor command that is not
         self.sender = SigningSender(self.kafka, self.topics, self.codec,
@@ -228,14 +231,19 @@ class Executor:
     async def _execute(self, assigned: e.TaskAssigned, correlation: str | None = None) -> None:
         report = self.reporter(self, assigned, correlation)
         done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
+        started, outcome = time.monotonic(), "crashed"
         try:
             await run_dag(assigned.nodes, done, report, runner=self.nodes)
             await report.result()
+            outcome = "completed"
         except NodeError as exc:
+            outcome = "failed"
             log.info("task %s failed: %s", assigned.task_id, exc)
         except asyncio.CancelledError:
+            outcome = "stopped"
             log.info("task %s stopped", assigned.task_id)
         except Exception:
             log.exception("task %s crashed in the executor", assigned.task_id)
         finally:
             self.running.pop(assigned.task_id, None)
+            EXECUTOR_TASK_SECONDS.labels(outcome).observe(time.monotonic() - started)

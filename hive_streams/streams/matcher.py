@@ -21,6 +21,7 @@ from ..codec import Codec, header
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..kafka import CommandSender, access_for, consumer, now_ms
+from ..metrics import FabricStats
 from ..topics import Topics
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,14 @@ class Matcher:
         self.timeout_ms = timeout_ms
         self.retry_ms = retry_ms
         self.market = Market()
+        self.stats = FabricStats()
         self.caught_up = asyncio.Event()
         self.last_round = 0.0
         self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
 
     async def run(self) -> None:
         self.market = Market()
+        self.stats = FabricStats()
         self.correlations = {}
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
@@ -86,6 +89,7 @@ class Matcher:
         try:
             event = self.codec.decode(record.value)
             self.market.observe(event)
+            self.stats.observe(event)
             correlation = header(record.headers, "ce_correlationid")
             if correlation and isinstance(getattr(event, "task_id", None), str):
                 self.correlations.setdefault(event.task_id, correlation)
