@@ -63,6 +63,7 @@ class Settings:
     worker_metrics_port: int = field(default=0, metadata={"env": "HIVE_WORKER_METRICS_PORT", "doc": "port of the worker's Prometheus /metrics (0: off)"})
     connect_metrics_port: int = field(default=0, metadata={"env": "HIVE_CONNECT_METRICS_PORT", "doc": "port of the audit connector's Prometheus /metrics (0: off)"})
     executor_metrics_port: int = field(default=0, metadata={"env": "HIVE_EXECUTOR_METRICS_PORT", "doc": "port of an executor's Prometheus /metrics (0: off; `executor --metrics-port` sets it per process)"})
+    alert_rules: str = field(default="", metadata={"env": "HIVE_ALERT_RULES", "doc": "alert rules over the defaults, `rule=setting:value,...;...` with rules high_cpu, agent_down, slow_response, performance_target and settings threshold, count, cooldown (seconds), severity"})
     kafka_version: str = field(default="4.4.0", metadata={"env": "HIVE_KAFKA_VERSION", "doc": "Apache Kafka version the launcher assembles from Maven Central"})
     kafka_port: int = field(default=9092, metadata={"env": "HIVE_KAFKA_PORT", "doc": "port of the launched broker"})
     postgres_port: int = field(default=55432, metadata={"env": "HIVE_POSTGRES_PORT", "doc": "port of the launched PostgreSQL cluster"})

@@ -5,12 +5,12 @@ admin is a super user. What each role is granted is what its process does:
 
 | role | writes | reads | also |
 |---|---|---|---|
-| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics (and describes the audit checkpoints it creates); its consumer group; transactional ids `<worker id>.*` |
-| api | task, agent and ledger commands | task and agent events (SSE feeds and their catch-up) | |
+| worker | events, snapshots, dead letters, alerts, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots, alerts | creates the topics (and describes the audit checkpoints it creates); its consumer group; transactional ids `<worker id>.*` |
+| api | task, agent and ledger commands | task and agent events, alerts (SSE feeds and their catch-up) | |
 | executor | task and agent commands | task events | |
 | connector | audit checkpoints | task, agent and ledger events | |
 | producer | task commands | — | |
-| analyst | — | task, agent and ledger events, audit checkpoints (`audit verify`) | consumer groups `<prefix>.analyst.*` |
+| analyst | — | task, agent and ledger events, alerts, audit checkpoints (`audit verify`) | consumer groups `<prefix>.analyst.*` |
 
 Topics are granted by their exact names (LITERAL), groups and transactional ids by prefix.
 Idempotent writers need no cluster permission: since Kafka 3.0 WRITE on a topic covers them.
@@ -63,19 +63,19 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     events = [t.task_events, t.agent_events, t.ledger_events]
     snapshots = [t.snapshots_of(name) for name in events]
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
-    out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots]
-    out += [Grant("worker", WRITE, TOPIC, name) for name in commands + events + snapshots + [t.deadletter]]
+    out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots + [t.alerts]]
+    out += [Grant("worker", WRITE, TOPIC, name) for name in commands + events + snapshots + [t.deadletter, t.alerts]]
     out += [Grant("worker", DESCRIBE, TOPIC, t.audit_checkpoints)]  # it creates the topic, so must see it
     out += [Grant("worker", READ, GROUP, worker_id),
             Grant("worker", WRITE, TRANSACTIONAL_ID, f"{worker_id}.", PREFIXED)]
     out += [Grant("api", WRITE, TOPIC, name) for name in commands]
-    out += [Grant("api", READ, TOPIC, name) for name in (t.task_events, t.agent_events)]
+    out += [Grant("api", READ, TOPIC, name) for name in (t.task_events, t.agent_events, t.alerts)]
     out += [Grant("executor", WRITE, TOPIC, name) for name in (t.task_commands, t.agent_commands)]
     out += [Grant("executor", READ, TOPIC, t.task_events)]
     out += [Grant("connector", READ, TOPIC, name) for name in events]
     out += [Grant("connector", WRITE, TOPIC, t.audit_checkpoints)]
     out += [Grant("producer", WRITE, TOPIC, t.task_commands)]
-    out += [Grant("analyst", READ, TOPIC, name) for name in events + [t.audit_checkpoints]]
+    out += [Grant("analyst", READ, TOPIC, name) for name in events + [t.audit_checkpoints, t.alerts]]
     out += [Grant("analyst", READ, GROUP, analyst_group_prefix(t), PREFIXED)]
     return out
 

@@ -28,6 +28,7 @@ from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURA
 from ..settings import Settings
 from ..topics import Topics
 from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
+from .alerting import Alerter
 from .matcher import Matcher
 from .snapshots import Snapshots
 from .snapshots import load as snapshot_load
@@ -96,7 +97,7 @@ class Engine:
         self.consumer = None
         self.sender = CommandSender(self.kafka, self.topics, codec, "/hive-streams/sweep")
         self.requested: dict[str, int] = {}
-        self.matcher = Matcher(codec, self.topics, settings, timeout_ms)
+        self.matcher = Matcher(codec, self.topics, settings, timeout_ms, alerter=Alerter(codec, self.topics, settings))
         self.matcher_task: asyncio.Task | None = None
         self.decided = 0  # events written, for status and benchmarks
         self.commit_interval = settings.commit_interval_ms / 1000

@@ -23,6 +23,7 @@ from ..exceptions import CodecError
 from ..kafka import CommandSender, access_for, consumer, now_ms
 from ..metrics import FabricStats
 from ..topics import Topics
+from .alerting import Alerter
 
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/matcher"
@@ -30,7 +31,9 @@ ROUND_EVERY = 1.0  # seconds: a round for what time alone changes (backoffs, liv
 
 
 class Matcher:
-    def __init__(self, codec: Codec, topics: Topics, settings, timeout_ms: int, retry_ms: int = 5000):
+    def __init__(self, codec: Codec, topics: Topics, settings, timeout_ms: int, retry_ms: int = 5000,
+                 alerter: Alerter | None = None):
+        self.alerter = alerter
         self.codec = codec
         self.topics = topics
         self.settings = settings
@@ -52,6 +55,8 @@ class Matcher:
         writer = CommandSender(kafka, self.topics, self.codec, SOURCE)
         await reader.start()
         await writer.start()
+        if self.alerter is not None:
+            await self.alerter.start()
         try:
             layout = self.topics.layout()
             parts = [TopicPartition(t, p) for t in (self.topics.task_events, self.topics.agent_events,
@@ -70,7 +75,11 @@ class Matcher:
                     self.caught_up.set()
                 if self.caught_up.is_set() and self._due():
                     await self._propose(writer)
+                if self.caught_up.is_set() and self.alerter is not None:
+                    await self.alerter.flush(now_ms())
         finally:
+            if self.alerter is not None:
+                await self.alerter.stop()
             await reader.stop()
             try:
                 await writer.stop()
@@ -90,6 +99,8 @@ class Matcher:
             event = self.codec.decode(record.value)
             self.market.observe(event)
             self.stats.observe(event)
+            if self.alerter is not None:
+                self.alerter.observe(event)
             correlation = header(record.headers, "ce_correlationid")
             if correlation and isinstance(getattr(event, "task_id", None), str):
                 self.correlations.setdefault(event.task_id, correlation)
