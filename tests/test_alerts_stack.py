@@ -15,6 +15,7 @@ from .stack import Stack, free_port
 pytestmark = pytest.mark.stack
 
 AGENT = "down-a"
+PICKY = "picky-b"  # offers a response time no task can meet
 TIMEOUT_SECONDS = 3
 WINDOW_SECONDS = TIMEOUT_SECONDS + 30  # silence, then the sweep, the decider and the matcher's round, on a busy machine
 
@@ -50,8 +51,8 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory, worker_port):
     s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("alerts"),
               HIVE_AGENT_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS), HIVE_WORKER_METRICS_PORT=str(worker_port),
               HIVE_ALERT_RULES="agent_down=cooldown:600")
-    s.start({AGENT: ("echo", 1)})
-    s.wait_for_agents(1)
+    s.start({AGENT: ("echo", 1), PICKY: ("sleep", 1, "--target", "max_response_seconds=0.05")})
+    s.wait_for_agents(2)
     yield s
     s.stop()
 
@@ -75,6 +76,7 @@ def restart(stack: Stack) -> None:
 def test_agent_down_raised_resolved_and_held_back_by_its_cooldown(stack, worker_port):
     feed = Frames(stack)
     wait_until(lambda: health(worker_port) == 1, 60, what="the matcher sees the agent live")
+    assert not feed.of("AlertRaised", rule="agent_down")
     stack.executors[AGENT].kill()
     killed = time.monotonic()
     raised = wait_until(lambda: feed.of("AlertRaised", alert_id=f"agent_down:{AGENT}"), WINDOW_SECONDS,
@@ -101,3 +103,17 @@ def test_agent_down_raised_resolved_and_held_back_by_its_cooldown(stack, worker_
     assert len(feed.of("AlertRaised", alert_id=f"agent_down:{AGENT}")) == 1, feed.frames
     assert len(feed.of("AlertResolved", alert_id=f"agent_down:{AGENT}")) == 1, feed.frames
     print(f"agent_down raised {raised_after:.1f}s after the kill (agent timeout {TIMEOUT_SECONDS}s)")
+
+
+def test_a_missed_performance_target_is_raised_from_the_heartbeats(stack):
+    feed = Frames(stack)
+    task = stack.client.submit({"name": "slowish", "nodes": [{"id": "s", "kind": "sleep", "seconds": 0.3}]})
+    assert task.status_code == 202, task.text
+    frames = list(stack.client.follow(task.json()["task_id"], timeout=60))
+    assert frames[-1].event == "TaskCompleted" and frames[-1].data["agent_id"] == PICKY, stack.logs()
+    raised = wait_until(lambda: feed.of("AlertRaised", alert_id=f"performance_target:{PICKY}"), 60,
+                        what="performance_target raised")
+    assert "above the offered maximum 0.05s" in raised[0].data["message"], raised[0].data
+    beats = stack.client.get_json("/api/status/agents")["agents"]
+    load = next(a for a in beats if a["agent_id"] == PICKY)["load"]
+    assert load["response_seconds"] >= 0.3 and load["gpu_percent"] is None and load["gpu_temperature_c"] is None, load

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from . import events as e
 
 CLEAR_BEATS = 3
+TARGETS = ("min_tokens_per_second", "max_response_seconds")  # the offer's targets the rules compare
 SILENCE_PREFIX = "no heartbeat"  # the reason of an expiry (agent.py); a deregistration gives its own
 
 
@@ -209,7 +210,7 @@ def target_miss(targets: dict[str, float], beat: e.AgentHeartbeat) -> str:
     if low is not None and beat.tokens_per_second is not None and beat.tokens_per_second < low:
         return f"tokens/s {beat.tokens_per_second:g} below the offered minimum {low:g}"
     high = targets.get("max_response_seconds")
-    response = getattr(beat, "response_seconds", None)
+    response = beat.response_seconds
     if high is not None and response is not None and response > high:
         return f"response time {response:g}s above the offered maximum {high:g}s"
     return ""

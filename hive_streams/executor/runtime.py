@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, fields, replace
 
 from aiokafka import TopicPartition
@@ -22,6 +23,7 @@ from ..metrics import EXECUTOR_RUNNING, EXECUTOR_TASK_SECONDS, export
 from ..settings import Settings
 from ..topics import Topics
 from .dagrun import run_dag
+from .gpu import Gpus
 from .errors import NodeError
 from .runners import NodeRunner
 from .signing import Signer, SigningSender
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 
 STOP_EVENTS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)
+RESPONSE_WINDOW = 10  # completed tasks whose mean run time the heartbeat reports
 REPORT_LINGER = 0.05  # seconds a report may wait for the next one, to travel together
 WATCHED_TYPES = {f"hive.v1.{cls.__name__}" for cls in (e.TaskAssigned, *STOP_EVENTS)}  # others are skipped before decoding
 
@@ -155,6 +158,8 @@ class Executor:
         self.topics = Topics.from_settings(settings)
         self.running: dict[str, asyncio.Task] = {}
         self.seen: set[str] = set()
+        self.gpus = Gpus()
+        self.run_seconds: deque[float] = deque(maxlen=RESPONSE_WINDOW)
         self.kafka = access_for(settings, "executor")
         export("executor")
         EXECUTOR_RUNNING.set_function(lambda: len(self.running))
@@ -211,8 +216,13 @@ class Executor:
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load()))
+            await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load(),
+                                            **self.gpus.read(), response_seconds=self.response_seconds()))
             await asyncio.sleep(self.settings.heartbeat_seconds)
+
+    def response_seconds(self) -> float | None:
+        """Mean run time of the last completed tasks; None before the first."""
+        return round(sum(self.run_seconds) / len(self.run_seconds), 3) if self.run_seconds else None
 
     def _on_event(self, value: bytes, correlation: str | None = None) -> None:
         try:
@@ -246,4 +256,6 @@ class Executor:
             log.exception("task %s crashed in the executor", assigned.task_id)
         finally:
             self.running.pop(assigned.task_id, None)
+            if outcome == "completed":
+                self.run_seconds.append(time.monotonic() - started)
             EXECUTOR_TASK_SECONDS.labels(outcome).observe(time.monotonic() - started)
