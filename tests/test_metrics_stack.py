@@ -86,3 +86,23 @@ def test_prometheus_scrapes_the_spec_names_with_plausible_values(stack, promethe
     assert value(prometheus, "count(hive_active_agents_total)") == 1
     loaded = {rule["name"] for group in prometheus.rules() for rule in group["rules"]}
     assert loaded == {"HighErrorRate", "AgentDown", "ConsumerLagHigh"}
+
+
+def test_performance_over_five_minutes_from_the_audit_log(stack, prometheus):
+    """Runs after the scrape test: its tasks are the window's."""
+    def window():
+        answer = stack.client.http.get("/api/metrics/performance", params={"window": "5m"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        return body if body["tasks"]["completed"] >= TASKS else None
+    body = wait_until(window, 60, what="the window's completions in the audit log")
+    tasks, agent = body["tasks"], body["agents"]["mx-a"]
+    assert (tasks["submitted"], tasks["completed"], tasks["failed"], tasks["success_rate"]) == (TASKS, TASKS, 0, 1.0)
+    assert tasks["throughput_per_minute"] == round(TASKS / 5, 3)
+    assert agent["completed"] == TASKS and agent["error_rate"] == 0.0
+    run, wait = agent["run_seconds"], agent["queue_wait_seconds"]
+    assert 0 <= run["p50"] <= run["p95"] <= run["p99"] < 60 and 0 <= wait["p50"] <= wait["p99"] < 60, agent
+    bad = stack.client.http.get("/api/metrics/performance", params={"window": "7m"})
+    assert bad.status_code == 422 and bad.json()["field"] == "window"
+    viewer = stack.client_as("viewer", tenant="elsewhere").http.get("/api/metrics/performance?window=1h").json()
+    assert viewer["tenant"] == "elsewhere" and viewer["tasks"]["submitted"] == 0  # another tenant's tasks are not its

@@ -34,6 +34,7 @@ from .errors import HANDLERS, error
 from .guard import Declaration, Guard, OwnerLookup, check_declared, declare, guarded_route
 from .hub import Hub
 from .metrics import RequestTiming, metrics
+from .performance import PerformanceView
 from ..metrics import export, watch_pool
 from .ratelimit import RateLimiter
 from .session import Sessions
@@ -187,7 +188,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         *operators.routes(api),
         *accounts.routes(api),
     ]
-    routes += feeds.routes() + views.routes()
+    routes += feeds.routes() + views.routes() + PerformanceView(api).routes()
     check_declared(routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=HANDLERS)
     app.add_middleware(RequestTiming, routes=routes)
