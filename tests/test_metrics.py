@@ -75,3 +75,28 @@ def test_promtool_checks_the_example_configuration():
     run = subprocess.run([binary("promtool"), "check", "config", "prometheus.yml"], cwd=RULES_DIR,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_grafana_dashboard_and_rules_name_only_exported_metrics():
+    """Every metric a panel or a rule queries is one a process exports (a typo would show an empty panel)."""
+    import json
+    import re
+
+    import yaml
+
+    from hive_streams.metrics.registry import GROUPS
+
+    exported = {m._name for metrics in GROUPS.values() for m in metrics}
+    exported |= {"hive_active_agents_total", "hive_task_queue_length", "hive_workflow_executions",
+                 "hive_execution_success_rate", "hive_agent_utilization_percent", "hive_average_task_completion_time",
+                 "hive_agent_health_status"}  # the matcher leader's collector
+    suffixes = re.compile(r"_(bucket|sum|count|total)$")
+    dashboard = json.loads((REPO_ROOT / "deploy" / "grafana" / "hive-streams.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    rules = yaml.safe_load((RULES_DIR / "alerts.yml").read_text())
+    exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in exprs for name in re.findall(r"\bhive_[a-z_]+", expr)}
+    unknown = {n for n in used if n not in exported and suffixes.sub("", n) not in exported}
+    assert used and unknown == set(), unknown
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.kafka.yml").read_text())
+    assert {"prometheus", "grafana"} <= set(compose["services"])
