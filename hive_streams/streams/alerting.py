@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiokafka import TopicPartition
 
@@ -22,6 +23,7 @@ from ..topics import Topics
 
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/alerts"
+RETRY_SECONDS = 10.0  # a failed start or write is retried (from the log) this long after; matching goes on
 
 
 def rules_from(settings):
@@ -41,8 +43,20 @@ class Alerter:
         self.live = False
         self.pending: list[AlertEvent] = []
         self.writer = None
+        self.ready = False
+        self.tried = 0.0
 
     async def start(self) -> None:
+        """Restores from the alerts log; a failure leaves the rules off until a retry, never stops the matcher."""
+        self.tried = time.monotonic()
+        try:
+            await self._start()
+            self.ready = True
+        except Exception:
+            log.exception("alert rules off: could not restore them from %s; retrying", self.topics.alerts)
+            await self.stop()
+
+    async def _start(self) -> None:
         self.alerting, self.live, self.pending = Alerting(self.rules), False, []
         count = 0
         async for records in read_to_end(self.kafka, {TopicPartition(self.topics.alerts, 0): None}):
@@ -59,6 +73,7 @@ class Alerter:
         log.info("alerts restored: %d events, %d open", count, len(self.alerting.open))
 
     async def stop(self) -> None:
+        self.ready = False
         if self.writer is not None:
             try:
                 await self.writer.stop()
@@ -67,6 +82,8 @@ class Alerter:
             self.writer = None
 
     def observe(self, event) -> None:
+        if not self.ready:
+            return
         proposed = self.alerting.observe(event)
         if self.live:
             self._take(proposed)
@@ -78,6 +95,17 @@ class Alerter:
 
     async def flush(self, now: int) -> None:
         """Goes live (once the matcher has caught up), adds what the clock calls for, and writes what is pending."""
+        if not self.ready:
+            if time.monotonic() - self.tried >= RETRY_SECONDS:
+                await self.start()  # the inputs seen while it was off are lost to it: beats and ticks come again
+            return
+        try:
+            await self._flush(now)
+        except Exception:
+            log.exception("writing alerts failed; the rules restart from the log")
+            await self.stop()
+
+    async def _flush(self, now: int) -> None:
         self.live = True
         self._take(self.alerting.tick(now))
         pending, self.pending = self.pending, []
