@@ -164,3 +164,28 @@ def test_rules_are_configurable_and_bad_settings_are_named():
                        ("high_cpu=count:x", "count must be a int"), ("high_cpu=count:0", "count must be at least 1")):
         with pytest.raises(RuleError, match=named):
             parse_rules(bad)
+
+
+def test_a_bad_rule_setting_stops_the_worker_naming_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HIVE_ALERT_RULES": "high_cpu=threshold:hot", "HIVE_HOME": str(tmp_path),
+           "HIVE_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HIVE_TOPIC_PREFIX": "never", "HIVE_KAFKA_USER": "nobody",
+           "HIVE_KAFKA_PASSWORD": "unused"}  # refused before any connection
+    run = subprocess.run([sys.executable, "-m", "hive_streams.cli", "worker"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "HIVE_ALERT_RULES: high_cpu: threshold must be a float, not 'hot'" in run.stderr
+
+
+def test_an_unknown_performance_target_is_refused_by_the_executor_cli():
+    import argparse
+
+    from hive_streams.cli import parse_target
+
+    assert parse_target("max_response_seconds=2.5") == ("max_response_seconds", 2.5)
+    for bad, named in (("speed=3", "unknown target 'speed'"), ("min_tokens_per_second=fast", "is not a number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=named):
+            parse_target(bad)

@@ -17,12 +17,12 @@ from .engine import Engine
 
 
 async def serve(settings: Settings) -> None:
+    engine = Engine(settings, default_codec(settings.schemas_dir))  # a bad setting stops it before any IO
     await ensure_topics(access_for(settings, "worker"), Topics.from_settings(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    engine = Engine(settings, default_codec(settings.schemas_dir))
     export("worker", "consumer")
     REGISTRY.register(FabricCollector(engine.leading, int(settings.agent_timeout_seconds * 1000)))
     serve_metrics(settings.worker_metrics_port, settings.metrics_host)
