@@ -21,7 +21,7 @@ LOG_NAMES = ("hive_consumer_lag", "hive_commands_decided_total", "hive_decide_ba
 
 @pytest.fixture(scope="module")
 def ports():
-    return {"worker": free_port(), "connect": free_port(), "executor": free_port()}
+    return {"worker": free_port(), "worker2": free_port(), "connect": free_port(), "executor": free_port()}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,8 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory, ports):
     s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("metrics"),
               HIVE_WORKER_METRICS_PORT=str(ports["worker"]), HIVE_CONNECT_METRICS_PORT=str(ports["connect"]))
     s.start({"mx-a": ("echo,sleep", 2, "--metrics-port", str(ports["executor"]))})
+    # a second worker: the partitions are shared, the matcher (and its gauges) stays on one
+    s.workers.append(s.fabric.worker("worker-1", HIVE_WORKER_METRICS_PORT=str(ports["worker2"])))
     s.wait_for_agents(1)
     yield s
     s.stop()
@@ -36,7 +38,7 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory, ports):
 
 @pytest.fixture(scope="module")
 def prometheus(stack, ports, tmp_path_factory):
-    jobs = {"hive-api": [f"127.0.0.1:{stack.api_port}"], "hive-worker": [f"127.0.0.1:{ports['worker']}"],
+    jobs = {"hive-api": [f"127.0.0.1:{stack.api_port}"], "hive-worker": [f"127.0.0.1:{ports['worker']}", f"127.0.0.1:{ports['worker2']}"],
             "hive-connect": [f"127.0.0.1:{ports['connect']}"], "hive-executor": [f"127.0.0.1:{ports['executor']}"]}
     prom = Prometheus(tmp_path_factory.mktemp("prometheus"), jobs).start()
     yield prom
@@ -63,8 +65,9 @@ def test_prometheus_scrapes_the_spec_names_with_plausible_values(stack, promethe
             wait_until(lambda: seen() == (TASKS, 1), 60, what="the completions and the open feed scraped")
         except TimeoutError:
             raise AssertionError(f"completed, feeds: {seen()}; targets: {prometheus.targets()}\n{stack.logs()}")
-    up = {t["labels"]["job"]: t["health"] for t in prometheus.targets()}
-    assert up == {"hive-api": "up", "hive-worker": "up", "hive-connect": "up", "hive-executor": "up"}, up
+    up = sorted((t["labels"]["job"], t["health"]) for t in prometheus.targets())
+    assert up == [("hive-api", "up"), ("hive-connect", "up"), ("hive-executor", "up"), ("hive-worker", "up"),
+                  ("hive-worker", "up")], up
     wait_until(lambda: all(prometheus.query(f"count({name})") for name in SPEC_NAMES + LOG_NAMES), 30,
                what="every metric name scraped")
     assert value(prometheus, "hive_active_agents_total") == 1
@@ -78,12 +81,14 @@ def test_prometheus_scrapes_the_spec_names_with_plausible_values(stack, promethe
     assert value(prometheus, "hive_api_errors_total") == 0
     assert value(prometheus, 'hive_commands_decided_total{family="task"}') >= 2 * TASKS  # submit + result each
     assert value(prometheus, "sum(hive_dead_letters_total)") == 0
-    assert value(prometheus, 'count(hive_consumer_lag{job="hive-worker"})') == 2 * 4 + 1  # every command partition
+    wait_until(lambda: value(prometheus, 'count(hive_consumer_lag{job="hive-worker"})') == 2 * 4 + 1, 60,
+               what="every command partition owned by one of the two workers")
     assert value(prometheus, 'count(hive_consumer_lag{job="hive-connect",group="audit"})') == 2 * 4 + 1
     assert value(prometheus, 'hive_database_connections_active{job="hive-api"}') >= 0
     assert value(prometheus, 'hive_executor_task_duration_seconds_count{outcome="completed"}') == TASKS
-    # the log-derived gauges come from the matcher's leader only: one series, never summed twice
+    # the log-derived gauges come from the matcher's leader only: one series over two workers, never summed twice
     assert value(prometheus, "count(hive_active_agents_total)") == 1
+    assert value(prometheus, 'count(up{job="hive-worker"} == 1)') == 2
     loaded = {rule["name"] for group in prometheus.rules() for rule in group["rules"]}
     assert loaded == {"HighErrorRate", "AgentDown", "ConsumerLagHigh"}
 
