@@ -100,3 +100,36 @@ def test_grafana_dashboard_and_rules_name_only_exported_metrics():
     assert used and unknown == set(), unknown
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.kafka.yml").read_text())
     assert {"prometheus", "grafana"} <= set(compose["services"])
+
+
+def test_request_timing_counts_server_errors_and_labels_by_template():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.testclient import TestClient
+
+    from hive_streams.api.metrics import RequestTiming
+    from hive_streams.metrics import API_ERRORS, API_REQUEST_DURATION
+
+    async def ok(request):
+        return PlainTextResponse("ok")
+
+    async def broken(request):
+        raise RuntimeError("boom")
+
+    routes = [Route("/things/{thing_id}", ok), Route("/broken", broken)]
+    app = Starlette(routes=routes)
+    app.add_middleware(RequestTiming, routes=routes)
+
+    def count(route: str, status: str) -> float:
+        return sum(s.value for s in API_REQUEST_DURATION.collect()[0].samples
+                   if s.name.endswith("_count") and s.labels == {"route": route, "status": status})
+
+    errors = API_ERRORS._value.get()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/things/7").status_code == 200
+        assert client.get("/things/8").status_code == 200
+        assert client.get("/broken").status_code == 500
+        assert client.get("/nowhere").status_code == 404
+    assert count("/things/{thing_id}", "200") == 2
+    assert count("/broken", "500") == 1 and count(UNMATCHED, "404") == 1
+    assert API_ERRORS._value.get() == errors + 1
