@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--target", type=parse_target, action="append",
                     help="a performance target of the offer, min_tokens_per_second=N or max_response_seconds=N "
                          "(repeatable); a heartbeat that misses it raises a performance_target alert")
-    ex.add_argument("--metrics-port", type=int, help="port of its Prometheus /metrics (default HIVE_EXECUTOR_METRICS_PORT; 0: off)")
+    ex.add_argument("--metrics-port", type=int,
+                    help="port of its Prometheus /metrics (default HIVE_EXECUTOR_METRICS_PORT; 0: off)")
     sub.add_parser("api", help="the HTTP API and SSE feeds")
     sub.add_parser("connect", help="the audit-log and read-model projection")
     sub.add_parser("up", help="everything: Kafka, store, worker, projection, API, two executors, a demo")

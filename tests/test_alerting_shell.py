@@ -44,4 +44,5 @@ async def test_a_new_leader_keeps_the_open_alert_and_resolves_it_once(kafka_boot
     await beats(second, 7, 10.0)  # clear for three heartbeats
     await second.stop()
     written = [r.event for r in await read_all(kafka_bootstrap, topics.alerts, 1)]
-    assert [(type(a).__name__, a.seq, a.at) for a in written] == [("AlertRaised", 1, 3 * S), ("AlertResolved", 2, 9 * S)]
+    assert [(type(a).__name__, a.seq, a.at) for a in written] == [("AlertRaised", 1, 3 * S),
+                                                                  ("AlertResolved", 2, 9 * S)]

@@ -38,7 +38,8 @@ def stack(kafka_bootstrap, pg_url, tmp_path_factory, ports):
 
 @pytest.fixture(scope="module")
 def prometheus(stack, ports, tmp_path_factory):
-    jobs = {"hive-api": [f"127.0.0.1:{stack.api_port}"], "hive-worker": [f"127.0.0.1:{ports['worker']}", f"127.0.0.1:{ports['worker2']}"],
+    jobs = {"hive-api": [f"127.0.0.1:{stack.api_port}"],
+            "hive-worker": [f"127.0.0.1:{ports['worker']}", f"127.0.0.1:{ports['worker2']}"],
             "hive-connect": [f"127.0.0.1:{ports['connect']}"], "hive-executor": [f"127.0.0.1:{ports['executor']}"]}
     prom = Prometheus(tmp_path_factory.mktemp("prometheus"), jobs).start()
     yield prom
