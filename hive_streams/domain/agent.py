@@ -69,6 +69,7 @@ def _offline(state: AgentState, now: int, reason: str) -> e.AgentStatusChanged:
                                 lost_tasks=tuple(sorted(state.holding)))
 
 
+SILENT = "no heartbeat"  # how an expiry's reason begins: the agent fell silent (alerts tell it from a clean stop)
 LOAD_FIELDS = ("cpu_percent", "memory_percent", "gpu_percent", "gpu_memory_percent", "gpu_temperature_c",
                "tokens_per_second", "response_seconds")  # what a heartbeat reports, kept by the state
 OFFER_FIELDS = ("name", "capabilities", "slots", "endpoint", "model", "hardware", "price", "targets", "public_key")
@@ -104,7 +105,7 @@ def _(cmd: c.DeregisterAgent, state: AgentState, now: int, timeout_ms: int):
 def _(cmd: c.ExpireAgent, state: AgentState, now: int, timeout_ms: int):
     if state.status != "online" or now - state.last_seen <= timeout_ms:
         return []
-    return [_offline(state, now, f"no heartbeat for {(now - state.last_seen) / 1000:.1f}s")]
+    return [_offline(state, now, f"{SILENT} for {(now - state.last_seen) / 1000:.1f}s")]
 
 
 @_decide.register

@@ -20,10 +20,10 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from . import events as e
+from .agent import SILENT
 
 CLEAR_BEATS = 3
 TARGETS = ("min_tokens_per_second", "max_response_seconds")  # the offer's targets the rules compare
-SILENCE_PREFIX = "no heartbeat"  # the reason of an expiry (agent.py); a deregistration gives its own
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class Alerting:
             watch.silent = False
             return []
         if isinstance(event, e.AgentStatusChanged):
-            watch.silent = event.status != "online" and event.reason.startswith(SILENCE_PREFIX)
+            watch.silent = event.status != "online" and event.reason.startswith(SILENT)
             if watch.silent:
                 return self._raise("agent_down", agent, event.at, f"agent is offline: {event.reason}", None)
             return []
