@@ -32,6 +32,7 @@ from hive_streams.kafka.clients import consumer as kafka_consumer
 from hive_streams.kafka.clients import producer as kafka_producer
 from hive_streams.kafka.clock import now_ms
 from hive_streams.kafka.partitions import wait_for_partitions
+from hive_streams.metrics import export, record_lag, watch_pool
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
 from hive_streams.streams.deadletter import deadletter_headers
 from hive_streams.topics import Topics
@@ -138,6 +139,8 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     codec = default_codec(settings.schemas_dir)
     topics = Topics.from_settings(settings)
     engine = make_engine(settings.store_url)
+    export("consumer", "store")
+    watch_pool(engine)
     kafka = access_for(settings, "connector")
     consumer = kafka_consumer(kafka, client_id=SOURCE)
     producer = kafka_producer(kafka, client_id="hive-streams-audit-checkpoints")
@@ -163,6 +166,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
                 log.debug("projected %d records", count)
             if checkpoints.due():
                 await checkpoints.publish()
+            await record_lag(consumer, CONSUMER, partitions)
     finally:
         try:
             if checkpoints.pending:

@@ -16,6 +16,18 @@ from .processes import exit_with_parent
 from .exceptions import ConfigError
 
 
+def parse_target(text: str) -> tuple[str, float]:
+    """`max_response_seconds=5` -> a performance target of the offer, compared with what heartbeats report."""
+    from .domain.alerts import TARGETS
+    name, _, raw = text.partition("=")
+    if name not in TARGETS:
+        raise argparse.ArgumentTypeError(f"unknown target {name!r} (known: {', '.join(TARGETS)})")
+    try:
+        return name, float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: {raw!r} is not a number") from None
+
+
 def parse_capabilities(text: str) -> tuple[Capability, ...]:
     """`shell:0.9,echo,python` -> capabilities (proficiency 1.0 when not given)."""
     out = []
@@ -84,7 +96,9 @@ def cmd_executor(args, s) -> int:
     agent_id = args.agent_id or f"agent-{__import__('uuid').uuid4().hex[:8]}"
     hardware = Hardware(args.gpu_type, args.vram_gb, args.cpu_cores or os.cpu_count() or 1, args.ram_gb)
     offer = AgentOffer(agent_id, args.name or agent_id, parse_capabilities(args.capabilities), args.slots,
-                       args.endpoint, args.model, hardware, args.price)
+                       args.endpoint, args.model, hardware, args.price, dict(args.target or ()))
+    from .metrics import serve
+    serve(args.metrics_port if args.metrics_port is not None else s.executor_metrics_port, s.metrics_host)
     asyncio.run(_until_signal(Executor(s, offer).run))
     return 0
 
@@ -98,6 +112,8 @@ def cmd_api(args, s) -> int:
 
 def cmd_connect(args, s) -> int:
     from connectors.audit import run_audit
+    from .metrics import serve
+    serve(s.connect_metrics_port, s.metrics_host)
     asyncio.run(_until_signal(run_audit, s))
     return 0
 
@@ -152,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--vram-gb", type=float, default=0.0)
     ex.add_argument("--cpu-cores", type=int, default=0, help="default: this machine's")
     ex.add_argument("--ram-gb", type=float, default=0.0)
+    ex.add_argument("--target", type=parse_target, action="append",
+                    help="a performance target of the offer, min_tokens_per_second=N or max_response_seconds=N "
+                         "(repeatable); a heartbeat that misses it raises a performance_target alert")
+    ex.add_argument("--metrics-port", type=int,
+                    help="port of its Prometheus /metrics (default HIVE_EXECUTOR_METRICS_PORT; 0: off)")
     sub.add_parser("api", help="the HTTP API and SSE feeds")
     sub.add_parser("connect", help="the audit-log and read-model projection")
     sub.add_parser("up", help="everything: Kafka, store, worker, projection, API, two executors, a demo")

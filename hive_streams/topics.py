@@ -61,6 +61,11 @@ class Topics:
         return f"{self.prefix}.blobs"
 
     @property
+    def alerts(self) -> str:
+        """AlertRaised / AlertResolved, keyed by `<rule>:<key>`: written by the matcher's leader."""
+        return f"{self.prefix}.alerts"
+
+    @property
     def audit_checkpoints(self) -> str:
         """The audit connector's published chain heads: the anchor of the audit log."""
         return f"{self.prefix}.audit.checkpoints"
@@ -81,6 +86,7 @@ class Topics:
             self.executor_inbox: (self.partitions, week),  # deliveries: the task events are the truth
             self.blobs: (self.partitions, forever),
             self.audit_checkpoints: (1, forever),
+            self.alerts: (1, forever),
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),
                                                                           (self.ledger_events, 1))},

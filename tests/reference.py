@@ -261,7 +261,9 @@ def _(ev: e.AgentRegistered, state: AgentState):
 @_agent.register
 def _(ev: e.AgentHeartbeat, state: AgentState):
     return replace(state, last_seen=ev.at, cpu_percent=ev.cpu_percent, memory_percent=ev.memory_percent,
-                   gpu_percent=ev.gpu_percent, tokens_per_second=ev.tokens_per_second)
+                   gpu_percent=ev.gpu_percent, gpu_memory_percent=ev.gpu_memory_percent,
+                   gpu_temperature_c=ev.gpu_temperature_c, tokens_per_second=ev.tokens_per_second,
+                   response_seconds=ev.response_seconds)
 
 
 @_agent.register

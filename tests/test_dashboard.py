@@ -112,8 +112,9 @@ def test_snapshot_has_a_position_the_cluster_feed_accepts(stack):
     assert {"position", "tasks", "agents", "failures", "event_types"} <= set(snapshot)
     assert "TaskCompleted" in snapshot["event_types"]["task"] and "SlotReserved" in snapshot["event_types"]["agent"]
     codec = VectorCodec(stack.topics, {stack.topics.task_events: stack.topics.partitions,
-                                       stack.topics.agent_events: stack.topics.partitions})
+                                       stack.topics.agent_events: stack.topics.partitions, stack.topics.alerts: 1})
     assert codec.encode(codec.decode(snapshot["position"])) == snapshot["position"]
+    assert snapshot["position"].endswith(";x=0") and "AlertRaised" in snapshot["event_types"]["alert"]  # every alert
     assert {a["agent_id"] for a in snapshot["agents"]} >= {"desk-1", "gpu-1"}
     assert stack.client.http.get("/api/views/tasks", params={"limit": "0"}).status_code == 422
 

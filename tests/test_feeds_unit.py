@@ -146,3 +146,13 @@ async def test_the_hub_offers_an_item_only_to_its_tenants_feeds_and_those_of_eve
     hub.unsubscribe(globex)
     assert "globex" not in hub.by_tenant
     assert hub.submitted == {}
+
+
+def test_positions_carry_the_alerts_when_the_feeds_do_and_older_ones_start_them_at_zero():
+    topics = Topics("p", 2)
+    codec = VectorCodec(topics, {topics.task_events: 2, topics.agent_events: 2, topics.alerts: 1})
+    assert codec.encode({TopicPartition(topics.alerts, 0): 7}) == "t=0,0;a=0,0;x=7"
+    assert codec.decode("t=1,2;a=3,4")[TopicPartition(topics.alerts, 0)] == 0  # written before alerts existed
+    assert codec.decode("t=1,2;a=3,4;x=5")[TopicPartition(topics.alerts, 0)] == 5
+    with pytest.raises(PositionError):
+        codec.decode("t=1,2;x=5")

@@ -69,9 +69,13 @@ class Attempt:
 
 
 class Performance:
-    """The read model: feed it events in log order (per aggregate), read `agents()` and `capabilities()`."""
+    """The read model: feed it events in log order (per aggregate), read `agents()` and `capabilities()`.
 
-    def __init__(self):
+    With `since`, only what happens from then on is counted (assignments' waits, attempts' ends): earlier
+    events still place the attempts and queue waits that end inside the window."""
+
+    def __init__(self, since: int = 0):
+        self.since = since
         self.by_agent: dict[str, Tally] = {}
         self.by_capability: dict[str, Tally] = {}
         self.task_capabilities: dict[str, tuple[str, ...]] = {}  # task -> capabilities
@@ -106,15 +110,16 @@ class Performance:
 
     def _on_TaskAssigned(self, ev: e.TaskAssigned) -> None:
         since = self.runnable_since.pop(ev.task_id, None)
-        for t in self._tallies(ev.task_id, ev.agent_id):
-            t.saw(ev.at)
-            if since is not None:
-                t.wait_ms.append(max(0, ev.at - since))
+        if ev.at >= self.since:
+            for t in self._tallies(ev.task_id, ev.agent_id):
+                t.saw(ev.at)
+                if since is not None:
+                    t.wait_ms.append(max(0, ev.at - since))
         self.attempts[ev.task_id] = Attempt(ev.agent_id, ev.at)
 
     def _end(self, task_id: str, at: int, success: bool | None) -> None:
         attempt = self.attempts.pop(task_id, None)
-        if attempt is None or success is None:
+        if attempt is None or success is None or at < self.since:
             return
         for t in self._tallies(task_id, attempt.agent_id):
             t.saw(at)
@@ -145,6 +150,8 @@ class Performance:
             self.runnable_since.setdefault(ev.task_id, attempt.assigned_at)
 
     def _on_EscrowReleased(self, ev: e.EscrowReleased) -> None:
+        if ev.at < self.since:
+            return
         for t in self._tallies(ev.task_id, ev.agent_id):
             t.earnings += ev.amount - ev.fee
 

@@ -35,6 +35,9 @@ from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
 from .guard import Declaration, Guard, OwnerLookup, check_declared, declare, guarded_route
 from .hub import Hub
+from .metrics import RequestTiming, metrics
+from .performance import PerformanceView
+from ..metrics import export, watch_pool
 from .ratelimit import RateLimiter
 from .session import Sessions
 from .sse import FeedEndpoints
@@ -51,6 +54,8 @@ class Api:
         self.codec = codec
         self.topics = Topics.from_settings(settings)
         self.engine = db.make_engine(settings.store_url)
+        export("api", "store")
+        watch_pool(self.engine)
         self.sender: CommandSender | None = None  # made in the lifespan: Kafka clients need the running loop
         self.keys = KeyedRequests(self.engine)
         limits = parse_limits(settings.rate_limits)
@@ -204,14 +209,16 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
                   task_owner(api)),
         api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True)),
         declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC)),
+        declare(Route("/metrics", metrics, methods=["GET"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.sign_in, methods=["POST"]), Declaration(p.PUBLIC)),
         declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC)),
         *operators.routes(api),
         *accounts.routes(api),
     ]
-    routes += feeds.routes() + views.routes()
+    routes += feeds.routes() + views.routes() + PerformanceView(api).routes()
     check_declared(routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=HANDLERS)
+    app.add_middleware(RequestTiming, routes=routes)
     app.state.api = api
     return app

@@ -66,8 +66,8 @@ class Hub:
         await consumer.start()
         self._consumer = consumer
         await consumer.topics()  # loads the cluster metadata
-        for topic in (self.topics.task_events, self.topics.agent_events):
-            self.partitions[topic] = len(consumer.partitions_for_topic(topic) or ()) or self.topics.partitions
+        for topic in (self.topics.task_events, self.topics.agent_events, self.topics.alerts):
+            self.partitions[topic] = len(consumer.partitions_for_topic(topic) or ()) or self.topics.layout()[topic][0]
         tps = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]
         consumer.assign(tps)
         beginnings, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)

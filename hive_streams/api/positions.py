@@ -38,10 +38,15 @@ class TaskPosition:
 
 
 class VectorCodec:
-    """Next offsets per partition of the task and agent event topics, as `t=..;a=..`."""
+    """Next offsets per partition of the task and agent event topics, as `t=..;a=..`, and of the alerts
+    (`;x=..`) when the feeds carry them; a position without `x` starts the alerts at their beginning."""
+
+    OPTIONAL = frozenset({"x"})
 
     def __init__(self, topics: Topics, partitions: dict[str, int]):
         self.names = {"t": topics.task_events, "a": topics.agent_events}
+        if topics.alerts in partitions:
+            self.names["x"] = topics.alerts
         self.partitions = partitions  # topic -> partition count
 
     def all(self) -> list[TopicPartition]:
@@ -63,11 +68,12 @@ class VectorCodec:
                 found[letter] = [int(v) for v in values.split(",")]
         except ValueError:
             raise PositionError(f"{text!r} is not t=<offsets>;a=<offsets>") from None
-        if set(found) != set(self.names) or any(o < 0 for values in found.values() for o in values):
+        if not set(self.names) - self.OPTIONAL <= set(found) <= set(self.names) or any(
+                o < 0 for values in found.values() for o in values):
             raise PositionError(f"{text!r} is not t=<offsets>;a=<offsets>")
         out = {}
         for letter, topic in self.names.items():
-            values = found[letter]
+            values = found.get(letter, [])
             for p in range(self.partitions[topic]):
                 out[TopicPartition(topic, p)] = values[p] if p < len(values) else 0
         return out

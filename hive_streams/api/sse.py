@@ -14,6 +14,7 @@ from ..store import queries
 from ..topics import partition_for
 from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
 from .hub import Hub
+from .metrics import counted
 from .owners import task_owner
 from .positions import PositionError, TaskPosition, VectorCodec
 from .tenants import seen_tenant, task_id_of
@@ -54,7 +55,7 @@ class FeedEndpoints:
             await self.hub.stop()
 
     def _respond(self, frames) -> EventSourceResponse:
-        return EventSourceResponse(frames, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
+        return EventSourceResponse(counted(frames), ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
 
     async def task(self, request: Request):
         task_id = task_id_of(request)

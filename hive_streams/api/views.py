@@ -11,7 +11,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..auth import permissions as p
-from ..domain.events import AgentEvent, TaskEvent
+from ..domain.events import AgentEvent, AlertEvent, TaskEvent
 from ..store import queries
 from .guard import Declaration, declare
 from .sse import FeedEndpoints
@@ -40,7 +40,8 @@ class Views:
         """Every event type the feeds can carry, by family: EventSource listens by name."""
         classes = {e.cls for e in self.api.codec.registry.by_name.values() if e.group == "events"}
         return {"task": sorted(c.__name__ for c in classes if issubclass(c, TaskEvent)),
-                "agent": sorted(c.__name__ for c in classes if issubclass(c, AgentEvent))}
+                "agent": sorted(c.__name__ for c in classes if issubclass(c, AgentEvent)),
+                "alert": sorted(c.__name__ for c in classes if issubclass(c, AlertEvent))}
 
     async def tasks(self, request: Request) -> JSONResponse:
         limit = request.query_params.get("limit", "100")

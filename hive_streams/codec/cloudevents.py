@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from ..domain.agent import AgentState
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
-from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from ..domain.events import AgentEvent, AlertEvent, LedgerEvent, TaskEvent
 from ..domain.ledger import LedgerState
 from ..domain.task import TaskState
 
@@ -28,6 +28,8 @@ def aggregate_id(obj) -> str:
         return obj.agent_id
     if isinstance(obj, LEDGER_FAMILY):
         return obj.ledger_id
+    if isinstance(obj, AlertEvent):
+        return obj.alert_id
     raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
 
 

@@ -23,7 +23,7 @@ NAMESPACE = "hive.v1"
 GROUPS = {
     "types": (model.Requirement, model.Capability, model.Hardware, model.NodeOutput, model.NodeSpec, model.Leg,
               ledger.Escrow),
-    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS,
+    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + events.ALERT_EVENTS,
     "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS,
     "state": (task.TaskState, agent.AgentState, ledger.LedgerState),
 }

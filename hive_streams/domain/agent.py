@@ -30,8 +30,11 @@ class AgentState:
     last_seen: int = 0
     cpu_percent: float = 0.0
     memory_percent: float = 0.0
-    gpu_percent: float = 0.0
+    gpu_percent: float | None = None  # null where the host has no GPU or no NVML: never a made-up 0
+    gpu_memory_percent: float | None = None
+    gpu_temperature_c: float | None = None
     tokens_per_second: float | None = None
+    response_seconds: float | None = None  # mean run time of the executor's recent tasks
 
     def live(self, now: int, timeout_ms: int) -> bool:
         return self.status == "online" and now - self.last_seen <= timeout_ms
@@ -98,6 +101,9 @@ def offer_problem(cmd: c.RegisterAgent | e.AgentRegistered) -> str:
     return ""
 
 
+SILENT = "no heartbeat"  # how an expiry's reason begins: the agent fell silent (alerts tell it from a clean stop)
+LOAD_FIELDS = ("cpu_percent", "memory_percent", "gpu_percent", "gpu_memory_percent", "gpu_temperature_c",
+               "tokens_per_second", "response_seconds")  # what a heartbeat reports, kept by the state
 OFFER_FIELDS = ("name", "capabilities", "slots", "endpoint", "model", "hardware", "price", "targets", "public_key")
 
 
@@ -115,9 +121,8 @@ def _(cmd: c.RegisterAgent, state: AgentState, now: int, timeout_ms: int):
 def _(cmd: c.Heartbeat, state: AgentState, now: int, timeout_ms: int):
     if state.status == "unknown":
         return []
-    beat = e.AgentHeartbeat(**_base(state, now), running=cmd.running, cpu_percent=cmd.cpu_percent,
-                            memory_percent=cmd.memory_percent, gpu_percent=cmd.gpu_percent,
-                            tokens_per_second=cmd.tokens_per_second)
+    beat = e.AgentHeartbeat(**_base(state, now), running=cmd.running,
+                            **{name: getattr(cmd, name) for name in LOAD_FIELDS})
     return _online_if_needed(state, now) + [beat]
 
 
@@ -132,7 +137,7 @@ def _(cmd: c.DeregisterAgent, state: AgentState, now: int, timeout_ms: int):
 def _(cmd: c.ExpireAgent, state: AgentState, now: int, timeout_ms: int):
     if state.status != "online" or now - state.last_seen <= timeout_ms:
         return []
-    return [_offline(state, now, f"no heartbeat for {(now - state.last_seen) / 1000:.1f}s")]
+    return [_offline(state, now, f"{SILENT} for {(now - state.last_seen) / 1000:.1f}s")]
 
 
 @_decide.register
@@ -185,8 +190,7 @@ def _(ev: e.AgentRegistered, state: AgentState):
 
 @_on.on(e.AgentHeartbeat)
 def _(ev: e.AgentHeartbeat, state: AgentState):
-    return {"last_seen": ev.at, "cpu_percent": ev.cpu_percent, "memory_percent": ev.memory_percent,
-            "gpu_percent": ev.gpu_percent, "tokens_per_second": ev.tokens_per_second}
+    return {"last_seen": ev.at, **{name: getattr(ev, name) for name in LOAD_FIELDS}}
 
 
 @_on.on(e.AgentStatusChanged)

@@ -165,8 +165,11 @@ class Heartbeat(AgentCommand):
     running: int = 0
     cpu_percent: float = 0.0
     memory_percent: float = 0.0
-    gpu_percent: float = 0.0
+    gpu_percent: float | None = None  # null where the host has no GPU or no NVML: never a made-up 0
+    gpu_memory_percent: float | None = None
+    gpu_temperature_c: float | None = None
     tokens_per_second: float | None = None
+    response_seconds: float | None = None  # mean run time of the executor's recent tasks
 
 
 @dataclass(frozen=True)

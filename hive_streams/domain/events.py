@@ -200,8 +200,11 @@ class AgentHeartbeat(AgentEvent):
     running: int = 0
     cpu_percent: float = 0.0
     memory_percent: float = 0.0
-    gpu_percent: float = 0.0
+    gpu_percent: float | None = None  # null where the host has no GPU or no NVML: never a made-up 0
+    gpu_memory_percent: float | None = None
+    gpu_temperature_c: float | None = None
     tokens_per_second: float | None = None
+    response_seconds: float | None = None  # mean run time of the executor's recent tasks
 
 
 @dataclass(frozen=True)
@@ -299,6 +302,31 @@ class EscrowRefunded(LedgerEvent):
     legs: tuple[Leg, ...] = ()
 
 
+@dataclass(frozen=True)
+class AlertEvent:
+    alert_id: str  # `<rule>:<key>`: one history per rule and what it is about
+    seq: int
+    at: int
+
+
+@dataclass(frozen=True)
+class AlertRaised(AlertEvent):
+    """A rule's condition holds (see domain/alerts.py)."""
+    rule: str
+    key: str
+    severity: str
+    message: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class AlertResolved(AlertEvent):
+    """The condition of a raised alert has stayed clear for the heartbeats the rules ask."""
+    rule: str
+    key: str
+    message: str = ""
+
+
 TERMINAL_TASK_EVENTS = (TaskCompleted, TaskFailed, TaskCancelled, TaskRejected)
 TASK_EVENTS = (TaskSubmitted, TaskBlocked, DependencyResolved, TaskValidated, TaskRejected, TaskWaiting, TaskPinned,
                TaskAssigned, TaskAssignmentDeclined, TaskStarted, NodeStarted, NodeProgress, NodeCompleted,
@@ -307,3 +335,4 @@ TASK_EVENTS = (TaskSubmitted, TaskBlocked, DependencyResolved, TaskValidated, Ta
 AGENT_EVENTS = (AgentRegistered, AgentHeartbeat, AgentStatusChanged, SlotReserved, SlotRefused, SlotReleased)
 LEDGER_EVENTS = (FundsDeposited, FundsWithdrawn, WithdrawalRefused, EscrowHeld, EscrowRefused, EscrowReleased,
                  EscrowRefunded)
+ALERT_EVENTS = (AlertRaised, AlertResolved)

@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, fields, replace
 
 from aiokafka import TopicPartition
@@ -21,9 +22,11 @@ from ..domain.task import EXECUTOR_STOPS
 from ..exceptions import BlobError, CodecError
 from ..kafka import access_for, consumer, now_ms
 from ..kafka.blobs import BlobWriter, read_blob
+from ..metrics import EXECUTOR_RUNNING, EXECUTOR_TASK_SECONDS, export
 from ..settings import Settings
 from ..topics import Topics, partition_for
 from .dagrun import run_dag
+from .gpu import Gpus
 from .errors import NodeError
 from .runners import NodeRunner
 from .sandbox import Limits
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 STOP_EVENTS = EXECUTOR_STOPS
+RESPONSE_WINDOW = 10  # completed tasks whose mean run time the heartbeat reports
 REPORT_LINGER = 0.05  # seconds a report may wait for the next one, to travel together
 WATCHED_TYPES = {f"hive.v1.{cls.__name__}" for cls in (e.TaskAssigned, *STOP_EVENTS)}  # others are skipped before decoding
 
@@ -168,7 +172,11 @@ class Executor:
         self.topics = Topics.from_settings(settings)
         self.running: dict[str, asyncio.Task] = {}
         self.seen: set[str] = set()
+        self.gpus = Gpus()
+        self.run_seconds: deque[float] = deque(maxlen=RESPONSE_WINDOW)
         self.kafka = access_for(settings, "executor")
+        export("executor")
+        EXECUTOR_RUNNING.set_function(lambda: len(self.running))
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
         self.opener = self.signer.inbox_opener()
         # every command it sends is signed: the deciders refuse an executor command that is not
@@ -228,8 +236,13 @@ class Executor:
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load()))
+            await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load(),
+                                            **self.gpus.read(), response_seconds=self.response_seconds()))
             await asyncio.sleep(self.settings.heartbeat_seconds)
+
+    def response_seconds(self) -> float | None:
+        """Mean run time of the last completed tasks; None before the first."""
+        return round(sum(self.run_seconds) / len(self.run_seconds), 3) if self.run_seconds else None
 
     def _on_delivery(self, sealed: bytes, correlation: str | None = None) -> None:
         try:
@@ -263,15 +276,22 @@ class Executor:
 
     async def _execute(self, assigned: e.TaskAssigned, correlation: str | None = None) -> None:
         report = self.reporter(self, assigned, correlation)
+        started, outcome = time.monotonic(), "crashed"
         try:
             done = await self._earlier_outputs(assigned, report)
             await run_dag(assigned.nodes, done, report, runner=self.nodes)
             await report.result()
+            outcome = "completed"
         except NodeError as exc:
+            outcome = "failed"
             log.info("task %s failed: %s", assigned.task_id, exc)
         except asyncio.CancelledError:
+            outcome = "stopped"
             log.info("task %s stopped", assigned.task_id)
         except Exception:
             log.exception("task %s crashed in the executor", assigned.task_id)
         finally:
             self.running.pop(assigned.task_id, None)
+            if outcome == "completed":
+                self.run_seconds.append(time.monotonic() - started)
+            EXECUTOR_TASK_SECONDS.labels(outcome).observe(time.monotonic() - started)

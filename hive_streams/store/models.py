@@ -25,6 +25,7 @@ class AuditRow(Base):
         Index("ix_audit_event", "topic", "event_id"),  # the same event produced twice: flagged, not skipped
         Index("ix_audit_aggregate", "aggregate_id", "seq"),
         Index("ix_audit_correlation", "correlation_id"),
+        Index("ix_audit_occurred", "topic", "occurred_at"),  # the performance view's windows
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from ..domain.reputation import KINDS, Record
 from ..codec.avro import from_record
-from ..domain.agent import AgentState
+from ..domain.agent import LOAD_FIELDS, AgentState
 from ..domain.tenancy import task_tenant
 from .models import AgentOutcomeRow, AgentRow, TaskRow
 from .queries import of_tenant
@@ -37,7 +37,7 @@ def agents_status(session: Session, now: int, timeout_ms: int) -> list[dict]:
             "agent_id": row.agent_id, "name": row.name, "status": row.status if live or row.status != "online" else "silent",
             "capabilities": row.capabilities, "hardware": state.get("hardware"), "price": state.get("price"),
             "model": state.get("model"), "endpoint": state.get("endpoint"), "slots": row.slots, "running": row.holding,
-            "load": {k: state.get(k) for k in ("cpu_percent", "memory_percent", "gpu_percent", "tokens_per_second")},
+            "load": {k: state.get(k) for k in LOAD_FIELDS},
             "last_seen": row.last_seen, "reputation": round(record.score, 4),
             "outcomes": {k: getattr(record, k) for k in KINDS},
         })

@@ -23,10 +23,13 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from ..codec import Codec, header
 from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, transactional_producer
+from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, forget_lag,
+                       record_lag)
 from ..settings import Settings
 from ..topics import Topics
 from ..kafka.seal import SealCheck, Sealer, service_secret
 from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
+from .alerting import Alerter
 from .matcher import Matcher
 from .snapshots import Snapshots
 from .snapshots import load as snapshot_load
@@ -53,6 +56,7 @@ class Transaction:
     opened: float
     next_offset: int = -1
     offsets_sent_to: int = -1
+    commands: int = 0
     decided: Decided = field(default_factory=Decided)
     sent: list = field(default_factory=list)
 
@@ -97,7 +101,8 @@ class Engine:
         self.sealer, self.seal = Sealer.service(secret), SealCheck(secret)
         self.sender = CommandSender(self.kafka, self.topics, codec, "/hive-streams/sweep", sealer=self.sealer)
         self.requested: dict[str, int] = {}
-        self.matcher = Matcher(codec, self.topics, settings, timeout_ms, sealer=self.sealer)
+        self.matcher = Matcher(codec, self.topics, settings, timeout_ms, alerter=Alerter(codec, self.topics, settings),
+                               sealer=self.sealer)
         self.matcher_task: asyncio.Task | None = None
         self.decided = 0  # events written, for status and benchmarks
         self.commit_interval = settings.commit_interval_ms / 1000
@@ -220,6 +225,9 @@ class Engine:
 
     async def _release(self, owned: Owned) -> None:
         self.owned.pop(owned.tp, None)
+        forget_lag(self.group, [owned.tp])
+        with contextlib.suppress(KeyError):
+            SNAPSHOT_AGE.remove(self.families[owned.tp.topic].events_topic, str(owned.tp.partition))
         owned.inbox.clear()
         if owned.driver is not None and owned.driver is not asyncio.current_task():
             owned.driver.cancel()
@@ -263,7 +271,12 @@ class Engine:
                     await producer.send_offsets_to_transaction({owned.tp: records[-1].offset + 1}, self.group)
                     txn.offsets_sent_to = records[-1].offset + 1
                 before = len(txn.decided.records)
+                started = time.perf_counter()
                 owned.state.decide(records, now_ms(), into=txn.decided)
+                family = family_label(owned.tp.topic)
+                DECIDE_DURATION.labels(family).observe(time.perf_counter() - started)
+                DECIDE_BATCH.labels(family).observe(len(records))
+                txn.commands += len(records)
                 txn.next_offset = records[-1].offset + 1
                 for r in txn.decided.records[before:]:
                     txn.sent.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers,
@@ -305,6 +318,9 @@ class Engine:
             owned.txn = None
             owned.state.apply(txn.decided, _last_event(txn, owned.state.events_topic))
             self.decided += txn.decided.events
+            family = family_label(owned.tp.topic)
+            COMMANDS_DECIDED.labels(family).inc(txn.commands)
+            DEAD_LETTERS.labels(family).inc(sum(r.topic == self.topics.deadletter for r in txn.decided.records))
             if self._snapshot_due(owned):
                 await self._snapshot(owned)
 
@@ -359,6 +375,7 @@ class Engine:
 
     async def _sweep(self) -> None:
         """Sends the commands the clock calls for (deadlines, silent agents) for owned partitions."""
+        await self._gauge()
         now = now_ms()
         self.requested = {cid: at for cid, at in self.requested.items() if now - at < RESEND_MS}
         acks = []
@@ -370,6 +387,24 @@ class Engine:
                 acks.append(await self.sender.send(command))
         if acks:
             await asyncio.gather(*acks, return_exceptions=True)
+
+
+    async def _gauge(self) -> None:
+        """Snapshot ages and consumer lag of the owned partitions, refreshed each sweep."""
+        for owned in list(self.owned.values()):
+            SNAPSHOT_AGE.labels(self.families[owned.tp.topic].events_topic, str(owned.tp.partition)).set(
+                time.monotonic() - owned.snapshot_at[0])
+        await record_lag(self.consumer, self.group, list(self.owned))
+
+    def leading(self) -> Matcher | None:
+        """The matcher, once caught up, while this worker leads it: the log-derived gauges come from it alone."""
+        task = self.matcher_task
+        return self.matcher if task is not None and not task.done() and self.matcher.caught_up.is_set() else None
+
+
+def family_label(topic: str) -> str:
+    """`hive.task.commands` -> `task`."""
+    return topic.rsplit(".", 2)[-2]
 
 
 def _last_event(txn: Transaction, events_topic: str) -> tuple[int, str] | None:

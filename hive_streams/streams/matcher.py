@@ -22,7 +22,9 @@ from ..domain import events as e
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..kafka import CommandSender, access_for, consumer, now_ms
+from ..metrics import FabricStats
 from ..topics import Topics
+from .alerting import Alerter
 
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/matcher"
@@ -31,7 +33,8 @@ ROUND_EVERY = 1.0  # seconds: a round for what time alone changes (backoffs, liv
 
 class Matcher:
     def __init__(self, codec: Codec, topics: Topics, settings, timeout_ms: int, retry_ms: int = 5000,
-                 sealer=None):
+                 alerter: Alerter | None = None, sealer=None):
+        self.alerter = alerter
         self.sealer = sealer
         self.codec = codec
         self.topics = topics
@@ -39,12 +42,14 @@ class Matcher:
         self.timeout_ms = timeout_ms
         self.retry_ms = retry_ms
         self.market = Market()
+        self.stats = FabricStats()
         self.caught_up = asyncio.Event()
         self.last_round = 0.0
         self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
 
     async def run(self) -> None:
         self.market = Market()
+        self.stats = FabricStats()
         self.correlations = {}
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
@@ -52,6 +57,8 @@ class Matcher:
         writer = CommandSender(kafka, self.topics, self.codec, SOURCE, sealer=self.sealer)
         await reader.start()
         await writer.start()
+        if self.alerter is not None:
+            await self.alerter.start()
         try:
             layout = self.topics.layout()
             parts = [TopicPartition(t, p) for t in (self.topics.task_events, self.topics.agent_events,
@@ -70,7 +77,11 @@ class Matcher:
                     self.caught_up.set()
                 if self.caught_up.is_set() and self._due():
                     await self._propose(writer)
+                if self.caught_up.is_set() and self.alerter is not None:
+                    await self.alerter.flush(now_ms())
         finally:
+            if self.alerter is not None:
+                await self.alerter.stop()
             await reader.stop()
             try:
                 await writer.stop()
@@ -89,6 +100,9 @@ class Matcher:
         try:
             event = self.codec.decode(record.value)
             self.market.observe(event)
+            self.stats.observe(event)
+            if self.alerter is not None:
+                self.alerter.observe(event)
             task_id = getattr(event, "task_id", None)
             if isinstance(event, e.TERMINAL_TASK_EVENTS):
                 self.correlations.pop(task_id, None)  # nothing more is proposed for it

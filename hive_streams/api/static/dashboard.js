@@ -8,7 +8,7 @@ const NODE_STATUS = {NodeStarted: "running", NodeCompleted: "completed", NodeFai
 const QUEUED = new Set(["queued", "blocked"]);
 
 const state = {tasks: new Map(), agents: new Map(), graphs: new Map(), nodeLog: new Map(), failures: [],
-               agentTypes: new Set(), selected: null, dirty: false};
+               alerts: new Map(), agentTypes: new Set(), alertTypes: new Set(), selected: null, dirty: false};
 const $ = id => document.getElementById(id);
 
 function ago(ms) {
@@ -106,9 +106,16 @@ function applyAgent(ev) {
   if (typeof ev.reputation === "number") a.reputation = ev.reputation;
 }
 
+function applyAlert(ev) {  // the latest event of each alert: raised (open) or resolved
+  const known = state.alerts.get(ev.alert_id);
+  if (known && known.seq >= ev.seq) return;
+  state.alerts.set(ev.alert_id, {...(known || {}), ...ev, open: ev.type === "AlertRaised"});
+}
+
 function onEvent(message) {
   const ev = JSON.parse(message.data);
-  if (state.agentTypes.has(ev.type)) applyAgent(ev); else applyTask(ev);
+  if (state.alertTypes.has(ev.type)) applyAlert(ev);
+  else if (state.agentTypes.has(ev.type)) applyAgent(ev); else applyTask(ev);
   touch();
 }
 
@@ -178,7 +185,10 @@ async function start() {
   loadAgentStatus();
   const feed = new EventSource(`/api/events?last_event_id=${encodeURIComponent(snapshot.position)}`);
   state.agentTypes = new Set(snapshot.event_types.agent);
-  for (const type of snapshot.event_types.task.concat(snapshot.event_types.agent)) feed.addEventListener(type, onEvent);
+  state.alertTypes = new Set(snapshot.event_types.alert || []);
+  for (const type of snapshot.event_types.task.concat(snapshot.event_types.agent, [...state.alertTypes])) {
+    feed.addEventListener(type, onEvent);
+  }
   feed.onopen = () => { $("connection").dataset.state = "live"; $("connection").textContent = "live"; };
   feed.onerror = () => {
     if (feed.readyState === EventSource.CLOSED) { showLogin("the session ended: sign in again"); return; }
@@ -217,6 +227,24 @@ function render() {
   renderAgents(agents);
   renderQueues(tasks);
   renderFailures();
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const alerts = [...state.alerts.values()].sort((x, y) => (y.open - x.open) || (y.at - x.at)).slice(0, 30);
+  const items = alerts.map(a => {
+    const li = document.createElement("li");
+    li.dataset.alertId = a.alert_id;
+    li.dataset.open = a.open;
+    li.innerHTML = `<b></b> <span class="badge"></span> <span class="reason"></span> <span class="muted"></span>`;
+    li.children[0].textContent = `${a.rule} · ${a.key}`;
+    li.children[1].textContent = a.open ? a.severity : "resolved";
+    if (a.open) li.children[1].classList.add("failed");
+    li.children[2].textContent = a.message || "";
+    li.children[3].textContent = ago(a.at);
+    return li;
+  });
+  $("alerts").replaceChildren(...(items.length ? items : [Object.assign(document.createElement("li"), {className: "empty", textContent: "no alerts"})]));
 }
 
 function renderGraph() {
