@@ -56,7 +56,7 @@ class Api:
         self.guard = Guard(TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer), limits)
         self.limiter = RateLimiter(self.engine, limits)
         self.hub: Hub | None = None  # the feeds' hub: it has seen the most recent submissions
-        self.history = History(self, access_for(settings, "api"))
+        self.history = History(self)
 
     async def send_all(self, commands, call: CommandRequest) -> None:
         """Sends every command for the call's principal and correlation id, then waits for all the acknowledgements."""

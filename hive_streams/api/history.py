@@ -3,6 +3,7 @@ the log with the domain's own `evolve` (the read models answer only the present)
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime, timedelta, timezone
 
 from aiokafka import TopicPartition
@@ -12,6 +13,7 @@ from ..codec import event_id
 from ..codec.avro import to_record
 from ..domain import agent, ledger, task
 from ..domain.history import Point, fold_to
+from ..kafka.access import access_for
 from ..kafka.history import events_of
 from ..store import queries
 from ..topics import partition_for
@@ -60,8 +62,13 @@ def _none_then(point: Point) -> RequestError:
 
 
 class History:
-    def __init__(self, api, kafka):
-        self.api, self.kafka, self.topics = api, kafka, api.topics
+    def __init__(self, api):
+        self.api, self.topics = api, api.topics
+
+    @functools.cached_property
+    def kafka(self):
+        """The API's own credentials, read when first needed (an app can be made without a broker)."""
+        return access_for(self.api.settings, "api")
 
     async def _events(self, topic: str, partitions: int, key: str, point: Point, start=None) -> list:
         tp = TopicPartition(topic, start[0] if start else partition_for(key.encode(), partitions))
