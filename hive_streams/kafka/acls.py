@@ -10,7 +10,7 @@ admin is a super user. What each role is granted is what its process does:
 | executor | task and agent commands | task events | |
 | connector | audit checkpoints | task, agent and ledger events | |
 | producer | task commands | — | |
-| analyst | — | task, agent and ledger events, audit checkpoints (`audit verify`) | consumer groups `<prefix>.analyst.*` |
+| analyst | — | task, agent and ledger events, the deciders' snapshots (`replay`), audit checkpoints (`audit verify`) | consumer groups `<prefix>.analyst.*` |
 
 Topics are granted by their exact names (LITERAL), groups and transactional ids by prefix.
 Idempotent writers need no cluster permission: since Kafka 3.0 WRITE on a topic covers them.
@@ -75,7 +75,7 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out += [Grant("connector", READ, TOPIC, name) for name in events]
     out += [Grant("connector", WRITE, TOPIC, t.audit_checkpoints)]
     out += [Grant("producer", WRITE, TOPIC, t.task_commands)]
-    out += [Grant("analyst", READ, TOPIC, name) for name in events + [t.audit_checkpoints]]
+    out += [Grant("analyst", READ, TOPIC, name) for name in events + snapshots + [t.audit_checkpoints]]
     out += [Grant("analyst", READ, GROUP, analyst_group_prefix(t), PREFIXED)]
     return out
 
