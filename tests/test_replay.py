@@ -4,6 +4,7 @@ is named by its key, with exit 1."""
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 import re
 import subprocess
 import sys
@@ -96,3 +97,22 @@ def test_an_altered_live_row_is_named_by_its_key(stack, store, recorded):
     rows = [line for line in run.stdout.splitlines() if "│" in line]
     assert any(task_id in line and "status: 'failed' → 'completed'" in line for line in rows), run.stdout
     assert any("earner-a" in line and "accounts" in line and "available" in line for line in rows), run.stdout
+
+
+def test_until_rebuilds_the_read_models_as_they_were_then(stack, store, recorded):
+    with store.connect() as conn:
+        deposit_at = conn.execute(text("select at from ledger_entries where event_type like '%FundsDeposited'")).scalar()
+    until = datetime.fromtimestamp(deposit_at / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    run = replay(stack, "--until", until)
+    assert run.returncode == 0 and "rebuilt" in run.stdout, run.stdout[-4000:] + run.stderr[-4000:]
+    schema = re.search(r"scratch schema kept: (\w+)", run.stdout)[1]
+    try:
+        with store.connect() as conn:
+            balances = dict(conn.execute(text(f'select account, available from "{schema}".accounts')).all())
+            released = conn.execute(text(f"select count(*) from \"{schema}\".ledger_entries "
+                                         "where event_type like '%EscrowReleased'")).scalar()
+        assert balances == {recorded: TASKS * 100, "external": -TASKS * 100} and released == 0
+    finally:
+        with store.begin() as conn:
+            conn.execute(text(f'drop schema "{schema}" cascade'))
+    assert replay(stack, "--until", "whenever").returncode == 2

@@ -9,6 +9,7 @@ to the events offset the snapshot says it reflects.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -32,6 +33,7 @@ from ..topics import Topics
 from .compare import Difference, compare
 from .scratch import Scratch, read_live
 
+log = logging.getLogger(__name__)
 CONSUMER = "replay"  # the scratch schema's key in its own consumer_offsets
 BATCH = 2000  # records per scratch transaction
 TOPICS_WAIT = 30.0
@@ -94,23 +96,26 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
     tps, firsts, ends = await partitions_of(kafka, names)
     parts = {tp: Partition(tp, None) for tp in tps}
     report = Report(kept=keep or until is not None)
+    making = asyncio.create_task(asyncio.to_thread(lambda: Scratch(settings.store_url).create()))
     live_rows = None
-    if until is None:
-        live = make_engine(settings.store_url)
-        try:
-            offsets, live_rows = await asyncio.to_thread(read_live, live, names)
-        finally:
-            live.dispose()
-        for tp, part in parts.items():
-            part.project_to = offsets.get((tp.topic, tp.partition), firsts[tp])
-            await _snapshot_of(part, settings, codec, kafka, topics)
+    try:
+        if until is None:
+            offsets, live_rows = await asyncio.to_thread(_read_live, settings.store_url, names)
+            for tp, part in parts.items():
+                part.project_to = offsets.get((tp.topic, tp.partition), firsts[tp])
+            await asyncio.gather(*[_snapshot_of(p, settings, codec, kafka, topics) for p in parts.values()])
+        scratch = await making
+    except BaseException:
+        making.cancel()
+        raise
+    report.scratch = scratch.name
+    log.debug("live rows, snapshots and the scratch schema ready at %.2fs", time.monotonic() - started)
     stops = {tp: max(p.project_to if p.project_to is not None else ends[tp], p.snapshot_to) for tp, p in parts.items()}
     total = sum(max(0, min(stops[tp], ends[tp]) - firsts[tp]) for tp in tps)
-    scratch = await asyncio.to_thread(lambda: Scratch(settings.store_url).create())
-    report.scratch = scratch.name
     try:
         report.events = await _fold_log(scratch, codec, kafka, parts, stops, until, lambda n: progress(total, n))
         progress(total, total)
+        log.debug("log folded at %.2fs", time.monotonic() - started)
         if live_rows is not None:
             rebuilt = await asyncio.to_thread(scratch.rows)
             for table, kept in live_rows.items():
@@ -124,6 +129,14 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
         scratch.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _read_live(url: str, names: list[str]):
+    live = make_engine(url)
+    try:
+        return read_live(live, names)
+    finally:
+        live.dispose()
 
 
 async def _snapshot_of(part: Partition, settings: Settings, codec: Codec, kafka: KafkaAccess, topics: Topics) -> None:
@@ -156,30 +169,55 @@ def _compare_snapshot(part: Partition, report: Report) -> None:
 
 async def _fold_log(scratch: Scratch, codec: Codec, kafka: KafkaAccess, parts: dict[TopicPartition, Partition],
                     stops: dict, until: int | None, advanced: Callable[[int], None]) -> int:
+    """Reads the log once: folds each snapshot's partition, and projects batches into the scratch schema while the
+    next batch is read (one writer, in log order)."""
+    batches: asyncio.Queue = asyncio.Queue(maxsize=2)
+
+    async def writer() -> None:
+        while (batch := await batches.get()) is not None:
+            records, next_offsets = batch
+            await asyncio.to_thread(apply_batch, scratch.engine, CONSUMER, records, next_offsets, now_ms())
+
+    writing = asyncio.create_task(writer())
     pending, next_offsets, read = [], {}, 0
 
     async def flush() -> None:
+        nonlocal pending, next_offsets
         if pending:
-            await asyncio.to_thread(apply_batch, scratch.engine, CONSUMER, list(pending), dict(next_offsets), now_ms())
-            pending.clear()
-            next_offsets.clear()
+            await _put(batches, writing, (pending, next_offsets))
+            pending, next_offsets = [], {}
 
-    async for records in read_to_end(kafka, {tp: None for tp in parts}, stops=stops):
-        part = parts[TopicPartition(records[0].topic, records[0].partition)]
-        for record in records:
-            if part.fold is not None and record.offset < part.snapshot_to:
-                part.fold.observe(record)
-            if part.cut or (part.project_to is not None and record.offset >= part.project_to):
-                continue
-            log_record = from_consumer_record(codec, record)
-            if until is not None and log_record.event is not None and log_record.event.at > until:
-                part.cut = True
-                continue
-            pending.append(log_record)
-            next_offsets[(record.topic, record.partition)] = record.offset + 1
-        read += len(records)
-        advanced(read)
-        if len(pending) >= BATCH:
-            await flush()
-    await flush()
+    try:
+        async for records in read_to_end(kafka, {tp: None for tp in parts}, stops=stops):
+            part = parts[TopicPartition(records[0].topic, records[0].partition)]
+            for record in records:
+                if part.fold is not None and record.offset < part.snapshot_to:
+                    part.fold.observe(record)
+                if part.cut or (part.project_to is not None and record.offset >= part.project_to):
+                    continue
+                log_record = from_consumer_record(codec, record)
+                if until is not None and log_record.event is not None and log_record.event.at > until:
+                    part.cut = True
+                    continue
+                pending.append(log_record)
+                next_offsets[(record.topic, record.partition)] = record.offset + 1
+            read += len(records)
+            advanced(read)
+            if len(pending) >= BATCH:
+                await flush()
+        await flush()
+        await _put(batches, writing, None)
+        await writing
+    finally:
+        writing.cancel()
     return read
+
+
+async def _put(queue: asyncio.Queue, writing: asyncio.Task, item) -> None:
+    """Queues for the writer, unless the writer failed: then its error is raised here."""
+    putting = asyncio.ensure_future(queue.put(item))
+    await asyncio.wait([putting, writing], return_when=asyncio.FIRST_COMPLETED)
+    if writing.done() and not putting.done():
+        putting.cancel()
+    if writing.done() and writing.exception() is not None:
+        raise writing.exception()
