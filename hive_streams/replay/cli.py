@@ -19,12 +19,19 @@ def add_parsers(sub) -> None:
                                    "scratch schema, compared with nothing)")
     p.add_argument("--keep", action="store_true", help="keep the scratch schema (its name is printed)")
     p.add_argument("--role", default=ROLE, help="the Kafka role to read as")
+    p.add_argument("--policy", help="shadow replay of the scheduler instead: the recorded submissions and agents "
+                                    "placed by this matching policy in simulated time (recorded, cheapest, idlest, "
+                                    "proficient, reputable, weights:NAME=W,..., or a module[:attr])")
+    p.add_argument("--chart", default=None, help="where the shadow replay's PNG chart goes "
+                                                 "(default shadow-<policy>.png)")
 
 
 def run(args, settings, console: Console | None = None) -> int:
     from ..api.history import parse_time
     from ..api.errors import RequestError
     console = console or Console()
+    if args.policy:
+        return run_shadow(args, settings, console)
     until = None
     if args.until:
         try:
@@ -35,6 +42,46 @@ def run(args, settings, console: Console | None = None) -> int:
     report = asyncio.run(_replay(settings, console, until, args.keep, args.role))
     show(report, console, until is not None)
     return EXIT_DIFFERENT if report.differences else EXIT_SAME
+
+
+def run_shadow(args, settings, console: Console) -> int:
+    """Exit 0 when the recorded policy, simulated, reproduces every recorded placement; 1 naming each one it
+    does not; 2 for a policy that cannot be loaded."""
+    import re
+    from pathlib import Path
+    from ..codec import default_codec
+    from ..exceptions import ConfigError
+    from ..kafka import access_for
+    from ..topics import Topics
+    from . import shadow
+    try:
+        policy = shadow.load_policy(args.policy)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_BAD_INPUT
+    columns = (TextColumn("reading the log"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("log", total=None)
+        events = asyncio.run(shadow.read_events(access_for(settings, args.role), default_codec(settings.schemas_dir),
+                                                Topics.from_settings(settings),
+                                                lambda n: progress.update(bar, completed=n)))
+    result = shadow.run_shadow(events, policy, int(settings.agent_timeout_seconds * 1000))
+    table = Table("measure", "recorded log", "recorded policy (simulated)", f"{policy.name} (simulated)",
+                  f"{policy.name} − recorded policy", title=f"shadow replay under {policy.name}")
+    for row in shadow.rows(result):
+        table.add_row(*row)
+    console.print(table)
+    path = Path(args.chart or f"shadow-{re.sub(r'[^A-Za-z0-9_.=-]+', '_', policy.name)}.png")
+    console.print(f"chart: {shadow.chart(result, path)}")
+    missing = result.unreproduced
+    if missing:
+        for task_id, recorded, simulated in missing:
+            console.print(f"[red]not reproduced[/]: {task_id} was placed on {recorded}, the simulation placed it on "
+                          f"{simulated}")
+        console.print(f"[red]{len(missing)} of {len(result.recorded)} recorded placements not reproduced[/]")
+        return EXIT_DIFFERENT
+    console.print(f"[green]the recorded policy reproduces all {len(result.recorded)} recorded placements[/]")
+    return EXIT_SAME
 
 
 async def _replay(settings, console: Console, until, keep: bool, role: str):
