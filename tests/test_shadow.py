@@ -69,3 +69,16 @@ def test_an_agent_that_goes_silent_gets_nothing():
     events = agents(3000) + [ev for n in range(2) for ev in task(n, 20_000 + n, 20_005, "a", 100)]
     shadow = simulate(read_log(events), DEFAULT_POLICY, TIMEOUT_MS)
     assert {p.agent_id for p in shadow.values()} == {None}
+
+
+def test_policies_load_by_name_weights_or_module():
+    import pytest
+    from hive_streams.exceptions import ConfigError
+    from hive_streams.replay.shadow import FunctionPolicy, load_policy
+    assert load_policy("recorded") is DEFAULT_POLICY
+    assert load_policy("weights:cheapness=0.8,idleness=0.2").weights == {"cheapness": 0.8, "idleness": 0.2}
+    module = load_policy("tests.shadow_policy")
+    assert isinstance(module, FunctionPolicy) and module.score(None, agents(0)[0], 0.5, 1) == 0.5
+    for bad in ("weights:speed=1", "weights:cheapness=lots", "no.such.module", "tests.shadow_policy:missing"):
+        with pytest.raises(ConfigError):
+            load_policy(bad)

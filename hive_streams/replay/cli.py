@@ -29,6 +29,7 @@ def add_parsers(sub) -> None:
 def run(args, settings, console: Console | None = None) -> int:
     from ..api.history import parse_time
     from ..api.errors import RequestError
+    from ..exceptions import HiveError
     console = console or Console()
     if args.policy:
         return run_shadow(args, settings, console)
@@ -39,7 +40,11 @@ def run(args, settings, console: Console | None = None) -> int:
         except RequestError as exc:
             console.print(f"[red]--until[/]: {exc.message}")
             return EXIT_BAD_INPUT
-    report = asyncio.run(_replay(settings, console, until, args.keep, args.role))
+    try:
+        report = asyncio.run(_replay(settings, console, until, args.keep, args.role))
+    except HiveError as exc:  # no such topics, a store that is not PostgreSQL, no credentials
+        console.print(f"[red]replay[/]: {exc}")
+        return EXIT_BAD_INPUT
     show(report, console, until is not None)
     return EXIT_DIFFERENT if report.differences else EXIT_SAME
 
