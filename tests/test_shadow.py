@@ -1,6 +1,8 @@
 """The scheduler's shadow replay without a broker: recorded placements reproduced, other policies compared."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hive_streams.domain import events as e
 from hive_streams.domain.matching import DEFAULT_POLICY, Policy
 from hive_streams.domain.model import Capability, NodeSpec
@@ -82,3 +84,16 @@ def test_policies_load_by_name_weights_or_module():
     for bad in ("weights:speed=1", "weights:cheapness=lots", "no.such.module", "tests.shadow_policy:missing"):
         with pytest.raises(ConfigError):
             load_policy(bad)
+
+
+def test_a_pin_places_a_task_no_policy_would():
+    from hive_streams.domain.model import Requirement
+    submitted, assigned, completed, released = task(9, 1000, 1500, "a", 100)
+    events = agents(20_000) + [replace(submitted, requires=(Requirement("gpu", 0.5),)),
+                               e.TaskPinned("acme:t9", 2, 1400, "a"), replace(assigned, seq=3),
+                               replace(completed, seq=4), released]
+    for policy in (DEFAULT_POLICY, EXPENSIVE):
+        placed = simulate(read_log(events), policy, TIMEOUT_MS)["acme:t9"]
+        assert (placed.agent_id, placed.placed_at, placed.wait_ms) == ("a", 1400, 400)
+    assert simulate(read_log([ev for ev in events if not isinstance(ev, e.TaskPinned)]), DEFAULT_POLICY,
+                    TIMEOUT_MS)["acme:t9"].agent_id is None

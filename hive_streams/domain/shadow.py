@@ -1,11 +1,13 @@
 """Shadow replay of the scheduler: a recorded log's submissions and agents, placed by a matching policy in
 simulated time.
 
-The inputs are taken from the log as they were: each task's arrival in the queue (the event that queued it),
-each agent's offer, status and beats (its availability), and each task's run time on its recorded agent (from
+The inputs are taken from the log as they were: each task's arrival in the queue (the event that queued it) and
+an operator's pins, each agent's offer, status and beats (its availability), and each task's run time on its recorded agent (from
 its assignment to its end), which it keeps on any agent. Placement is the live matcher's own: a `Market` with
 the policy, asked for proposals after every moment something changed, each proposal taking its slot at once.
-A task's end releases its slot and tells the agent's reputation its recorded outcome.
+A task's end releases its slot and tells the agent's reputation its recorded outcome. Tasks the log never
+placed and ended (rejected, cancelled while queued, still running) are left out; a task that was retried keeps
+its first agent and runs from its first assignment to its end.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Recorded:
     ended_at: int = 0
     end: object = None  # the event that ended it
     cost: int = 0  # cents paid to its agent (escrow released)
+    pins: tuple = ()  # an operator's TaskPinned events: inputs too, the policy does not override them
 
     @property
     def arrival(self) -> int:
@@ -62,7 +65,7 @@ class Log:
 def read_log(events) -> Log:
     """The shadow's inputs from the three families' events (any order): tasks that were queued, placed and
     ended, and every agent event but slot reservations (those the policy decides)."""
-    queued, placed, ended, paid, deadlines = {}, {}, {}, {}, {}
+    queued, placed, ended, paid, deadlines, pins = {}, {}, {}, {}, {}, {}
     agent_events = []
     for ev in sorted(events, key=lambda ev: ev.at):
         if isinstance(ev, e.AgentEvent):
@@ -76,6 +79,8 @@ def read_log(events) -> Log:
                 queued.setdefault(ev.task_id, ev)
         elif isinstance(ev, e.TaskValidated):
             queued.setdefault(ev.task_id, ev)
+        elif isinstance(ev, e.TaskPinned):
+            pins.setdefault(ev.task_id, []).append(ev)
         elif isinstance(ev, e.TaskAssigned):
             placed.setdefault(ev.task_id, ev)
         elif isinstance(ev, END_EVENTS):
@@ -85,7 +90,7 @@ def read_log(events) -> Log:
         if task_id in placed and task_id in ended:
             a, end = placed[task_id], ended[task_id]
             tasks[task_id] = Recorded(task_id, q, deadlines.get(task_id), a.agent_id, a.at, end.at, end,
-                                      paid.get(task_id, 0))
+                                      paid.get(task_id, 0), tuple(p for p in pins.get(task_id, ()) if p.at <= a.at))
     return Log(tasks, tuple(agent_events))
 
 
@@ -111,6 +116,8 @@ def simulate(log: Log, policy: Policy, timeout_ms: int) -> dict[str, Placement]:
 
     for t in log.tasks.values():
         at(t.arrival, "queued", t.queued)
+        for pin in t.pins:
+            at(pin.at, "pin", pin)
     for ev in log.agent_events:
         at(ev.at, "agent", ev)
     agent_seq: dict[str, int] = {}
@@ -134,6 +141,8 @@ def simulate(log: Log, policy: Policy, timeout_ms: int) -> dict[str, Placement]:
                 market.observe(payload)
             elif kind == "agent":
                 agent_event(payload)
+            elif kind == "pin":
+                task_event(payload)
             else:
                 task_id, agent_id = payload
                 recorded = log.tasks[task_id]
