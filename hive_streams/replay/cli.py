@@ -3,6 +3,8 @@ exit 1 on any difference."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -52,8 +54,6 @@ def run(args, settings, console: Console | None = None) -> int:
 def run_shadow(args, settings, console: Console) -> int:
     """Exit 0 when the recorded policy, simulated, reproduces every recorded placement; 1 naming each one it
     does not; 2 for a policy that cannot be loaded."""
-    import re
-    from pathlib import Path
     from ..codec import default_codec
     from ..exceptions import ConfigError
     from ..kafka import access_for

@@ -6,6 +6,7 @@ NAME is `recorded` (the live matcher's weights), `cheapest`, `idlest`, `proficie
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ def load_policy(name: str) -> Policy:
 
 async def read_events(kafka: KafkaAccess, codec, topics: Topics, advanced: Callable[[int], None]) -> list:
     names = [topics.task_events, topics.agent_events, topics.ledger_events]
-    tps = await wait_for_partitions(kafka, names, __import__("asyncio").Event(), "hive-shadow")
+    tps = await wait_for_partitions(kafka, names, asyncio.Event(), "hive-shadow")
     events, read = [], 0
     async for records in read_to_end(kafka, {TopicPartition(tp.topic, tp.partition): None for tp in tps}):
         for record in records:
