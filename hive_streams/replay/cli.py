@@ -55,7 +55,7 @@ def run_shadow(args, settings, console: Console) -> int:
     """Exit 0 when the recorded policy, simulated, reproduces every recorded placement; 1 naming each one it
     does not; 2 for a policy that cannot be loaded."""
     from ..codec import default_codec
-    from ..exceptions import ConfigError
+    from ..exceptions import ConfigError, HiveError
     from ..kafka import access_for
     from ..topics import Topics
     from . import shadow
@@ -65,11 +65,15 @@ def run_shadow(args, settings, console: Console) -> int:
         console.print(f"[red]{exc}[/]")
         return EXIT_BAD_INPUT
     columns = (TextColumn("reading the log"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("log", total=None)
-        events = asyncio.run(shadow.read_events(access_for(settings, args.role), default_codec(settings.schemas_dir),
-                                                Topics.from_settings(settings),
-                                                lambda n: progress.update(bar, completed=n)))
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            bar = progress.add_task("log", total=None)
+            events = asyncio.run(shadow.read_events(access_for(settings, args.role),
+                                                    default_codec(settings.schemas_dir), Topics.from_settings(settings),
+                                                    lambda n: progress.update(bar, completed=n)))
+    except HiveError as exc:
+        console.print(f"[red]replay[/]: {exc}")
+        return EXIT_BAD_INPUT
     result = shadow.run_shadow(events, policy, int(settings.agent_timeout_seconds * 1000))
     table = Table("measure", "recorded log", "recorded policy (simulated)", f"{policy.name} (simulated)",
                   f"{policy.name} − recorded policy", title=f"shadow replay under {policy.name}")

@@ -6,21 +6,18 @@ NAME is `recorded` (the live matcher's weights), `cheapest`, `idlest`, `proficie
 """
 from __future__ import annotations
 
-import asyncio
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from aiokafka import TopicPartition
-
 from ..domain.matching import DEFAULT_POLICY, WEIGHTS, Policy
 from ..domain.shadow import Log, Placement, differences, read_log, recorded_placements, simulate, summarise
 from ..exceptions import CodecError, ConfigError
 from ..kafka.access import KafkaAccess
-from ..kafka.partitions import wait_for_partitions
 from ..kafka.reader import read_to_end
 from ..topics import Topics
+from .rebuild import partitions_of
 
 NAMED = {"recorded": DEFAULT_POLICY, "cheapest": Policy({"cheapness": 1.0}, "cheapest"),
          "idlest": Policy({"idleness": 1.0}, "idlest"), "proficient": Policy({"proficiency": 1.0}, "proficient"),
@@ -64,9 +61,9 @@ def load_policy(name: str) -> Policy:
 
 async def read_events(kafka: KafkaAccess, codec, topics: Topics, advanced: Callable[[int], None]) -> list:
     names = [topics.task_events, topics.agent_events, topics.ledger_events]
-    tps = await wait_for_partitions(kafka, names, asyncio.Event(), "hive-shadow")
+    tps, _, _ = await partitions_of(kafka, names)
     events, read = [], 0
-    async for records in read_to_end(kafka, {TopicPartition(tp.topic, tp.partition): None for tp in tps}):
+    async for records in read_to_end(kafka, {tp: None for tp in tps}):
         for record in records:
             try:
                 events.append(codec.decode(record.value))
