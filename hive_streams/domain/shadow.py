@@ -2,8 +2,8 @@
 simulated time.
 
 The inputs are taken from the log as they were: each task's arrival in the queue (the event that queued it) and
-an operator's pins, each agent's offer, status and beats (its availability), and each task's run time on its recorded agent (from
-its assignment to its end), which it keeps on any agent. Placement is the live matcher's own: a `Market` with
+an operator's pins, each agent's offer, status and beats (its availability), and each task's run time on its recorded agent (how
+long that agent's slot was held for it, else from its assignment to its end), which it keeps on any agent. Placement is the live matcher's own: a `Market` with
 the policy, asked for proposals after every moment something changed, each proposal taking its slot at once.
 A task's end releases its slot and tells the agent's reputation its recorded outcome. Tasks the log never
 placed and ended (rejected, cancelled while queued, still running) are left out; a task that was retried keeps
@@ -40,9 +40,11 @@ class Recorded:
     def arrival(self) -> int:
         return self.queued.at
 
+    held: int = 0  # how long its recorded agent's slot was held for it (reserved to released), when known
+
     @property
     def run_ms(self) -> int:
-        return self.ended_at - self.placed_at
+        return self.held or self.ended_at - self.placed_at
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,15 @@ class Log:
 def read_log(events) -> Log:
     """The shadow's inputs from the three families' events (any order): tasks that were queued, placed and
     ended, and every agent event but slot reservations (those the policy decides)."""
-    queued, placed, ended, paid, deadlines, pins = {}, {}, {}, {}, {}, {}
+    queued, placed, ended, paid, deadlines, pins, reserved, released = {}, {}, {}, {}, {}, {}, {}, {}
     agent_events = []
     for ev in sorted(events, key=lambda ev: ev.at):
         if isinstance(ev, e.AgentEvent):
-            if not isinstance(ev, SLOT_EVENTS):
+            if isinstance(ev, e.SlotReserved):
+                reserved.setdefault((ev.task_id, ev.agent_id), ev.at)
+            elif isinstance(ev, e.SlotReleased):
+                released.setdefault((ev.task_id, ev.agent_id), ev.at)
+            elif not isinstance(ev, SLOT_EVENTS):
                 agent_events.append(ev)
         elif isinstance(ev, e.EscrowReleased):
             paid[ev.task_id] = paid.get(ev.task_id, 0) + ev.amount
@@ -89,8 +95,11 @@ def read_log(events) -> Log:
     for task_id, q in queued.items():
         if task_id in placed and task_id in ended:
             a, end = placed[task_id], ended[task_id]
+            slot = (task_id, a.agent_id)
+            held = released[slot] - reserved[slot] if slot in reserved and slot in released else 0
             tasks[task_id] = Recorded(task_id, q, deadlines.get(task_id), a.agent_id, a.at, end.at, end,
-                                      paid.get(task_id, 0), tuple(p for p in pins.get(task_id, ()) if p.at <= a.at))
+                                      paid.get(task_id, 0), tuple(p for p in pins.get(task_id, ()) if p.at <= a.at),
+                                      max(0, held))
     return Log(tasks, tuple(agent_events))
 
 
