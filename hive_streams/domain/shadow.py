@@ -2,12 +2,12 @@
 simulated time.
 
 The inputs are taken from the log as they were: each task's arrival in the queue (the event that queued it) and
-an operator's pins, each agent's offer, status and beats (its availability), and each task's run time on its recorded agent (how
-long that agent's slot was held for it, else from its assignment to its end), which it keeps on any agent. Placement is the live matcher's own: a `Market` with
-the policy, asked for proposals after every moment something changed, each proposal taking its slot at once.
-A task's end releases its slot and tells the agent's reputation its recorded outcome. Tasks the log never
-placed and ended (rejected, cancelled while queued, still running) are left out; a task that was retried keeps
-its first agent and runs from its first assignment to its end.
+an operator's pins; each agent's offer, status and beats (its availability); and each task's run time on its
+recorded agent (how long that agent's slot was held for it, else from its assignment to its end), which it
+keeps on any agent. Placement is the live matcher's own: a `Market` with the policy, asked for proposals after
+every moment something changed, each proposal taking its slot at once. A task's end releases its slot and
+tells the agent's reputation its recorded outcome. Tasks the log never placed and ended (rejected, cancelled
+while queued, still running) are left out; a task that was retried keeps its first agent and its whole time.
 """
 from __future__ import annotations
 
