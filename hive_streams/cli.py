@@ -10,6 +10,7 @@ import sys
 
 from . import cli_analytics, cli_watch
 from .audit import cli as audit_cli
+from .replay import cli as replay_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
 from .processes import exit_with_parent
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_watch.add_parsers(sub)
     cli_analytics.add_parsers(sub)
     audit_cli.add_parsers(sub)
+    replay_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command in ("worker", "executor", "api", "connect"):
         exit_with_parent()
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_analytics.run(args, s)
     if args.command == "audit":
         return audit_cli.run(args, s)
+    if args.command == "replay":
+        return replay_cli.run(args, s)
     handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up,
                 "token": cmd_token, "producer-key": cmd_producer_key}
     try:

@@ -1,6 +1,7 @@
-"""`hive-streams submit | watch | agents | tasks`: the API from a terminal, with live progress bars."""
+"""`hive-streams submit | watch | agents | tasks | show`: the API from a terminal, with live progress bars."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime
@@ -13,7 +14,8 @@ from rich.table import Table
 
 from .client import HiveClient
 
-COMMANDS = ("submit", "watch", "agents", "tasks")
+COMMANDS = ("submit", "watch", "agents", "tasks", "show")
+SHOWN = {"task": "/api/tasks/{}", "agent": "/api/agents/{}", "account": "/api/accounts/{}"}
 EXIT_OK, EXIT_TASK_DID_NOT_COMPLETE, EXIT_REFUSED, EXIT_NO_API = 0, 1, 2, 3
 NODE_STYLE = {"pending": "dim", "running": "cyan", "completed": "green", "failed": "bold red"}
 
@@ -28,6 +30,12 @@ def add_parsers(sub) -> None:
     t = sub.add_parser("tasks", help="the most recently updated tasks")
     t.add_argument("--status", help="only tasks with this status")
     t.add_argument("--limit", type=int, default=30)
+    s = sub.add_parser("show", help="a task, agent or account as JSON: as it is, or as it was (from the log)")
+    s.add_argument("kind", choices=sorted(SHOWN))
+    s.add_argument("id")
+    when = s.add_mutually_exclusive_group()
+    when.add_argument("--as-of", help="an ISO 8601 time (UTC unless it says otherwise): its state then")
+    when.add_argument("--at-seq", help="its state after its event with this seq")
 
 
 def run(args, settings) -> int:
@@ -39,6 +47,8 @@ def run(args, settings) -> int:
             return submit(client, console, args.file, args.watch)
         if args.command == "watch":
             return watch(client, console, args.task_id)
+        if args.command == "show":
+            return show(client, args.kind, args.id, args.as_of, args.at_seq)
         table = agents_table(client.agents()) if args.command == "agents" else tasks_table(
             client.tasks(args.limit, args.status))
         console.print(table)
@@ -47,10 +57,18 @@ def run(args, settings) -> int:
         console.print(f"[red]cannot reach the API at {settings.api_base_url}[/]: {exc} (set HIVE_API_URL)")
         return EXIT_NO_API
     except httpx.HTTPStatusError as exc:
-        console.print(f"[red]refused ({exc.response.status_code})[/]: {_reason(exc.response)}")
+        console.print(f"[red]refused ({exc.response.status_code})[/]{_field(exc.response)}: {_reason(exc.response)}")
         return EXIT_REFUSED
     finally:
         client.close()
+
+
+def _field(response: httpx.Response) -> str:
+    try:
+        field = response.json().get("field")
+    except (ValueError, AttributeError):
+        return ""
+    return f" at [bold]{field}[/]" if field else ""
 
 
 def _reason(response: httpx.Response) -> str:
@@ -59,6 +77,12 @@ def _reason(response: httpx.Response) -> str:
     except ValueError:
         reason = response.text
     return f"{reason} (set HIVE_TOKEN to a token: `hive-streams token --help`)" if response.status_code == 401 else reason
+
+
+def show(client: HiveClient, kind: str, ident: str, as_of: str | None, at_seq: str | None) -> int:
+    params = {"as_of": as_of} if as_of is not None else {"at_seq": at_seq} if at_seq is not None else {}
+    print(json.dumps(client.get_json(SHOWN[kind].format(ident), params), indent=2))
+    return EXIT_OK
 
 
 def submit(client: HiveClient, console: Console, path: Path, follow: bool) -> int:

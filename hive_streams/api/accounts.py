@@ -16,6 +16,7 @@ from ..store import payments
 from .body import json_object
 from .commands import CommandRequest
 from .errors import RequestError
+from .history import point_of
 from .owners import account_owner, task_owner
 from .tenants import task_id_of
 
@@ -53,6 +54,9 @@ def routes(api) -> list[Route]:
 
     async def account(request: Request) -> JSONResponse:
         account_id = request.path_params["account_id"]
+        point = point_of(request)
+        if point is not None:
+            return JSONResponse(await api.history.account(account_id, point))
         found = await asyncio.to_thread(api.read, payments.account, account_id)
         if found is None:
             return api.error(404, "account_id", f"no account {account_id!r} (accounts appear with their first entry)")

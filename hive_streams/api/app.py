@@ -34,6 +34,7 @@ from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definiti
 from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
 from .guard import Declaration, Guard, OwnerLookup, check_declared, declare, guarded_route
+from .history import History, point_of
 from .hub import Hub
 from .metrics import RequestTiming, metrics
 from .performance import PerformanceView
@@ -63,6 +64,7 @@ class Api:
         self.limiter = RateLimiter(self.engine, limits)
         self.hub: Hub | None = None  # the feeds' hub: it has seen the most recent submissions
         self.service_secret = service_secret(settings.service_secret, settings.home, create=True)
+        self.history = History(self)
 
     async def send_all(self, commands, call: CommandRequest) -> None:
         """Sends every command for the call's principal and correlation id, then waits for all the acknowledgements."""
@@ -151,6 +153,9 @@ class Api:
         return JSONResponse({"principal": account, "key": producer_key(self.service_secret, account).hex()})
 
     async def get_task(self, request: Request) -> JSONResponse:
+        point = point_of(request)
+        if point is not None:
+            return JSONResponse(await self.history.task(task_id_of(request), point))
         task = await asyncio.to_thread(self.read, queries.get_task, task_id_of(request))
         if task is None:
             return error(404, "task_id", "no such task (yet): tasks appear here once their first event is recorded")

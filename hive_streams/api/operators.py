@@ -13,6 +13,7 @@ from ..domain.matching import Need, pin_refusal
 from ..store import queries, status
 from .body import json_object
 from .commands import CommandRequest
+from .history import point_of
 from .tenants import seen_tenant, task_id_of
 
 ASSIGNABLE = ("queued", "blocked")
@@ -28,6 +29,16 @@ def routes(api) -> list[Route]:
     async def cluster(request: Request) -> JSONResponse:
         tenant = seen_tenant(request, p.CLUSTER_VIEW)
         return JSONResponse(await asyncio.to_thread(api.read, status.cluster_status, api.now(), timeout_ms, 10, tenant))
+
+    async def one_agent(request: Request) -> JSONResponse:
+        agent_id = request.path_params["agent_id"]
+        point = point_of(request)
+        if point is not None:
+            return JSONResponse(await api.history.agent(agent_id, point))
+        found = await asyncio.to_thread(api.read, queries.get_agent, agent_id)
+        if found is None:
+            return api.error(404, "agent_id", f"no agent {agent_id!r}")
+        return JSONResponse(found)
 
     async def reputation(request: Request) -> JSONResponse:
         agent_id = request.path_params["agent_id"]
@@ -59,6 +70,7 @@ def routes(api) -> list[Route]:
     return [
         api.route("/api/status/agents", agents, "GET", p.AGENTS_VIEW),
         api.route("/api/status/cluster", cluster, "GET", p.CLUSTER_VIEW),
+        api.route("/api/agents/{agent_id}", one_agent, "GET", p.AGENTS_VIEW),
         api.route("/api/agents/{agent_id}/reputation", reputation, "GET", p.AGENTS_VIEW),
         api.command_route("/api/tasks/{task_id}/assign", assign, "PUT", p.EXECUTIONS_ASSIGN),
     ]

@@ -131,6 +131,12 @@ def release_problem(cmd: c.ReleaseEscrow, state: LedgerState, max_fee_bps: int) 
     return ""
 
 
+def touched_accounts(ev: e.LedgerEvent) -> set[str]:
+    """The accounts a ledger event concerns: those its legs move and those it names."""
+    named = {getattr(ev, name, "") for name in ("account", "requester", "agent_id")}
+    return ({leg.account for leg in getattr(ev, "legs", ())} | named) - {""}
+
+
 def evolve(state: LedgerState, event: e.LedgerEvent) -> LedgerState:
     if event.seq <= state.seq:
         return state

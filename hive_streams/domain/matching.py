@@ -78,13 +78,28 @@ def pin_refusal(need: Need, a: agent_agg.AgentState) -> str:
     return f"price {a.price} over budget {need.budget}" if price > cents(need.budget) else ""
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How agents are ranked for a task: a weighted sum, higher first. Subclass and override `score` for
+    another shape; the live matcher and the shadow replay both rank through a Policy."""
+    weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
+    name: str = "recorded"
+
+    def score(self, need: Need, a: agent_agg.AgentState, reputation: float, free: int) -> float:
+        have = {cap.name: cap.proficiency for cap in a.capabilities}
+        proficiency = sum(have.get(r.name, 0.0) for r in need.requires) / len(need.requires) if need.requires else 1.0
+        cheapness = 1.0 - a.price / need.budget if need.budget else 1.0
+        idleness = free / a.slots if a.slots else 0.0
+        w = self.weights
+        return (w.get("proficiency", 0.0) * proficiency + w.get("reputation", 0.0) * reputation
+                + w.get("cheapness", 0.0) * cheapness + w.get("idleness", 0.0) * idleness)
+
+
+DEFAULT_POLICY = Policy()
+
+
 def score(need: Need, a: agent_agg.AgentState, reputation: float, free: int) -> float:
-    have = {cap.name: cap.proficiency for cap in a.capabilities}
-    proficiency = sum(have.get(r.name, 0.0) for r in need.requires) / len(need.requires) if need.requires else 1.0
-    cheapness = 1.0 - a.price / need.budget if need.budget else 1.0
-    idleness = free / a.slots if a.slots else 0.0
-    return (WEIGHTS["proficiency"] * proficiency + WEIGHTS["reputation"] * reputation
-            + WEIGHTS["cheapness"] * cheapness + WEIGHTS["idleness"] * idleness)
+    return DEFAULT_POLICY.score(need, a, reputation, free)
 
 
 @dataclass
@@ -99,6 +114,7 @@ class Market:
     releasing: dict[str, set[str]] = field(default_factory=dict)  # agent -> held tasks whose release is committed
     order: int = 0
     dirty: bool = True  # something changed since the last proposals
+    policy: Policy = DEFAULT_POLICY
     RETRY_FUNDS_MS = 2000
 
     def reputation(self, agent_id: str) -> float:
@@ -223,7 +239,7 @@ class Market:
             if slots <= 0:
                 busy = True
                 continue
-            key = (a.agent_id in w.avoid, -score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
+            key = (a.agent_id in w.avoid, -self.policy.score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
             if best is None or key < best[0]:
                 best = (key, a.agent_id)
         if best:

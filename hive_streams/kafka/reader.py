@@ -14,8 +14,9 @@ WINDOW_SECONDS = 60.0
 
 
 async def read_to_end(kafka: KafkaAccess, starts: dict[TopicPartition, int | None],
-                      max_records: int = 10_000) -> AsyncIterator[list]:
-    """Batches of committed records from each start (None: the beginning) to the end seen at the start."""
+                      max_records: int = 10_000, stops: dict[TopicPartition, int] | None = None) -> AsyncIterator[list]:
+    """Batches of committed records from each start (None: the beginning) to the end seen at the start, or to
+    the partition's offset in `stops` if that comes first (records at or after it are left out)."""
     if not starts:
         return
     reader = consumer(kafka, client_id="hive-reader")
@@ -28,12 +29,16 @@ async def read_to_end(kafka: KafkaAccess, starts: dict[TopicPartition, int | Non
             else:
                 reader.seek(tp, offset)
         ends = await reader.end_offsets(list(starts))
+        if stops:
+            ends = {tp: min(end, stops.get(tp, end)) for tp, end in ends.items()}
         empty: dict[TopicPartition, int] = {}
         pending = [tp for tp in starts if await reader.position(tp) < ends[tp]]
         while pending:
             got = await reader.getmany(*pending, timeout_ms=200, max_records=max_records)
             for tp in pending:
                 records = got.get(tp)
+                if records and stops and records[-1].offset >= ends[tp]:
+                    records = [r for r in records if r.offset < ends[tp]]
                 empty[tp] = 0 if records else empty.get(tp, 0) + 1
                 if records:
                     yield records

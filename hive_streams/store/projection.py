@@ -18,6 +18,7 @@ from ..codec.avro import from_record, to_record
 from ..codec.cloudevents import aggregate_id, event_id
 from ..domain import agent, reputation, task
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from ..domain.ledger import touched_accounts
 from ..domain.tenancy import task_tenant
 from ..exceptions import RecordsRefused
 from .db import insert as _insert
@@ -161,7 +162,7 @@ def _project_ledger(conn: Connection, records: list[LogRecord]) -> None:
     if not records:
         return
     rows = [_entry_row(r) for r in records]
-    postings = [dict(account=a, event_id=event_id(r.event), seq=r.event.seq) for r in records for a in _touched(r.event)]
+    postings = [dict(account=a, event_id=event_id(r.event), seq=r.event.seq) for r in records for a in touched_accounts(r.event)]
     if postings:
         conn.execute(_insert(conn, ledger_postings).on_conflict_do_nothing(), postings)
     stmt = _insert(conn, ledger_entries).on_conflict_do_nothing().returning(ledger_entries.c.event_id)
@@ -185,11 +186,6 @@ def _insert_sqlite_entries(conn: Connection, rows: list[dict]) -> set[str]:
         if conn.execute(_insert(conn, ledger_entries).on_conflict_do_nothing(), row).rowcount:
             new.add(row["event_id"])
     return new
-
-
-def _touched(ev) -> set[str]:
-    named = {getattr(ev, name, "") for name in ("account", "requester", "agent_id")}
-    return ({leg.account for leg in getattr(ev, "legs", ())} | named) - {""}
 
 
 def _entry_row(r: LogRecord) -> dict:

@@ -21,14 +21,35 @@ def get_task(session: Session, task_id: str) -> dict | None:
     row = session.get(TaskRow, task_id)
     if row is None:
         return None
-    state = row.state
+    return {**task_view(row.state), "first_partition": row.first_partition, "first_offset": row.first_offset}
+
+
+def task_view(state: dict) -> dict:
+    """What a caller sees of a task, from its whole state (`codec.avro.to_record` of a TaskState)."""
     status = state.get("node_status", {})
     nodes = [{"id": n["id"], "kind": n["kind"], "depends_on": list(n["depends_on"]),
               "status": status.get(n["id"], "pending")} for n in state.get("nodes", [])]
     extra = {k: state.get(k) for k in ("deadline_at", "budget", "waiting_reason", "failures", "max_retries",
                                        "pinned_to", "not_before", "waiting_on", "after", "tried")}
-    return {**_summary(row), **extra, "nodes": nodes, "outputs": dict(state.get("outputs", {})),
-            "first_partition": row.first_partition, "first_offset": row.first_offset}
+    return {**{name: state.get(name) for name in SUMMARY}, **extra, "nodes": nodes,
+            "outputs": dict(state.get("outputs", {}))}
+
+
+def task_start(session: Session, task_id: str) -> tuple[int, int] | None:
+    """(partition, offset) of the task's first event, once the read model has it."""
+    row = session.execute(select(TaskRow.first_partition, TaskRow.first_offset)
+                          .where(TaskRow.task_id == task_id)).first()
+    return None if row is None else (row.first_partition, row.first_offset)
+
+
+def get_agent(session: Session, agent_id: str) -> dict | None:
+    row = session.get(AgentRow, agent_id)
+    return None if row is None else agent_view(row.state)
+
+
+def agent_view(state: dict) -> dict:
+    """An agent's offer, status and load; how many slots it holds, not for whose tasks."""
+    return {**state, "holding": len(state.get("holding") or ())}
 
 
 def task_requester(session: Session, task_id: str) -> str | None:
