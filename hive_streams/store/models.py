@@ -1,5 +1,5 @@
 """SQL tables: the audit log, the task and agent read models, the connector's stored offsets, the API's
-idempotency keys and rate-limit windows. They change only through the Alembic migrations in
+idempotency keys and rate-limit windows, registered workflow versions. They change only through the Alembic migrations in
 `migrations/versions`."""
 from __future__ import annotations
 
@@ -165,6 +165,19 @@ class RateWindowRow(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
+class WorkflowRow(Base):
+    """One registered version of a tenant's workflow definition; executions carry the version they pinned."""
+    __tablename__ = "workflows"
+
+    tenant: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)  # canonical JSON
+    digest: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)  # epoch ms
+
+
 audit_log = AuditRow.__table__
 ledger_postings = LedgerPostingRow.__table__
 accounts = AccountRow.__table__
@@ -175,3 +188,4 @@ agents = AgentRow.__table__
 consumer_offsets = ConsumerOffset.__table__
 idempotency_keys = IdempotencyRow.__table__
 rate_windows = RateWindowRow.__table__
+workflows = WorkflowRow.__table__

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..codec import Codec, event_id, header
-from ..domain import agent, ledger, task
+from ..domain import agent, execution, ledger, task
+from ..domain import execution_records as x
 from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
 from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
 from ..settings import Settings
 from ..topics import Topics, partition_for
+from ..workflows.checks import CHECKS
 from .deadletter import deadletter_headers
 from .door import Door, executor_door, ledger_door, open_door
 from .relays import follow_up
@@ -82,6 +84,15 @@ def agent_aggregate(timeout_ms: int) -> Aggregate:
     return Aggregate(AgentCommand, agent.AgentState,
                      lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due,
                      door=executor_door(agent.signing_key))
+
+
+def execution_aggregate() -> Aggregate:
+    def due(state: x.ExecutionState, now: int):
+        if state.deadline_at is not None and now >= state.deadline_at and state.status in ("running", "interrupted"):
+            return x.ExpireExecution(state.execution_id, f"expire:{state.execution_id}:{state.deadline_at}", now)
+        return None
+    return Aggregate(x.ExecutionCommand, x.ExecutionState,
+                     lambda cmd, state, now: execution.decide(cmd, state, now, CHECKS), execution.evolve, due)
 
 
 @dataclass(frozen=True)
