@@ -26,6 +26,7 @@ from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
 from . import accounts, operators
+from .executions import Executions
 from .owners import task_owner
 from .batch import check_repeat, plan_batch, requested_id_or_none, submitted
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
@@ -181,6 +182,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC)),
         *operators.routes(api),
         *accounts.routes(api),
+        *Executions(api).routes(),
     ]
     routes += feeds.routes() + views.routes()
     check_declared(routes)

@@ -1,0 +1,214 @@
+"""Workflows and executions on the real stack: fan-out/join, interrupt/resume across a worker restart,
+SIGKILL of the worker and an executor mid-execution."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from hive_streams.processes import wait_until
+
+from .stack import ALL_KINDS, TENANT, Stack
+
+pytestmark = pytest.mark.stack
+
+FANJOIN = {
+    "name": "fanjoin",
+    "channels": {
+        "items": {"type": {"type": "array", "items": {"type": "integer"}}},
+        "results": {"type": {"type": "array", "items": {"type": "integer"}}, "reducer": "append"},
+        "total": {"type": {"type": "integer"}, "reducer": "sum"},
+        "seen": {"type": {"type": "array"}, "reducer": "set-union"},
+        "audited": {"type": {"type": "boolean"}, "update": "single"},
+        "summary": {"type": {"type": "string"}, "update": "single"},
+    },
+    "nodes": {
+        "split": {"kind": "python", "function": "tests.workflow_steps:split"},
+        "work": {"kind": "python", "function": "tests.workflow_steps:work"},
+        "prep": {"kind": "echo", "value": {}},
+        "audit": {"kind": "echo", "value": {"writes": {"audited": True}}},
+        "collect": {"kind": "python", "function": "tests.workflow_steps:collect"},
+    },
+    "entry": ["split"],
+    "edges": [{"from": "split", "to": "prep"}, {"from": "prep", "to": "audit"}],
+    "joins": [{"from": ["work", "audit"], "to": "collect", "name": "gather"}],
+}
+APPROVAL = """
+name: approval
+channels:
+  draft: {type: {type: string}}
+  decision: {type: {type: object}}
+nodes:
+  ask: {kind: python, function: "tests.workflow_steps:ask"}
+  publish: {kind: python, function: "tests.workflow_steps:publish"}
+entry: [ask]
+edges: [{from: ask, to: publish}]
+"""
+TICKS = {
+    "name": "ticks",
+    "channels": {"count": {"type": {"type": "integer"}, "reducer": "sum"},
+                 "trail": {"type": {"type": "array"}, "reducer": "append"}},
+    "nodes": {"tick": {"kind": "python", "function": "tests.workflow_steps:tick", "seconds": 1.0},
+              "done": {"kind": "echo", "value": {}}},
+    "entry": ["tick"],
+    "routers": [{"from": "tick", "routes": [{"when": "count < `6`", "to": "tick"}], "default": "done"}],
+}
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap, pg_url, tmp_path_factory):
+    s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("workflows"), HIVE_COMMIT_INTERVAL_MS="300").start(
+        {"ex-1": (ALL_KINDS, 3), "ex-2": (ALL_KINDS, 3)})
+    s.wait_for_agents(2)
+    yield s
+    s.stop()
+
+
+def http(stack) -> httpx.Client:
+    return stack.client.http
+
+
+def register(stack, definition) -> dict:
+    if isinstance(definition, str):
+        r = http(stack).post("/api/workflows", content=definition, headers={"Content-Type": "application/yaml"})
+    else:
+        r = http(stack).post("/api/workflows", json=definition)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def start(stack, name: str, execution_id: str, **body) -> str:
+    r = http(stack).post(f"/api/workflows/{name}/executions", json={"id": execution_id, **body})
+    assert r.status_code == 202, r.text
+    return r.json()["execution_id"]
+
+
+def get(stack, execution_id: str) -> dict:
+    r = http(stack).get(f"/api/executions/{execution_id}")
+    return r.json() if r.status_code == 200 else {"status": None}
+
+
+def wait_status(stack, execution_id: str, *statuses: str, timeout: float = 120) -> dict:
+    def reached():
+        view = get(stack, execution_id)
+        return view if view["status"] in statuses else None
+    try:
+        return wait_until(reached, timeout, interval=0.5, what=f"{execution_id} {statuses}")
+    except Exception:
+        print(json.dumps(get(stack, execution_id), indent=1)[-3000:], stack.logs())
+        raise
+
+
+def finishing_order(view: dict, step: int) -> list:
+    return [i["ordinal"] for i in view["steps"][step - 1]["items"] if i["node"] == "work"]
+
+
+def feed_types(stack, execution_id: str) -> list[tuple[str, dict]]:
+    out = []
+    with http(stack).stream("GET", f"/api/executions/{execution_id}/events", timeout=60) as response:
+        assert response.status_code == 200
+        kind = None
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                out.append((kind, json.loads(line.split(":", 1)[1])))
+                if kind in ("ExecutionCompleted", "ExecutionFailed", "ExecutionCancelled"):
+                    break
+    return out
+
+
+def test_definitions_are_validated_and_versioned(stack):
+    bad = json.loads(json.dumps(FANJOIN))
+    bad["joins"][0]["to"] = "nowhere"
+    r = http(stack).post("/api/workflows", json=bad)
+    assert r.status_code == 422 and r.json()["field"] == "joins[0].to"
+    first = register(stack, FANJOIN)
+    assert register(stack, FANJOIN)["version"] == first["version"]  # the same definition: no new version
+    changed = json.loads(json.dumps(FANJOIN))
+    changed["channels"]["total"]["initial"] = 0
+    assert register(stack, changed)["version"] == first["version"] + 1
+    register(stack, FANJOIN)
+    versions = http(stack).get("/api/workflows/fanjoin/versions").json()["versions"]
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    r = http(stack).post("/api/workflows/fanjoin/executions", json={"inputs": {"items": ["x"]}})
+    assert r.status_code == 422 and r.json()["field"] == "inputs.items"
+    r = http(stack).post("/api/workflows/nothing/executions", json={})
+    assert r.status_code == 404 and r.json()["field"] == "name"
+
+
+def test_fan_out_join_commits_the_same_writes_whatever_the_finishing_order(stack):
+    register(stack, FANJOIN)
+    inputs = {"items": [1, 2, 3]}
+    views = []
+    for suffix in ("fwd", "rev"):
+        execution_id = start(stack, "fanjoin", f"fan-{suffix}", inputs=inputs, version=1)
+        views.append(wait_status(stack, execution_id, "completed", "failed"))
+    forward, reverse = views
+    assert forward["status"] == reverse["status"] == "completed", forward["reason"] + reverse["reason"]
+    assert forward["values"] == reverse["values"] == {
+        "items": [1, 2, 3], "results": [10, 20, 30], "total": 6, "seen": [1, 2, 3], "audited": True,
+        "summary": "3 results, total 6"}
+    assert [s["writes"] for s in forward["steps"]] == [s["writes"] for s in reverse["steps"]]
+    assert [[i["node"] for i in s["items"]] for s in forward["steps"]] == [
+        ["split"], ["work", "work", "work", "prep"], ["audit"], ["collect"]]
+    assert forward["steps"][1]["barriers"] == {"gather": ["work"]} and forward["steps"][2]["barriers"] == {}
+    finished = {}
+    for suffix in ("fwd", "rev"):
+        frames = feed_types(stack, f"{TENANT}:fan-{suffix}")
+        finished[suffix] = [d["outcome"]["ordinal"] for k, d in frames
+                            if k == "StepItemFinished" and d["step"] == 2 and d["outcome"]["ordinal"] < 3]
+    assert finished["fwd"] == [0, 1, 2] and finished["rev"] == [2, 1, 0]
+
+
+def test_interrupt_waits_through_a_worker_restart_and_resume_delivers_the_payload(stack):
+    register(stack, APPROVAL)
+    execution_id = start(stack, "approval", "approve-1")
+    waiting = wait_status(stack, execution_id, "interrupted")
+    interrupt = waiting["interrupt"]
+    assert interrupt == {"id": f"{execution_id}/s1/n0", "payload": {"question": "publish v1?"}}
+    stack.worker.kill()
+    stack.restart_worker()
+    assert get(stack, execution_id)["interrupt"] == interrupt  # the wait is in the log, not in a process
+    r = http(stack).post(f"/api/executions/{execution_id}/resume", json={"interrupt_id": "stale", "payload": 1})
+    assert r.status_code == 409 and r.json()["field"] == "interrupt_id"
+    payload = {"approved": True, "by": "ops"}
+    r = http(stack).post(f"/api/executions/{execution_id}/resume", json={"interrupt_id": interrupt["id"],
+                                                                         "payload": payload})
+    assert r.status_code == 202, r.text
+    done = wait_status(stack, execution_id, "completed", "failed")
+    assert done["status"] == "completed" and done["values"] == {"draft": "v1", "decision": payload}
+    assert done["steps"][1]["items"][0]["node"] == "publish"
+    r = http(stack).post(f"/api/executions/{execution_id}/resume", json={"interrupt_id": interrupt["id"]})
+    assert r.status_code == 409 and r.json()["field"] == "execution_id"
+
+
+def test_sigkill_worker_and_executor_mid_execution_changes_nothing(stack):
+    register(stack, TICKS)
+    calm = wait_status(stack, start(stack, "ticks", "ticks-calm"), "completed", "failed")
+    assert calm["status"] == "completed" and calm["values"] == {"count": 6, "trail": [1, 2, 3, 4, 5, 6]}
+    execution_id = start(stack, "ticks", "ticks-killed")
+    wait_until(lambda: get(stack, execution_id)["steps_committed"] >= 2, 120, interval=0.2, what="two steps")
+    stack.worker.kill()
+    stack.executors["ex-1"].kill()
+    stack.restart_worker()
+    stack.executors["ex-3"] = stack.fabric.executor("ex-3", ALL_KINDS, 3)
+    killed = wait_status(stack, execution_id, "completed", "failed", timeout=240)
+    assert killed["status"] == "completed", killed["reason"]
+    assert killed["values"] == calm["values"]
+    committed = [d["step"] for k, d in feed_types(stack, execution_id) if k == "StepCommitted"]
+    assert committed == list(range(1, 8))  # six ticks and done, each committed once
+
+
+def test_cancel_cancels_the_running_task(stack):
+    register(stack, TICKS | {"name": "slow", "nodes": {**TICKS["nodes"], "tick": {
+        "kind": "python", "function": "tests.workflow_steps:tick", "seconds": 30}}})
+    execution_id = start(stack, "slow", "slow-1")
+    wait_until(lambda: get(stack, execution_id)["running_tasks"], 60, what="a running task")
+    task_id = get(stack, execution_id)["running_tasks"][0]
+    assert http(stack).delete(f"/api/executions/{execution_id}").status_code == 202
+    assert wait_status(stack, execution_id, "cancelled")["reason"] == "cancelled by request"
+    wait_until(lambda: http(stack).get(f"/api/tasks/{task_id}").json().get("status") == "cancelled", 60,
+               what="the task cancelled")
+    assert http(stack).delete(f"/api/executions/{execution_id}").status_code == 409
