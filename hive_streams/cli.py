@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from . import cli_analytics, cli_watch
+from . import cli_analytics, cli_watch, cli_workflows
 from .audit import cli as audit_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     tk.add_argument("--ttl", default="24h", help="how long it is valid: 90s, 30m, 24h, 7d")
     tk.add_argument("--permission", action="append", help="narrow the role to this permission (repeatable)")
     cli_watch.add_parsers(sub)
+    cli_workflows.add_parsers(sub)
     cli_analytics.add_parsers(sub)
     audit_cli.add_parsers(sub)
     args = parser.parse_args(argv)
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_infra(postgres, args, s)
     if args.command in cli_watch.COMMANDS:
         return cli_watch.run(args, s)
+    if args.command in cli_workflows.COMMANDS:
+        return cli_workflows.run(args, s)
     if args.command in cli_analytics.COMMANDS:
         return cli_analytics.run(args, s)
     if args.command == "audit":

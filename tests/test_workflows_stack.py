@@ -189,7 +189,7 @@ def test_sigkill_worker_and_executor_mid_execution_changes_nothing(stack):
     calm = wait_status(stack, start(stack, "ticks", "ticks-calm"), "completed", "failed")
     assert calm["status"] == "completed" and calm["values"] == {"count": 6, "trail": [1, 2, 3, 4, 5, 6]}
     execution_id = start(stack, "ticks", "ticks-killed")
-    wait_until(lambda: get(stack, execution_id)["steps_committed"] >= 2, 120, interval=0.2, what="two steps")
+    wait_until(lambda: get(stack, execution_id).get("steps_committed", 0) >= 2, 120, interval=0.2, what="two steps")
     stack.worker.kill()
     stack.executors["ex-1"].kill()
     stack.restart_worker()
@@ -205,7 +205,7 @@ def test_cancel_cancels_the_running_task(stack):
     register(stack, TICKS | {"name": "slow", "nodes": {**TICKS["nodes"], "tick": {
         "kind": "python", "function": "tests.workflow_steps:tick", "seconds": 30}}})
     execution_id = start(stack, "slow", "slow-1")
-    wait_until(lambda: get(stack, execution_id)["running_tasks"], 60, what="a running task")
+    wait_until(lambda: get(stack, execution_id).get("running_tasks"), 60, what="a running task")
     task_id = get(stack, execution_id)["running_tasks"][0]
     assert http(stack).delete(f"/api/executions/{execution_id}").status_code == 202
     assert wait_status(stack, execution_id, "cancelled")["reason"] == "cancelled by request"
