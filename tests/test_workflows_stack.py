@@ -3,6 +3,10 @@ SIGKILL of the worker and an executor mid-execution."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +16,8 @@ from hive_streams.processes import wait_until
 from .stack import ALL_KINDS, TENANT, Stack
 
 pytestmark = pytest.mark.stack
+BROWSER = Path(__file__).parent / "browser"
+ARTIFACTS = Path(__file__).parent.parent / ".hive" / "artifacts"
 
 FANJOIN = {
     "name": "fanjoin",
@@ -212,3 +218,48 @@ def test_cancel_cancels_the_running_task(stack):
     wait_until(lambda: http(stack).get(f"/api/tasks/{task_id}").json().get("status") == "cancelled", 60,
                what="the task cancelled")
     assert http(stack).delete(f"/api/executions/{execution_id}").status_code == 409
+
+
+def cli(stack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HIVE_API_URL": stack.base_url, "HIVE_TOKEN": stack.token("admin"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "hive_streams.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_starts_and_watches_an_execution_step_by_step(stack, tmp_path):
+    definition = tmp_path / "approval.yaml"
+    definition.write_text(APPROVAL)
+    assert "version 1" in cli(stack, "workflow", "register", str(definition)).stdout
+    started = cli(stack, "execution", "start", "approval", "--id", "approve-cli")
+    assert started.returncode == 0, started.stdout + started.stderr
+    execution_id = f"{TENANT}:approve-cli"
+    watcher = subprocess.Popen([sys.executable, "-m", "hive_streams.cli", "execution", "watch", execution_id],
+                               env={**os.environ, "HIVE_API_URL": stack.base_url, "HIVE_TOKEN": stack.token("admin"),
+                                    "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    interrupt = wait_status(stack, execution_id, "interrupted")["interrupt"]["id"]
+    resumed = cli(stack, "execution", "resume", execution_id, "--interrupt", interrupt, "--payload", '{"ok": 1}')
+    assert resumed.returncode == 0, resumed.stdout
+    out, err = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, out + err
+    lines = out.splitlines()
+    assert [line.split(" committed")[0] for line in lines if " committed" in line] == ["step 1", "step 2"]
+    assert any(line.startswith("interrupted by ask") for line in lines)
+    assert lines[-1].startswith("completed") and '"decision": {"ok": 1}' in lines[-1]
+    again = cli(stack, "execution", "resume", execution_id, "--interrupt", interrupt)
+    assert again.returncode == 2 and "409" in again.stdout
+
+
+def test_dashboard_shows_the_waiting_interrupt_and_resumes_it(stack):
+    subprocess.run(["bash", str(BROWSER / "setup.sh")], check=True, timeout=900)
+    register(stack, APPROVAL)
+    execution_id = start(stack, "approval", "approve-browser")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "execution.png"
+    done = subprocess.run(["node", str(BROWSER / "execution.cjs"), stack.base_url, execution_id, str(shot)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HIVE_TOKEN": stack.token("developer", "reviewer")})
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["waiting"] == f"{execution_id}/s1/n0" and seen["errors"] == []
+    assert seen["values"] == {"draft": "v1", "decision": {"approved": True, "by": "browser"}} and seen["steps"] == 2
+    assert shot.exists()
