@@ -185,8 +185,8 @@ class Executions:
 
     async def cancel(self, call: CommandRequest) -> JSONResponse:
         state, _ = await self.state(execution_id_of(call.request))
-        if state.terminal:
-            raise RequestError(409, "execution_id", f"execution {state.execution_id} is {state.status} already")
+        if state.terminal:  # nothing to cancel: the same answer as any repeat of a cancel
+            return JSONResponse({"execution_id": state.execution_id, "status": state.status}, status_code=202)
         reason = call.request.query_params.get("reason", "cancelled by request")
         await self.api.send(x.CancelExecution(state.execution_id, call.ids.command_id(), now_ms(), reason), call)
         return JSONResponse({"execution_id": state.execution_id, "status": "cancelling"}, status_code=202)
