@@ -175,6 +175,7 @@ def _edges(raw: dict, nodes: set[str]) -> tuple[Edge, ...]:
         path = f"edges[{i}]"
         if not isinstance(item, dict):
             raise DefinitionError(path, "must be a mapping")
+        item = {("on" if key is True else key): value for key, value in item.items()}  # YAML 1.1 reads `on` as true
         _unknown(item, {"from", "to", "on"}, path)
         out.append(Edge(_ref(item.get("from"), f"{path}.from", nodes), _ref(item.get("to"), f"{path}.to", nodes),
                         _choice(item, "on", path, ("ok", "error"))))
