@@ -207,3 +207,40 @@ def test_cancel_names_the_running_tasks():
     state, _ = start(load_definition(YAML))
     state, events = run(state, x.CancelExecution("t:e1", "c", 9, "stop"))
     assert state.status == "cancelled" and events[0].running == ("t:e1.s1.n0",)
+
+
+def test_task_local_and_untracked_channels_are_not_carried_or_logged():
+    raw = load_definition(YAML)
+    raw["channels"]["scratch"] = {"type": {"type": "integer"}, "reducer": "sum", "scope": "task_local"}
+    raw["channels"]["cache"] = {"type": {"type": "string"}, "persistence": "untracked"}
+    raw["routers"] = [{"from": "split", "routes": [{"when": "scratch > `1` && cache == 'hot'", "to": "collect"}],
+                      "default": "audit"}]
+    raw["edges"] = []
+    state, _ = start(raw)
+    state, events = finish(state, {0: {"writes": {"scratch": 2, "cache": "hot"}}})
+    committed = [e for e in events if isinstance(e, x.StepCommitted)][0]
+    assert nodes(state) == ["collect"]  # the router saw both in the merged values
+    assert json.loads(committed.writes_json) == [[0, "split", "scratch", 2], [0, "split", "cache", None]]
+    assert "scratch" not in json.loads(committed.values_json) and "cache" not in json.loads(committed.values_json)
+
+
+def test_a_passed_deadline_fails_the_execution_through_the_sweep():
+    from hive_streams.streams.deciders import execution_aggregate
+    raw = load_definition(YAML)
+    state = x.ExecutionState("t:e1")
+    cmd = x.StartExecution("t:e1", "c0", 1, "fanjoin", 1, "t/alice", canonical(raw), "{}", None, 100)
+    state, _ = run(state, cmd)
+    assert state.items[0].task_id == "t:e1.s1.n0"
+    due = execution_aggregate().due(state, 100)
+    assert isinstance(due, x.ExpireExecution) and execution_aggregate().due(state, 99) is None
+    state, events = run(state, due)
+    assert state.status == "failed" and state.reason == "deadline passed" and events[0].running == ("t:e1.s1.n0",)
+
+
+def test_an_output_that_breaks_the_convention_fails_naming_the_node():
+    state, _ = start(load_definition(YAML))
+    state, _ = finish(state, {0: {"write": {"total": 1}}})
+    assert state.status == "failed" and "'split'" in state.reason and "'write'" in state.reason
+    state, _ = start(load_definition(YAML))
+    state, _ = finish(state, {0: {"writes": {"total": "many"}}})
+    assert state.status == "failed" and "'total'" in state.reason
