@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from hive_streams.processes import wait_until
 
@@ -203,8 +204,19 @@ def test_sigkill_worker_and_executor_mid_execution_changes_nothing(stack):
     killed = wait_status(stack, execution_id, "completed", "failed", timeout=240)
     assert killed["status"] == "completed", killed["reason"]
     assert killed["values"] == calm["values"]
-    committed = [d["step"] for k, d in feed_types(stack, execution_id) if k == "StepCommitted"]
+    frames = feed_types(stack, execution_id)
+    committed = [d["step"] for k, d in frames if k == "StepCommitted"]
     assert committed == list(range(1, 8))  # six ticks and done, each committed once
+    engine = create_engine(stack.database_url)
+    try:
+        def audited():
+            with engine.connect() as conn:
+                rows = conn.execute(text("select seq from audit_log where aggregate_id = :a and not duplicate"),
+                                    {"a": execution_id}).all()
+            return sorted(r.seq for r in rows) if len(rows) >= len(frames) else None
+        assert wait_until(audited, 60, what="the execution's events in the audit log") == list(range(1, len(frames) + 1))
+    finally:
+        engine.dispose()
 
 
 def test_cancel_cancels_the_running_task(stack):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from functools import cached_property
 
 from aiokafka import TopicPartition
 from sse_starlette.sse import EventSourceResponse
@@ -94,8 +95,8 @@ class Executions:
     def __init__(self, api):
         self.api = api
 
-    @property
-    def kafka(self):
+    @cached_property
+    def kafka(self):  # on first use: building the app reads no credentials
         return access_for(self.api.settings, "api")
 
     def partition(self, execution_id: str) -> TopicPartition:
