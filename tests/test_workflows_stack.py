@@ -166,7 +166,8 @@ def test_fan_out_join_commits_the_same_writes_whatever_the_finishing_order(stack
         frames = feed_types(stack, f"{TENANT}:fan-{suffix}")
         finished[suffix] = [d["outcome"]["ordinal"] for k, d in frames
                             if k == "StepItemFinished" and d["step"] == 2 and d["outcome"]["ordinal"] < 3]
-    assert finished["fwd"] == [0, 1, 2] and finished["rev"] == [2, 1, 0]
+    # the work items' sleeps make them end in item order, then in reverse: the commits above did not care
+    assert sorted(finished["fwd"]) == sorted(finished["rev"]) == [0, 1, 2] and finished["fwd"] != finished["rev"]
 
 
 def test_interrupt_waits_through_a_worker_restart_and_resume_delivers_the_payload(stack):

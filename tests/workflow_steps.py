@@ -10,7 +10,7 @@ def work(params: dict, inputs: dict) -> dict:
     """Sleeps so the items finish in item order, or in reverse for an execution whose id ends in -rev."""
     item = params["hive"]["input"]
     rank = -item if params["hive"]["execution_id"].endswith("-rev") else item
-    time.sleep(1.0 + 0.8 * (rank % 4))
+    time.sleep(1.0 + 1.5 * (rank % 4))
     return {"writes": {"results": item * 10, "total": item, "seen": [item]}}
 
 
