@@ -220,6 +220,35 @@ def test_sigkill_worker_and_executor_mid_execution_changes_nothing(stack):
         engine.dispose()
 
 
+FRAGILE = {
+    "name": "fragile",
+    "channels": {"recovered": {"type": {"type": "object"}}, "owner": {"type": {"type": "string"}, "update": "single"}},
+    "nodes": {"boom": {"kind": "python", "function": "tests.workflow_steps:explode", "max_retries": 0},
+              "recover": {"kind": "python", "function": "tests.workflow_steps:claim"},
+              "split": {"kind": "echo", "value": {"spawn": [{"node": "claim", "input": "a"},
+                                                            {"node": "claim", "input": "b"}]}},
+              "claim": {"kind": "python", "function": "tests.workflow_steps:claim"}},
+    "entry": ["boom"],
+}
+
+
+def test_failure_rules_on_the_stack(stack):
+    routed = json.loads(json.dumps(FRAGILE))
+    routed["edges"] = [{"from": "boom", "to": "recover", "on": "error"}]
+    routed["channels"]["owner"]["type"] = {"type": "object"}
+    register(stack, routed)
+    recovered = wait_status(stack, start(stack, "fragile", "fragile-routed"), "completed", "failed")
+    assert recovered["status"] == "completed", recovered["reason"]
+    assert recovered["values"]["owner"]["node"] == "boom" and "boom" in recovered["values"]["owner"]["error"]
+    register(stack, FRAGILE | {"name": "fragile-bare"})
+    failed = wait_status(stack, start(stack, "fragile-bare", "fragile-bare"), "completed", "failed")
+    assert failed["status"] == "failed" and "node 'boom'" in failed["reason"] and "boom" in failed["reason"]
+    register(stack, FRAGILE | {"name": "twice", "entry": ["split"]})
+    clash = wait_status(stack, start(stack, "twice", "twice-1"), "completed", "failed")
+    assert clash["status"] == "failed" and "'owner'" in clash["reason"]
+    assert f"{TENANT}:twice-1.s2.n0" in clash["reason"] and f"{TENANT}:twice-1.s2.n1" in clash["reason"]
+
+
 def test_cancel_cancels_the_running_task(stack):
     register(stack, TICKS | {"name": "slow", "nodes": {**TICKS["nodes"], "tick": {
         "kind": "python", "function": "tests.workflow_steps:tick", "seconds": 30}}})

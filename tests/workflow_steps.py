@@ -30,3 +30,11 @@ def publish(params: dict, inputs: dict) -> dict:
 def tick(params: dict, inputs: dict) -> dict:
     time.sleep(params.get("seconds", 0.5))
     return {"writes": {"count": 1, "trail": params["hive"]["step"]}}
+
+
+def explode(params: dict, inputs: dict) -> dict:
+    raise RuntimeError("boom")
+
+
+def claim(params: dict, inputs: dict) -> dict:
+    return {"writes": {"owner": params["hive"]["input"]}}
