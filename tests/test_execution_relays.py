@@ -88,3 +88,12 @@ def test_the_readme_example_is_a_valid_workflow():
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
     wf = validate_definition(yaml.safe_load(block))
     assert wf.channel("scratch").scope == "task_local" and wf.joins[0].sources == ("work", "check")
+
+
+def test_a_start_whose_definition_does_not_parse_is_dead_lettered_with_the_reason():
+    bad = x.StartExecution("acme:bad", "s9", 1, "two", 1, "acme/alice", '{"name": "two"}')
+    message = msg(bad, 0)
+    state = PartitionState(codec, execution_aggregate(), TOPICS, TOPICS.execution_events, message.partition, 4)
+    [record] = state.decide([message], now=2).records
+    reason = dict(record.headers)["dlq_reason"].decode()
+    assert record.topic == TOPICS.deadletter and "decide failed" in reason and "nodes" in reason
