@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from . import cli_analytics, cli_watch
+from . import cli_analytics, cli_watch, cli_workflows
 from .audit import cli as audit_cli
 from .replay import cli as replay_cli
 from . import settings as settings_mod
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                         "commands (needs the service secret: HIVE_SERVICE_SECRET or $HIVE_HOME's)")
     pk.add_argument("principal", help="TENANT/SUB")
     cli_watch.add_parsers(sub)
+    cli_workflows.add_parsers(sub)
     cli_analytics.add_parsers(sub)
     audit_cli.add_parsers(sub)
     replay_cli.add_parsers(sub)
@@ -204,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_infra(postgres, args, s)
     if args.command in cli_watch.COMMANDS:
         return cli_watch.run(args, s)
+    if args.command in cli_workflows.COMMANDS:
+        return cli_workflows.run(args, s)
     if args.command in cli_analytics.COMMANDS:
         return cli_analytics.run(args, s)
     if args.command == "audit":

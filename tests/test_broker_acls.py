@@ -19,7 +19,7 @@ REFUSED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
 
 def may_write(topics) -> dict[str, set[str]]:
     """Stated here on its own, not derived from the grants: what each role's process writes today."""
-    commands = {topics.task_commands, topics.agent_commands, topics.ledger_commands}
+    commands = {topics.task_commands, topics.agent_commands, topics.ledger_commands, topics.execution_commands}
     return {
         "worker": set(topics.layout()) - {topics.audit_checkpoints, topics.blobs},  # events, snapshots, dead letters, follow-ups
         "api": commands,

@@ -28,6 +28,7 @@ from ..store import claims, db, queries
 from ..topics import Topics
 from . import accounts, operators
 from .outputs import Outputs
+from .executions import Executions
 from .owners import task_owner
 from .batch import check_repeat, plan_batch, refuse_taken, requested_id_or_none, submitted
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
@@ -220,6 +221,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC)),
         *operators.routes(api),
         *accounts.routes(api),
+        *Executions(api).routes(),
     ]
     routes += feeds.routes() + views.routes() + PerformanceView(api).routes()
     check_declared(routes)

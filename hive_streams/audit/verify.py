@@ -38,7 +38,7 @@ class Report:
 
 
 def event_topics(topics: Topics) -> list[str]:
-    return [topics.task_events, topics.agent_events, topics.ledger_events]
+    return [topics.task_events, topics.agent_events, topics.ledger_events, topics.execution_events]
 
 
 def table_snapshot(engine: Engine, prefix: str) -> tuple[dict[Position, dict[int, dict]], dict[Position, int]]:

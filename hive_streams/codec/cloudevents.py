@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from ..domain.agent import AgentState
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.events import AgentEvent, AlertEvent, LedgerEvent, TaskEvent
+from ..domain.execution_records import ExecutionCommand, ExecutionEvent, ExecutionState
 from ..domain.ledger import LedgerState
 from ..domain.task import TaskState
 
@@ -13,6 +14,7 @@ CONTENT_TYPE = b"application/avro"
 TASK_FAMILY = (TaskEvent, TaskCommand, TaskState)
 AGENT_FAMILY = (AgentEvent, AgentCommand, AgentState)
 LEDGER_FAMILY = (LedgerEvent, LedgerCommand, LedgerState)
+EXECUTION_FAMILY = (ExecutionEvent, ExecutionCommand, ExecutionState)
 
 
 def event_id(obj) -> str:
@@ -30,6 +32,8 @@ def aggregate_id(obj) -> str:
         return obj.ledger_id
     if isinstance(obj, AlertEvent):
         return obj.alert_id
+    if isinstance(obj, EXECUTION_FAMILY):
+        return obj.execution_id
     raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
 
 

@@ -17,15 +17,16 @@ import typing
 from pathlib import Path
 
 from ..domain import agent, commands, events, ledger, model, task
+from ..domain import execution_records as x
 from ..settings import load
 
 NAMESPACE = "hive.v1"
 GROUPS = {
     "types": (model.Requirement, model.Capability, model.Hardware, model.NodeOutput, model.NodeSpec, model.Leg,
-              ledger.Escrow),
-    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + events.ALERT_EVENTS,
-    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS,
-    "state": (task.TaskState, agent.AgentState, ledger.LedgerState),
+              ledger.Escrow) + x.EXECUTION_TYPES,
+    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + events.ALERT_EVENTS + x.EXECUTION_EVENTS,
+    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS + x.EXECUTION_COMMANDS,
+    "state": (task.TaskState, agent.AgentState, ledger.LedgerState, x.ExecutionState),
 }
 FIELD_DOCS = {
     "at": "epoch milliseconds when it happened", "seq": "position in its aggregate's history, from 1",
@@ -34,6 +35,7 @@ FIELD_DOCS = {
     "output_json": "node output as a JSON value", "deadline_at": "epoch milliseconds, or null for none",
     "attempt": "assignment attempt, from 1", "proficiency": "0 to 1", "not_before": "epoch milliseconds",
     "budget": "most the requester pays per task, or null for no limit", "after": "task ids this task waits for",
+    "execution_id": "the execution aggregate id",
 }
 
 

@@ -6,11 +6,11 @@ admin is a super user. What each role is granted is what its process does:
 | role | writes | reads | also |
 |---|---|---|---|
 | worker | events, snapshots, dead letters, alerts, the executors' inbox, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots, alerts | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
-| api | task, agent and ledger commands | task, agent and ledger events, alerts (SSE feeds and their catch-up, time travel), blobs | |
+| api | task, agent, ledger and execution commands | task, agent, ledger and execution events, alerts (SSE feeds and their catch-up, time travel, execution reads), blobs | |
 | executor | task and agent commands, blobs | the executors' inbox (each agent can open only its own records), blobs (earlier attempts' outputs) | |
-| connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | task, agent and ledger events | |
+| connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | task, agent, ledger and execution events | |
 | producer | task commands | — | |
-| analyst | — | task, agent and ledger events, alerts, the deciders' snapshots (`replay`), audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
+| analyst | — | task, agent, ledger and execution events, alerts, the deciders' snapshots (`replay`), audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
 
 Topics are granted by their exact names (LITERAL), groups and transactional ids by prefix.
 Idempotent writers need no cluster permission: since Kafka 3.0 WRITE on a topic covers them.
@@ -59,8 +59,8 @@ def analyst_group_prefix(topics: Topics) -> str:
 
 def grants(topics: Topics, worker_id: str) -> list[Grant]:
     t = topics
-    commands = [t.task_commands, t.agent_commands, t.ledger_commands]
-    events = [t.task_events, t.agent_events, t.ledger_events]
+    commands = [t.task_commands, t.agent_commands, t.ledger_commands, t.execution_commands]
+    events = [t.task_events, t.agent_events, t.ledger_events, t.execution_events]
     snapshots = [t.snapshots_of(name) for name in events]
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots + [t.alerts]]
@@ -70,7 +70,7 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out += [Grant("worker", READ, GROUP, worker_id),
             Grant("worker", WRITE, TRANSACTIONAL_ID, f"{worker_id}.", PREFIXED)]
     out += [Grant("api", WRITE, TOPIC, name) for name in commands]
-    out += [Grant("api", READ, TOPIC, name) for name in events + [t.alerts]]  # feeds; time travel (the ledger's too)
+    out += [Grant("api", READ, TOPIC, name) for name in events + [t.alerts]]  # feeds; time travel; execution reads
     out += [Grant("executor", WRITE, TOPIC, name) for name in (t.task_commands, t.agent_commands)]
     out += [Grant("executor", READ, TOPIC, t.executor_inbox)]  # never the task events: other agents' tasks
     out += [Grant("executor", op, TOPIC, t.blobs) for op in (WRITE, READ)]  # its outputs; earlier attempts' on a retry

@@ -1,5 +1,5 @@
 """SQL tables: the audit log, the task and agent read models, the connector's stored offsets, the API's
-idempotency keys and rate-limit windows. They change only through the Alembic migrations in
+idempotency keys and rate-limit windows, registered workflow versions. They change only through the Alembic migrations in
 `migrations/versions`."""
 from __future__ import annotations
 
@@ -175,6 +175,17 @@ class TaskClaimRow(Base):
     task_id: Mapped[str] = mapped_column(Text, primary_key=True)  # `<tenant>:<id>`
     digest: Mapped[str] = mapped_column(String(64))
     claimed_at: Mapped[int] = mapped_column(BigInteger)  # epoch ms
+class WorkflowRow(Base):
+    """One registered version of a tenant's workflow definition; executions carry the version they pinned."""
+    __tablename__ = "workflows"
+
+    tenant: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)  # canonical JSON
+    digest: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)  # epoch ms
 
 
 audit_log = AuditRow.__table__
@@ -188,3 +199,4 @@ consumer_offsets = ConsumerOffset.__table__
 idempotency_keys = IdempotencyRow.__table__
 rate_windows = RateWindowRow.__table__
 task_claims = TaskClaimRow.__table__
+workflows = WorkflowRow.__table__

@@ -17,7 +17,8 @@ from typing import Callable
 
 from ..codec import Codec, event_id, header
 from ..codec.inbox import seal_to
-from ..domain import agent, ledger, task
+from ..domain import agent, execution, ledger, task
+from ..domain import execution_records as x
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.commands import (EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, RegisterAgent,
                                TaskCommand)
@@ -27,6 +28,7 @@ from ..kafka.routing import command_topic
 from ..kafka.seal import SealCheck, Sealer
 from ..settings import Settings
 from ..topics import Topics, partition_for
+from ..workflows.checks import CHECKS
 from .deadletter import deadletter_headers
 from .door import Door, executor_door, ledger_door, open_door, seal_door
 from ..codec.strays import oversized, stray_reason
@@ -101,6 +103,15 @@ def agent_aggregate(timeout_ms: int) -> Aggregate:
     return Aggregate(AgentCommand, agent.AgentState,
                      lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due,
                      door=door, event_type=AgentEvent)
+
+
+def execution_aggregate() -> Aggregate:
+    def due(state: x.ExecutionState, now: int):
+        if state.deadline_at is not None and now >= state.deadline_at and state.status in ("running", "interrupted"):
+            return x.ExpireExecution(state.execution_id, f"expire:{state.execution_id}:{state.deadline_at}", now)
+        return None
+    return Aggregate(x.ExecutionCommand, x.ExecutionState,
+                     lambda cmd, state, now: execution.decide(cmd, state, now, CHECKS), execution.evolve, due)
 
 
 @dataclass(frozen=True)

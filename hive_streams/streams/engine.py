@@ -28,7 +28,8 @@ from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURA
 from ..settings import Settings
 from ..topics import Topics
 from ..kafka.seal import SealCheck, Sealer, service_secret
-from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
+from .deciders import (Aggregate, Decided, PartitionState, agent_aggregate, execution_aggregate, ledger_aggregate,
+                       task_aggregate)
 from .alerting import Alerter
 from .matcher import Matcher
 from .snapshots import Snapshots
@@ -92,7 +93,8 @@ class Engine:
                 (self.topics.task_commands, self.topics.task_events,
                  task_aggregate(int(settings.default_deadline_seconds * 1000))),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
-                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)))
+                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)),
+                (self.topics.execution_commands, self.topics.execution_events, execution_aggregate()))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}

@@ -10,10 +10,15 @@ from ..codec import event_id
 from ..domain import commands as c
 from ..domain import events as e
 from ..domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
+from .execution_relays import execution_follow_up
 
 
 def follow_up(event, fee_bps: int = 0) -> list:
     """The commands that must follow an event. Pure; every command id derives from the event's id."""
+    return _follow_up(event, fee_bps) + execution_follow_up(event)
+
+
+def _follow_up(event, fee_bps: int) -> list:
     cid = event_id(event)
     if isinstance(event, e.EscrowHeld):
         return [c.ReserveSlot(event.agent_id, cid, event.at, event.task_id, event.escrow_id)]
