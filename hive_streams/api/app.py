@@ -28,7 +28,7 @@ from ..topics import Topics
 from . import accounts, operators
 from .owners import task_owner
 from .batch import check_repeat, plan_batch, requested_id_or_none, submitted
-from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
+from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition_off_loop
 from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
 from .guard import Declaration, Guard, OwnerLookup, check_declared, declare, guarded_route
@@ -88,7 +88,7 @@ class Api:
             return fn(session, *args)
 
     async def submit(self, call: CommandRequest) -> JSONResponse:
-        raw = parse_definition(call.body, call.request.headers.get("content-type", ""))
+        raw = await parse_definition_off_loop(call.body, call.request.headers.get("content-type", ""))
         now = now_ms()
         if isinstance(raw, list):
             return await self.submit_batch(call, raw, now)
@@ -104,7 +104,8 @@ class Api:
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
         chosen = [qualified(call.principal.tenant, i) for i in map(requested_id_or_none, raws) if i]
         known = await self.submitted_digests(list(dict.fromkeys(chosen)))
-        commands, items = plan_batch(raws, now, call.ids, call.caller, call.principal.tenant, known)
+        commands, items = await asyncio.to_thread(plan_batch, raws, now, call.ids, call.caller, call.principal.tenant,
+                                                  known)
         if commands:
             await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
         await self.send_all(commands, call)

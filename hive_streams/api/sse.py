@@ -12,11 +12,12 @@ from ..auth import permissions as p
 from ..kafka.access import access_for
 from ..store import queries
 from ..topics import partition_for
+from .feedlimits import CountedFeed, FeedSlots, check_reach
 from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
 from .hub import Hub
 from .owners import task_owner
 from .positions import PositionError, TaskPosition, VectorCodec
-from .tenants import seen_tenant, task_id_of
+from .tenants import principal_of, seen_tenant, task_id_of
 
 PING_SECONDS = 10
 SEND_TIMEOUT_SECONDS = 30  # a client that takes no bytes for this long is cut off
@@ -41,6 +42,7 @@ class FeedEndpoints:
         self.api = api
         self.hub: Hub | None = None  # made at start: building the app reads no credentials
         self.vectors: VectorCodec | None = None
+        self.slots = FeedSlots(api.settings.feeds_per_principal)
 
     async def start(self) -> None:
         s = self.api.settings
@@ -53,8 +55,15 @@ class FeedEndpoints:
         if self.hub is not None:
             await self.hub.stop()
 
-    def _respond(self, frames) -> EventSourceResponse:
-        return EventSourceResponse(frames, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
+    def _respond(self, request: Request, frames) -> EventSourceResponse:
+        """The feed, if its principal has a slot left (429 otherwise)."""
+        account = principal_of(request).account
+        self.slots.take(account)
+        return CountedFeed(frames, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS,
+                           release=lambda: self.slots.release(account))
+
+    def _check_reach(self, positions: dict[TopicPartition, int]) -> None:
+        check_reach(self.hub.next, positions, self.api.settings.feed_catchup_max)
 
     async def task(self, request: Request):
         task_id = task_id_of(request)
@@ -69,14 +78,17 @@ class FeedEndpoints:
             if pos.partition != tp.partition:
                 return _error(400, "last_event_id", f"task {task_id} is on partition {tp.partition}, not {pos.partition}")
             start, last_seq = pos.offset + 1, pos.seq
+            self._check_reach({tp: start})
         else:
             start, last_seq = await asyncio.to_thread(self.api.read, queries.first_offset, task_id, topic, tp.partition), 0
-        return self._respond(task_frames(self.hub, tp, task_id, start, last_seq))
+        return self._respond(request, task_frames(self.hub, tp, task_id, start, last_seq))
 
     def _vector_start(self, request: Request) -> dict[TopicPartition, int]:
         text = _resume_text(request)
         if text:
-            return self.vectors.decode(text)
+            positions = self.vectors.decode(text)
+            self._check_reach(positions)
+            return positions
         return {tp: self.hub.next[tp] for tp in self.vectors.all()}  # live from now
 
     async def agent(self, request: Request):
@@ -87,7 +99,7 @@ class FeedEndpoints:
             return _error(400, "last_event_id", str(exc))
         tenant = seen_tenant(request, p.EXECUTIONS_VIEW)  # the offer is everyone's; its tasks are their tenants'
         spec = FeedSpec(f"{_who(request)} agent {agent_id}", agent_match(agent_id), tenant=tenant)
-        return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
+        return self._respond(request, vector_frames(self.hub, self.vectors, spec, positions))
 
     async def cluster(self, request: Request):
         known = {e.cls.__name__ for e in self.api.codec.registry.by_name.values() if e.group == "events"}
@@ -101,7 +113,7 @@ class FeedEndpoints:
             return _error(400, "last_event_id", str(exc))
         tenant = seen_tenant(request, p.CLUSTER_VIEW)
         spec = FeedSpec(f"{_who(request)} cluster {','.join(sorted(types)) or '*'}", types_match(types), tenant=tenant)
-        return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
+        return self._respond(request, vector_frames(self.hub, self.vectors, spec, positions))
 
     async def stats(self, request: Request) -> JSONResponse:
         return JSONResponse(self.hub.stats())
