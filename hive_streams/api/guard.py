@@ -7,6 +7,7 @@ belongs to someone its permission does not reach (so its existence is not reveal
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -17,7 +18,9 @@ from ..auth import PERMISSIONS, PUBLIC, Owner, Principal, TokenVerifier, Verdict
 from ..auth.limits import Limits, limit_for
 from ..auth.permissions import needs_owner
 from ..auth.tokens import InvalidToken, KeysUnavailable
+from ..domain.fields import Field, FieldError
 from ..exceptions import ConfigError
+from .body import JSON_TYPES
 from .errors import RequestError
 
 SESSION_COOKIE = "hive_session"
@@ -32,10 +35,37 @@ class OwnerLookup:
 
 
 @dataclass(frozen=True)
+class Param:
+    """A query or header parameter: checked against its field before the handler runs."""
+    name: str
+    field: Field
+    where: str = "query"  # or "header"
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body: its JSON Schema, the types it may be sent as, and the field it is checked against
+    before the handler runs (None: the handler checks it, from the same table as the schema)."""
+    schema: dict
+    types: tuple[str, ...] = JSON_TYPES
+    check: Field | None = None
+
+    @classmethod
+    def of(cls, field: Field) -> "Body":
+        return cls(field.schema(), JSON_TYPES, field)
+
+
+@dataclass(frozen=True)
 class Declaration:
+    """What a route needs (its permission, whose resource it names, its rate limit) and takes (parameters,
+    body): the guard checks these, and /openapi.json is generated from them."""
     permission: str
     owner: OwnerLookup | None = None
     limit: str | None = None  # a rate limit: a principal whose limit is 0 lacks the permission
+    params: tuple[Param, ...] = ()
+    body: Body | None = None
+    summary: str = ""
+    stream: bool = False  # answers a text/event-stream
 
 
 def token_of(request: Request) -> str | None:
@@ -86,6 +116,29 @@ class Guard:
         return principal
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def check_params(request: Request, declared: Declaration) -> None:
+    """Each declared parameter the request carries is of its field's kind and range; a 422 names the first that is not."""
+    for param in declared.params:
+        source = request.query_params if param.where == "query" else request.headers
+        text = source.get(param.name)
+        if text is None:
+            if param.field.required:
+                raise RequestError(422, param.name, "is required")
+            continue
+        value = text
+        if "integer" in param.field.kinds:
+            if not _INTEGER.fullmatch(text):
+                raise RequestError(422, param.name, "must be an integer")
+            value = int(text)
+        try:
+            param.field.check(value, param.name)
+        except FieldError as exc:
+            raise RequestError(422, exc.path, exc.message) from None
+
+
 def declare(route: BaseRoute, declared: Declaration) -> BaseRoute:
     if declared.permission != PUBLIC and declared.permission not in PERMISSIONS:
         raise ConfigError(f"route {getattr(route, 'path', route)!r} declares an unknown permission "
@@ -101,6 +154,7 @@ def declaration_of(route: BaseRoute) -> Declaration | None:
 def guarded_route(guard: Guard, path: str, endpoint, method: str, declared: Declaration) -> Route:
     async def guarded(request: Request):
         await guard.admit(request, declared)
+        check_params(request, declared)
         return await endpoint(request)
 
     return declare(Route(path, guarded, methods=[method]), declared)

@@ -15,11 +15,15 @@ from ..topics import partition_for
 from .feedlimits import CountedFeed, FeedSlots, check_reach
 from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
 from .hub import Hub
+from ..domain.fields import Field
+from .guard import Param
 from .owners import task_owner
+from .params import RESUME, TENANT
 from .positions import PositionError, TaskPosition, VectorCodec
 from .tenants import principal_of, seen_tenant, task_id_of
 
 PING_SECONDS = 10
+TYPES = Param("types", Field(("string",), max_length=4096, doc="comma-separated event types to follow"))
 SEND_TIMEOUT_SECONDS = 30  # a client that takes no bytes for this long is cut off
 
 
@@ -125,8 +129,11 @@ class FeedEndpoints:
     def routes(self) -> list:
         api = self.api
         return [
-            api.route("/api/tasks/{task_id}/events", self.task, "GET", p.EXECUTIONS_VIEW, task_owner(api, wait=True)),
-            api.route("/api/agents/{agent_id}/events", self.agent, "GET", p.AGENTS_VIEW),
-            api.route("/api/events", self.cluster, "GET", p.CLUSTER_VIEW),
-            api.route("/api/events/stats", self.stats, "GET", p.CLUSTER_VIEW),
+            api.route("/api/tasks/{task_id}/events", self.task, "GET", p.EXECUTIONS_VIEW, task_owner(api, wait=True),
+                      (*RESUME, TENANT), "a task's events until it ends", stream=True),
+            api.route("/api/agents/{agent_id}/events", self.agent, "GET", p.AGENTS_VIEW, params=(*RESUME, TENANT),
+                      summary="an agent's events and its tasks'", stream=True),
+            api.route("/api/events", self.cluster, "GET", p.CLUSTER_VIEW, params=(*RESUME, TYPES, TENANT),
+                      summary="every event (of the caller's tenant)", stream=True),
+            api.route("/api/events/stats", self.stats, "GET", p.CLUSTER_VIEW, summary="the feed hub's counters"),
         ]

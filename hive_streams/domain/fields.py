@@ -56,6 +56,24 @@ class Field:
             raise FieldError(path, f"must be one of {', '.join(self.enum)}")
         return value
 
+    def validate(self, value: Any, path: str = "") -> Any:
+        """`check`, then the same for each item and known field, with required and unknown fields."""
+        self.check(value, path or "$")
+        if isinstance(value, dict) and self.properties is not None:
+            for name, spec in self.properties.items():
+                if name in value:
+                    spec.validate(value[name], _at(path, name))
+                elif spec.required:
+                    raise FieldError(_at(path, name), "is required")
+            unknown = sorted((k for k in value if k not in self.properties), key=str) if self.closed else ()
+            if unknown:
+                raise FieldError(_at(path, str(unknown[0])),
+                                 f"unknown field (expected one of {', '.join(self.properties)})")
+        if isinstance(value, list) and self.items is not None:
+            for i, item in enumerate(value):
+                self.items.validate(item, f"{path or '$'}[{i}]")
+        return value
+
     def _check_number(self, value: float, path: str) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise FieldError(path, "must be a finite number (NaN and Infinity are refused)")
@@ -94,6 +112,10 @@ class Field:
         if self.doc:
             out["description"] = self.doc
         return {**out, **self.extra}
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _show(number: float) -> str:
