@@ -19,7 +19,7 @@ from ..domain.fields import FieldError
 from .body import JSON_TYPES, check_content_type, json_object, read_limited
 from .correlation import REQUEST_ID, correlation_id
 from .errors import RequestError
-from .guard import Declaration, Guard, check_params, declare
+from .guard import Declaration, Guard, declare
 from .idempotency import HEADER, CommandIds, check_key, request_digest, scope_of
 
 KEEP_MS = 24 * 3600 * 1000  # a key and its first answer are kept at least this long
@@ -116,7 +116,6 @@ def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests,
         principal = await guard.admit(request, declared)
         if principal is None:
             raise RequestError(500, "$", f"{path} creates commands: it cannot be public")
-        check_params(request, declared)
         check_content_type(request, accepts)
         correlation = correlation_id(request.headers)
         body = await read_limited(request, body_limit)

@@ -22,6 +22,7 @@ from ..domain.fields import Field, FieldError
 from ..exceptions import ConfigError
 from .body import JSON_TYPES
 from .errors import RequestError
+from .values import text_problem
 
 SESSION_COOKIE = "hive_session"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hive-streams"'}
@@ -108,6 +109,7 @@ class Guard:
             raise RequestError(403, "$", f"{principal.kind} {principal.account} "
                                          f"(roles: {', '.join(sorted(principal.roles))}) lacks the permission {lacking}")
         request.state.principal = principal  # owner lookups resolve names within its tenant
+        check_params(request, declared)
         if declared.owner is not None and needs_owner(principal, declared.permission):
             owner = await declared.owner.find(request)
             if owner is None or decide(principal, declared.permission, owner) is not Verdict.ALLOW:
@@ -120,7 +122,12 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 
 
 def check_params(request: Request, declared: Declaration) -> None:
-    """Each declared parameter the request carries is of its field's kind and range; a 422 names the first that is not."""
+    """Path parameters are text that can be stored; each declared parameter the request carries is of its
+    field's kind and range. A 422 names the first that is not."""
+    for name, value in request.path_params.items():
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise RequestError(422, name, problem)
     for param in declared.params:
         source = request.query_params if param.where == "query" else request.headers
         text = source.get(param.name)
@@ -129,6 +136,9 @@ def check_params(request: Request, declared: Declaration) -> None:
                 raise RequestError(422, param.name, "is required")
             continue
         value = text
+        problem = text_problem(text)
+        if problem:
+            raise RequestError(422, param.name, problem)
         if "integer" in param.field.kinds:
             if not _INTEGER.fullmatch(text):
                 raise RequestError(422, param.name, "must be an integer")
@@ -154,7 +164,6 @@ def declaration_of(route: BaseRoute) -> Declaration | None:
 def guarded_route(guard: Guard, path: str, endpoint, method: str, declared: Declaration) -> Route:
     async def guarded(request: Request):
         await guard.admit(request, declared)
-        check_params(request, declared)
         return await endpoint(request)
 
     return declare(Route(path, guarded, methods=[method]), declared)

@@ -30,13 +30,28 @@ def _at(path: str, key) -> str:
     return str(key) if path == "$" else f"{path}.{key}"
 
 
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored as text (PostgreSQL holds no NUL; UTF-8 has no lone surrogates), or None."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
 def checked(value):
-    """The value when every number in it is finite and fits a long or a double, and it nests at most
-    MAX_DEPTH levels; else a 4xx naming the first field that does not."""
+    """The value when every number in it is finite and fits a long or a double, every string (and key) is text
+    that can be stored, and it nests at most MAX_DEPTH levels; else a 4xx naming the first field that is not."""
     stack = [(value, "$", 0)]
     while stack:
         item, path, depth = stack.pop()
-        if isinstance(item, float):
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                _refuse(path, problem)
+        elif isinstance(item, float):
             if not math.isfinite(item):
                 _refuse(path, "must be a finite number (NaN and Infinity are refused)")
         elif isinstance(item, int) and not isinstance(item, bool):
@@ -45,6 +60,11 @@ def checked(value):
         elif isinstance(item, (dict, list)):
             if depth >= MAX_DEPTH:
                 raise ValueRefused(400, path, f"nested deeper than {MAX_DEPTH} levels")
+            for key in item if isinstance(item, dict) else ():
+                problem = text_problem(key) if isinstance(key, str) else None
+                if problem:
+                    shown = key.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+                    _refuse(_at(path, shown), f"a field name {problem}")
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             stack.extend((child, _at(path, key), depth + 1) for key, child in reversed(list(pairs)))
     return value
