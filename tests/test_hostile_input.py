@@ -18,7 +18,7 @@ ROLES = ("admin", "developer", "viewer")
 ECHO = {"name": "echo", "nodes": [{"id": "say", "kind": "echo", "value": "hi"}]}
 CATCHUP_MAX = 30  # events a resumed feed may be behind here (100,000 by default)
 FEEDS = 20
-FUZZ_POSITIVE, FUZZ_NEGATIVE = 70, 15  # generated cases per operation, each sent as every role
+FUZZ_POSITIVE, FUZZ_NEGATIVE = 75, 15  # generated cases per operation, each sent as every role
 FUZZ_THREADS = 12
 
 
