@@ -22,6 +22,7 @@ from hive_streams.domain import commands as c
 from hive_streams.domain.model import NodeSpec
 from hive_streams.domain.tenancy import task_tenant
 from hive_streams.kafka.access import KafkaAccess, access_for, credentials_path
+from hive_streams.kafka.seal import Sealer
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -47,6 +48,8 @@ BENCH_FEEDS_PER_PRINCIPAL = "1000000"
 
 
 TENANT = "bench"  # the tenant of the bench's token: its tasks are `bench:<id>`
+# the fabric's service secret for this bench run: every process it starts inherits it, and it seals raw commands
+SERVICE_SECRET = os.environ.setdefault("HIVE_SERVICE_SECRET", secrets.token_hex(32)).encode()
 
 
 def credentials() -> tuple[dict[str, str], str]:
@@ -205,12 +208,15 @@ def noop_submit(task_id: str, now: int | None = None) -> c.SubmitTask:
 async def produce(bootstrap: str, topic: str, objects, source: str = "/bench") -> int:
     """Writes domain objects as the project's records (key, Avro value, CloudEvents headers), batched."""
     codec = default_codec()
+    sealer = Sealer.service(SERVICE_SECRET)
     producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all", linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
     try:
         pending, count = [], 0
         for obj in objects:
             key, value, headers = codec.message(obj, source)
+            if topic.endswith("commands"):  # as the API would send them
+                headers.append(sealer.header(value, headers))
             pending.append(await producer.send(topic, value, key=key, headers=headers))
             count += 1
             if len(pending) >= 5000:

@@ -16,10 +16,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hive_streams.codec import default_codec
+from hive_streams.kafka.seal import producer_key
 from hive_streams.producer import TaskProducer
 
 from .celery_peer import Peer
-from .common import (TENANT, NOOP_TASK, PROCESSES, SLOTS, Context, CpuMeter, ce_type, end_offsets, kafka_as,
+from .common import (SERVICE_SECRET, TENANT, NOOP_TASK, PROCESSES, SLOTS, Context, CpuMeter, ce_type, end_offsets, kafka_as,
                      kafka_options, percentiles, py_spy,
                      read_records, server_pids, summary)
 from .stack import Stack, free_port
@@ -106,7 +107,8 @@ async def hive_burst(stack: Stack, n: int, timeout: float, how: str = "http", me
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
     # the producer submits as the HTTP runs' token does: tasks `bench:<id>`, paid by `bench/bench`
-    producer = (TaskProducer(kafka_as("producer", stack.bootstrap), stack.topics, principal=f"{TENANT}/bench")
+    producer = (TaskProducer(kafka_as("producer", stack.bootstrap), stack.topics, principal=f"{TENANT}/bench",
+                             key=producer_key(SERVICE_SECRET, f"{TENANT}/bench"))
                 if how == "producer" else None)
     http = httpx.AsyncClient(base_url=stack.base_url, timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT),
                              headers=stack.headers)

@@ -2,6 +2,9 @@
 
     python -m connectors.audit
 
+Strays of the event topics (garbage, keyless, oversized, another family's) and records a read model cannot
+hold are dead-lettered with the reason, audited, and projected nowhere else.
+
 No consumer group: it assigns itself every partition and keeps its offsets in SQL, in the same
 transaction as the rows they produced, so a crash anywhere never loses or doubles a row. Every
 committed record gets a row chained by hash to the row before it in its partition; the chain's
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from types import SimpleNamespace
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -20,13 +24,16 @@ from hive_streams import settings as settings_mod
 from hive_streams.audit.checkpoints import Checkpoints
 from hive_streams.audit.rows import from_consumer_record
 from hive_streams.codec import Codec, default_codec
+from hive_streams.codec.strays import families, stray_reason
 from hive_streams.domain.events import AgentEvent, TaskEvent, LedgerEvent
+from hive_streams.exceptions import RecordsRefused
 from hive_streams.kafka.access import access_for
 from hive_streams.kafka.clients import consumer as kafka_consumer
 from hive_streams.kafka.clients import producer as kafka_producer
 from hive_streams.kafka.clock import now_ms
 from hive_streams.kafka.partitions import wait_for_partitions
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
+from hive_streams.streams.deadletter import deadletter_headers
 from hive_streams.topics import Topics
 
 SOURCE = "hive-streams/connectors/audit"
@@ -57,11 +64,53 @@ async def _seek(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], st
                                 for tp in partitions})
 
 
+class DeadLetters:
+    """Strays of the event topics and records a read model refuses, sent to the dead-letter topic with the
+    reason before the batch that skips them commits: a crash in between sends them again, never loses one."""
+
+    def __init__(self, producer, topics: Topics, codec: Codec, record_limit: int):
+        self.producer, self.topic, self.codec = producer, topics.deadletter, codec
+        self.families, self.record_limit = families(topics), record_limit
+        self.sent = 0
+
+    def strays(self, records: list[LogRecord]) -> dict[tuple[str, int, int], str]:
+        found = {}
+        for r in records:
+            reason = stray_reason(self.codec, self.families.get(r.topic, object), r.key, r.value, self.record_limit,
+                                  r.event)
+            if reason:
+                found[(r.topic, r.partition, r.offset)] = reason
+        return found
+
+    async def send(self, records: list[LogRecord], reasons: dict[tuple[str, int, int], str]) -> None:
+        acks = []
+        for r in records:
+            reason = reasons.get((r.topic, r.partition, r.offset))
+            if reason:
+                place = SimpleNamespace(topic=r.topic, partition=r.partition, offset=r.offset, headers=r.raw_headers)
+                log.warning("dead-lettering %s[%d]@%d: %s", r.topic, r.partition, r.offset, reason)
+                acks.append(await self.producer.send(self.topic, r.value, key=r.key,
+                                                     headers=deadletter_headers(place, reason)))
+        await asyncio.gather(*acks)
+        self.sent += len(acks)
+
+
 async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[ConsumerRecord]],
-                   checkpoints: Checkpoints) -> int:
+                   checkpoints: Checkpoints, deadletters: DeadLetters) -> int:
     records = [to_log_record(codec, r) for recs in batches.values() for r in recs]
     next_offsets = {(tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items() if recs}
-    heads = await asyncio.to_thread(apply_batch, engine, CONSUMER, records, next_offsets, now_ms())
+    skip = deadletters.strays(records)
+    await deadletters.send(records, skip)
+    while True:
+        try:
+            heads = await asyncio.to_thread(apply_batch, engine, CONSUMER, records, next_offsets, now_ms(),
+                                            frozenset(skip))
+            break
+        except RecordsRefused as exc:  # nothing written: dead-letter them, then the batch again without them
+            if not exc.refused.keys() - skip.keys():
+                raise
+            await deadletters.send(records, exc.refused)
+            skip.update(exc.refused)
     checkpoints.moved(heads, len(records))
     return len(records)
 
@@ -94,6 +143,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     producer = kafka_producer(kafka, client_id="hive-streams-audit-checkpoints")
     checkpoints = Checkpoints(producer, topics.audit_checkpoints, settings.audit_checkpoint_rows,
                               settings.audit_checkpoint_seconds)
+    deadletters = DeadLetters(producer, topics, codec, settings.record_max_kb * 1024)
     try:
         await asyncio.to_thread(create_schema, engine)
         partitions = await wait_for_partitions(
@@ -109,7 +159,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
         while not stop.is_set():
             batches = await _gather(consumer)
             if batches:
-                count = await _project(engine, codec, batches, checkpoints)
+                count = await _project(engine, codec, batches, checkpoints, deadletters)
                 log.debug("projected %d records", count)
             if checkpoints.due():
                 await checkpoints.publish()

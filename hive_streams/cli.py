@@ -12,6 +12,7 @@ from . import cli_analytics, cli_watch
 from .audit import cli as audit_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
+from .processes import exit_with_parent
 from .exceptions import ConfigError
 
 
@@ -114,6 +115,15 @@ def cmd_token(args, s) -> int:
     return 0
 
 
+def cmd_producer_key(args, s) -> int:
+    from .kafka.seal import producer_key, service_secret
+    if "/" not in args.principal:
+        print("principal: TENANT/SUB, the account that submits and pays", file=sys.stderr)
+        return 2
+    print(producer_key(service_secret(s.service_secret, s.home), args.principal).hex())
+    return 0
+
+
 def cmd_up(args, s) -> int:
     from .launcher import up
     return up(s)
@@ -151,10 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     tk.add_argument("--sub", help="who it names (default: the role); its account is TENANT/SUB")
     tk.add_argument("--ttl", default="24h", help="how long it is valid: 90s, 30m, 24h, 7d")
     tk.add_argument("--permission", action="append", help="narrow the role to this permission (repeatable)")
+    pk = sub.add_parser("producer-key", help="print the key with which PRINCIPAL's producer seals its SubmitTask "
+                        "commands (needs the service secret: HIVE_SERVICE_SECRET or $HIVE_HOME's)")
+    pk.add_argument("principal", help="TENANT/SUB")
     cli_watch.add_parsers(sub)
     cli_analytics.add_parsers(sub)
     audit_cli.add_parsers(sub)
     args = parser.parse_args(argv)
+    if args.command in ("worker", "executor", "api", "connect"):
+        exit_with_parent()
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
     s = settings_mod.load()
@@ -171,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return audit_cli.run(args, s)
     handlers = {"worker": cmd_worker, "executor": cmd_executor, "api": cmd_api, "connect": cmd_connect, "up": cmd_up,
-                "token": cmd_token}
+                "token": cmd_token, "producer-key": cmd_producer_key}
     try:
         return handlers[args.command](args, s)
     except ConfigError as exc:

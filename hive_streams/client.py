@@ -96,6 +96,12 @@ class HiveClient:
                     raise
                 time.sleep(min(5.0, 0.2 * 2 ** failures))
 
+    def producer_key(self) -> str:
+        """The key for hive_streams.producer.TaskProducer: it seals this principal's own task submissions."""
+        response = self.http.post("/api/producer-keys")
+        response.raise_for_status()
+        return response.json()["key"]
+
     def get_json(self, path: str, params: dict | None = None):
         response = self.http.get(path, params=params)
         response.raise_for_status()

@@ -27,3 +27,15 @@ class StoreError(HiveError):
 
 class ConfigError(HiveError):
     """A setting that cannot work: the process refuses to start and names it."""
+
+
+class BlobError(HiveError):
+    """A blob that cannot be read whole from the log, or whose bytes do not match its digest."""
+
+
+class RecordsRefused(StoreError):
+    """Records a read model cannot hold: (topic, partition, offset) -> why. Nothing of their batch was written."""
+
+    def __init__(self, refused: dict[tuple[str, int, int], str]):
+        super().__init__(f"{len(refused)} records refused by the read models")
+        self.refused = refused

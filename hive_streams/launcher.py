@@ -14,6 +14,7 @@ from .auth.tokens import mint
 from .client import HiveClient
 from .kafka.access import access_for
 from .kafka.admin import ensure_topics
+from .kafka.seal import service_secret
 from .processes import Fabric, wait_until
 from .settings import Settings
 from .topics import Topics
@@ -66,6 +67,7 @@ def up(s: Settings) -> int:
     asyncio.run(ensure_topics(access_for(s, "worker"), Topics.from_settings(s)))  # the worker may create them
     console.print(f"store: {s.store_url}")
     token = _admin_token(s, env)
+    service_secret(s.service_secret, s.home, create=True)  # made once here, read by the API and the worker
     fabric = Fabric(env, Path(s.home) / "logs")
     signal.signal(signal.SIGTERM, _interrupt)
     try:

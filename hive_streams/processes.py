@@ -5,11 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .settings import REPO_ROOT
+
+PARENT_ENV = "HIVE_EXIT_WITH_PARENT"  # set by Fabric: the pid whose end ends the process too
 
 
 @dataclass
@@ -67,7 +70,7 @@ class Fabric:
     def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None,
               module: str = "hive_streams.cli") -> Process:
         argv = [sys.executable, "-m", module, *args]
-        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
         proc = Process(name, argv, env, self.log_dir / f"{name}.log").start()
         self.processes.append(proc)
         return proc
@@ -106,3 +109,20 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "co
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def exit_with_parent(grace: float = 15.0, interval: float = 1.0) -> None:
+    """In a process a Fabric started: when the process that started it is gone (a killed test run, a killed
+    `up`), stop as on SIGTERM, and for good after `grace` seconds. Children of a crashed parent otherwise run on."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

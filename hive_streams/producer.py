@@ -1,12 +1,15 @@
 """Submitting tasks straight to Kafka: SubmitTask commands with the API's encoding and headers.
 
-    async with TaskProducer(access_for(settings, "producer"), Topics(), principal="etl-nightly") as producer:
+    key = HiveClient(url, token=token).producer_key()  # or `hive-streams producer-key acme/etl-nightly`
+    async with TaskProducer(access_for(settings, "producer"), Topics(), principal="acme/etl-nightly", key=key) as producer:
         task_id = await producer.submit({"name": "hello", "nodes": [{"id": "a", "kind": "echo"}]})
         task_ids = await producer.submit_many(definitions)
 
 Definitions are read by the API's parser (`domain.definition`); a wrong one raises
 `InvalidDefinition` before anything is sent. The task decider checks each task as it does one
-sent over HTTP. The producer's principal travels in the `ce_source` and `hive_principal` headers;
+sent over HTTP. The producer's principal travels in the `ce_source` and `hive_principal` headers, and
+its key (derived for that principal from the fabric's service secret) seals each command, so the
+deciders know the principal is who it says and refuse anything else a producer sends;
 a principal `<tenant>/<sub>` submits its tenant's tasks (`<tenant>:<id>`, dependencies within it).
 It connects to Kafka with the `producer` role, which may write task commands and nothing else.
 """
@@ -28,6 +31,7 @@ from .kafka.access import KafkaAccess
 from .kafka.clock import now_ms
 from .kafka.principal import principal_header
 from .kafka.routing import CommandSender
+from .kafka.seal import Sealer
 from .topics import Topics
 
 SOURCE_PREFIX = "/hive-streams/producer"
@@ -44,9 +48,10 @@ Definition = Mapping | TaskSpec
 
 
 class TaskProducer:
-    def __init__(self, kafka: KafkaAccess, topics: Topics | str, *, principal: str = "anonymous",
+    def __init__(self, kafka: KafkaAccess, topics: Topics | str, *, principal: str, key: bytes | str,
                  codec: Codec | None = None, linger_ms: int = LINGER_MS):
         self.kafka = kafka
+        self.sealer = Sealer.producer(bytes.fromhex(key) if isinstance(key, str) else key)
         self.topics = topics if isinstance(topics, Topics) else Topics(topics)
         self.principal = principal
         self.source = f"{SOURCE_PREFIX}/{principal}"
@@ -55,7 +60,8 @@ class TaskProducer:
         self.sender: CommandSender | None = None
 
     async def start(self) -> None:
-        self.sender = CommandSender(self.kafka, self.topics, self.codec, self.source, linger_ms=self.linger_ms)
+        self.sender = CommandSender(self.kafka, self.topics, self.codec, self.source, linger_ms=self.linger_ms,
+                                    sealer=self.sealer)
         try:
             await self.sender.start()
         except KafkaError as exc:

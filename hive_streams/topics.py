@@ -51,6 +51,16 @@ class Topics:
         return f"{self.prefix}.deadletter"
 
     @property
+    def executor_inbox(self) -> str:
+        """What each executor acts on, keyed by agent id and sealed to the agent's key (codec/inbox.py)."""
+        return f"{self.prefix}.executor.inbox"
+
+    @property
+    def blobs(self) -> str:
+        """Node outputs over the inline limit, in chunks keyed by their digest (kept forever: replay reads them)."""
+        return f"{self.prefix}.blobs"
+
+    @property
     def audit_checkpoints(self) -> str:
         """The audit connector's published chain heads: the anchor of the audit log."""
         return f"{self.prefix}.audit.checkpoints"
@@ -68,6 +78,8 @@ class Topics:
             self.ledger_commands: (1, week),  # the ledger is one aggregate: one writer of all money
             self.ledger_events: (1, forever),
             self.deadletter: (1, forever),
+            self.executor_inbox: (self.partitions, week),  # deliveries: the task events are the truth
+            self.blobs: (self.partitions, forever),
             self.audit_checkpoints: (1, forever),
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),

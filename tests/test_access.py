@@ -40,12 +40,14 @@ CALLERS = tuple(SUBS)
 UNPLACEABLE = {"name": "matrix", "requires": ["nobody-has-this"], "nodes": [{"id": "a", "kind": "echo"}]}
 BODIES = {  # what each state-changing route is sent; a new one needs its sample here
     ("POST", "/api/tasks"): UNPLACEABLE,
+    ("POST", "/api/producer-keys"): {},
     ("PUT", "/api/tasks/{task_id}/assign"): {"agent_id": AGENT},
     ("POST", "/api/accounts/{account_id:path}/deposits"): {"amount": 0.01},
     ("POST", "/api/accounts/{account_id:path}/withdrawals"): {"amount": 0.01},
     ("POST", "/api/session"): "the caller's token",
 }
-TASK_FOR = {("DELETE", "/api/tasks/{task_id}"): "cancel", ("PUT", "/api/tasks/{task_id}/assign"): "pin"}
+TASK_FOR = {("DELETE", "/api/tasks/{task_id}"): "cancel", ("PUT", "/api/tasks/{task_id}/assign"): "pin",
+            ("GET", "/api/tasks/{task_id}/nodes/{node_id}/output"): "ran"}  # a node output needs a task that ran
 STATIC_ASSET = "/static/dashboard.js"
 
 APP = create_app(Settings(jwt_secret="x" * 32, database_url="sqlite://"))
@@ -99,13 +101,13 @@ def world(kafka_bootstrap, pg_url, tmp_path_factory):
                 response = dev.submit({**UNPLACEABLE, "name": f"{purpose}-{tenant}"})
                 assert response.status_code == 202, response.text
                 tasks[(purpose, tenant)] = response.json()["task_id"]
-            ran = dev.submit({**RAN, "name": f"ran-{tenant}"}).json()["task_id"]  # on the shared agent
+            ran = tasks[("ran", tenant)] = dev.submit({**RAN, "name": f"ran-{tenant}"}).json()["task_id"]  # shared agent
             assert list(dev.watch(ran))[-1].event == "TaskCompleted"
         accounts = [f"{OWN}/{sub}" for sub in ("root", "dev", "eve")] + [f"{OTHER}/dev"]
         for account in accounts:
             assert stack.client.http.post(f"/api/accounts/{account}/deposits", json={"amount": 10}).status_code == 202
-        wait_until(lambda: all((stack.client.task(t) or {}).get("status") == "queued" for t in tasks.values()), 60,
-                   what="the tasks queued in the read model")
+        wait_until(lambda: all((stack.client.task(t) or {}).get("status") == ("completed" if p == "ran" else "queued")
+                               for (p, _), t in tasks.items()), 60, what="the tasks queued or completed in the read model")
         wait_until(lambda: all(stack.client.http.get(f"/api/accounts/{a}").status_code == 200 for a in accounts), 60,
                    what="the accounts")
         wait_until(lambda: len(stack.client.get_json(f"/api/agents/{AGENT}/reputation")["events"]) == 2, 60,
@@ -130,7 +132,7 @@ def _url(stack: Stack, tasks: dict, method: str, path: str, caller: str, whose: 
     tenant = OWN if whose == "own" else OTHER
     account = f"{OWN}/{SUBS[caller]}" if whose == "own" else f"{OTHER}/dev"
     url = path.replace("{task_id}", tasks[(TASK_FOR.get((method, path), "view"), tenant)])
-    url = url.replace("{account_id:path}", account).replace("{agent_id}", AGENT)
+    url = url.replace("{account_id:path}", account).replace("{agent_id}", AGENT).replace("{node_id}", "a")
     assert "{" not in url, f"{method} {path}: no sample value for its path parameters: add one to this test"
     return url
 

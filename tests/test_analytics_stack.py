@@ -23,7 +23,7 @@ from hive_streams.processes import wait_until
 from hive_streams.topics import partition_for
 
 from .eventlog import committed_offsets, events_of
-from .roles import as_role
+from .roles import as_role, producer_sealer
 from .stack import TENANT, Stack
 
 pytestmark = pytest.mark.stack
@@ -103,8 +103,9 @@ async def _send_on_wrong_partition(stack: Stack, task_id: str) -> SubmitTask:
     producer = AIOKafkaProducer(**as_role("producer").options())
     await producer.start()
     try:
-        await producer.send_and_wait(stack.topics.task_commands, value, key=key, partition=wrong,
-                                     headers=headers + [principal_header(f"{TENANT}/poisoner")])
+        headers.append(principal_header(f"{TENANT}/poisoner"))
+        headers.append(producer_sealer(f"{TENANT}/poisoner").header(value, headers))  # sent as its producer would
+        await producer.send_and_wait(stack.topics.task_commands, value, key=key, partition=wrong, headers=headers)
     finally:
         await producer.stop()
     return command

@@ -5,7 +5,7 @@ import asyncio
 import dataclasses
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (ClusterAuthorizationFailedError, GroupAuthorizationFailedError, KafkaError,
                              TopicAuthorizationFailedError)
 
@@ -21,11 +21,11 @@ def may_write(topics) -> dict[str, set[str]]:
     """Stated here on its own, not derived from the grants: what each role's process writes today."""
     commands = {topics.task_commands, topics.agent_commands, topics.ledger_commands}
     return {
-        "worker": set(topics.layout()) - {topics.audit_checkpoints},  # events, snapshots, dead letters, follow-ups
+        "worker": set(topics.layout()) - {topics.audit_checkpoints, topics.blobs},  # events, snapshots, dead letters, follow-ups
         "api": commands,
-        "executor": {topics.task_commands, topics.agent_commands},
+        "executor": {topics.task_commands, topics.agent_commands, topics.blobs},  # reports, large outputs
         "producer": {topics.task_commands},
-        "connector": {topics.audit_checkpoints},  # the audit chain's heads, and nothing else
+        "connector": {topics.audit_checkpoints, topics.deadletter},  # the chain's heads, strays of event topics
         "analyst": set(),
     }
 
@@ -64,6 +64,36 @@ async def test_an_executor_cannot_write_events_or_ledger_commands(topics):
     assert isinstance(results[topics.task_events], TopicAuthorizationFailedError)
     assert isinstance(results[topics.ledger_commands], TopicAuthorizationFailedError)
     assert results[topics.task_commands] == "ok"
+
+
+async def _read(role: str, topic: str) -> tuple[list[bytes], bool]:
+    """The records of partition 0 of `topic` read as `role` without a group (as an executor reads), and whether
+    the broker refused the topic to it (the consumer then waits, logging the refusal: it raises nothing)."""
+    reader = AIOKafkaConsumer(**as_role(role).options(), auto_offset_reset="earliest", isolation_level="read_committed")
+    await reader.start()
+    try:
+        reader.assign([TopicPartition(topic, 0)])
+        got = []
+        for _ in range(10):
+            batch = await reader.getmany(timeout_ms=1000)
+            got += [r.value for records in batch.values() for r in records]
+            if got:
+                break
+        await reader._client.force_metadata_update()
+        return got, topic in reader._client.cluster.unauthorized_topics
+    finally:
+        await reader.stop()
+
+
+async def test_an_executor_reads_its_inbox_and_never_the_task_events(topics):
+    worker = producer(as_role("worker"))
+    await worker.start()
+    await worker.send_and_wait(topics.task_events, b"someone's task", key=b"t1", partition=0)
+    await worker.send_and_wait(topics.executor_inbox, b"sealed", key=b"ag", partition=0)
+    await worker.stop()
+    assert await _read("executor", topics.executor_inbox) == ([b"sealed"], False)
+    assert await _read("executor", topics.task_events) == ([], True)
+    assert await _read("worker", topics.task_events) == ([b"someone's task"], False)  # the record is there
 
 
 async def test_an_analyst_reads_events_in_its_own_groups_and_writes_nothing(topics):

@@ -245,3 +245,74 @@ def test_deposits_and_withdrawals_name_the_principal_that_authorised_them():
     assert state.states[b"main"].balance("acme/alice") == (600, 400)
     allowed = decide(state, msg(withdrawal, TOPICS.ledger_commands, extra=[principal_header("acme/alice")]))
     assert reasons(allowed) == [] and state.states[b"main"].balance("acme/alice") == (500, 400)
+
+
+def test_offers_with_impossible_values_are_refused_at_registration():
+    from dataclasses import replace
+    from hive_streams.domain.model import Hardware
+    good = register("ok", AGENT.public_key)
+    bad = {"price NaN": replace(good, price=float("nan")), "price inf": replace(good, price=float("inf")),
+           "price 1e300": replace(good, price=1e300), "price -1": replace(good, price=-1.0),
+           "slots 0": replace(good, slots=0), "slots 2^31-1": replace(good, slots=2**31 - 1),
+           "proficiency NaN": replace(good, capabilities=(Capability("echo", float("nan")),)),
+           "vram inf": replace(good, hardware=Hardware(vram_gb=float("inf"))),
+           "target NaN": replace(good, targets={"latency": float("nan")})}
+    state = agents()
+    for n, (what, command) in enumerate(bad.items()):
+        refused = reasons(decide(state, msg(replace(command, command_id=f"bad{n}"), TOPICS.agent_commands, AGENT)))
+        assert len(refused) == 1 and refused[0].startswith("refused: "), what
+    assert b"ag" not in state.states
+    assert reasons(decide(state, msg(good, TOPICS.agent_commands, AGENT))) == []
+    assert state.states[b"ag"].status == "online"
+
+
+def test_oversized_commands_are_dead_lettered_and_an_event_over_the_limit_is_never_written():
+    state = PartitionState(codec, task_aggregate(), TOPICS, TOPICS.task_events, 0, 1, record_limit=2000)
+    big = c.SubmitTask("tests:big", "s1", 1, "x" * 3000, "tests/dev", (NodeSpec("a", "echo"),))
+    assert reasons(decide(state, msg(big, TOPICS.task_commands))) == [
+        f"oversized: {len(msg(big, TOPICS.task_commands).value)} bytes, over the limit of 2000"]
+    nodes = (NodeSpec("a", "echo", '{"value": "%s"}' % ("x" * 1900)),)
+    state.record_limit = 5000
+    assert events(decide(state, msg(c.SubmitTask("tests:grows", "s2", 1, "g", "tests/dev", nodes),
+                                    TOPICS.task_commands, offset=1)), TOPICS.task_events)
+    state.record_limit = 1900  # the assignment is small; the event it causes carries the nodes again
+    decided = decide(state, msg(c.AssignTask("tests:grows", "a1", 2, "ag"), TOPICS.task_commands, offset=2))
+    [why] = reasons(decided)
+    assert why.startswith("decide failed") and "TaskAssigned would be" in why and "over the limit of 1900" in why
+    assert not events(decided, TOPICS.task_events)
+
+
+def test_strays_on_an_events_partition_are_left_out_of_the_fold():
+    state = tasks()
+    state.record_limit = 1000
+    before = dict(state.states)
+    submitted = e.TaskSubmitted("tests:s", 1, 5, name="s", requester="tests/dev", nodes=(NodeSpec("a", "echo"),))
+    key, value, headers = codec.message(submitted, "/test")
+    agent_event = codec.message(e.AgentRegistered("ag2", 1, 5, name="b", capabilities=()), "/test")
+    for offset, (k, v) in enumerate([(b"tests:x", b"garbage"), (None, value), (b"other", value),
+                                     (b"tests:x", None), (agent_event[0], agent_event[1]),
+                                     (key, value + b"\0" * 1000)]):
+        state.observe(Msg(TOPICS.task_events, 0, 100 + offset, k, v, headers))
+    assert state.strays == 6 and state.states == before
+    state.observe(Msg(TOPICS.task_events, 0, 200, key, value, headers))
+    assert state.states[key].status != "new"
+
+
+def test_a_blob_reference_must_be_signed_by_the_agent_holding_the_task():
+    from hive_streams.domain.blobs import BlobRef, digest_of
+    blob = digest_of(b"large")
+
+    def result(signer: Signer, command_id: str, reference: str):
+        outputs = {"a": reference, "b": '"y"'}
+        digest = result_digest("t1", 1, outputs)
+        return c.ReportTaskResult("t1", command_id, 6, "ag", 1, digest, AGENT.sign(digest),
+                                  tuple(NodeOutput(k, v) for k, v in outputs.items()))
+
+    def outcome(command) -> list:
+        return [type(ev).__name__ for ev in events(decide(tasks(), msg(command, TOPICS.task_commands, AGENT)),
+                                                   TOPICS.task_events)]
+
+    forged = BlobRef(blob, 5, OTHER.sign(blob), 0, 0).to_json()
+    assert "TaskCompleted" not in outcome(result(OTHER, "r1", forged))
+    assert "TaskCompleted" not in outcome(result(AGENT, "r2", '{"$blob": {"digest": "md5:x"}}'))
+    assert "TaskCompleted" in outcome(result(AGENT, "r3", BlobRef(blob, 5, AGENT.sign(blob), 0, 0).to_json()))

@@ -21,7 +21,7 @@ from hive_streams.settings import Settings
 
 from .engines import running, until
 from .eventlog import read_all
-from .roles import as_role, credentials
+from .roles import SERVICE_SECRET, as_role, credentials, service_sealer
 
 pytestmark = pytest.mark.stack
 AS_API = [principal_header("acme/admin")]  # deposits name the principal that authorised them, as the API does
@@ -34,8 +34,9 @@ async def deposits(bootstrap, topics) -> list:
 
 async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kafka_bootstrap, topics):
     settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
+                        service_secret=SERVICE_SECRET.decode(),
                         partitions=topics.partitions, worker_id=topics.prefix, session_timeout_seconds=6)
-    sender = CommandSender(as_role("api"), topics, default_codec(), "/test")  # deposits come from the API
+    sender = CommandSender(as_role("api"), topics, default_codec(), "/test", sealer=service_sealer())  # deposits come from the API
     await sender.start()
     try:
         async with running(settings) as old:

@@ -211,3 +211,27 @@ def test_a_pin_never_holds_more_than_the_budget():
     assert [(h.task_id, h.amount) for h in holds] == [("enough", 200)]  # the escrow is within the budget
     m.observe(e.TaskPinned("no-budget", 9, 6, "free"))  # a free agent may take a task without a budget
     assert reserved(m.proposals(7, TIMEOUT, 1000)) == [("no-budget", "free")]
+
+
+def test_the_matcher_forgets_a_tasks_correlation_when_the_task_ends():
+    from types import SimpleNamespace
+    from hive_streams.codec import default_codec
+    from hive_streams.settings import Settings
+    from hive_streams.streams.matcher import Matcher
+    from hive_streams.topics import Topics
+    codec = default_codec()
+    matcher = Matcher(codec, Topics("m"), Settings(), 10_000)
+
+    def observe(event, correlation):
+        matcher._observe(SimpleNamespace(value=codec.encode(event), headers=[("ce_correlationid", correlation)]))
+    observe(validated("acme:t", 1), b"req-1")
+    assert matcher.correlations == {"acme:t": "req-1"}
+    observe(e.TaskCompleted("acme:t", 3, 2, agent_id="a", outputs=()), b"req-1")
+    assert matcher.correlations == {}
+def test_an_offer_with_impossible_values_recorded_earlier_never_breaks_a_round():
+    m = market([("nan", 1, [("echo", 1.0)], {"price": float("nan"), "public_key": "k"}),
+                ("huge", 1, [("echo", 1.0)], {"price": 1e300, "public_key": "k"}),
+                ("fine", 1, [("echo", 0.5)], {})])
+    m.observe(validated("t1", 1, requester="r", budget=10.0))
+    assert reserved(m.proposals(2, TIMEOUT, 1000)) == [("t1", "fine")]
+    assert m.agents["nan"].price == 0.0 and m.agents["huge"].capabilities == ()  # their offers were never taken

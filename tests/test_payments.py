@@ -14,7 +14,7 @@ from hive_streams.kafka.principal import principal_header
 from hive_streams.processes import wait_until
 
 from .eventlog import events_of, whole_log
-from .roles import as_role
+from .roles import as_role, service_sealer
 from .ledgercheck import ledger_problems, payments_per_escrow
 from .logcheck import history, last_problems, log_problems
 from .stack import Stack
@@ -139,8 +139,9 @@ def test_a_redelivered_completion_pays_once(stack):
             again = c.ReleaseEscrow(LEDGER_ID, "again", 1, ev.escrow_id, 500, ev.task_id, ev.agent_id, event_id(ev))
             for command in (again, c.DepositFunds(LEDGER_ID, "marker", 2, "marker", 1)):
                 key, value, headers = codec.message(command, "/test", causation_id=event_id(ev))
-                await producer.send_and_wait(stack.topics.ledger_commands, value, key=key,
-                                             headers=headers + [principal_header("tests/admin")])
+                headers.append(principal_header("tests/admin"))
+                headers.append(service_sealer().header(value, headers))
+                await producer.send_and_wait(stack.topics.ledger_commands, value, key=key, headers=headers)
         finally:
             await producer.stop()
 

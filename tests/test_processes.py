@@ -36,3 +36,34 @@ def test_a_clean_exit_or_a_kill_the_test_asked_for_is_not(tmp_path):
     fabric.processes.append(sleeper)
     sleeper.kill()
     fabric.check_alive()
+
+
+def test_a_process_ends_when_the_one_that_started_it_is_killed(tmp_path):
+    """A killed test run or `up` must not leave its worker, API or executors running (for hours, on the
+    shared machine). The child sleeps ten minutes unless it notices."""
+    import signal
+    import subprocess
+    import time
+    pid_file = tmp_path / "child.pid"
+    parent = f"""
+import os, pathlib
+from hive_streams.processes import Fabric
+fabric = Fabric({{}}, pathlib.Path({str(tmp_path)!r}))
+child = fabric.spawn("sleeper", module="tests.sleeper")
+pathlib.Path({str(pid_file)!r}).write_text(str(child.popen.pid))
+os.kill(os.getpid(), 9)  # the parent dies without stopping anything
+"""
+    subprocess.run([sys.executable, "-c", parent], timeout=60)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child}/stat") as stat:
+            if stat.read().split()[2] == "Z":  # ended, waiting for init to reap it
+                return
+        time.sleep(0.2)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail(f"the child outlived its parent by 30 s:\n{(tmp_path / 'sleeper.log').read_text()[-2000:]}")

@@ -14,7 +14,7 @@ ECHO = {"name": "echo", "nodes": [{"id": "a", "kind": "echo"}], "deadline_second
 
 @pytest.fixture
 def producer():
-    return TaskProducer(KafkaAccess("127.0.0.1:1", "producer", "unused"), Topics("t"), principal="etl")
+    return TaskProducer(KafkaAccess("127.0.0.1:1", "producer", "unused"), Topics("t"), principal="etl", key=b"k" * 32)
 
 
 def test_a_definition_is_read_by_the_apis_parser(producer):
@@ -52,7 +52,7 @@ async def test_sending_before_start_is_refused(producer):
 
 
 def test_a_tenants_principal_submits_its_tenants_tasks():
-    producer = TaskProducer(KafkaAccess("127.0.0.1:1", "producer", "unused"), Topics("t"), principal="acme/etl")
+    producer = TaskProducer(KafkaAccess("127.0.0.1:1", "producer", "unused"), Topics("t"), principal="acme/etl", key=b"k" * 32)
     command = producer._command(0, {**ECHO, "id": "nightly", "after": ["extract"]}, None, 0)
     assert (command.task_id, command.after, command.requester) == ("acme:nightly", ("acme:extract",), "acme/etl")
     with pytest.raises(InvalidDefinition) as refused:

@@ -11,7 +11,7 @@ import pytest
 
 from hive_streams.exceptions import HiveError
 from hive_streams.executor.errors import NodeError
-from hive_streams.executor.runners import OUTPUT_LIMIT, default_runner, run_node
+from hive_streams.executor.runners import default_runner, run_node
 from hive_streams.domain.model import NodeSpec
 
 from .procs import sleeper, wait_none
@@ -128,8 +128,9 @@ async def test_shell_json_output_and_truncation():
     assert await run_node(node("shell", command="echo '{\"n\": 3}'", json=True), {}) == {"n": 3}
     plain = await run_node(node("shell", command="echo not json", json=True), {})
     assert plain["stdout"] == "not json\n"
-    big = await run_node(node("shell", command=f"head -c {OUTPUT_LIMIT + 5000} /dev/zero | tr '\\0' a"), {})
-    assert len(big["stdout"]) == OUTPUT_LIMIT and big["stdout_truncated"] is True
+    mib = 1024 * 1024
+    big = await run_node(node("shell", command=f"head -c {mib + 5000} /dev/zero | tr '\\0' a", limits={"output_mb": 1}), {})
+    assert len(big["stdout"]) == mib and big["stdout_truncated"] is True
 
 
 async def test_shell_non_zero_exit():

@@ -95,6 +95,9 @@ def test_node_limits_up_to_the_maxima():
         LIMITS.narrowed({"processes": 65})
     with pytest.raises(NodeError, match="unknown limit 'gpus'"):
         LIMITS.narrowed({"gpus": 1})
+    with pytest.raises(NodeError, match="unknown limit 'output_kb'"):  # the inline limit is the executor's
+        LIMITS.narrowed({"output_kb": 1})
+    assert LIMITS.narrowed({"output_mb": 1}).output_bytes == 1024 * 1024
     for bad in (0, -1, 1.5, True, "1"):
         with pytest.raises(NodeError, match="positive integer"):
             LIMITS.narrowed({"file_mb": bad})

@@ -14,7 +14,7 @@ from hive_streams.settings import Settings
 from hive_streams.streams.deciders import PartitionState, ledger_aggregate
 
 from .engines import running, until
-from .roles import as_role, credentials
+from .roles import SERVICE_SECRET, as_role, credentials, service_sealer
 
 pytestmark = pytest.mark.stack
 AS_API = [principal_header("acme/admin")]  # deposits name the principal that authorised them, as the API does
@@ -34,8 +34,9 @@ def ledger_of(engine, topics):
 
 async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ignored(kafka_bootstrap, topics, caplog):
     settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
+                        service_secret=SERVICE_SECRET.decode(),
                         partitions=topics.partitions, worker_id=topics.prefix, snapshot_every_events=5)
-    sender = CommandSender(as_role("api"), topics, default_codec(), "/test")  # deposits come from the API
+    sender = CommandSender(as_role("api"), topics, default_codec(), "/test", sealer=service_sealer())  # deposits come from the API
     await sender.start()
     try:
         async with running(settings) as first:

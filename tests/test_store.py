@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -10,6 +12,7 @@ from hive_streams.codec.avro import from_record
 from hive_streams.domain import agent, task
 from hive_streams.domain import commands as c
 from hive_streams.domain.model import Capability, NodeSpec, node_digest
+from hive_streams.exceptions import RecordsRefused
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
 from hive_streams.store.models import TaskRow, audit_log
 from hive_streams.store.queries import get_task, list_agents, list_tasks, task_audit
@@ -153,3 +156,39 @@ def _fold_agent(state, events):
     for ev in events:
         state = agent.evolve(state, ev)
     return state
+
+
+@pytest.fixture
+def pg_engine(pg_url):
+    from hive_streams.infra.postgres import create_database, drop_database
+    name = f"store_{uuid.uuid4().hex[:10]}"
+    eng = make_engine(create_database(pg_url, name))
+    create_schema(eng)
+    yield eng
+    eng.dispose()
+    drop_database(pg_url, name)
+
+
+def _submitted(task_id: str, **fields) -> list:
+    return task.decide(c.SubmitTask(task_id, "c1", 1000, **{"name": "n", "requester": "ann", "nodes": NODES, **fields}),
+                       task.TaskState(task_id), 1000)
+
+
+def test_records_a_read_model_refuses_are_named_then_skipped_and_still_audited(pg_engine):
+    good, nul, nan = lifecycle("t1"), _submitted("t2", name="bad\x00name"), _submitted("t3", budget=float("nan"))
+    batch = records(good + nul + nan)
+    bad = {(TOPIC, 0, len(good)), (TOPIC, 0, len(good) + 1)}
+    with pytest.raises(RecordsRefused) as refused:
+        apply_batch(pg_engine, "audit", batch, {(TOPIC, 0): len(batch)}, now=1)
+    assert set(refused.value.refused) == bad
+    assert all(why.startswith("read model refused it") for why in refused.value.refused.values())
+    assert load_offsets(pg_engine, "audit") == {}  # nothing of the batch was written
+    apply_batch(pg_engine, "audit", batch, {(TOPIC, 0): len(batch)}, now=1, skip=frozenset(bad))
+    with Session(pg_engine) as s:
+        assert get_task(s, "t1")["status"] == "running"
+        assert get_task(s, "t2") is None and get_task(s, "t3") is None
+        rows = s.execute(select(audit_log.c.offset, audit_log.c.aggregate_id, audit_log.c.payload)
+                         .order_by(audit_log.c.offset)).all()
+    assert [r.offset for r in rows] == list(range(len(batch)))  # every record audited
+    assert rows[len(good)].payload is None and rows[len(good) + 1].payload is None  # not JSON: bytes only
+    assert load_offsets(pg_engine, "audit") == {(TOPIC, 0): len(batch)}

@@ -56,7 +56,7 @@ def test_upgrading_twice_changes_nothing(sqlite_engine):
 
 
 def test_a_database_made_before_migrations_is_adopted(sqlite_engine):
-    later = {"idempotency_keys", "rate_windows"}  # tables that came after the first release
+    later = {"idempotency_keys", "rate_windows", "task_claims"}  # tables that came after the first release
     older = [t for t in Base.metadata.sorted_tables if t.name not in later]
     Base.metadata.create_all(sqlite_engine, tables=older)
     create_schema(sqlite_engine)

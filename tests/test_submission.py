@@ -118,18 +118,21 @@ def test_an_oversized_batch_is_refused_whole(stack):
 
 def test_the_producer_client_submits_tasks_that_complete(stack):
     async def produce() -> list[str]:
-        async with TaskProducer(as_role("producer"), stack.topics, principal="nightly-etl") as producer:
+        async with TaskProducer(as_role("producer"), stack.topics, principal=stack.account("developer", "etl"),
+                                key=stack.client_as("developer", "etl").producer_key()) as producer:
             first = await producer.submit(ECHO)
             return [first, *await producer.submit_many([{**ECHO, "name": f"echo-{i}"} for i in range(49)])]
 
     task_ids = asyncio.run(produce())
     assert len(set(task_ids)) == 50
     completed(stack, task_ids)
+    etl = stack.account("developer", "etl")
     sent = [r for r in events_of(stack.bootstrap, stack.topics.task_commands, stack.topics.partitions)
-            if r.header(PRINCIPAL_HEADER) == "nightly-etl"]
+            if r.header(PRINCIPAL_HEADER) == etl]
     assert len(sent) == 50
-    assert {r.header("ce_source") for r in sent} == {"/hive-streams/producer/nightly-etl"}
-    assert {r.event.requester for r in sent} == {"nightly-etl"}
+    assert {r.header("ce_source") for r in sent} == {f"/hive-streams/producer/{etl}"}
+    assert {r.event.requester for r in sent} == {etl}
+    assert {r.header("hive_seal").split(":")[0] for r in sent} == {"producer"}
 
 
 def test_a_keyed_submission_repeated_is_one_task(stack):

@@ -255,3 +255,15 @@ def test_a_repeated_submission_changes_nothing():
     state, _ = run([first], TaskState("acme:t"))
     assert state.definition_digest == "one"
     assert decide(c.SubmitTask("acme:t", "s2", 11, "other", "acme/dev", NODES, definition_digest="two"), state, 11) == []
+
+
+def test_a_submission_without_a_deadline_gets_the_default_from_its_own_time():
+    from hive_streams.domain.task import with_default_deadline
+    given = with_default_deadline(submit(), 3_600_000)
+    assert given.deadline_at == 10 + 3_600_000
+    assert with_default_deadline(submit(deadline_at=99), 3_600_000).deadline_at == 99
+    assert with_default_deadline(submit(), 0).deadline_at is None
+    cancel = c.CancelTask("t1", "x", 10)
+    assert with_default_deadline(cancel, 5) is cancel
+    [submitted] = decide(given, TaskState("t1"), 20)
+    assert submitted.deadline_at == 3_600_010

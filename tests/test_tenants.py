@@ -12,7 +12,7 @@ from hive_streams.domain import commands as c
 from hive_streams.kafka.routing import CommandSender
 from hive_streams.processes import wait_until
 
-from .roles import as_role
+from .roles import as_role, service_sealer
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -135,7 +135,8 @@ def test_a_pin_never_holds_more_than_the_budget(stack):
     assert stack.client.http.put(f"/api/tasks/{budgeted}/assign", json={"agent_id": PRICED}).status_code == 202
 
     async def pin_behind_the_apis_back():
-        sender = CommandSender(as_role("api"), stack.topics, default_codec(), "/tests/raw")
+        sender = CommandSender(as_role("api"), stack.topics, default_codec(), "/tests/raw",
+                               sealer=service_sealer())
         await sender.start()
         try:
             await sender.send_and_wait(c.PinTask(unbudgeted, "raw-pin", 0, PRICED))
@@ -149,3 +150,34 @@ def test_a_pin_never_holds_more_than_the_budget(stack):
             break
     assert waiting == f"no eligible agent: {PRICED}: price 1.0 and the task has no budget"
     assert stack.client.get_json(f"/api/tasks/{unbudgeted}/payments")["payments"] == []  # nothing held
+
+
+def test_different_definitions_of_one_id_sent_at_once_are_one_task_and_conflicts(stack):
+    """No read model has seen the id yet when these arrive: the claim in the store decides, not a race."""
+    dev = stack.client_as("developer", "dev", "acme")
+    definitions = [{"id": "race", "name": f"race-{i}", "nodes": [{"id": "a", "kind": "echo", "value": str(i)}]}
+                   for i in range(12)]
+    answers = [None] * len(definitions)
+    start = threading.Barrier(len(definitions))
+
+    def send(i: int) -> None:
+        client = stack.client_as("developer", "dev", "acme")
+        start.wait()
+        answers[i] = client.submit(definitions[i]) if i % 2 else client.submit_many([definitions[i]])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(definitions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = [i for i, a in enumerate(answers)
+                if a.status_code == 202 and (i % 2 or a.json()["items"][0]["status"] == "submitted")]
+    assert len(accepted) == 1, [a.text for a in answers]
+    refused = [a for i, a in enumerate(answers) if i not in accepted]
+    assert all((a.json() if i % 2 else a.json()["items"][0])["field"] == "id"
+               for i, a in enumerate(answers) if i not in accepted)
+    assert all(a.status_code in (409, 422) for a in refused)  # a batch whose only item is refused is 422
+    (winner,) = accepted
+    assert list(dev.watch("race"))[-1].event == "TaskCompleted"
+    assert dev.task("race")["name"] == f"race-{winner}"
+    assert dev.submit(definitions[winner]).status_code == 202  # the winner's definition again: a repeat

@@ -21,14 +21,16 @@ from ..domain.fields import Field
 from ..domain.tenancy import qualified
 from ..kafka.clock import now_ms
 from ..kafka.principal import principal_header
+from ..kafka.seal import Sealer, producer_key, service_secret
 from ..kafka.access import access_for
 from ..kafka.routing import CommandSender
 from ..settings import Settings
-from ..store import db, queries
+from ..store import claims, db, queries
 from ..topics import Topics
 from . import accounts, operators
+from .outputs import Outputs
 from .owners import task_owner
-from .batch import check_repeat, plan_batch, requested_id_or_none, submitted
+from .batch import check_repeat, plan_batch, refuse_taken, requested_id_or_none, submitted
 from .body import JSON_TYPES, SMALL_BODY_BYTES, parse_definition_off_loop
 from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
@@ -60,6 +62,7 @@ class Api:
         self.guard = Guard(TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer), limits)
         self.limiter = RateLimiter(self.engine, limits)
         self.hub: Hub | None = None  # the feeds' hub: it has seen the most recent submissions
+        self.service_secret = service_secret(settings.service_secret, settings.home, create=True)
 
     async def send_all(self, commands, call: CommandRequest) -> None:
         """Sends every command for the call's principal and correlation id, then waits for all the acknowledgements."""
@@ -105,8 +108,12 @@ class Api:
         task_id, digest = qualified(tenant, chosen or call.ids.task_id()), definition_digest(raw)
         if chosen and check_repeat(chosen, digest, (await self.submitted_digests([task_id])).get(task_id)):
             return submitted(task_id)  # the same definition again: the first answer, nothing sent
+        command = c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest)
+        if chosen:
+            for held in (await self.claim([command])).values():
+                check_repeat(chosen, digest, held)  # 409: another definition claimed the id first
         await self.limiter.take(call.principal, EXECUTIONS_START)
-        await self.send(c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest), call)
+        await self.send(command, call)
         return submitted(task_id)
 
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
@@ -114,12 +121,23 @@ class Api:
         known = await self.submitted_digests(list(dict.fromkeys(chosen)))
         commands, items = await asyncio.to_thread(plan_batch, raws, now, call.ids, call.caller, call.principal.tenant,
                                                   known)
+        named = set(chosen)
+        taken = await self.claim([cmd for cmd in commands if cmd.task_id in named])
+        if taken:
+            commands, items = refuse_taken(commands, items, taken)
         if commands:
             await self.limiter.take(call.principal, EXECUTIONS_START, len(commands))
         await self.send_all(commands, call)
         accepted = sum(item["status"] == "submitted" for item in items)
         answer = {"accepted": accepted, "rejected": len(items) - accepted, "items": items}
         return JSONResponse(answer, status_code=202 if accepted else 422)
+
+    async def claim(self, commands: list[c.SubmitTask]) -> dict[str, str]:
+        """Claims each command's task id for its definition; returns the ids that another definition holds
+        (claimed by a concurrent or earlier request, maybe in another API process), with that definition's digest."""
+        wanted = {cmd.task_id: cmd.definition_digest for cmd in commands}
+        held = await asyncio.to_thread(claims.claim, self.engine, wanted, now_ms())
+        return {task_id: digest for task_id, (digest, _) in held.items() if digest != wanted[task_id]}
 
     async def submitted_digests(self, task_ids: list[str]) -> dict[str, str]:
         """The digest of the definition each task was submitted with, for the tasks seen already: the feed hub
@@ -130,6 +148,11 @@ class Api:
         if rest:
             known.update(await asyncio.to_thread(self.read, queries.task_digests, rest))
         return known
+
+    async def producer_key(self, request: Request) -> JSONResponse:
+        """The key that seals the caller's own `SubmitTask` commands sent straight to Kafka (hive_streams.producer)."""
+        account = request.state.principal.account
+        return JSONResponse({"principal": account, "key": producer_key(self.service_secret, account).hex()})
 
     async def get_task(self, request: Request) -> JSONResponse:
         task = await asyncio.to_thread(self.read, queries.get_task, task_id_of(request))
@@ -165,11 +188,13 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api.hub = feeds.hub
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
+    outputs = Outputs(api)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await asyncio.to_thread(db.create_schema, api.engine)
-        api.sender = CommandSender(access_for(settings, "api"), api.topics, api.codec, SOURCE, linger_ms=LINGER_MS)
+        api.sender = CommandSender(access_for(settings, "api"), api.topics, api.codec, SOURCE, linger_ms=LINGER_MS,
+                                   sealer=Sealer.service(api.service_secret))
         await api.sender.start()
         await feeds.start()
         try:
@@ -184,6 +209,10 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
                           body=DEFINITIONS, limit=EXECUTIONS_START, summary="submit a task, or a batch of them"),
         api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api), (TENANT,),
                   "a task's read model"),
+        api.route("/api/producer-keys", api.producer_key, "POST", p.TASKS_CREATE,
+                  summary="the key that seals the caller's own commands sent straight to Kafka"),
+        api.route("/api/tasks/{task_id}/nodes/{node_id}/output", outputs.node_output, "GET", p.EXECUTIONS_VIEW,
+                  task_owner(api), (TENANT,), "a node's output, whole"),
         api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True),
                           params=(TENANT, CANCEL_REASON), summary="cancel a task"),
         declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC, summary="Kafka and store health")),

@@ -72,5 +72,15 @@ def plan_batch(raws: list, now: int, ids: CommandIds, requester: str, tenant: st
     return commands, items
 
 
+def refuse_taken(commands: list[c.SubmitTask], items: list[dict], taken: dict[str, str]
+                 ) -> tuple[list[c.SubmitTask], list[dict]]:
+    """Drops the commands whose chosen id another definition claimed first; their items become 409s."""
+    kept = [cmd for cmd in commands if cmd.task_id not in taken]
+    answered = [_refused(item["index"], 409, "id", f"task {item['task_id'].split(':', 1)[-1]!r} exists with another "
+                         "definition: send the same definition again, or choose another id")
+                if item.get("task_id") in taken else item for item in items]
+    return kept, answered
+
+
 def _refused(index: int, code: int, field: str, message: str) -> dict:
     return {"index": index, "status": "rejected", "code": code, "field": field, "error": message}

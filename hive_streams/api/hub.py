@@ -98,7 +98,11 @@ class Hub:
             for tp, records in batch.items():
                 for record in records:
                     self.next[tp] = record.offset + 1
-                    item = decode(self.codec, record, self.seqs)
+                    try:
+                        item = decode(self.codec, record, self.seqs)
+                    except Exception:  # one record must not stop every feed
+                        log.exception("feed hub: skipping %s[%d]@%d", tp.topic, tp.partition, record.offset)
+                        continue
                     if item is not None and record.offset >= self.held_from[tp]:
                         self._hold(item)
                         self._publish(item)

@@ -11,8 +11,13 @@ from ..codec import Codec, aggregate_id
 from ..codec.avro import to_record
 from ..domain.events import AgentStatusChanged
 from ..domain.tenancy import task_tenant
+from ..codec.strays import oversized, stray_reason
+from ..domain.events import AgentEvent, TaskEvent
 from ..exceptions import CodecError
+from ..settings import Settings
 
+RECORD_LIMIT = Settings.record_max_kb * 1024
+FAMILIES = {"task": TaskEvent, "agent": AgentEvent}  # by the events topic's family: <prefix>.<family>.events
 LOOKBACK = 1000  # records per partition read before a start position only to recognise duplicates
 
 
@@ -66,16 +71,21 @@ class SeqMemory:
         return seq > last
 
 
-def decode(codec: Codec, record: ConsumerRecord, memory: SeqMemory) -> Item | None:
-    """None for an undecodable record (the worker dead-letters those) or a duplicate event."""
+def decode(codec: Codec, record: ConsumerRecord, memory: SeqMemory, record_limit: int = RECORD_LIMIT) -> Item | None:
+    """None for a stray (not an event of its topic: the audit connector dead-letters those) or a duplicate event."""
+    family = FAMILIES.get(record.topic.rsplit(".", 2)[-2], object)
     try:
-        event = codec.decode(record.value)
-        aggregate = aggregate_id(event)
-    except (CodecError, TypeError):
+        event = None if oversized(record.value, record_limit) else codec.decode(record.value)
+    except CodecError:
         return None
-    if not memory.fresh(record.topic, aggregate, event.seq):
+    if event is None or stray_reason(codec, family, record.key, record.value, record_limit, event):
         return None
-    return item_of(TopicPartition(record.topic, record.partition), record.offset, event)
+    if not memory.fresh(record.topic, aggregate_id(event), event.seq):
+        return None
+    try:
+        return item_of(TopicPartition(record.topic, record.partition), record.offset, event)
+    except (TypeError, ValueError):  # a value no feed can render
+        return None
 
 
 def lookback_start(beginning: int, start: int, lookback: int) -> tuple[int, bool]:

@@ -2,6 +2,7 @@
 derives it again from the log and from the row's own bytes and compares."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -63,14 +64,35 @@ def _identity(event) -> tuple[str | None, str | None]:
         return None, None
 
 
+def _text(value: str | None) -> str | None:
+    """Text a SQL column can hold (no NUL); the record's own bytes are kept beside it."""
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def _holdable(payload: dict | None) -> dict | None:
+    """The decoded event as strict JSON, or None when it is not (NaN, infinities, NUL): the bytes still are kept."""
+    try:
+        text = json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return None if "\\u0000" in text else payload
+
+
 def audit_fields(r: LogRecord) -> dict:
     """Every column of the row but its hash, duplicate flag and recorded_at."""
     ev = r.event
     eid, aid = _identity(ev) if ev is not None else (None, None)
     if aid is None and r.key is not None:
         aid = r.key.decode(errors="replace")
-    return dict(event_id=eid, aggregate_id=aid, seq=getattr(ev, "seq", None), event_type=r.event_type,
-                topic=r.topic, partition=r.partition, offset=r.offset, occurred_at=getattr(ev, "at", None),
-                payload=to_record(ev) if ev is not None else None, headers=r.headers,
-                principal=_header(r.raw_headers, PRINCIPAL_HEADER), correlation_id=_header(r.raw_headers, CORRELATION),
+    seq, at = getattr(ev, "seq", None), getattr(ev, "at", None)
+    return dict(event_id=_text(eid), aggregate_id=_text(aid), seq=seq if _long(seq) else None,
+                event_type=r.event_type, topic=r.topic, partition=r.partition, offset=r.offset,
+                occurred_at=at if _long(at) else None, payload=_holdable(to_record(ev)) if ev is not None else None,
+                headers={_text(k): _text(v) for k, v in r.headers.items()},
+                principal=_text(_header(r.raw_headers, PRINCIPAL_HEADER)),
+                correlation_id=_text(_header(r.raw_headers, CORRELATION)),
                 record_key=r.key, record_headers=canonical_headers(r.raw_headers), record_value=r.value)
+
+
+def _long(value) -> bool:
+    return isinstance(value, int) and -(1 << 63) <= value < (1 << 63)

@@ -66,6 +66,38 @@ def _offline(state: AgentState, now: int, reason: str) -> e.AgentStatusChanged:
                                 lost_tasks=tuple(sorted(state.holding)))
 
 
+MAX_SLOTS = 10_000
+MAX_PRICE = 1e9  # per task; its cents must fit an Avro long with room to add
+MAX_AMOUNT = 1e6  # GB of memory, cores: more than any machine has
+MAX_CAPABILITIES = 1_000
+
+
+def _finite_in(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high  # NaN fails
+
+
+def offer_problem(cmd: c.RegisterAgent | e.AgentRegistered) -> str:
+    """Why an offer (a registration, or one recorded before offers were checked) cannot be taken: a value no
+    matching or payment can work with; or ""."""
+    if not isinstance(cmd.slots, int) or not 1 <= cmd.slots <= MAX_SLOTS:
+        return f"slots must be from 1 to {MAX_SLOTS}, not {cmd.slots!r}"
+    if not _finite_in(cmd.price, 0, MAX_PRICE):
+        return f"price must be a number from 0 to {MAX_PRICE:g}, not {cmd.price!r}"
+    if len(cmd.capabilities) > MAX_CAPABILITIES:
+        return f"at most {MAX_CAPABILITIES} capabilities"
+    for cap in cmd.capabilities:
+        if not cap.name or not _finite_in(cap.proficiency, 0, 1):
+            return f"capability {cap.name!r}: a name and a proficiency from 0 to 1 (not {cap.proficiency!r})"
+    hw = cmd.hardware
+    for name in ("vram_gb", "cpu_cores", "ram_gb"):
+        if not _finite_in(getattr(hw, name), 0, MAX_AMOUNT):
+            return f"hardware.{name} must be from 0 to {MAX_AMOUNT:g}, not {getattr(hw, name)!r}"
+    for name, value in cmd.targets.items():
+        if not _finite_in(value, -MAX_PRICE, MAX_PRICE):
+            return f"targets.{name} must be a finite number, not {value!r}"
+    return ""
+
+
 OFFER_FIELDS = ("name", "capabilities", "slots", "endpoint", "model", "hardware", "price", "targets", "public_key")
 
 

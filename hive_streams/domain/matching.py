@@ -113,6 +113,8 @@ class Market:
             return
         if isinstance(event, e.LedgerEvent):
             return
+        if isinstance(event, e.AgentRegistered) and agent_agg.offer_problem(event):
+            return  # recorded before offers were checked: no round may fail on it
         if isinstance(event, e.AgentEvent):
             state = self.agents.get(event.agent_id) or agent_agg.AgentState(event.agent_id)
             self.agents[event.agent_id] = agent_agg.evolve(state, event)

@@ -1,7 +1,7 @@
 """The task aggregate: decide(command, state, now) -> events; evolve(state, event) -> state."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Mapping
 
@@ -134,6 +134,14 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
     if cmd.after:
         return [submitted, e.TaskBlocked(**b, waiting_on=tuple(dict.fromkeys(cmd.after)))]
     return [submitted]
+
+
+def with_default_deadline(command, deadline_ms: int):
+    """A submission without a deadline gets one, `deadline_ms` after it was sent (the command's time, so a
+    duplicate decides the same); every other command is returned as it is."""
+    if isinstance(command, c.SubmitTask) and command.deadline_at is None and deadline_ms > 0:
+        return replace(command, deadline_at=command.at + deadline_ms)
+    return command
 
 
 def _submission_problem(cmd: c.SubmitTask, now: int) -> str:
@@ -345,6 +353,19 @@ def _(cmd: c.ReportNodeFailed, state: TaskState, now: int):
         e.NodeFailed(**b, node_id=cmd.node_id, error=cmd.error, attempt=cmd.attempt),
         _attempt_failed(state, now, f"node {cmd.node_id} failed: {cmd.error}"),
     ]
+
+
+EXECUTOR_STOPS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)  # an executor stops the task it runs
+
+
+def delivery(event: e.TaskEvent, state: TaskState) -> tuple[str, str] | None:
+    """The agent that must act on `event`, and its key (from the state before the event): an assignment
+    to it, or a stop of the task it holds. None for everything else, which executors never see."""
+    if isinstance(event, e.TaskAssigned):
+        return event.agent_id, event.agent_key
+    if isinstance(event, EXECUTOR_STOPS) and event.agent_id and event.agent_id == state.agent_id and state.agent_key:
+        return event.agent_id, state.agent_key
+    return None
 
 
 def signing_key(cmd, state: TaskState) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from .errors import NodeError
 from .sandbox import Limits, Sandbox, node_dirs
 from .templates import input_env, input_files, render, render_shell
 
-OUTPUT_LIMIT = Settings().sandbox_output_kb * 1024  # stdout kept inline by default
+OUTPUT_LIMIT = Limits.from_settings(Settings()).output_bytes  # stdout a node keeps by default
 ERROR_TAIL = 1000
 SLEEP_STEPS = 4
 SANDBOXED = ("shell", "python")
@@ -177,7 +177,7 @@ async def _python(runner, node, params, inputs, workdir_root, on_progress):
     command = [sys.executable, "-s", "-c", CHILD_SOURCE]
     done = await runner.confined(command, params, inputs, {}, workdir_root, stdin=request, python=True)
     if done.stdout_truncated:
-        raise NodeError(f"{spec} returned more than the inline limit of {len(done.stdout) // 1024} KiB")
+        raise NodeError(f"{spec} returned more than the output limit of {len(done.stdout) // 1024} KiB")
     try:
         reply = json.loads(done.stdout)
     except ValueError:

@@ -14,21 +14,25 @@ from aiokafka import TopicPartition
 
 from ..codec import Codec, default_codec, event_id, header
 from ..domain import commands as c
+from ..domain.blobs import looks_like_reference, reference_of
 from ..domain import events as e
 from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result_digest
-from ..exceptions import CodecError
+from ..domain.task import EXECUTOR_STOPS
+from ..exceptions import BlobError, CodecError
 from ..kafka import access_for, consumer, now_ms
+from ..kafka.blobs import BlobWriter, read_blob
 from ..settings import Settings
-from ..topics import Topics
+from ..topics import Topics, partition_for
 from .dagrun import run_dag
 from .errors import NodeError
 from .runners import NodeRunner
+from .sandbox import Limits
 from .signing import Signer, SigningSender
 
 log = logging.getLogger(__name__)
 
 
-STOP_EVENTS = (e.TaskCancelled, e.TaskFailed, e.TaskRetryScheduled)
+STOP_EVENTS = EXECUTOR_STOPS
 REPORT_LINGER = 0.05  # seconds a report may wait for the next one, to travel together
 WATCHED_TYPES = {f"hive.v1.{cls.__name__}" for cls in (e.TaskAssigned, *STOP_EVENTS)}  # others are skipped before decoding
 
@@ -100,7 +104,8 @@ class Reporter:
         if taken and isinstance(taken[-1], c.ReportTaskResult):  # the rest is about nodes the result covers
             carried = tuple(NodeOutput(cmd.node_id, cmd.output_json) for cmd in taken
                             if isinstance(cmd, c.ReportNodeCompleted))
-            return [replace(taken[-1], nodes=carried)]
+            if sum(len(o.output_json) for o in carried) <= self.ex.inline_bytes:  # else one record each
+                return [replace(taken[-1], nodes=carried)]
         return [self._signed(cmd) if isinstance(cmd, c.ReportNodeCompleted) else cmd for cmd in taken]
 
     def _signed(self, report: c.ReportNodeCompleted) -> c.ReportNodeCompleted:
@@ -130,6 +135,15 @@ class Reporter:
 
     async def completed(self, node_id: str, output) -> None:
         output_json = json.dumps(output)
+        # the task's events carry every inline output together: they share the limit (ASCII: chars are bytes)
+        room = self.ex.inline_bytes - sum(len(v) for k, v in self.outputs.items() if k != node_id)
+        if len(output_json) > room or looks_like_reference(output):
+            try:
+                output_json = (await self.ex.blobs.put(output_json.encode(), self.ex.signer.sign)).to_json()
+            except Exception as exc:  # the broker's error: the node fails, the task does not hang
+                error = f"its output of {len(output_json)} bytes could not be written to the blob topic: {exc!r}"
+                await self.failed(node_id, error)
+                raise NodeError(error, node_id=node_id) from exc
         self.outputs[node_id] = output_json
         self.queue(c.ReportNodeCompleted(**self.ids(), node_id=node_id, output_json=output_json, digest="", signature=""))
 
@@ -156,9 +170,12 @@ class Executor:
         self.seen: set[str] = set()
         self.kafka = access_for(settings, "executor")
         self.signer = Signer.load_or_create(Path(settings.home) / "keys" / f"{offer.agent_id}.pem")
+        self.opener = self.signer.inbox_opener()
         # every command it sends is signed: the deciders refuse an executor command that is not
         self.sender = SigningSender(self.kafka, self.topics, self.codec,
                                     f"/hive-streams/executor/{offer.agent_id}", signer=self.signer)
+        self.inline_bytes = Limits.from_settings(settings).inline_bytes
+        self.blobs = BlobWriter(self.kafka, self.topics, client_id=f"executor-{offer.agent_id}-blobs")
 
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
@@ -172,10 +189,12 @@ class Executor:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         reader = consumer(self.kafka, client_id=f"executor-{self.offer.agent_id}")
         await self.sender.start()
+        await self.blobs.start()
         await reader.start()
         try:
-            parts = [TopicPartition(self.topics.task_events, p)
-                     for p in sorted(reader.partitions_for_topic(self.topics.task_events) or range(self.topics.partitions))]
+            # its own records of the inbox: one partition, the one its agent id is keyed to
+            mine = self.offer.agent_id.encode()
+            parts = [TopicPartition(self.topics.executor_inbox, partition_for(mine, self.topics.partitions))]
             reader.assign(parts)
             await reader.seek_to_end(*parts)
             for tp in parts:
@@ -193,8 +212,8 @@ class Executor:
                 batch = await reader.getmany(timeout_ms=200, max_records=500)
                 for records in batch.values():
                     for record in records:
-                        if header(record.headers, "ce_type") in WATCHED_TYPES:
-                            self._on_event(record.value, header(record.headers, "ce_correlationid"))
+                        if record.key == mine and header(record.headers, "ce_type") in WATCHED_TYPES:
+                            self._on_delivery(record.value, header(record.headers, "ce_correlationid"))
             beat.cancel()
         finally:
             for t in self.running.values():
@@ -204,6 +223,7 @@ class Executor:
                 await self.send(self._agent_cmd(c.DeregisterAgent, reason="executor stopped"))
             finally:
                 await reader.stop()
+                await self.blobs.stop()
                 await self.sender.stop()
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
@@ -211,10 +231,11 @@ class Executor:
             await self.send(self._agent_cmd(c.Heartbeat, running=len(self.running), **host_load()))
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
-    def _on_event(self, value: bytes, correlation: str | None = None) -> None:
+    def _on_delivery(self, sealed: bytes, correlation: str | None = None) -> None:
         try:
-            event = self.codec.decode(value)
-        except CodecError:
+            event = self.codec.decode(self.opener.open(sealed))
+        except CodecError as exc:
+            log.warning("skipping an inbox record: %s", exc)
             return
         if isinstance(event, e.TaskAssigned) and event.agent_id == self.offer.agent_id:
             key = f"{event.task_id}/{event.attempt}"
@@ -225,10 +246,25 @@ class Executor:
             log.info("stopping task %s: %s", event.task_id, type(event).__name__)
             self.running[event.task_id].cancel()
 
+    async def _earlier_outputs(self, assigned: e.TaskAssigned, report: Reporter) -> dict:
+        """Earlier attempts' outputs as their dependants see them: a large one read back from the blob topic."""
+        done = {}
+        for o in assigned.completed:
+            ref = reference_of(o.output_json)
+            try:
+                done[o.node_id] = json.loads(o.output_json if ref is None else
+                                             await read_blob(self.kafka, self.topics, ref))
+            except BlobError as exc:  # the attempt fails, and the task retries or ends: it never hangs
+                finished = {earlier.node_id for earlier in assigned.completed}
+                waiting = next((n.id for n in assigned.nodes if n.id not in finished), o.node_id)
+                await report.failed(waiting, f"the output of {o.node_id} cannot be read: {exc}")
+                raise NodeError(str(exc), node_id=waiting) from exc
+        return done
+
     async def _execute(self, assigned: e.TaskAssigned, correlation: str | None = None) -> None:
         report = self.reporter(self, assigned, correlation)
-        done = {o.node_id: json.loads(o.output_json) for o in assigned.completed}
         try:
+            done = await self._earlier_outputs(assigned, report)
             await run_dag(assigned.nodes, done, report, runner=self.nodes)
             await report.result()
         except NodeError as exc:

@@ -38,11 +38,12 @@ class Limits:
     processes: int
     file_mb: int
     output_kb: int
+    output_mb: int = 100
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Limits":
         return cls(s.sandbox_cpu_seconds, s.sandbox_memory_mb, s.sandbox_processes, s.sandbox_file_mb,
-                   s.sandbox_output_kb)
+                   s.sandbox_output_kb, s.sandbox_output_mb)
 
     def narrowed(self, requested: object) -> "Limits":
         """A node's `limits`, each a positive integer no larger than this executor's maximum."""
@@ -50,7 +51,7 @@ class Limits:
             return self
         if not isinstance(requested, dict):
             raise NodeError("parameter 'limits' must be a mapping")
-        names = [f.name for f in fields(self)]
+        names = [f.name for f in fields(self) if f.name != "output_kb"]  # the inline limit is the executor's
         changes = {}
         for name, value in requested.items():
             if name not in names:
@@ -63,8 +64,14 @@ class Limits:
         return replace(self, **changes)
 
     @property
-    def output_bytes(self) -> int:
+    def inline_bytes(self) -> int:
+        """A node output whose JSON is larger goes to the blob topic."""
         return self.output_kb * 1024
+
+    @property
+    def output_bytes(self) -> int:
+        """The stdout a node keeps (bounded by what it may write at all)."""
+        return min(self.output_mb * MIB, self.stream_bytes)
 
     @property
     def stream_bytes(self) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ..codec.inbox import InboxOpener
 from ..codec.signature import SIGNATURE_HEADER, signed_bytes
 from ..kafka import CommandSender, command_topic
 
@@ -18,6 +19,12 @@ class Signer:
         self.key = key
         self.created = created  # made just now: no earlier process can have registered it
         self.public_key = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+    def inbox_opener(self) -> InboxOpener:
+        """Opens the inbox records sealed to this key: the agent's assignments and stops."""
+        seed = self.key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                      serialization.NoEncryption())
+        return InboxOpener(seed, bytes.fromhex(self.public_key))
 
     def sign(self, digest: str) -> str:
         return self.key.sign(digest.encode()).hex()

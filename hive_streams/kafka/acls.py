@@ -5,12 +5,12 @@ admin is a super user. What each role is granted is what its process does:
 
 | role | writes | reads | also |
 |---|---|---|---|
-| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics (and describes the audit checkpoints it creates); its consumer group; transactional ids `<worker id>.*` |
-| api | task, agent and ledger commands | task and agent events (SSE feeds and their catch-up) | |
-| executor | task and agent commands | task events | |
-| connector | audit checkpoints | task, agent and ledger events | |
+| worker | events, snapshots, dead letters, the executors' inbox, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
+| api | task, agent and ledger commands | task and agent events (SSE feeds and their catch-up), blobs | |
+| executor | task and agent commands, blobs | the executors' inbox (each agent can open only its own records), blobs (earlier attempts' outputs) | |
+| connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | task, agent and ledger events | |
 | producer | task commands | — | |
-| analyst | — | task, agent and ledger events, audit checkpoints (`audit verify`) | consumer groups `<prefix>.analyst.*` |
+| analyst | — | task, agent and ledger events, audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
 
 Topics are granted by their exact names (LITERAL), groups and transactional ids by prefix.
 Idempotent writers need no cluster permission: since Kafka 3.0 WRITE on a topic covers them.
@@ -64,18 +64,21 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     snapshots = [t.snapshots_of(name) for name in events]
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots]
-    out += [Grant("worker", WRITE, TOPIC, name) for name in commands + events + snapshots + [t.deadletter]]
-    out += [Grant("worker", DESCRIBE, TOPIC, t.audit_checkpoints)]  # it creates the topic, so must see it
+    out += [Grant("worker", WRITE, TOPIC, name) for name in commands + events + snapshots + [t.deadletter,
+                                                                                          t.executor_inbox]]
+    out += [Grant("worker", DESCRIBE, TOPIC, name) for name in (t.audit_checkpoints, t.blobs)]  # it creates them
     out += [Grant("worker", READ, GROUP, worker_id),
             Grant("worker", WRITE, TRANSACTIONAL_ID, f"{worker_id}.", PREFIXED)]
     out += [Grant("api", WRITE, TOPIC, name) for name in commands]
     out += [Grant("api", READ, TOPIC, name) for name in (t.task_events, t.agent_events)]
     out += [Grant("executor", WRITE, TOPIC, name) for name in (t.task_commands, t.agent_commands)]
-    out += [Grant("executor", READ, TOPIC, t.task_events)]
+    out += [Grant("executor", READ, TOPIC, t.executor_inbox)]  # never the task events: other agents' tasks
+    out += [Grant("executor", op, TOPIC, t.blobs) for op in (WRITE, READ)]  # its outputs; earlier attempts' on a retry
+    out += [Grant("api", READ, TOPIC, t.blobs)]
     out += [Grant("connector", READ, TOPIC, name) for name in events]
-    out += [Grant("connector", WRITE, TOPIC, t.audit_checkpoints)]
+    out += [Grant("connector", WRITE, TOPIC, name) for name in (t.audit_checkpoints, t.deadletter)]
     out += [Grant("producer", WRITE, TOPIC, t.task_commands)]
-    out += [Grant("analyst", READ, TOPIC, name) for name in events + [t.audit_checkpoints]]
+    out += [Grant("analyst", READ, TOPIC, name) for name in events + [t.audit_checkpoints, t.blobs]]
     out += [Grant("analyst", READ, GROUP, analyst_group_prefix(t), PREFIXED)]
     return out
 

@@ -7,6 +7,7 @@ from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..topics import Topics
 from .access import KafkaAccess
 from .clients import producer
+from .seal import Sealer
 
 
 def command_topic(topics: Topics, command) -> str:
@@ -20,10 +21,12 @@ def command_topic(topics: Topics, command) -> str:
 
 
 class CommandSender:
-    """Encodes commands and sends them to their topics, keyed by aggregate id."""
+    """Encodes commands and sends them to their topics, keyed by aggregate id, sealed when it has a sealer."""
 
-    def __init__(self, kafka: KafkaAccess, topics: Topics, codec, source: str, linger_ms: int = 0):
+    def __init__(self, kafka: KafkaAccess, topics: Topics, codec, source: str, linger_ms: int = 0,
+                 sealer: Sealer | None = None):
         self.topics = topics
+        self.sealer = sealer
         self.codec = codec
         self.source = source
         self.kafka = kafka
@@ -41,8 +44,10 @@ class CommandSender:
     async def send(self, command, *, extra_headers=(), **ids) -> asyncio.Future:
         """Queues the command; the returned future resolves when the broker acknowledged it."""
         key, value, headers = self.codec.message(command, self.source, **ids)
-        return await self.producer.send(command_topic(self.topics, command), value, key=key,
-                                        headers=headers + list(extra_headers))
+        headers += extra_headers
+        if self.sealer is not None:
+            headers.append(self.sealer.header(value, headers))
+        return await self.producer.send(command_topic(self.topics, command), value, key=key, headers=headers)
 
     async def send_and_wait(self, command, **ids):
         return await (await self.send(command, **ids))

@@ -165,6 +165,17 @@ class RateWindowRow(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
+class TaskClaimRow(Base):
+    """The definition each chosen task id was first submitted with over the API, claimed before anything is
+    sent: of two API processes submitting one id at once, one claims it and the other answers from the claim."""
+    __tablename__ = "task_claims"
+    __table_args__ = (Index("ix_task_claims_claimed_at", "claimed_at"),)
+
+    task_id: Mapped[str] = mapped_column(Text, primary_key=True)  # `<tenant>:<id>`
+    digest: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[int] = mapped_column(BigInteger)  # epoch ms
+
+
 audit_log = AuditRow.__table__
 ledger_postings = LedgerPostingRow.__table__
 accounts = AccountRow.__table__
@@ -175,3 +186,4 @@ agents = AgentRow.__table__
 consumer_offsets = ConsumerOffset.__table__
 idempotency_keys = IdempotencyRow.__table__
 rate_windows = RateWindowRow.__table__
+task_claims = TaskClaimRow.__table__

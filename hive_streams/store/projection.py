@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from ..audit.chain import GENESIS, link
 from ..audit.rows import LogRecord, audit_fields
@@ -18,11 +19,14 @@ from ..codec.cloudevents import aggregate_id, event_id
 from ..domain import agent, reputation, task
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.tenancy import task_tenant
+from ..exceptions import RecordsRefused
 from .db import insert as _insert
 from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offsets, ledger_entries, ledger_postings,
                      tasks)
 
 Position = tuple[str, int]  # (topic, partition)
+Place = tuple[str, int, int]  # (topic, partition, offset)
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 Head = tuple[int, str]  # (offset, hash) of a partition's last audit row
 
 
@@ -33,20 +37,60 @@ def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
 
 
 def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
-                next_offsets: dict[Position, int], now: int) -> dict[Position, Head]:
+                next_offsets: dict[Position, int], now: int,
+                skip: frozenset[Place] = frozenset()) -> dict[Position, Head]:
     """Returns the chain heads this batch moved. `next_offsets` covers every record read.
 
-    Records whose event is None (undecodable) or not an event are audited and projected nowhere else."""
+    Every record is audited; records whose event is None (undecodable) or not an event, and those in `skip`,
+    are projected nowhere else. Raises RecordsRefused, having written nothing, when a read model cannot hold
+    a record not in `skip`: the caller dead-letters those and applies the batch again skipping them."""
     records = list(records)
-    events = [r for r in records if isinstance(r.event, (TaskEvent, AgentEvent, LedgerEvent))]
+    events = [r for r in records if isinstance(r.event, (TaskEvent, AgentEvent, LedgerEvent))
+              and (r.topic, r.partition, r.offset) not in skip]
     with engine.begin() as conn:
         heads = _insert_audit(conn, records, now)
-        _project_tasks(conn, [r for r in events if isinstance(r.event, TaskEvent)])
-        _record_outcomes(conn, events)
-        _project_ledger(conn, [r for r in events if isinstance(r.event, LedgerEvent)])
-        _project_agents(conn, [r for r in events if isinstance(r.event, AgentEvent)])
+        refused = _project_or_refuse(conn, events)
+        if refused:
+            raise RecordsRefused(refused)  # leaving the block rolls the whole batch back
         _store_offsets(conn, consumer, next_offsets)
     return heads
+
+
+def _project(conn: Connection, events: list[LogRecord]) -> None:
+    _project_tasks(conn, [r for r in events if isinstance(r.event, TaskEvent)])
+    _record_outcomes(conn, events)
+    _project_ledger(conn, [r for r in events if isinstance(r.event, LedgerEvent)])
+    _project_agents(conn, [r for r in events if isinstance(r.event, AgentEvent)])
+
+
+def _project_or_refuse(conn: Connection, events: list[LogRecord]) -> dict[Place, str]:
+    """Projects the events; when that fails, tries each on its own to name the ones the read models refuse.
+    A lost connection is not a refusal: it is raised."""
+    if not events:
+        return {}
+    try:
+        with conn.begin_nested():
+            _project(conn, events)
+        return {}
+    except UNAVAILABLE:
+        raise
+    except Exception:
+        pass
+    refused = {}
+    for r in events:
+        try:
+            with conn.begin_nested():
+                _project(conn, [r])
+        except UNAVAILABLE:
+            raise
+        except Exception as exc:
+            refused[(r.topic, r.partition, r.offset)] = _why(exc)
+    return refused
+
+
+def _why(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"read model refused it: {type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
 def chain_heads(conn: Connection, positions: Iterable[Position]) -> dict[Position, Head]:

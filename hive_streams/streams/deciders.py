@@ -16,15 +16,20 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..codec import Codec, event_id, header
+from ..codec.inbox import seal_to
 from ..domain import agent, ledger, task
-from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
+from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from ..domain.commands import (EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, RegisterAgent,
+                               TaskCommand)
 from ..exceptions import CodecError
 from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
+from ..kafka.seal import SealCheck, Sealer
 from ..settings import Settings
 from ..topics import Topics, partition_for
 from .deadletter import deadletter_headers
-from .door import Door, executor_door, ledger_door, open_door
+from .door import Door, executor_door, ledger_door, open_door, seal_door
+from ..codec.strays import oversized, stray_reason
 from .relays import follow_up
 from .verify import screen
 
@@ -33,6 +38,7 @@ SOURCE = "/hive-streams/worker"
 COMMAND_OFFSET = "hive_command_offset"  # header: offset of the command that caused the event
 CAUSATION = "ce_causationid"
 CORRELATION = "ce_correlationid"
+INBOX_HEADERS = ("ce_type", CORRELATION)  # what an inbox record says in clear: the rest is sealed
 
 
 def acting_principal(command, message) -> str:
@@ -56,6 +62,8 @@ class Aggregate:
     due: Callable  # (state, now) -> a command the sweep should send, or None
     screen: Callable = lambda command, state: command  # checks at the door that need more than the domain
     door: Door = open_door  # (command, state, message) -> why the command is refused, or ""
+    event_type: type = object  # what every record of its events topic must be
+    deliver: Callable = lambda event, state: None  # (event, state before it) -> (agent id, its key) to copy it to
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -64,14 +72,17 @@ def _task_due(state: task.TaskState, now: int):
     return None
 
 
-def task_aggregate() -> Aggregate:
-    return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen,
-                     executor_door(task.signing_key))
+def task_aggregate(default_deadline_ms: int = 0) -> Aggregate:
+    """With `default_deadline_ms`, a task submitted without a deadline gets one that far from its submission."""
+    def decide(command, state, now):
+        return task.decide(task.with_default_deadline(command, default_deadline_ms), state, now)
+    return Aggregate(TaskCommand, task.TaskState, decide if default_deadline_ms else task.decide, task.evolve,
+                     _task_due, screen, executor_door(task.signing_key), TaskEvent, deliver=task.delivery)
 
 
 def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:
     return Aggregate(LedgerCommand, lambda _: ledger.LedgerState(), ledger.decide, ledger.evolve, lambda s, now: None,
-                     door=ledger_door(fee_bps))
+                     door=ledger_door(fee_bps), event_type=LedgerEvent)
 
 
 def agent_aggregate(timeout_ms: int) -> Aggregate:
@@ -79,9 +90,17 @@ def agent_aggregate(timeout_ms: int) -> Aggregate:
         if state.status == "online" and now - state.last_seen > timeout_ms:
             return ExpireAgent(state.agent_id, f"expire:{state.agent_id}:{state.last_seen}", now)
         return None
+    signed = executor_door(agent.signing_key)
+
+    def door(command, state, message) -> str:
+        """Signed by the agent, and an offer the market can work with (no NaN, infinite or absurd values)."""
+        why = signed(command, state, message)
+        if not why and isinstance(command, RegisterAgent):
+            why = agent.offer_problem(command)
+        return why
     return Aggregate(AgentCommand, agent.AgentState,
                      lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due,
-                     door=executor_door(agent.signing_key))
+                     door=door, event_type=AgentEvent)
 
 
 @dataclass(frozen=True)
@@ -107,8 +126,12 @@ class PartitionState:
     """One command partition's aggregates, folded from the matching events partition."""
 
     def __init__(self, codec: Codec, aggregate: Aggregate, topics: Topics, events_topic: str, partition: int,
-                 partitions: int, fee_bps: int = 0):
+                 partitions: int, fee_bps: int = 0, record_limit: int = Settings.record_max_kb * 1024,
+                 sealer: Sealer | None = None, seal: SealCheck | None = None):
         self.codec = codec
+        self.record_limit = record_limit  # larger commands are dead-lettered, larger events never written
+        self.sealer = sealer  # seals its follow-up commands
+        self.seal_door = seal_door(seal) if seal is not None else open_door
         self.aggregate = aggregate
         self.topics = topics
         self.events_topic = events_topic
@@ -126,25 +149,30 @@ class PartitionState:
     # fold ---------------------------------------------------------------------------------
 
     def observe(self, record) -> None:
+        """Folds one record of the events partition; a stray (the audit connector dead-letters it) is skipped."""
         try:
-            event = self.codec.decode(record.value)
-        except CodecError as exc:
-            self.strays += 1
-            log.warning("%s[%d]@%d is not an event (%s); skipped", self.events_topic, self.partition,
-                        record.offset, exc)
-            return
+            event = self.codec.decode(record.value) if not oversized(record.value, self.record_limit) else None
+        except CodecError:
+            event = None
+        reason = stray_reason(self.codec, self.aggregate.event_type, record.key, record.value, self.record_limit,
+                              event)
         key = record.key
-        if not key:
+        if not reason:
+            try:
+                self.states[key] = self.aggregate.evolve(self._state(key), event)
+            except Exception as exc:  # an event its aggregate cannot take must not stop the load
+                reason = f"evolve failed: {exc!r}"
+        if reason:
             self.strays += 1
+            log.warning("%s[%d]@%d skipped: %s", self.events_topic, self.partition, record.offset, reason)
             return
-        self.states[key] = self.aggregate.evolve(self._state(key), event)
         self.touched.add(key)
         self.events_end, self.last_event_id = record.offset + 1, header(record.headers, "ce_id") or ""
         cause = header(record.headers, CAUSATION)
         if cause:
             self.applied.setdefault(key, set()).add(cause)
         offset = header(record.headers, COMMAND_OFFSET)
-        if offset:
+        if offset and offset.isdigit():
             self.decided_to = max(self.decided_to, int(offset))
 
     def _state(self, key: bytes, pending: dict | None = None):
@@ -173,7 +201,13 @@ class PartitionState:
         return out
 
     def _decide_one(self, message, now: int, out: Decided) -> None:
+        too_big = oversized(message.value, self.record_limit)
+        if too_big:
+            out.records.append(self._deadletter(message, too_big))
+            return
         try:
+            if message.value is None:
+                raise CodecError("no value (a tombstone)")
             command = self.codec.decode(message.value)
         except CodecError as exc:
             out.records.append(self._deadletter(message, f"undecodable: {exc}"))
@@ -187,7 +221,7 @@ class PartitionState:
             return  # its events are in the log already
         state = self._state(key, out.states)
         try:
-            refusal = self.aggregate.door(command, state, message)
+            refusal = self.seal_door(command, state, message) or self.aggregate.door(command, state, message)
             if refusal:
                 out.records.append(self._deadletter(message, f"refused: {refusal}"))
                 return
@@ -212,10 +246,24 @@ class PartitionState:
         for event in events:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
                                                correlation_id=correlation)
+            if len(v) > self.record_limit:  # the broker would refuse it, and the partition would stop on it
+                raise ValueError(f"its {type(event).__name__} would be {len(v)} bytes, over the limit of "
+                                 f"{self.record_limit}")
             records.append(Out(self.events_topic, k, v, headers + extra, self.partition))
+            delivery = self.aggregate.deliver(event, state)
+            if delivery is not None:
+                records.append(self._delivery(delivery, v, headers))
             state = self.aggregate.evolve(state, event)
             records += self._follow_ups(event, correlation)
         return records, len(events), state
+
+    def _delivery(self, to: tuple[str, str], value: bytes, headers) -> Out:
+        """The event, sealed to the agent that acts on it, on the executors' inbox (in the same transaction)."""
+        agent_id, agent_key = to
+        key = agent_id.encode()
+        kept = [(name, raw) for name, raw in headers if name in INBOX_HEADERS]
+        return Out(self.topics.executor_inbox, key, seal_to(agent_key, value), kept,
+                   partition_for(key, self.topics.partitions))
 
     def _follow_ups(self, event, correlation: str | None) -> list[Out]:
         """Commands to other aggregates, written in the same transaction as the event that calls for them;
@@ -224,6 +272,8 @@ class PartitionState:
         for command in follow_up(event, self.fee_bps):
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
                                                correlation_id=correlation)
+            if self.sealer is not None:
+                headers.append(self.sealer.header(v, headers))
             records.append(Out(command_topic(self.topics, command), k, v, headers))
         return records
 

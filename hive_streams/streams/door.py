@@ -13,6 +13,7 @@ from ..codec.signature import SIGNATURE_HEADER
 from ..domain import commands as c
 from ..domain import ledger
 from ..kafka.principal import PRINCIPAL_HEADER
+from ..kafka.seal import PRODUCER, SealCheck
 from .verify import command_signature_valid
 
 CAUSATION = "ce_causationid"
@@ -21,6 +22,26 @@ Door = Callable[[object, object, object], str]  # (command, state, message) -> r
 
 def open_door(command, state, message) -> str:
     return ""
+
+
+def seal_door(check: SealCheck) -> Door:
+    """Commands no executor signs must carry a seal: a service's (any command), or a producer's (its own tasks)."""
+    def door(command, state, message) -> str:
+        if isinstance(command, c.EXECUTOR_COMMANDS):
+            return ""  # its agent's signature says who sent it (executor_door)
+        name = type(command).__name__
+        scope = check.scope(message.value, message.headers)
+        if scope is None:
+            return (f"{name} has no valid seal: only the fabric's services, and producers holding their principal's "
+                    f"key, may send it")
+        if scope == PRODUCER:
+            if not isinstance(command, c.SubmitTask):
+                return f"{name} sealed by a producer: a producer may only submit tasks"
+            principal = header(message.headers, PRINCIPAL_HEADER)
+            if command.requester != principal:
+                return f"SubmitTask for {command.requester!r} sealed by the producer of {principal!r}"
+        return ""
+    return door
 
 
 def executor_door(signing_key: Callable) -> Door:

@@ -25,6 +25,7 @@ from ..codec import Codec, header
 from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, transactional_producer
 from ..settings import Settings
 from ..topics import Topics
+from ..kafka.seal import SealCheck, Sealer, service_secret
 from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
 from .matcher import Matcher
 from .snapshots import Snapshots
@@ -84,16 +85,19 @@ class Engine:
         self.families = {
             commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
             for commands, events, aggregate in (
-                (self.topics.task_commands, self.topics.task_events, task_aggregate()),
+                (self.topics.task_commands, self.topics.task_events,
+                 task_aggregate(int(settings.default_deadline_seconds * 1000))),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
                 (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
-        self.sender = CommandSender(self.kafka, self.topics, codec, "/hive-streams/sweep")
+        secret = service_secret(settings.service_secret, settings.home, create=True)
+        self.sealer, self.seal = Sealer.service(secret), SealCheck(secret)
+        self.sender = CommandSender(self.kafka, self.topics, codec, "/hive-streams/sweep", sealer=self.sealer)
         self.requested: dict[str, int] = {}
-        self.matcher = Matcher(codec, self.topics, settings, timeout_ms)
+        self.matcher = Matcher(codec, self.topics, settings, timeout_ms, sealer=self.sealer)
         self.matcher_task: asyncio.Task | None = None
         self.decided = 0  # events written, for status and benchmarks
         self.commit_interval = settings.commit_interval_ms / 1000
@@ -191,7 +195,8 @@ class Engine:
         await producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
         await producer.abort_transaction()
         state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
-                               family.partitions, self.settings.platform_fee_bps)
+                               family.partitions, self.settings.platform_fee_bps, self.settings.record_max_kb * 1024,
+                               self.sealer, self.seal)
         snapshots = Snapshots(self.codec)
         start, source = await snapshot_load(self.kafka, snapshots, state,
                                             TopicPartition(family.snapshots_topic, tp.partition))

@@ -18,6 +18,7 @@ import time
 from aiokafka import TopicPartition
 
 from ..codec import Codec, header
+from ..domain import events as e
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..kafka import CommandSender, access_for, consumer, now_ms
@@ -29,7 +30,9 @@ ROUND_EVERY = 1.0  # seconds: a round for what time alone changes (backoffs, liv
 
 
 class Matcher:
-    def __init__(self, codec: Codec, topics: Topics, settings, timeout_ms: int, retry_ms: int = 5000):
+    def __init__(self, codec: Codec, topics: Topics, settings, timeout_ms: int, retry_ms: int = 5000,
+                 sealer=None):
+        self.sealer = sealer
         self.codec = codec
         self.topics = topics
         self.settings = settings
@@ -46,7 +49,7 @@ class Matcher:
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
         reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
-        writer = CommandSender(kafka, self.topics, self.codec, SOURCE)
+        writer = CommandSender(kafka, self.topics, self.codec, SOURCE, sealer=self.sealer)
         await reader.start()
         await writer.start()
         try:
@@ -86,9 +89,13 @@ class Matcher:
         try:
             event = self.codec.decode(record.value)
             self.market.observe(event)
+            task_id = getattr(event, "task_id", None)
+            if isinstance(event, e.TERMINAL_TASK_EVENTS):
+                self.correlations.pop(task_id, None)  # nothing more is proposed for it
+                return
             correlation = header(record.headers, "ce_correlationid")
-            if correlation and isinstance(getattr(event, "task_id", None), str):
-                self.correlations.setdefault(event.task_id, correlation)
+            if correlation and isinstance(task_id, str):
+                self.correlations.setdefault(task_id, correlation)
         except CodecError:
             pass  # strays on event topics are reported by the audit connector
         except Exception:

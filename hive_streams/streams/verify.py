@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..codec.signature import signed_bytes
 from ..domain import commands as c
+from ..domain.blobs import MARK, reference_of
 from ..domain.task import ACTIVE, TaskState, result_problem
 
 
@@ -53,7 +54,22 @@ def screen(command, state: TaskState):
         return _reject(command, problem)
     if state.agent_key and not signature_valid(state.agent_key, command.digest, command.signature):
         return _reject(command, "bad signature")
-    return command
+    problem = blob_problem(command, state.agent_key)
+    return _reject(command, problem) if problem else command
+
+
+def blob_problem(command, agent_key: str) -> str:
+    """Why a report's references to blobs cannot be taken (malformed, or not signed by the agent), or ""."""
+    outputs = command.nodes if isinstance(command, c.ReportTaskResult) else (command,)
+    for output in outputs:
+        if MARK not in output.output_json[:16]:
+            continue
+        ref = reference_of(output.output_json)
+        if ref is None:
+            return f"node {output.node_id!r}: malformed blob reference"
+        if agent_key and not signature_valid(agent_key, ref.digest, ref.signature):
+            return f"node {output.node_id!r}: bad signature of blob {ref.digest}"
+    return ""
 
 
 def _reject(command, reason: str) -> c.RejectResult:
