@@ -43,6 +43,8 @@ SLOTS = 16  # concurrent tasks per hive-streams executor (Celery's prefork child
 NOOP_TASK = {"name": "noop", "nodes": [{"id": "n", "kind": "echo"}]}
 # The bench submits as an admin far faster than the per-minute limit lets a person: it lifts the admin's limit.
 BENCH_RATE_LIMITS = "executions.start=admin:100000000"
+# Every feed of a bench (1,000 SSE clients, one feed per task in flight) is one principal's: it lifts the per-principal cap.
+BENCH_FEEDS_PER_PRINCIPAL = "1000000"
 
 
 TENANT = "bench"  # the tenant of the bench's token: its tasks are `bench:<id>`
@@ -51,10 +53,11 @@ SERVICE_SECRET = os.environ.setdefault("HIVE_SERVICE_SECRET", secrets.token_hex(
 
 
 def credentials() -> tuple[dict[str, str], str]:
-    """The API's settings for a fresh signing secret (and the bench's rate limit), and an admin token it accepts."""
+    """The API's settings for a fresh signing secret (and the bench's limits), and an admin token it accepts."""
     secret = secrets.token_hex(32)
     token = mint(secret, "bench", TENANT, ["admin"], 24 * 3600)
-    return {"HIVE_JWT_SECRET": secret, "HIVE_RATE_LIMITS": BENCH_RATE_LIMITS}, token
+    return {"HIVE_JWT_SECRET": secret, "HIVE_RATE_LIMITS": BENCH_RATE_LIMITS,
+            "HIVE_FEEDS_PER_PRINCIPAL": BENCH_FEEDS_PER_PRINCIPAL}, token
 
 
 def kafka_as(role: str, bootstrap: str) -> KafkaAccess:

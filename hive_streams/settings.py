@@ -26,6 +26,8 @@ class Settings:
     api_url: str = field(default="", metadata={"env": "HIVE_API_URL", "doc": "where the CLI finds the API; empty means http://HIVE_API_HOST:HIVE_API_PORT"})
     feed_memory: int = field(default=10_000, metadata={"env": "HIVE_FEED_MEMORY", "doc": "recent events each API process keeps for SSE clients that reconnect"})
     feed_queue: int = field(default=1_000, metadata={"env": "HIVE_FEED_QUEUE", "doc": "frames waiting for one SSE client before it is dropped as too slow"})
+    feeds_per_principal: int = field(default=20, metadata={"env": "HIVE_FEEDS_PER_PRINCIPAL", "doc": "SSE feeds one principal may hold open at once on one API process (429 beyond)"})
+    feed_catchup_max: int = field(default=100_000, metadata={"env": "HIVE_FEED_CATCHUP_MAX", "doc": "events a resumed feed may be behind the log's end (410 beyond: read older history with `hive-streams export`)"})
     home: str = field(default=str(REPO_ROOT / ".hive"), metadata={"env": "HIVE_HOME", "doc": "project-owned directory for broker data, logs, pids and the embedded store"})
     topic_prefix: str = field(default="hive", metadata={"env": "HIVE_TOPIC_PREFIX", "doc": "prefix of every topic name (tests use their own)"})
     partitions: int = field(default=4, metadata={"env": "HIVE_PARTITIONS", "doc": "partitions of each aggregate topic"})

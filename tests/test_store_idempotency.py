@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from hive_streams.infra import postgres
@@ -67,3 +68,23 @@ def test_old_keys_are_forgotten(engine):
     assert kept.forget_before(engine, 1_000) == 0
     assert kept.forget_before(engine, 1_001) == 1
     assert claim(engine, digest="d2") is None
+
+
+def test_a_key_given_back_between_the_claims_two_statements_is_claimed_again(engine):
+    """Found by fuzzing: a refused request released the key after another's insert met it, before its select."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite holds its write lock from the insert on: nobody can release in between")
+    claim(engine)
+    released = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def release_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and not released:
+            released.append(True)
+            kept.release(engine, "scope")  # the holder, on its own connection, in between
+
+    try:
+        assert claim(engine, digest="d2") is None
+    finally:
+        event.remove(engine, "before_cursor_execute", release_first)
+    assert released and claim(engine, digest="d3").request_digest == "d2"

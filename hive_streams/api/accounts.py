@@ -13,21 +13,24 @@ from ..auth import permissions as p
 from ..domain import commands as c
 from ..domain.ledger import EXTERNAL, LEDGER_ID, cents
 from ..store import payments
-from .body import json_object
+from ..domain.fields import Field
+from .guard import Body
 from .commands import CommandRequest
 from .errors import RequestError
 from .history import point_of
 from .owners import account_owner, task_owner
+from .params import TENANT
 from .tenants import task_id_of
 
 MAX_AMOUNT = 1_000_000_000
+AMOUNT = Field(("number",), 0, MAX_AMOUNT, exclusive_minimum=True, required=True, doc="at most two decimals")
+DEPOSIT = Field(("object",), properties={"amount": AMOUNT, "reference": Field(("string",), max_length=200)})
+WITHDRAWAL = Field(("object",), properties={"amount": AMOUNT})
 
 
 def routes(api) -> list[Route]:
     def amount_of(body: dict) -> float:
-        amount = body.get("amount")
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount <= MAX_AMOUNT:
-            raise RequestError(422, "amount", f"must be a number above 0 and at most {MAX_AMOUNT}")
+        amount = body["amount"]
         if cents(amount) != round(amount * 100, 6):
             raise RequestError(422, "amount", "has more than two decimals")
         return amount
@@ -39,15 +42,15 @@ def routes(api) -> list[Route]:
         return account_id
 
     async def deposit(call: CommandRequest) -> JSONResponse:
-        body = json_object(call.body)
+        body = call.data
         amount, account_id = amount_of(body), account_of(call)
-        reference = str(body.get("reference", ""))[:200]
+        reference = body.get("reference", "")
         command = c.DepositFunds(LEDGER_ID, call.ids.command_id(), api.now(), account_id, cents(amount), reference)
         await api.send(command, call)
         return JSONResponse({"account": account_id, "amount": amount, "status": "accepted"}, status_code=202)
 
     async def withdraw(call: CommandRequest) -> JSONResponse:
-        amount, account_id = amount_of(json_object(call.body)), account_of(call)
+        amount, account_id = amount_of(call.data), account_of(call)
         await api.send(c.WithdrawFunds(LEDGER_ID, call.ids.command_id(), api.now(), account_id, cents(amount)),
                        call)
         return JSONResponse({"account": account_id, "amount": amount, "status": "accepted"}, status_code=202)
@@ -69,8 +72,11 @@ def routes(api) -> list[Route]:
 
     own = account_owner()
     return [
-        api.command_route("/api/accounts/{account_id:path}/deposits", deposit, "POST", p.ACCOUNTS_DEPOSIT),
-        api.command_route("/api/accounts/{account_id:path}/withdrawals", withdraw, "POST", p.ACCOUNTS_WITHDRAW, own),
-        api.route("/api/accounts/{account_id:path}", account, "GET", p.ACCOUNTS_VIEW, own),
-        api.route("/api/tasks/{task_id}/payments", task_payments, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
+        api.command_route("/api/accounts/{account_id:path}/deposits", deposit, "POST", p.ACCOUNTS_DEPOSIT,
+                          body=Body.of(DEPOSIT), summary="credit an account"),
+        api.command_route("/api/accounts/{account_id:path}/withdrawals", withdraw, "POST", p.ACCOUNTS_WITHDRAW, own,
+                          body=Body.of(WITHDRAWAL), summary="take money out of an account"),
+        api.route("/api/accounts/{account_id:path}", account, "GET", p.ACCOUNTS_VIEW, own, summary="a balance"),
+        api.route("/api/tasks/{task_id}/payments", task_payments, "GET", p.EXECUTIONS_VIEW, task_owner(api),
+                  (TENANT,), "a task's payments"),
     ]

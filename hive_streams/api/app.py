@@ -17,6 +17,7 @@ from ..auth.limits import EXECUTIONS_START
 from ..codec import Codec, default_codec
 from ..domain import commands as c
 from ..domain.definition import definition_digest, in_tenant, parse_task, requested_id
+from ..domain.fields import Field
 from ..domain.tenancy import qualified
 from ..kafka.clock import now_ms
 from ..kafka.principal import principal_header
@@ -31,22 +32,26 @@ from .outputs import Outputs
 from .executions import Executions
 from .owners import task_owner
 from .batch import check_repeat, plan_batch, refuse_taken, requested_id_or_none, submitted
-from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
+from .body import JSON_TYPES, SMALL_BODY_BYTES, parse_definition_off_loop
 from .commands import CommandRequest, KeyedRequests, command_route
 from .errors import HANDLERS, error
-from .guard import Declaration, Guard, OwnerLookup, check_declared, declare, guarded_route
+from .guard import Body, Declaration, Guard, OwnerLookup, Param, check_declared, declare, guarded_route
 from .history import History, point_of
+from .openapi import document
+from .params import DEFINITIONS, IDEMPOTENCY_KEY, TENANT
 from .hub import Hub
 from .metrics import RequestTiming, metrics
 from .performance import PerformanceView
 from ..metrics import export, watch_pool
 from .ratelimit import RateLimiter
-from .session import Sessions
+from .session import SIGN_IN, Sessions
 from .sse import FeedEndpoints
 from .tenants import task_id_of
 from .views import Views
 
 SOURCE = "/hive-streams/api"
+API_VERSION = "1"
+CANCEL_REASON = Param("reason", Field(("string",), max_length=1000, default="cancelled by request"))
 LINGER_MS = 1
 
 
@@ -77,14 +82,17 @@ class Api:
     async def send(self, command, call: CommandRequest) -> None:
         await self.send_all([command], call)
 
-    def route(self, path: str, endpoint, method: str, permission: str, owner: OwnerLookup | None = None) -> Route:
-        return guarded_route(self.guard, path, endpoint, method, Declaration(permission, owner))
+    def route(self, path: str, endpoint, method: str, permission: str, owner: OwnerLookup | None = None,
+              params: tuple[Param, ...] = (), summary: str = "", stream: bool = False) -> Route:
+        declared = Declaration(permission, owner, params=params, summary=summary, stream=stream)
+        return guarded_route(self.guard, path, endpoint, method, declared)
 
     def command_route(self, path: str, handler, method: str, permission: str, owner: OwnerLookup | None = None,
-                      body_limit: int = SMALL_BODY_BYTES, accepts: tuple[str, ...] = JSON_TYPES,
-                      limit: str | None = None) -> Route:
-        return command_route(path, handler, method, self.keys, body_limit, self.guard,
-                             Declaration(permission, owner, limit), accepts)
+                      body_limit: int = SMALL_BODY_BYTES, body: Body | None = None, limit: str | None = None,
+                      params: tuple[Param, ...] = (), summary: str = "") -> Route:
+        declared = Declaration(permission, owner, limit, (*params, IDEMPOTENCY_KEY), body, summary)
+        return command_route(path, handler, method, self.keys, body_limit, self.guard, declared,
+                             body.types if body is not None else JSON_TYPES)
 
     @staticmethod
     def now() -> int:
@@ -99,7 +107,7 @@ class Api:
             return fn(session, *args)
 
     async def submit(self, call: CommandRequest) -> JSONResponse:
-        raw = parse_definition(call.body, call.request.headers.get("content-type", ""))
+        raw = await parse_definition_off_loop(call.body, call.request.headers.get("content-type", ""))
         now = now_ms()
         if isinstance(raw, list):
             return await self.submit_batch(call, raw, now)
@@ -119,7 +127,8 @@ class Api:
     async def submit_batch(self, call: CommandRequest, raws: list, now: int) -> JSONResponse:
         chosen = [qualified(call.principal.tenant, i) for i in map(requested_id_or_none, raws) if i]
         known = await self.submitted_digests(list(dict.fromkeys(chosen)))
-        commands, items = plan_batch(raws, now, call.ids, call.caller, call.principal.tenant, known)
+        commands, items = await asyncio.to_thread(plan_batch, raws, now, call.ids, call.caller, call.principal.tenant,
+                                                  known)
         named = set(chosen)
         taken = await self.claim([cmd for cmd in commands if cmd.task_id in named])
         if taken:
@@ -208,23 +217,32 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
 
     routes = [
         api.command_route("/api/tasks", api.submit, "POST", p.TASKS_CREATE, body_limit=settings.max_body_bytes,
-                          accepts=DEFINITION_TYPES, limit=EXECUTIONS_START),
-        api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api)),
-        api.route("/api/producer-keys", api.producer_key, "POST", p.TASKS_CREATE),
+                          body=DEFINITIONS, limit=EXECUTIONS_START, summary="submit a task, or a batch of them"),
+        api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api), (TENANT,),
+                  "a task's read model"),
+        api.route("/api/producer-keys", api.producer_key, "POST", p.TASKS_CREATE,
+                  summary="the key that seals the caller's own commands sent straight to Kafka"),
         api.route("/api/tasks/{task_id}/nodes/{node_id}/output", outputs.node_output, "GET", p.EXECUTIONS_VIEW,
-                  task_owner(api)),
-        api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True)),
-        declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC)),
-        declare(Route("/metrics", metrics, methods=["GET"]), Declaration(p.PUBLIC)),
-        declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC)),
-        declare(Route("/api/session", sessions.sign_in, methods=["POST"]), Declaration(p.PUBLIC)),
-        declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC)),
+                  task_owner(api), (TENANT,), "a node's output, whole"),
+        api.command_route("/api/tasks/{task_id}", api.cancel, "DELETE", p.EXECUTIONS_CANCEL, task_owner(api, wait=True),
+                          params=(TENANT, CANCEL_REASON), summary="cancel a task"),
+        declare(Route("/health", api.health, methods=["GET"]), Declaration(p.PUBLIC, summary="Kafka and store health")),
+        declare(Route("/metrics", metrics, methods=["GET"]), Declaration(p.PUBLIC, summary="Prometheus metrics")),
+        declare(Route("/api/session", sessions.who, methods=["GET"]), Declaration(p.PUBLIC, summary="who the token is")),
+        declare(Route("/api/session", sessions.sign_in, methods=["POST"]),
+                Declaration(p.PUBLIC, body=Body.of(SIGN_IN), summary="a token becomes the dashboard's cookie")),
+        declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC, summary="sign out")),
         *operators.routes(api),
         *accounts.routes(api),
         *Executions(api).routes(),
     ]
     routes += feeds.routes() + views.routes() + PerformanceView(api).routes()
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
+    routes.append(declare(Route("/openapi.json", openapi, methods=["GET"]), Declaration(p.PUBLIC, summary="this document")))
     check_declared(routes)
+    spec = document(routes, "hive-streams", API_VERSION)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=HANDLERS)
     app.add_middleware(RequestTiming, routes=routes)
     app.state.api = api

@@ -15,7 +15,8 @@ from ..auth import Principal
 from ..domain.definition import DefinitionError
 from ..kafka.clock import now_ms
 from ..store import idempotency as kept
-from .body import JSON_TYPES, check_content_type, read_limited
+from ..domain.fields import FieldError
+from .body import JSON_TYPES, check_content_type, json_object, read_limited
 from .correlation import REQUEST_ID, correlation_id
 from .errors import RequestError
 from .guard import Declaration, Guard, declare
@@ -35,6 +36,7 @@ class CommandRequest:
     principal: Principal
     ids: CommandIds
     correlation_id: str = ""  # carried by every command this request sends
+    data: dict | None = None  # the JSON body, once checked against the route's declared body field
 
     @property
     def caller(self) -> str:
@@ -97,6 +99,17 @@ def _answer_of(response: Response) -> kept.Answer:
     return kept.Answer(response.status_code, bytes(response.body).decode(), headers)
 
 
+def _checked(body: bytes, declared: Declaration) -> dict | None:
+    if declared.body is None or declared.body.check is None:
+        return None
+    data = json_object(body)
+    try:
+        declared.body.check.validate(data)
+    except FieldError as exc:
+        raise RequestError(422, exc.path, exc.message) from None
+    return data
+
+
 def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests, body_limit: int, guard: Guard,
                   declared: Declaration, accepts: tuple[str, ...] = JSON_TYPES) -> Route:
     async def endpoint(request: Request) -> Response:
@@ -105,7 +118,8 @@ def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests,
             raise RequestError(500, "$", f"{path} creates commands: it cannot be public")
         check_content_type(request, accepts)
         correlation = correlation_id(request.headers)
-        call = CommandRequest(request, await read_limited(request, body_limit), principal, CommandIds(), correlation)
+        body = await read_limited(request, body_limit)
+        call = CommandRequest(request, body, principal, CommandIds(), correlation, _checked(body, declared))
         key = request.headers.get(HEADER)
         response = await handler(call) if key is None else await keys.run(call, key, handler)
         response.headers.setdefault(REQUEST_ID, correlation)

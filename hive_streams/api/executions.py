@@ -32,7 +32,7 @@ from ..workflows.definitions import check_inputs, load_definition, validate_defi
 from .body import DEFINITION_TYPES, json_object
 from .commands import CommandRequest
 from .errors import RequestError
-from .guard import OwnerLookup
+from .guard import Body, OwnerLookup
 from .tenants import principal_of
 
 PING_SECONDS = 10
@@ -241,16 +241,25 @@ class Executions:
         api = self.api
         owner = execution_owner()
         return [
-            api.command_route("/api/workflows", self.register, "POST", p.WORKFLOWS_CREATE, accepts=DEFINITION_TYPES,
-                              limit=WORKFLOWS_CREATE),
-            api.route("/api/workflows/{name}", self.definition, "GET", p.WORKFLOWS_VIEW),
-            api.route("/api/workflows/{name}/versions", self.versions, "GET", p.WORKFLOWS_VIEW),
+            api.command_route("/api/workflows", self.register, "POST", p.WORKFLOWS_CREATE,
+                              body=Body({"type": "object", "description": "a workflow definition"}, DEFINITION_TYPES),
+                              limit=WORKFLOWS_CREATE, summary="register a workflow, or its next version"),
+            api.route("/api/workflows/{name}", self.definition, "GET", p.WORKFLOWS_VIEW,
+                      summary="a workflow's newest definition"),
+            api.route("/api/workflows/{name}/versions", self.versions, "GET", p.WORKFLOWS_VIEW,
+                      summary="a workflow's versions"),
             api.command_route("/api/workflows/{name}/executions", self.start, "POST", p.EXECUTIONS_START,
-                              limit=EXECUTIONS_START),
-            api.route("/api/executions/{execution_id}", self.get, "GET", p.EXECUTIONS_VIEW, owner),
-            api.command_route("/api/executions/{execution_id}", self.cancel, "DELETE", p.EXECUTIONS_CANCEL, owner),
-            api.command_route("/api/executions/{execution_id}/resume", self.resume, "POST", p.EXECUTIONS_START, owner),
-            api.route("/api/executions/{execution_id}/events", self.feed, "GET", p.EXECUTIONS_VIEW, owner),
+                              body=Body({"type": "object", "description": "inputs, budget, deadline_seconds, id"}),
+                              limit=EXECUTIONS_START, summary="start an execution"),
+            api.route("/api/executions/{execution_id}", self.get, "GET", p.EXECUTIONS_VIEW, owner,
+                      summary="an execution: its steps, channel values and waiting interrupt"),
+            api.command_route("/api/executions/{execution_id}", self.cancel, "DELETE", p.EXECUTIONS_CANCEL, owner,
+                              summary="cancel an execution and its running tasks"),
+            api.command_route("/api/executions/{execution_id}/resume", self.resume, "POST", p.EXECUTIONS_START, owner,
+                              body=Body({"type": "object", "description": "interrupt_id and payload"}),
+                              summary="resume an interrupted execution"),
+            api.route("/api/executions/{execution_id}/events", self.feed, "GET", p.EXECUTIONS_VIEW, owner,
+                      summary="an execution's events, live (SSE)", stream=True),
         ]
 
 

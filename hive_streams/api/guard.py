@@ -7,6 +7,7 @@ belongs to someone its permission does not reach (so its existence is not reveal
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -17,8 +18,11 @@ from ..auth import PERMISSIONS, PUBLIC, Owner, Principal, TokenVerifier, Verdict
 from ..auth.limits import Limits, limit_for
 from ..auth.permissions import needs_owner
 from ..auth.tokens import InvalidToken, KeysUnavailable
+from ..domain.fields import Field, FieldError
 from ..exceptions import ConfigError
+from .body import JSON_TYPES
 from .errors import RequestError
+from .values import text_problem
 
 SESSION_COOKIE = "hive_session"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hive-streams"'}
@@ -32,10 +36,37 @@ class OwnerLookup:
 
 
 @dataclass(frozen=True)
+class Param:
+    """A query or header parameter: checked against its field before the handler runs."""
+    name: str
+    field: Field
+    where: str = "query"  # or "header"
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body: its JSON Schema, the types it may be sent as, and the field it is checked against
+    before the handler runs (None: the handler checks it, from the same table as the schema)."""
+    schema: dict
+    types: tuple[str, ...] = JSON_TYPES
+    check: Field | None = None
+
+    @classmethod
+    def of(cls, field: Field) -> "Body":
+        return cls(field.schema(), JSON_TYPES, field)
+
+
+@dataclass(frozen=True)
 class Declaration:
+    """What a route needs (its permission, whose resource it names, its rate limit) and takes (parameters,
+    body): the guard checks these, and /openapi.json is generated from them."""
     permission: str
     owner: OwnerLookup | None = None
     limit: str | None = None  # a rate limit: a principal whose limit is 0 lacks the permission
+    params: tuple[Param, ...] = ()
+    body: Body | None = None
+    summary: str = ""
+    stream: bool = False  # answers a text/event-stream
 
 
 def token_of(request: Request) -> str | None:
@@ -78,12 +109,44 @@ class Guard:
             raise RequestError(403, "$", f"{principal.kind} {principal.account} "
                                          f"(roles: {', '.join(sorted(principal.roles))}) lacks the permission {lacking}")
         request.state.principal = principal  # owner lookups resolve names within its tenant
+        check_params(request, declared)
         if declared.owner is not None and needs_owner(principal, declared.permission):
             owner = await declared.owner.find(request)
             if owner is None or decide(principal, declared.permission, owner) is not Verdict.ALLOW:
                 name = request.path_params.get(declared.owner.field, "")
                 raise RequestError(404, declared.owner.field, f"no {declared.owner.field.removesuffix('_id')} {name!r}")
         return principal
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def check_params(request: Request, declared: Declaration) -> None:
+    """Path parameters are text that can be stored; each declared parameter the request carries is of its
+    field's kind and range. A 422 names the first that is not."""
+    for name, value in request.path_params.items():
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise RequestError(422, name, problem)
+    for param in declared.params:
+        source = request.query_params if param.where == "query" else request.headers
+        text = source.get(param.name)
+        if text is None:
+            if param.field.required:
+                raise RequestError(422, param.name, "is required")
+            continue
+        value = text
+        problem = text_problem(text)
+        if problem:
+            raise RequestError(422, param.name, problem)
+        if "integer" in param.field.kinds:
+            if not _INTEGER.fullmatch(text):
+                raise RequestError(422, param.name, "must be an integer")
+            value = int(text)
+        try:
+            param.field.check(value, param.name)
+        except FieldError as exc:
+            raise RequestError(422, exc.path, exc.message) from None
 
 
 def declare(route: BaseRoute, declared: Declaration) -> BaseRoute:

@@ -42,7 +42,7 @@ def request_digest(body: bytes, query: str = "") -> str:
 def _canonical(body: bytes) -> bytes:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return body
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -11,12 +11,16 @@ from ..auth import permissions as p
 from ..domain import commands as c
 from ..domain.matching import Need, pin_refusal
 from ..store import queries, status
-from .body import json_object
+from ..domain.fields import Field
+from .guard import Body
+from .params import TENANT
 from .commands import CommandRequest
 from .history import point_of
 from .tenants import seen_tenant, task_id_of
 
 ASSIGNABLE = ("queued", "blocked")
+PIN = Field(("object",), properties={"agent_id": Field(("string",), required=True, min_length=1, max_length=256,
+                                                       doc="the agent to run this task")})
 
 
 def routes(api) -> list[Route]:
@@ -50,9 +54,7 @@ def routes(api) -> list[Route]:
 
     async def assign(call: CommandRequest) -> JSONResponse:
         task_id = task_id_of(call.request)
-        agent_id = json_object(call.body).get("agent_id")
-        if not isinstance(agent_id, str) or not agent_id:
-            return api.error(422, "agent_id", "is required: the agent to run this task")
+        agent_id = call.data["agent_id"]
         task = await asyncio.to_thread(api.read, queries.get_task, task_id)
         if task is None:
             return api.error(404, "task_id", f"no task {task_id!r}")
@@ -68,9 +70,12 @@ def routes(api) -> list[Route]:
         return JSONResponse({"task_id": task_id, "agent_id": agent_id, "status": "pinned"}, status_code=202)
 
     return [
-        api.route("/api/status/agents", agents, "GET", p.AGENTS_VIEW),
-        api.route("/api/status/cluster", cluster, "GET", p.CLUSTER_VIEW),
-        api.route("/api/agents/{agent_id}", one_agent, "GET", p.AGENTS_VIEW),
-        api.route("/api/agents/{agent_id}/reputation", reputation, "GET", p.AGENTS_VIEW),
-        api.command_route("/api/tasks/{task_id}/assign", assign, "PUT", p.EXECUTIONS_ASSIGN),
+        api.route("/api/status/agents", agents, "GET", p.AGENTS_VIEW, summary="agents with status and load"),
+        api.route("/api/status/cluster", cluster, "GET", p.CLUSTER_VIEW, params=(TENANT,), summary="the cluster"),
+        api.route("/api/agents/{agent_id}", one_agent, "GET", p.AGENTS_VIEW,
+                  summary="an agent's offer and status; ?as_of= or ?at_seq=: as it was then, from the log"),
+        api.route("/api/agents/{agent_id}/reputation", reputation, "GET", p.AGENTS_VIEW, params=(TENANT,),
+                  summary="an agent's reputation and the events behind it"),
+        api.command_route("/api/tasks/{task_id}/assign", assign, "PUT", p.EXECUTIONS_ASSIGN, body=Body.of(PIN),
+                          params=(TENANT,), summary="pin a queued task to an agent"),
     ]

@@ -11,12 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..auth import Principal
+from ..domain.fields import Field, FieldError
 from .body import JSON_TYPES, check_content_type, json_object, read_limited
 from .errors import RequestError
 from .guard import SESSION_COOKIE, Guard, token_of
 
 MAX_SESSION_SECONDS = 12 * 3600  # the cookie outlives neither this nor the token
 BODY_LIMIT = 16_000
+SIGN_IN = Field(("object",), properties={"token": Field(("string",), required=True, min_length=1, max_length=BODY_LIMIT)})
 
 
 def _described(principal: Principal) -> dict:
@@ -39,9 +41,10 @@ class Sessions:
 
     async def sign_in(self, request: Request) -> JSONResponse:
         check_content_type(request, JSON_TYPES)
-        token = json_object(await read_limited(request, BODY_LIMIT)).get("token")
-        if not isinstance(token, str) or not token:
-            raise RequestError(422, "token", "send {\"token\": \"<a token>\"}")
+        try:
+            token = SIGN_IN.validate(json_object(await read_limited(request, BODY_LIMIT)))["token"]
+        except FieldError as exc:
+            raise RequestError(422, exc.path, f"{exc.message}: send {{\"token\": \"<a token>\"}}") from None
         principal = await self.guard.principal(token)
         max_age = min(MAX_SESSION_SECONDS, principal.expires_at - int(time.time()))
         response = JSONResponse(_described(principal))

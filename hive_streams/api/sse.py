@@ -12,14 +12,19 @@ from ..auth import permissions as p
 from ..kafka.access import access_for
 from ..store import queries
 from ..topics import partition_for
+from .feedlimits import CountedFeed, FeedSlots, check_reach
 from .feeds import FeedSpec, agent_match, task_frames, types_match, vector_frames
 from .hub import Hub
+from ..domain.fields import Field
+from .guard import Param
 from .metrics import counted
 from .owners import task_owner
+from .params import RESUME, TENANT
 from .positions import PositionError, TaskPosition, VectorCodec
-from .tenants import seen_tenant, task_id_of
+from .tenants import principal_of, seen_tenant, task_id_of
 
 PING_SECONDS = 10
+TYPES = Param("types", Field(("string",), max_length=4096, doc="comma-separated event types to follow"))
 SEND_TIMEOUT_SECONDS = 30  # a client that takes no bytes for this long is cut off
 
 
@@ -42,6 +47,7 @@ class FeedEndpoints:
         self.api = api
         self.hub: Hub | None = None  # made at start: building the app reads no credentials
         self.vectors: VectorCodec | None = None
+        self.slots = FeedSlots(api.settings.feeds_per_principal)
 
     async def start(self) -> None:
         s = self.api.settings
@@ -54,8 +60,15 @@ class FeedEndpoints:
         if self.hub is not None:
             await self.hub.stop()
 
-    def _respond(self, frames) -> EventSourceResponse:
-        return EventSourceResponse(counted(frames), ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
+    def _respond(self, request: Request, frames) -> EventSourceResponse:
+        """The feed, if its principal has a slot left (429 otherwise); counted while it is open."""
+        account = principal_of(request).account
+        self.slots.take(account)
+        return CountedFeed(counted(frames), ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS,
+                           release=lambda: self.slots.release(account))
+
+    def _check_reach(self, positions: dict[TopicPartition, int]) -> None:
+        check_reach(self.hub.next, positions, self.api.settings.feed_catchup_max)
 
     async def task(self, request: Request):
         task_id = task_id_of(request)
@@ -70,14 +83,17 @@ class FeedEndpoints:
             if pos.partition != tp.partition:
                 return _error(400, "last_event_id", f"task {task_id} is on partition {tp.partition}, not {pos.partition}")
             start, last_seq = pos.offset + 1, pos.seq
+            self._check_reach({tp: start})
         else:
             start, last_seq = await asyncio.to_thread(self.api.read, queries.first_offset, task_id, topic, tp.partition), 0
-        return self._respond(task_frames(self.hub, tp, task_id, start, last_seq))
+        return self._respond(request, task_frames(self.hub, tp, task_id, start, last_seq))
 
     def _vector_start(self, request: Request) -> dict[TopicPartition, int]:
         text = _resume_text(request)
         if text:
-            return self.vectors.decode(text)
+            positions = self.vectors.decode(text)
+            self._check_reach(positions)
+            return positions
         return {tp: self.hub.next[tp] for tp in self.vectors.all()}  # live from now
 
     async def agent(self, request: Request):
@@ -88,7 +104,7 @@ class FeedEndpoints:
             return _error(400, "last_event_id", str(exc))
         tenant = seen_tenant(request, p.EXECUTIONS_VIEW)  # the offer is everyone's; its tasks are their tenants'
         spec = FeedSpec(f"{_who(request)} agent {agent_id}", agent_match(agent_id), tenant=tenant)
-        return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
+        return self._respond(request, vector_frames(self.hub, self.vectors, spec, positions))
 
     async def cluster(self, request: Request):
         known = {e.cls.__name__ for e in self.api.codec.registry.by_name.values() if e.group == "events"}
@@ -102,7 +118,7 @@ class FeedEndpoints:
             return _error(400, "last_event_id", str(exc))
         tenant = seen_tenant(request, p.CLUSTER_VIEW)
         spec = FeedSpec(f"{_who(request)} cluster {','.join(sorted(types)) or '*'}", types_match(types), tenant=tenant)
-        return self._respond(vector_frames(self.hub, self.vectors, spec, positions))
+        return self._respond(request, vector_frames(self.hub, self.vectors, spec, positions))
 
     async def stats(self, request: Request) -> JSONResponse:
         return JSONResponse(self.hub.stats())
@@ -114,8 +130,11 @@ class FeedEndpoints:
     def routes(self) -> list:
         api = self.api
         return [
-            api.route("/api/tasks/{task_id}/events", self.task, "GET", p.EXECUTIONS_VIEW, task_owner(api, wait=True)),
-            api.route("/api/agents/{agent_id}/events", self.agent, "GET", p.AGENTS_VIEW),
-            api.route("/api/events", self.cluster, "GET", p.CLUSTER_VIEW),
-            api.route("/api/events/stats", self.stats, "GET", p.CLUSTER_VIEW),
+            api.route("/api/tasks/{task_id}/events", self.task, "GET", p.EXECUTIONS_VIEW, task_owner(api, wait=True),
+                      (*RESUME, TENANT), "a task's events until it ends", stream=True),
+            api.route("/api/agents/{agent_id}/events", self.agent, "GET", p.AGENTS_VIEW, params=(*RESUME, TENANT),
+                      summary="an agent's events and its tasks'", stream=True),
+            api.route("/api/events", self.cluster, "GET", p.CLUSTER_VIEW, params=(*RESUME, TYPES, TENANT),
+                      summary="every event (of the caller's tenant)", stream=True),
+            api.route("/api/events/stats", self.stats, "GET", p.CLUSTER_VIEW, summary="the feed hub's counters"),
         ]

@@ -13,11 +13,15 @@ from starlette.staticfiles import StaticFiles
 from ..auth import permissions as p
 from ..domain.events import AgentEvent, AlertEvent, TaskEvent
 from ..store import queries
-from .guard import Declaration, declare
+from ..domain.fields import Field
+from .guard import Declaration, Param, declare
+from .params import TENANT
 from .sse import FeedEndpoints
 from .tenants import seen_tenant
 
 STATIC = Path(__file__).parent / "static"
+LIMIT = Param("limit", Field(("integer",), 1, 1000, default=100))
+STATUS = Param("status", Field(("string",), max_length=64, doc="only tasks in this status"))
 
 
 class Views:
@@ -44,9 +48,7 @@ class Views:
                 "alert": sorted(c.__name__ for c in classes if issubclass(c, AlertEvent))}
 
     async def tasks(self, request: Request) -> JSONResponse:
-        limit = request.query_params.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-            return JSONResponse({"error": "must be 1 to 1000", "field": "limit"}, status_code=422)
+        limit = request.query_params.get("limit", "100")  # checked against LIMIT by the guard
         status = request.query_params.get("status") or None
         tenant = seen_tenant(request, p.CLUSTER_VIEW)
         return JSONResponse(await asyncio.to_thread(self.api.read, queries.list_tasks, int(limit), status, tenant))
@@ -56,11 +58,14 @@ class Views:
 
     def routes(self) -> list:
         """The page and its assets are public; the data they load is not."""
-        api, public = self.api, Declaration(p.PUBLIC)
+        api = self.api
         return [
-            declare(Route("/", self.index, methods=["GET"]), public),
-            declare(Mount("/static", StaticFiles(directory=STATIC), name="static"), public),
-            api.route("/api/views/snapshot", self.snapshot, "GET", p.CLUSTER_VIEW),
-            api.route("/api/views/tasks", self.tasks, "GET", p.CLUSTER_VIEW),
-            api.route("/api/views/agents", self.agents, "GET", p.CLUSTER_VIEW),
+            declare(Route("/", self.index, methods=["GET"]), Declaration(p.PUBLIC, summary="the dashboard")),
+            declare(Mount("/static", StaticFiles(directory=STATIC), name="static"),
+                    Declaration(p.PUBLIC, summary="the dashboard's assets")),
+            api.route("/api/views/snapshot", self.snapshot, "GET", p.CLUSTER_VIEW, params=(TENANT,),
+                      summary="tasks, agents and failures, with the cluster feed's position after them"),
+            api.route("/api/views/tasks", self.tasks, "GET", p.CLUSTER_VIEW, params=(LIMIT, STATUS, TENANT),
+                      summary="the most recently updated tasks"),
+            api.route("/api/views/agents", self.agents, "GET", p.CLUSTER_VIEW, summary="agents"),
         ]

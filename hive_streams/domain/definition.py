@@ -4,24 +4,58 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from .dag import InvalidGraph, topological_order
+from .fields import Field, FieldError
 from .model import NODE_KINDS, Hardware, NodeSpec, Requirement, TaskSpec
 from .tenancy import qualified, task_tenant
 
 MAX_NODES = 500
-TASK_FIELDS = {"id", "name", "nodes", "priority", "deadline_seconds", "budget", "max_retries", "requires", "hardware",
-               "after", "retry_backoff_seconds"}
-HARDWARE_FIELDS = {"gpu_type": str, "vram_gb": (int, float), "cpu_cores": int, "ram_gb": (int, float)}
-NODE_FIELDS = {"id", "kind", "type", "depends_on", "timeout_seconds"}
-KIND_PARAMS = {
-    "shell": {"command": str},
-    "python": {"function": str},
-    "http": {"url": str},
-    "echo": {},
-    "sleep": {"seconds": (int, float)},
+MAX_SECONDS = 30 * 24 * 3600  # a node's timeout or sleep
+MAX_DEADLINE_SECONDS = 100 * 365 * 24 * 3600  # deadline_at (a long of ms) holds it with room to spare
+MAX_BUDGET = 1e15  # in cents it is still a long
+
+REQUIREMENT = Field(("string", "object"), doc="a capability name, or one with the least proficiency needed",
+                    properties={"name": Field(("string",), required=True, min_length=1),
+                                "proficiency": Field(("number",), 0.0, 1.0, default=0.0)}, closed=True)
+HARDWARE = Field(("object",), closed=True, doc="the least hardware the task needs", properties={
+    "gpu_type": Field(("string",)), "vram_gb": Field(("number",), 0), "cpu_cores": Field(("integer",), 0),
+    "ram_gb": Field(("number",), 0)})
+NODE_FIELDS = {
+    "id": Field(("string",), required=True, min_length=1, max_length=128),
+    "kind": Field(("string",), enum=NODE_KINDS, doc="(`type` is accepted too)"),
+    "type": Field(("string",), enum=NODE_KINDS),
+    "depends_on": Field(("array",), items=Field(("string",)), default=[]),
+    "timeout_seconds": Field(("number",), 0, MAX_SECONDS, exclusive_minimum=True, default=60.0),
 }
+KIND_PARAMS = {
+    "shell": {"command": Field(("string",), required=True)},
+    "python": {"function": Field(("string",), required=True)},
+    "http": {"url": Field(("string",), required=True)},
+    "echo": {},
+    "sleep": {"seconds": Field(("number",), 0, MAX_SECONDS, required=True)},
+}
+NODE = Field(("object",), doc="a node: its kind's parameters sit next to these fields", properties={
+    **NODE_FIELDS, **{name: replace(f, required=False, doc=f"{kind} nodes: required")
+                      for kind, params in KIND_PARAMS.items() for name, f in params.items()}})
+TASK_FIELDS = {
+    "id": Field(("string",), min_length=1, max_length=64, doc="an id of your choice: sending it again is idempotent",
+                extra={"pattern": "^[A-Za-z0-9._-]+$"}),
+    "name": Field(("string",), required=True),
+    "nodes": Field(("array",), min_length=1, max_length=MAX_NODES, items=NODE, required=True),
+    "priority": Field(("integer",), default=0, doc="higher runs first"),
+    "deadline_seconds": Field(("number",), 0, MAX_DEADLINE_SECONDS, exclusive_minimum=True),
+    "budget": Field(("number",), 0, MAX_BUDGET, doc="the most the task may cost"),
+    "max_retries": Field(("integer",), 0, 20, default=2),
+    "requires": Field(("array",), items=REQUIREMENT, default=[]),
+    "hardware": HARDWARE,
+    "after": Field(("array",), items=Field(("string",), min_length=1), default=[],
+                   doc="task ids that must complete first"),
+    "retry_backoff_seconds": Field(("number",), 0, 3600, default=1.0),
+}
+TASK = Field(("object",), properties=TASK_FIELDS, closed=True, doc="a task definition")
 
 
 class DefinitionError(ValueError):
@@ -31,23 +65,28 @@ class DefinitionError(ValueError):
         self.message = message
 
 
-def _get(obj: dict, key: str, path: str, types, default=..., ) -> Any:
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _get(obj: dict, key: str, path: str, spec: Field, default=...) -> Any:
     if key not in obj:
         if default is ...:
-            raise DefinitionError(f"{path}.{key}" if path else key, "is required")
+            raise DefinitionError(_at(path, key), "is required")
         return default
-    value = obj[key]
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise DefinitionError(f"{path}.{key}" if path else key, f"must be {_names(types)}")
-    if not isinstance(value, types):
-        raise DefinitionError(f"{path}.{key}" if path else key, f"must be {_names(types)}")
-    return value
+    try:
+        return spec.check(obj[key], _at(path, key))
+    except FieldError as exc:
+        raise DefinitionError(exc.path, exc.message) from None
 
 
-def _names(types) -> str:
-    types = types if isinstance(types, tuple) else (types,)
-    words = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping"}
-    return " or ".join(dict.fromkeys(words.get(t, t.__name__) for t in types))
+def _items(raw: list, path: str, spec: Field) -> list:
+    for i, item in enumerate(raw):
+        try:
+            spec.check(item, f"{path}[{i}]")
+        except FieldError as exc:
+            raise DefinitionError(exc.path, exc.message) from None
+    return raw
 
 
 def _requirements(raw: Any, path: str) -> tuple[Requirement, ...]:
@@ -61,10 +100,9 @@ def _requirements(raw: Any, path: str) -> tuple[Requirement, ...]:
             continue
         if not isinstance(item, dict):
             raise DefinitionError(p, "must be a capability name or a mapping")
-        prof = float(_get(item, "proficiency", p, (int, float), 0.0))
-        if not 0.0 <= prof <= 1.0:
-            raise DefinitionError(f"{p}.proficiency", "must be between 0 and 1")
-        out.append(Requirement(_get(item, "name", p, str), prof))
+        fields = REQUIREMENT.properties
+        prof = float(_get(item, "proficiency", p, fields["proficiency"], 0.0))
+        out.append(Requirement(_get(item, "name", p, fields["name"]), prof))
     return tuple(out)
 
 
@@ -72,35 +110,30 @@ def _hardware(raw: Any) -> Hardware:
     if not isinstance(raw, dict):
         raise DefinitionError("hardware", "must be a mapping")
     for key in raw:
-        if key not in HARDWARE_FIELDS:
-            raise DefinitionError(f"hardware.{key}", f"unknown field (expected one of {', '.join(HARDWARE_FIELDS)})")
-    values = {key: _get(raw, key, "hardware", types) for key, types in HARDWARE_FIELDS.items() if key in raw}
+        if key not in HARDWARE.properties:
+            raise DefinitionError(f"hardware.{key}",
+                                  f"unknown field (expected one of {', '.join(HARDWARE.properties)})")
+    values = {key: _get(raw, key, "hardware", spec) for key, spec in HARDWARE.properties.items() if key in raw}
     return Hardware(**values)
 
 
 def _node(raw: Any, path: str) -> NodeSpec:
     if not isinstance(raw, dict):
         raise DefinitionError(path, "must be a mapping")
-    node_id = _get(raw, "id", path, str)
-    if not node_id or len(node_id) > 128:
-        raise DefinitionError(f"{path}.id", "must be 1 to 128 characters")
+    node_id = _get(raw, "id", path, NODE_FIELDS["id"])
     kind = raw.get("kind", raw.get("type"))
     if kind is None:
         raise DefinitionError(f"{path}.kind", "is required")
     if kind not in NODE_KINDS:
         raise DefinitionError(f"{path}.kind", f"must be one of {', '.join(NODE_KINDS)}")
-    depends_on = _get(raw, "depends_on", path, list, [])
-    for i, dep in enumerate(depends_on):
-        if not isinstance(dep, str):
-            raise DefinitionError(f"{path}.depends_on[{i}]", "must be a string")
-    timeout = float(_get(raw, "timeout_seconds", path, (int, float), 60.0))
-    if timeout <= 0:
-        raise DefinitionError(f"{path}.timeout_seconds", "must be positive")
+    depends_on = _items(_get(raw, "depends_on", path, NODE_FIELDS["depends_on"], []), f"{path}.depends_on",
+                        NODE_FIELDS["depends_on"].items)
+    timeout = float(_get(raw, "timeout_seconds", path, NODE_FIELDS["timeout_seconds"], 60.0))
     params = {k: v for k, v in raw.items() if k not in NODE_FIELDS}
-    for key, types in KIND_PARAMS[kind].items():
-        _get(params, key, path, types)
+    for key, spec in KIND_PARAMS[kind].items():
+        _get(params, key, path, spec)
     try:
-        params_json = json.dumps(params, sort_keys=True)
+        params_json = json.dumps(params, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise DefinitionError(path, f"parameters must be JSON values ({exc})") from None
     return NodeSpec(node_id, kind, params_json, tuple(depends_on), timeout)
@@ -109,34 +142,26 @@ def _node(raw: Any, path: str) -> NodeSpec:
 def parse_task(raw: Any, now_ms: int) -> TaskSpec:
     if not isinstance(raw, dict):
         raise DefinitionError("$", "a task definition must be a mapping")
-    unknown = sorted(set(raw) - TASK_FIELDS, key=str)
+    unknown = sorted(set(raw) - set(TASK_FIELDS), key=str)
     if unknown:
         raise DefinitionError(str(unknown[0]), f"unknown field (expected one of {', '.join(sorted(TASK_FIELDS))})")
-    name = _get(raw, "name", "", str)
-    nodes_raw = _get(raw, "nodes", "", list)
+    f = TASK_FIELDS
+    name = _get(raw, "name", "", f["name"])
+    nodes_raw = _get(raw, "nodes", "", replace(f["nodes"], min_length=None, max_length=None))
     if not nodes_raw:
         raise DefinitionError("nodes", "must have at least one node")
     if len(nodes_raw) > MAX_NODES:
         raise DefinitionError("nodes", f"must have at most {MAX_NODES} nodes")
     nodes = tuple(_node(n, f"nodes[{i}]") for i, n in enumerate(nodes_raw))
-    priority = _get(raw, "priority", "", int, 0)
-    budget = _get(raw, "budget", "", (int, float), None)
-    if budget is not None and budget < 0:
-        raise DefinitionError("budget", "must not be negative")
-    max_retries = _get(raw, "max_retries", "", int, 2)
-    if not 0 <= max_retries <= 20:
-        raise DefinitionError("max_retries", "must be between 0 and 20")
+    priority = _get(raw, "priority", "", f["priority"], 0)
+    budget = _get(raw, "budget", "", f["budget"], None)
+    max_retries = _get(raw, "max_retries", "", f["max_retries"], 2)
     deadline_at = None
     if "deadline_seconds" in raw:
-        seconds = _get(raw, "deadline_seconds", "", (int, float))
-        if seconds <= 0:
-            raise DefinitionError("deadline_seconds", "must be positive")
-        deadline_at = now_ms + int(seconds * 1000)
+        deadline_at = now_ms + int(_get(raw, "deadline_seconds", "", f["deadline_seconds"]) * 1000)
     requires = _requirements(raw.get("requires", []), "requires")
-    backoff = float(_get(raw, "retry_backoff_seconds", "", (int, float), 1.0))
-    if not 0 <= backoff <= 3600:
-        raise DefinitionError("retry_backoff_seconds", "must be between 0 and 3600")
-    after = _get(raw, "after", "", list, [])
+    backoff = float(_get(raw, "retry_backoff_seconds", "", f["retry_backoff_seconds"], 1.0))
+    after = _get(raw, "after", "", f["after"], [])
     for i, task_id in enumerate(after):
         if not isinstance(task_id, str) or not task_id:
             raise DefinitionError(f"after[{i}]", "must be a task id")

@@ -31,6 +31,9 @@ class KeptRequest:
     created_at: int
 
 
+CLAIM_ATTEMPTS = 5
+
+
 def claim(engine: Engine, scope: str, caller: str, route: str, key: str, digest: str, now: int,
           stale_before: int) -> KeptRequest | None:
     """None when this request now holds the key; else what the key already holds.
@@ -40,20 +43,24 @@ def claim(engine: Engine, scope: str, caller: str, route: str, key: str, digest:
     """
     row = dict(scope=scope, caller=caller, route=route, idempotency_key=key, request_digest=digest,
                status=IN_FLIGHT, body="", headers={}, created_at=now)
-    with engine.begin() as conn:
-        inserted = conn.execute(insert(conn, table).values(row).on_conflict_do_nothing().returning(table.c.scope))
-        if inserted.first() is not None:
-            return None
-        held = conn.execute(select(table).where(table.c.scope == scope)).one()
-        unanswered = held.status == ABANDONED or (held.status == IN_FLIGHT and held.created_at < stale_before)
-        if unanswered and held.request_digest == digest:
-            taken = conn.execute(update(table).where(table.c.scope == scope, table.c.created_at == held.created_at,
-                                                     table.c.status == held.status)
-                                 .values(status=IN_FLIGHT, created_at=now))
-            if taken.rowcount:
+    for _ in range(CLAIM_ATTEMPTS):
+        with engine.begin() as conn:
+            inserted = conn.execute(insert(conn, table).values(row).on_conflict_do_nothing().returning(table.c.scope))
+            if inserted.first() is not None:
                 return None
-        answer = None if held.status in (IN_FLIGHT, ABANDONED) else Answer(held.status, held.body, dict(held.headers))
-        return KeptRequest(held.scope, held.request_digest, answer, held.created_at)
+            held = conn.execute(select(table).where(table.c.scope == scope)).first()
+            if held is None:
+                continue  # its holder gave the key back between the two statements: claim it again
+            unanswered = held.status == ABANDONED or (held.status == IN_FLIGHT and held.created_at < stale_before)
+            if unanswered and held.request_digest == digest:
+                taken = conn.execute(update(table).where(table.c.scope == scope, table.c.created_at == held.created_at,
+                                                         table.c.status == held.status)
+                                     .values(status=IN_FLIGHT, created_at=now))
+                if taken.rowcount:
+                    return None
+            answer = None if held.status in (IN_FLIGHT, ABANDONED) else Answer(held.status, held.body, dict(held.headers))
+            return KeptRequest(held.scope, held.request_digest, answer, held.created_at)
+    return KeptRequest(scope, digest, None, now)  # the key keeps changing hands: in progress, retry
 
 
 def answer(engine: Engine, scope: str, given: Answer) -> None:
