@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -129,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("action", choices=["up", "down", "status", *kafka_only],
                        help="grant: the roles' ACLs on HIVE_TOPIC_PREFIX (`up` grants them on the launched broker); "
                             "credentials: each role's password as KEY=value lines, made first if missing")
+        if name == "kafka":
+            p.add_argument("--brokers", type=int, help="nodes of a new cluster (3 for a replicated one; default 1); "
+                                                       "a formatted home keeps its count")
     sub.add_parser("worker", help="the worker: deciders (one fenced writer per partition) and the matcher")
     ex = sub.add_parser("executor", help="an executor that registers an agent and runs tasks")
     ex.add_argument("--agent-id")
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     s = settings_mod.load()
     if args.command == "kafka":
         from .infra import kafka
+        if args.brokers:
+            s = dataclasses.replace(s, kafka_brokers=args.brokers)
         return cmd_infra(kafka, args, s)
     if args.command == "postgres":
         from .infra import postgres

@@ -60,7 +60,10 @@ class Settings:
     egress_max_kb: int = field(default=1024, metadata={"env": "HIVE_EGRESS_MAX_KB", "doc": "largest HTTP response body an http node reads, in KiB (the node fails beyond it)"})
     egress_timeout_seconds: float = field(default=30.0, metadata={"env": "HIVE_EGRESS_TIMEOUT_SECONDS", "doc": "connect, read and write timeout of each HTTP request (the node's own timeout bounds the whole)"})
     kafka_version: str = field(default="4.4.0", metadata={"env": "HIVE_KAFKA_VERSION", "doc": "Apache Kafka version the launcher assembles from Maven Central"})
-    kafka_port: int = field(default=9092, metadata={"env": "HIVE_KAFKA_PORT", "doc": "port of the launched broker"})
+    kafka_port: int = field(default=9092, metadata={"env": "HIVE_KAFKA_PORT", "doc": "port of the launched broker (the first of a cluster's: node i listens on this + i - 1, its controller on this + brokers + i - 1)"})
+    kafka_brokers: int = field(default=0, metadata={"env": "HIVE_KAFKA_BROKERS", "doc": "brokers the launcher runs (`kafka up --brokers 3`); 0: as many as HIVE_HOME's cluster was formatted with, else 1"})
+    replication_factor: int = field(default=0, metadata={"env": "HIVE_REPLICATION_FACTOR", "doc": "replicas of each topic hive-streams creates; 0: 3 when the cluster has three or more brokers, else 1"})
+    min_insync_replicas: int = field(default=0, metadata={"env": "HIVE_MIN_INSYNC_REPLICAS", "doc": "`min.insync.replicas` of those topics (acks=all writes need this many replicas); 0: 2 when the replication factor is 3 or more, else 1"})
     postgres_port: int = field(default=55432, metadata={"env": "HIVE_POSTGRES_PORT", "doc": "port of the launched PostgreSQL cluster"})
 
     @property

@@ -13,7 +13,8 @@ from .engine import Engine
 
 
 async def serve(settings: Settings) -> None:
-    await ensure_topics(access_for(settings, "worker"), Topics.from_settings(settings))
+    await ensure_topics(access_for(settings, "worker"), Topics.from_settings(settings),
+                        settings.replication_factor, settings.min_insync_replicas)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
