@@ -9,11 +9,14 @@ import os
 import signal
 import sys
 
-from . import cli_analytics, cli_watch
+from . import cli_analytics, cli_watch, logs, tracing
 from .audit import cli as audit_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
 from .exceptions import ConfigError
+
+
+TRACED = ("worker", "api", "executor", "connect")  # the processes that handle records: each a service of its own
 
 
 def parse_capabilities(text: str) -> tuple[Capability, ...]:
@@ -92,7 +95,9 @@ def cmd_executor(args, s) -> int:
 def cmd_api(args, s) -> int:
     import uvicorn
     from .api.app import create_app
-    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level=args.loglevel, lifespan="on")
+    logging_config = {} if s.log_format == "text" else {"log_config": None}  # None: its lines go to our handler
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level=args.loglevel, lifespan="on",
+                **logging_config)
     return 0
 
 
@@ -159,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     cli_analytics.add_parsers(sub)
     audit_cli.add_parsers(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
     s = settings_mod.load()
+    logs.configure(args.loglevel, s.log_format)
+    logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
+    if args.command in TRACED:
+        tracing.setup(s, f"hive-{args.command}")
     if args.command == "kafka":
         from .infra import kafka
         if args.brokers:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ from .tenants import task_id_of
 from .views import Views
 
 SOURCE = "/hive-streams/api"
+log = logging.getLogger(__name__)
 LINGER_MS = 1
 
 
@@ -62,6 +64,7 @@ class Api:
         acks = [await self.sender.send(command, extra_headers=headers, correlation_id=call.correlation_id)
                 for command in commands]
         await asyncio.gather(*acks)
+        log.info("sent %d command(s) for %s", len(acks), call.caller)
 
     async def send(self, command, call: CommandRequest) -> None:
         await self.send_all([command], call)

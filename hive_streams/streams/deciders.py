@@ -23,6 +23,7 @@ from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
 from ..settings import Settings
 from ..topics import Topics, partition_for
+from ..tracing import TRACEPARENT, current_traceparent, hop
 from .deadletter import deadletter_headers
 from .door import Door, executor_door, ledger_door, open_door
 from .relays import follow_up
@@ -169,7 +170,11 @@ class PartitionState:
         out = into if into is not None else Decided()
         for message in messages:
             out.decided_to = max(out.decided_to, message.offset)
-            self._decide_one(message, now, out)
+            # a child span of the command's (none for an untraced one): what it causes carries it on
+            with hop(f"decide {header(message.headers, 'ce_type') or 'command'}", header(message.headers, TRACEPARENT),
+                     header(message.headers, CORRELATION), **{"messaging.destination.name": message.topic,
+                                                               "messaging.kafka.offset": message.offset}):
+                self._decide_one(message, now, out)
         return out
 
     def _decide_one(self, message, now: int, out: Decided) -> None:
@@ -211,7 +216,7 @@ class PartitionState:
         records = []
         for event in events:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
-                                               correlation_id=correlation)
+                                               correlation_id=correlation, traceparent=current_traceparent())
             records.append(Out(self.events_topic, k, v, headers + extra, self.partition))
             state = self.aggregate.evolve(state, event)
             records += self._follow_ups(event, correlation)
@@ -223,7 +228,7 @@ class PartitionState:
         records = []
         for command in follow_up(event, self.fee_bps):
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
-                                               correlation_id=correlation)
+                                               correlation_id=correlation, traceparent=current_traceparent())
             records.append(Out(command_topic(self.topics, command), k, v, headers))
         return records
 

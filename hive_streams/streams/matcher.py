@@ -16,12 +16,14 @@ import logging
 import time
 
 from aiokafka import TopicPartition
+from opentelemetry.trace import SpanKind
 
 from ..codec import Codec, header
 from ..domain.matching import Market
 from ..exceptions import CodecError
 from ..kafka import CommandSender, access_for, consumer, now_ms
 from ..topics import Topics
+from ..tracing import TRACEPARENT, hop
 
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/matcher"
@@ -39,10 +41,12 @@ class Matcher:
         self.caught_up = asyncio.Event()
         self.last_round = 0.0
         self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
+        self.traces: dict[str, str] = {}  # task id -> the trace context of its latest event: proposals are its children
 
     async def run(self) -> None:
         self.market = Market()
         self.correlations = {}
+        self.traces = {}
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
         reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
@@ -87,8 +91,11 @@ class Matcher:
             event = self.codec.decode(record.value)
             self.market.observe(event)
             correlation = header(record.headers, "ce_correlationid")
-            if correlation and isinstance(getattr(event, "task_id", None), str):
-                self.correlations.setdefault(event.task_id, correlation)
+            if isinstance(getattr(event, "task_id", None), str):
+                if correlation:
+                    self.correlations.setdefault(event.task_id, correlation)
+                if traceparent := header(record.headers, TRACEPARENT):
+                    self.traces[event.task_id] = traceparent
         except CodecError:
             pass  # strays on event topics are reported by the audit connector
         except Exception:
@@ -100,10 +107,13 @@ class Matcher:
         except Exception:  # a bug in a policy must not take the worker down with it
             log.exception("matcher round failed; retrying on the next batch")
             return
-        if commands:
-            acks = [await writer.send(command, correlation_id=self.correlations.get(getattr(command, "task_id", "")))
-                    for command in commands]
-            await asyncio.gather(*acks)
+        acks = []
+        for command in commands:
+            task_id = getattr(command, "task_id", "")
+            correlation = self.correlations.get(task_id)
+            with hop(f"match {type(command).__name__}", self.traces.get(task_id), correlation, SpanKind.INTERNAL):
+                acks.append(await writer.send(command, correlation_id=correlation))
+        await asyncio.gather(*acks)
 
 
 async def _reached(reader, ends) -> bool:

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import signal
 
+from .. import logs
 from ..codec import default_codec
 from ..kafka import access_for, ensure_topics
 from ..settings import Settings
@@ -23,7 +24,7 @@ async def serve(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(loglevel, settings.log_format)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(loglevel.upper())))
     try:
         import uvloop
