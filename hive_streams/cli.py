@@ -16,7 +16,7 @@ from .domain.model import NODE_KINDS, Capability, Hardware
 from .exceptions import ConfigError
 
 
-TRACED = ("worker", "api", "executor", "connect")  # the processes that handle records: each a service of its own
+TRACED = ("worker", "api", "executor")  # the processes that open spans: each a service of its own
 
 
 def parse_capabilities(text: str) -> tuple[Capability, ...]:

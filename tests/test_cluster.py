@@ -15,6 +15,7 @@ import os
 import time
 
 import pytest
+from aiokafka.errors import KafkaError
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy import create_engine, text
 
@@ -58,7 +59,7 @@ def definition(i: int) -> dict:
             "nodes": [{"id": "a", "kind": "echo", "value": i}]}
 
 
-async def describe(bootstrap: str, topics) -> tuple[dict[tuple[str, int], dict], dict[str, str]]:
+async def describe(bootstrap: str, topics, configs: bool = True) -> tuple[dict[tuple[str, int], dict], dict[str, str]]:
     """(topic, partition) -> its leader, replicas and in-sync replicas; topic -> min.insync.replicas."""
     admin = admin_client(dataclasses.replace(as_role("admin"), bootstrap=bootstrap))
     await admin.start()
@@ -66,6 +67,8 @@ async def describe(bootstrap: str, topics) -> tuple[dict[tuple[str, int], dict],
         names = list(topics.layout())
         partitions = {(t["topic"], p["partition"]): p for t in await admin.describe_topics(names)
                       for p in t["partitions"]}
+        if not configs:
+            return partitions, {}
         answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
         min_isr = {name: value for answer in answers for _, _, _, name, configs in answer.resources
                    for key, value, *_ in configs if key == "min.insync.replicas"}
@@ -74,8 +77,22 @@ async def describe(bootstrap: str, topics) -> tuple[dict[tuple[str, int], dict],
         await admin.close()
 
 
-def leader(bootstrap: str, topics) -> int:
-    return asyncio.run(describe(bootstrap, topics))[0][(topics.task_events, 0)]["leader"]
+def partitions_now(bootstrap: str, topics) -> dict[tuple[str, int], dict] | None:
+    """The partitions as the cluster describes them, or None while a broker it asks is unreachable."""
+    try:
+        return asyncio.run(describe(bootstrap, topics, configs=False))[0]
+    except (KafkaError, TimeoutError, OSError):
+        return None
+
+
+def leader_moved(bootstrap: str, topics, away_from: int) -> bool:
+    partitions = partitions_now(bootstrap, topics)
+    return partitions is not None and partitions[(topics.task_events, 0)]["leader"] not in (away_from, -1)
+
+
+def in_sync(bootstrap: str, topics) -> bool:
+    partitions = partitions_now(bootstrap, topics)
+    return partitions is not None and all(len(p["isr"]) == 3 for p in partitions.values())
 
 
 def terminal_count(engine) -> int:
@@ -102,7 +119,7 @@ def test_tasks_end_exactly_once_through_a_broker_crash(cluster, pg_url, tmp_path
         for start in batches:
             if start == crash_at:
                 kafka.kill(s, victim)
-                wait_until(lambda: leader(bootstrap, stack.topics) != victim, 60, interval=0.5,
+                wait_until(lambda: leader_moved(bootstrap, stack.topics, victim), 60, interval=0.5,
                            what=f"the cluster to notice broker {victim} gone")
             if start == back_at:
                 kafka.up(s, timeout=120)  # the same node, same data: it catches up as a follower
@@ -118,8 +135,7 @@ def test_tasks_end_exactly_once_through_a_broker_crash(cluster, pg_url, tmp_path
         ends = endings(history(whole_log(bootstrap, stack.topics)))
         assert len(ends) == TASKS and all(sum(c.values()) == 1 for c in ends.values())
         # the crashed broker is back in every in-sync set
-        wait_until(lambda: all(len(p["isr"]) == 3 for p in asyncio.run(describe(bootstrap, stack.topics))[0].values()),
-                   120, interval=2, what="the restarted broker back in sync")
+        wait_until(lambda: in_sync(bootstrap, stack.topics), 120, interval=2, what="the restarted broker back in sync")
     finally:
         stack.stop()
         engine.dispose()
