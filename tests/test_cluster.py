@@ -1,6 +1,6 @@
 """The fabric on a three-broker KRaft cluster, through the crash of one broker.
 
-The cluster is the test's own (`kafka up --brokers 3` in HIVE_CLUSTER_HOME, ports from
+The cluster is the test's own (`hive-streams kafka up --brokers 3` in HIVE_CLUSTER_HOME, ports from
 HIVE_CLUSTER_PORT), never the shared broker; it is stopped at the end of the module. While tasks
 arrive, the broker leading the first task-events partition is SIGKILLed and, some seconds later,
 started again; nobody touches the fabric meanwhile. The whole raw log is then checked: every
@@ -12,7 +12,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaError
@@ -43,11 +47,19 @@ def cluster(pg_url):
     """Three brokers of the test's own; the environment points roles, ACLs and readers at them meanwhile."""
     saved = dict(os.environ)
     os.environ.update({"HIVE_HOME": os.environ.get("HIVE_CLUSTER_HOME", str(REPO_ROOT / ".hive-cluster")),
-                       "HIVE_KAFKA_PORT": os.environ.get("HIVE_CLUSTER_PORT", "29092"), "HIVE_KAFKA_BROKERS": "3"})
+                       "HIVE_KAFKA_PORT": os.environ.get("HIVE_CLUSTER_PORT", "29092")})
+    os.environ.pop("HIVE_KAFKA_BROKERS", None)  # the home's count from here on
     s = settings_mod.load()
+    assert s.home != saved.get("HIVE_HOME") and s.kafka_port != 9092, "the cluster needs a home and ports of its own"
     os.environ["HIVE_KAFKA_CREDENTIALS"] = str(kafka.credentials_file(s))
+    kafka.down(s)  # a cluster left by an earlier run: fresh storage each run keeps a restart's log recovery short
+    shutil.rmtree(Path(s.home) / "kafka", ignore_errors=True)
     try:
-        yield s, kafka.up(s, timeout=120)
+        up = subprocess.run([sys.executable, "-m", "hive_streams.cli", "kafka", "up", "--brokers", "3"],
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert kafka.status(s)["brokers"] == 3
+        yield s, up.stdout.strip().splitlines()[-1]
     finally:
         kafka.down(s)
         os.environ.clear()
@@ -122,7 +134,7 @@ def test_tasks_end_exactly_once_through_a_broker_crash(cluster, pg_url, tmp_path
                 wait_until(lambda: leader_moved(bootstrap, stack.topics, victim), 60, interval=0.5,
                            what=f"the cluster to notice broker {victim} gone")
             if start == back_at:
-                kafka.up(s, timeout=120)  # the same node, same data: it catches up as a follower
+                kafka.up(s, timeout=300)  # the same node, same data: it recovers its logs and catches up
             batch = [definition(i) for i in range(start, min(TASKS, start + BATCH))]
             post_until_accepted(stack.base_url, "/api/tasks", batch, new_key("batch"), deadline, headers=stack.auth())
             accepted_while_down += len(batch) if crash_at <= start < back_at else 0
