@@ -16,23 +16,27 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy import create_engine, text
 
 from hive_streams import settings as settings_mod
 from hive_streams.infra import kafka
-from hive_streams.kafka.clients import admin as admin_client
+from hive_streams.kafka.admin import ensure_topics
+from hive_streams.kafka.clients import admin as admin_client, producer
 from hive_streams.processes import wait_until
 from hive_streams.settings import REPO_ROOT
+from hive_streams.topics import Topics
 
 from .chaos import new_key, post_until_accepted
 from .eventlog import whole_log
 from .logcheck import endings, history, last_problems, log_problems
-from .roles import as_role
+from .roles import as_role, grant, revoke
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -64,6 +68,38 @@ def cluster(pg_url):
         kafka.down(s)
         os.environ.clear()
         os.environ.update(saved)
+
+
+async def test_the_cluster_has_the_users_and_acls_of_one_broker(cluster):
+    s, bootstrap = cluster
+    topics = Topics(f"t{uuid.uuid4().hex[:10]}", 1)
+    await ensure_topics(as_role("admin"), topics)
+    await asyncio.to_thread(grant, topics, topics.prefix)
+    try:
+        partitions, min_isr = await describe(bootstrap, topics)
+        assert {len(p["replicas"]) for p in partitions.values()} == {3} and set(min_isr.values()) == {"2"}
+        writer = producer(as_role("producer"))  # acks=all, idempotent
+        await writer.start()
+        try:
+            await writer.send_and_wait(topics.task_commands, b"x", key=b"k")  # the producer role may submit
+        finally:
+            await writer.stop()
+        analyst = AIOKafkaProducer(**as_role("analyst").options())
+        await analyst.start()
+        try:
+            with pytest.raises(TopicAuthorizationFailedError):
+                await analyst.send_and_wait(topics.task_commands, b"x")
+        finally:
+            await analyst.stop()
+        wrong = admin_client(dataclasses.replace(as_role("worker"), password="not-the-password"),
+                             request_timeout_ms=5000)
+        with pytest.raises(KafkaError):
+            try:
+                await asyncio.wait_for(wrong.start(), 20)
+            finally:
+                await wrong.close()
+    finally:
+        await asyncio.to_thread(revoke, topics, topics.prefix)
 
 
 def definition(i: int) -> dict:

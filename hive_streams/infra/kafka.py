@@ -257,9 +257,11 @@ def _locked(s):
         yield
 
 
-def up(s=None, timeout: float = 60) -> str:
-    """Starts every node of the home's cluster that is not running (all of them, or one that was killed)."""
+def up(s=None, timeout: float | None = None) -> str:
+    """Starts every node of the home's cluster that is not running (all of them, or one that was killed);
+    waits up to `timeout` seconds (default 60 per node: on a busy machine three JVMs start slowly)."""
     s = s or settings_mod.load()
+    timeout = timeout or 60 * max(1, s.kafka_brokers or brokers(s))
     with _locked(s):
         bootstrap = _up(s, timeout)
         grant(s)
