@@ -27,17 +27,19 @@ _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f
 
 correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar("hive_correlation", default=None)
 _provider: TracerProvider | None = None
+_tracer_of_process: trace.Tracer | None = None
 
 
 def setup(settings, service: str) -> TracerProvider:
     """This process's tracer provider (once): spans with real ids, exported when an endpoint is set."""
-    global _provider
+    global _provider, _tracer_of_process
     if _provider is None:
         _provider = TracerProvider(resource=Resource.create({"service.name": service}))
         if settings.otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
             _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS))
+        _tracer_of_process = _provider.get_tracer("hive_streams")  # made once: getting one costs more than a span
     return _provider
 
 
@@ -48,10 +50,10 @@ def shutdown() -> None:
 
 
 def _tracer() -> trace.Tracer:
-    if _provider is None:
+    if _tracer_of_process is None:
         from .settings import load
         setup(load(), "hive-streams")
-    return _provider.get_tracer("hive_streams")
+    return _tracer_of_process
 
 
 def parse(value: str | bytes | None) -> SpanContext | None:
