@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import sys
 
-from . import cli_analytics, cli_watch, cli_workflows
+from . import cli_analytics, cli_watch, cli_workflows, logs, tracing
 from .audit import cli as audit_cli
 from .replay import cli as replay_cli
 from . import settings as settings_mod
@@ -27,6 +28,7 @@ def parse_target(text: str) -> tuple[str, float]:
         return name, float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{name}: {raw!r} is not a number") from None
+TRACED = ("worker", "api", "executor")  # the processes that open spans: each a service of its own
 
 
 def parse_capabilities(text: str) -> tuple[Capability, ...]:
@@ -107,7 +109,9 @@ def cmd_executor(args, s) -> int:
 def cmd_api(args, s) -> int:
     import uvicorn
     from .api.app import create_app
-    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level=args.loglevel, lifespan="on")
+    logging_config = {} if s.log_format == "text" else {"log_config": None}  # None: its lines go to our handler
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level=args.loglevel, lifespan="on",
+                **logging_config)
     return 0
 
 
@@ -156,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("action", choices=["up", "down", "status", *kafka_only],
                        help="grant: the roles' ACLs on HIVE_TOPIC_PREFIX (`up` grants them on the launched broker); "
                             "credentials: each role's password as KEY=value lines, made first if missing")
+        if name == "kafka":
+            p.add_argument("--brokers", type=int, help="nodes of a new cluster (3 for a replicated one; default 1); "
+                                                       "a formatted home keeps its count")
     sub.add_parser("worker", help="the worker: deciders (one fenced writer per partition) and the matcher")
     ex = sub.add_parser("executor", help="an executor that registers an agent and runs tasks")
     ex.add_argument("--agent-id")
@@ -194,11 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("worker", "executor", "api", "connect"):
         exit_with_parent()
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
     s = settings_mod.load()
+    logs.configure(args.loglevel, s.log_format)
+    logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))  # a line per SASL login
+    if args.command in TRACED:
+        tracing.setup(s, f"hive-{args.command}")
     if args.command == "kafka":
         from .infra import kafka
+        if args.brokers:
+            s = dataclasses.replace(s, kafka_brokers=args.brokers)
         return cmd_infra(kafka, args, s)
     if args.command == "postgres":
         from .infra import postgres

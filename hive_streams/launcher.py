@@ -64,7 +64,8 @@ def up(s: Settings) -> int:
         from .infra import kafka
         console.print("[cyan]starting Kafka (KRaft) from Maven Central jars...[/]")
         env["HIVE_KAFKA_BOOTSTRAP"] = kafka.up(s)  # and grants the roles' ACLs on HIVE_TOPIC_PREFIX
-    asyncio.run(ensure_topics(access_for(s, "worker"), Topics.from_settings(s)))  # the worker may create them
+    asyncio.run(ensure_topics(access_for(s, "worker"), Topics.from_settings(s),
+                              s.replication_factor, s.min_insync_replicas))  # the worker may create them
     console.print(f"store: {s.store_url}")
     token = _admin_token(s, env)
     service_secret(s.service_secret, s.home, create=True)  # made once here, read by the API and the worker

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -52,6 +53,7 @@ from .views import Views
 SOURCE = "/hive-streams/api"
 API_VERSION = "1"
 CANCEL_REASON = Param("reason", Field(("string",), max_length=1000, default="cancelled by request"))
+log = logging.getLogger(__name__)
 LINGER_MS = 1
 
 
@@ -78,6 +80,7 @@ class Api:
         acks = [await self.sender.send(command, extra_headers=headers, correlation_id=call.correlation_id)
                 for command in commands]
         await asyncio.gather(*acks)
+        log.info("sent %d command(s) for %s", len(acks), call.caller)
 
     async def send(self, command, call: CommandRequest) -> None:
         await self.send_all([command], call)

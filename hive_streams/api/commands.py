@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +18,7 @@ from ..kafka.clock import now_ms
 from ..store import idempotency as kept
 from ..domain.fields import FieldError
 from .body import JSON_TYPES, check_content_type, json_object, read_limited
+from ..tracing import HTTP_TRACEPARENT, current_traceparent, hop
 from .correlation import REQUEST_ID, correlation_id
 from .errors import RequestError
 from .guard import Declaration, Guard, declare
@@ -26,6 +28,7 @@ KEEP_MS = 24 * 3600 * 1000  # a key and its first answer are kept at least this 
 IN_FLIGHT_MS = 30_000  # a claim this old that never answered belongs to a process that died
 PURGE_EVERY_MS = 10 * 60 * 1000
 REPLAYED_HEADER = "Idempotent-Replayed"
+TRACERESPONSE = "traceresponse"  # W3C Trace Context level 2: the server's span, for a client that sent no traceparent
 KEPT_HEADERS = ("content-type", "location")
 
 
@@ -118,11 +121,15 @@ def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests,
             raise RequestError(500, "$", f"{path} creates commands: it cannot be public")
         check_content_type(request, accepts)
         correlation = correlation_id(request.headers)
-        body = await read_limited(request, body_limit)
-        call = CommandRequest(request, body, principal, CommandIds(), correlation, _checked(body, declared))
-        key = request.headers.get(HEADER)
-        response = await handler(call) if key is None else await keys.run(call, key, handler)
-        response.headers.setdefault(REQUEST_ID, correlation)
-        return response
+        with hop(f"{method} {path}", request.headers.get(HTTP_TRACEPARENT), correlation, SpanKind.SERVER, start=True,
+                 **{"http.request.method": method, "http.route": path}) as span:
+            body = await read_limited(request, body_limit)
+            call = CommandRequest(request, body, principal, CommandIds(), correlation, _checked(body, declared))
+            key = request.headers.get(HEADER)
+            response = await handler(call) if key is None else await keys.run(call, key, handler)
+            response.headers.setdefault(REQUEST_ID, correlation)
+            response.headers.setdefault(TRACERESPONSE, current_traceparent())  # the trace its commands carry
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
 
     return declare(Route(path, endpoint, methods=[method]), declared)

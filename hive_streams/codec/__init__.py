@@ -17,8 +17,9 @@ class Codec(AvroCodec):
     def key(self, obj) -> bytes:
         return aggregate_id(obj).encode()
 
-    def headers(self, obj, source: str, correlation_id: str | None = None, causation_id: str | None = None):
-        return headers(obj, self.registry.entry_for(obj).name, source, correlation_id, causation_id)
+    def headers(self, obj, source: str, correlation_id: str | None = None, causation_id: str | None = None,
+                traceparent: str | None = None):
+        return headers(obj, self.registry.entry_for(obj).name, source, correlation_id, causation_id, traceparent)
 
     def message(self, obj, source: str, **ids) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         return self.key(obj), self.encode(obj), self.headers(obj, source, **ids)

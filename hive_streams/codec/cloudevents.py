@@ -38,7 +38,7 @@ def aggregate_id(obj) -> str:
 
 
 def headers(obj, type_name: str, source: str, correlation_id: str | None = None,
-            causation_id: str | None = None) -> list[tuple[str, bytes]]:
+            causation_id: str | None = None, traceparent: str | None = None) -> list[tuple[str, bytes]]:
     at = datetime.fromtimestamp(obj.at / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
     out = [
         ("ce_specversion", b"1.0"),
@@ -53,6 +53,8 @@ def headers(obj, type_name: str, source: str, correlation_id: str | None = None,
         out.append(("ce_correlationid", correlation_id.encode()))
     if causation_id:
         out.append(("ce_causationid", causation_id.encode()))
+    if traceparent:  # the distributed-tracing extension: the span that wrote the record
+        out.append(("ce_traceparent", traceparent.encode()))
     return out
 
 

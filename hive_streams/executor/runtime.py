@@ -25,6 +25,7 @@ from ..kafka.blobs import BlobWriter, read_blob
 from ..metrics import EXECUTOR_RUNNING, EXECUTOR_TASK_SECONDS, export
 from ..settings import Settings
 from ..topics import Topics, partition_for
+from ..tracing import TRACEPARENT, current_traceparent, hop
 from .dagrun import run_dag
 from .gpu import Gpus
 from .errors import NodeError
@@ -84,6 +85,7 @@ class Reporter:
         self.attempt = assigned.attempt
         self.causation = event_id(assigned)
         self.correlation = correlation  # the request that caused the assignment: every report carries it
+        self.traceparent = current_traceparent()  # the span of the run, whatever task sends the reports
         self.outputs = {o.node_id: o.output_json for o in assigned.completed}  # exactly as the fabric recorded them
         self.pending: list = []
         self.flusher: asyncio.TimerHandle | None = None
@@ -120,7 +122,7 @@ class Reporter:
     async def _send(self, previous: asyncio.Task | None, commands: list) -> None:
         if previous is not None:
             await asyncio.shield(previous)  # keep reports in order
-        await self.ex.send_all(commands, self.causation, self.correlation)
+        await self.ex.send_all(commands, self.causation, self.correlation, self.traceparent)
 
     async def flush(self) -> None:
         """Sends what is queued and waits until every report so far is acknowledged."""
@@ -188,8 +190,10 @@ class Executor:
     async def send(self, command, causation: str | None = None) -> None:
         await self.sender.send_and_wait(command, causation_id=causation)
 
-    async def send_all(self, commands, causation: str | None = None, correlation: str | None = None) -> None:
-        await self.sender.send_all(commands, causation_id=causation, correlation_id=correlation)
+    async def send_all(self, commands, causation: str | None = None, correlation: str | None = None,
+                       traceparent: str | None = None) -> None:
+        await self.sender.send_all(commands, causation_id=causation, correlation_id=correlation,
+                                   traceparent=traceparent)
 
     def _agent_cmd(self, cls, **fields):
         return cls(agent_id=self.offer.agent_id, command_id=uuid.uuid4().hex, at=now_ms(), **fields)
@@ -221,7 +225,8 @@ class Executor:
                 for records in batch.values():
                     for record in records:
                         if record.key == mine and header(record.headers, "ce_type") in WATCHED_TYPES:
-                            self._on_delivery(record.value, header(record.headers, "ce_correlationid"))
+                            self._on_delivery(record.value, header(record.headers, "ce_correlationid"),
+                                              header(record.headers, TRACEPARENT))
             beat.cancel()
         finally:
             for t in self.running.values():
@@ -244,7 +249,7 @@ class Executor:
         """Mean run time of the last completed tasks; None before the first."""
         return round(sum(self.run_seconds) / len(self.run_seconds), 3) if self.run_seconds else None
 
-    def _on_delivery(self, sealed: bytes, correlation: str | None = None) -> None:
+    def _on_delivery(self, sealed: bytes, correlation: str | None = None, traceparent: str | None = None) -> None:
         try:
             event = self.codec.decode(self.opener.open(sealed))
         except CodecError as exc:
@@ -254,7 +259,7 @@ class Executor:
             key = f"{event.task_id}/{event.attempt}"
             if key not in self.seen:
                 self.seen.add(key)
-                self.running[event.task_id] = asyncio.create_task(self._execute(event, correlation))
+                self.running[event.task_id] = asyncio.create_task(self._execute(event, correlation, traceparent))
         elif isinstance(event, STOP_EVENTS) and event.agent_id == self.offer.agent_id and event.task_id in self.running:
             log.info("stopping task %s: %s", event.task_id, type(event).__name__)
             self.running[event.task_id].cancel()
@@ -274,7 +279,14 @@ class Executor:
                 raise NodeError(str(exc), node_id=waiting) from exc
         return done
 
-    async def _execute(self, assigned: e.TaskAssigned, correlation: str | None = None) -> None:
+    async def _execute(self, assigned: e.TaskAssigned, correlation: str | None = None,
+                       traceparent: str | None = None) -> None:
+        # a child span of the assignment's for the whole run: every report carries it
+        with hop("execute task", traceparent, correlation, **{"hive.task_id": assigned.task_id,
+                                                            "hive.attempt": assigned.attempt}):
+            await self._run(assigned, correlation)
+
+    async def _run(self, assigned: e.TaskAssigned, correlation: str | None) -> None:
         report = self.reporter(self, assigned, correlation)
         started, outcome = time.monotonic(), "crashed"
         try:
@@ -282,6 +294,7 @@ class Executor:
             await run_dag(assigned.nodes, done, report, runner=self.nodes)
             await report.result()
             outcome = "completed"
+            log.info("task %s attempt %s done", assigned.task_id, assigned.attempt)
         except NodeError as exc:
             outcome = "failed"
             log.info("task %s failed: %s", assigned.task_id, exc)

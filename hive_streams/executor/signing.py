@@ -55,7 +55,7 @@ class SigningSender(CommandSender):
         self.signer = signer
 
     async def send(self, command, *, extra_headers=(), **ids):
-        key, value, headers = self.codec.message(command, self.source, **ids)
+        key, value, headers = self.message(command, **ids)
         headers.append((SIGNATURE_HEADER, self.signer.sign_command(value)))
         return await self.producer.send(command_topic(self.topics, command), value, key=key,
                                         headers=headers + list(extra_headers))

@@ -1,9 +1,12 @@
-"""Local Apache Kafka (KRaft, one combined broker + controller on 127.0.0.1) assembled from Maven Central.
+"""Local Apache Kafka (KRaft on 127.0.0.1) assembled from Maven Central: one combined broker + controller,
+or a cluster of `--brokers N` such nodes (three for fault tests), each its own JVM, data and log.
 
 It always runs with authentication and authorisation: clients log in with SASL/SCRAM as one of
 the roles in `kafka/access.py` (their users are added when the storage is formatted, their
 passwords written to `credentials.json` next to the data, mode 600), and the ACLs of
-`kafka/acls.py` are granted for the configured topic prefix on every start.
+`kafka/acls.py` are granted for the configured topic prefix on every start. A cluster keeps one
+directory per node under HIVE_HOME/kafka (node-1, node-2, ...); a single broker keeps its files
+in HIVE_HOME/kafka itself.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import sys
 import time
 import uuid
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -36,6 +40,7 @@ JVM_FLAGS = [
     "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
     "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
 ]
+CLUSTER_HEAP = ["-Xms128m", "-Xmx512m"]  # each of a cluster's JVMs
 SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")  # both, so HIVE_KAFKA_SASL_MECHANISM may pick either
 SLF4J_BINDING = {"org/slf4j/impl/StaticLoggerBinder.class", "META-INF/services/org.slf4j.spi.SLF4JServiceProvider"}
 
@@ -44,16 +49,77 @@ def _dir(s) -> Path:
     return Path(s.home) / "kafka"
 
 
+def brokers(s) -> int:
+    """How many nodes the home's cluster has: as it was formatted, else HIVE_KAFKA_BROKERS (default 1)."""
+    recorded = _dir(s) / "brokers"
+    if recorded.exists():
+        return int(recorded.read_text())
+    if (_dir(s) / "data" / "meta.properties").exists():  # formatted before the count was recorded
+        return 1
+    return s.kafka_brokers or 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node (broker + controller) of the home's cluster."""
+    id: int
+    count: int
+    base_port: int
+    home: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.home if self.count == 1 else self.home / f"node-{self.id}"
+
+    @property
+    def port(self) -> int:
+        return self.base_port + self.id - 1
+
+    @property
+    def controller_port(self) -> int:
+        return self.base_port + self.count + self.id - 1
+
+    @property
+    def props(self) -> Path:
+        return self.dir / "server.properties"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "logs" / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "kafka.pid"
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    def pid(self) -> int | None:
+        # our pid, still alive and still this node's Kafka JVM (guards against pid reuse)
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if str(self.props).encode() in cmdline else None
+
+
+def nodes(s, count: int | None = None) -> list[Node]:
+    count = count or brokers(s)
+    return [Node(i, count, s.kafka_port, _dir(s)) for i in range(1, count + 1)]
+
+
+def node(s, node_id: int) -> Node:
+    return nodes(s)[node_id - 1]
+
+
 def _log(s) -> Path:
-    return _dir(s) / "logs" / "broker.log"
-
-
-def _pid_file(s) -> Path:
-    return _dir(s) / "kafka.pid"
+    return nodes(s)[0].log
 
 
 def _bootstrap(s) -> str:
-    return f"127.0.0.1:{s.kafka_port}"  # our broker, whatever HIVE_KAFKA_BOOTSTRAP says
+    return ",".join(f"127.0.0.1:{n.port}" for n in nodes(s))  # ours, whatever HIVE_KAFKA_BOOTSTRAP says
 
 
 def _credentials(s) -> Path:
@@ -129,16 +195,6 @@ def _cluster_id(s) -> str:
     return cid
 
 
-def _pid(s) -> int | None:
-    # our pid, still alive and still our Kafka JVM (guards against pid reuse)
-    try:
-        pid = int(_pid_file(s).read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if str(_dir(s) / "server.properties").encode() in cmdline else None
-
-
 def _port_busy(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -167,13 +223,18 @@ def _run(coro_fn, *args):
 
 
 def _ready(s, timeout: float = 3.0) -> bool:
-    if not _port_busy(s.kafka_port):  # skip the client (and its error logs) while nothing listens
+    """Every node answers as a broker in the cluster's metadata."""
+    if not all(_port_busy(n.port) for n in nodes(s)):  # skip the client (and its error logs) while a node is not listening
         return False
     try:
         meta = _run(_probe_once, access(s, "admin"), timeout)
     except Exception:
         return False
-    return any(b.get("node_id") == 1 for b in meta.get("brokers", []))
+    return {n.id for n in nodes(s)} <= {b.get("node_id") for b in meta.get("brokers", [])}
+
+
+def _logs_tail(s) -> str:
+    return "\n".join(f"last lines of {n.log}:\n{_tail(n.log)}" for n in nodes(s))
 
 
 def _wait_ready(s, timeout: float, alive) -> None:
@@ -182,9 +243,9 @@ def _wait_ready(s, timeout: float, alive) -> None:
         if _ready(s, min(3.0, max(0.5, deadline - time.monotonic()))):
             return
         if not alive():
-            raise InfraError(f"Kafka exited during startup; last lines of {_log(s)}:\n{_tail(_log(s))}")
+            raise InfraError(f"Kafka exited during startup; {_logs_tail(s)}")
         time.sleep(0.25)
-    raise InfraError(f"Kafka not ready on {_bootstrap(s)} after {timeout:.0f}s; last lines of {_log(s)}:\n{_tail(_log(s))}")
+    raise InfraError(f"Kafka not ready on {_bootstrap(s)} after {timeout:.0f}s; {_logs_tail(s)}")
 
 
 @contextlib.contextmanager
@@ -196,61 +257,91 @@ def _locked(s):
         yield
 
 
-def up(s=None, timeout: float = 60) -> str:
+def up(s=None, timeout: float | None = None) -> str:
+    """Starts every node of the home's cluster that is not running (all of them, or one that was killed);
+    waits up to `timeout` seconds (default 60 per node: on a busy machine three JVMs start slowly)."""
     s = s or settings_mod.load()
+    timeout = timeout or 60 * max(1, s.kafka_brokers or brokers(s))
     with _locked(s):
         bootstrap = _up(s, timeout)
         grant(s)
         return bootstrap
 
 
+def _count(s) -> int:
+    count = brokers(s)
+    if s.kafka_brokers and s.kafka_brokers != count:
+        raise InfraError(f"the Kafka cluster in {_dir(s)} has {count} broker(s), not {s.kafka_brokers}: use another "
+                         f"HIVE_HOME, or stop it and move that directory away")
+    return count
+
+
 def _up(s, timeout: float) -> str:
-    if _pid(s) is not None:  # already ours: ready now, or still starting
-        if not _credentials(s).exists():
-            raise InfraError(f"the broker running from {_dir(s)} was started without SASL/SCRAM users: stop it "
-                             f"(`hive-streams kafka down`), move {_dir(s) / 'data'} away and start it again")
-        _wait_ready(s, timeout, lambda: _pid(s) is not None)
+    count = _count(s)
+    cluster = nodes(s, count)
+    running = [n for n in cluster if n.pid() is not None]
+    if running and not _credentials(s).exists():
+        raise InfraError(f"the broker running from {_dir(s)} was started without SASL/SCRAM users: stop it "
+                         f"(`hive-streams kafka down`), move {running[0].data} away and start it again")
+    stopped = [n for n in cluster if n not in running]
+    if not stopped:  # already ours: ready now, or still starting
+        _wait_ready(s, timeout, lambda: all(n.pid() is not None for n in cluster))
         return _bootstrap(s)
-    for port in (s.kafka_port, s.kafka_port + 1):
+    for port in (p for n in stopped for p in (n.port, n.controller_port)):
         if _port_busy(port):
             raise InfraError(f"port {port} is taken by another process; set HIVE_KAFKA_PORT")
     libs = ensure_jars(s)
-    home = _dir(s)
-    (home / "logs").mkdir(parents=True, exist_ok=True)
-    props = home / "server.properties"
-    log_flags = [f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}", f"-Dkafka.logs.dir={home / 'logs'}"]
-    formatted = (home / "data" / "meta.properties").exists()
+    formatted = [n for n in cluster if (n.data / "meta.properties").exists()]
     if formatted and not _credentials(s).exists():
-        raise InfraError(f"the broker data in {home / 'data'} was formatted without users (before SASL/SCRAM and "
-                         f"ACLs), and its users can only be added by formatting: stop it, move that directory "
+        raise InfraError(f"the broker data in {formatted[0].data} was formatted without users (before SASL/SCRAM "
+                         f"and ACLs), and its users can only be added by formatting: stop it, move that directory "
                          f"away and run `hive-streams kafka up` again")
+    _dir(s).mkdir(parents=True, exist_ok=True)
+    (_dir(s) / "brokers").write_text(f"{count}\n")
     users = _users(s) if _credentials(s).exists() else access_mod.write_credentials(_credentials(s), s.kafka_mechanism)
-    admin = users["admin"]
-    _write_private(props, Template((HERE / "server.properties").read_text()).substitute(
-        port=s.kafka_port, controller_port=s.kafka_port + 1, data_dir=home / "data",
-        admin_user=admin["username"], admin_password=admin["password"]))
-    if not formatted:
-        scram = [arg for entry in users.values() for mechanism in SCRAM_MECHANISMS
-                 for arg in ("--add-scram", f"{mechanism}=[name={entry['username']},password={entry['password']}]")]
-        fmt = subprocess.run(_java(libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(s), "-c", str(props),
-                                   "--ignore-formatted", *scram, jvm=log_flags), capture_output=True, text=True)
-        if fmt.returncode != 0:
-            raise InfraError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
-    log = _log(s)
-    if log.exists():
-        log.replace(log.with_suffix(".log.1"))
-    cmd = _java(libs, "kafka.Kafka", str(props), jvm=[*JVM_FLAGS, *log_flags])
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=home, start_new_session=True)
-    _pid_file(s).write_text(f"{proc.pid}\n")
-    try:  # poll our child: right after a vfork+exec its /proc cmdline can still be empty
-        _wait_ready(s, timeout, lambda: proc.poll() is None)
+    procs = {}
+    try:
+        for n in stopped:
+            procs[n.id] = _start_node(s, libs, n, users)
+        # a cluster's nodes are ready together: a controller quorum needs a majority of them
+        _wait_ready(s, timeout, lambda: all(p.poll() is None for p in procs.values()))
     except BaseException:
-        _stop(proc.pid)
-        _pid_file(s).unlink(missing_ok=True)
+        for n in stopped:
+            if n.id in procs:
+                _stop(procs[n.id].pid)
+                n.pid_file.unlink(missing_ok=True)
         raise
     return _bootstrap(s)
+
+
+def _start_node(s, libs: Path, n: Node, users: dict) -> subprocess.Popen:
+    from hive_streams.kafka.admin import replication_for
+
+    (n.dir / "logs").mkdir(parents=True, exist_ok=True)
+    log_flags = [f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}", f"-Dkafka.logs.dir={n.dir / 'logs'}"]
+    admin = users["admin"]
+    replication, min_insync = replication_for(n.count, s.replication_factor, s.min_insync_replicas)
+    voters = ",".join(f"{m.id}@127.0.0.1:{m.controller_port}" for m in nodes(s, n.count))
+    _write_private(n.props, Template((HERE / "server.properties").read_text()).substitute(
+        node_id=n.id, voters=voters, port=n.port, controller_port=n.controller_port, data_dir=n.data,
+        replication=replication, min_insync=min_insync,
+        admin_user=admin["username"], admin_password=admin["password"]))
+    if not (n.data / "meta.properties").exists():
+        scram = [arg for entry in users.values() for mechanism in SCRAM_MECHANISMS
+                 for arg in ("--add-scram", f"{mechanism}=[name={entry['username']},password={entry['password']}]")]
+        fmt = subprocess.run(_java(libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(s), "-c", str(n.props),
+                                   "--ignore-formatted", *scram, jvm=log_flags), capture_output=True, text=True)
+        if fmt.returncode != 0:
+            raise InfraError(f"formatting Kafka storage of node {n.id} failed:\n{fmt.stdout}{fmt.stderr}")
+    if n.log.exists():
+        n.log.replace(n.log.with_suffix(".log.1"))
+    heap = JVM_FLAGS if n.count == 1 else CLUSTER_HEAP + JVM_FLAGS[2:]
+    cmd = _java(libs, "kafka.Kafka", str(n.props), jvm=[*heap, *log_flags])
+    with open(n.log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=n.dir, start_new_session=True)
+    n.pid_file.write_text(f"{proc.pid}\n")
+    return proc
 
 
 def grant(s, topics=None, worker_id: str | None = None) -> None:
@@ -276,12 +367,25 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def down(s=None, timeout: float = 30) -> None:
+    """Stops every node: all told at once, so each shuts down while the controller quorum still stands."""
     s = s or settings_mod.load()
     with _locked(s):
-        pid = _pid(s)
-        if pid is not None:
-            _stop(pid, timeout)
-        _pid_file(s).unlink(missing_ok=True)
+        cluster = nodes(s)
+        pids = [pid for pid in (n.pid() for n in cluster) if pid is not None]
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(pids))) as pool:
+            list(pool.map(lambda pid: _stop(pid, timeout), pids))
+        for n in cluster:
+            n.pid_file.unlink(missing_ok=True)
+
+
+def kill(s, node_id: int) -> None:
+    """SIGKILL one node: a crash, for fault tests (`up` brings it back)."""
+    n = node(s, node_id)
+    pid = n.pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
 
 
 def _stop(pid: int, timeout: float = 30) -> None:
@@ -312,9 +416,12 @@ def _alive(pid: int) -> bool:
 
 def status(s=None) -> dict:
     s = s or settings_mod.load()
-    pid = _pid(s)
-    return {"running": pid is not None, "pid": pid, "ready": pid is not None and _ready(s),
-            "bootstrap": _bootstrap(s), "version": s.kafka_version, "home": str(_dir(s)), "log": str(_log(s))}
+    cluster = nodes(s)
+    pids = [n.pid() for n in cluster]
+    running = all(pid is not None for pid in pids)
+    return {"running": running, "brokers": len(cluster), "pid": pids[0] if len(cluster) == 1 else pids,
+            "ready": running and _ready(s), "bootstrap": _bootstrap(s), "version": s.kafka_version,
+            "home": str(_dir(s)), "log": str(cluster[0].log) if len(cluster) == 1 else [str(n.log) for n in cluster]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,16 +13,32 @@ from .clients import admin as admin_client
 ALREADY_EXISTS = 36
 
 
-async def ensure_topics(kafka: KafkaAccess, topics: Topics, replication: int = 1) -> list[str]:
-    """Creates the missing topics (the worker's and the admin's credentials may); returns the names it created."""
+def replication_for(brokers: int, factor: int = 0, min_insync: int = 0) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of new topics; 0 asks for the default for `brokers` brokers:
+    three replicas, two in sync, on a cluster of three or more, one otherwise."""
+    factor = factor or (3 if brokers >= 3 else 1)
+    min_insync = min_insync or (2 if factor >= 3 else 1)
+    if factor > brokers:
+        raise InfraError(f"replication factor {factor} needs {factor} brokers; the cluster has {brokers}")
+    if min_insync > factor:
+        raise InfraError(f"min.insync.replicas {min_insync} is more than the replication factor {factor}")
+    return factor, min_insync
+
+
+async def ensure_topics(kafka: KafkaAccess, topics: Topics, replication: int = 0, min_insync: int = 0) -> list[str]:
+    """Creates the missing topics (the worker's and the admin's credentials may); returns the names it created.
+    Their replication follows `replication_for` the brokers the cluster has now."""
     admin = admin_client(kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(name, parts, replication, topic_configs=configs)
-                  for name, (parts, configs) in topics.layout().items() if name not in existing]
-        if not wanted:
+        missing = {name: spec for name, spec in topics.layout().items() if name not in existing}
+        if not missing:
             return []
+        brokers = len((await admin.describe_cluster())["brokers"])
+        factor, insync = replication_for(brokers, replication, min_insync)
+        wanted = [NewTopic(name, parts, factor, topic_configs={**configs, "min.insync.replicas": str(insync)})
+                  for name, (parts, configs) in missing.items()]
         response = await admin.create_topics(wanted, timeout_ms=15000)
         for name, code, *rest in response.topic_errors:
             if code not in (0, ALREADY_EXISTS):

@@ -6,6 +6,7 @@ import asyncio
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.execution_records import ExecutionCommand
 from ..topics import Topics
+from ..tracing import current_traceparent
 from .access import KafkaAccess
 from .clients import producer
 from .seal import Sealer
@@ -44,9 +45,14 @@ class CommandSender:
     async def stop(self) -> None:
         await self.producer.stop()
 
+    def message(self, command, **ids):
+        """(key, value, headers); the trace context is the current span's unless `traceparent` is given."""
+        ids.setdefault("traceparent", current_traceparent())
+        return self.codec.message(command, self.source, **ids)
+
     async def send(self, command, *, extra_headers=(), **ids) -> asyncio.Future:
         """Queues the command; the returned future resolves when the broker acknowledged it."""
-        key, value, headers = self.codec.message(command, self.source, **ids)
+        key, value, headers = self.message(command, **ids)
         headers += extra_headers
         if self.sealer is not None:
             headers.append(self.sealer.header(value, headers))

@@ -29,6 +29,7 @@ from ..kafka.seal import SealCheck, Sealer
 from ..settings import Settings
 from ..topics import Topics, partition_for
 from ..workflows.checks import CHECKS
+from ..tracing import TRACEPARENT, current_traceparent, hop
 from .deadletter import deadletter_headers
 from .door import Door, executor_door, ledger_door, open_door, seal_door
 from ..codec.strays import oversized, stray_reason
@@ -40,7 +41,7 @@ SOURCE = "/hive-streams/worker"
 COMMAND_OFFSET = "hive_command_offset"  # header: offset of the command that caused the event
 CAUSATION = "ce_causationid"
 CORRELATION = "ce_correlationid"
-INBOX_HEADERS = ("ce_type", CORRELATION)  # what an inbox record says in clear: the rest is sealed
+INBOX_HEADERS = ("ce_type", CORRELATION, TRACEPARENT)  # what an inbox record says in clear: the rest is sealed
 
 
 def acting_principal(command, message) -> str:
@@ -208,7 +209,11 @@ class PartitionState:
         out = into if into is not None else Decided()
         for message in messages:
             out.decided_to = max(out.decided_to, message.offset)
-            self._decide_one(message, now, out)
+            # a child span of the command's (none for an untraced one): what it causes carries it on
+            with hop(f"decide {header(message.headers, 'ce_type') or 'command'}", header(message.headers, TRACEPARENT),
+                     header(message.headers, CORRELATION), **{"messaging.destination.name": message.topic,
+                                                               "messaging.kafka.offset": message.offset}):
+                self._decide_one(message, now, out)
         return out
 
     def _decide_one(self, message, now: int, out: Decided) -> None:
@@ -256,7 +261,7 @@ class PartitionState:
         records = []
         for event in events:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
-                                               correlation_id=correlation)
+                                               correlation_id=correlation, traceparent=current_traceparent())
             if len(v) > self.record_limit:  # the broker would refuse it, and the partition would stop on it
                 raise ValueError(f"its {type(event).__name__} would be {len(v)} bytes, over the limit of "
                                  f"{self.record_limit}")
@@ -282,7 +287,7 @@ class PartitionState:
         records = []
         for command in follow_up(event, self.fee_bps):
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
-                                               correlation_id=correlation)
+                                               correlation_id=correlation, traceparent=current_traceparent())
             if self.sealer is not None:
                 headers.append(self.sealer.header(v, headers))
             records.append(Out(command_topic(self.topics, command), k, v, headers))

@@ -16,6 +16,7 @@ import logging
 import time
 
 from aiokafka import TopicPartition
+from opentelemetry.trace import SpanKind
 
 from ..codec import Codec, header
 from ..domain import events as e
@@ -25,6 +26,7 @@ from ..kafka import CommandSender, access_for, consumer, now_ms
 from ..metrics import FabricStats
 from ..topics import Topics
 from .alerting import Alerter
+from ..tracing import TRACEPARENT, hop
 
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/matcher"
@@ -46,11 +48,13 @@ class Matcher:
         self.caught_up = asyncio.Event()
         self.last_round = 0.0
         self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
+        self.traces: dict[str, str] = {}  # task id -> the trace context of its latest event: proposals are its children
 
     async def run(self) -> None:
         self.market = Market()
         self.stats = FabricStats()
         self.correlations = {}
+        self.traces = {}
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
         reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
@@ -106,10 +110,14 @@ class Matcher:
             task_id = getattr(event, "task_id", None)
             if isinstance(event, e.TERMINAL_TASK_EVENTS):
                 self.correlations.pop(task_id, None)  # nothing more is proposed for it
+                self.traces.pop(task_id, None)
                 return
             correlation = header(record.headers, "ce_correlationid")
-            if correlation and isinstance(task_id, str):
-                self.correlations.setdefault(task_id, correlation)
+            if isinstance(task_id, str):
+                if correlation:
+                    self.correlations.setdefault(task_id, correlation)
+                if traceparent := header(record.headers, TRACEPARENT):
+                    self.traces[task_id] = traceparent
         except CodecError:
             pass  # strays on event topics are reported by the audit connector
         except Exception:
@@ -121,10 +129,13 @@ class Matcher:
         except Exception:  # a bug in a policy must not take the worker down with it
             log.exception("matcher round failed; retrying on the next batch")
             return
-        if commands:
-            acks = [await writer.send(command, correlation_id=self.correlations.get(getattr(command, "task_id", "")))
-                    for command in commands]
-            await asyncio.gather(*acks)
+        acks = []
+        for command in commands:
+            task_id = getattr(command, "task_id", "")
+            correlation = self.correlations.get(task_id)
+            with hop(f"match {type(command).__name__}", self.traces.get(task_id), correlation, SpanKind.INTERNAL):
+                acks.append(await writer.send(command, correlation_id=correlation))
+        await asyncio.gather(*acks)
 
 
 async def _reached(reader, ends) -> bool:

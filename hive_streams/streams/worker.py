@@ -7,6 +7,7 @@ import signal
 
 from prometheus_client import REGISTRY
 
+from .. import logs
 from ..codec import default_codec
 from ..metrics import FabricCollector, export
 from ..metrics import serve as serve_metrics
@@ -18,7 +19,8 @@ from .engine import Engine
 
 async def serve(settings: Settings) -> None:
     engine = Engine(settings, default_codec(settings.schemas_dir))  # a bad setting stops it before any IO
-    await ensure_topics(access_for(settings, "worker"), Topics.from_settings(settings))
+    await ensure_topics(access_for(settings, "worker"), Topics.from_settings(settings),
+                        settings.replication_factor, settings.min_insync_replicas)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -30,7 +32,7 @@ async def serve(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(loglevel, settings.log_format)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(loglevel.upper())))
     try:
         import uvloop

@@ -1,0 +1,100 @@
+"""Traces across hops: a W3C trace context carried from the HTTP request through every command and event.
+
+Each record carries its span's context in `ce_traceparent` (the CloudEvents distributed-tracing
+extension, Kafka binary mode). Each process that handles a record (API request, decider, matcher,
+executor) opens a child span of the record's context, and what it writes carries that child's
+context on, so one trace id runs from `POST /api/tasks` to `TaskCompleted`. Spans are exported
+over OTLP/HTTP only when HIVE_OTLP_ENDPOINT is set; without it they are made (their ids travel)
+and dropped. The span and the correlation id of the record being handled are also in the
+context that JSON log lines read (`logs.py`).
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+TRACEPARENT = "ce_traceparent"  # record header
+HTTP_TRACEPARENT = "traceparent"  # request header
+EXPORT_DELAY_MS = 1000
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+
+correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar("hive_correlation", default=None)
+_provider: TracerProvider | None = None
+_tracer_of_process: trace.Tracer | None = None
+
+
+def setup(settings, service: str) -> TracerProvider:
+    """This process's tracer provider (once): spans with real ids, exported when an endpoint is set."""
+    global _provider, _tracer_of_process
+    if _provider is None:
+        _provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        if settings.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
+            _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS))
+        _tracer_of_process = _provider.get_tracer("hive_streams")  # made once: getting one costs more than a span
+    return _provider
+
+
+def shutdown() -> None:
+    """Exports what is still queued (the provider also does it at exit)."""
+    if _provider is not None:
+        _provider.shutdown()
+
+
+def _tracer() -> trace.Tracer:
+    if _tracer_of_process is None:
+        from .settings import load
+        setup(load(), "hive-streams")
+    return _tracer_of_process
+
+
+def parse(value: str | bytes | None) -> SpanContext | None:
+    """A valid W3C traceparent's span context, else None (unknown versions are read as version 00)."""
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode(errors="replace")
+    found = _TRACEPARENT.fullmatch((value or "").strip().lower())
+    if not found:
+        return None
+    version, trace_id, span_id, flags, rest = found.groups()
+    if version == "ff" or (version == "00" and rest) or trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16) & 1))
+
+
+def format_traceparent(context: SpanContext) -> str:
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def current_traceparent() -> str | None:
+    """The traceparent of the span being handled now, for what this hop writes."""
+    context = trace.get_current_span().get_span_context()
+    return format_traceparent(context) if context.is_valid else None
+
+
+@contextlib.contextmanager
+def hop(name: str, parent: str | bytes | None, correlation_id: str | None = None,
+        kind: SpanKind = SpanKind.CONSUMER, start: bool = False, **attributes):
+    """A child span of `parent` while the block runs, current for what it writes and logs. Without a valid
+    parent, a new trace when `start` (the API's requests), else no span: a record nobody traced stays so."""
+    context = parse(parent)
+    token = correlation.set(correlation_id)
+    try:
+        if context is None and not start:
+            yield None
+            return
+        parent_context = trace.set_span_in_context(NonRecordingSpan(context)) if context else None
+        attrs = {k: v for k, v in attributes.items() if v is not None}
+        if correlation_id:
+            attrs["hive.correlation_id"] = correlation_id
+        with _tracer().start_as_current_span(name, context=parent_context, kind=kind, attributes=attrs) as span:
+            yield span
+    finally:
+        correlation.reset(token)

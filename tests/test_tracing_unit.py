@@ -1,0 +1,61 @@
+"""Trace contexts: parsing, child spans per hop, and JSON log lines naming them."""
+from __future__ import annotations
+
+import json
+import logging
+
+from hive_streams import tracing
+from hive_streams.codec import header, headers
+from hive_streams.domain import commands as c
+from hive_streams.logs import JsonFormatter
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+
+
+def test_valid_traceparents_parse_and_format_back():
+    assert tracing.format_traceparent(tracing.parse(PARENT)) == PARENT
+    assert tracing.parse(PARENT.encode()).trace_id == int(TRACE, 16)
+    assert tracing.parse(f"01-{TRACE}-00f067aa0ba902b7-01-later-fields") is not None  # a later version's extras
+
+
+def test_invalid_traceparents_are_none():
+    for bad in (None, "", "garbage", f"ff-{TRACE}-00f067aa0ba902b7-01", f"00-{'0' * 32}-00f067aa0ba902b7-01",
+                f"00-{TRACE}-{'0' * 16}-01", f"00-{TRACE}-00f067aa0ba902b7-01-extra", f"00-{TRACE[:-1]}-00f067aa0ba902b7-01"):
+        assert tracing.parse(bad) is None, bad
+
+
+def test_each_hop_is_a_child_span_of_the_record_it_handles():
+    with tracing.hop("first", PARENT, "req-1"):
+        first = tracing.current_traceparent()
+        assert tracing.correlation.get() == "req-1"
+        with tracing.hop("second", first, "req-1"):
+            second = tracing.current_traceparent()
+    assert first.split("-")[1] == second.split("-")[1] == TRACE
+    assert len({PARENT.split("-")[2], first.split("-")[2], second.split("-")[2]}) == 3
+    assert tracing.current_traceparent() is None and tracing.correlation.get() is None
+
+
+def test_a_request_without_a_trace_starts_one_and_an_untraced_record_stays_untraced():
+    with tracing.hop("request", None, start=True):
+        started = tracing.parse(tracing.current_traceparent())
+    assert started is not None and started.trace_id != int(TRACE, 16)
+    with tracing.hop("record", "garbage") as span:
+        assert span is None and tracing.current_traceparent() is None
+
+
+def test_records_carry_the_trace_in_the_cloudevents_extension_header():
+    command = c.CancelTask(task_id="t:1", command_id="c1", at=0, reason="")
+    made = headers(command, "hive.v1.CancelTask", "/test", "req-1", None, PARENT)
+    assert header(made, "ce_traceparent") == PARENT
+    assert header(headers(command, "hive.v1.CancelTask", "/test"), "ce_traceparent") is None
+
+
+def test_json_log_lines_name_the_trace_and_the_correlation_id():
+    record = logging.LogRecord("hive", logging.INFO, __file__, 1, "task %s done", ("t:1",), None)
+    with tracing.hop("execute task", PARENT, "req-1"):
+        line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "task t:1 done" and line["level"] == "INFO"
+    assert line["trace_id"] == TRACE and line["correlation_id"] == "req-1" and len(line["span_id"]) == 16
+    outside = json.loads(JsonFormatter().format(record))
+    assert "trace_id" not in outside and "correlation_id" not in outside
