@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .definition import DefinitionError, _get, _node, _requirements
+from .definition import DefinitionError, _node, _requirements
 from .model import NodeSpec, Requirement
 from .reducers import REDUCERS, default_initial
 
@@ -24,6 +24,24 @@ WORKFLOW_FIELDS = {"name", "channels", "nodes", "entry", "edges", "routers", "jo
 CHANNEL_FIELDS = {"type", "scope", "reducer", "update", "initial", "persistence"}
 NODE_EXTRA = {"requires": list, "budget": (int, float), "max_retries": int}
 MAX_NODES = 200
+
+
+def _typed(obj: dict, key: str, path: str, types, default=...):
+    """obj[key] if it is of `types` (a bool is not a number here), its default when absent, else a field error."""
+    where = f"{path}.{key}" if path else key
+    if key not in obj:
+        if default is ...:
+            raise DefinitionError(where, "is required")
+        return default
+    value = obj[key]
+    allowed = types if isinstance(types, tuple) else (types,)
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        raise DefinitionError(where, f"must be {' or '.join(_TYPE_NAMES.get(t, t.__name__) for t in allowed)}")
+    return value
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "a mapping", list: "a list",
+               bool: "true or false"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +135,7 @@ def _unknown(raw: dict, known, path: str) -> None:
 
 
 def _choice(raw: dict, key: str, path: str, choices: tuple[str, ...]) -> str:
-    value = _get(raw, key, path, str, choices[0])
+    value = _typed(raw, key, path, str, choices[0])
     if value not in choices:
         raise DefinitionError(f"{path}.{key}", f"must be one of {', '.join(choices)}")
     return value
@@ -127,8 +145,8 @@ def _channel(name: str, raw: Any, path: str) -> Channel:
     if not isinstance(raw, dict):
         raise DefinitionError(path, "must be a mapping")
     _unknown(raw, CHANNEL_FIELDS, path)
-    schema = _get(raw, "type", path, (dict, bool), {})
-    reducer = _get(raw, "reducer", path, str, "replace")
+    schema = _typed(raw, "type", path, (dict, bool), {})
+    reducer = _typed(raw, "reducer", path, str, "replace")
     if reducer not in REDUCERS:
         raise DefinitionError(f"{path}.reducer", f"must be one of {', '.join(REDUCERS)}")
     initial = raw["initial"] if "initial" in raw else default_initial(reducer)
@@ -143,7 +161,7 @@ def _workflow_node(name: str, raw: Any, path: str) -> Node:
     extra = {k: raw[k] for k in NODE_EXTRA if k in raw}
     for key, types in NODE_EXTRA.items():
         if key in extra:
-            _get(extra, key, path, types)
+            _typed(extra, key, path, types)
     if "depends_on" in raw:
         raise DefinitionError(f"{path}.depends_on", "is not used in workflows: connect nodes with edges")
     spec = _node({**{k: v for k, v in raw.items() if k not in NODE_EXTRA}, "id": name}, path)
@@ -165,7 +183,7 @@ def _ref(value: Any, path: str, nodes: set[str]) -> str:
 
 
 def _list(raw: dict, key: str) -> list:
-    value = _get(raw, key, "", list, [])
+    value = _typed(raw, key, "", list, [])
     return value
 
 
@@ -194,12 +212,12 @@ def _routers(raw: dict, nodes: set[str]) -> tuple[Router, ...]:
             raise DefinitionError(f"{path}.from", f"node {source!r} has a router already")
         seen.add(source)
         routes = []
-        for j, route in enumerate(_get(item, "routes", path, list)):
+        for j, route in enumerate(_typed(item, "routes", path, list)):
             rpath = f"{path}.routes[{j}]"
             if not isinstance(route, dict):
                 raise DefinitionError(rpath, "must be a mapping")
             _unknown(route, {"when", "to"}, rpath)
-            when = _get(route, "when", rpath, str)
+            when = _typed(route, "when", rpath, str)
             if not when.strip():
                 raise DefinitionError(f"{rpath}.when", "must not be empty")
             routes.append(Route(when, _ref(route.get("to"), f"{rpath}.to", nodes)))
@@ -217,7 +235,7 @@ def _joins(raw: dict, nodes: set[str]) -> tuple[Join, ...]:
         if not isinstance(item, dict):
             raise DefinitionError(path, "must be a mapping")
         _unknown(item, {"from", "to", "name"}, path)
-        sources = _get(item, "from", path, list)
+        sources = _typed(item, "from", path, list)
         if len(sources) < 1:
             raise DefinitionError(f"{path}.from", "needs at least one node")
         refs = tuple(dict.fromkeys(_ref(s, f"{path}.from[{j}]", nodes) for j, s in enumerate(sources)))
@@ -234,21 +252,21 @@ def parse_workflow(raw: Any) -> Workflow:
         raise DefinitionError("$", "a workflow must be a mapping")
     _unknown(raw, WORKFLOW_FIELDS, "")
     name = _name(raw.get("name"), "name")
-    channels_raw = _get(raw, "channels", "", dict, {})
+    channels_raw = _typed(raw, "channels", "", dict, {})
     channels = tuple(_channel(_name(k, f"channels.{k}"), v, f"channels.{k}") for k, v in channels_raw.items())
-    nodes_raw = _get(raw, "nodes", "", dict)
+    nodes_raw = _typed(raw, "nodes", "", dict)
     if not nodes_raw:
         raise DefinitionError("nodes", "needs at least one node")
     if len(nodes_raw) > MAX_NODES:
         raise DefinitionError("nodes", f"at most {MAX_NODES} nodes")
     nodes = tuple(_workflow_node(_name(k, f"nodes.{k}"), v, f"nodes.{k}") for k, v in nodes_raw.items())
     names = {n.spec.id for n in nodes}
-    entry_raw = _get(raw, "entry", "", (list, str))
+    entry_raw = _typed(raw, "entry", "", (list, str))
     entry_raw = [entry_raw] if isinstance(entry_raw, str) else entry_raw
     if not entry_raw:
         raise DefinitionError("entry", "needs at least one node")
     entry = tuple(_ref(e, f"entry[{i}]", names) for i, e in enumerate(entry_raw))
-    budget = _get(raw, "task_budget", "", (int, float), None)
+    budget = _typed(raw, "task_budget", "", (int, float), None)
     if budget is not None and budget < 0:
         raise DefinitionError("task_budget", "must not be negative")
     return Workflow(name, channels, nodes, entry, _edges(raw, names), _routers(raw, names), _joins(raw, names),
