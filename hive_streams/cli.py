@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from . import cli_analytics, cli_watch
+from . import cli_analytics, cli_schedules, cli_watch
 from .audit import cli as audit_cli
 from . import settings as settings_mod
 from .domain.model import NODE_KINDS, Capability, Hardware
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     tk.add_argument("--permission", action="append", help="narrow the role to this permission (repeatable)")
     cli_watch.add_parsers(sub)
     cli_analytics.add_parsers(sub)
+    cli_schedules.add_parsers(sub)
     audit_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_infra(postgres, args, s)
     if args.command in cli_watch.COMMANDS:
         return cli_watch.run(args, s)
+    if args.command in cli_schedules.COMMANDS:
+        return cli_schedules.run(args, s)
     if args.command in cli_analytics.COMMANDS:
         return cli_analytics.run(args, s)
     if args.command == "audit":

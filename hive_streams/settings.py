@@ -39,6 +39,7 @@ class Settings:
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "HIVE_HEARTBEAT_SECONDS", "doc": "executor heartbeat interval"})
     agent_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_AGENT_TIMEOUT_SECONDS", "doc": "an agent silent this long is not offered work"})
     sweep_seconds: float = field(default=1.0, metadata={"env": "HIVE_SWEEP_SECONDS", "doc": "how often the worker checks deadlines and silent agents"})
+    schedule_grace_seconds: float = field(default=60.0, metadata={"env": "HIVE_SCHEDULE_GRACE_SECONDS", "doc": "a schedule's slot the worker reaches later than this was missed: its catch-up policy (skip, once, all) decides whether it runs"})
     platform_fee_bps: int = field(default=500, metadata={"env": "HIVE_PLATFORM_FEE_BPS", "doc": "platform fee on each settled payment, in basis points (500 = 5%)"})
     jwt_secret: str = field(default="", metadata={"env": "HIVE_JWT_SECRET", "doc": "HS256 secret (32 bytes or more) that signs development tokens; the API refuses to start without it or HIVE_JWT_JWKS (`up` makes one in $HIVE_HOME)"})
     jwt_jwks: str = field(default="", metadata={"env": "HIVE_JWT_JWKS", "doc": "path or https URL of a JWKS whose keys sign RS256/ES256 tokens (production)"})

@@ -42,6 +42,14 @@ class Topics:
     def ledger_events(self) -> str:
         return f"{self.prefix}.ledger.events"
 
+    @property
+    def schedule_commands(self) -> str:
+        return f"{self.prefix}.schedule.commands"
+
+    @property
+    def schedule_events(self) -> str:
+        return f"{self.prefix}.schedule.events"
+
     def snapshots_of(self, events_topic: str) -> str:
         """The compacted topic of a deciders' snapshots for an events topic (hive.task.events -> hive.task.snapshots)."""
         return events_topic.rsplit(".", 1)[0] + ".snapshots"
@@ -67,11 +75,14 @@ class Topics:
             self.agent_events: (self.partitions, forever),
             self.ledger_commands: (1, week),  # the ledger is one aggregate: one writer of all money
             self.ledger_events: (1, forever),
+            self.schedule_commands: (self.partitions, week),
+            self.schedule_events: (self.partitions, forever),
             self.deadletter: (1, forever),
             self.audit_checkpoints: (1, forever),
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),
-                                                                          (self.ledger_events, 1))},
+                                                                          (self.ledger_events, 1),
+                                                                          (self.schedule_events, self.partitions))},
         }
 
     @classmethod

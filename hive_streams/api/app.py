@@ -25,7 +25,7 @@ from ..kafka.routing import CommandSender
 from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
-from . import accounts, operators
+from . import accounts, operators, schedules
 from .owners import task_owner
 from .batch import check_repeat, plan_batch, requested_id_or_none, submitted
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
@@ -156,6 +156,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api.hub = feeds.hub
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
+    book = schedules.ScheduleBook(access_for(settings, "api"), api.codec, api.topics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -163,9 +164,11 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         api.sender = CommandSender(access_for(settings, "api"), api.topics, api.codec, SOURCE, linger_ms=LINGER_MS)
         await api.sender.start()
         await feeds.start()
+        await book.start()
         try:
             yield
         finally:
+            await book.stop()
             await feeds.stop()
             await api.sender.stop()
             api.engine.dispose()
@@ -181,6 +184,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         declare(Route("/api/session", sessions.sign_out, methods=["DELETE"]), Declaration(p.PUBLIC)),
         *operators.routes(api),
         *accounts.routes(api),
+        *schedules.routes(api, book),
     ]
     routes += feeds.routes() + views.routes()
     check_declared(routes)

@@ -7,12 +7,14 @@ from ..domain.agent import AgentState
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.ledger import LedgerState
+from ..domain.schedule import ScheduleCommand, ScheduleEvent, ScheduleState
 from ..domain.task import TaskState
 
 CONTENT_TYPE = b"application/avro"
 TASK_FAMILY = (TaskEvent, TaskCommand, TaskState)
 AGENT_FAMILY = (AgentEvent, AgentCommand, AgentState)
 LEDGER_FAMILY = (LedgerEvent, LedgerCommand, LedgerState)
+SCHEDULE_FAMILY = (ScheduleEvent, ScheduleCommand, ScheduleState)
 
 
 def event_id(obj) -> str:
@@ -28,6 +30,8 @@ def aggregate_id(obj) -> str:
         return obj.agent_id
     if isinstance(obj, LEDGER_FAMILY):
         return obj.ledger_id
+    if isinstance(obj, SCHEDULE_FAMILY):
+        return obj.schedule_id
     raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
 
 

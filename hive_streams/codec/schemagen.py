@@ -16,16 +16,16 @@ import types
 import typing
 from pathlib import Path
 
-from ..domain import agent, commands, events, ledger, model, task
+from ..domain import agent, commands, events, ledger, model, schedule, task
 from ..settings import load
 
 NAMESPACE = "hive.v1"
 GROUPS = {
     "types": (model.Requirement, model.Capability, model.Hardware, model.NodeOutput, model.NodeSpec, model.Leg,
               ledger.Escrow),
-    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS,
-    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS,
-    "state": (task.TaskState, agent.AgentState, ledger.LedgerState),
+    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + schedule.SCHEDULE_EVENTS,
+    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS + schedule.SCHEDULE_COMMANDS,
+    "state": (task.TaskState, agent.AgentState, ledger.LedgerState, schedule.ScheduleState),
 }
 FIELD_DOCS = {
     "at": "epoch milliseconds when it happened", "seq": "position in its aggregate's history, from 1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
+from ..domain.schedule import ScheduleCommand
 from ..topics import Topics
 from .access import KafkaAccess
 from .clients import producer
@@ -16,6 +17,8 @@ def command_topic(topics: Topics, command) -> str:
         return topics.agent_commands
     if isinstance(command, LedgerCommand):
         return topics.ledger_commands
+    if isinstance(command, ScheduleCommand):
+        return topics.schedule_commands
     raise TypeError(f"{type(command).__name__} is not a command")
 
 

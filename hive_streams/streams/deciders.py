@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..codec import Codec, event_id, header
-from ..domain import agent, ledger, task
+from ..domain import agent, ledger, schedule, task
 from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
+from ..schedules.cron import CronError, next_slot, plan
 from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
 from ..settings import Settings
@@ -82,6 +83,25 @@ def agent_aggregate(timeout_ms: int) -> Aggregate:
     return Aggregate(AgentCommand, agent.AgentState,
                      lambda cmd, state, now: agent.decide(cmd, state, now, timeout_ms), agent.evolve, due,
                      door=executor_door(agent.signing_key))
+
+
+def schedule_aggregate(grace_ms: int) -> Aggregate:
+    def due(state: schedule.ScheduleState, now: int):
+        if not state.active:
+            return None
+        try:
+            upcoming = next_slot(state.cron, state.timezone, state.last_slot_at)
+            if upcoming is None or upcoming > now:
+                return None
+            chosen = plan(state.cron, state.timezone, state.catchup, state.last_slot_at, now, grace_ms)
+        except CronError:  # checked at the API: only a schedule written around it gets here
+            log.warning("schedule %s has a bad cron or zone; it never fires", state.schedule_id)
+            return None
+        if not chosen.through:
+            return None
+        return schedule.FireSchedule(state.schedule_id, f"fire:{state.schedule_id}:{chosen.through}", now,
+                                     chosen.fire, chosen.skip, chosen.through)
+    return Aggregate(schedule.ScheduleCommand, schedule.ScheduleState, schedule.decide, schedule.evolve, due)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from ..codec import Codec, header
 from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, transactional_producer
 from ..settings import Settings
 from ..topics import Topics
-from .deciders import Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
+from .deciders import (Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, schedule_aggregate,
+                       task_aggregate)
 from .matcher import Matcher
 from .snapshots import Snapshots
 from .snapshots import load as snapshot_load
@@ -86,7 +87,9 @@ class Engine:
             for commands, events, aggregate in (
                 (self.topics.task_commands, self.topics.task_events, task_aggregate()),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
-                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)))
+                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)),
+                (self.topics.schedule_commands, self.topics.schedule_events,
+                 schedule_aggregate(int(settings.schedule_grace_seconds * 1000))))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}

@@ -6,10 +6,15 @@ is committed, and never by a deposed writer.
 """
 from __future__ import annotations
 
+import json
+
 from ..codec import event_id
 from ..domain import commands as c
 from ..domain import events as e
+from ..domain.definition import definition_digest, in_tenant, parse_task
 from ..domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
+from ..domain.schedule import ScheduleFired
+from ..domain.tenancy import task_tenant
 
 
 def follow_up(event, fee_bps: int = 0) -> list:
@@ -33,6 +38,8 @@ def follow_up(event, fee_bps: int = 0) -> list:
         return _release(event, cid) + _refund(event, cid, type(event).__name__)
     if isinstance(event, e.TaskSubmitted):
         return [c.WatchTask(dependency, f"{cid}:{dependency}", event.at, event.task_id) for dependency in event.after]
+    if isinstance(event, ScheduleFired):
+        return [_slot_submission(event)]
     if isinstance(event, e.TaskOutcomeShared):
         return [c.DependencyFinished(event.watcher, cid, event.at, event.task_id, event.outcome)]
     return []
@@ -44,3 +51,11 @@ def _release(event, cid: str) -> list:
 
 def _refund(event, cid: str, reason: str) -> list:
     return [c.RefundEscrow(LEDGER_ID, f"{cid}:refund", event.at, event.escrow_id, reason)] if event.escrow_id else []
+
+
+def _slot_submission(event: ScheduleFired) -> c.SubmitTask:
+    """The task a schedule's slot submits; its id and command id derive from the schedule and the slot."""
+    definition = json.loads(event.target_json)["task"]
+    spec = in_tenant(parse_task(definition, event.at), task_tenant(event.task_id))
+    return c.SubmitTask.of(event.task_id, f"schedule:{event.schedule_id}:{event.slot_at}", event.at,
+                           event.requester, spec, definition_digest(definition))
