@@ -50,6 +50,14 @@ class Topics:
     def schedule_events(self) -> str:
         return f"{self.prefix}.schedule.events"
 
+    @property
+    def trigger_commands(self) -> str:
+        return f"{self.prefix}.trigger.commands"
+
+    @property
+    def trigger_events(self) -> str:
+        return f"{self.prefix}.trigger.events"
+
     def snapshots_of(self, events_topic: str) -> str:
         """The compacted topic of a deciders' snapshots for an events topic (hive.task.events -> hive.task.snapshots)."""
         return events_topic.rsplit(".", 1)[0] + ".snapshots"
@@ -77,12 +85,15 @@ class Topics:
             self.ledger_events: (1, forever),
             self.schedule_commands: (self.partitions, week),
             self.schedule_events: (self.partitions, forever),
+            self.trigger_commands: (self.partitions, week),
+            self.trigger_events: (self.partitions, forever),
             self.deadletter: (1, forever),
             self.audit_checkpoints: (1, forever),
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),
                                                                           (self.ledger_events, 1),
-                                                                          (self.schedule_events, self.partitions))},
+                                                                          (self.schedule_events, self.partitions),
+                                                                          (self.trigger_events, self.partitions))},
         }
 
     @classmethod

@@ -22,7 +22,7 @@ def may_write(topics) -> dict[str, set[str]]:
     commands = {topics.task_commands, topics.agent_commands, topics.ledger_commands}
     return {
         "worker": set(topics.layout()) - {topics.audit_checkpoints},  # events, snapshots, dead letters, follow-ups
-        "api": commands | {topics.schedule_commands},
+        "api": commands | {topics.schedule_commands, topics.trigger_commands},
         "executor": {topics.task_commands, topics.agent_commands},
         "producer": {topics.task_commands},
         "connector": {topics.audit_checkpoints},  # the audit chain's heads, and nothing else

@@ -32,6 +32,9 @@ TABLE = {
     p.SCHEDULES_CREATE: {"admin": "all", "developer": "tenant"},
     p.SCHEDULES_VIEW: {"admin": "all", "developer": "tenant", "viewer": "tenant"},
     p.SCHEDULES_DELETE: {"admin": "all", "developer": "tenant"},
+    p.TRIGGERS_CREATE: {"admin": "all", "developer": "tenant"},
+    p.TRIGGERS_VIEW: {"admin": "all", "developer": "tenant", "viewer": "tenant"},
+    p.TRIGGERS_DELETE: {"admin": "all", "developer": "tenant"},
 }
 
 

@@ -25,7 +25,7 @@ from ..kafka.routing import CommandSender
 from ..settings import Settings
 from ..store import db, queries
 from ..topics import Topics
-from . import accounts, operators, schedules
+from . import accounts, operators, schedules, triggers
 from .owners import task_owner
 from .batch import check_repeat, plan_batch, requested_id_or_none, submitted
 from .body import DEFINITION_TYPES, JSON_TYPES, SMALL_BODY_BYTES, parse_definition
@@ -156,7 +156,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api.hub = feeds.hub
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
-    book = schedules.ScheduleBook(access_for(settings, "api"), api.codec, api.topics)
+    book = schedules.schedule_book(access_for(settings, "api"), api.codec, api.topics)
+    trigger_book = triggers.trigger_book(access_for(settings, "api"), api.codec, api.topics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -165,9 +166,11 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         await api.sender.start()
         await feeds.start()
         await book.start()
+        await trigger_book.start()
         try:
             yield
         finally:
+            await trigger_book.stop()
             await book.stop()
             await feeds.stop()
             await api.sender.stop()
@@ -185,6 +188,7 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         *operators.routes(api),
         *accounts.routes(api),
         *schedules.routes(api, book),
+        *triggers.routes(api, trigger_book),
     ]
     routes += feeds.routes() + views.routes()
     check_declared(routes)

@@ -1,12 +1,9 @@
 """Schedules over HTTP: create, list, get, delete. The API keeps a fold of the schedule events to answer reads."""
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import re
 
-from aiokafka import TopicPartition
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -16,78 +13,21 @@ from ..auth import permissions as p
 from ..domain import schedule as s
 from ..domain.definition import DefinitionError, parse_task
 from ..domain.tenancy import qualified, task_tenant
-from ..exceptions import CodecError
-from ..kafka import consumer
 from ..schedules.cron import POLICIES, CronError, check, next_slot
 from .body import json_object
+from .books import Book
 from .commands import CommandRequest
 from .errors import RequestError
 from .guard import OwnerLookup
 from .tenants import principal_of, seen_tenant
 
-log = logging.getLogger(__name__)
 FIELDS = {"id", "cron", "timezone", "catchup", "target", "callback_url"}
 ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-WAIT_SECONDS = 5.0  # a schedule just created reaches the book a moment later
-POLL_SECONDS = 0.1
 
 
-class ScheduleBook:
-    """Every schedule's state, folded from the schedule events topic by a reader of this API process."""
-
-    def __init__(self, kafka, codec, topics):
-        self.kafka, self.codec, self.topics = kafka, codec, topics
-        self.states: dict[str, s.ScheduleState] = {}
-        self._consumer = None
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self._consumer = consumer(self.kafka, client_id="hive-schedule-book")
-        await self._consumer.start()
-        await self._consumer.topics()
-        topic = self.topics.schedule_events
-        count = len(self._consumer.partitions_for_topic(topic) or ()) or self.topics.partitions
-        tps = [TopicPartition(topic, i) for i in range(count)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        self._task = asyncio.create_task(self._run(), name="schedule-book")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._consumer:
-            await self._consumer.stop()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=500, max_records=2000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("schedule book: reading failed; retrying")
-                await asyncio.sleep(1)
-                continue
-            for records in batch.values():
-                for record in records:
-                    self._observe(record)
-
-    def _observe(self, record) -> None:
-        try:
-            event = self.codec.decode(record.value)
-        except CodecError:
-            return
-        if isinstance(event, s.ScheduleEvent):
-            state = self.states.get(event.schedule_id) or s.ScheduleState(event.schedule_id)
-            self.states[event.schedule_id] = s.evolve(state, event)
-
-    async def find(self, schedule_id: str, wait: bool) -> s.ScheduleState | None:
-        waited = 0.0
-        while (state := self.states.get(schedule_id)) is None and wait and waited < WAIT_SECONDS:
-            await asyncio.sleep(POLL_SECONDS)
-            waited += POLL_SECONDS
-        return state
+def schedule_book(kafka, codec, topics) -> Book:
+    return Book(kafka, codec, topics.schedule_events, topics.partitions, s.ScheduleEvent, s.ScheduleState,
+                s.evolve, "hive-schedule-book")
 
 
 def view(state: s.ScheduleState) -> dict:
@@ -151,7 +91,7 @@ def parse_creation(body: dict, tenant: str, fallback_id: str, now: int) -> dict:
             "target_json": parse_target(body.get("target"), now), "callback_url": callback}
 
 
-def routes(api, book: ScheduleBook, check_callback=lambda url: None) -> list[Route]:
+def routes(api, book: Book, check_callback=lambda url: None) -> list[Route]:
     def owner(wait: bool) -> OwnerLookup:
         async def find(request: Request) -> Owner | None:
             state = await book.find(schedule_id_of(request), wait)

@@ -29,6 +29,9 @@ CLUSTER_VIEW = "cluster.view"
 SCHEDULES_CREATE = "schedules.create"
 SCHEDULES_VIEW = "schedules.view"
 SCHEDULES_DELETE = "schedules.delete"
+TRIGGERS_CREATE = "triggers.create"
+TRIGGERS_VIEW = "triggers.view"
+TRIGGERS_DELETE = "triggers.delete"
 
 
 class Scope(IntEnum):
@@ -57,6 +60,9 @@ _MATRIX = {
     SCHEDULES_CREATE:     (A, T, NO, NO),
     SCHEDULES_VIEW:       (A, T, T, NO),
     SCHEDULES_DELETE:     (A, T, NO, NO),
+    TRIGGERS_CREATE:      (A, T, NO, NO),
+    TRIGGERS_VIEW:        (A, T, T, NO),
+    TRIGGERS_DELETE:      (A, T, NO, NO),
 }
 ROLES = ("admin", "developer", "viewer", "service")
 GRANTS: dict[str, dict[str, Scope]] = {

@@ -9,12 +9,14 @@ from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.ledger import LedgerState
 from ..domain.schedule import ScheduleCommand, ScheduleEvent, ScheduleState
 from ..domain.task import TaskState
+from ..domain.trigger import TriggerCommand, TriggerEvent, TriggerState
 
 CONTENT_TYPE = b"application/avro"
 TASK_FAMILY = (TaskEvent, TaskCommand, TaskState)
 AGENT_FAMILY = (AgentEvent, AgentCommand, AgentState)
 LEDGER_FAMILY = (LedgerEvent, LedgerCommand, LedgerState)
 SCHEDULE_FAMILY = (ScheduleEvent, ScheduleCommand, ScheduleState)
+TRIGGER_FAMILY = (TriggerEvent, TriggerCommand, TriggerState)
 
 
 def event_id(obj) -> str:
@@ -32,6 +34,8 @@ def aggregate_id(obj) -> str:
         return obj.ledger_id
     if isinstance(obj, SCHEDULE_FAMILY):
         return obj.schedule_id
+    if isinstance(obj, TRIGGER_FAMILY):
+        return obj.trigger_id
     raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
 
 

@@ -5,6 +5,7 @@ import asyncio
 
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.schedule import ScheduleCommand
+from ..domain.trigger import TriggerCommand
 from ..topics import Topics
 from .access import KafkaAccess
 from .clients import producer
@@ -19,6 +20,8 @@ def command_topic(topics: Topics, command) -> str:
         return topics.ledger_commands
     if isinstance(command, ScheduleCommand):
         return topics.schedule_commands
+    if isinstance(command, TriggerCommand):
+        return topics.trigger_commands
     raise TypeError(f"{type(command).__name__} is not a command")
 
 

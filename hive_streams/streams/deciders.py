@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..codec import Codec, event_id, header
-from ..domain import agent, ledger, schedule, task
+from ..domain import agent, ledger, schedule, task, trigger
 from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
 from ..schedules.cron import CronError, next_slot, plan
@@ -57,6 +57,7 @@ class Aggregate:
     due: Callable  # (state, now) -> a command the sweep should send, or None
     screen: Callable = lambda command, state: command  # checks at the door that need more than the domain
     door: Door = open_door  # (command, state, message) -> why the command is refused, or ""
+    watch: Callable = lambda event, state: []  # (event, state after it) -> commands to other aggregates it causes
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -65,9 +66,10 @@ def _task_due(state: task.TaskState, now: int):
     return None
 
 
-def task_aggregate() -> Aggregate:
+def task_aggregate(watch: Callable | None = None) -> Aggregate:
+    """`watch`: the triggers' view, which says which triggers an event matches."""
     return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen,
-                     executor_door(task.signing_key))
+                     executor_door(task.signing_key), watch or (lambda event, state: []))
 
 
 def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:
@@ -102,6 +104,10 @@ def schedule_aggregate(grace_ms: int) -> Aggregate:
         return schedule.FireSchedule(state.schedule_id, f"fire:{state.schedule_id}:{chosen.through}", now,
                                      chosen.fire, chosen.skip, chosen.through)
     return Aggregate(schedule.ScheduleCommand, schedule.ScheduleState, schedule.decide, schedule.evolve, due)
+
+
+def trigger_aggregate() -> Aggregate:
+    return Aggregate(trigger.TriggerCommand, trigger.TriggerState, trigger.decide, trigger.evolve, lambda s, now: None)
 
 
 @dataclass(frozen=True)
@@ -235,13 +241,17 @@ class PartitionState:
             records.append(Out(self.events_topic, k, v, headers + extra, self.partition))
             state = self.aggregate.evolve(state, event)
             records += self._follow_ups(event, correlation)
+            records += self._commands(self.aggregate.watch(event, state), event, correlation)
         return records, len(events), state
 
     def _follow_ups(self, event, correlation: str | None) -> list[Out]:
         """Commands to other aggregates, written in the same transaction as the event that calls for them;
         they carry the request's correlation id on."""
+        return self._commands(follow_up(event, self.fee_bps), event, correlation)
+
+    def _commands(self, commands, event, correlation: str | None) -> list[Out]:
         records = []
-        for command in follow_up(event, self.fee_bps):
+        for command in commands:
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
                                                correlation_id=correlation)
             records.append(Out(command_topic(self.topics, command), k, v, headers))

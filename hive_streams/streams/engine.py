@@ -26,11 +26,12 @@ from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, tr
 from ..settings import Settings
 from ..topics import Topics
 from .deciders import (Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, schedule_aggregate,
-                       task_aggregate)
+                       task_aggregate, trigger_aggregate)
 from .matcher import Matcher
 from .snapshots import Snapshots
 from .snapshots import load as snapshot_load
 from .snapshots import records as snapshot_records
+from .triggers import TriggerWatch
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -82,14 +83,16 @@ class Engine:
         self.kafka = access_for(settings, "worker")
         layout = self.topics.layout()
         timeout_ms = int(settings.agent_timeout_seconds * 1000)
+        self.triggers = TriggerWatch(self.kafka, codec, self.topics, f"{self.group}-triggers")
         self.families = {
             commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
             for commands, events, aggregate in (
-                (self.topics.task_commands, self.topics.task_events, task_aggregate()),
+                (self.topics.task_commands, self.topics.task_events, task_aggregate(self.triggers.matches)),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
                 (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)),
                 (self.topics.schedule_commands, self.topics.schedule_events,
-                 schedule_aggregate(int(settings.schedule_grace_seconds * 1000))))
+                 schedule_aggregate(int(settings.schedule_grace_seconds * 1000))),
+                (self.topics.trigger_commands, self.topics.trigger_events, trigger_aggregate()))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}
@@ -109,6 +112,7 @@ class Engine:
         self.consumer.subscribe(list(self.families), listener=_Listener(self))
         await self.consumer.start()
         await self.sender.start()
+        watching = asyncio.create_task(self.triggers.serve(), name="trigger watch")
         last_sweep = 0.0
         try:
             while not stop.is_set():
@@ -124,6 +128,8 @@ class Engine:
                     last_sweep = time.monotonic()
                     await self._sweep()
         finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
             await self._stop_matcher()
             await self.revoked(set(self.loading))
             for owned in list(self.owned.values()):

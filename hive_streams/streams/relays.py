@@ -14,6 +14,7 @@ from ..domain import events as e
 from ..domain.definition import definition_digest, in_tenant, parse_task
 from ..domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
 from ..domain.schedule import ScheduleFired
+from ..domain.trigger import TriggerFired
 from ..domain.tenancy import task_tenant
 
 
@@ -39,7 +40,9 @@ def follow_up(event, fee_bps: int = 0) -> list:
     if isinstance(event, e.TaskSubmitted):
         return [c.WatchTask(dependency, f"{cid}:{dependency}", event.at, event.task_id) for dependency in event.after]
     if isinstance(event, ScheduleFired):
-        return [_slot_submission(event)]
+        return [_submission(event.task_id, f"schedule:{event.schedule_id}:{event.slot_at}", event)]
+    if isinstance(event, TriggerFired):
+        return [_submission(event.task_id, f"trigger:{event.trigger_id}:{event.seq}", event)]
     if isinstance(event, e.TaskOutcomeShared):
         return [c.DependencyFinished(event.watcher, cid, event.at, event.task_id, event.outcome)]
     return []
@@ -53,9 +56,8 @@ def _refund(event, cid: str, reason: str) -> list:
     return [c.RefundEscrow(LEDGER_ID, f"{cid}:refund", event.at, event.escrow_id, reason)] if event.escrow_id else []
 
 
-def _slot_submission(event: ScheduleFired) -> c.SubmitTask:
-    """The task a schedule's slot submits; its id and command id derive from the schedule and the slot."""
+def _submission(task_id: str, command_id: str, event) -> c.SubmitTask:
+    """The task a schedule's slot or a trigger's firing submits, as its creator; both ids derive from the event."""
     definition = json.loads(event.target_json)["task"]
-    spec = in_tenant(parse_task(definition, event.at), task_tenant(event.task_id))
-    return c.SubmitTask.of(event.task_id, f"schedule:{event.schedule_id}:{event.slot_at}", event.at,
-                           event.requester, spec, definition_digest(definition))
+    spec = in_tenant(parse_task(definition, event.at), task_tenant(task_id))
+    return c.SubmitTask.of(task_id, command_id, event.at, event.requester, spec, definition_digest(definition))
