@@ -45,8 +45,8 @@ class TriggerWatch:
 
     async def run(self) -> None:
         reader = consumer(self.kafka, client_id=self.client_id)
-        await reader.start()
         try:
+            await reader.start()
             await reader.topics()
             topic = self.topics.trigger_events
             count = len(reader.partitions_for_topic(topic) or ()) or self.topics.partitions
