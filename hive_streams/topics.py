@@ -58,6 +58,14 @@ class Topics:
     def trigger_events(self) -> str:
         return f"{self.prefix}.trigger.events"
 
+    @property
+    def callback_commands(self) -> str:
+        return f"{self.prefix}.callback.commands"
+
+    @property
+    def callback_events(self) -> str:
+        return f"{self.prefix}.callback.events"
+
     def snapshots_of(self, events_topic: str) -> str:
         """The compacted topic of a deciders' snapshots for an events topic (hive.task.events -> hive.task.snapshots)."""
         return events_topic.rsplit(".", 1)[0] + ".snapshots"
@@ -87,13 +95,16 @@ class Topics:
             self.schedule_events: (self.partitions, forever),
             self.trigger_commands: (self.partitions, week),
             self.trigger_events: (self.partitions, forever),
+            self.callback_commands: (self.partitions, week),
+            self.callback_events: (self.partitions, forever),
             self.deadletter: (1, forever),
             self.audit_checkpoints: (1, forever),
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),
                                                                           (self.ledger_events, 1),
                                                                           (self.schedule_events, self.partitions),
-                                                                          (self.trigger_events, self.partitions))},
+                                                                          (self.trigger_events, self.partitions),
+                                                                          (self.callback_events, self.partitions))},
         }
 
     @classmethod

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from ..auth import Owner
 from ..auth import permissions as p
 from ..domain import schedule as s
-from ..domain.definition import DefinitionError, parse_task
+from ..domain.definition import DefinitionError, check_callback_url, parse_task
 from ..domain.tenancy import qualified, task_tenant
 from ..schedules.cron import POLICIES, CronError, check, next_slot
 from .body import json_object
@@ -87,11 +87,13 @@ def parse_creation(body: dict, tenant: str, fallback_id: str, now: int) -> dict:
     callback = body.get("callback_url", "")
     if not isinstance(callback, str):
         raise RequestError(422, "callback_url", "must be a URL")
+    if callback:
+        check_callback_url(callback, "callback_url")  # a DefinitionError: 422 naming the field
     return {"schedule_id": qualified(tenant, local), "cron": cron, "timezone": zone, "catchup": catchup,
             "target_json": parse_target(body.get("target"), now), "callback_url": callback}
 
 
-def routes(api, book: Book, check_callback=lambda url: None) -> list[Route]:
+def routes(api, book: Book) -> list[Route]:
     def owner(wait: bool) -> OwnerLookup:
         async def find(request: Request) -> Owner | None:
             state = await book.find(schedule_id_of(request), wait)
@@ -101,8 +103,6 @@ def routes(api, book: Book, check_callback=lambda url: None) -> list[Route]:
     async def create(call: CommandRequest) -> JSONResponse:
         now = api.now()
         fields = parse_creation(json_object(call.body), call.principal.tenant, call.ids.task_id(), now)
-        if fields["callback_url"]:
-            check_callback(fields["callback_url"])
         if fields["schedule_id"] in book.states:
             return api.error(409, "id", f"schedule {fields['schedule_id']!r} exists already")
         await api.send(s.CreateSchedule(command_id=call.ids.command_id(), at=now, requester=call.caller, **fields),

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from ..auth import Owner
 from ..auth import permissions as p
 from ..domain import trigger as t
+from ..domain.definition import check_callback_url
 from ..domain.events import TASK_EVENTS
 from ..domain.tenancy import qualified, task_tenant
 from .body import json_object
@@ -96,6 +97,8 @@ def parse_creation(body: dict, tenant: str, fallback_id: str, now: int) -> dict:
     callback = body.get("callback_url", "")
     if not isinstance(callback, str):
         raise RequestError(422, "callback_url", "must be a URL")
+    if callback:
+        check_callback_url(callback, "callback_url")  # a DefinitionError: 422 naming the field
     return {"trigger_id": qualified(tenant, local), **parse_on(body.get("on")),
             "cooldown_ms": _seconds(body.get("cooldown_seconds", 0), "cooldown_seconds"),
             "target_json": parse_target(body.get("target"), now), "callback_url": callback}
@@ -106,7 +109,7 @@ def trigger_id_of(request: Request) -> str:
     return qualified(request.query_params.get("tenant") or principal.tenant, request.path_params["trigger_id"])
 
 
-def routes(api, book: Book, check_callback=lambda url: None) -> list[Route]:
+def routes(api, book: Book) -> list[Route]:
     def owner(wait: bool) -> OwnerLookup:
         async def find(request: Request) -> Owner | None:
             state = await book.find(trigger_id_of(request), wait)
@@ -116,8 +119,6 @@ def routes(api, book: Book, check_callback=lambda url: None) -> list[Route]:
     async def create(call: CommandRequest) -> JSONResponse:
         now = api.now()
         fields = parse_creation(json_object(call.body), call.principal.tenant, call.ids.task_id(), now)
-        if fields["callback_url"]:
-            check_callback(fields["callback_url"])
         if fields["trigger_id"] in book.states:
             return api.error(409, "id", f"trigger {fields['trigger_id']!r} exists already")
         await api.send(t.CreateTrigger(command_id=call.ids.command_id(), at=now, requester=call.caller, **fields), call)

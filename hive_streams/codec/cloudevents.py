@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..domain.agent import AgentState
+from ..domain.callback import CallbackCommand, CallbackEvent, CallbackState
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.ledger import LedgerState
@@ -17,6 +18,7 @@ AGENT_FAMILY = (AgentEvent, AgentCommand, AgentState)
 LEDGER_FAMILY = (LedgerEvent, LedgerCommand, LedgerState)
 SCHEDULE_FAMILY = (ScheduleEvent, ScheduleCommand, ScheduleState)
 TRIGGER_FAMILY = (TriggerEvent, TriggerCommand, TriggerState)
+CALLBACK_FAMILY = (CallbackEvent, CallbackCommand, CallbackState)
 
 
 def event_id(obj) -> str:
@@ -36,6 +38,8 @@ def aggregate_id(obj) -> str:
         return obj.schedule_id
     if isinstance(obj, TRIGGER_FAMILY):
         return obj.trigger_id
+    if isinstance(obj, CALLBACK_FAMILY):
+        return obj.delivery_id
     raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from ..domain import agent, commands, events, ledger, model, schedule, task, trigger
+from ..domain import agent, callback, commands, events, ledger, model, schedule, task, trigger
 from ..exceptions import CodecError
 
 NAMESPACE = "hive.v1"
 GROUPS = ("types", "events", "commands", "state")
-DOMAIN_MODULES = (model, events, commands, task, agent, ledger, schedule, trigger)
+DOMAIN_MODULES = (model, events, commands, task, agent, ledger, schedule, trigger, callback)
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,19 @@ import types
 import typing
 from pathlib import Path
 
-from ..domain import agent, commands, events, ledger, model, schedule, task, trigger
+from ..domain import agent, callback, commands, events, ledger, model, schedule, task, trigger
 from ..settings import load
 
 NAMESPACE = "hive.v1"
 GROUPS = {
     "types": (model.Requirement, model.Capability, model.Hardware, model.NodeOutput, model.NodeSpec, model.Leg,
               ledger.Escrow, trigger.Predicate),
-    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + schedule.SCHEDULE_EVENTS + trigger.TRIGGER_EVENTS,
-    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS + schedule.SCHEDULE_COMMANDS + trigger.TRIGGER_COMMANDS,
-    "state": (task.TaskState, agent.AgentState, ledger.LedgerState, schedule.ScheduleState, trigger.TriggerState),
+    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + schedule.SCHEDULE_EVENTS + trigger.TRIGGER_EVENTS
+              + callback.CALLBACK_EVENTS,
+    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS + schedule.SCHEDULE_COMMANDS
+                + trigger.TRIGGER_COMMANDS + callback.CALLBACK_COMMANDS,
+    "state": (task.TaskState, agent.AgentState, ledger.LedgerState, schedule.ScheduleState, trigger.TriggerState,
+              callback.CallbackState),
 }
 FIELD_DOCS = {
     "at": "epoch milliseconds when it happened", "seq": "position in its aggregate's history, from 1",

@@ -12,7 +12,7 @@ from .tenancy import qualified, task_tenant
 
 MAX_NODES = 500
 TASK_FIELDS = {"id", "name", "nodes", "priority", "deadline_seconds", "budget", "max_retries", "requires", "hardware",
-               "after", "retry_backoff_seconds"}
+               "after", "retry_backoff_seconds", "callback_url"}
 HARDWARE_FIELDS = {"gpu_type": str, "vram_gb": (int, float), "cpu_cores": int, "ram_gb": (int, float)}
 NODE_FIELDS = {"id", "kind", "type", "depends_on", "timeout_seconds"}
 KIND_PARAMS = {
@@ -140,13 +140,24 @@ def parse_task(raw: Any, now_ms: int) -> TaskSpec:
     for i, task_id in enumerate(after):
         if not isinstance(task_id, str) or not task_id:
             raise DefinitionError(f"after[{i}]", "must be a task id")
+    callback_url = _get(raw, "callback_url", "", str, "")
+    if callback_url:
+        check_callback_url(callback_url, "callback_url")
     spec = TaskSpec(name, nodes, priority, deadline_at, None if budget is None else float(budget), max_retries,
-                    requires, _hardware(raw.get("hardware", {})), tuple(after), backoff)
+                    requires, _hardware(raw.get("hardware", {})), tuple(after), backoff, callback_url)
     try:
         topological_order(nodes)
     except InvalidGraph as exc:
         raise DefinitionError("nodes", str(exc)) from None
     return spec
+
+
+def check_callback_url(url: str, path: str) -> None:
+    """An absolute http(s) URL with a host; where it may go is the egress policy's to say, at delivery."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme not in ("http", "https") or not host or len(url) > 2048 or any(ch.isspace() for ch in url):
+        raise DefinitionError(path, "must be an absolute http or https URL with a host")
 
 
 def requested_id(raw: Any) -> str | None:

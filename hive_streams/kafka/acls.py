@@ -5,7 +5,7 @@ admin is a super user. What each role is granted is what its process does:
 
 | role | writes | reads | also |
 |---|---|---|---|
-| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep, schedule slots, trigger matches) | commands, events, snapshots | creates the topics (and describes the audit checkpoints it creates); its consumer group; transactional ids `<worker id>.*` |
+| worker | events, snapshots, dead letters, every command topic (follow-ups, the matcher, the sweep, schedule slots, trigger matches, callback attempts) | commands, events, snapshots | creates the topics (and describes the audit checkpoints it creates); its consumer group; transactional ids `<worker id>.*` |
 | api | task, agent, ledger, schedule and trigger commands | task and agent events (SSE feeds and their catch-up), schedule and trigger events (listing them) | |
 | executor | task and agent commands | task events | |
 | connector | audit checkpoints | task, agent and ledger events | |
@@ -59,8 +59,9 @@ def analyst_group_prefix(topics: Topics) -> str:
 
 def grants(topics: Topics, worker_id: str) -> list[Grant]:
     t = topics
-    commands = [t.task_commands, t.agent_commands, t.ledger_commands, t.schedule_commands, t.trigger_commands]
-    events = [t.task_events, t.agent_events, t.ledger_events, t.schedule_events, t.trigger_events]
+    commands = [t.task_commands, t.agent_commands, t.ledger_commands, t.schedule_commands, t.trigger_commands,
+                t.callback_commands]
+    events = [t.task_events, t.agent_events, t.ledger_events, t.schedule_events, t.trigger_events, t.callback_events]
     snapshots = [t.snapshots_of(name) for name in events]
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ..domain.callback import CallbackCommand
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.schedule import ScheduleCommand
 from ..domain.trigger import TriggerCommand
@@ -22,6 +23,8 @@ def command_topic(topics: Topics, command) -> str:
         return topics.schedule_commands
     if isinstance(command, TriggerCommand):
         return topics.trigger_commands
+    if isinstance(command, CallbackCommand):
+        return topics.callback_commands
     raise TypeError(f"{type(command).__name__} is not a command")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..codec import Codec, event_id, header
-from ..domain import agent, ledger, schedule, task, trigger
+from ..domain import agent, callback, ledger, schedule, task, trigger
 from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
 from ..schedules.cron import CronError, next_slot, plan
@@ -26,6 +26,7 @@ from ..settings import Settings
 from ..topics import Topics, partition_for
 from .deadletter import deadletter_headers
 from .door import Door, executor_door, ledger_door, open_door
+from .callbacks import schedule_callbacks, task_callbacks
 from .relays import follow_up
 from .verify import screen
 
@@ -57,7 +58,7 @@ class Aggregate:
     due: Callable  # (state, now) -> a command the sweep should send, or None
     screen: Callable = lambda command, state: command  # checks at the door that need more than the domain
     door: Door = open_door  # (command, state, message) -> why the command is refused, or ""
-    watch: Callable = lambda event, state: []  # (event, state after it) -> commands to other aggregates it causes
+    watch: Callable = lambda event, before, after: []  # (event, state before and after it) -> commands it causes
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -66,10 +67,12 @@ def _task_due(state: task.TaskState, now: int):
     return None
 
 
-def task_aggregate(watch: Callable | None = None) -> Aggregate:
-    """`watch`: the triggers' view, which says which triggers an event matches."""
+def task_aggregate(triggers: Callable | None = None) -> Aggregate:
+    """`triggers`: (event, task state) -> the trigger matches it makes (the worker's view of the triggers)."""
+    def watch(event, before, after):
+        return (triggers(event, after) if triggers else []) + task_callbacks(event, before, after)
     return Aggregate(TaskCommand, task.TaskState, task.decide, task.evolve, _task_due, screen,
-                     executor_door(task.signing_key), watch or (lambda event, state: []))
+                     executor_door(task.signing_key), watch)
 
 
 def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:
@@ -103,7 +106,14 @@ def schedule_aggregate(grace_ms: int) -> Aggregate:
             return None
         return schedule.FireSchedule(state.schedule_id, f"fire:{state.schedule_id}:{chosen.through}", now,
                                      chosen.fire, chosen.skip, chosen.through)
-    return Aggregate(schedule.ScheduleCommand, schedule.ScheduleState, schedule.decide, schedule.evolve, due)
+    return Aggregate(schedule.ScheduleCommand, schedule.ScheduleState, schedule.decide, schedule.evolve, due,
+                     watch=schedule_callbacks)
+
+
+def callback_aggregate(base_ms: int, cap_ms: int) -> Aggregate:
+    return Aggregate(callback.CallbackCommand, callback.CallbackState,
+                     lambda cmd, state, now: callback.decide(cmd, state, now, base_ms, cap_ms), callback.evolve,
+                     lambda s, now: None)
 
 
 def trigger_aggregate() -> Aggregate:
@@ -239,9 +249,9 @@ class PartitionState:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
                                                correlation_id=correlation)
             records.append(Out(self.events_topic, k, v, headers + extra, self.partition))
-            state = self.aggregate.evolve(state, event)
+            before, state = state, self.aggregate.evolve(state, event)
             records += self._follow_ups(event, correlation)
-            records += self._commands(self.aggregate.watch(event, state), event, correlation)
+            records += self._commands(self.aggregate.watch(event, before, state), event, correlation)
         return records, len(events), state
 
     def _follow_ups(self, event, correlation: str | None) -> list[Out]:

@@ -26,11 +26,12 @@ from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, tr
 from ..settings import Settings
 from ..topics import Topics
 from .deciders import (Aggregate, Decided, PartitionState, agent_aggregate, ledger_aggregate, schedule_aggregate,
-                       task_aggregate, trigger_aggregate)
+                       task_aggregate, trigger_aggregate, callback_aggregate)
 from .matcher import Matcher
 from .snapshots import Snapshots
 from .snapshots import load as snapshot_load
 from .snapshots import records as snapshot_records
+from .callbacks import Deliverer
 from .triggers import TriggerWatch
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,15 @@ class Engine:
                 (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)),
                 (self.topics.schedule_commands, self.topics.schedule_events,
                  schedule_aggregate(int(settings.schedule_grace_seconds * 1000))),
-                (self.topics.trigger_commands, self.topics.trigger_events, trigger_aggregate()))
+                (self.topics.trigger_commands, self.topics.trigger_events, trigger_aggregate()),
+                (self.topics.callback_commands, self.topics.callback_events,
+                 callback_aggregate(settings.callback_backoff_ms, settings.callback_backoff_max_ms)))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
         self.sender = CommandSender(self.kafka, self.topics, codec, "/hive-streams/sweep")
+        self.deliverer = Deliverer(settings, self.sender)
         self.requested: dict[str, int] = {}
         self.matcher = Matcher(codec, self.topics, settings, timeout_ms)
         self.matcher_task: asyncio.Task | None = None
@@ -130,6 +134,7 @@ class Engine:
         finally:
             watching.cancel()
             await asyncio.gather(watching, return_exceptions=True)
+            await self.deliverer.stop()
             await self._stop_matcher()
             await self.revoked(set(self.loading))
             for owned in list(self.owned.values()):
@@ -374,6 +379,9 @@ class Engine:
                 acks.append(await self.sender.send(command))
         if acks:
             await asyncio.gather(*acks, return_exceptions=True)
+        for owned in list(self.owned.values()):
+            if owned.tp.topic == self.topics.callback_commands:
+                self.deliverer.poll(owned.state.states.values(), now)
 
 
 def _last_event(txn: Transaction, events_topic: str) -> tuple[int, str] | None:

@@ -6,6 +6,7 @@ is committed, and never by a deposed writer.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from ..codec import event_id
@@ -60,4 +61,6 @@ def _submission(task_id: str, command_id: str, event) -> c.SubmitTask:
     """The task a schedule's slot or a trigger's firing submits, as its creator; both ids derive from the event."""
     definition = json.loads(event.target_json)["task"]
     spec = in_tenant(parse_task(definition, event.at), task_tenant(task_id))
+    if not spec.callback_url and getattr(event, "callback_url", ""):  # a schedule's or trigger's callback URL
+        spec = dataclasses.replace(spec, callback_url=event.callback_url)
     return c.SubmitTask.of(task_id, command_id, event.at, event.requester, spec, definition_digest(definition))
