@@ -44,6 +44,8 @@ BODIES = {  # what each state-changing route is sent; a new one needs its sample
     ("POST", "/api/accounts/{account_id:path}/deposits"): {"amount": 0.01},
     ("POST", "/api/accounts/{account_id:path}/withdrawals"): {"amount": 0.01},
     ("POST", "/api/session"): "the caller's token",
+    ("POST", "/api/schedules"): {"cron": "0 0 1 1 *", "target": {"task": RAN}},
+    ("POST", "/api/triggers"): {"on": {"type": "TaskFailed"}, "target": {"task": RAN}},
 }
 TASK_FOR = {("DELETE", "/api/tasks/{task_id}"): "cancel", ("PUT", "/api/tasks/{task_id}/assign"): "pin"}
 STATIC_ASSET = "/static/dashboard.js"
@@ -65,7 +67,7 @@ def _routes() -> list[tuple[str, str, str]]:
 
 
 def _owned(path: str) -> bool:
-    return "{task_id}" in path or "{account_id" in path
+    return any(name in path for name in ("{task_id}", "{account_id", "{schedule_id}", "{trigger_id}"))
 
 
 CASES = [(method, path, permission, caller, whose) for method, path, permission in _routes() for caller in CALLERS
@@ -101,6 +103,12 @@ def world(kafka_bootstrap, pg_url, tmp_path_factory):
                 tasks[(purpose, tenant)] = response.json()["task_id"]
             ran = dev.submit({**RAN, "name": f"ran-{tenant}"}).json()["task_id"]  # on the shared agent
             assert list(dev.watch(ran))[-1].event == "TaskCompleted"
+            for kind in ("schedule", "trigger"):  # one of each, to view and delete
+                made = dev.http.post(f"/api/{kind}s", json=BODIES[("POST", f"/api/{kind}s")])
+                assert made.status_code == 202, made.text
+                tasks[(kind, tenant)] = made.json()[f"{kind}_id"]
+                wait_until(lambda: dev.http.get(f"/api/{kind}s/{tasks[(kind, tenant)]}").status_code == 200, 30,
+                           what=f"the {kind}")
         accounts = [f"{OWN}/{sub}" for sub in ("root", "dev", "eve")] + [f"{OTHER}/dev"]
         for account in accounts:
             assert stack.client.http.post(f"/api/accounts/{account}/deposits", json={"amount": 10}).status_code == 202
@@ -131,6 +139,7 @@ def _url(stack: Stack, tasks: dict, method: str, path: str, caller: str, whose: 
     account = f"{OWN}/{SUBS[caller]}" if whose == "own" else f"{OTHER}/dev"
     url = path.replace("{task_id}", tasks[(TASK_FOR.get((method, path), "view"), tenant)])
     url = url.replace("{account_id:path}", account).replace("{agent_id}", AGENT)
+    url = url.replace("{schedule_id}", tasks[("schedule", tenant)]).replace("{trigger_id}", tasks[("trigger", tenant)])
     assert "{" not in url, f"{method} {path}: no sample value for its path parameters: add one to this test"
     return url
 

@@ -156,8 +156,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api.hub = feeds.hub
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
-    book = schedules.schedule_book(access_for(settings, "api"), api.codec, api.topics)
-    trigger_book = triggers.trigger_book(access_for(settings, "api"), api.codec, api.topics)
+    book = schedules.schedule_book(api.codec, api.topics)
+    trigger_book = triggers.trigger_book(api.codec, api.topics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -165,8 +165,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         api.sender = CommandSender(access_for(settings, "api"), api.topics, api.codec, SOURCE, linger_ms=LINGER_MS)
         await api.sender.start()
         await feeds.start()
-        await book.start()
-        await trigger_book.start()
+        await book.start(access_for(settings, "api"))
+        await trigger_book.start(access_for(settings, "api"))
         try:
             yield
         finally:

@@ -17,16 +17,16 @@ POLL_SECONDS = 0.1
 
 
 class Book:
-    def __init__(self, kafka, codec, topic: str, partitions: int, event_type: type, initial: Callable,
-                 evolve: Callable, client_id: str):
-        self.kafka, self.codec, self.topic, self.partitions = kafka, codec, topic, partitions
+    def __init__(self, codec, topic: str, partitions: int, event_type: type, initial: Callable, evolve: Callable,
+                 client_id: str):
+        self.codec, self.topic, self.partitions = codec, topic, partitions
         self.event_type, self.initial, self.evolve, self.client_id = event_type, initial, evolve, client_id
         self.states: dict[str, object] = {}
         self._consumer = None
         self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        self._consumer = consumer(self.kafka, client_id=self.client_id)
+    async def start(self, kafka) -> None:
+        self._consumer = consumer(kafka, client_id=self.client_id)
         await self._consumer.start()
         await self._consumer.topics()
         count = len(self._consumer.partitions_for_topic(self.topic) or ()) or self.partitions

@@ -25,8 +25,8 @@ FIELDS = {"id", "cron", "timezone", "catchup", "target", "callback_url"}
 ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def schedule_book(kafka, codec, topics) -> Book:
-    return Book(kafka, codec, topics.schedule_events, topics.partitions, s.ScheduleEvent, s.ScheduleState,
+def schedule_book(codec, topics) -> Book:
+    return Book(codec, topics.schedule_events, topics.partitions, s.ScheduleEvent, s.ScheduleState,
                 s.evolve, "hive-schedule-book")
 
 

@@ -28,8 +28,8 @@ EVENT_TYPES = {cls.__name__: cls for cls in TASK_EVENTS}
 MAX_COUNT = 1000
 
 
-def trigger_book(kafka, codec, topics) -> Book:
-    return Book(kafka, codec, topics.trigger_events, topics.partitions, t.TriggerEvent, t.TriggerState, t.evolve,
+def trigger_book(codec, topics) -> Book:
+    return Book(codec, topics.trigger_events, topics.partitions, t.TriggerEvent, t.TriggerState, t.evolve,
                 "hive-trigger-book")
 
 

@@ -19,13 +19,13 @@ from ..codec import Codec, event_id, header
 from ..domain import agent, callback, ledger, schedule, task, trigger
 from ..domain.commands import EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, TaskCommand
 from ..exceptions import CodecError
-from ..schedules.cron import CronError, next_slot, plan
+from ..schedules.cron import CronError, check, next_slot, plan
 from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
 from ..settings import Settings
 from ..topics import Topics, partition_for
 from .deadletter import deadletter_headers
-from .door import Door, executor_door, ledger_door, open_door
+from .door import Door, edge_door, executor_door, ledger_door, open_door
 from .callbacks import schedule_callbacks, task_callbacks
 from .relays import follow_up
 from .verify import screen
@@ -90,6 +90,16 @@ def agent_aggregate(timeout_ms: int) -> Aggregate:
                      door=executor_door(agent.signing_key))
 
 
+def _schedule_problem(command) -> str:
+    if not isinstance(command, schedule.CreateSchedule):
+        return ""
+    try:
+        check(command.cron, command.timezone)
+    except CronError as exc:
+        return str(exc)
+    return schedule.creation_problem(command)
+
+
 def schedule_aggregate(grace_ms: int) -> Aggregate:
     def due(state: schedule.ScheduleState, now: int):
         if not state.active:
@@ -106,18 +116,22 @@ def schedule_aggregate(grace_ms: int) -> Aggregate:
             return None
         return schedule.FireSchedule(state.schedule_id, f"fire:{state.schedule_id}:{chosen.through}", now,
                                      chosen.fire, chosen.skip, chosen.through)
+    door = edge_door((schedule.CreateSchedule, schedule.DeleteSchedule), (schedule.FireSchedule,), _schedule_problem)
     return Aggregate(schedule.ScheduleCommand, schedule.ScheduleState, schedule.decide, schedule.evolve, due,
-                     watch=schedule_callbacks)
+                     door=door, watch=schedule_callbacks)
 
 
 def callback_aggregate(base_ms: int, cap_ms: int) -> Aggregate:
     return Aggregate(callback.CallbackCommand, callback.CallbackState,
                      lambda cmd, state, now: callback.decide(cmd, state, now, base_ms, cap_ms), callback.evolve,
-                     lambda s, now: None)
+                     lambda s, now: None, door=edge_door((), callback.CALLBACK_COMMANDS))
 
 
 def trigger_aggregate() -> Aggregate:
-    return Aggregate(trigger.TriggerCommand, trigger.TriggerState, trigger.decide, trigger.evolve, lambda s, now: None)
+    door = edge_door((trigger.CreateTrigger, trigger.DeleteTrigger), (trigger.NoteTriggerMatch,),
+                     lambda cmd: trigger.creation_problem(cmd) if isinstance(cmd, trigger.CreateTrigger) else "")
+    return Aggregate(trigger.TriggerCommand, trigger.TriggerState, trigger.decide, trigger.evolve, lambda s, now: None,
+                     door=door)
 
 
 @dataclass(frozen=True)
