@@ -1,4 +1,4 @@
-"""`hive-streams schedules create | list | get | delete`: cron schedules over the API."""
+"""`hive-streams schedules | triggers create | list | get | delete`: cron schedules and event triggers over the API."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import yaml
 
 from .client import HiveClient
 
-COMMANDS = ("schedules",)
+COMMANDS = ("schedules", "triggers")
 EXIT_OK, EXIT_REFUSED, EXIT_NO_API = 0, 2, 3
 
 
@@ -29,6 +29,16 @@ def add_parsers(sub) -> None:
     g.add_argument("schedule_id")
     d = actions.add_parser("delete", help="stop a schedule: no slot fires after it")
     d.add_argument("schedule_id")
+    t = sub.add_parser("triggers", help="event triggers that submit a task when matching task events occur")
+    actions = t.add_subparsers(dest="action", required=True)
+    c = actions.add_parser("create", help="create a trigger from its definition (YAML or JSON file: id, on, "
+                                          "cooldown_seconds, target, callback_url)")
+    c.add_argument("trigger_file", type=Path)
+    actions.add_parser("list", help="the triggers you see")
+    g = actions.add_parser("get", help="one trigger, with what it is counting")
+    g.add_argument("trigger_id")
+    d = actions.add_parser("delete", help="stop a trigger")
+    d.add_argument("trigger_id")
 
 
 def run(args, settings) -> int:
@@ -45,6 +55,8 @@ def run(args, settings) -> int:
 
 
 def _call(http: httpx.Client, args) -> httpx.Response:
+    if args.command == "triggers":
+        return _trigger_call(http, args)
     if args.action == "create":
         body = {"cron": args.cron, "timezone": args.timezone, "catchup": args.catchup,
                 "target": {"task": yaml.safe_load(args.task_file.read_text())}}
@@ -58,3 +70,13 @@ def _call(http: httpx.Client, args) -> httpx.Response:
     if args.action == "get":
         return http.get(f"/api/schedules/{args.schedule_id}")
     return http.delete(f"/api/schedules/{args.schedule_id}")
+
+
+def _trigger_call(http: httpx.Client, args) -> httpx.Response:
+    if args.action == "create":
+        return http.post("/api/triggers", json=yaml.safe_load(args.trigger_file.read_text()))
+    if args.action == "list":
+        return http.get("/api/triggers")
+    if args.action == "get":
+        return http.get(f"/api/triggers/{args.trigger_id}")
+    return http.delete(f"/api/triggers/{args.trigger_id}")

@@ -2,10 +2,16 @@
 third, and not again inside the cooldown."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from hive_streams.domain import trigger as t
 from hive_streams.processes import wait_until
+from hive_streams.settings import REPO_ROOT
 
 from .eventlog import events_of
 from .stack import Stack
@@ -72,6 +78,22 @@ def test_fires_on_the_third_failure_and_not_inside_its_cooldown(stack):
     wait_until(lambda: any(isinstance(ev, t.TriggerDeleted) for ev in trigger_log(stack, stack.topics.trigger_events)),
                30, what="the trigger deleted")
     assert len(fired(stack)) == 1 and len(matched(stack)) == 3
+
+
+def test_cli_creates_lists_and_deletes(stack):
+    env = {**os.environ, "HIVE_API_URL": stack.base_url, "HIVE_TOKEN": stack.token("developer", "dana"),
+           "PYTHONPATH": str(REPO_ROOT)}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "hive_streams.cli", "triggers", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+    definition = stack.fabric.log_dir.parent / "trigger.json"
+    definition.write_text(json.dumps({**TRIGGER, "id": "from-cli"}))
+    made = cli("create", str(definition))
+    assert made.returncode == 0 and '"tests:from-cli"' in made.stdout, made.stdout + made.stderr
+    wait_until(lambda: '"tests:from-cli"' in cli("list").stdout, 30, what="the CLI to list the trigger")
+    assert cli("delete", "from-cli").returncode == 0
+    assert cli("get", "nowhere").returncode == 2
 
 
 def test_bad_triggers_are_refused_naming_the_field(stack):
