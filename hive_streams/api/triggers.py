@@ -40,7 +40,7 @@ def view(state: t.TriggerState) -> dict:
                    "group_by": state.group_by, "count": state.count, "window_seconds": state.window_ms / 1000},
             "cooldown_seconds": state.cooldown_ms / 1000, "target": json.loads(state.target_json or "{}"),
             "callback_url": state.callback_url, "created_at": state.created_at, "fired": state.fired,
-            "counting": {group: len(times) for group, times in state.windows.items() if times}}
+            "counting": {g.group: len(g.times) for g in state.groups if g.times}}
 
 
 def _seconds(raw, field: str) -> int:

@@ -22,7 +22,7 @@ from ..settings import load
 NAMESPACE = "hive.v1"
 GROUPS = {
     "types": (model.Requirement, model.Capability, model.Hardware, model.NodeOutput, model.NodeSpec, model.Leg,
-              ledger.Escrow, trigger.Predicate),
+              ledger.Escrow, trigger.Predicate, trigger.GroupWindow),
     "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + schedule.SCHEDULE_EVENTS + trigger.TRIGGER_EVENTS
               + callback.CALLBACK_EVENTS,
     "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS + schedule.SCHEDULE_COMMANDS

@@ -10,10 +10,8 @@ A trigger sees the tasks of its own tenant only, and never the tasks it submitte
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import singledispatch
-from typing import Mapping
-
 from .evolving import Handlers, copy_with, quick_init
 from .model import needs
 from .tenancy import account_tenant, local_id, task_tenant
@@ -28,6 +26,15 @@ class Predicate:
     field: str
     op: str
     value_json: str  # the value compared with, as JSON
+
+
+@dataclass(frozen=True)
+class GroupWindow:
+    """One group's count: the matches inside the window (their times and event ids), and its last firing."""
+    group: str
+    times: tuple[int, ...] = ()
+    events: tuple[str, ...] = ()
+    fired_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,14 +133,18 @@ class TriggerState:
     target_json: str = ""
     callback_url: str = ""
     created_at: int = 0
-    windows: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # group -> times of counted matches
-    window_events: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> their event ids
-    fired_at: Mapping[str, int] = field(default_factory=dict)  # group -> when it last fired
+    groups: tuple[GroupWindow, ...] = ()  # by group name
     fired: int = 0
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    def group(self, name: str) -> GroupWindow:
+        return next((g for g in self.groups if g.group == name), GroupWindow(name))
+
+    def with_group(self, window: GroupWindow) -> tuple[GroupWindow, ...]:
+        return tuple(sorted([g for g in self.groups if g.group != window.group] + [window], key=lambda g: g.group))
 
 
 def fired_task_id(trigger_id: str, seq: int) -> str:
@@ -234,16 +245,16 @@ def _(cmd: DeleteTrigger, state: TriggerState):
 
 def counted(state: TriggerState, group: str, at: int) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """The group's matches still inside the window that ends at `at`."""
-    times, ids = tuple(state.windows.get(group, ())), tuple(state.window_events.get(group, ()))  # lists when decoded
-    keep = [i for i, t in enumerate(times) if not state.window_ms or t > at - state.window_ms]
-    return tuple(times[i] for i in keep), tuple(ids[i] for i in keep)
+    window = state.group(group)
+    keep = [i for i, t in enumerate(window.times) if not state.window_ms or t > at - state.window_ms]
+    return tuple(window.times[i] for i in keep), tuple(window.events[i] for i in keep)
 
 
 @_decide.register
 def _(cmd: NoteTriggerMatch, state: TriggerState):
-    if not state.active or cmd.event_id in state.window_events.get(cmd.group, ()):
+    if not state.active or cmd.event_id in state.group(cmd.group).events:
         return []
-    last = state.fired_at.get(cmd.group)
+    last = state.group(cmd.group).fired_at
     if last is not None and cmd.at < last + state.cooldown_ms:
         return []  # cooling down: the match is not counted
     matched = TriggerMatched(**_base(state, cmd), event_id=cmd.event_id, task_id=cmd.task_id, group=cmd.group)
@@ -282,11 +293,11 @@ def _(ev: TriggerDeleted, state: TriggerState):
 @_on.on(TriggerMatched)
 def _(ev: TriggerMatched, state: TriggerState):
     times, ids = counted(state, ev.group, ev.at)
-    return {"windows": {**state.windows, ev.group: (times + (ev.at,))[-state.count:]},
-            "window_events": {**state.window_events, ev.group: (ids + (ev.event_id,))[-state.count:]}}
+    window = GroupWindow(ev.group, (times + (ev.at,))[-state.count:], (ids + (ev.event_id,))[-state.count:],
+                         state.group(ev.group).fired_at)
+    return {"groups": state.with_group(window)}
 
 
 @_on.on(TriggerFired)
 def _(ev: TriggerFired, state: TriggerState):
-    return {"windows": {**state.windows, ev.group: ()}, "window_events": {**state.window_events, ev.group: ()},
-            "fired_at": {**state.fired_at, ev.group: ev.at}, "fired": state.fired + 1}
+    return {"groups": state.with_group(GroupWindow(ev.group, fired_at=ev.at)), "fired": state.fired + 1}
