@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from . import cli_analytics, cli_watch, cli_workflows, logs, tracing
+from . import cli_analytics, cli_schedules, cli_watch, cli_workflows, logs, tracing
 from .audit import cli as audit_cli
 from .replay import cli as replay_cli
 from . import settings as settings_mod
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_watch.add_parsers(sub)
     cli_workflows.add_parsers(sub)
     cli_analytics.add_parsers(sub)
+    cli_schedules.add_parsers(sub)
     audit_cli.add_parsers(sub)
     replay_cli.add_parsers(sub)
     args = parser.parse_args(argv)
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_watch.run(args, s)
     if args.command in cli_workflows.COMMANDS:
         return cli_workflows.run(args, s)
+    if args.command in cli_schedules.COMMANDS:
+        return cli_schedules.run(args, s)
     if args.command in cli_analytics.COMMANDS:
         return cli_analytics.run(args, s)
     if args.command == "audit":

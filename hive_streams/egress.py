@@ -118,13 +118,13 @@ class EgressPolicy:
         return parsed, addresses[0]
 
     async def fetch(self, method: str, url: str, *, json: Any = None, headers: dict | None = None,
-                    timeout: float | None = None) -> Response:
+                    timeout: float | None = None, content: bytes | None = None) -> Response:
         """One request, redirects followed by hand, each hop checked; raises EgressDenied or EgressError."""
         headers = {str(k): str(v) for k, v in (headers or {}).items() if str(k).lower() != "host"}
         timeout = min(timeout or self.timeout_seconds, self.timeout_seconds)
         for _ in range(MAX_REDIRECTS + 1):
             parsed, address = await self.check(url)
-            response = await self._send(method, parsed, address, json, headers, timeout)
+            response = await self._send(method, parsed, address, json, headers, timeout, content)
             location = response.headers.get("location")
             if response.status not in REDIRECTS or not location:
                 return response
@@ -135,19 +135,19 @@ class EgressPolicy:
             if (next_url.scheme, next_url.host, next_url.port) != (parsed.scheme, parsed.host, parsed.port):
                 headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
             if (response.status == 303 and method != "HEAD") or (response.status in (301, 302) and method == "POST"):
-                method, json = "GET", None
+                method, json, content = "GET", None, None
             url = str(next_url)
         raise EgressError(f"more than {MAX_REDIRECTS} redirects")
 
     async def _send(self, method: str, parsed: httpx.URL, address: str, json: Any, headers: dict,
-                    timeout: float) -> Response:
+                    timeout: float, content: bytes | None = None) -> Response:
         target = parsed.copy_with(host=address)
         host_header = parsed.host if parsed.port is None else f"{_bracketed(parsed.host)}:{parsed.port}"
         extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
         try:
             async with httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=timeout) as client:
-                async with client.stream(method, target, json=json, headers={**headers, "Host": host_header},
-                                         extensions=extensions) as reply:
+                async with client.stream(method, target, json=json, content=content,
+                                         headers={**headers, "Host": host_header}, extensions=extensions) as reply:
                     body = await self._read(reply)
                     return Response(reply.status_code, reply.headers, body, str(parsed))
         except httpx.TimeoutException as exc:

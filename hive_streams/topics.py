@@ -50,6 +50,30 @@ class Topics:
     def execution_events(self) -> str:
         return f"{self.prefix}.execution.events"
 
+    @property
+    def schedule_commands(self) -> str:
+        return f"{self.prefix}.schedule.commands"
+
+    @property
+    def schedule_events(self) -> str:
+        return f"{self.prefix}.schedule.events"
+
+    @property
+    def trigger_commands(self) -> str:
+        return f"{self.prefix}.trigger.commands"
+
+    @property
+    def trigger_events(self) -> str:
+        return f"{self.prefix}.trigger.events"
+
+    @property
+    def callback_commands(self) -> str:
+        return f"{self.prefix}.callback.commands"
+
+    @property
+    def callback_events(self) -> str:
+        return f"{self.prefix}.callback.events"
+
     def snapshots_of(self, events_topic: str) -> str:
         """The compacted topic of a deciders' snapshots for an events topic (hive.task.events -> hive.task.snapshots)."""
         return events_topic.rsplit(".", 1)[0] + ".snapshots"
@@ -92,6 +116,12 @@ class Topics:
             self.ledger_events: (1, forever),
             self.execution_commands: (self.partitions, week),
             self.execution_events: (self.partitions, forever),
+            self.schedule_commands: (self.partitions, week),
+            self.schedule_events: (self.partitions, forever),
+            self.trigger_commands: (self.partitions, week),
+            self.trigger_events: (self.partitions, forever),
+            self.callback_commands: (self.partitions, week),
+            self.callback_events: (self.partitions, forever),
             self.deadletter: (1, forever),
             self.executor_inbox: (self.partitions, week),  # deliveries: the task events are the truth
             self.blobs: (self.partitions, forever),
@@ -100,7 +130,10 @@ class Topics:
             **{self.snapshots_of(events): (n, compacted) for events, n in ((self.task_events, self.partitions),
                                                                           (self.agent_events, self.partitions),
                                                                           (self.ledger_events, 1),
-                                                                          (self.execution_events, self.partitions))},
+                                                                          (self.execution_events, self.partitions),
+                                                                          (self.schedule_events, self.partitions),
+                                                                          (self.trigger_events, self.partitions),
+                                                                          (self.callback_events, self.partitions))},
         }
 
     @classmethod

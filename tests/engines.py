@@ -28,3 +28,8 @@ async def until(predicate, timeout: float, what: str):
         if loop.time() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def owns_all(engine: Engine) -> bool:
+    """Whether the engine owns every partition of every command topic."""
+    return len(engine.owned) == sum(family.partitions for family in engine.families.values())

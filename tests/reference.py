@@ -134,7 +134,8 @@ def _(ev: e.TaskSubmitted, state: TaskState):
                    priority=ev.priority, deadline_at=ev.deadline_at, budget=ev.budget, max_retries=ev.max_retries,
                    requires=ev.requires, hardware=ev.hardware, after=ev.after,
                    retry_backoff_seconds=ev.retry_backoff_seconds, submitted_at=ev.at,
-                   node_status={n.id: "pending" for n in ev.nodes}, definition_digest=ev.definition_digest)
+                   node_status={n.id: "pending" for n in ev.nodes}, definition_digest=ev.definition_digest,
+                   callback_url=ev.callback_url)
     if ev.queued:
         state = replace(state, status="queued", requires=needs(ev.nodes, ev.requires))
     return state

@@ -49,6 +49,8 @@ BODIES = {  # what each state-changing route is sent; a new one needs its sample
                                  "entry": ["a"]},
     ("POST", "/api/workflows/{name}/executions"): {"inputs": {}},
     ("POST", "/api/executions/{execution_id}/resume"): {"interrupt_id": "none-waits"},
+    ("POST", "/api/schedules"): {"cron": "0 0 1 1 *", "target": {"task": RAN}},
+    ("POST", "/api/triggers"): {"on": {"type": "TaskFailed"}, "target": {"task": RAN}},
 }
 ADMITTED_CONFLICTS = {("POST", "/api/executions/{execution_id}/resume")}  # 409: admitted, but nothing waits
 TASK_FOR = {("DELETE", "/api/tasks/{task_id}"): "cancel", ("PUT", "/api/tasks/{task_id}/assign"): "pin",
@@ -72,7 +74,7 @@ def _routes() -> list[tuple[str, str, str]]:
 
 
 def _owned(path: str) -> bool:
-    return "{task_id}" in path or "{account_id" in path or "{execution_id}" in path
+    return any(name in path for name in ("{task_id}", "{account_id", "{execution_id}", "{schedule_id}", "{trigger_id}"))
 
 
 CASES = [(method, path, permission, caller, whose) for method, path, permission in _routes() for caller in CALLERS
@@ -112,11 +114,17 @@ def world(kafka_bootstrap, pg_url, tmp_path_factory):
             started = dev.http.post("/api/workflows/matrix/executions", json={"id": "matrix-x"})
             assert started.status_code == 202, started.text
             tasks[("execution", tenant)] = started.json()["execution_id"]
+            for kind in ("schedule", "trigger"):  # one of each, to view and delete
+                made = dev.http.post(f"/api/{kind}s", json=BODIES[("POST", f"/api/{kind}s")])
+                assert made.status_code == 202, made.text
+                tasks[(kind, tenant)] = made.json()[f"{kind}_id"]
+                wait_until(lambda: dev.http.get(f"/api/{kind}s/{tasks[(kind, tenant)]}").status_code == 200, 30,
+                           what=f"the {kind}")
         accounts = [f"{OWN}/{sub}" for sub in ("root", "dev", "eve")] + [f"{OTHER}/dev"]
         for account in accounts:
             assert stack.client.http.post(f"/api/accounts/{account}/deposits", json={"amount": 10}).status_code == 202
         wait_until(lambda: all((stack.client.task(t) or {}).get("status") == ("completed" if p == "ran" else "queued")
-                               for (p, _), t in tasks.items() if p != "execution"), 60,
+                               for (p, _), t in tasks.items() if p not in ("execution", "schedule", "trigger")), 60,
                    what="the tasks queued or completed in the read model")
         wait_until(lambda: all(stack.client.http.get(f"/api/executions/{tasks[('execution', t)]}").status_code == 200
                                for t in (OWN, OTHER)), 60, what="the executions")
@@ -146,6 +154,7 @@ def _url(stack: Stack, tasks: dict, method: str, path: str, caller: str, whose: 
     url = path.replace("{task_id}", tasks[(TASK_FOR.get((method, path), "view"), tenant)])
     url = url.replace("{account_id:path}", account).replace("{agent_id}", AGENT).replace("{node_id}", "a")
     url = url.replace("{execution_id}", tasks[("execution", tenant)]).replace("{name}", "matrix")
+    url = url.replace("{schedule_id}", tasks[("schedule", tenant)]).replace("{trigger_id}", tasks[("trigger", tenant)])
     assert "{" not in url, f"{method} {path}: no sample value for its path parameters: add one to this test"
     return url
 

@@ -22,7 +22,7 @@ def may_write(topics) -> dict[str, set[str]]:
     commands = {topics.task_commands, topics.agent_commands, topics.ledger_commands, topics.execution_commands}
     return {
         "worker": set(topics.layout()) - {topics.audit_checkpoints, topics.blobs},  # events, snapshots, dead letters, follow-ups
-        "api": commands,
+        "api": commands | {topics.schedule_commands, topics.trigger_commands},
         "executor": {topics.task_commands, topics.agent_commands, topics.blobs},  # reports, large outputs
         "producer": {topics.task_commands},
         "connector": {topics.audit_checkpoints, topics.deadletter},  # the chain's heads, strays of event topics

@@ -19,7 +19,7 @@ from hive_streams.kafka import CommandSender, transactional_producer
 from hive_streams.kafka.principal import principal_header
 from hive_streams.settings import Settings
 
-from .engines import running, until
+from .engines import owns_all, running, until
 from .eventlog import read_all
 from .roles import SERVICE_SECRET, as_role, credentials, service_sealer
 
@@ -40,7 +40,7 @@ async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kaf
     await sender.start()
     try:
         async with running(settings) as old:
-            await until(lambda: len(old.owned) == sum(f.partitions for f in old.families.values()), 60, "the first engine to own every partition")
+            await until(lambda: owns_all(old), 60, "the first engine to own every partition")
             await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "before", 1, "acme/a", 100, "r"), extra_headers=AS_API)
             await until(lambda: old.decided >= 1, 30, "the first deposit")
 
@@ -58,7 +58,7 @@ async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kaf
         assert [r.header("ce_causationid") for r in await deposits(kafka_bootstrap, topics)] == ["before"]
 
         async with running(settings) as new:
-            await until(lambda: len(new.owned) == sum(f.partitions for f in new.families.values()), 60, "the next engine to own every partition")
+            await until(lambda: owns_all(new), 60, "the next engine to own every partition")
             await until(lambda: new.decided >= 1, 30, "the deposit the fenced owner could not write")
             await asyncio.sleep(1)
         made = await deposits(kafka_bootstrap, topics)

@@ -29,6 +29,12 @@ TABLE = {
     p.WORKFLOWS_CREATE: {"admin": "all", "developer": "tenant"},
     p.WORKFLOWS_VIEW: {"admin": "all", "developer": "tenant", "viewer": "tenant"},
     p.EXECUTIONS_START: {"admin": "all", "developer": "tenant"},
+    p.SCHEDULES_CREATE: {"admin": "all", "developer": "tenant"},
+    p.SCHEDULES_VIEW: {"admin": "all", "developer": "tenant", "viewer": "tenant"},
+    p.SCHEDULES_DELETE: {"admin": "all", "developer": "tenant"},
+    p.TRIGGERS_CREATE: {"admin": "all", "developer": "tenant"},
+    p.TRIGGERS_VIEW: {"admin": "all", "developer": "tenant", "viewer": "tenant"},
+    p.TRIGGERS_DELETE: {"admin": "all", "developer": "tenant"},
 }
 
 

@@ -13,7 +13,7 @@ from hive_streams.kafka.principal import principal_header
 from hive_streams.settings import Settings
 from hive_streams.streams.deciders import PartitionState, ledger_aggregate
 
-from .engines import running, until
+from .engines import owns_all, running, until
 from .roles import SERVICE_SECRET, as_role, credentials, service_sealer
 
 pytestmark = pytest.mark.stack
@@ -44,14 +44,14 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
     await sender.start()
     try:
         async with running(settings) as first:
-            await until(lambda: len(first.owned) == every_partition(first), 60, "the engine to own every partition")
+            await until(lambda: owns_all(first), 60, "the engine to own every partition")
             for i in range(12):
                 await sender.send_and_wait(c.DepositFunds(LEDGER_ID, f"dep-{i}", i, f"acme/u{i % 3}", 100 + i, "r"), extra_headers=AS_API)
             await until(lambda: first.decided >= 12, 30, "twelve deposits")
         caplog.clear()
         caplog.set_level("INFO", logger="hive_streams.streams.engine")
         async with running(settings) as second:
-            await until(lambda: len(second.owned) == every_partition(second), 60, "the second engine to own every partition")
+            await until(lambda: owns_all(second), 60, "the second engine to own every partition")
             restored = ledger_of(second, topics)
         assert any("from snapshot at events offset" in r.getMessage() and "ledger" in r.getMessage()
                    for r in caplog.records), [r.getMessage() for r in caplog.records]
@@ -67,7 +67,7 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
         await garbage.stop()
         caplog.clear()
         async with running(settings) as third:
-            await until(lambda: len(third.owned) == every_partition(third), 60, "the third engine to own every partition")
+            await until(lambda: owns_all(third), 60, "the third engine to own every partition")
             refolded = ledger_of(third, topics)
             await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-0", 99, "acme/u0", 100, "r"), extra_headers=AS_API)  # a repeat
             await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "dep-new", 99, "acme/u0", 7, "r"), extra_headers=AS_API)

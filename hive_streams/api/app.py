@@ -28,7 +28,7 @@ from ..kafka.routing import CommandSender
 from ..settings import Settings
 from ..store import claims, db, queries
 from ..topics import Topics
-from . import accounts, operators
+from . import accounts, operators, schedules, triggers
 from .outputs import Outputs
 from .executions import Executions
 from .owners import task_owner
@@ -203,6 +203,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
     outputs = Outputs(api)
+    book = schedules.schedule_book(api.codec, api.topics)
+    trigger_book = triggers.trigger_book(api.codec, api.topics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -211,9 +213,13 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
                                    sealer=Sealer.service(api.service_secret))
         await api.sender.start()
         await feeds.start()
+        await book.start(access_for(settings, "api"))
+        await trigger_book.start(access_for(settings, "api"))
         try:
             yield
         finally:
+            await trigger_book.stop()
+            await book.stop()
             await feeds.stop()
             await api.sender.stop()
             api.engine.dispose()
@@ -238,6 +244,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
         *operators.routes(api),
         *accounts.routes(api),
         *Executions(api).routes(),
+        *schedules.routes(api, book),
+        *triggers.routes(api, trigger_book),
     ]
     routes += feeds.routes() + views.routes() + PerformanceView(api).routes()
     async def openapi(request: Request) -> JSONResponse:

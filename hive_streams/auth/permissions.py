@@ -26,6 +26,12 @@ ACCOUNTS_VIEW = "accounts.view"
 ACCOUNTS_WITHDRAW = "accounts.withdraw"
 ACCOUNTS_DEPOSIT = "accounts.deposit"
 CLUSTER_VIEW = "cluster.view"
+SCHEDULES_CREATE = "schedules.create"
+SCHEDULES_VIEW = "schedules.view"
+SCHEDULES_DELETE = "schedules.delete"
+TRIGGERS_CREATE = "triggers.create"
+TRIGGERS_VIEW = "triggers.view"
+TRIGGERS_DELETE = "triggers.delete"
 
 
 class Scope(IntEnum):
@@ -51,6 +57,12 @@ _MATRIX = {
     ACCOUNTS_WITHDRAW:    (A, O, NO, NO),
     ACCOUNTS_DEPOSIT:     (A, NO, NO, NO),
     CLUSTER_VIEW:         (A, T, T, A),
+    SCHEDULES_CREATE:     (A, T, NO, NO),
+    SCHEDULES_VIEW:       (A, T, T, NO),
+    SCHEDULES_DELETE:     (A, T, NO, NO),
+    TRIGGERS_CREATE:      (A, T, NO, NO),
+    TRIGGERS_VIEW:        (A, T, T, NO),
+    TRIGGERS_DELETE:      (A, T, NO, NO),
 }
 ROLES = ("admin", "developer", "viewer", "service")
 GRANTS: dict[str, dict[str, Scope]] = {

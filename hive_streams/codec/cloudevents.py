@@ -4,17 +4,23 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..domain.agent import AgentState
+from ..domain.callback import CallbackCommand, CallbackEvent, CallbackState
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.events import AgentEvent, AlertEvent, LedgerEvent, TaskEvent
 from ..domain.execution_records import ExecutionCommand, ExecutionEvent, ExecutionState
 from ..domain.ledger import LedgerState
+from ..domain.schedule import ScheduleCommand, ScheduleEvent, ScheduleState
 from ..domain.task import TaskState
+from ..domain.trigger import TriggerCommand, TriggerEvent, TriggerState
 
 CONTENT_TYPE = b"application/avro"
 TASK_FAMILY = (TaskEvent, TaskCommand, TaskState)
 AGENT_FAMILY = (AgentEvent, AgentCommand, AgentState)
 LEDGER_FAMILY = (LedgerEvent, LedgerCommand, LedgerState)
 EXECUTION_FAMILY = (ExecutionEvent, ExecutionCommand, ExecutionState)
+SCHEDULE_FAMILY = (ScheduleEvent, ScheduleCommand, ScheduleState)
+TRIGGER_FAMILY = (TriggerEvent, TriggerCommand, TriggerState)
+CALLBACK_FAMILY = (CallbackEvent, CallbackCommand, CallbackState)
 
 
 def event_id(obj) -> str:
@@ -34,6 +40,12 @@ def aggregate_id(obj) -> str:
         return obj.alert_id
     if isinstance(obj, EXECUTION_FAMILY):
         return obj.execution_id
+    if isinstance(obj, SCHEDULE_FAMILY):
+        return obj.schedule_id
+    if isinstance(obj, TRIGGER_FAMILY):
+        return obj.trigger_id
+    if isinstance(obj, CALLBACK_FAMILY):
+        return obj.delivery_id
     raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from ..domain import agent, commands, events, execution_records, ledger, model, task
+from ..domain import agent, callback, commands, events, execution_records, ledger, model, schedule, task, trigger
 from ..exceptions import CodecError
 
 NAMESPACE = "hive.v1"
 GROUPS = ("types", "events", "commands", "state")
-DOMAIN_MODULES = (model, events, commands, task, agent, ledger, execution_records)
+DOMAIN_MODULES = (model, events, commands, task, agent, ledger, execution_records, schedule, trigger, callback)
 
 
 @dataclass(frozen=True)

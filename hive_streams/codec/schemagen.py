@@ -16,17 +16,20 @@ import types
 import typing
 from pathlib import Path
 
-from ..domain import agent, commands, events, ledger, model, task
+from ..domain import agent, callback, commands, events, ledger, model, schedule, task, trigger
 from ..domain import execution_records as x
 from ..settings import load
 
 NAMESPACE = "hive.v1"
 GROUPS = {
     "types": (model.Requirement, model.Capability, model.Hardware, model.NodeOutput, model.NodeSpec, model.Leg,
-              ledger.Escrow) + x.EXECUTION_TYPES,
-    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + events.ALERT_EVENTS + x.EXECUTION_EVENTS,
-    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS + x.EXECUTION_COMMANDS,
-    "state": (task.TaskState, agent.AgentState, ledger.LedgerState, x.ExecutionState),
+              ledger.Escrow, trigger.Predicate, trigger.GroupWindow) + x.EXECUTION_TYPES,
+    "events": events.TASK_EVENTS + events.AGENT_EVENTS + events.LEDGER_EVENTS + events.ALERT_EVENTS + x.EXECUTION_EVENTS
+              + schedule.SCHEDULE_EVENTS + trigger.TRIGGER_EVENTS + callback.CALLBACK_EVENTS,
+    "commands": commands.TASK_COMMANDS + commands.AGENT_COMMANDS + commands.LEDGER_COMMANDS + x.EXECUTION_COMMANDS
+                + schedule.SCHEDULE_COMMANDS + trigger.TRIGGER_COMMANDS + callback.CALLBACK_COMMANDS,
+    "state": (task.TaskState, agent.AgentState, ledger.LedgerState, x.ExecutionState, schedule.ScheduleState,
+              trigger.TriggerState, callback.CallbackState),
 }
 FIELD_DOCS = {
     "at": "epoch milliseconds when it happened", "seq": "position in its aggregate's history, from 1",

@@ -27,13 +27,14 @@ class SubmitTask(TaskCommand):
     after: tuple[str, ...] = ()
     retry_backoff_seconds: float = 1.0
     definition_digest: str = ""  # of the definition as submitted: a repeat of the id must match it
+    callback_url: str = ""
 
     @classmethod
     def of(cls, task_id: str, command_id: str, at: int, requester: str, spec: TaskSpec,
            definition_digest: str = "") -> "SubmitTask":
         return cls(task_id, command_id, at, spec.name, requester, spec.nodes, spec.priority, spec.deadline_at,
                    spec.budget, spec.max_retries, spec.requires, spec.hardware, spec.after, spec.retry_backoff_seconds,
-                   definition_digest)
+                   definition_digest, spec.callback_url)
 
 
 @dataclass(frozen=True)

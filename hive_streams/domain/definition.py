@@ -54,6 +54,8 @@ TASK_FIELDS = {
     "after": Field(("array",), items=Field(("string",), min_length=1), default=[],
                    doc="task ids that must complete first"),
     "retry_backoff_seconds": Field(("number",), 0, 3600, default=1.0),
+    "callback_url": Field(("string",), max_length=2048, default="",
+                          doc="an absolute http(s) URL each status change of the task is POSTed to, signed"),
 }
 TASK = Field(("object",), properties=TASK_FIELDS, closed=True, doc="a task definition")
 
@@ -165,13 +167,24 @@ def parse_task(raw: Any, now_ms: int) -> TaskSpec:
     for i, task_id in enumerate(after):
         if not isinstance(task_id, str) or not task_id:
             raise DefinitionError(f"after[{i}]", "must be a task id")
+    callback_url = _get(raw, "callback_url", "", f["callback_url"], "")
+    if callback_url:
+        check_callback_url(callback_url, "callback_url")
     spec = TaskSpec(name, nodes, priority, deadline_at, None if budget is None else float(budget), max_retries,
-                    requires, _hardware(raw.get("hardware", {})), tuple(after), backoff)
+                    requires, _hardware(raw.get("hardware", {})), tuple(after), backoff, callback_url)
     try:
         topological_order(nodes)
     except InvalidGraph as exc:
         raise DefinitionError("nodes", str(exc)) from None
     return spec
+
+
+def check_callback_url(url: str, path: str) -> None:
+    """An absolute http(s) URL with a host; where it may go is the egress policy's to say, at delivery."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme not in ("http", "https") or not host or len(url) > 2048 or any(ch.isspace() for ch in url):
+        raise DefinitionError(path, "must be an absolute http or https URL with a host")
 
 
 def requested_id(raw: Any) -> str | None:

@@ -28,6 +28,7 @@ class TaskSubmitted(TaskEvent):
     retry_backoff_seconds: float = 1.0
     queued: bool = False  # valid and waiting for an agent at once: no TaskValidated follows
     definition_digest: str = ""  # of the definition as submitted: a repeat of the id must match it
+    callback_url: str = ""  # where each of the task's status changes is POSTed, signed
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ class TaskSpec:
     hardware: Hardware = field(default_factory=Hardware)
     after: tuple[str, ...] = ()
     retry_backoff_seconds: float = 1.0
+    callback_url: str = ""  # where each of the task's status changes is POSTed, signed
 
 
 @dataclass(frozen=True)

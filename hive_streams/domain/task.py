@@ -57,6 +57,7 @@ class TaskState:
     submitted_at: int = 0
     updated_at: int = 0
     definition_digest: str = ""
+    callback_url: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -65,7 +66,7 @@ class TaskState:
     @property
     def spec(self) -> TaskSpec:
         return TaskSpec(self.name, self.nodes, self.priority, self.deadline_at, self.budget, self.max_retries,
-                        self.requires, self.hardware, self.after, self.retry_backoff_seconds)
+                        self.requires, self.hardware, self.after, self.retry_backoff_seconds, self.callback_url)
 
 
 def backoff_ms(state: TaskState) -> int:
@@ -128,7 +129,7 @@ def _(cmd: c.SubmitTask, state: TaskState, now: int):
                                 deadline_at=cmd.deadline_at, budget=cmd.budget, max_retries=cmd.max_retries,
                                 requires=cmd.requires, hardware=cmd.hardware, after=cmd.after,
                                 retry_backoff_seconds=cmd.retry_backoff_seconds, queued=queued,
-                                definition_digest=cmd.definition_digest)
+                                definition_digest=cmd.definition_digest, callback_url=cmd.callback_url)
     if problem:
         return [submitted, e.TaskRejected(**b, reason=problem)]
     if cmd.after:
@@ -424,7 +425,7 @@ def _submitted(ev: e.TaskSubmitted) -> dict:
             "priority": ev.priority, "deadline_at": ev.deadline_at, "budget": ev.budget,
             "max_retries": ev.max_retries, "requires": ev.requires, "hardware": ev.hardware, "after": ev.after,
             "retry_backoff_seconds": ev.retry_backoff_seconds, "submitted_at": ev.at,
-            "definition_digest": ev.definition_digest,
+            "definition_digest": ev.definition_digest, "callback_url": ev.callback_url,
             "node_status": {n.id: "pending" for n in ev.nodes}}
 
 

@@ -5,8 +5,8 @@ admin is a super user. What each role is granted is what its process does:
 
 | role | writes | reads | also |
 |---|---|---|---|
-| worker | events, snapshots, dead letters, alerts, the executors' inbox, every command topic (follow-ups, the matcher, the sweep) | commands, events, snapshots, alerts | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
-| api | task, agent, ledger and execution commands | task, agent, ledger and execution events, alerts (SSE feeds and their catch-up, time travel, execution reads), blobs | |
+| worker | events, snapshots, dead letters, alerts, the executors' inbox, every command topic (follow-ups, the matcher, the sweep, schedule slots, trigger matches, callback attempts) | commands, events, snapshots, alerts | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
+| api | task, agent, ledger, execution, schedule and trigger commands | task, agent, ledger, execution, schedule, trigger and callback events, alerts (SSE feeds and their catch-up, time travel, execution reads, schedule and trigger listings), blobs | |
 | executor | task and agent commands, blobs | the executors' inbox (each agent can open only its own records), blobs (earlier attempts' outputs) | |
 | connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | task, agent, ledger and execution events | |
 | producer | task commands | — | |
@@ -59,8 +59,10 @@ def analyst_group_prefix(topics: Topics) -> str:
 
 def grants(topics: Topics, worker_id: str) -> list[Grant]:
     t = topics
-    commands = [t.task_commands, t.agent_commands, t.ledger_commands, t.execution_commands]
-    events = [t.task_events, t.agent_events, t.ledger_events, t.execution_events]
+    commands = [t.task_commands, t.agent_commands, t.ledger_commands, t.execution_commands, t.schedule_commands,
+                t.trigger_commands, t.callback_commands]
+    events = [t.task_events, t.agent_events, t.ledger_events, t.execution_events, t.schedule_events, t.trigger_events,
+              t.callback_events]
     snapshots = [t.snapshots_of(name) for name in events]
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots + [t.alerts]]
@@ -69,8 +71,8 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out += [Grant("worker", DESCRIBE, TOPIC, name) for name in (t.audit_checkpoints, t.blobs)]  # it creates them
     out += [Grant("worker", READ, GROUP, worker_id),
             Grant("worker", WRITE, TRANSACTIONAL_ID, f"{worker_id}.", PREFIXED)]
-    out += [Grant("api", WRITE, TOPIC, name) for name in commands]
-    out += [Grant("api", READ, TOPIC, name) for name in events + [t.alerts]]  # feeds; time travel; execution reads
+    out += [Grant("api", WRITE, TOPIC, name) for name in commands if name != t.callback_commands]  # the worker's
+    out += [Grant("api", READ, TOPIC, name) for name in events + [t.alerts]]  # feeds; time travel; listings
     out += [Grant("executor", WRITE, TOPIC, name) for name in (t.task_commands, t.agent_commands)]
     out += [Grant("executor", READ, TOPIC, t.executor_inbox)]  # never the task events: other agents' tasks
     out += [Grant("executor", op, TOPIC, t.blobs) for op in (WRITE, READ)]  # its outputs; earlier attempts' on a retry

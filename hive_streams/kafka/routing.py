@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 
+from ..domain.callback import CallbackCommand
 from ..domain.commands import AgentCommand, LedgerCommand, TaskCommand
 from ..domain.execution_records import ExecutionCommand
+from ..domain.schedule import ScheduleCommand
+from ..domain.trigger import TriggerCommand
 from ..topics import Topics
 from ..tracing import current_traceparent
 from .access import KafkaAccess
@@ -21,6 +24,12 @@ def command_topic(topics: Topics, command) -> str:
         return topics.ledger_commands
     if isinstance(command, ExecutionCommand):
         return topics.execution_commands
+    if isinstance(command, ScheduleCommand):
+        return topics.schedule_commands
+    if isinstance(command, TriggerCommand):
+        return topics.trigger_commands
+    if isinstance(command, CallbackCommand):
+        return topics.callback_commands
     raise TypeError(f"{type(command).__name__} is not a command")
 
 

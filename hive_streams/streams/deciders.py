@@ -17,12 +17,13 @@ from typing import Callable
 
 from ..codec import Codec, event_id, header
 from ..codec.inbox import seal_to
-from ..domain import agent, execution, ledger, task
+from ..domain import agent, callback, execution, ledger, schedule, task, trigger
 from ..domain import execution_records as x
 from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.commands import (EXECUTOR_COMMANDS, AgentCommand, ExpireAgent, ExpireTask, LedgerCommand, RegisterAgent,
                                TaskCommand)
 from ..exceptions import CodecError
+from ..schedules.cron import CronError, check, next_slot, plan
 from ..kafka.principal import AGENT, PRINCIPAL_HEADER, SYSTEM, principal_header
 from ..kafka.routing import command_topic
 from ..kafka.seal import SealCheck, Sealer
@@ -31,8 +32,9 @@ from ..topics import Topics, partition_for
 from ..workflows.checks import CHECKS
 from ..tracing import TRACEPARENT, current_traceparent, hop
 from .deadletter import deadletter_headers
-from .door import Door, executor_door, ledger_door, open_door, seal_door
+from .door import Door, edge_door, executor_door, ledger_door, open_door, seal_door
 from ..codec.strays import oversized, stray_reason
+from .callbacks import schedule_callbacks, task_callbacks
 from .relays import follow_up
 from .verify import screen
 
@@ -67,6 +69,7 @@ class Aggregate:
     door: Door = open_door  # (command, state, message) -> why the command is refused, or ""
     event_type: type = object  # what every record of its events topic must be
     deliver: Callable = lambda event, state: None  # (event, state before it) -> (agent id, its key) to copy it to
+    watch: Callable = lambda event, before, after: []  # (event, state before and after it) -> commands it causes
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -75,12 +78,17 @@ def _task_due(state: task.TaskState, now: int):
     return None
 
 
-def task_aggregate(default_deadline_ms: int = 0) -> Aggregate:
-    """With `default_deadline_ms`, a task submitted without a deadline gets one that far from its submission."""
+def task_aggregate(default_deadline_ms: int = 0, triggers: Callable | None = None) -> Aggregate:
+    """With `default_deadline_ms`, a task submitted without a deadline gets one that far from its submission.
+    `triggers`: (event, task state) -> the trigger matches it makes (the worker's view of the triggers)."""
     def decide(command, state, now):
         return task.decide(task.with_default_deadline(command, default_deadline_ms), state, now)
+
+    def watch(event, before, after):
+        return (triggers(event, after) if triggers else []) + task_callbacks(event, before, after)
     return Aggregate(TaskCommand, task.TaskState, decide if default_deadline_ms else task.decide, task.evolve,
-                     _task_due, screen, executor_door(task.signing_key), TaskEvent, deliver=task.delivery)
+                     _task_due, screen, executor_door(task.signing_key), TaskEvent, deliver=task.delivery,
+                     watch=watch)
 
 
 def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:
@@ -113,6 +121,50 @@ def execution_aggregate() -> Aggregate:
         return None
     return Aggregate(x.ExecutionCommand, x.ExecutionState,
                      lambda cmd, state, now: execution.decide(cmd, state, now, CHECKS), execution.evolve, due)
+
+
+def _schedule_problem(command) -> str:
+    if not isinstance(command, schedule.CreateSchedule):
+        return ""
+    try:
+        check(command.cron, command.timezone)
+    except CronError as exc:
+        return str(exc)
+    return schedule.creation_problem(command)
+
+
+def schedule_aggregate(grace_ms: int) -> Aggregate:
+    def due(state: schedule.ScheduleState, now: int):
+        if not state.active:
+            return None
+        try:
+            upcoming = next_slot(state.cron, state.timezone, state.last_slot_at)
+            if upcoming is None or upcoming > now:
+                return None
+            chosen = plan(state.cron, state.timezone, state.catchup, state.last_slot_at, now, grace_ms)
+        except CronError:  # checked at the API: only a schedule written around it gets here
+            log.warning("schedule %s has a bad cron or zone; it never fires", state.schedule_id)
+            return None
+        if not chosen.through:
+            return None
+        return schedule.FireSchedule(state.schedule_id, f"fire:{state.schedule_id}:{chosen.through}", now,
+                                     chosen.fire, chosen.skip, chosen.through)
+    door = edge_door((schedule.CreateSchedule, schedule.DeleteSchedule), (schedule.FireSchedule,), _schedule_problem)
+    return Aggregate(schedule.ScheduleCommand, schedule.ScheduleState, schedule.decide, schedule.evolve, due,
+                     door=door, watch=schedule_callbacks)
+
+
+def callback_aggregate(base_ms: int, cap_ms: int) -> Aggregate:
+    return Aggregate(callback.CallbackCommand, callback.CallbackState,
+                     lambda cmd, state, now: callback.decide(cmd, state, now, base_ms, cap_ms), callback.evolve,
+                     lambda s, now: None, door=edge_door((), callback.CALLBACK_COMMANDS))
+
+
+def trigger_aggregate() -> Aggregate:
+    door = edge_door((trigger.CreateTrigger, trigger.DeleteTrigger), (trigger.NoteTriggerMatch,),
+                     lambda cmd: trigger.creation_problem(cmd) if isinstance(cmd, trigger.CreateTrigger) else "")
+    return Aggregate(trigger.TriggerCommand, trigger.TriggerState, trigger.decide, trigger.evolve, lambda s, now: None,
+                     door=door)
 
 
 @dataclass(frozen=True)
@@ -269,8 +321,9 @@ class PartitionState:
             delivery = self.aggregate.deliver(event, state)
             if delivery is not None:
                 records.append(self._delivery(delivery, v, headers))
-            state = self.aggregate.evolve(state, event)
+            before, state = state, self.aggregate.evolve(state, event)
             records += self._follow_ups(event, correlation)
+            records += self._commands(self.aggregate.watch(event, before, state), event, correlation)
         return records, len(events), state
 
     def _delivery(self, to: tuple[str, str], value: bytes, headers) -> Out:
@@ -284,8 +337,11 @@ class PartitionState:
     def _follow_ups(self, event, correlation: str | None) -> list[Out]:
         """Commands to other aggregates, written in the same transaction as the event that calls for them;
         they carry the request's correlation id on."""
+        return self._commands(follow_up(event, self.fee_bps), event, correlation)
+
+    def _commands(self, commands, event, correlation: str | None) -> list[Out]:
         records = []
-        for command in follow_up(event, self.fee_bps):
+        for command in commands:
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
                                                correlation_id=correlation, traceparent=current_traceparent())
             if self.sealer is not None:

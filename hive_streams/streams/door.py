@@ -78,3 +78,23 @@ def ledger_door(max_fee_bps: int) -> Door:
                 return f"release of escrow {escrow.escrow_id} was not caused by the completion it names"
         return ""
     return door
+
+
+def edge_door(from_edge: tuple[type, ...], from_worker: tuple[type, ...],
+              problem: Callable[[object], str] = lambda command: "") -> Door:
+    """Schedules and triggers: a creation names the principal that made it, and it is the requester; what the
+    worker alone sends (slots, matches, callback attempts) names no principal; `problem` says what is wrong
+    with a command's content (a creation the API would have refused)."""
+    def door(command, state, message) -> str:
+        named = header(message.headers, PRINCIPAL_HEADER)
+        name = type(command).__name__
+        if isinstance(command, from_worker) and named:
+            return f"{name} is sent by the worker only, not by {named}"
+        if isinstance(command, from_edge):
+            if not named:
+                return f"{name} names no principal that made it (the API's path always does)"
+            requester = getattr(command, "requester", named)
+            if requester != named:
+                return f"{name} for {requester} was sent by {named}"
+        return problem(command)
+    return door

@@ -28,13 +28,15 @@ from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURA
 from ..settings import Settings
 from ..topics import Topics
 from ..kafka.seal import SealCheck, Sealer, service_secret
-from .deciders import (Aggregate, Decided, PartitionState, agent_aggregate, execution_aggregate, ledger_aggregate,
-                       task_aggregate)
+from .deciders import (Aggregate, Decided, PartitionState, agent_aggregate, callback_aggregate, execution_aggregate,
+                       ledger_aggregate, schedule_aggregate, task_aggregate, trigger_aggregate)
 from .alerting import Alerter
 from .matcher import Matcher
 from .snapshots import Snapshots
 from .snapshots import load as snapshot_load
 from .snapshots import records as snapshot_records
+from .callbacks import Deliverer
+from .triggers import TriggerWatch
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -87,14 +89,20 @@ class Engine:
         self.kafka = access_for(settings, "worker")
         layout = self.topics.layout()
         timeout_ms = int(settings.agent_timeout_seconds * 1000)
+        self.triggers = TriggerWatch(self.kafka, codec, self.topics, f"{self.group}-triggers")
         self.families = {
             commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
             for commands, events, aggregate in (
                 (self.topics.task_commands, self.topics.task_events,
-                 task_aggregate(int(settings.default_deadline_seconds * 1000))),
+                 task_aggregate(int(settings.default_deadline_seconds * 1000), self.triggers.matches)),
                 (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
                 (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)),
-                (self.topics.execution_commands, self.topics.execution_events, execution_aggregate()))
+                (self.topics.execution_commands, self.topics.execution_events, execution_aggregate()),
+                (self.topics.schedule_commands, self.topics.schedule_events,
+                 schedule_aggregate(int(settings.schedule_grace_seconds * 1000))),
+                (self.topics.trigger_commands, self.topics.trigger_events, trigger_aggregate()),
+                (self.topics.callback_commands, self.topics.callback_events,
+                 callback_aggregate(settings.callback_backoff_ms, settings.callback_backoff_max_ms)))
         }
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}
@@ -102,6 +110,7 @@ class Engine:
         secret = service_secret(settings.service_secret, settings.home, create=True)
         self.sealer, self.seal = Sealer.service(secret), SealCheck(secret)
         self.sender = CommandSender(self.kafka, self.topics, codec, "/hive-streams/sweep", sealer=self.sealer)
+        self.deliverer = Deliverer(settings, self.sender)
         self.requested: dict[str, int] = {}
         self.matcher = Matcher(codec, self.topics, settings, timeout_ms, alerter=Alerter(codec, self.topics, settings),
                                sealer=self.sealer)
@@ -117,6 +126,7 @@ class Engine:
         self.consumer.subscribe(list(self.families), listener=_Listener(self))
         await self.consumer.start()
         await self.sender.start()
+        watching = asyncio.create_task(self.triggers.serve(), name="trigger watch")
         last_sweep = 0.0
         try:
             while not stop.is_set():
@@ -132,6 +142,9 @@ class Engine:
                     last_sweep = time.monotonic()
                     await self._sweep()
         finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            await self.deliverer.stop()
             await self._stop_matcher()
             await self.revoked(set(self.loading))
             for owned in list(self.owned.values()):
@@ -389,6 +402,9 @@ class Engine:
                 acks.append(await self.sender.send(command))
         if acks:
             await asyncio.gather(*acks, return_exceptions=True)
+        for owned in list(self.owned.values()):
+            if owned.tp.topic == self.topics.callback_commands:
+                self.deliverer.poll(owned.state.states.values(), now)
 
 
     async def _gauge(self) -> None:

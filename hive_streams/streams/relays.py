@@ -6,11 +6,18 @@ is committed, and never by a deposed writer.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from ..codec import event_id
 from ..domain import commands as c
 from ..domain import events as e
+from ..domain.definition import definition_digest, in_tenant, parse_task
 from ..domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
 from .execution_relays import execution_follow_up
+from ..domain.schedule import ScheduleFired
+from ..domain.trigger import TriggerFired
+from ..domain.tenancy import task_tenant
 
 
 def follow_up(event, fee_bps: int = 0) -> list:
@@ -38,6 +45,10 @@ def _follow_up(event, fee_bps: int) -> list:
         return _release(event, cid) + _refund(event, cid, type(event).__name__)
     if isinstance(event, e.TaskSubmitted):
         return [c.WatchTask(dependency, f"{cid}:{dependency}", event.at, event.task_id) for dependency in event.after]
+    if isinstance(event, ScheduleFired):
+        return [_submission(event.task_id, f"schedule:{event.schedule_id}:{event.slot_at}", event)]
+    if isinstance(event, TriggerFired):
+        return [_submission(event.task_id, f"trigger:{event.trigger_id}:{event.seq}", event)]
     if isinstance(event, e.TaskOutcomeShared):
         return [c.DependencyFinished(event.watcher, cid, event.at, event.task_id, event.outcome)]
     return []
@@ -49,3 +60,12 @@ def _release(event, cid: str) -> list:
 
 def _refund(event, cid: str, reason: str) -> list:
     return [c.RefundEscrow(LEDGER_ID, f"{cid}:refund", event.at, event.escrow_id, reason)] if event.escrow_id else []
+
+
+def _submission(task_id: str, command_id: str, event) -> c.SubmitTask:
+    """The task a schedule's slot or a trigger's firing submits, as its creator; both ids derive from the event."""
+    definition = json.loads(event.target_json)["task"]
+    spec = in_tenant(parse_task(definition, event.at), task_tenant(task_id))
+    if not spec.callback_url and getattr(event, "callback_url", ""):  # a schedule's or trigger's callback URL
+        spec = dataclasses.replace(spec, callback_url=event.callback_url)
+    return c.SubmitTask.of(task_id, command_id, event.at, event.requester, spec, definition_digest(definition))
