@@ -156,6 +156,42 @@ async def test_a_retry_reads_earlier_outputs_back_from_the_blob_topic(topics, ka
     assert [node for node, _ in report.reported] == ["next"] and "cannot be read" in report.reported[0][1]
 
 
+async def test_another_executor_reading_the_blob_topic_sees_ciphertext_only(topics):
+    """The key travels in the task's events only: the blob topic, which every executor may read, holds no plaintext."""
+    from dataclasses import replace
+    from hive_streams.exceptions import BlobError
+    from hive_streams.kafka.blobs import BlobWriter
+    secret = b"another tenant's output " * (CHUNK_BYTES // 10)
+    writer = BlobWriter(as_role("executor"), topics)
+    await writer.start()
+    try:
+        ref = await writer.put(secret, lambda digest: "sig")
+    finally:
+        await writer.stop()
+    raw = [r.value for r in await _raw_records(topics.blobs, ref.partition)]
+    assert len(raw) == len(chunks(secret)) and not any(b"another tenant" in value for value in raw)
+    assert len(ref.key) == 64 and await read_blob(as_role("executor"), topics, ref) == secret
+    for wrong in ("", "00" * 32):
+        with pytest.raises(BlobError):
+            await read_blob(as_role("executor"), topics, replace(ref, key=wrong), timeout=10)
+
+
+async def _raw_records(topic: str, partition: int) -> list:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    reader = AIOKafkaConsumer(**as_role("executor").options(), auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        reader.assign([tp])
+        end = (await reader.end_offsets([tp]))[tp]
+        out = []
+        while await reader.position(tp) < end:
+            out += (await reader.getmany(tp, timeout_ms=1000)).get(tp, [])
+        return out
+    finally:
+        await reader.stop()
+
+
 class _Blobs:
     def __init__(self):
         self.put_bytes = []

@@ -3,10 +3,14 @@
 An output whose JSON is over the executor's inline limit is written, as chunks, to `<prefix>.blobs`
 keyed by its digest; the node's recorded output is then a reference of this shape:
 
-    {"$blob": {"digest": "sha256:<hex>", "size": <bytes>, "signature": "<hex>", "partition": p, "offset": o}}
+    {"$blob": {"digest": "sha256:<hex>", "size": <bytes>, "signature": "<hex>", "partition": p, "offset": o,
+               "key": "<hex>"}}
 
 `signature` is the executor's Ed25519 signature of `digest`; `partition` and `offset` locate the first
-chunk. A node's own output never has this shape inline: the executor moves any such output to a blob.
+chunk; `key` is the AES-256-GCM key its chunks are encrypted with. The reference travels only in the
+task's events (and, sealed, in a retry's assignment), so whoever may read the task may read the blob,
+and an executor reading the blob topic sees other tasks' outputs as ciphertext only. A node's own
+output never has this shape inline: the executor moves any such output to a blob.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class BlobRef:
     signature: str
     partition: int
     offset: int
+    key: str = ""  # hex AES-256-GCM key of the chunks; "" for a blob written in clear
 
     def to_json(self) -> str:
         return json.dumps({MARK: asdict(self)}, sort_keys=True)
@@ -46,7 +51,7 @@ def reference_of(output_json: str) -> BlobRef | None:
     try:
         body = json.loads(output_json)[MARK]
         ref = BlobRef(str(body["digest"]), int(body["size"]), str(body["signature"]), int(body["partition"]),
-                      int(body["offset"]))
+                      int(body["offset"]), str(body.get("key", "")))
     except (ValueError, TypeError, KeyError):
         return None
     if not ref.digest.startswith(PREFIX) or ref.size < 0 or ref.offset < 0 or ref.partition < 0:

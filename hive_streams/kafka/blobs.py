@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 
 from aiokafka import TopicPartition
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..domain.blobs import PREFIX, BlobRef, digest_of
 from ..exceptions import BlobError
@@ -17,6 +20,10 @@ INDEX = "hive_blob_chunk"
 COUNT = "hive_blob_chunks"
 SIZE = "hive_blob_size"
 READ_SECONDS = 60.0
+
+
+def _nonce(index: int) -> bytes:
+    return index.to_bytes(12, "big")  # each key encrypts one blob, so a chunk's index is a unique nonce
 
 
 def chunks(data: bytes) -> list[bytes]:
@@ -46,17 +53,24 @@ class BlobWriter:
         key = digest.encode()
         partition = partition_for(key, self.partitions)
         parts = chunks(data)
+        secret = os.urandom(32)
+        aead = AESGCM(secret)
         acks = []
         for index, part in enumerate(parts):
             headers = [(INDEX, str(index).encode()), (COUNT, str(len(parts)).encode()), (SIZE, str(len(data)).encode())]
-            acks.append(await self.producer.send(self.topic, part, key=key, headers=headers, partition=partition))
+            sealed = aead.encrypt(_nonce(index), part, key)
+            acks.append(await self.producer.send(self.topic, sealed, key=key, headers=headers, partition=partition))
         first = (await asyncio.gather(*acks))[0]
-        return BlobRef(digest, len(data), sign(digest), partition, first.offset)
+        return BlobRef(digest, len(data), sign(digest), partition, first.offset, secret.hex())
 
 
 async def read_blob(kafka: KafkaAccess, topics: Topics, ref: BlobRef, timeout: float = READ_SECONDS) -> bytes:
     """The blob's bytes, from its first chunk on; raises BlobError when they are missing or do not match."""
     key = ref.digest.encode()
+    try:
+        aead = AESGCM(bytes.fromhex(ref.key)) if ref.key else None
+    except ValueError:
+        raise BlobError(f"blob {ref.digest}: the reference's key is not an AES-256 key") from None
     tp = TopicPartition(topics.blobs, ref.partition)
     reader = consumer(kafka, client_id="hive-blob-reader")
     await reader.start()
@@ -81,7 +95,12 @@ async def read_blob(kafka: KafkaAccess, topics: Topics, ref: BlobRef, timeout: f
                     index, count = int(headers[INDEX]), int(headers[COUNT])
                 except (KeyError, ValueError):
                     continue  # not a chunk this writer made
-                parts.setdefault(index, record.value or b"")
+                if index in parts:
+                    continue
+                try:
+                    parts[index] = aead.decrypt(_nonce(index), record.value or b"", key) if aead else record.value or b""
+                except InvalidTag:
+                    continue  # the same bytes written again under another key (a retry elsewhere): not this one
     finally:
         await reader.stop()
     data = b"".join(parts[i] for i in range(count))
