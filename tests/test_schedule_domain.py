@@ -50,10 +50,25 @@ def test_a_deleted_schedule_fires_nothing():
     assert s.decide(s.FireSchedule(SID, "f", 3_000, (2_000,), (), 2_000), state, 0) == []
 
 
-def test_creation_is_refused_outside_the_requesters_tenant_or_without_a_task_target():
+def test_creation_is_refused_outside_the_requesters_tenant_or_without_a_task_or_workflow_target():
     foreign = s.CreateSchedule(SID, "c", 1, "globex/dev", "* * * * *", "UTC", "skip", json.dumps({"task": TASK}))
-    workflow = s.CreateSchedule(SID, "c", 1, "acme/dev", "* * * * *", "UTC", "skip", json.dumps({"workflow": "w"}))
-    assert s.decide(foreign, s.ScheduleState(SID), 0) == [] and s.decide(workflow, s.ScheduleState(SID), 0) == []
+    neither = s.CreateSchedule(SID, "c", 1, "acme/dev", "* * * * *", "UTC", "skip", json.dumps({"job": "w"}))
+    assert s.decide(foreign, s.ScheduleState(SID), 0) == [] and s.decide(neither, s.ScheduleState(SID), 0) == []
+    pinned = json.dumps({"workflow": "w", "version": 2, "definition": "{}", "inputs": {}})
+    workflow = s.CreateSchedule(SID, "c", 1, "acme/dev", "* * * * *", "UTC", "skip", pinned)
+    assert [type(ev).__name__ for ev in s.decide(workflow, s.ScheduleState(SID), 0)] == ["ScheduleCreated"]
+
+
+def test_a_fired_slot_with_a_workflow_target_starts_an_execution_of_the_pinned_version():
+    from hive_streams.domain.execution_records import StartExecution
+    from hive_streams.streams.relays import follow_up
+    pinned = json.dumps({"workflow": "w", "version": 2, "definition": '{"name":"w"}', "inputs": {"n": 1}})
+    fired = s.ScheduleFired(SID, 2, 5_000, slot_at=4_000, task_id=f"{SID}.4000", requester="acme/dev",
+                            target_json=pinned)
+    (start,) = follow_up(fired, 0)
+    assert isinstance(start, StartExecution) and start.execution_id == f"{SID}.4000"
+    assert (start.workflow, start.version, start.definition_json, start.requester) == ("w", 2, '{"name":"w"}', "acme/dev")
+    assert json.loads(start.inputs_json) == {"n": 1} and start.command_id == f"schedule:{SID}:4000"
 
 
 def test_a_fired_slot_submits_a_task_named_by_schedule_and_slot():

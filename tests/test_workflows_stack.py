@@ -306,3 +306,30 @@ def test_dashboard_shows_the_waiting_interrupt_and_resumes_it(stack):
     assert seen["waiting"] == f"{execution_id}/s1/n0" and seen["errors"] == []
     assert seen["values"] == {"draft": "v1", "decision": {"approved": True, "by": "browser"}} and seen["steps"] == 2
     assert shot.exists()
+
+
+def test_a_schedule_starts_an_execution_of_the_version_it_pinned(stack):
+    register(stack, {**FANJOIN, "name": "nightly-flow"})
+    bad = http(stack).post("/api/schedules", json={"cron": "* * * * * */2", "target": {"workflow": "no-such-flow"}})
+    assert bad.status_code == 422 and bad.json()["field"] == "target.workflow", bad.text
+    wrong = http(stack).post("/api/schedules", json={"cron": "* * * * * */2",
+                                                     "target": {"workflow": "nightly-flow", "inputs": {"nope": 1}}})
+    assert wrong.status_code == 422 and wrong.json()["field"] == "target.inputs.nope", wrong.text
+    made = http(stack).post("/api/schedules", json={"id": "flows", "cron": "* * * * * */2", "catchup": "skip",
+                                                    "target": {"workflow": "nightly-flow", "inputs": {"items": [1, 2]}}})
+    assert made.status_code == 202, made.text
+    schedule = made.json()["schedule_id"]
+    fired = wait_until(lambda: (http(stack).get(f"/api/schedules/{schedule}").json() or {}).get("fired"), 60,
+                       what="the schedule's first slot")
+    assert http(stack).delete(f"/api/schedules/{schedule}").status_code == 202
+    first = wait_until(lambda: next((e for e in _executions(stack) if e.startswith(f"{TENANT}:sched.flows.")), None),
+                       60, what="the execution the slot started")
+    done = wait_status(stack, first, "completed", "failed")
+    assert done["status"] == "completed" and done["workflow"] == "nightly-flow", done
+    assert fired
+
+
+def _executions(stack) -> list[str]:
+    from .eventlog import events_of
+    records = events_of(stack.bootstrap, stack.topics.execution_events, stack.topics.partitions)
+    return sorted({r.key.decode() for r in records if r.key})

@@ -1,6 +1,7 @@
 """Schedules over HTTP: create, list, get, delete. The API keeps a fold of the schedule events to answer reads."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -14,6 +15,9 @@ from ..domain import schedule as s
 from ..domain.definition import DefinitionError, check_callback_url, parse_task
 from ..domain.tenancy import qualified, task_tenant
 from ..schedules.cron import POLICIES, CronError, check, next_slot
+from ..store import workflows as stored
+from ..store.workflows import Version
+from ..workflows.definitions import check_inputs, validate_definition
 from .body import json_object
 from .books import Book
 from .commands import CommandRequest
@@ -47,18 +51,36 @@ def schedule_id_of(request: Request) -> str:
     return qualified(request.query_params.get("tenant") or principal.tenant, request.path_params["schedule_id"])
 
 
-def parse_target(raw, now: int) -> str:
-    """The target as stored: `{"task": <definition>}`; a workflow target is refused until executions exist."""
+def workflow_named(target) -> str | None:
+    """The workflow a creation's target names, for the handler to look up before parsing."""
+    name = target.get("workflow") if isinstance(target, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+async def workflow_of(api, tenant: str, target):
+    """The newest registered version of the workflow the target names (it is pinned at creation), or None."""
+    name = workflow_named(target)
+    return None if name is None else await asyncio.to_thread(stored.get, api.engine, tenant, name, None)
+
+
+def parse_target(raw, now: int, workflow: Version | None = None) -> str:
+    """The target as stored: `{"task": <definition>}`, or `{"workflow", "version", "definition", "inputs"}`
+    with the workflow's version at creation pinned (`workflow`: the handler's lookup of the name)."""
     shapes = ({"task"}, {"workflow"}, {"workflow", "inputs"})
     if not isinstance(raw, dict) or set(raw) not in shapes:
         raise RequestError(422, "target", 'must be {"task": <definition>} or {"workflow": <name>, "inputs": {...}}')
     if "workflow" in raw:
-        if not isinstance(raw["workflow"], str) or not raw["workflow"]:
+        if workflow_named(raw) is None:
             raise RequestError(422, "target.workflow", "must be a workflow's name")
-        if not isinstance(raw.get("inputs", {}), dict):
-            raise RequestError(422, "target.inputs", "must be an object")
-        raise RequestError(422, "target.workflow", "starting a workflow execution is not supported yet: "
-                                                   "target a task")
+        if workflow is None:
+            raise RequestError(422, "target.workflow", f"no workflow {raw['workflow']!r} is registered")
+        inputs = raw.get("inputs", {})
+        try:
+            check_inputs(validate_definition(json.loads(workflow.definition)), inputs)
+        except DefinitionError as exc:
+            raise RequestError(422, f"target.{exc.path}", exc.message) from None
+        return json.dumps({"workflow": workflow.name, "version": workflow.version, "definition": workflow.definition,
+                           "inputs": inputs}, sort_keys=True, separators=(",", ":"))
     task = raw["task"]
     if isinstance(task, dict) and "id" in task:
         raise RequestError(422, "target.task.id", "a scheduled task's id is derived from the schedule and its slot")
@@ -69,7 +91,7 @@ def parse_target(raw, now: int) -> str:
     return json.dumps({"task": task}, sort_keys=True, separators=(",", ":"))
 
 
-def parse_creation(body: dict, tenant: str, fallback_id: str, now: int) -> dict:
+def parse_creation(body: dict, tenant: str, fallback_id: str, now: int, workflow: Version | None = None) -> dict:
     unknown = sorted(set(body) - FIELDS)
     if unknown:
         raise RequestError(422, unknown[0], f"unknown field (expected one of {', '.join(sorted(FIELDS))})")
@@ -90,7 +112,7 @@ def parse_creation(body: dict, tenant: str, fallback_id: str, now: int) -> dict:
     if callback:
         check_callback_url(callback, "callback_url")  # a DefinitionError: 422 naming the field
     return {"schedule_id": qualified(tenant, local), "cron": cron, "timezone": zone, "catchup": catchup,
-            "target_json": parse_target(body.get("target"), now), "callback_url": callback}
+            "target_json": parse_target(body.get("target"), now, workflow), "callback_url": callback}
 
 
 def routes(api, book: Book) -> list[Route]:
@@ -101,8 +123,9 @@ def routes(api, book: Book) -> list[Route]:
         return OwnerLookup("schedule_id", find)
 
     async def create(call: CommandRequest) -> JSONResponse:
-        now = api.now()
-        fields = parse_creation(json_object(call.body), call.principal.tenant, call.ids.task_id(), now)
+        now, body = api.now(), json_object(call.body)
+        workflow = await workflow_of(api, call.principal.tenant, body.get("target"))
+        fields = parse_creation(body, call.principal.tenant, call.ids.task_id(), now, workflow)
         if fields["schedule_id"] in book.states:
             return api.error(409, "id", f"schedule {fields['schedule_id']!r} exists already")
         await api.send(s.CreateSchedule(command_id=call.ids.command_id(), at=now, requester=call.caller, **fields),

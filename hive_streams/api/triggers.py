@@ -19,7 +19,7 @@ from .books import Book
 from .commands import CommandRequest
 from .errors import RequestError
 from .guard import OwnerLookup
-from .schedules import ID, parse_target
+from .schedules import ID, parse_target, workflow_of
 from .tenants import principal_of, seen_tenant
 
 FIELDS = {"id", "on", "cooldown_seconds", "target", "callback_url"}
@@ -87,7 +87,7 @@ def parse_on(raw) -> dict:
             "window_ms": _seconds(raw.get("window_seconds", 0), "on.window_seconds")}
 
 
-def parse_creation(body: dict, tenant: str, fallback_id: str, now: int) -> dict:
+def parse_creation(body: dict, tenant: str, fallback_id: str, now: int, workflow=None) -> dict:
     unknown = sorted(set(body) - FIELDS)
     if unknown:
         raise RequestError(422, unknown[0], f"unknown field (expected one of {', '.join(sorted(FIELDS))})")
@@ -101,7 +101,7 @@ def parse_creation(body: dict, tenant: str, fallback_id: str, now: int) -> dict:
         check_callback_url(callback, "callback_url")  # a DefinitionError: 422 naming the field
     return {"trigger_id": qualified(tenant, local), **parse_on(body.get("on")),
             "cooldown_ms": _seconds(body.get("cooldown_seconds", 0), "cooldown_seconds"),
-            "target_json": parse_target(body.get("target"), now), "callback_url": callback}
+            "target_json": parse_target(body.get("target"), now, workflow), "callback_url": callback}
 
 
 def trigger_id_of(request: Request) -> str:
@@ -117,8 +117,9 @@ def routes(api, book: Book) -> list[Route]:
         return OwnerLookup("trigger_id", find)
 
     async def create(call: CommandRequest) -> JSONResponse:
-        now = api.now()
-        fields = parse_creation(json_object(call.body), call.principal.tenant, call.ids.task_id(), now)
+        now, body = api.now(), json_object(call.body)
+        workflow = await workflow_of(api, call.principal.tenant, body.get("target"))
+        fields = parse_creation(body, call.principal.tenant, call.ids.task_id(), now, workflow)
         if fields["trigger_id"] in book.states:
             return api.error(409, "id", f"trigger {fields['trigger_id']!r} exists already")
         await api.send(t.CreateTrigger(command_id=call.ids.command_id(), at=now, requester=call.caller, **fields), call)

@@ -152,7 +152,7 @@ def creation_problem(cmd: CreateSchedule) -> str:
         kind = target_kind(cmd.target_json)
     except (ValueError, AttributeError, TypeError):
         kind = ""
-    return "" if kind == "task" else "the target must be {\"task\": <definition>}"
+    return "" if kind in TARGET_KINDS else "the target must be {\"task\": <definition>} or a pinned workflow version"
 
 
 @_decide.register

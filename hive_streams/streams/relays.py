@@ -15,7 +15,9 @@ from ..domain import events as e
 from ..domain.definition import definition_digest, in_tenant, parse_task
 from ..domain.ledger import INSUFFICIENT_FUNDS, LEDGER_ID
 from .execution_relays import execution_follow_up
+from ..domain.execution_records import StartExecution
 from ..domain.schedule import ScheduleFired
+from ..domain.workflow import canonical
 from ..domain.trigger import TriggerFired
 from ..domain.tenancy import task_tenant
 
@@ -46,9 +48,9 @@ def _follow_up(event, fee_bps: int) -> list:
     if isinstance(event, e.TaskSubmitted):
         return [c.WatchTask(dependency, f"{cid}:{dependency}", event.at, event.task_id) for dependency in event.after]
     if isinstance(event, ScheduleFired):
-        return [_submission(event.task_id, f"schedule:{event.schedule_id}:{event.slot_at}", event)]
+        return [_start(event.task_id, f"schedule:{event.schedule_id}:{event.slot_at}", event)]
     if isinstance(event, TriggerFired):
-        return [_submission(event.task_id, f"trigger:{event.trigger_id}:{event.seq}", event)]
+        return [_start(event.task_id, f"trigger:{event.trigger_id}:{event.seq}", event)]
     if isinstance(event, e.TaskOutcomeShared):
         return [c.DependencyFinished(event.watcher, cid, event.at, event.task_id, event.outcome)]
     return []
@@ -60,6 +62,16 @@ def _release(event, cid: str) -> list:
 
 def _refund(event, cid: str, reason: str) -> list:
     return [c.RefundEscrow(LEDGER_ID, f"{cid}:refund", event.at, event.escrow_id, reason)] if event.escrow_id else []
+
+
+def _start(target_id: str, command_id: str, event):
+    """What a schedule's slot or a trigger's firing starts: a task, or an execution of the pinned workflow version
+    (its id is the one a task would have had)."""
+    target = json.loads(event.target_json)
+    if "workflow" not in target:
+        return _submission(target_id, command_id, event)
+    return StartExecution(target_id, command_id, event.at, target["workflow"], target["version"], event.requester,
+                          target["definition"], canonical(target.get("inputs", {})))
 
 
 def _submission(task_id: str, command_id: str, event) -> c.SubmitTask:
