@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from hive_streams.audit.verify import event_topics
 from hive_streams.processes import wait_until
 
 from .prometheus import Prometheus
@@ -82,9 +83,11 @@ def test_prometheus_scrapes_the_spec_names_with_plausible_values(stack, promethe
     assert value(prometheus, "hive_api_errors_total") == 0
     assert value(prometheus, 'hive_commands_decided_total{family="task"}') >= 2 * TASKS  # submit + result each
     assert value(prometheus, "sum(hive_dead_letters_total)") == 0
-    wait_until(lambda: value(prometheus, 'count(hive_consumer_lag{job="hive-worker"})') == 2 * 4 + 1, 60,
+    commands = sum(n for name, (n, _) in stack.topics.layout().items() if name.endswith(".commands"))
+    wait_until(lambda: value(prometheus, 'count(hive_consumer_lag{job="hive-worker"})') == commands, 60,
                what="every command partition owned by one of the two workers")
-    assert value(prometheus, 'count(hive_consumer_lag{job="hive-connect",group="audit"})') == 2 * 4 + 1
+    audited = sum(stack.topics.layout()[name][0] for name in event_topics(stack.topics))
+    assert value(prometheus, 'count(hive_consumer_lag{job="hive-connect",group="audit"})') == audited
     assert value(prometheus, 'hive_database_connections_active{job="hive-api"}') >= 0
     assert value(prometheus, 'hive_executor_task_duration_seconds_count{outcome="completed"}') == TASKS
     # the log-derived gauges come from the matcher's leader only: one series over two workers, never summed twice
