@@ -29,7 +29,7 @@ infra-down:
 
 # Exit code 5 (no tests collected) is a failure, not a pass.
 test: infra-up
-	$(PYTHON) -m pytest -p no:cacheprovider -q -rfE $(PYTEST_ARGS); rc=$$?; \
+	$(PYTHON) -m pytest -p no:cacheprovider -q -rfE --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
 
 # The fault suite at soak size: 1,200 tasks through kills, freezes and restarts (not part of CI).
