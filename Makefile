@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP_STAMP := .hive/.pip-installed
 
-.PHONY: run test unit soak install sandbox-tools infra-up infra-down bench bench-smoke clean
+.PHONY: run test unit soak fuzz install sandbox-tools infra-up infra-down bench bench-smoke clean
 
 $(PIP_STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -35,6 +35,10 @@ test: infra-up
 # The fault suite at soak size: 1,200 tasks through kills, freezes and restarts (not part of CI).
 soak: infra-up
 	HIVE_FAULT_TASKS=$${HIVE_FAULT_TASKS:-1200} $(PYTHON) -m pytest -p no:cacheprovider -q -rfE tests/test_faults.py
+
+# The API fuzzed at five times CI's size (~28,000 requests; not part of CI).
+fuzz: infra-up
+	HIVE_FUZZ_CASES=$${HIVE_FUZZ_CASES:-225} $(PYTHON) -m pytest -p no:cacheprovider -q -rfE tests/test_hostile_input.py -k fuzzing
 
 unit: install
 	$(PYTHON) -m pytest -p no:cacheprovider -q -m "not stack" $(PYTEST_ARGS)

@@ -42,7 +42,7 @@ from .stack import Stack
 pytestmark = pytest.mark.stack
 TASKS = int(os.environ.get("HIVE_CLUSTER_TASKS", "500"))
 BATCH = 25
-SPREAD_SECONDS = 60  # submissions keep arriving before, during and after the crash
+SPREAD_SECONDS = 30  # submissions keep arriving before, during and after the crash
 EXECUTORS = {"exec-a": ("echo", 8), "exec-b": ("echo", 8)}
 
 
