@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastavro import schemaless_reader
 
 from hive_streams.codec import default_codec
+from hive_streams.collector import folding
 from hive_streams.codec.avro import HEADER_LEN
 from hive_streams.domain import commands as c
 from hive_streams.domain import task
@@ -83,11 +84,13 @@ def codec_decode(records: list[bytes]) -> None:
 
 
 def fold(records: list[bytes]) -> dict:
+    """As a worker folds a partition it takes: the cyclic collector paused meanwhile (hive_streams.collector)."""
     decode, evolve, states = default_codec().decode, task.evolve, {}
-    for r in records:
-        event = decode(r)
-        state = states.get(event.task_id) or task.TaskState(event.task_id)
-        states[event.task_id] = evolve(state, event)
+    with folding():
+        for r in records:
+            event = decode(r)
+            state = states.get(event.task_id) or task.TaskState(event.task_id)
+            states[event.task_id] = evolve(state, event)
     return states
 
 
@@ -138,12 +141,13 @@ async def fold_from_kafka(bootstrap: str, topic: str) -> tuple[int, float]:
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         count, started = 0, time.perf_counter()
-        while pending := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)).values():
-                for record in records:
-                    state = states.get(record.key) or task.TaskState(record.key.decode())
-                    states[record.key] = evolve(state, decode(record.value))
-                count += len(records)
+        with folding():
+            while pending := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                for records in (await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)).values():
+                    for record in records:
+                        state = states.get(record.key) or task.TaskState(record.key.decode())
+                        states[record.key] = evolve(state, decode(record.value))
+                    count += len(records)
         return count, time.perf_counter() - started
     finally:
         await consumer.stop()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -80,7 +81,12 @@ def needed_capabilities(spec: TaskSpec) -> tuple[Requirement, ...]:
 
 def needs(nodes: tuple[NodeSpec, ...], requires: tuple[Requirement, ...]) -> tuple[Requirement, ...]:
     """Explicit requirements plus one per node kind, strongest proficiency per name."""
-    best: dict[str, float] = {kind: 0.0 for kind in sorted({n.kind for n in nodes})}
+    return _needs(frozenset([n.kind for n in nodes]), tuple(requires))
+
+
+@functools.lru_cache(maxsize=4096)  # few distinct answers: a fold asks once per submitted task
+def _needs(kinds: frozenset[str], requires: tuple[Requirement, ...]) -> tuple[Requirement, ...]:
+    best: dict[str, float] = {kind: 0.0 for kind in sorted(kinds)}
     for req in requires:
         best[req.name] = max(best.get(req.name, 0.0), req.proficiency)
     return tuple(Requirement(name, p) for name, p in sorted(best.items()))

@@ -18,6 +18,7 @@ from aiokafka import TopicPartition
 
 from ..audit.rows import from_consumer_record
 from ..codec import Codec
+from ..collector import folding
 from ..exceptions import InfraError
 from ..kafka.access import KafkaAccess
 from ..kafka.clients import consumer
@@ -113,7 +114,9 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
     stops = {tp: max(p.project_to if p.project_to is not None else ends[tp], p.snapshot_to) for tp, p in parts.items()}
     total = sum(max(0, min(stops[tp], ends[tp]) - firsts[tp]) for tp in tps)
     try:
-        report.events = await _fold_log(scratch, codec, kafka, parts, stops, until, lambda n: progress(total, n))
+        with folding():
+            report.events = await _fold_log(scratch, codec, kafka, parts, stops, until,
+                                            lambda n: progress(total, n))
         progress(total, total)
         log.debug("log folded at %.2fs", time.monotonic() - started)
         if live_rows is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from ..codec import Codec, header
+from ..collector import folding
 from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, transactional_producer
 from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, forget_lag,
                        record_lag)
@@ -177,8 +177,6 @@ class Engine:
         finally:
             self.loading.pop(tp, None)
         self.consumer.resume(tp)
-        if not self.loading:
-            gc.freeze()  # the folded states live long: keep the collector's passes off them
         if tp == TopicPartition(self.topics.ledger_commands, 0) and self.matcher_task is None:
             self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
 
@@ -221,11 +219,12 @@ class Engine:
         start, source = await snapshot_load(self.kafka, snapshots, state,
                                             TopicPartition(family.snapshots_topic, tp.partition))
         count = 0
-        async for records in read_to_end(self.kafka,
-                                         {TopicPartition(family.events_topic, tp.partition): start}):
-            for record in records:
-                state.observe(record)
-            count += len(records)
+        with folding():
+            async for records in read_to_end(self.kafka,
+                                             {TopicPartition(family.events_topic, tp.partition): start}):
+                for record in records:
+                    state.observe(record)
+                count += len(records)
         committed = await self.consumer.committed(tp)
         resume = max(committed or 0, state.decided_to + 1)
         self.consumer.seek(tp, resume)
