@@ -8,19 +8,15 @@ from hive_streams.audit.rows import audit_fields, log_record
 from hive_streams.codec import default_codec
 from hive_streams.codec.strays import families, stray_reason
 from hive_streams.domain import commands as c
-from hive_streams.domain import events as e
 from hive_streams.domain import task
-from hive_streams.domain.callback import CallbackEvent, CallbackRequested
-from hive_streams.domain.execution_records import ExecutionEvent, ExecutionStarted
-from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.domain.model import NodeSpec
-from hive_streams.domain.schedule import ScheduleCreated, ScheduleEvent
-from hive_streams.domain.trigger import TriggerCreated, TriggerEvent
 from hive_streams.kafka.acls import READ, grants
 from hive_streams.kafka.principal import PRINCIPAL_HEADER
 from hive_streams.replay.rebuild import families as replay_families
 from hive_streams.settings import Settings
 from hive_streams.topics import Topics
+
+from .samples import samples
 
 TOPIC = "x.task.events"
 
@@ -68,19 +64,6 @@ def test_compare_names_each_kind_of_tampering():
     assert {("modified", 0), ("deleted", 1), ("missing", last), ("inserted", 99), ("checkpoint", last)} == kinds
     pending = compare(TOPIC, 0, recs, {0: rows[0]}, 1, [])
     assert pending.findings == [] and pending.pending == len(recs) - 1
-
-
-def samples(topics: Topics) -> dict[str, object]:
-    """One event of each audited topic, by the event type its topic must hold (a new family without one fails)."""
-    by_type = {e.TaskEvent: e.TaskSubmitted("acme:t1", 1, 1000, "n", "acme/ann", (NodeSpec("a", "echo"),)),
-               e.AgentEvent: e.AgentHeartbeat("a1", 1, 1000),
-               e.LedgerEvent: e.FundsDeposited(LEDGER_ID, 1, 1000, "acme/ann", 100),
-               ExecutionEvent: ExecutionStarted("acme:x1", 1, 1000, "wf", 1, "acme/ann", "{}"),
-               ScheduleEvent: ScheduleCreated("acme:s1", 1, 1000, "acme/ann", "* * * * *", "UTC", "none", "{}"),
-               TriggerEvent: TriggerCreated("acme:g1", 1, 1000, "acme/ann", "TaskCompleted"),
-               CallbackEvent: CallbackRequested("acme:c1", 1, 1000, "https://example.org/hook", "TaskCompleted", "{}"),
-               e.AlertEvent: e.AlertRaised("agent-silent:a1", 1, 1000, "agent-silent", "a1", "warning", "silent")}
-    return {topic: by_type[family] for topic, family in families(topics).items()}
 
 
 def test_every_events_topic_and_the_alerts_are_in_the_one_audited_set():
