@@ -1,4 +1,4 @@
-"""Audit-log and read-model projection: task and agent events -> SQL, idempotently.
+"""Audit-log and read-model projection: every event topic (`Topics.event_topics`) -> SQL, idempotently.
 
     python -m connectors.audit
 
@@ -23,12 +23,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from hive_streams import settings as settings_mod
 from hive_streams.audit.checkpoints import Checkpoints
 from hive_streams.audit.rows import from_consumer_record
-from hive_streams.audit.verify import event_topics
 from hive_streams.codec import Codec, default_codec
-from hive_streams.codec.strays import families, stray_reason
-from hive_streams.domain.events import AgentEvent, TaskEvent, LedgerEvent
+from hive_streams.codec.strays import event_types, families, stray_reason
 from hive_streams.exceptions import RecordsRefused
-from hive_streams.domain.execution_records import ExecutionEvent
 from hive_streams.kafka.access import access_for
 from hive_streams.kafka.clients import consumer as kafka_consumer
 from hive_streams.kafka.clients import producer as kafka_producer
@@ -47,12 +44,14 @@ POLL_MS = 500
 log = logging.getLogger("hive_streams.connectors.audit")
 
 
+EVENTS = event_types(Topics())
+
+
 def to_log_record(codec: Codec, record: ConsumerRecord) -> LogRecord:
-    """Every record is audited; only task, agent and ledger events reach the read models (an execution's
-    state is the fold of its events, read by the API)."""
+    """Every record is audited; only task, agent and ledger events reach the read models (executions, schedules,
+    triggers, callbacks and alerts are folded from their events by whoever reads them)."""
     audited = from_consumer_record(codec, record)
-    if audited.event is not None and not isinstance(audited.event, (TaskEvent, AgentEvent, LedgerEvent,
-                                                                     ExecutionEvent)):
+    if audited.event is not None and not isinstance(audited.event, EVENTS):
         log.warning("%s at %s[%d]@%d is not an event: audited, not projected", type(audited.event).__name__,
                     record.topic, record.partition, record.offset)
     return audited
@@ -154,7 +153,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     try:
         await asyncio.to_thread(create_schema, engine)
         partitions = await wait_for_partitions(
-            kafka, event_topics(topics), stop, SOURCE)
+            kafka, list(topics.event_topics), stop, SOURCE)
         if not partitions:
             return
         await consumer.start()

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .analytics import deadletters as dl
 from .analytics.export import AvroFiles
-from .analytics.filters import Filter, parse_time
+from .analytics.filters import Filter, family, parse_time
 from .analytics.log import iso, jsonable, partitions, rows, size
 from .analytics.performance import Row, fold
 from .codec import default_codec
@@ -23,11 +23,12 @@ from .kafka.access import ROLES, access_for
 from .topics import Topics
 
 COMMANDS = ("tail", "export", "stats", "dlq")
-FAMILIES = ("task", "agent", "ledger")
 
 
 def _filters(p, follow: bool = True) -> None:
-    p.add_argument("--topic", action="append", default=[], help="a topic or family (task, agent, ledger); repeatable")
+    p.add_argument("--topic", action="append", default=[],
+                   help="a topic or family (task, agent, ledger, execution, schedule, trigger, callback, alerts); "
+                        "repeatable")
     p.add_argument("--type", action="append", default=[], help="event types, comma-separated (TaskCompleted); repeatable")
     p.add_argument("--key", action="append", default=[], help="an aggregate id (task, agent or ledger id); repeatable")
     p.add_argument("--tenant", default="", help="only records of this tenant (the `<tenant>/` of their principal)")
@@ -70,13 +71,11 @@ def _filter(args) -> Filter:
                   parse_time(args.until, now) if args.until else None)
 
 
-def _event_topics(topics: Topics) -> list[str]:
-    return [topics.task_events, topics.agent_events, topics.ledger_events]
-
-
 def _topics(args, topics: Topics) -> list[str]:
-    named = [t for t in args.topic if t not in FAMILIES]
-    return named or _event_topics(topics)
+    """The topics named on the command line, else every event topic (a family named is a filter on those)."""
+    families = {family(name) for name in topics.event_topics}
+    named = [t for t in args.topic if t not in families]
+    return named or list(topics.event_topics)
 
 
 def run(args, settings) -> int:

@@ -102,6 +102,12 @@ class Topics:
         """The audit connector's published chain heads: the anchor of the audit log."""
         return f"{self.prefix}.audit.checkpoints"
 
+    @property
+    def event_topics(self) -> tuple[str, ...]:
+        """Every topic of events, in layout order: each family's `.events` and the alerts. What the audit log holds,
+        `audit verify` checks, `replay` folds and `tail`/`export` read: a new family is in it by its name."""
+        return tuple(name for name in self.layout() if name.endswith(".events") or name == self.alerts)
+
     def layout(self) -> dict[str, tuple[int, dict[str, str]]]:
         """name -> (partitions, topic configs). Event topics are kept forever: they are the truth."""
         forever = {"retention.ms": RETENTION_FOREVER, "retention.bytes": "-1"}

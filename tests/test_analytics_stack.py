@@ -88,6 +88,22 @@ def test_export_is_read_by_fastavro_alone(stack, completed_task, tmp_path):
     assert not (tmp_path / "AgentHeartbeat.avro").exists()  # --topic task
 
 
+def test_tail_and_export_read_every_event_topic(stack, tmp_path):
+    """Without --topic both read `Topics.event_topics`: a schedule's and a trigger's events too."""
+    for path, body in (("/api/schedules", {"id": "tailed", "cron": "0 0 1 1 *", "target": {"task": ECHO}}),
+                       ("/api/triggers", {"id": "tailed", "on": {"type": "TaskFailed"}, "target": {"task": ECHO}})):
+        assert stack.client.http.post(path, json=body).status_code == 202, path
+    key = f"{TENANT}:tailed"
+    wanted = ["ScheduleCreated", "TriggerCreated"]
+    wait_until(lambda: sorted(cli(stack, "tail", "--key", key, pipe="jq -r .type").stdout.split()) == wanted, 60,
+               what="the schedule's and trigger's events in the tail")
+    schedules = cli(stack, "tail", "--topic", "schedule", pipe="jq -r .event.schedule_id")
+    assert schedules.stdout.split() == [key]
+    cli(stack, "export", "--out", str(tmp_path))
+    with open(tmp_path / "TriggerCreated.avro", "rb") as fo:
+        assert [r["trigger_id"] for r in fastavro.reader(fo)] == [key]
+
+
 def test_stats_name_the_agent_and_its_capability(stack, completed_task):
     stats = json.loads(cli(stack, "stats", "--json").stdout)
     agent = {r["name"]: r for r in stats["agents"]}["ex-a"]

@@ -1,14 +1,22 @@
-"""The audit chain and the comparison of rows with records, without a broker."""
+"""The audit chain, the comparison of rows with records, and the one set of audited topics, without a broker."""
 from __future__ import annotations
 
 from hive_streams.audit.chain import GENESIS, canonical_headers, link, parse_headers
 from hive_streams.audit.checkpoints import Head
 from hive_streams.audit.compare import compare, expected_rows
-from hive_streams.audit.rows import log_record
+from hive_streams.audit.rows import audit_fields, log_record
 from hive_streams.codec import default_codec
+from hive_streams.codec.strays import families, stray_reason
 from hive_streams.domain import commands as c
 from hive_streams.domain import task
 from hive_streams.domain.model import NodeSpec
+from hive_streams.kafka.acls import READ, grants
+from hive_streams.kafka.principal import PRINCIPAL_HEADER
+from hive_streams.replay.rebuild import families as replay_families
+from hive_streams.settings import Settings
+from hive_streams.topics import Topics
+
+from .samples import samples
 
 TOPIC = "x.task.events"
 
@@ -56,3 +64,27 @@ def test_compare_names_each_kind_of_tampering():
     assert {("modified", 0), ("deleted", 1), ("missing", last), ("inserted", 99), ("checkpoint", last)} == kinds
     pending = compare(TOPIC, 0, recs, {0: rows[0]}, 1, [])
     assert pending.findings == [] and pending.pending == len(recs) - 1
+
+
+def test_every_events_topic_and_the_alerts_are_in_the_one_audited_set():
+    topics = Topics("x", 3)
+    wanted = {name for name in topics.layout() if name.endswith(".events")} | {topics.alerts}
+    assert set(topics.event_topics) == wanted and len(topics.event_topics) == len(wanted)
+    assert set(families(topics)) == wanted  # each has the event type its strays are checked against
+    for role in ("connector", "analyst"):  # the audit connector; `audit verify`, `replay`, `tail` and `export`
+        assert wanted <= {g.name for g in grants(topics, "w1") if g.role == role and g.operation == READ}, role
+    assert set(replay_families(topics, Settings())) == {n for n in wanted if n.endswith(".events")}
+
+
+def test_rows_of_every_audited_topic_say_who_what_when_and_correlation():
+    codec, topics = default_codec(), Topics("x", 3)
+    for offset, (topic, event) in enumerate(samples(topics).items()):
+        key, value, headers = codec.message(event, "tests", correlation_id="req-9")
+        if topic != topics.alerts:  # the matcher writes alerts as itself: no principal header
+            headers = headers + [(PRINCIPAL_HEADER, b"acme/ann")]
+        row = audit_fields(log_record(codec, topic, 0, offset, key, headers, value))
+        assert stray_reason(codec, families(topics)[topic], key, value, 1 << 20) == "", topic
+        assert row["event_type"] == f"hive.v1.{type(event).__name__}" and row["payload"], topic
+        assert row["aggregate_id"] == key.decode() and row["event_id"] == f"{key.decode()}/1", topic
+        assert row["seq"] == 1 and row["occurred_at"] == 1000 and row["correlation_id"] == "req-9", topic
+        assert row["principal"] == (None if topic == topics.alerts else "acme/ann"), topic

@@ -1,6 +1,7 @@
 """Tamper-evident audit on the real fabric: rows altered, deleted and inserted with SQL are named by
-`audit verify`, a chain recomputed by the attacker is caught by the published heads, and a request's
-correlation id and principal are on its command, its events and their audit rows."""
+`audit verify`, a chain recomputed by the attacker is caught by the published heads, a request's
+correlation id and principal are on its command, its events and their audit rows, and the schedule, trigger,
+callback and alert topics are audited and verified like the others."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 
 from hive_streams import settings as settings_mod
 from hive_streams.audit.chain import GENESIS, link
@@ -37,12 +38,14 @@ STEPS = {
     ],
 }
 REQUEST_ID = f"req-{uuid.uuid4().hex[:12]}"
+LATER_ID = f"req-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap, pg_url, tmp_path_factory):
     s = Stack(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("audit"),
-              HIVE_AUDIT_CHECKPOINT_ROWS="1", HIVE_AUDIT_CHECKPOINT_SECONDS="0.5")
+              HIVE_AUDIT_CHECKPOINT_ROWS="1", HIVE_AUDIT_CHECKPOINT_SECONDS="0.5",
+              HIVE_ALERT_RULES="high_cpu=threshold:0,count:1")  # the first heartbeat on a loaded host raises it
     s.start({"ex-audit": (ALL_KINDS, 2)})
     s.wait_for_agents(1)
     yield s
@@ -195,6 +198,56 @@ def test_a_chain_recomputed_by_the_attacker_is_caught_by_the_published_heads(sta
             for row in chain:
                 conn.execute(text("update audit_log set record_value = :v, hash = :h where id = :id"),
                              {"v": row.record_value, "h": row.hash, "id": row.id})
+    assert audit_verify(stack).ok
+
+
+def newer_family_rows(sql, wanted: dict[str, str]) -> dict[str, object] | None:
+    """topic -> its first audit row of the wanted event type, once every topic has one."""
+    with sql.connect() as conn:
+        found = {topic: conn.execute(text('select * from audit_log where topic = :t and event_type = :e '
+                                          'order by "offset" limit 1'), {"t": topic, "e": kind}).first()
+                 for topic, kind in wanted.items()}
+    return found if all(found.values()) else None
+
+
+def test_schedule_trigger_callback_and_alert_records_are_audited_chained_and_verified(stack, sql, task_id):
+    headers = {**stack.auth(), "X-Request-Id": LATER_ID}
+    schedule = {"id": "audited", "cron": "0 0 1 1 *", "target": {"task": STEPS},
+                "callback_url": "http://127.0.0.1:9/audited"}  # never sent (no callback secret): requested only
+    trigger = {"id": "audited", "on": {"type": "TaskFailed"}, "target": {"task": STEPS}}
+    for path, body in (("/api/schedules", schedule), ("/api/triggers", trigger)):
+        response = httpx.post(f"{stack.base_url}{path}", json=body, headers=headers, timeout=30)
+        assert response.status_code == 202, response.text
+    t = stack.topics
+    wanted = {t.schedule_events: "hive.v1.ScheduleCreated", t.trigger_events: "hive.v1.TriggerCreated",
+              t.callback_events: "hive.v1.CallbackRequested", t.alerts: "hive.v1.AlertRaised"}
+    rows = wait_until(lambda: newer_family_rows(sql, wanted), 90, what="a row of each newer topic")
+    for topic, row in rows.items():  # who, what, when, and the request: what the record carries, nothing invented
+        assert row.occurred_at and row.event_id == f"{row.aggregate_id}/{row.seq}" and row.payload, topic
+        assert table_chain_consistent(sql, topic, row.partition), topic
+    admin = stack.account("admin")
+    assert rows[t.schedule_events].principal == rows[t.trigger_events].principal == admin
+    assert rows[t.schedule_events].aggregate_id == rows[t.trigger_events].aggregate_id == "tests:audited"
+    assert rows[t.callback_events].principal.startswith("system:")  # the schedule decider's follow-up
+    assert {rows[n].correlation_id for n in (t.schedule_events, t.trigger_events, t.callback_events)} == {LATER_ID}
+    alert = rows[t.alerts]
+    assert alert.aggregate_id == "high_cpu:ex-audit" and alert.principal is None and alert.correlation_id is None
+    assert audit_verify(stack).ok
+
+    with sql.begin() as conn:
+        conn.execute(text("update audit_log set principal = 'mallory' where id in :ids").bindparams(
+            bindparam("ids", expanding=True)), {"ids": [row.id for row in rows.values()]})
+    try:
+        report = audit_verify(stack)
+        for topic, row in rows.items():
+            assert ("modified", row.offset, topic) in named(report), (topic, report.findings)
+        done = audit_verify_cli(stack)
+        assert done.returncode == 1 and "modified" in done.stdout, done.stdout
+    finally:
+        with sql.begin() as conn:
+            for row in rows.values():
+                conn.execute(text("update audit_log set principal = :p where id = :id"),
+                             {"p": row.principal, "id": row.id})
     assert audit_verify(stack).ok
 
 

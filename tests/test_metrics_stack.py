@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from hive_streams.audit.verify import event_topics
 from hive_streams.processes import wait_until
 
 from .prometheus import Prometheus
@@ -90,7 +89,7 @@ def test_prometheus_scrapes_the_spec_names_with_plausible_values(stack, promethe
     commands = sum(n for name, (n, _) in stack.topics.layout().items() if name.endswith(".commands"))
     wait_until(lambda: value(prometheus, 'count(hive_consumer_lag{job="hive-worker"})') == commands, 60,
                what="every command partition owned by one of the two workers")
-    audited = sum(stack.topics.layout()[name][0] for name in event_topics(stack.topics))
+    audited = sum(stack.topics.layout()[name][0] for name in stack.topics.event_topics)
     assert value(prometheus, 'count(hive_consumer_lag{job="hive-connect",group="audit"})') == audited
     assert value(prometheus, 'hive_database_connections_active{job="hive-api"}') >= 0
     assert value(prometheus, 'hive_executor_task_duration_seconds_count{outcome="completed"}') == TASKS

@@ -1,8 +1,9 @@
 """Replay and diff through the real stack: a recorded run of more than 10,000 events (tasks, agents, money)
-rebuilds into read models identical to the live ones and agrees with every decider snapshot; an altered live row
-is named by its key, with exit 1."""
+rebuilds into read models identical to the live ones and agrees with every decider snapshot (schedules and
+triggers too); an altered live row is named by its key, with exit 1."""
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import datetime, timezone
 import re
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from hive_streams.processes import wait_until
 
+from .eventlog import end_offsets
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -54,7 +56,24 @@ def recorded(stack, store):
         assert response.status_code == 202 and response.json()["accepted"] == BATCH, response.text[:500]
     wait_until(lambda: completed(store) >= TASKS, 600, what=f"{TASKS} tasks completed")
     assert stack.client.http.post("/api/accounts/earner-b/withdrawals", json={"amount": 1}).status_code == 202
+    newer_families(stack)
     return payer
+
+
+def newer_families(stack) -> None:
+    """A schedule (with a callback it requests) and a trigger, snapshotted by their deciders: their events are
+    audited and folded, their snapshots compared."""
+    schedule = {"id": "replayed", "cron": "0 0 1 1 *", "target": {"task": TASK},
+                "callback_url": "http://127.0.0.1:9/replayed"}
+    trigger = {"id": "replayed", "on": {"type": "TaskFailed"}, "target": {"task": TASK}}
+    for path, body in (("/api/schedules", schedule), ("/api/triggers", trigger)):
+        assert stack.client.http.post(path, json=body).status_code == 202, path
+    t = stack.topics
+
+    def snapshotted() -> bool:
+        return all(sum(asyncio.run(end_offsets(stack.bootstrap, t.snapshots_of(events), t.partitions)).values())
+                   for events in (t.schedule_events, t.trigger_events))
+    wait_until(snapshotted, 60, what="the schedule and trigger deciders' snapshots")
 
 
 def replay(stack, *args: str) -> subprocess.CompletedProcess:
@@ -71,7 +90,7 @@ def summary(run: subprocess.CompletedProcess) -> tuple[int, float]:
     return int(found[1].replace(",", "")), float(found[2].replace(",", ""))
 
 
-def test_a_recorded_run_replays_into_identical_read_models(stack, recorded):
+def test_a_recorded_run_replays_into_identical_read_models(stack, store, recorded):
     run = replay(stack)  # while the fabric runs on: heartbeats keep coming
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     assert "identical" in run.stdout
@@ -83,6 +102,11 @@ def test_a_recorded_run_replays_into_identical_read_models(stack, recorded):
     assert "snapshots[" in compared  # decider snapshots were compared too
     for table in ("accounts", "ledger_entries", "agents", "audit_log", "agent_outcomes"):
         assert f"{table} " in compared
+    for family in ("schedule", "trigger"):  # every decider family's snapshots, not only the first three
+        assert f"{stack.topics.prefix}.{family}.snapshots[" in compared, compared
+    with store.connect() as conn:  # the newer topics' records are audit rows, compared like every other
+        audited = set(conn.execute(text("select distinct topic from audit_log")).scalars())
+    assert {stack.topics.schedule_events, stack.topics.trigger_events, stack.topics.callback_events} <= audited
 
 
 def test_an_altered_live_row_is_named_by_its_key(stack, store, recorded):

@@ -25,13 +25,20 @@ def parse_time(text: str, now_ms: int) -> int:
     return int(at.timestamp() * 1000)
 
 
+def family(topic: str) -> str:
+    """`hive.task.events` -> `task`; `hive.alerts` -> `alerts`."""
+    parts = topic.split(".")
+    return parts[-2] if parts[-1] == "events" and len(parts) > 1 else parts[-1]
+
+
 def tenant_of(principal: str) -> str:
     """`acme/alice` -> `acme`; a principal without a tenant is its own."""
     return principal.split("/", 1)[0]
 
 
 def _aggregate(obj) -> str:
-    for name in ("task_id", "agent_id", "ledger_id"):
+    for name in ("task_id", "agent_id", "ledger_id", "execution_id", "schedule_id", "trigger_id", "delivery_id",
+                 "alert_id"):
         value = getattr(obj, name, None)
         if value is not None:
             return value
@@ -59,7 +66,7 @@ class TenantIndex:
 
 @dataclass(frozen=True)
 class Filter:
-    topics: tuple[str, ...] = ()  # full names or families (`task`, `agent`, `ledger`)
+    topics: tuple[str, ...] = ()  # full names or families (`task`, `schedule`, ..., `alerts`)
     types: tuple[str, ...] = ()  # short names, `TaskCompleted`
     keys: tuple[str, ...] = ()
     tenant: str = ""
@@ -67,7 +74,7 @@ class Filter:
     until: int | None = None  # ms, exclusive
 
     def wants_topic(self, topic: str) -> bool:
-        return not self.topics or any(topic == t or topic.split(".")[-2:-1] == [t] for t in self.topics)
+        return not self.topics or any(topic == t or family(topic) == t for t in self.topics)
 
     def matches(self, topic: str, key: str, obj, tenant: str) -> bool:
         at = getattr(obj, "at", None)

@@ -37,10 +37,6 @@ class Report:
         return not self.findings
 
 
-def event_topics(topics: Topics) -> list[str]:
-    return [topics.task_events, topics.agent_events, topics.ledger_events, topics.execution_events]
-
-
 def table_snapshot(engine: Engine, prefix: str) -> tuple[dict[Position, dict[int, dict]], dict[Position, int]]:
     """Every audit row of this deployment's topics, and the connector's progress read before them: the connector
     commits rows and progress together, so every record below the progress has its row in what is read after."""
@@ -56,7 +52,7 @@ def table_snapshot(engine: Engine, prefix: str) -> tuple[dict[Position, dict[int
 
 async def end_offsets(kafka: KafkaAccess, topics: Topics) -> dict[TopicPartition, int]:
     layout = topics.layout()
-    parts = [TopicPartition(t, p) for t in event_topics(topics) for p in range(layout[t][0])]
+    parts = [TopicPartition(t, p) for t in topics.event_topics for p in range(layout[t][0])]
     reader = consumer(kafka, client_id="hive-audit-verify")
     await reader.start()
     try:

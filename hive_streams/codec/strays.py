@@ -7,14 +7,25 @@ gap); the audit connector dead-letters each one with its reason, and audits its 
 from __future__ import annotations
 
 from .cloudevents import aggregate_id
-from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from ..domain.callback import CallbackEvent
+from ..domain.events import AgentEvent, AlertEvent, LedgerEvent, TaskEvent
+from ..domain.execution_records import ExecutionEvent
+from ..domain.schedule import ScheduleEvent
+from ..domain.trigger import TriggerEvent
 from ..exceptions import CodecError
 from ..topics import Topics
 
 
 def families(topics: Topics) -> dict[str, type]:
-    """events topic -> the event type its records must have."""
-    return {topics.task_events: TaskEvent, topics.agent_events: AgentEvent, topics.ledger_events: LedgerEvent}
+    """events topic -> the event type its records must have, for every one of `topics.event_topics`."""
+    t = topics
+    return {t.task_events: TaskEvent, t.agent_events: AgentEvent, t.ledger_events: LedgerEvent,
+            t.execution_events: ExecutionEvent, t.schedule_events: ScheduleEvent, t.trigger_events: TriggerEvent,
+            t.callback_events: CallbackEvent, t.alerts: AlertEvent}
+
+
+def event_types(topics: Topics) -> tuple[type, ...]:
+    return tuple(families(topics).values())
 
 
 def oversized(value: bytes | None, limit: int) -> str:

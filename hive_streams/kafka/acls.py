@@ -8,9 +8,9 @@ admin is a super user. What each role is granted is what its process does:
 | worker | events, snapshots, dead letters, alerts, the executors' inbox, every command topic (follow-ups, the matcher, the sweep, schedule slots, trigger matches, callback attempts) | commands, events, snapshots, alerts | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
 | api | task, agent, ledger, execution, schedule and trigger commands | task, agent, ledger, execution, schedule, trigger and callback events, alerts (SSE feeds and their catch-up, time travel, execution reads, schedule and trigger listings), blobs | |
 | executor | task and agent commands, blobs | the executors' inbox (each agent can open only its own records), blobs (earlier attempts' outputs) | |
-| connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | task, agent, ledger and execution events | |
+| connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | every event topic (`Topics.event_topics`: each family's events and the alerts) | |
 | producer | task commands | — | |
-| analyst | — | task, agent, ledger and execution events, alerts, the deciders' snapshots (`replay`), audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
+| analyst | — | every event topic (`Topics.event_topics`), the deciders' snapshots (`replay`), audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
 
 Topics are granted by their exact names (LITERAL), groups and transactional ids by prefix.
 Idempotent writers need no cluster permission: since Kafka 3.0 WRITE on a topic covers them.
@@ -59,10 +59,8 @@ def analyst_group_prefix(topics: Topics) -> str:
 
 def grants(topics: Topics, worker_id: str) -> list[Grant]:
     t = topics
-    commands = [t.task_commands, t.agent_commands, t.ledger_commands, t.execution_commands, t.schedule_commands,
-                t.trigger_commands, t.callback_commands]
-    events = [t.task_events, t.agent_events, t.ledger_events, t.execution_events, t.schedule_events, t.trigger_events,
-              t.callback_events]
+    commands = [name for name in t.layout() if name.endswith(".commands")]
+    events = [name for name in t.event_topics if name.endswith(".events")]  # each family's; the alerts apart
     snapshots = [t.snapshots_of(name) for name in events]
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots + [t.alerts]]
@@ -77,10 +75,10 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     out += [Grant("executor", READ, TOPIC, t.executor_inbox)]  # never the task events: other agents' tasks
     out += [Grant("executor", op, TOPIC, t.blobs) for op in (WRITE, READ)]  # its outputs; earlier attempts' on a retry
     out += [Grant("api", READ, TOPIC, t.blobs)]
-    out += [Grant("connector", READ, TOPIC, name) for name in events]
+    out += [Grant("connector", READ, TOPIC, name) for name in t.event_topics]  # every topic it audits
     out += [Grant("connector", WRITE, TOPIC, name) for name in (t.audit_checkpoints, t.deadletter)]
     out += [Grant("producer", WRITE, TOPIC, t.task_commands)]
-    out += [Grant("analyst", READ, TOPIC, name) for name in events + snapshots + [t.audit_checkpoints, t.blobs, t.alerts]]
+    out += [Grant("analyst", READ, TOPIC, name) for name in [*t.event_topics, *snapshots, t.audit_checkpoints, t.blobs]]
     out += [Grant("analyst", READ, GROUP, analyst_group_prefix(t), PREFIXED)]
     return out
 

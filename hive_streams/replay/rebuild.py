@@ -1,6 +1,10 @@
 """Replay: fold the event topics with the workers' own code, rebuild the read models into a scratch schema, and
 compare them with the live read models and with each decider's newest snapshot.
 
+Every event topic (`Topics.event_topics`) is folded: its records are audit rows; task, agent and ledger events also
+feed their read models. Executions, schedules, triggers and callbacks have no SQL read model (the API and the worker
+fold their events when asked), so their decider snapshots are what is compared; the alerts have neither.
+
 The live read models are read in one database snapshot together with the offsets they reflect; the log is folded
 exactly to those offsets, so a fabric that keeps running does not show up as a difference. Each decider snapshot
 is compared with a fold (`PartitionState.observe`, as a worker that takes the partition folds) of its partition
@@ -28,7 +32,7 @@ from ..kafka.reader import read_to_end
 from ..settings import Settings
 from ..store.db import make_engine
 from ..store.projection import apply_batch
-from ..streams.deciders import PartitionState, agent_aggregate, ledger_aggregate, task_aggregate
+from ..streams.deciders import PartitionState, family_aggregates
 from ..streams.snapshots import Snapshots, load as load_snapshot
 from ..topics import Topics
 from .compare import Difference, compare
@@ -66,11 +70,9 @@ class Partition:
 
 
 def families(topics: Topics, settings: Settings) -> dict[str, tuple[object, str]]:
-    """events topic -> (aggregate, snapshots topic), as the worker's engine has them."""
-    timeout_ms = int(settings.agent_timeout_seconds * 1000)
-    return {topics.task_events: (task_aggregate(), topics.snapshots_of(topics.task_events)),
-            topics.agent_events: (agent_aggregate(timeout_ms), topics.snapshots_of(topics.agent_events)),
-            topics.ledger_events: (ledger_aggregate(settings.platform_fee_bps), topics.snapshots_of(topics.ledger_events))}
+    """events topic -> (aggregate, snapshots topic) of every decider family, as the worker's engine has them."""
+    return {events: (aggregate, topics.snapshots_of(events))
+            for _, events, aggregate in family_aggregates(topics, settings)}
 
 
 async def partitions_of(kafka: KafkaAccess, names: list[str]) -> tuple[list[TopicPartition], dict, dict]:
@@ -93,7 +95,7 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
     nothing (the live read models are of now): the scratch schema is kept for a look."""
     started = time.monotonic()
     topics = Topics.from_settings(settings)
-    names = list(families(topics, settings))
+    names = list(topics.event_topics)  # every one is audited; each decider family's also has snapshots
     tps, firsts, ends = await partitions_of(kafka, names)
     parts = {tp: Partition(tp, None) for tp in tps}
     report = Report(kept=keep or until is not None)
@@ -104,7 +106,9 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
             offsets, live_rows = await asyncio.to_thread(_read_live, settings.store_url, names)
             for tp, part in parts.items():
                 part.project_to = offsets.get((tp.topic, tp.partition), firsts[tp])
-            await asyncio.gather(*[_snapshot_of(p, settings, codec, kafka, topics) for p in parts.values()])
+            deciders = families(topics, settings)
+            await asyncio.gather(*[_snapshot_of(p, deciders[tp.topic], settings, codec, kafka, topics)
+                                   for tp, p in parts.items() if tp.topic in deciders])
         scratch = await making
     except BaseException:
         making.cancel()
@@ -142,8 +146,9 @@ def _read_live(url: str, names: list[str]):
         live.dispose()
 
 
-async def _snapshot_of(part: Partition, settings: Settings, codec: Codec, kafka: KafkaAccess, topics: Topics) -> None:
-    aggregate, snapshots_topic = families(topics, settings)[part.tp.topic]
+async def _snapshot_of(part: Partition, family: tuple[object, str], settings: Settings, codec: Codec,
+                       kafka: KafkaAccess, topics: Topics) -> None:
+    aggregate, snapshots_topic = family
 
     def state() -> PartitionState:
         return PartitionState(codec, aggregate, topics, part.tp.topic, part.tp.partition, topics.partitions,

@@ -8,10 +8,13 @@ from sqlalchemy import Engine, Table, select, text
 
 from ..exceptions import StoreError
 from ..store.db import create_schema, make_engine
-from ..store.models import Base, audit_log, consumer_offsets, idempotency_keys, rate_windows
+from ..store.models import Base, audit_log, consumer_offsets, idempotency_keys, rate_windows, task_claims, workflows
 from ..store.queries import AUDIT_CONSUMER
 
-NOT_FOLDS = {idempotency_keys.name, rate_windows.name, consumer_offsets.name}  # the API's and the connector's own
+# Tables no event holds, so not derivable from the log: the API's request bookkeeping, the connector's offsets, the
+# definition a chosen task id was claimed for before its command was sent, and registered workflow versions (the API
+# writes them at registration; an ExecutionStarted carries the definition it pinned, a version never used is nowhere)
+NOT_FOLDS = {idempotency_keys.name, rate_windows.name, consumer_offsets.name, task_claims.name, workflows.name}
 IGNORED = {audit_log.name: ("id", "recorded_at")}  # when the connector wrote a row, and its row number
 KEYED = {audit_log.name: ("topic", "partition", "offset")}
 Position = tuple[str, int]

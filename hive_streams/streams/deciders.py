@@ -167,6 +167,21 @@ def trigger_aggregate() -> Aggregate:
                      door=door)
 
 
+def family_aggregates(topics: Topics, settings: Settings,
+                      triggers: Callable | None = None) -> list[tuple[str, str, Aggregate]]:
+    """(commands topic, events topic, aggregate) of every decider family, as the worker runs them and replay folds
+    them. `triggers`: the worker's view of the triggers (deciding only; folding does not need it)."""
+    t, timeout_ms = topics, int(settings.agent_timeout_seconds * 1000)
+    return [(t.task_commands, t.task_events, task_aggregate(int(settings.default_deadline_seconds * 1000), triggers)),
+            (t.agent_commands, t.agent_events, agent_aggregate(timeout_ms)),
+            (t.ledger_commands, t.ledger_events, ledger_aggregate(settings.platform_fee_bps)),
+            (t.execution_commands, t.execution_events, execution_aggregate()),
+            (t.schedule_commands, t.schedule_events, schedule_aggregate(int(settings.schedule_grace_seconds * 1000))),
+            (t.trigger_commands, t.trigger_events, trigger_aggregate()),
+            (t.callback_commands, t.callback_events,
+             callback_aggregate(settings.callback_backoff_ms, settings.callback_backoff_max_ms))]
+
+
 @dataclass(frozen=True)
 class Out:
     """One record a batch writes: an event, a follow-up command or a dead letter."""

@@ -28,8 +28,7 @@ from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURA
 from ..settings import Settings
 from ..topics import Topics
 from ..kafka.seal import SealCheck, Sealer, service_secret
-from .deciders import (Aggregate, Decided, PartitionState, agent_aggregate, callback_aggregate, execution_aggregate,
-                       ledger_aggregate, schedule_aggregate, task_aggregate, trigger_aggregate)
+from .deciders import Aggregate, Decided, PartitionState, family_aggregates
 from .alerting import Alerter
 from .matcher import Matcher
 from .snapshots import Snapshots
@@ -90,20 +89,9 @@ class Engine:
         layout = self.topics.layout()
         timeout_ms = int(settings.agent_timeout_seconds * 1000)
         self.triggers = TriggerWatch(self.kafka, codec, self.topics, f"{self.group}-triggers")
-        self.families = {
-            commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
-            for commands, events, aggregate in (
-                (self.topics.task_commands, self.topics.task_events,
-                 task_aggregate(int(settings.default_deadline_seconds * 1000), self.triggers.matches)),
-                (self.topics.agent_commands, self.topics.agent_events, agent_aggregate(timeout_ms)),
-                (self.topics.ledger_commands, self.topics.ledger_events, ledger_aggregate(settings.platform_fee_bps)),
-                (self.topics.execution_commands, self.topics.execution_events, execution_aggregate()),
-                (self.topics.schedule_commands, self.topics.schedule_events,
-                 schedule_aggregate(int(settings.schedule_grace_seconds * 1000))),
-                (self.topics.trigger_commands, self.topics.trigger_events, trigger_aggregate()),
-                (self.topics.callback_commands, self.topics.callback_events,
-                 callback_aggregate(settings.callback_backoff_ms, settings.callback_backoff_max_ms)))
-        }
+        self.families = {commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
+                         for commands, events, aggregate in family_aggregates(self.topics, settings,
+                                                                              self.triggers.matches)}
         self.owned: dict[TopicPartition, Owned] = {}
         self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
