@@ -11,7 +11,7 @@ import httpx
 
 from hive_streams.auth import mint
 from hive_streams.client import HiveClient
-from hive_streams.kafka.admin import ensure_topics
+from hive_streams.kafka.admin import delete_topics, ensure_topics
 from hive_streams.processes import Fabric, wait_until
 from hive_streams.infra.postgres import create_database, drop_database
 from hive_streams.settings import REPO_ROOT
@@ -102,6 +102,7 @@ class Stack:
         self.client.close()
         self.fabric.stop()
         revoke(self.topics, self.worker_id)
+        asyncio.run(delete_topics(as_role("admin"), self.topics))  # a suite's thousands of partitions slow the broker
         drop_database(self.server_url, f"stack_{self.id}")
 
     def logs(self) -> str:

@@ -56,3 +56,16 @@ async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: set[str], timeou
         if loop.time() > deadline:
             raise InfraError(f"topics not visible after {timeout}s: {sorted(names)}")
         await asyncio.sleep(0.1)
+
+
+async def delete_topics(kafka: KafkaAccess, topics: Topics) -> list[str]:
+    """Deletes the deployment's topics that exist (a test's, a demo's); returns the names it deleted."""
+    admin = admin_client(kafka, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        doomed = sorted(set(topics.layout()) & set(await admin.list_topics()))
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
