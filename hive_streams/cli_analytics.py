@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
     dq = sub.add_parser("dlq", help="dead letters: list, show, re-drive commands (admin credentials)")
     dq.add_argument("action", choices=["list", "show", "redrive"])
     dq.add_argument("offsets", nargs="*", type=int, help="dead-letter offsets (show, redrive)")
-    dq.add_argument("--topic", default="", help="the source topic or family (task, agent, ledger)")
+    dq.add_argument("--topic", default="", help="the source topic or family (task, agent, ledger, execution, schedule, trigger, callback)")
     dq.add_argument("--reason", default="", help="a substring of the reason")
     dq.add_argument("--since", help="ISO 8601 time or a duration before now (30m, 2h, 7d)")
     dq.add_argument("--until", help="ISO 8601 time or a duration before now")

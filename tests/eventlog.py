@@ -113,9 +113,9 @@ async def committed_offsets(bootstrap: str, group_id: str, topic: str, partition
 
 
 def whole_log(bootstrap: str, topics, isolation: str = COMMITTED) -> list[Record]:
-    """Every record of the task, agent and ledger event topics."""
+    """Every record of every aggregate's event topic (the alerts are not an aggregate's)."""
     layout = topics.layout()
-    return [r for topic in (topics.task_events, topics.agent_events, topics.ledger_events)
+    return [r for topic in topics.event_topics if topic != topics.alerts
             for r in events_of(bootstrap, topic, layout[topic][0], isolation)]
 
 

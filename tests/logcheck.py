@@ -14,11 +14,16 @@ from dataclasses import dataclass, field, replace
 
 from hive_streams.codec import aggregate_id
 from hive_streams.domain import events as e
+from hive_streams.domain.callback import CallbackEvent
+from hive_streams.domain.execution_records import ExecutionEvent
+from hive_streams.domain.schedule import ScheduleEvent
+from hive_streams.domain.trigger import TriggerEvent
 from hive_streams.domain.model import capability_shortfall, needs, node_digest, result_digest
 
 from .ledgercheck import ledger_problems
 
-FAMILIES = {e.TaskEvent: "task", e.AgentEvent: "agent", e.LedgerEvent: "ledger"}
+FAMILIES = {e.TaskEvent: "task", e.AgentEvent: "agent", e.LedgerEvent: "ledger", ExecutionEvent: "execution",
+            ScheduleEvent: "schedule", TriggerEvent: "trigger", CallbackEvent: "callback"}
 
 
 def family(event) -> str | None:
@@ -184,7 +189,7 @@ def payment_problems(h: History) -> list[str]:
 
 
 def log_problems(*record_lists, everything_ended: bool = True) -> list[str]:
-    """Every problem of a whole log (task, agent and ledger topics, in any grouping)."""
+    """Every problem of a whole log (the aggregates' event topics, in any grouping)."""
     h = history([r for records in record_lists for r in records])
     found = h.problems + capacity_problems(h) + unbacked_assignments(h) + unmet_requirements(h)
     found += unverified_results(h) + ledger_problems(h.events("ledger"), all_settled=everything_ended)

@@ -12,8 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from hive_streams.domain.execution_records import ExecutionEvent
 from hive_streams.processes import wait_until
 
+from .eventlog import whole_log
+from .logcheck import last_problems, log_problems
 from .stack import ALL_KINDS, TENANT, Stack
 
 pytestmark = pytest.mark.stack
@@ -218,6 +221,10 @@ def test_sigkill_worker_and_executor_mid_execution_changes_nothing(stack):
         assert wait_until(audited, 60, what="the execution's events in the audit log") == list(range(1, len(frames) + 1))
     finally:
         engine.dispose()
+    # the raw log, every record: one history per execution (and per task, agent, ledger) with seqs 1..n
+    raw = whole_log(stack.bootstrap, stack.topics)
+    assert sum(isinstance(r.event, ExecutionEvent) for r in raw) >= len(frames)
+    assert last_problems(lambda: log_problems(whole_log(stack.bootstrap, stack.topics)), 60) == []
 
 
 FRAGILE = {

@@ -12,12 +12,17 @@ from ..codec.avro import to_record
 from ..domain.events import AgentStatusChanged
 from ..domain.tenancy import task_tenant
 from ..codec.strays import oversized, stray_reason
-from ..domain.events import AgentEvent, TaskEvent
+from ..domain.callback import CallbackEvent
+from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
+from ..domain.execution_records import ExecutionEvent
+from ..domain.schedule import ScheduleEvent
+from ..domain.trigger import TriggerEvent
 from ..exceptions import CodecError
 from ..settings import Settings
 
 RECORD_LIMIT = Settings.record_max_kb * 1024
-FAMILIES = {"task": TaskEvent, "agent": AgentEvent}  # by the events topic's family: <prefix>.<family>.events
+FAMILIES = {"task": TaskEvent, "agent": AgentEvent, "ledger": LedgerEvent, "execution": ExecutionEvent,
+            "schedule": ScheduleEvent, "trigger": TriggerEvent, "callback": CallbackEvent}  # <prefix>.<family>.events
 LOOKBACK = 1000  # records per partition read before a start position only to recognise duplicates
 
 
