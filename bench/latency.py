@@ -13,10 +13,10 @@ import uuid
 
 import httpx
 
-from .common import (TENANT, NOOP_TASK, PROCESSES, Context, CpuMeter, ce_type, end_offsets, percentiles, read_records,
+from .common import (TENANT, NOOP_TASK, PROCESSES, Context, CpuMeter, ce_type, percentiles,
                      server_pids, summary)
 from .stack import Stack
-from .tasks import Completions, hive_burst
+from .tasks import Completions, hive_burst, hop_latencies, records_since, topic_offsets
 
 QUANTILES = (50, 99, 99.9)
 MEASURES = ("first_frame", "completed", "completed_in_log", "in_records")
@@ -121,17 +121,15 @@ def in_records(commands: list, events: list, ids: set[bytes]) -> list[float]:
 
 def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
-    t = stack.topics
     try:
         asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))
-        start = {name: asyncio.run(end_offsets(stack.bootstrap, name, t.partitions))
-                 for name in (t.task_commands, t.task_events)}
+        start = asyncio.run(topic_offsets(stack))
         meter = CpuMeter({name: stack.pid(name) for name in stack.procs}, servers).start()
         retries = []
         samples, ids = asyncio.run(open_loop(stack, n, rate, retries))
         meter.stop()
-        records = {name: asyncio.run(read_records(stack.bootstrap, name, t.partitions, offsets))
-                   for name, offsets in start.items()}
+        time.sleep(1.0)  # let the slot releases that follow the last completion land
+        records = asyncio.run(records_since(stack, start))
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
@@ -140,8 +138,9 @@ def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
            "cpu_cores_used": {name: used / meter.wall for name, used in meter.used.items()}}
     for i, name in enumerate((*MEASURES[:3], "submit_late")):
         out[name] = percentiles(sorted(s[i] for s in samples), QUANTILES)  # only those n supports, and max
-    out["in_records"] = percentiles(in_records(records[t.task_commands], records[t.task_events],
-                                               {f"{TENANT}:{i}".encode() for i in ids}), QUANTILES)
+    mine = {f"{TENANT}:{i}".encode() for i in ids}
+    out["in_records"] = percentiles(in_records(records["task.commands"], records["task.events"], mine), QUANTILES)
+    out["hops"] = hop_latencies(records)
     return out
 
 

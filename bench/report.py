@@ -218,6 +218,13 @@ def latency_section(lat: dict) -> list[str]:
                               ("(the bench client's delay in starting a submit, behind its schedule)", "submit_late"))
             if key in lat["runs"][0]]
     lines += _table(["ms", *qs], rows)
+    hops = lat["runs"][0].get("hops")
+    if hops:
+        cols = hop_columns(hops, lat["tasks_per_run"])
+        lines += ["", "Each hop of a task at this rate, from the records' timestamps (first run; warm-up tasks included):",
+                  ""]
+        lines += _table(["hop", "done by", *(c.replace("_ms", " ms") for c in cols)],
+                        [[hop, v["by"], *(f"{v[c]:.0f}" for c in cols)] for hop, v in hops.items()])
     if "cpu_cores_used" in lat["runs"][0]:
         procs = list(lat["runs"][0]["cpu_cores_used"])
         lines += ["", "CPU used over each run, in cores (CPU seconds per second; this machine has 2), so a saturated "
