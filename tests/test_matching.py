@@ -223,7 +223,8 @@ def test_the_matcher_forgets_a_tasks_correlation_when_the_task_ends():
     matcher = Matcher(codec, Topics("m"), Settings(), 10_000)
 
     def observe(event, correlation):
-        matcher._observe(SimpleNamespace(value=codec.encode(event), headers=[("ce_correlationid", correlation)]))
+        matcher._observe(SimpleNamespace(topic="m.task-events", partition=0, offset=0, value=codec.encode(event),
+                                         headers=[("ce_correlationid", correlation)]))
     observe(validated("acme:t", 1), b"req-1")
     assert matcher.correlations == {"acme:t": "req-1"}
     observe(e.TaskCompleted("acme:t", 3, 2, agent_id="a", outputs=()), b"req-1")

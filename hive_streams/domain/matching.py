@@ -44,7 +44,7 @@ class Need:
 class Waiting:
     task_id: str
     need: Need
-    order: int
+    queued_at: int  # when the event that queued it happened: the queue's order (then the task id) is the log's
     not_before: int = 0
     pinned_to: str | None = None
     avoid: frozenset[str] = frozenset()
@@ -112,7 +112,6 @@ class Market:
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # agents each task has been assigned to
     task_seq: dict[str, int] = field(default_factory=dict)
     releasing: dict[str, set[str]] = field(default_factory=dict)  # agent -> held tasks whose release is committed
-    order: int = 0
     dirty: bool = True  # something changed since the last proposals
     policy: Policy = DEFAULT_POLICY
     RETRY_FUNDS_MS = 2000
@@ -156,9 +155,8 @@ class Market:
             self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
         if isinstance(event, e.TaskValidated) or (isinstance(event, e.TaskSubmitted) and event.queued):
             requires = event.requires if isinstance(event, e.TaskValidated) else needs(event.nodes, event.requires)
-            self.order += 1
             self.needs[task_id] = Need(requires, event.hardware, event.budget, event.priority, event.requester)
-            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order)
+            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], event.at)
         elif isinstance(event, e.TaskPinned) and task_id in self.waiting:
             self.waiting[task_id] = replace(self.waiting[task_id], pinned_to=event.agent_id, proposed_to=None)
         elif isinstance(event, e.TaskWaiting) and task_id in self.waiting:
@@ -167,8 +165,7 @@ class Market:
             self.waiting.pop(task_id, None)
             self.tried[task_id] = self.tried.get(task_id, frozenset()) | {event.agent_id}
         elif isinstance(event, e.TaskRetryScheduled) and task_id in self.needs:
-            self.order += 1
-            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order, event.not_before,
+            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], event.at, event.not_before,
                                             avoid=self.tried.get(task_id, frozenset()) | {event.agent_id})
         elif isinstance(event, e.TERMINAL_TASK_EVENTS):
             self.waiting.pop(task_id, None)
@@ -180,10 +177,12 @@ class Market:
         return a.holding if a is not None else frozenset()
 
     def queued(self) -> list[Waiting]:
-        return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.order))
+        """Highest priority first, then first queued: an order the log alone decides, not the order of reading it."""
+        return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.queued_at, w.task_id))
 
-    def proposals(self, now: int, timeout_ms: int, retry_ms: int) -> list:
-        """Commands to send now: slot requests, assignments of held slots, and waiting reasons."""
+    def proposals(self, now: int, timeout_ms: int, retry_ms: int, round_id: str = "") -> list:
+        """Commands to send now: slot requests, assignments of held slots, and waiting reasons. Each offer carries
+        `round_id`, so the log records which round proposed it."""
         free = self._free(now, timeout_ms)
         held = set().union(*(a.holding for a in self.agents.values())) - set().union(*self.releasing.values())
         out: list = []
@@ -204,17 +203,17 @@ class Market:
                 continue
             free[agent_id] -= 1
             self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
-            out.append(self._offer(w, self.agents[agent_id], now))
+            out.append(self._offer(w, self.agents[agent_id], now, round_id))
         return out
 
-    def _offer(self, w: Waiting, a: agent_agg.AgentState, now: int):
+    def _offer(self, w: Waiting, a: agent_agg.AgentState, now: int, round_id: str):
         """A free agent gets a slot request; a priced one is paid for first: escrow, then the slot."""
         escrow_id = f"{w.task_id}:{a.agent_id}:{now}"
         amount = cents(a.price)
         if amount <= 0:
-            return c.ReserveSlot(a.agent_id, f"reserve:{escrow_id}", now, w.task_id)
+            return c.ReserveSlot(a.agent_id, f"reserve:{escrow_id}", now, w.task_id, round_id=round_id)
         return c.HoldEscrow(LEDGER_ID, f"hold:{escrow_id}", now, escrow_id, w.task_id, w.need.requester, a.agent_id,
-                            amount)
+                            amount, round_id)
 
     def _free(self, now: int, timeout_ms: int) -> dict[str, int]:
         pending: dict[str, int] = {}
