@@ -183,7 +183,7 @@ def test_a_slot_is_offered_again_once_its_release_is_committed_not_when_it_lands
     assert reserved(m.proposals(now=6, timeout_ms=TIMEOUT, retry_ms=1000)) == [("t2", "solo")]
     m.observe(e.SlotReleased("solo", 4, 7, "t1"))
     m.observe(e.SlotReserved("solo", 5, 8, "t2"))
-    assert m.releasing["solo"] == set() and m._free(9, TIMEOUT) == {"solo": 0}  # counted once, not twice
+    assert m.releasing("solo") == set() and m._free(9, TIMEOUT) == {"solo": 0}  # counted once, not twice
 
 
 def test_an_ending_seen_after_its_slot_came_back_frees_nothing_more():

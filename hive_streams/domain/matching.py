@@ -110,8 +110,12 @@ class Market:
     needs: dict[str, Need] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # agents each task has been assigned to
+    refused: dict[str, frozenset[str]] = field(default_factory=dict)  # agents that refused each task a slot
     task_seq: dict[str, int] = field(default_factory=dict)
-    releasing: dict[str, set[str]] = field(default_factory=dict)  # agent -> held tasks whose release is committed
+    # (agent, task) -> slots reserved, and attempts ended (each reservation is answered by one ending event): a held
+    # slot whose attempt has ended is being released, whichever of the two partitions was read first
+    reserves: dict[tuple[str, str], int] = field(default_factory=dict)
+    ends: dict[tuple[str, str], int] = field(default_factory=dict)
     dirty: bool = True  # something changed since the last proposals
     policy: Policy = DEFAULT_POLICY
     RETRY_FUNDS_MS = 2000
@@ -133,11 +137,13 @@ class Market:
         if isinstance(event, e.AgentEvent):
             state = self.agents.get(event.agent_id) or agent_agg.AgentState(event.agent_id)
             self.agents[event.agent_id] = agent_agg.evolve(state, event)
-            if event.agent_id in self.releasing:
-                self.releasing[event.agent_id] &= self.agents[event.agent_id].holding
-            if isinstance(event, e.SlotRefused) and event.task_id in self.waiting and event.reason != "already held":
-                w = self.waiting[event.task_id]
-                self.waiting[event.task_id] = replace(w, proposed_to=None, avoid=w.avoid | {event.agent_id})
+            if isinstance(event, (e.SlotReserved, e.SlotReleased)) and event.seq > state.seq:
+                self._count_slot(event)
+            if isinstance(event, e.SlotRefused) and event.reason != "already held":
+                # kept per task, not per wait: the same whichever partition the matcher read first
+                self.refused[event.task_id] = self.refused.get(event.task_id, frozenset()) | {event.agent_id}
+                if event.task_id in self.waiting:
+                    self.waiting[event.task_id] = replace(self.waiting[event.task_id], proposed_to=None)
             return
         if event.seq <= self.task_seq.get(event.task_id, 0):
             return
@@ -146,10 +152,11 @@ class Market:
 
     def _observe_task(self, event) -> None:
         task_id = event.task_id
-        if isinstance(event, RELEASING) and event.agent_id and task_id in self._holding(event.agent_id):
+        if isinstance(event, RELEASING) and event.agent_id:
             # the ReleaseSlot that follows this event was committed with it, ahead of any offer made now
             # to the same agent's partition: the slot can be offered again without waiting for SlotReleased
-            self.releasing.setdefault(event.agent_id, set()).add(task_id)
+            key = (event.agent_id, task_id)
+            self.ends[key] = self.ends.get(key, 0) + 1
         found = outcome(event)
         if found:
             self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
@@ -171,10 +178,22 @@ class Market:
             self.waiting.pop(task_id, None)
             self.needs.pop(task_id, None)
             self.tried.pop(task_id, None)
+            self.refused.pop(task_id, None)
 
-    def _holding(self, agent_id: str) -> frozenset[str]:
+    def _count_slot(self, event) -> None:
+        key = (event.agent_id, event.task_id)
+        if isinstance(event, e.SlotReserved):
+            self.reserves[key] = self.reserves.get(key, 0) + 1
+        elif (event.task_id in self.task_seq and event.task_id not in self.needs  # the task is over
+              and self.ends.get(key, 0) >= self.reserves.get(key, 0)):  # and so is its last slot here
+            self.reserves.pop(key, None)
+            self.ends.pop(key, None)
+
+    def releasing(self, agent_id: str) -> set[str]:
+        """The tasks the agent still holds whose attempt there has ended."""
         a = self.agents.get(agent_id)
-        return a.holding if a is not None else frozenset()
+        return {t for t in (a.holding if a is not None else ()) if self.ends.get((agent_id, t), 0) >= self.reserves.get(
+            (agent_id, t), 1)}
 
     def queued(self) -> list[Waiting]:
         """Highest priority first, then first queued: an order the log alone decides, not the order of reading it."""
@@ -184,7 +203,7 @@ class Market:
         """Commands to send now: slot requests, assignments of held slots, and waiting reasons. Each offer carries
         `round_id`, so the log records which round proposed it."""
         free = self._free(now, timeout_ms)
-        held = set().union(*(a.holding for a in self.agents.values())) - set().union(*self.releasing.values())
+        held = set().union(*(a.holding - self.releasing(a.agent_id) for a in self.agents.values()))
         out: list = []
         full = all(n <= 0 for n in free.values())
         for w in self.queued():
@@ -220,13 +239,14 @@ class Market:
         for w in self.waiting.values():
             if w.proposed_to and w.task_id not in self.agents.get(w.proposed_to, agent_agg.AgentState("")).holding:
                 pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
-        return {a.agent_id: a.free_slots + len(self.releasing.get(a.agent_id, ())) - pending.get(a.agent_id, 0)
+        return {a.agent_id: a.free_slots + len(self.releasing(a.agent_id)) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}
 
     def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
         """The best agent for a waiting task, or None and the reason it must wait."""
         candidates = [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
         best, reasons, busy = None, [], False
+        avoid = w.avoid | self.refused.get(w.task_id, frozenset())
         for a in candidates:
             # an operator's pin overrides the policy (capabilities, hardware), never liveness, slots, keys or budget
             why = (((unverifiable(a) or pin_refusal(w.need, a)) if a.live(now, timeout_ms) else "no live agent")
@@ -238,7 +258,7 @@ class Market:
             if slots <= 0:
                 busy = True
                 continue
-            key = (a.agent_id in w.avoid, -self.policy.score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
+            key = (a.agent_id in avoid, -self.policy.score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
             if best is None or key < best[0]:
                 best = (key, a.agent_id)
         if best:
