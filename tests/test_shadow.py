@@ -28,7 +28,7 @@ def read_log(events):
     """A log written without round ids, each family on a partition of its own: a round after every event."""
     parts = {e.TaskEvent: 0, e.AgentEvent: 1, e.LedgerEvent: 2}
     return read_steps(in_reading_order([(next(p for cls, p in parts.items() if isinstance(ev, cls)), i, ev)
-                                        for i, ev in enumerate(events)]))
+                                        for i, ev in enumerate(sorted(events, key=lambda ev: ev.at))]))
 
 
 def recorded_run(rng: random.Random, bursts, restart_at):
@@ -94,7 +94,7 @@ def one_at_a_time() -> list:
     return agents(20_000) + [ev for n in range(6) for ev in task(n, 1000 + 2000 * n, 1005 + 2000 * n, "a", 300 + n)]
 
 
-def test_the_recorded_policy_reproduces_the_recorded_placements():
+def test_a_log_without_round_ids_is_simulated_from_its_submissions():
     log = read_log(one_at_a_time())
     recorded, shadow = recorded_placements(log), simulate(log, DEFAULT_POLICY, TIMEOUT_MS)
     assert {t: p.agent_id for t, p in shadow.items()} == {t: p.agent_id for t, p in recorded.items()}

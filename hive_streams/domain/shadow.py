@@ -16,7 +16,8 @@ held for it), ends the way it ended, releases its slot, and a round follows each
 from a new matcher instance starts a fresh market over everything read so far, as a new leader does.
 
 Tasks the log never placed and ended (rejected, cancelled while queued, still running) are inputs only: their
-events are folded as recorded and no policy moves them. A simulated task does not retry, and a slot it is
+events are folded as recorded and no policy moves them. A task no offer with a round id was made for (a log older
+than round ids) is simulated from the start. A simulated task does not retry, and a slot it is
 offered is always granted.
 """
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Log:
     tasks: dict[str, Recorded]  # the tasks it placed and ended
     steps: tuple  # events and Rounds in the live matcher's reading order
     offers: dict[str, frozenset] = field(default_factory=dict)  # round id -> the (task, agent) it offered
+    unrounded: frozenset[str] = frozenset()  # tasks no offer with a round id was made for (an older log)
 
 
 def read_log(steps) -> Log:
@@ -168,7 +170,8 @@ def read_log(steps) -> Log:
             tasks[task_id] = Recorded(task_id, q, deadlines.get(task_id), first.agent_id, first.at, end.at, end,
                                       paid.get(task_id, 0), max(0, held),
                                       tuple(a.agent_id for a in assigned[task_id]))
-    return Log(tasks, steps, {k: frozenset(v) for k, v in offers.items()})
+    return Log(tasks, steps, {k: frozenset(v) for k, v in offers.items()}, 
+               frozenset(tasks) - {task_id for offered in offers.values() for task_id, _ in offered})
 
 
 def recorded_placements(log: Log) -> dict[str, Placement]:
@@ -205,7 +208,7 @@ class _Shadow:
         self.history: list = []  # every event folded, as folded: a new matcher instance folds them again
         self.last: dict[tuple[str, str], int] = {}  # the highest recorded seq folded per aggregate
         self.seqs: dict[tuple[str, str], int] = {}  # seqs as folded: simulated events sit between recorded ones
-        self.left: set[str] = set()  # tasks out of step with the log
+        self.left: set[str] = set(log.unrounded)  # tasks out of step with the log
         self.ends: list = []  # (time, order, task id, agent id)
         self.out: dict[str, Placement] = {}
 
