@@ -11,8 +11,9 @@ at its recorded time. While the policy offers a task what the log's round offere
 and its recorded consequences (slot and escrow answers, assignment, retries, end, release) are folded where the
 log has them; under the recorded policy every task stays in step, so every recorded decision is made again
 over the same state. A task the policy offers elsewhere (or at another round) leaves the log: from then on its
-slot is taken at once, it keeps its recorded run time on its recorded agent (how long that agent's slot was
-held for it), ends the way it ended, releases its slot, and a round follows each such release. A round id
+slot is taken at once, it is assigned as long after the round as the log's median offer took, it keeps its
+recorded run time on its recorded agent (how long that agent's slot was held for it), ends the way it ended,
+releases its slot, and a round follows each such release. A round id
 from a new matcher instance starts a fresh market over everything read so far, as a new leader does.
 
 Tasks the log never placed and ended (rejected, cancelled while queued, still running) are inputs only: their
@@ -135,6 +136,7 @@ class Log:
     steps: tuple  # events and Rounds in the live matcher's reading order
     offers: dict[str, frozenset] = field(default_factory=dict)  # round id -> the (task, agent) it offered
     unrounded: frozenset[str] = frozenset()  # tasks no offer with a round id was made for (an older log)
+    assign_ms: int = 0  # median time from a round to the assignment it caused: a simulated offer takes as long
 
 
 def read_log(steps) -> Log:
@@ -162,6 +164,8 @@ def read_log(steps) -> Log:
         elif isinstance(ev, END_EVENTS):
             ended.setdefault(ev.task_id, ev)
     tasks = {}
+    delays = sorted(a.at - r.now for ev in steps if isinstance(ev, e.SlotReserved) and (r := parse_round(ev.round_id))
+                    for a in assigned.get(ev.task_id, ()) if a.agent_id == ev.agent_id and a.at >= r.now)
     for task_id, q in queued.items():
         if task_id in assigned and task_id in ended:
             first, end = assigned[task_id][0], ended[task_id]
@@ -171,7 +175,8 @@ def read_log(steps) -> Log:
                                       paid.get(task_id, 0), max(0, held),
                                       tuple(a.agent_id for a in assigned[task_id]))
     return Log(tasks, steps, {k: frozenset(v) for k, v in offers.items()}, 
-               frozenset(tasks) - {task_id for offered in offers.values() for task_id, _ in offered})
+               frozenset(tasks) - {task_id for offered in offers.values() for task_id, _ in offered},
+               delays[len(delays) // 2] if delays else 0)
 
 
 def recorded_placements(log: Log) -> dict[str, Placement]:
@@ -286,12 +291,12 @@ class _Shadow:
         recorded, agent = self.log.tasks[task_id], self.market.agents[agent_id]
         self.fold(e.SlotReserved(agent_id, 0, now, task_id), recorded=False)
         self.fold(e.TaskAssigned(task_id, 0, now, agent_id, 1, ()), recorded=False)
-        end = now + recorded.run_ms
+        end, placed = now + recorded.run_ms, now + self.log.assign_ms
         cost, missed = cents(agent.price) if recorded.cost else 0, _missed(recorded.deadline_at, end)
         before = self.out.get(task_id)  # placed in step before, and retried elsewhere now
         self.out[task_id] = (replace(before, ended_at=end, cost=cost, missed=missed, agents=before.agents + (agent_id,))
-                             if before else Placement(task_id, agent_id, now, end, now - recorded.arrival, cost, missed,
-                                                      (agent_id,)))
+                             if before else Placement(task_id, agent_id, placed, end, placed - recorded.arrival, cost,
+                                                      missed, (agent_id,)))
         heapq.heappush(self.ends, (end, len(self.history), task_id, agent_id))
 
 
