@@ -12,14 +12,14 @@ and its recorded consequences (slot and escrow answers, assignment, retries, end
 log has them; under the recorded policy every task stays in step, so every recorded decision is made again
 over the same state. A task the policy offers elsewhere (or at another round) leaves the log: from then on its
 slot is taken at once, it is assigned as long after the round as the log's median offer took, it keeps its
-recorded run time on its recorded agent (how long that agent's slot was held for it), ends the way it ended,
-releases its slot, and a round follows each such release. A round id
-from a new matcher instance starts a fresh market over everything read so far, as a new leader does.
+recorded run time on its recorded agent, ends the way it ended, and its slot comes back as long after the
+offer as the recorded one did (from the round that offered it to the first round that had read its end: the
+live turnaround of a slot), followed by a round. A round id from a new matcher instance starts a fresh market over everything read so far, as a new leader does.
 
 Tasks the log never placed and ended (rejected, cancelled while queued, still running) are inputs only: their
 events are folded as recorded and no policy moves them. A task no offer with a round id was made for (a log older
-than round ids) is simulated from the start. A simulated task does not retry, and a slot it is
-offered is always granted.
+than round ids) is simulated from the start, its slot held from reservation to release. A simulated task
+does not retry, and a slot it is offered is always granted.
 """
 from __future__ import annotations
 
@@ -107,6 +107,7 @@ class Recorded:
     end: object = None  # the event that ended it
     cost: int = 0  # cents paid to its agent (escrow released)
     held: int = 0  # how long its recorded agent's slot was held for it (reserved to released), when known
+    occupancy: int = 0  # from the round that offered its slot to the first round that had read its end, when known
     agents: tuple[str, ...] = ()  # every assignment, in order
 
     @property
@@ -115,7 +116,13 @@ class Recorded:
 
     @property
     def run_ms(self) -> int:
-        return self.held or self.ended_at - self.placed_at
+        """Assigned to ended."""
+        return self.ended_at - self.placed_at
+
+    @property
+    def slot_ms(self) -> int:
+        """How long its slot was out of the live matcher's hands."""
+        return self.occupancy or self.held or self.run_ms
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,15 @@ def read_log(steps) -> Log:
     steps = tuple(steps)
     queued, assigned, ended, paid, deadlines, reserved, released = {}, {}, {}, {}, {}, {}, {}
     offers: dict[str, set] = {}
+    offered_at, seen_end, unseen = {}, {}, []
     for ev in steps:
+        if isinstance(ev, Round):
+            seen_end.update((task_id, ev.now) for task_id in unseen)
+            unseen = []
+        elif isinstance(ev, END_EVENTS):
+            unseen.append(ev.task_id)
+        if isinstance(ev, e.SlotReserved) and (r := parse_round(ev.round_id)):
+            offered_at.setdefault((ev.task_id, ev.agent_id), r.now)
         if isinstance(ev, ANSWERS) and ev.round_id:
             offers.setdefault(ev.round_id, set()).add((ev.task_id, ev.agent_id))
         if isinstance(ev, e.SlotReserved):
@@ -171,10 +186,11 @@ def read_log(steps) -> Log:
             first, end = assigned[task_id][0], ended[task_id]
             slot = (task_id, first.agent_id)
             held = released[slot] - reserved[slot] if slot in reserved and slot in released else 0
+            occupancy = seen_end[task_id] - offered_at[slot] if slot in offered_at and task_id in seen_end else 0
             tasks[task_id] = Recorded(task_id, q, deadlines.get(task_id), first.agent_id, first.at, end.at, end,
-                                      paid.get(task_id, 0), max(0, held),
+                                      paid.get(task_id, 0), max(0, held), max(0, occupancy),
                                       tuple(a.agent_id for a in assigned[task_id]))
-    return Log(tasks, steps, {k: frozenset(v) for k, v in offers.items()}, 
+    return Log(tasks, steps, {k: frozenset(v) for k, v in offers.items()},
                frozenset(tasks) - {task_id for offered in offers.values() for task_id, _ in offered},
                delays[len(delays) // 2] if delays else 0)
 
@@ -291,13 +307,14 @@ class _Shadow:
         recorded, agent = self.log.tasks[task_id], self.market.agents[agent_id]
         self.fold(e.SlotReserved(agent_id, 0, now, task_id), recorded=False)
         self.fold(e.TaskAssigned(task_id, 0, now, agent_id, 1, ()), recorded=False)
-        end, placed = now + recorded.run_ms, now + self.log.assign_ms
+        placed = now + self.log.assign_ms
+        end = placed + recorded.run_ms
         cost, missed = cents(agent.price) if recorded.cost else 0, _missed(recorded.deadline_at, end)
         before = self.out.get(task_id)  # placed in step before, and retried elsewhere now
         self.out[task_id] = (replace(before, ended_at=end, cost=cost, missed=missed, agents=before.agents + (agent_id,))
                              if before else Placement(task_id, agent_id, placed, end, placed - recorded.arrival, cost,
                                                       missed, (agent_id,)))
-        heapq.heappush(self.ends, (end, len(self.history), task_id, agent_id))
+        heapq.heappush(self.ends, (max(end, now + recorded.slot_ms), len(self.history), task_id, agent_id))
 
 
 def simulate(log: Log, policy: Policy, timeout_ms: int, retry_ms: int = RETRY_MS) -> dict[str, Placement]:
