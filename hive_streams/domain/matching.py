@@ -185,7 +185,7 @@ class Market:
         if isinstance(event, e.SlotReserved):
             self.reserves[key] = self.reserves.get(key, 0) + 1
         elif (event.task_id in self.task_seq and event.task_id not in self.needs  # the task is over
-              and self.ends.get(key, 0) >= self.reserves.get(key, 0)):  # and so is its last slot here
+              and self.ends.get(key, 0) == self.reserves.get(key, 0)):  # and so is its last slot here
             self.reserves.pop(key, None)
             self.ends.pop(key, None)
 
