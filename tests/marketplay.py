@@ -59,8 +59,8 @@ class Play:
 
     def task_event(self, cls, task_id: str, time: int, **fields) -> None:
         self.task_seq[task_id] = self.task_seq.get(task_id, 0) + 1
-        self.commit(TASK_PARTS[int(task_id.rsplit("t", 1)[1]) % 2], cls(task_id, self.task_seq[task_id], time, **fields),
-                    time)
+        part = TASK_PARTS[int(task_id.rsplit("t", 1)[1]) % 2]
+        self.commit(part, cls(task_id, self.task_seq[task_id], time, **fields), time)
 
     def agent_command(self, time: int, command) -> None:
         state = self.states[command.agent_id]

@@ -14,7 +14,8 @@ over the same state. A task the policy offers elsewhere (or at another round) le
 slot is taken at once, it is assigned as long after the round as the log's median offer took, it keeps its
 recorded run time on its recorded agent, ends the way it ended, and its slot comes back as long after the
 offer as the recorded one did (from the round that offered it to the first round that had read its end: the
-live turnaround of a slot), followed by a round. A round id from a new matcher instance starts a fresh market over everything read so far, as a new leader does.
+live turnaround of a slot), followed by a round. A round id from a new matcher instance starts a fresh market
+over everything read so far, as a new leader does.
 
 Tasks the log never placed and ended (rejected, cancelled while queued, still running) are inputs only: their
 events are folded as recorded and no policy moves them. A task no offer with a round id was made for (a log older
@@ -291,8 +292,8 @@ class _Shadow:
                 self.market.observe(ev)
         if not r.round_id.startswith("released/"):
             self.instance = r.instance
-        offered = {p.task_id: p.agent_id for p in self.market.proposals(r.now, self.timeout_ms, self.retry_ms, r.round_id)
-                   if not isinstance(p, c.NoteWaiting)}
+        proposals = self.market.proposals(r.now, self.timeout_ms, self.retry_ms, r.round_id)
+        offered = {p.task_id: p.agent_id for p in proposals if not isinstance(p, c.NoteWaiting)}
         logged = {task_id: agent_id for task_id, agent_id in self.log.offers.get(r.round_id, ())}
         for task_id in sorted(set(offered) | set(logged)):
             if task_id not in self.log.tasks:

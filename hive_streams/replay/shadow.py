@@ -92,8 +92,8 @@ class Shadow:
     @property
     def unreproduced(self) -> list[tuple[str, str | None, str | None]]:
         """Recorded placements the simulation under the recorded policy does not make: it should make every one."""
-        return [(t, ", ".join(p.agents), ", ".join(self.base[t].agents) or None) for t, p in sorted(self.recorded.items())
-                if self.base[t].agents != p.agents]
+        return [(t, ", ".join(p.agents), ", ".join(self.base[t].agents) or None)
+                for t, p in sorted(self.recorded.items()) if self.base[t].agents != p.agents]
 
 
 def run_shadow(records: list, policy: Policy, timeout_ms: int) -> Shadow:

@@ -74,8 +74,8 @@ class Matcher:
             await self.alerter.start()
         try:
             layout = self.topics.layout()
-            parts = self.parts = [TopicPartition(t, p) for t in (self.topics.task_events, self.topics.agent_events,
-                                                                 self.topics.ledger_events) for p in range(layout[t][0])]
+            families = (self.topics.task_events, self.topics.agent_events, self.topics.ledger_events)
+            parts = self.parts = [TopicPartition(t, p) for t in families for p in range(layout[t][0])]
             reader.assign(parts)
             await reader.seek_to_beginning(*parts)
             ends = await reader.end_offsets(parts)
