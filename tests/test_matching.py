@@ -183,7 +183,7 @@ def test_a_slot_is_offered_again_once_its_release_is_committed_not_when_it_lands
     assert reserved(m.proposals(now=6, timeout_ms=TIMEOUT, retry_ms=1000)) == [("t2", "solo")]
     m.observe(e.SlotReleased("solo", 4, 7, "t1"))
     m.observe(e.SlotReserved("solo", 5, 8, "t2"))
-    assert m.releasing["solo"] == set() and m._free(9, TIMEOUT) == {"solo": 0}  # counted once, not twice
+    assert m.releasing("solo") == set() and m._free(9, TIMEOUT) == {"solo": 0}  # counted once, not twice
 
 
 def test_an_ending_seen_after_its_slot_came_back_frees_nothing_more():
@@ -223,7 +223,8 @@ def test_the_matcher_forgets_a_tasks_correlation_when_the_task_ends():
     matcher = Matcher(codec, Topics("m"), Settings(), 10_000)
 
     def observe(event, correlation):
-        matcher._observe(SimpleNamespace(value=codec.encode(event), headers=[("ce_correlationid", correlation)]))
+        matcher._observe(SimpleNamespace(topic="m.task-events", partition=0, offset=0, value=codec.encode(event),
+                                         headers=[("ce_correlationid", correlation)]))
     observe(validated("acme:t", 1), b"req-1")
     assert matcher.correlations == {"acme:t": "req-1"}
     observe(e.TaskCompleted("acme:t", 3, 2, agent_id="a", outputs=()), b"req-1")
@@ -235,3 +236,39 @@ def test_an_offer_with_impossible_values_recorded_earlier_never_breaks_a_round()
     m.observe(validated("t1", 1, requester="r", budget=10.0))
     assert reserved(m.proposals(2, TIMEOUT, 1000)) == [("t1", "fine")]
     assert m.agents["nan"].price == 0.0 and m.agents["huge"].capabilities == ()  # their offers were never taken
+
+
+def read_in(order, events):
+    """A market that read `events` in the given order of their indexes."""
+    m = market([("solo", 1, [("echo", 1.0)], {}), ("spare", 1, [("echo", 0.5)], {})])
+    for i in order:
+        m.observe(events[i])
+    return m
+
+
+def decision(m, now=20):
+    return reserved(m.proposals(now=now, timeout_ms=TIMEOUT, retry_ms=1000)), m._free(now, TIMEOUT)
+
+
+@given(st.permutations(range(6)))
+def test_what_a_round_decides_does_not_depend_on_which_partition_was_read_first(order):
+    # task partition: t1's two attempts on solo, the first failing; agent partition: solo's slots and a refusal
+    task_events = [validated("t1", 1), e.TaskAssigned("t1", 3, 3, "solo", 1, ()),
+                   e.TaskRetryScheduled("t1", 4, 5, "solo", 1, "boom", 6), e.TaskAssigned("t1", 5, 8, "solo", 2, ()),
+                   e.TaskCompleted("t1", 6, 9, "solo", ())]
+    agent_events = [e.SlotReserved("solo", 3, 2, "t1"), e.SlotReleased("solo", 4, 6, "t1"),
+                    e.SlotReserved("solo", 5, 7, "t1")]
+    others = [validated("t2", 10), validated("t0", 10), e.SlotRefused("spare", 3, 11, "t2", "no free slot")]
+    groups = [task_events, agent_events, others[:1], others[1:2], others[2:], []]
+    merged = [ev for i in order for ev in groups[i]]
+    straight = [ev for group in groups for ev in group]
+    assert decision(read_in(range(len(merged)), merged)) == decision(read_in(range(len(straight)), straight))
+
+
+def test_the_queue_is_ordered_by_priority_then_queue_time_then_task_id_not_by_reading_order():
+    for first, second in ((validated("b", 5), validated("a", 5)), (validated("a", 5), validated("b", 5))):
+        m = market([("solo", 1, [("echo", 1.0)], {})])
+        m.observe(second)
+        m.observe(first)
+        m.observe(validated("z", 4))
+        assert [w.task_id for w in m.queued()] == ["z", "a", "b"]

@@ -1,15 +1,72 @@
 """The scheduler's shadow replay without a broker: recorded placements reproduced, other policies compared."""
 from __future__ import annotations
 
+import random
 from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hive_streams.domain import events as e
 from hive_streams.domain.matching import DEFAULT_POLICY, Policy
 from hive_streams.domain.model import Capability, NodeSpec
-from hive_streams.domain.shadow import differences, read_log, recorded_placements, simulate, summarise
+from hive_streams.domain.shadow import (Round, differences, in_reading_order, read_log as read_steps,
+                                        recorded_placements, simulate, summarise)
+
+from .marketplay import Agent, play
 
 TIMEOUT_MS = 10_000
 EXPENSIVE = Policy({"cheapness": -1.0}, "expensive")
+FLEET = (Agent("cheap", 2, 0.5, 1.0, 1.0), Agent("dear", 1, 1.0, 0.6, 2.0), Agent("free", 1, 0.0, 0.8, 1.0))
+SLOTS = sum(a.slots for a in FLEET)
+BURSTS = st.lists(st.lists(st.tuples(st.sampled_from((0, 0, 1, 2)), st.integers(300, 900),  # (priority, run, deadline)
+                                     st.sampled_from((None, 1500, 4000))), min_size=SLOTS + 1, max_size=2 * SLOTS),
+                  min_size=2, max_size=5)  # bursts larger than the fleet's slots, 700 ms apart: tasks queue
+
+
+def read_log(events):
+    """A log written without round ids, each family on a partition of its own: a round after every event."""
+    parts = {e.TaskEvent: 0, e.AgentEvent: 1, e.LedgerEvent: 2}
+    return read_steps(in_reading_order([(next(p for cls, p in parts.items() if isinstance(ev, cls)), i, ev)
+                                        for i, ev in enumerate(sorted(events, key=lambda ev: ev.at))]))
+
+
+def recorded_run(rng: random.Random, bursts, restart_at):
+    p = play(rng, FLEET, bursts, restart_at)
+    return read_steps(in_reading_order(p.records()))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), BURSTS, st.sampled_from((None, 1200, 2600)))
+def test_under_queueing_the_recorded_policy_makes_every_recorded_decision_again(rng, bursts, restart_at):
+    log = recorded_run(rng, bursts, restart_at)
+    recorded = recorded_placements(log)
+    assert max(p.wait_ms for p in recorded.values()) >= 150  # queued behind a run (at least 300 ms at speed 2)
+    assert simulate(log, DEFAULT_POLICY, TIMEOUT_MS) == recorded  # agents (every attempt), times, cost, misses
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), BURSTS, st.sampled_from((EXPENSIVE, Policy({"idleness": 1.0}, "idlest"))))
+def test_under_queueing_another_policy_reports_differences_that_add_up(rng, bursts, policy):
+    log = recorded_run(rng, bursts, None)
+    base, shadow = simulate(log, DEFAULT_POLICY, TIMEOUT_MS), simulate(log, policy, TIMEOUT_MS)
+    found, b, s = differences(base, shadow), summarise(base), summarise(shadow)
+    assert len(found.same) + len(found.moved) == len(log.tasks) == s.tasks
+    assert sum(s.per_agent.values()) + s.unplaced == s.tasks and s.unplaced == 0
+    moved_to = {}
+    for _, before, after in found.moved:
+        moved_to[after] = moved_to.get(after, 0) + 1
+        moved_to[before] = moved_to.get(before, 0) - 1
+    assert all(s.per_agent.get(a, 0) - b.per_agent.get(a, 0) == moved_to.get(a, 0) for a in ("cheap", "dear", "free"))
+    assert s.missed == b.missed + len(found.newly_missed) - len(found.no_longer_missed)
+    assert found.waited_longer + found.waited_less <= s.tasks
+
+
+def test_a_round_decides_over_exactly_what_it_had_read():
+    submitted = [e.TaskSubmitted(f"acme:t{n}", 1, 100 + n, "t", "acme/ann", (), queued=True) for n in range(3)]
+    answer = e.SlotReserved("a", 1, 130, "acme:t0", round_id="m/120/1,1,0")
+    steps = in_reading_order([(0, 0, submitted[0]), (0, 1, submitted[2]), (1, 0, submitted[1]), (2, 0, answer)])
+    assert steps == [submitted[0], submitted[1], Round("m/120/1,1,0", "m", 120, (1, 1, 0)), submitted[2], answer]
 
 
 def agents(until: int) -> list:
@@ -37,7 +94,7 @@ def one_at_a_time() -> list:
     return agents(20_000) + [ev for n in range(6) for ev in task(n, 1000 + 2000 * n, 1005 + 2000 * n, "a", 300 + n)]
 
 
-def test_the_recorded_policy_reproduces_the_recorded_placements():
+def test_a_log_without_round_ids_is_simulated_from_its_submissions():
     log = read_log(one_at_a_time())
     recorded, shadow = recorded_placements(log), simulate(log, DEFAULT_POLICY, TIMEOUT_MS)
     assert {t: p.agent_id for t, p in shadow.items()} == {t: p.agent_id for t, p in recorded.items()}

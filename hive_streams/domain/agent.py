@@ -143,14 +143,16 @@ def _(cmd: c.ExpireAgent, state: AgentState, now: int, timeout_ms: int):
 @_decide.register
 def _(cmd: c.ReserveSlot, state: AgentState, now: int, timeout_ms: int):
     if cmd.task_id in state.holding:  # a second offer for a task it holds: refuse it, so its escrow goes back
-        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason="already held", escrow_id=cmd.escrow_id)]
+        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason="already held", escrow_id=cmd.escrow_id,
+                             round_id=cmd.round_id)]
     reason = ("not online" if not state.live(now, timeout_ms)
               else "no free slot" if state.free_slots == 0
               else NO_KEY if cmd.escrow_id and not state.public_key else "")
     if reason:
-        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason=reason, escrow_id=cmd.escrow_id)]
+        return [e.SlotRefused(**_base(state, now), task_id=cmd.task_id, reason=reason, escrow_id=cmd.escrow_id,
+                              round_id=cmd.round_id)]
     return [e.SlotReserved(**_base(state, now), task_id=cmd.task_id, escrow_id=cmd.escrow_id,
-                           public_key=state.public_key)]
+                           public_key=state.public_key, round_id=cmd.round_id)]
 
 
 @_decide.register

@@ -187,6 +187,7 @@ class ExpireAgent(AgentCommand):
 class ReserveSlot(AgentCommand):
     task_id: str
     escrow_id: str = ""
+    round_id: str = ""  # the matcher round that proposed it (see streams/matcher.py), carried into its answer
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ class HoldEscrow(LedgerCommand):
     requester: str
     agent_id: str
     amount: int
+    round_id: str = ""  # the matcher round that proposed it, carried into its answer and the slot request
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ class SlotReserved(AgentEvent):
     task_id: str
     escrow_id: str = ""
     public_key: str = ""
+    round_id: str = ""  # the matcher round that proposed the slot
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ class SlotRefused(AgentEvent):
     task_id: str
     reason: str
     escrow_id: str = ""
+    round_id: str = ""  # the matcher round that proposed the slot
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,7 @@ class EscrowHeld(LedgerEvent):
     agent_id: str
     amount: int
     legs: tuple[Leg, ...] = ()
+    round_id: str = ""  # the matcher round that proposed the escrow
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,7 @@ class EscrowRefused(LedgerEvent):
     agent_id: str
     amount: int
     reason: str
+    round_id: str = ""  # the matcher round that proposed the escrow
 
 
 @dataclass(frozen=True)

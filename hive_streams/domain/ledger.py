@@ -85,7 +85,8 @@ def _(cmd: c.WithdrawFunds, state: LedgerState, now: int):
 def _(cmd: c.HoldEscrow, state: LedgerState, now: int):
     if cmd.escrow_id in state.escrows or cmd.amount < 0:
         return []
-    ids = dict(escrow_id=cmd.escrow_id, task_id=cmd.task_id, requester=cmd.requester, agent_id=cmd.agent_id)
+    ids = dict(escrow_id=cmd.escrow_id, task_id=cmd.task_id, requester=cmd.requester, agent_id=cmd.agent_id,
+               round_id=cmd.round_id)
     if state.available.get(cmd.requester, 0) < cmd.amount:
         return [e.EscrowRefused(**_base(state, now), **ids, amount=cmd.amount, reason=INSUFFICIENT_FUNDS)]
     legs = (Leg(cmd.requester, "available", -cmd.amount), Leg(cmd.requester, "held", cmd.amount))

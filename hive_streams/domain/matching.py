@@ -44,7 +44,7 @@ class Need:
 class Waiting:
     task_id: str
     need: Need
-    order: int
+    queued_at: int  # when the event that queued it happened: the queue's order (then the task id) is the log's
     not_before: int = 0
     pinned_to: str | None = None
     avoid: frozenset[str] = frozenset()
@@ -110,9 +110,12 @@ class Market:
     needs: dict[str, Need] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # agents each task has been assigned to
+    refused: dict[str, frozenset[str]] = field(default_factory=dict)  # agents that refused each task a slot
     task_seq: dict[str, int] = field(default_factory=dict)
-    releasing: dict[str, set[str]] = field(default_factory=dict)  # agent -> held tasks whose release is committed
-    order: int = 0
+    # (agent, task) -> slots reserved, and attempts ended (each reservation is answered by one ending event): a held
+    # slot whose attempt has ended is being released, whichever of the two partitions was read first
+    reserves: dict[tuple[str, str], int] = field(default_factory=dict)
+    ends: dict[tuple[str, str], int] = field(default_factory=dict)
     dirty: bool = True  # something changed since the last proposals
     policy: Policy = DEFAULT_POLICY
     RETRY_FUNDS_MS = 2000
@@ -134,11 +137,13 @@ class Market:
         if isinstance(event, e.AgentEvent):
             state = self.agents.get(event.agent_id) or agent_agg.AgentState(event.agent_id)
             self.agents[event.agent_id] = agent_agg.evolve(state, event)
-            if event.agent_id in self.releasing:
-                self.releasing[event.agent_id] &= self.agents[event.agent_id].holding
-            if isinstance(event, e.SlotRefused) and event.task_id in self.waiting and event.reason != "already held":
-                w = self.waiting[event.task_id]
-                self.waiting[event.task_id] = replace(w, proposed_to=None, avoid=w.avoid | {event.agent_id})
+            if isinstance(event, (e.SlotReserved, e.SlotReleased)) and event.seq > state.seq:
+                self._count_slot(event)
+            if isinstance(event, e.SlotRefused) and event.reason != "already held":
+                # kept per task, not per wait: the same whichever partition the matcher read first
+                self.refused[event.task_id] = self.refused.get(event.task_id, frozenset()) | {event.agent_id}
+                if event.task_id in self.waiting:
+                    self.waiting[event.task_id] = replace(self.waiting[event.task_id], proposed_to=None)
             return
         if event.seq <= self.task_seq.get(event.task_id, 0):
             return
@@ -147,18 +152,18 @@ class Market:
 
     def _observe_task(self, event) -> None:
         task_id = event.task_id
-        if isinstance(event, RELEASING) and event.agent_id and task_id in self._holding(event.agent_id):
+        if isinstance(event, RELEASING) and event.agent_id:
             # the ReleaseSlot that follows this event was committed with it, ahead of any offer made now
             # to the same agent's partition: the slot can be offered again without waiting for SlotReleased
-            self.releasing.setdefault(event.agent_id, set()).add(task_id)
+            key = (event.agent_id, task_id)
+            self.ends[key] = self.ends.get(key, 0) + 1
         found = outcome(event)
         if found:
             self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
         if isinstance(event, e.TaskValidated) or (isinstance(event, e.TaskSubmitted) and event.queued):
             requires = event.requires if isinstance(event, e.TaskValidated) else needs(event.nodes, event.requires)
-            self.order += 1
             self.needs[task_id] = Need(requires, event.hardware, event.budget, event.priority, event.requester)
-            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order)
+            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], event.at)
         elif isinstance(event, e.TaskPinned) and task_id in self.waiting:
             self.waiting[task_id] = replace(self.waiting[task_id], pinned_to=event.agent_id, proposed_to=None)
         elif isinstance(event, e.TaskWaiting) and task_id in self.waiting:
@@ -167,25 +172,38 @@ class Market:
             self.waiting.pop(task_id, None)
             self.tried[task_id] = self.tried.get(task_id, frozenset()) | {event.agent_id}
         elif isinstance(event, e.TaskRetryScheduled) and task_id in self.needs:
-            self.order += 1
-            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], self.order, event.not_before,
+            self.waiting[task_id] = Waiting(task_id, self.needs[task_id], event.at, event.not_before,
                                             avoid=self.tried.get(task_id, frozenset()) | {event.agent_id})
         elif isinstance(event, e.TERMINAL_TASK_EVENTS):
             self.waiting.pop(task_id, None)
             self.needs.pop(task_id, None)
             self.tried.pop(task_id, None)
+            self.refused.pop(task_id, None)
 
-    def _holding(self, agent_id: str) -> frozenset[str]:
+    def _count_slot(self, event) -> None:
+        key = (event.agent_id, event.task_id)
+        if isinstance(event, e.SlotReserved):
+            self.reserves[key] = self.reserves.get(key, 0) + 1
+        elif (event.task_id in self.task_seq and event.task_id not in self.needs  # the task is over
+              and self.ends.get(key, 0) == self.reserves.get(key, 0)):  # and so is its last slot here
+            self.reserves.pop(key, None)
+            self.ends.pop(key, None)
+
+    def releasing(self, agent_id: str) -> set[str]:
+        """The tasks the agent still holds whose attempt there has ended."""
         a = self.agents.get(agent_id)
-        return a.holding if a is not None else frozenset()
+        return {t for t in (a.holding if a is not None else ()) if self.ends.get((agent_id, t), 0) >= self.reserves.get(
+            (agent_id, t), 1)}
 
     def queued(self) -> list[Waiting]:
-        return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.order))
+        """Highest priority first, then first queued: an order the log alone decides, not the order of reading it."""
+        return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.queued_at, w.task_id))
 
-    def proposals(self, now: int, timeout_ms: int, retry_ms: int) -> list:
-        """Commands to send now: slot requests, assignments of held slots, and waiting reasons."""
+    def proposals(self, now: int, timeout_ms: int, retry_ms: int, round_id: str = "") -> list:
+        """Commands to send now: slot requests, assignments of held slots, and waiting reasons. Each offer carries
+        `round_id`, so the log records which round proposed it."""
         free = self._free(now, timeout_ms)
-        held = set().union(*(a.holding for a in self.agents.values())) - set().union(*self.releasing.values())
+        held = set().union(*(a.holding - self.releasing(a.agent_id) for a in self.agents.values()))
         out: list = []
         full = all(n <= 0 for n in free.values())
         for w in self.queued():
@@ -204,30 +222,31 @@ class Market:
                 continue
             free[agent_id] -= 1
             self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
-            out.append(self._offer(w, self.agents[agent_id], now))
+            out.append(self._offer(w, self.agents[agent_id], now, round_id))
         return out
 
-    def _offer(self, w: Waiting, a: agent_agg.AgentState, now: int):
+    def _offer(self, w: Waiting, a: agent_agg.AgentState, now: int, round_id: str):
         """A free agent gets a slot request; a priced one is paid for first: escrow, then the slot."""
         escrow_id = f"{w.task_id}:{a.agent_id}:{now}"
         amount = cents(a.price)
         if amount <= 0:
-            return c.ReserveSlot(a.agent_id, f"reserve:{escrow_id}", now, w.task_id)
+            return c.ReserveSlot(a.agent_id, f"reserve:{escrow_id}", now, w.task_id, round_id=round_id)
         return c.HoldEscrow(LEDGER_ID, f"hold:{escrow_id}", now, escrow_id, w.task_id, w.need.requester, a.agent_id,
-                            amount)
+                            amount, round_id)
 
     def _free(self, now: int, timeout_ms: int) -> dict[str, int]:
         pending: dict[str, int] = {}
         for w in self.waiting.values():
             if w.proposed_to and w.task_id not in self.agents.get(w.proposed_to, agent_agg.AgentState("")).holding:
                 pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
-        return {a.agent_id: a.free_slots + len(self.releasing.get(a.agent_id, ())) - pending.get(a.agent_id, 0)
+        return {a.agent_id: a.free_slots + len(self.releasing(a.agent_id)) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}
 
     def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
         """The best agent for a waiting task, or None and the reason it must wait."""
         candidates = [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
         best, reasons, busy = None, [], False
+        avoid = w.avoid | self.refused.get(w.task_id, frozenset())
         for a in candidates:
             # an operator's pin overrides the policy (capabilities, hardware), never liveness, slots, keys or budget
             why = (((unverifiable(a) or pin_refusal(w.need, a)) if a.live(now, timeout_ms) else "no live agent")
@@ -239,7 +258,7 @@ class Market:
             if slots <= 0:
                 busy = True
                 continue
-            key = (a.agent_id in w.avoid, -self.policy.score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
+            key = (a.agent_id in avoid, -self.policy.score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
             if best is None or key < best[0]:
                 best = (key, a.agent_id)
         if best:

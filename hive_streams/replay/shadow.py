@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from aiokafka import TopicPartition
+
 from ..domain.matching import DEFAULT_POLICY, WEIGHTS, Policy
-from ..domain.shadow import Log, Placement, differences, read_log, recorded_placements, simulate, summarise
+from ..domain.shadow import (Log, Placement, differences, in_reading_order, read_log, recorded_placements, simulate,
+                             summarise)
 from ..exceptions import CodecError, ConfigError
 from ..kafka.access import KafkaAccess
 from ..kafka.reader import read_to_end
@@ -60,15 +63,19 @@ def load_policy(name: str) -> Policy:
 
 
 async def read_events(kafka: KafkaAccess, codec, topics: Topics, advanced: Callable[[int], None]) -> list:
+    """(partition index, offset, event) of every event the matcher reads, its partitions numbered as it numbers
+    them (task, agent, then ledger events) so that its round ids can be read."""
     names = [topics.task_events, topics.agent_events, topics.ledger_events]
     tps, _, _ = await partitions_of(kafka, names)
+    index = {tp: i for i, tp in enumerate(sorted(tps, key=lambda tp: (names.index(tp.topic), tp.partition)))}
     events, read = [], 0
     async for records in read_to_end(kafka, {tp: None for tp in tps}):
         for record in records:
             try:
-                events.append(codec.decode(record.value))
+                event = codec.decode(record.value)
             except (CodecError, TypeError):
                 continue
+            events.append((index[TopicPartition(record.topic, record.partition)], record.offset, event))
         read += len(records)
         advanced(read)
     return events
@@ -85,12 +92,12 @@ class Shadow:
     @property
     def unreproduced(self) -> list[tuple[str, str | None, str | None]]:
         """Recorded placements the simulation under the recorded policy does not make: it should make every one."""
-        return [(t, p.agent_id, self.base[t].agent_id) for t, p in sorted(self.recorded.items())
-                if self.base[t].agent_id != p.agent_id]
+        return [(t, ", ".join(p.agents), ", ".join(self.base[t].agents) or None)
+                for t, p in sorted(self.recorded.items()) if self.base[t].agents != p.agents]
 
 
-def run_shadow(events: list, policy: Policy, timeout_ms: int) -> Shadow:
-    log = read_log(events)
+def run_shadow(records: list, policy: Policy, timeout_ms: int) -> Shadow:
+    log = read_log(in_reading_order(records))
     return Shadow(policy, log, recorded_placements(log), simulate(log, DEFAULT_POLICY, timeout_ms),
                   simulate(log, policy, timeout_ms))
 

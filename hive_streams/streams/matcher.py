@@ -7,13 +7,17 @@ own fenced writer. So a deposed matcher that proposes once more can cost a refus
 never a double booking; its writer is a plain idempotent producer, which keeps a proposal one
 acknowledgement away from the slot instead of a transaction.
 
-It folds committed events from the beginning and proposes only once it has caught up.
+It folds committed events from the beginning and proposes only once it has caught up. Every offer carries
+its round's id, `<matcher instance>/<round time>/<next offset of each partition it had read>`, and the agent
+and ledger record it in their answers: the log then says at which moment and over which events each decision
+was taken, which the shadow replay (domain/shadow.py) needs to repeat the decisions exactly.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import uuid
 
 from aiokafka import TopicPartition
 from opentelemetry.trace import SpanKind
@@ -49,12 +53,17 @@ class Matcher:
         self.last_round = 0.0
         self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
         self.traces: dict[str, str] = {}  # task id -> the trace context of its latest event: proposals are its children
+        self.parts: list[TopicPartition] = []
+        self.seen: dict[TopicPartition, int] = {}  # the next offset of each partition: what the rounds decide over
+        self.instance = ""
 
     async def run(self) -> None:
         self.market = Market()
         self.stats = FabricStats()
         self.correlations = {}
         self.traces = {}
+        self.seen = {}
+        self.instance = uuid.uuid4().hex[:12]
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
         reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
@@ -65,8 +74,8 @@ class Matcher:
             await self.alerter.start()
         try:
             layout = self.topics.layout()
-            parts = [TopicPartition(t, p) for t in (self.topics.task_events, self.topics.agent_events,
-                                                    self.topics.ledger_events) for p in range(layout[t][0])]
+            families = (self.topics.task_events, self.topics.agent_events, self.topics.ledger_events)
+            parts = self.parts = [TopicPartition(t, p) for t in families for p in range(layout[t][0])]
             reader.assign(parts)
             await reader.seek_to_beginning(*parts)
             ends = await reader.end_offsets(parts)
@@ -101,6 +110,7 @@ class Matcher:
         return False
 
     def _observe(self, record) -> None:
+        self.seen[TopicPartition(record.topic, record.partition)] = record.offset + 1
         try:
             event = self.codec.decode(record.value)
             self.market.observe(event)
@@ -124,8 +134,9 @@ class Matcher:
             log.exception("matcher could not fold an event; skipping it")
 
     async def _propose(self, writer) -> None:
+        now = now_ms()
         try:
-            commands = self.market.proposals(now_ms(), self.timeout_ms, self.retry_ms)
+            commands = self.market.proposals(now, self.timeout_ms, self.retry_ms, self.round_id(now))
         except Exception:  # a bug in a policy must not take the worker down with it
             log.exception("matcher round failed; retrying on the next batch")
             return
@@ -136,6 +147,9 @@ class Matcher:
             with hop(f"match {type(command).__name__}", self.traces.get(task_id), correlation, SpanKind.INTERNAL):
                 acks.append(await writer.send(command, correlation_id=correlation))
         await asyncio.gather(*acks)
+
+    def round_id(self, now: int) -> str:
+        return f"{self.instance}/{now}/" + ",".join(str(self.seen.get(tp, 0)) for tp in self.parts)
 
 
 async def _reached(reader, ends) -> bool:

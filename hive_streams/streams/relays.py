@@ -30,7 +30,7 @@ def follow_up(event, fee_bps: int = 0) -> list:
 def _follow_up(event, fee_bps: int) -> list:
     cid = event_id(event)
     if isinstance(event, e.EscrowHeld):
-        return [c.ReserveSlot(event.agent_id, cid, event.at, event.task_id, event.escrow_id)]
+        return [c.ReserveSlot(event.agent_id, cid, event.at, event.task_id, event.escrow_id, event.round_id)]
     if isinstance(event, e.EscrowRefused):
         return [c.NoteWaiting(event.task_id, cid, event.at, INSUFFICIENT_FUNDS)]
     if isinstance(event, e.SlotReserved):
