@@ -120,7 +120,8 @@ def execution_aggregate() -> Aggregate:
             return x.ExpireExecution(state.execution_id, f"expire:{state.execution_id}:{state.deadline_at}", now)
         return None
     return Aggregate(x.ExecutionCommand, x.ExecutionState,
-                     lambda cmd, state, now: execution.decide(cmd, state, now, CHECKS), execution.evolve, due)
+                     lambda cmd, state, now: execution.decide(cmd, state, now, CHECKS), execution.evolve, due,
+                     event_type=x.ExecutionEvent)
 
 
 def _schedule_problem(command) -> str:
@@ -151,20 +152,20 @@ def schedule_aggregate(grace_ms: int) -> Aggregate:
                                      chosen.fire, chosen.skip, chosen.through)
     door = edge_door((schedule.CreateSchedule, schedule.DeleteSchedule), (schedule.FireSchedule,), _schedule_problem)
     return Aggregate(schedule.ScheduleCommand, schedule.ScheduleState, schedule.decide, schedule.evolve, due,
-                     door=door, watch=schedule_callbacks)
+                     door=door, watch=schedule_callbacks, event_type=schedule.ScheduleEvent)
 
 
 def callback_aggregate(base_ms: int, cap_ms: int) -> Aggregate:
     return Aggregate(callback.CallbackCommand, callback.CallbackState,
                      lambda cmd, state, now: callback.decide(cmd, state, now, base_ms, cap_ms), callback.evolve,
-                     lambda s, now: None, door=edge_door((), callback.CALLBACK_COMMANDS))
+                     lambda s, now: None, door=edge_door((), callback.CALLBACK_COMMANDS), event_type=callback.CallbackEvent)
 
 
 def trigger_aggregate() -> Aggregate:
     door = edge_door((trigger.CreateTrigger, trigger.DeleteTrigger), (trigger.NoteTriggerMatch,),
                      lambda cmd: trigger.creation_problem(cmd) if isinstance(cmd, trigger.CreateTrigger) else "")
     return Aggregate(trigger.TriggerCommand, trigger.TriggerState, trigger.decide, trigger.evolve, lambda s, now: None,
-                     door=door)
+                     door=door, event_type=trigger.TriggerEvent)
 
 
 def family_aggregates(topics: Topics, settings: Settings,
