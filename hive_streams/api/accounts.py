@@ -19,7 +19,7 @@ from .commands import CommandRequest
 from .errors import RequestError
 from .history import point_of
 from .owners import account_owner, task_owner
-from .params import TENANT
+from .params import POINT, TENANT
 from .tenants import task_id_of
 
 MAX_AMOUNT = 1_000_000_000
@@ -76,7 +76,8 @@ def routes(api) -> list[Route]:
                           body=Body.of(DEPOSIT), summary="credit an account"),
         api.command_route("/api/accounts/{account_id:path}/withdrawals", withdraw, "POST", p.ACCOUNTS_WITHDRAW, own,
                           body=Body.of(WITHDRAWAL), summary="take money out of an account"),
-        api.route("/api/accounts/{account_id:path}", account, "GET", p.ACCOUNTS_VIEW, own, summary="a balance"),
+        api.route("/api/accounts/{account_id:path}", account, "GET", p.ACCOUNTS_VIEW, own, POINT,
+                  "a balance; ?as_of= or ?at_seq=: as it was then, from the log"),
         api.route("/api/tasks/{task_id}/payments", task_payments, "GET", p.EXECUTIONS_VIEW, task_owner(api),
                   (TENANT,), "a task's payments"),
     ]

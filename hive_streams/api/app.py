@@ -39,7 +39,7 @@ from .errors import HANDLERS, error
 from .guard import Body, Declaration, Guard, OwnerLookup, Param, check_declared, declare, guarded_route
 from .history import History, point_of
 from .openapi import document
-from .params import DEFINITIONS, IDEMPOTENCY_KEY, TENANT
+from .params import DEFINITIONS, IDEMPOTENCY_KEY, POINT, TENANT
 from .hub import Hub
 from .metrics import RequestTiming, metrics
 from .performance import PerformanceView
@@ -227,8 +227,8 @@ def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     routes = [
         api.command_route("/api/tasks", api.submit, "POST", p.TASKS_CREATE, body_limit=settings.max_body_bytes,
                           body=DEFINITIONS, limit=EXECUTIONS_START, summary="submit a task, or a batch of them"),
-        api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api), (TENANT,),
-                  "a task's read model"),
+        api.route("/api/tasks/{task_id}", api.get_task, "GET", p.EXECUTIONS_VIEW, task_owner(api), (TENANT, *POINT),
+                  "a task's read model; ?as_of= or ?at_seq=: as it was then, from the log"),
         api.route("/api/producer-keys", api.producer_key, "POST", p.TASKS_CREATE,
                   summary="the key that seals the caller's own commands sent straight to Kafka"),
         api.route("/api/tasks/{task_id}/nodes/{node_id}/output", outputs.node_output, "GET", p.EXECUTIONS_VIEW,

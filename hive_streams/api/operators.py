@@ -13,7 +13,7 @@ from ..domain.matching import Need, pin_refusal
 from ..store import queries, status
 from ..domain.fields import Field
 from .guard import Body
-from .params import TENANT
+from .params import POINT, TENANT
 from .commands import CommandRequest
 from .history import point_of
 from .tenants import seen_tenant, task_id_of
@@ -72,7 +72,7 @@ def routes(api) -> list[Route]:
     return [
         api.route("/api/status/agents", agents, "GET", p.AGENTS_VIEW, summary="agents with status and load"),
         api.route("/api/status/cluster", cluster, "GET", p.CLUSTER_VIEW, params=(TENANT,), summary="the cluster"),
-        api.route("/api/agents/{agent_id}", one_agent, "GET", p.AGENTS_VIEW,
+        api.route("/api/agents/{agent_id}", one_agent, "GET", p.AGENTS_VIEW, params=POINT,
                   summary="an agent's offer and status; ?as_of= or ?at_seq=: as it was then, from the log"),
         api.route("/api/agents/{agent_id}/reputation", reputation, "GET", p.AGENTS_VIEW, params=(TENANT,),
                   summary="an agent's reputation and the events behind it"),

@@ -20,3 +20,7 @@ RESUME = (Param("Last-Event-ID", Field(("string",), max_length=4096, doc="resume
 DEFINITIONS = Body({"oneOf": [TASK.schema(), {"type": "array", "items": TASK.schema(), "minItems": 1,
                                               "maxItems": MAX_BATCH, "description": "a batch of task definitions"}]},
                    DEFINITION_TYPES)
+POINT = (Param("as_of", Field(("string",), max_length=64,
+                               doc="as it was at this ISO 8601 time (UTC unless it says), folded from the log")),
+         Param("at_seq", Field(("string",), max_length=20,
+                               doc="as it was after its event with this seq (a whole number from 1), from the log")))
