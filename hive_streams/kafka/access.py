@@ -26,7 +26,7 @@ class KafkaAccess:
     bootstrap: str
     username: str
     password: str = field(repr=False)
-    mechanism: str = "SCRAM-SHA-512"
+    mechanism: str = "SCRAM-SHA-256"
     security_protocol: str = "SASL_PLAINTEXT"
 
     def options(self) -> dict:
