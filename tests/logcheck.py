@@ -13,17 +13,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
 from hive_streams.codec import aggregate_id
+from hive_streams.codec.strays import EVENT_TYPES
 from hive_streams.domain import events as e
-from hive_streams.domain.callback import CallbackEvent
-from hive_streams.domain.execution_records import ExecutionEvent
-from hive_streams.domain.schedule import ScheduleEvent
-from hive_streams.domain.trigger import TriggerEvent
 from hive_streams.domain.model import capability_shortfall, needs, node_digest, result_digest
 
 from .ledgercheck import ledger_problems
 
-FAMILIES = {e.TaskEvent: "task", e.AgentEvent: "agent", e.LedgerEvent: "ledger", ExecutionEvent: "execution",
-            ScheduleEvent: "schedule", TriggerEvent: "trigger", CallbackEvent: "callback"}
+FAMILIES = {kind: family for family, kind in EVENT_TYPES.items()}
 
 
 def family(event) -> str | None:

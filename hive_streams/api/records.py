@@ -11,18 +11,11 @@ from ..codec import Codec, aggregate_id
 from ..codec.avro import to_record
 from ..domain.events import AgentStatusChanged
 from ..domain.tenancy import task_tenant
-from ..codec.strays import oversized, stray_reason
-from ..domain.callback import CallbackEvent
-from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
-from ..domain.execution_records import ExecutionEvent
-from ..domain.schedule import ScheduleEvent
-from ..domain.trigger import TriggerEvent
+from ..codec.strays import EVENT_TYPES, oversized, stray_reason
 from ..exceptions import CodecError
 from ..settings import Settings
 
 RECORD_LIMIT = Settings.record_max_kb * 1024
-FAMILIES = {"task": TaskEvent, "agent": AgentEvent, "ledger": LedgerEvent, "execution": ExecutionEvent,
-            "schedule": ScheduleEvent, "trigger": TriggerEvent, "callback": CallbackEvent}  # <prefix>.<family>.events
 LOOKBACK = 1000  # records per partition read before a start position only to recognise duplicates
 
 
@@ -78,7 +71,7 @@ class SeqMemory:
 
 def decode(codec: Codec, record: ConsumerRecord, memory: SeqMemory, record_limit: int = RECORD_LIMIT) -> Item | None:
     """None for a stray (not an event of its topic: the audit connector dead-letters those) or a duplicate event."""
-    family = FAMILIES.get(record.topic.rsplit(".", 2)[-2], object)
+    family = EVENT_TYPES.get(record.topic.rsplit(".", 2)[-2], object)  # <prefix>.<family>.events
     try:
         event = None if oversized(record.value, record_limit) else codec.decode(record.value)
     except CodecError:

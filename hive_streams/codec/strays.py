@@ -16,12 +16,15 @@ from ..exceptions import CodecError
 from ..topics import Topics
 
 
+# family -> the event type of its `<prefix>.<family>.events` topic
+EVENT_TYPES = {"task": TaskEvent, "agent": AgentEvent, "ledger": LedgerEvent, "execution": ExecutionEvent,
+               "schedule": ScheduleEvent, "trigger": TriggerEvent, "callback": CallbackEvent}
+
+
 def families(topics: Topics) -> dict[str, type]:
     """events topic -> the event type its records must have, for every one of `topics.event_topics`."""
-    t = topics
-    return {t.task_events: TaskEvent, t.agent_events: AgentEvent, t.ledger_events: LedgerEvent,
-            t.execution_events: ExecutionEvent, t.schedule_events: ScheduleEvent, t.trigger_events: TriggerEvent,
-            t.callback_events: CallbackEvent, t.alerts: AlertEvent}
+    return {**{f"{topics.prefix}.{family}.events": kind for family, kind in EVENT_TYPES.items()},
+            topics.alerts: AlertEvent}
 
 
 def event_types(topics: Topics) -> tuple[type, ...]:
