@@ -135,6 +135,7 @@ def test_fork_bomb_is_contained(stack):
     response = stack.client.submit({"name": "bomb", "max_retries": 0, "nodes": [
         shell(f"b() {{ sleep {marker} & b | b & }}; b; sleep 30", timeout_seconds=4)]})
     bomb = response.json()["task_id"]
+    wait_until(lambda: pids_with(marker), 30, what="the bomb to start")  # the window counts from its start
     most = 0
     end = time.monotonic() + 3
     while time.monotonic() < end:
