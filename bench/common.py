@@ -205,12 +205,17 @@ def noop_submit(task_id: str, now: int | None = None) -> c.SubmitTask:
                         nodes=(NodeSpec(id="n", kind="echo"),))
 
 
-async def produce(bootstrap: str, topic: str, objects, source: str = "/bench") -> int:
-    """Writes domain objects as the project's records (key, Avro value, CloudEvents headers), batched."""
+async def produce(bootstrap: str, topic: str, objects, source: str = "/bench", at_once: bool = False) -> int:
+    """Writes domain objects as the project's records (key, Avro value, CloudEvents headers), batched.
+    `at_once`: in one transaction, so a committed-only reader sees none of them, then all."""
     codec = default_codec()
     sealer = Sealer.service(SERVICE_SECRET)
-    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all", linger_ms=20, max_batch_size=256 * 1024)
+    extra = {"transactional_id": f"bench-{uuid.uuid4().hex[:8]}"} if at_once else {}
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all", linger_ms=20, max_batch_size=256 * 1024,
+                                **extra)
     await producer.start()
+    if at_once:
+        await producer.begin_transaction()
     try:
         pending, count = [], 0
         for obj in objects:
@@ -223,6 +228,8 @@ async def produce(bootstrap: str, topic: str, objects, source: str = "/bench") -
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
+        if at_once:
+            await producer.commit_transaction()
         return count
     finally:
         await producer.stop()

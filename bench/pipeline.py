@@ -1,8 +1,10 @@
 """2. Event throughput of the Faust pipeline vs the limit.
 
-Pipeline: N SubmitTask commands are produced to a fresh commands topic first, then the worker starts
-and decides them; the rate is the span of the N events (one TaskSubmitted, queued, for each) it writes,
-from their broker timestamps, so the worker's start-up is not counted.
+Pipeline: the worker starts on fresh topics and is left until it owns every command partition and its
+matcher has caught up; then N SubmitTask commands appear at once (written in one transaction, so its
+committed-only readers see none, then all) and it decides them. The rate is the span of the N events (one
+TaskSubmitted, queued, for each) it writes, from their broker timestamps: neither its start-up (logins,
+loads) nor the writing of the commands overlaps it.
 Limit: a plain aiokafka consumer that reads the same N command records and only decodes them, with
 the project's codec (Avro + domain objects) and with bare fastavro, in steady state.
 """
@@ -22,6 +24,7 @@ from hive_streams.codec import default_codec
 from hive_streams.codec.avro import HEADER_LEN
 
 from .common import Context, end_offsets, kafka_options, noop_submit, produce, py_spy, read_records, summary, wait_for
+from .restart import read_log
 from .stack import Stack
 
 LIMIT_RECORDS = 20_000  # records the limit is measured over (the topic is read as many times as needed)
@@ -58,14 +61,34 @@ async def consume_decode(bootstrap: str, topic: str, partitions: int, decode) ->
         await consumer.stop()
 
 
+def warm_worker(stack: Stack, timeout: float = 120) -> None:
+    """Starts the worker and waits until its log says it owns every command partition and its matcher has
+    caught up."""
+    partitions = sum(count for topic, (count, _) in stack.topics.layout().items() if topic.endswith(".commands"))
+    began = time.time()
+    proc = stack.fabric.spawn("worker", "--loglevel", "info", "worker")
+    stack.procs["worker"] = proc
+    seen = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack._check()
+        seen = read_log(proc.log_path, began, partitions)
+        if seen["ready_s"] is not None and seen["matcher_caught_up_s"] is not None:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the worker owned {len(seen.get('first_owned', {}))} of {partitions} partitions "
+                       f"after {timeout:.0f}s:\n{proc.tail()}")
+
+
 def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).create()
     topics = stack.topics
     try:
         prefix = uuid.uuid4().hex[:8]
-        asyncio.run(produce(ctx.bootstrap, topics.task_commands, (noop_submit(f"{prefix}-{i}") for i in range(n))))
-        stack.start(api=False, connect=False, executors=0)
+        warm_worker(stack)
         spy = py_spy(stack.pid("worker"), profile_to) if profile_to else None
+        asyncio.run(produce(ctx.bootstrap, topics.task_commands, (noop_submit(f"{prefix}-{i}") for i in range(n)),
+                            at_once=True))
         count = lambda: sum(asyncio.run(end_offsets(ctx.bootstrap, topics.task_events, topics.partitions)).values())
         wait_for(lambda: stack._check() or count() >= n, 120 + n / 20, f"{n} events", interval=0.5)
         if spy:

@@ -185,9 +185,11 @@ def cpu_table(t: dict) -> list[str]:
 
 def pipeline_section(p: dict) -> list[str]:
     lines = [f"Command: `{p['command']}`", "",
-             f"{p['commands_per_run']:,} `SubmitTask` commands are produced to a fresh commands topic (4 partitions) before "
-             "the worker starts; the pipeline's rate is taken over the span of the events it writes (their broker "
-             "timestamps), so start-up is not counted. Each command becomes one event (TaskSubmitted, queued). "
+             "The worker starts on fresh topics (4 partitions a family) and is left until it owns every command "
+             f"partition and its matcher has caught up; then {p['commands_per_run']:,} `SubmitTask` commands appear at "
+             "once (written in one transaction). The pipeline's rate is taken over the span of the events it writes "
+             "(their broker timestamps): neither start-up nor the writing of the commands overlaps it. "
+             "Each command becomes one event (TaskSubmitted, queued). "
              "The limit is a plain aiokafka consumer reading the same command records from the beginning and only "
              "decoding them, with the project's codec (Avro and domain objects) and with bare fastavro; it reads the topic "
              "from the beginning as many times as it takes to decode 20,000 records, clock started at its first batch.", ""]

@@ -272,3 +272,18 @@ def test_the_queue_is_ordered_by_priority_then_queue_time_then_task_id_not_by_re
         m.observe(first)
         m.observe(validated("z", 4))
         assert [w.task_id for w in m.queued()] == ["z", "a", "b"]
+
+
+@given(st.permutations(range(3)))
+def test_a_finished_tasks_slot_counts_are_forgotten_whichever_partition_was_read_last(order):
+    # a first attempt declined at solo, a second completed at duo: every count goes once the task is over
+    task_events = [validated("t1", 1), e.TaskAssignmentDeclined("t1", 3, 3, "solo", "busy"),
+                   e.TaskAssigned("t1", 4, 5, "duo", 1, ()), e.TaskCompleted("t1", 5, 6, "duo", ())]
+    solo = [e.SlotReserved("solo", 3, 2, "t1"), e.SlotReleased("solo", 4, 4, "t1")]
+    duo = [e.SlotReserved("duo", 3, 4, "t1"), e.SlotReleased("duo", 4, 7, "t1")]
+    m = market([("solo", 1, [("echo", 1.0)], {}), ("duo", 2, [("echo", 1.0)], {})])
+    for i in order:
+        for event in (task_events, solo, duo)[i]:
+            m.observe(event)
+    assert (m.reserves, m.ends, m.slot_agents) == ({}, {}, {})
+    assert m._free(8, TIMEOUT) == {"solo": 1, "duo": 2}

@@ -116,6 +116,7 @@ class Market:
     # slot whose attempt has ended is being released, whichever of the two partitions was read first
     reserves: dict[tuple[str, str], int] = field(default_factory=dict)
     ends: dict[tuple[str, str], int] = field(default_factory=dict)
+    slot_agents: dict[str, set[str]] = field(default_factory=dict)  # task -> agents with counts in reserves/ends
     dirty: bool = True  # something changed since the last proposals
     policy: Policy = DEFAULT_POLICY
     RETRY_FUNDS_MS = 2000
@@ -179,15 +180,31 @@ class Market:
             self.needs.pop(task_id, None)
             self.tried.pop(task_id, None)
             self.refused.pop(task_id, None)
+            self._forget_slots(task_id)
 
     def _count_slot(self, event) -> None:
-        key = (event.agent_id, event.task_id)
         if isinstance(event, e.SlotReserved):
+            key = (event.agent_id, event.task_id)
             self.reserves[key] = self.reserves.get(key, 0) + 1
-        elif (event.task_id in self.task_seq and event.task_id not in self.needs  # the task is over
-              and self.ends.get(key, 0) == self.reserves.get(key, 0)):  # and so is its last slot here
-            self.reserves.pop(key, None)
-            self.ends.pop(key, None)
+            self.slot_agents.setdefault(event.task_id, set()).add(event.agent_id)
+        else:
+            self._forget_slots(event.task_id)
+
+    def _forget_slots(self, task_id: str) -> None:
+        """Drops a task's slot counts at each agent once the task is over and every slot it held there is back,
+        whichever of the two partitions was read last."""
+        if task_id not in self.task_seq or task_id in self.needs:
+            return
+        agents = self.slot_agents.get(task_id, set())
+        for agent_id in list(agents):
+            key = (agent_id, task_id)
+            holder = self.agents.get(agent_id)
+            if self.ends.get(key, 0) == self.reserves.get(key, 0) and not (holder and task_id in holder.holding):
+                self.reserves.pop(key, None)
+                self.ends.pop(key, None)
+                agents.discard(agent_id)
+        if not agents:
+            self.slot_agents.pop(task_id, None)
 
     def releasing(self, agent_id: str) -> set[str]:
         """The tasks the agent still holds whose attempt there has ended."""
