@@ -44,7 +44,7 @@ def run(ctx: Context) -> dict:
     raw = ctx.out / "profile-worker.txt"
     result = pipeline_run(ctx, ctx.sizes["pipeline"], profile_to=raw)
     e2e = hive_run(ctx, ctx.sizes["tasks"], profile_to=ctx.out)
-    return {"command": ctx.cmd("profile"), "tool": "py-spy record --rate 100 --format raw --pid <pid>",
+    return {"command": ctx.cmd("profile"), "tool": "py-spy record --rate 100 --gil --format raw --pid <pid>",
             "pipeline": {"stage": f"worker deciding {result['commands']:,} SubmitTask commands (section 2's setup)",
                          "rate": f"{result['pipeline_commands_per_s']:.1f} commands/s", "raw_file": raw.name,
                          **collapse(raw)},

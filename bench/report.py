@@ -10,7 +10,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .common import samples_for, summary, supported
+from .common import PROCESSES, samples_for, summary, supported
 
 CHART = "bench.png"
 HIVE_VARIANTS = (("hive_http", "HTTP batches"), ("hive_producer", "Kafka producer client"))
@@ -283,11 +283,11 @@ def memory_section(m: dict) -> list[str]:
 
 
 def profile_section(pr: dict) -> list[str]:
-    lines = [f"Command: `{pr['command']}` ({pr['tool']}). Samples are summed by function over every thread of the "
-             "process; `EpollSelector.select` is the event loop waiting for the network."]
+    lines = [f"Command: `{pr['command']}` ({pr['tool']}). Only the thread holding the GIL is sampled, so samples "
+             "are the process's Python CPU (waiting in `select` or in an idle thread is not counted), summed by function."]
     for key in ("pipeline", "e2e_worker", "e2e_connect"):
         p = pr[key]
-        lines += ["", f"**{p['stage']}**: {p['rate']}; {p['samples']:,} samples, {p['idle_pct']}% waiting in `select`; "
+        lines += ["", f"**{p['stage']}**: {p['rate']}; {p['samples']:,} samples holding the GIL; "
                   f"raw stacks in `{p['raw_file']}`.", ""]
         own = [[pct, f"`{f}`"] for f, pct in p["own"][:8]]
         ours = [[pct, f"`{f}`"] for f, pct in p["ours_total"][:10]]
@@ -350,12 +350,23 @@ def revocations(w: dict) -> str:
             f"{w['last_own_s']:.1f} s)")
 
 
+def idle_section(i: dict) -> list[str]:
+    lines = [f"Command: `{i['command']}`", "",
+             f"A fresh fabric (worker, API, connector, {PROCESSES} executors) with nothing to do: CPU of each process, "
+             f"the broker's and PostgreSQL's, in cores (CPU seconds per second), over {i['window_s']} s starting "
+             f"{i['settle_s']} s after the processes were started. What a fabric left running costs; at load this "
+             "CPU is part of every task's.", ""]
+    rows = [[name, fmt(i[f"cores_{name}"], 3)] for name in i["processes"]] + [["total", fmt(i["total_cores"], 3)]]
+    return lines + _table(["process", "cores: median (min–max, spread)"], rows)
+
+
 SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", tasks_section),
             ("pipeline", "2. Pipeline event throughput vs the limit", pipeline_section),
             ("latency", "3. Latency at half the maximum rate", latency_section),
             ("replay", "4. Replay", replay_section),
             ("memory", "5. Memory with tasks in state", memory_section),
             ("restart", "6. Restart of a worker with a long history", restart_section),
+            ("idle", "7. An idle fabric", idle_section),
             ("profile", "Profile of the slowest stage", profile_section)]
 
 

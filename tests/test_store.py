@@ -15,7 +15,7 @@ from hive_streams.domain.model import Capability, NodeSpec, node_digest
 from hive_streams.exceptions import RecordsRefused
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
 from hive_streams.store.models import TaskRow, audit_log
-from hive_streams.store.queries import get_task, list_agents, list_tasks, task_audit
+from hive_streams.store.queries import aggregate_offset, get_task, list_agents, list_tasks, task_audit
 
 TOPIC, AGENTS = "x.task.events", "x.agent.events"
 NODES = (NodeSpec("fetch", "http"), NodeSpec("summarise", "python", depends_on=("fetch",)))
@@ -192,3 +192,14 @@ def test_records_a_read_model_refuses_are_named_then_skipped_and_still_audited(p
     assert [r.offset for r in rows] == list(range(len(batch)))  # every record audited
     assert rows[len(good)].payload is None and rows[len(good) + 1].payload is None  # not JSON: bytes only
     assert load_offsets(pg_engine, "audit") == {(TOPIC, 0): len(batch)}
+
+
+def test_an_aggregates_start_is_its_first_audited_offset_or_where_the_audit_log_has_reached(pg_engine):
+    one, two = lifecycle("t1"), lifecycle("t2")
+    apply_batch(pg_engine, "audit", records(one, partition=1, start=40) + records(two, partition=1, start=43),
+                {(TOPIC, 1): 46}, now=1)
+    with Session(pg_engine) as s:
+        assert aggregate_offset(s, "t2", TOPIC, 1) == 43
+        assert aggregate_offset(s, "t1", TOPIC, 1) == 40
+        assert aggregate_offset(s, "t1", TOPIC, 0) == 0  # not in that partition: nothing read there yet
+        assert aggregate_offset(s, "t9", TOPIC, 1) == 46  # not audited yet: it begins at or after 46

@@ -26,6 +26,7 @@ from ..domain.workflow import canonical
 from ..exceptions import CodecError
 from ..kafka import consumer, now_ms, read_to_end
 from ..kafka.access import access_for
+from ..store import queries
 from ..store import workflows as stored
 from ..topics import partition_for
 from ..workflows.definitions import check_inputs, load_definition, validate_definition
@@ -103,9 +104,15 @@ class Executions:
         topic = self.api.topics.execution_events
         return TopicPartition(topic, partition_for(execution_id.encode(), self.api.topics.partitions))
 
+    async def start_offset(self, execution_id: str) -> int:
+        """Where the execution's events begin in its partition (the audit log knows), not the partition's start."""
+        tp = self.partition(execution_id)
+        return await asyncio.to_thread(self.api.read, queries.aggregate_offset, execution_id, tp.topic, tp.partition)
+
     async def events(self, execution_id: str) -> list:
         key, out = execution_id.encode(), []
-        async for records in read_to_end(self.kafka, {self.partition(execution_id): None}):
+        start = await self.start_offset(execution_id)
+        async for records in read_to_end(self.kafka, {self.partition(execution_id): start}):
             for record in records:
                 if record.key == key:
                     try:
@@ -210,7 +217,7 @@ class Executions:
         execution_id = execution_id_of(request)
         start = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         try:
-            offset = int(start) + 1 if start else 0
+            offset = int(start) + 1 if start else await self.start_offset(execution_id)
         except ValueError:
             raise RequestError(400, "last_event_id", "must be an offset from this feed") from None
         return EventSourceResponse(self._frames(execution_id, offset), ping=PING_SECONDS)

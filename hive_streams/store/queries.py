@@ -119,6 +119,16 @@ def first_offset(session: Session, task_id: str, topic: str, partition: int) -> 
     return row.first_offset if row is not None else stored
 
 
+def aggregate_offset(session: Session, aggregate_id: str, topic: str, partition: int) -> int:
+    """Where an aggregate's events begin in its partition, from the audit log, or a lower bound when the audit
+    log has not reached it yet (offsets read first, as in `first_offset`)."""
+    stored = log_offsets(session, [topic]).get((topic, partition), 0)
+    first = session.scalar(select(AuditRow.offset).where(AuditRow.aggregate_id == aggregate_id,
+                                                         AuditRow.topic == topic, AuditRow.partition == partition)
+                           .order_by(AuditRow.offset).limit(1))
+    return first if first is not None else stored
+
+
 def live_snapshot(session: Session, topics: list[str], recent: int = 100, open_limit: int = 2000,
                   tenant: str | None = None) -> dict:
     """Tasks (recent and open) and recent failures of `tenant` (None: every tenant), agents, plus the offsets
