@@ -22,6 +22,8 @@ def claim(engine: Engine, wanted: dict[str, str], now: int) -> dict[str, tuple[s
     with engine.begin() as conn:
         made = {r.task_id for r in conn.execute(insert(conn, table).values(rows).on_conflict_do_nothing()
                                                 .returning(table.c.task_id))}
+        if len(made) == len(wanted):  # every claim is new: nothing else to read
+            return {task_id: (digest, True) for task_id, digest in wanted.items()}
         query = select(table.c.task_id, table.c.digest).where(table.c.task_id.in_(list(wanted)))
         held = {task_id: digest for task_id, digest in conn.execute(query)}
     return {task_id: (held[task_id], task_id in made) for task_id in wanted}

@@ -115,8 +115,8 @@ def first_offset(session: Session, task_id: str, topic: str, partition: int) -> 
     rows read afterwards has its first event at or after the stored offset.
     """
     stored = log_offsets(session, [topic]).get((topic, partition), 0)
-    row = session.get(TaskRow, task_id)
-    return row.first_offset if row is not None else stored
+    first = session.scalar(select(TaskRow.first_offset).where(TaskRow.task_id == task_id))
+    return first if first is not None else stored
 
 
 def aggregate_offset(session: Session, aggregate_id: str, topic: str, partition: int) -> int:
