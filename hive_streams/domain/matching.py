@@ -219,8 +219,9 @@ class Market:
     def proposals(self, now: int, timeout_ms: int, retry_ms: int, round_id: str = "") -> list:
         """Commands to send now: slot requests, assignments of held slots, and waiting reasons. Each offer carries
         `round_id`, so the log records which round proposed it."""
-        free = self._free(now, timeout_ms)
-        held = set().union(*(a.holding - self.releasing(a.agent_id) for a in self.agents.values()))
+        releasing = {a: self.releasing(a) for a in self.agents}
+        free = self._free(now, timeout_ms, releasing)
+        held = set().union(*(a.holding - releasing[a.agent_id] for a in self.agents.values()))
         out: list = []
         full = all(n <= 0 for n in free.values())
         for w in self.queued():
@@ -251,12 +252,13 @@ class Market:
         return c.HoldEscrow(LEDGER_ID, f"hold:{escrow_id}", now, escrow_id, w.task_id, w.need.requester, a.agent_id,
                             amount, round_id)
 
-    def _free(self, now: int, timeout_ms: int) -> dict[str, int]:
+    def _free(self, now: int, timeout_ms: int, releasing: dict[str, set[str]] | None = None) -> dict[str, int]:
         pending: dict[str, int] = {}
         for w in self.waiting.values():
             if w.proposed_to and w.task_id not in self.agents.get(w.proposed_to, agent_agg.AgentState("")).holding:
                 pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
-        return {a.agent_id: a.free_slots + len(self.releasing(a.agent_id)) - pending.get(a.agent_id, 0)
+        count = (lambda a: len(releasing[a])) if releasing is not None else (lambda a: len(self.releasing(a)))
+        return {a.agent_id: a.free_slots + count(a.agent_id) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}
 
     def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
