@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -66,6 +67,27 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int, isolation: st
         return {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()
+
+
+async def kill_in_open_transaction(bootstrap: str, topic: str, partitions: int, kill, seconds: float) -> bool:
+    """Calls `kill` as soon as a partition of `topic` holds records of a transaction not yet committed (its last
+    stable offset behind its high watermark); True if one was seen within `seconds` (else nothing is killed)."""
+    committed, everything = _consumer(bootstrap, COMMITTED), _consumer(bootstrap, "read_uncommitted")
+    await committed.start()
+    await everything.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            stable, ends = await committed.end_offsets(tps), await everything.end_offsets(tps)
+            if any(stable[tp] < ends[tp] for tp in tps):
+                kill()
+                return True
+            await asyncio.sleep(0.01)
+        return False
+    finally:
+        await committed.stop()
+        await everything.stop()
 
 
 async def read_all(bootstrap: str, topic: str, partitions: int, isolation: str = COMMITTED,

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from hive_streams.domain import events as e
 from hive_streams.processes import wait_until
 
-from .eventlog import committed_offsets, events_of, whole_log
+from .eventlog import committed_offsets, events_of, kill_in_open_transaction, whole_log
 from .logcheck import history, last_problems, log_problems
 from .stack import ALL_KINDS, Stack
 
@@ -65,7 +65,10 @@ def test_sigkill_worker_mid_run(kafka_bootstrap, pg_url, tmp_path):
             ids += batch
             wait_until(lambda: sum(s == "running" for s in statuses(engine, batch).values()) >= 3, 60,
                        what="running tasks")
-            stack.worker.kill()
+            # the kill lands while a transaction of task events is open (their commands decided, not committed)
+            asyncio.run(kill_in_open_transaction(stack.bootstrap, stack.topics.task_events, stack.topics.partitions,
+                                                 stack.worker.kill, 20))
+            stack.worker.kill()  # already dead, or none opened in time: a kill anyway, and another round
             time.sleep(2)  # executors keep reporting into the command topic meanwhile; no commit is still in flight
             redelivered += decided_but_uncommitted(stack)
             stack.restart_worker()
