@@ -4,6 +4,7 @@ from __future__ import annotations
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.ledger import LEDGER_ID
+from hive_streams.domain.model import NodeSpec
 from hive_streams.kafka.principal import principal_header
 from hive_streams.streams.deciders import COMMAND_OFFSET, PartitionState, ledger_aggregate, task_aggregate
 from hive_streams.topics import Topics, partition_for
@@ -123,3 +124,59 @@ def test_events_name_who_acted_and_carry_the_request():
     decided = state.decide([unsigned], now=9, into=decided)
     cancelled = [dict(r.headers) for r in decided.records if r.topic == TOPICS.task_events][len(events):]
     assert cancelled and all(h["hive_principal"] == b"system:/test" for h in cancelled)
+
+
+def task_partition() -> PartitionState:
+    return PartitionState(codec, task_aggregate(), TOPICS, TOPICS.task_events, 0, 1)
+
+
+def decided_tasks(state: PartitionState, commands, first_offset: int = 0) -> None:
+    decided = state.decide([command_msg(cmd, first_offset + i, TOPICS.task_commands, 1, "acme/ann")
+                            for i, cmd in enumerate(commands)], now=100)
+    state.apply(decided)
+
+
+def submit(task_id: str, deadline_at: int | None = None) -> c.SubmitTask:
+    return c.SubmitTask(task_id, f"submit-{task_id}", 1, "n", "acme/ann", (NodeSpec("a", "echo"),),
+                        deadline_at=deadline_at)
+
+
+def test_a_restored_snapshot_keeps_finished_tasks_encoded_until_a_command_needs_them():
+    from hive_streams.streams.snapshots import Snapshots
+    state = task_partition()
+    decided_tasks(state, [submit("acme:done", deadline_at=500), submit("acme:live", deadline_at=500),
+                          c.CancelTask("acme:done", "cancel-done", 2, "no longer needed")])
+    assert state.states[b"acme:done"].terminal and not state.states[b"acme:live"].terminal
+    truth = {k: v for k, v in state.states.items()}
+    value = Snapshots(codec).encode(state, set(state.states), 3, "e3")
+
+    restored = task_partition()
+    Snapshots(codec).restore(restored, value)
+    assert set(restored.states) == {b"acme:live"} and set(restored.asleep) == {b"acme:done"} and restored.count() == 2
+    assert [cmd.task_id for cmd in restored.due(1_000)] == ["acme:live"]  # the sleeper has nothing due, unread
+    again = restored.decide([command_msg(c.CancelTask("acme:done", "cancel-done", 2, "again"), 9, TOPICS.task_commands, 1,
+                                         "acme/ann")], now=101)
+    assert again.events == 0 and set(restored.asleep) == {b"acme:done"}  # a repeated command id: nothing decoded
+    late = restored.decide([command_msg(c.CancelTask("acme:done", "cancel-2", 3, "late"), 10, TOPICS.task_commands, 1,
+                                        "acme/ann")], now=102)
+    assert restored.asleep == {} and restored.states[b"acme:done"] == truth[b"acme:done"] and late.events == 0
+    assert restored.wake_all() == truth
+
+
+def test_settling_after_a_snapshot_keeps_only_live_tasks_decoded_and_the_next_snapshot_unchanged():
+    from hive_streams.streams.snapshots import Snapshots
+    state, snapshots = task_partition(), Snapshots(codec)
+    decided_tasks(state, [submit("acme:done"), submit("acme:live"), c.CancelTask("acme:done", "cancel-done", 2)])
+    first = snapshots.encode(state, set(state.states), 3, "e3")
+    state.touched.clear()
+    state.settle(snapshots.encoded)
+    assert set(state.states) == {b"acme:live"} and set(state.asleep) == {b"acme:done"} and set(snapshots.encoded) == {b"acme:live"}
+    settled, whole = task_partition(), task_partition()
+    Snapshots(codec).restore(settled, snapshots.encode(state, state.touched, 3, "e3"))
+    Snapshots(codec).restore(whole, first)
+    assert settled.wake_all() == whole.wake_all() and settled.applied == whole.applied
+    decided_tasks(state, [c.CancelTask("acme:live", "cancel-live", 3)], first_offset=3)
+    assert state.touched == {b"acme:live"}
+    restored = task_partition()
+    Snapshots(codec).restore(restored, snapshots.encode(state, state.touched, 4, "e4"))
+    assert restored.wake_all() == state.wake_all() and restored.applied == state.applied

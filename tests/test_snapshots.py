@@ -8,10 +8,11 @@ from aiokafka import TopicPartition
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.ledger import LEDGER_ID
-from hive_streams.kafka import CommandSender, producer, read_to_end
+from hive_streams.kafka import CommandSender, now_ms, producer, read_to_end
 from hive_streams.kafka.principal import principal_header
 from hive_streams.settings import Settings
-from hive_streams.streams.deciders import PartitionState, ledger_aggregate
+from hive_streams.domain.model import NodeSpec
+from hive_streams.streams.deciders import PartitionState, ledger_aggregate, task_aggregate
 
 from .engines import owns_all, running, until
 from .roles import SERVICE_SECRET, as_role, credentials, service_sealer
@@ -77,5 +78,54 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
         assert refolded.states[b"main"].available == {**before, "acme/u0": before["acme/u0"] + 7,
                                                       "external": before["external"] - 7}
         assert third.decided == 1  # the repeated command id emitted nothing
+    finally:
+        await sender.stop()
+
+
+async def fold_tasks(topics) -> dict:
+    states = {}
+    for p in range(topics.partitions):
+        state = PartitionState(default_codec(), task_aggregate(), topics, topics.task_events, p, topics.partitions)
+        async for records in read_to_end(as_role("worker"), {TopicPartition(topics.task_events, p): None}):
+            for record in records:
+                state.observe(record)
+        states.update(state.states)
+    return states
+
+
+async def test_finished_tasks_stay_encoded_after_a_restart_until_a_command_needs_them(kafka_bootstrap, topics):
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
+                        service_secret=SERVICE_SECRET.decode(), partitions=topics.partitions, worker_id=topics.prefix,
+                        snapshot_every_events=1)
+    sender = CommandSender(as_role("api"), topics, default_codec(), "/test", sealer=service_sealer())
+    await sender.start()
+
+    def submit(i: int, deadline_at: int | None):
+        return c.SubmitTask(f"acme:t{i}", f"submit-{i}", now_ms(), "n", "acme/ann", (NodeSpec("a", "echo"),),
+                            deadline_at=deadline_at)
+    as_ann = [principal_header("acme/ann")]
+    try:
+        async with running(settings) as first:
+            await until(lambda: owns_all(first), 60, "the engine to own every partition")
+            for i in range(8):  # six rejected (their deadline has passed), two waiting for an agent
+                await sender.send_and_wait(submit(i, 1 if i < 6 else None), extra_headers=as_ann)
+            await until(lambda: first.decided >= 8 * 2, 30, "eight tasks decided")
+        async with running(settings) as second:
+            await until(lambda: owns_all(second), 60, "the second engine to own every partition")
+            parts = [second.owned[TopicPartition(topics.task_commands, p)].state for p in range(topics.partitions)]
+            asleep = {k for s in parts for k in s.asleep}
+            assert asleep == {f"acme:t{i}".encode() for i in range(6)}
+            assert {k for s in parts for k in s.states} == {b"acme:t6", b"acme:t7"}
+            decided = second.decided
+            await sender.send_and_wait(submit(0, 1), extra_headers=as_ann)  # a repeat: nothing new, nothing decoded
+            await sender.send_and_wait(c.CancelTask("acme:t6", "cancel-6", now_ms()), extra_headers=as_ann)
+            await until(lambda: second.decided > decided, 30, "the cancel")
+            # the cancelled task is finished too: after the next snapshot it is kept only encoded
+            await until(lambda: any(b"acme:t6" in s.asleep for s in parts), 30, "the cancelled task put to sleep")
+            assert {k for s in parts for k in s.asleep} == asleep | {b"acme:t6"} and second.decided == decided + 1
+            await sender.send_and_wait(c.CancelTask("acme:t1", "cancel-1", now_ms()), extra_headers=as_ann)  # too late
+            await until(lambda: all(b"acme:t1" not in s.asleep for s in parts), 30, "the finished task read")
+            woken = {k: v for s in parts for k, v in s.wake_all().items()}
+        assert woken == await fold_tasks(topics)
     finally:
         await sender.stop()

@@ -170,8 +170,9 @@ def _compare_snapshot(part: Partition, report: Report) -> None:
         report.differences.append(Difference(where, "newest", "changed", "the newest snapshot does not decode or does "
                                              "not match the log (a worker taking the partition folds from the start)"))
         return
-    report.compared[where] = len(part.snapshot.states.keys() | part.fold.states.keys())
-    report.differences += compare(where, part.snapshot.states, part.fold.states)
+    restored = part.snapshot.wake_all()
+    report.compared[where] = len(restored.keys() | part.fold.states.keys())
+    report.differences += compare(where, restored, part.fold.states)
     report.differences += compare(where + " applied", part.snapshot.applied, part.fold.applied)
 
 

@@ -6,8 +6,9 @@ which command ids each aggregate has applied and how far the command partition w
 a redelivered command emits nothing new, and a new owner resumes after the last command whose
 events are in the log, whatever the group's committed offset says.
 
-Deciding never touches `states` itself: a batch returns its records and the states they lead
-to, and the engine applies them only after its transaction committed.
+Deciding never changes `states` itself (it may only decode an idle aggregate kept encoded): a batch
+returns its records and the states they lead to, and the engine applies them only after its
+transaction committed.
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class Aggregate:
     event_type: type = object  # what every record of its events topic must be
     deliver: Callable = lambda event, state: None  # (event, state before it) -> (agent id, its key) to copy it to
     watch: Callable = lambda event, before, after: []  # (event, state before and after it) -> commands it causes
+    idle: Callable = lambda state: False  # nothing acts on it until a command or event arrives: it may stay encoded
 
 
 def _task_due(state: task.TaskState, now: int):
@@ -88,7 +90,7 @@ def task_aggregate(default_deadline_ms: int = 0, triggers: Callable | None = Non
         return (triggers(event, after) if triggers else []) + task_callbacks(event, before, after)
     return Aggregate(TaskCommand, task.TaskState, decide if default_deadline_ms else task.decide, task.evolve,
                      _task_due, screen, executor_door(task.signing_key), TaskEvent, deliver=task.delivery,
-                     watch=watch)
+                     watch=watch, idle=lambda state: state.terminal)
 
 
 def ledger_aggregate(fee_bps: int = Settings.platform_fee_bps) -> Aggregate:
@@ -219,6 +221,7 @@ class PartitionState:
         self.partitions = partitions
         self.fee_bps = fee_bps
         self.states: dict[bytes, object] = {}
+        self.asleep: dict[bytes, bytes] = {}  # idle aggregates still encoded: decoded when a command or event needs them
         self.applied: dict[bytes, set[str]] = {}
         self.decided_to = -1  # the highest command offset whose events are in the log
         self.strays = 0
@@ -258,7 +261,33 @@ class PartitionState:
     def _state(self, key: bytes, pending: dict | None = None):
         if pending and key in pending:
             return pending[key]
-        return self.states.get(key) or self.aggregate.initial(key.decode())
+        return self.states.get(key) or self._wake(key) or self.aggregate.initial(key.decode())
+
+    def _wake(self, key: bytes):
+        raw = self.asleep.pop(key, None)
+        if raw is None:
+            return None
+        state = self.states[key] = self.codec.decode(raw)
+        self.touched.add(key)  # encoded again at the next snapshot
+        return state
+
+    def count(self) -> int:
+        """Aggregates known, decoded or not."""
+        return len(self.states) + len(self.asleep)
+
+    def wake_all(self) -> dict:
+        """Every aggregate's state, decoded."""
+        for key in list(self.asleep):
+            self._wake(key)
+        return self.states
+
+    def settle(self, encoded: dict[bytes, bytes]) -> None:
+        """Keeps idle aggregates only in their encoding (`encoded`: every decoded state's, up to date), which
+        it takes over: memory and the sweep then grow with live aggregates, not with every one ever decided."""
+        idle = self.aggregate.idle
+        for key in [k for k, s in self.states.items() if idle(s)]:
+            self.asleep[key] = encoded.pop(key)
+            del self.states[key]
 
     def apply(self, decided: Decided, last_event: tuple[int, str] | None = None) -> None:
         """Takes a committed batch in; `last_event` is the offset and id of its last event."""
@@ -303,8 +332,8 @@ class PartitionState:
         key = message.key
         if command.command_id in self.applied.get(key, ()) or command.command_id in out.applied.get(key, ()):
             return  # its events are in the log already
-        state = self._state(key, out.states)
         try:
+            state = self._state(key, out.states)
             refusal = self.seal_door(command, state, message) or self.aggregate.door(command, state, message)
             if refusal:
                 out.records.append(self._deadletter(message, f"refused: {refusal}"))
@@ -382,4 +411,5 @@ class PartitionState:
     # clock --------------------------------------------------------------------------------
 
     def due(self, now: int) -> list:
+        """What the clock calls for; an idle aggregate has nothing by definition, so those asleep are skipped."""
         return [cmd for state in self.states.values() if (cmd := self.aggregate.due(state, now)) is not None]

@@ -204,10 +204,10 @@ class Engine:
                                family.partitions, self.settings.platform_fee_bps, self.settings.record_max_kb * 1024,
                                self.sealer, self.seal)
         snapshots = Snapshots(self.codec)
-        start, source = await snapshot_load(self.kafka, snapshots, state,
-                                            TopicPartition(family.snapshots_topic, tp.partition))
         count = 0
-        with folding():
+        with folding():  # a load makes many objects and frees none: no collection on the way
+            start, source = await snapshot_load(self.kafka, snapshots, state,
+                                                TopicPartition(family.snapshots_topic, tp.partition))
             async for records in read_to_end(self.kafka,
                                              {TopicPartition(family.events_topic, tp.partition): start}):
                 for record in records:
@@ -222,7 +222,7 @@ class Engine:
             async with owned.lock:
                 await self._snapshot(owned)
         log.info("own %s[%d]: %d aggregates from %s and %d events in %.2fs; resuming at %d (committed %s)",
-                 tp.topic, tp.partition, len(state.states), source, count, time.monotonic() - started, resume,
+                 tp.topic, tp.partition, state.count(), source, count, time.monotonic() - started, resume,
                  committed)
 
     async def _release(self, owned: Owned) -> None:
@@ -345,9 +345,10 @@ class Engine:
             await self._failed(owned, exc)
             return
         state.touched.clear()
+        state.settle(owned.snapshots.encoded)
         owned.snapshot_at = (time.monotonic(), state.events_end)
-        log.info("snapshot of %s[%d]: %d aggregates at events offset %d, %d bytes", family.events_topic,
-                 owned.tp.partition, len(state.states), state.events_end, len(value))
+        log.info("snapshot of %s[%d]: %d aggregates (%d live) at events offset %d, %d bytes", family.events_topic,
+                 owned.tp.partition, state.count(), len(state.states), state.events_end, len(value))
 
     async def _failed(self, owned: Owned, exc: BaseException) -> None:
         """Nothing of the open transaction becomes visible; its commands are read again, here or elsewhere."""

@@ -1,7 +1,8 @@
 """Snapshots of a decider's partition state on a compacted topic, so start-up folds only the tail.
 
-A snapshot holds every aggregate state (each in the wire schemas' single-object encoding), the
-command ids each aggregate applied, the command offset decided to, and the events offset it
+A snapshot holds every aggregate state (each in the wire schemas' single-object encoding, with its key
+and whether it is idle: a restore keeps idle ones encoded until they are needed), the command ids each
+aggregate applied, the command offset decided to, and the events offset it
 reflects, with the id of the event just before that offset. A snapshot whose check event is not
 in the log where it says is ignored, and the partition is folded from the beginning.
 """
@@ -22,7 +23,7 @@ from ..kafka.reader import read_window
 from .deciders import PartitionState
 
 log = logging.getLogger(__name__)
-MAGIC = b"HSNAP1"
+MAGIC = b"HSNAP2"  # HSNAP1 (states without keys) is refused: the partition is folded once more
 MANIFEST = b"HSNAPM1"
 CHUNK_BYTES = 768 * 1024  # under the broker's default record limit (1 MiB)
 SCHEMA = parse_schema({
@@ -32,7 +33,9 @@ SCHEMA = parse_schema({
         {"name": "events_offset", "type": "long"},
         {"name": "check_event_id", "type": "string"},
         {"name": "decided_to", "type": "long"},
-        {"name": "states", "type": {"type": "array", "items": "bytes"}},
+        {"name": "states", "type": {"type": "array", "items": {
+            "type": "record", "name": "State", "fields": [
+                {"name": "key", "type": "bytes"}, {"name": "state", "type": "bytes"}, {"name": "idle", "type": "boolean"}]}}},
         {"name": "applied", "type": {"type": "array", "items": {
             "type": "record", "name": "Applied", "fields": [
                 {"name": "key", "type": "bytes"},
@@ -41,21 +44,25 @@ SCHEMA = parse_schema({
 
 
 class Snapshots:
-    """Keeps each aggregate's encoded state between snapshots: only what changed is encoded again."""
+    """Keeps each decoded aggregate's encoded state between snapshots: only what changed is encoded again."""
 
     def __init__(self, codec):
         self.codec = codec
         self.encoded: dict[bytes, bytes] = {}
 
     def encode(self, state: PartitionState, changed, events_offset: int, check_event_id: str) -> bytes:
+        encoded, idle = self.encoded, state.aggregate.idle
         for key in changed:
-            self.encoded[key] = self.codec.encode(state.states[key])
+            if key in state.states:
+                encoded[key] = self.codec.encode(state.states[key])
+        entries = [{"key": k, "state": encoded[k], "idle": idle(s)} for k, s in state.states.items()]
+        entries += [{"key": k, "state": raw, "idle": True} for k, raw in state.asleep.items()]
         buf = io.BytesIO()
         buf.write(MAGIC)
         schemaless_writer(buf, SCHEMA, {
             "events_topic": state.events_topic, "partition": state.partition, "events_offset": events_offset,
             "check_event_id": check_event_id, "decided_to": state.decided_to,
-            "states": [self.encoded[k] for k in state.states],
+            "states": entries,
             "applied": [{"key": k, "command_ids": sorted(ids)} for k, ids in state.applied.items()],
         })
         return buf.getvalue()
@@ -70,9 +77,14 @@ class Snapshots:
             raise CodecError(f"snapshot does not decode: {exc!r}") from None
         if record["events_topic"] != state.events_topic or record["partition"] != state.partition:
             raise CodecError(f"snapshot of {record['events_topic']}[{record['partition']}]")
-        for raw in record["states"]:
+        for entry in record["states"]:
+            key, raw = entry["key"], entry["state"]
+            if entry["idle"]:
+                state.asleep[key] = raw
+                continue
             aggregate = self.codec.decode(raw)
-            key = self.codec.key(aggregate)
+            if self.codec.key(aggregate) != key:
+                raise CodecError(f"a state under key {key!r} is of {self.codec.key(aggregate)!r}")
             state.states[key] = aggregate
             self.encoded[key] = raw
         state.applied = {a["key"]: set(a["command_ids"]) for a in record["applied"]}
@@ -149,6 +161,7 @@ async def _check(kafka: KafkaAccess, state: PartitionState, offset: int, event_i
 
 def _reset(state: PartitionState, snapshots: Snapshots) -> None:
     state.states.clear()
+    state.asleep.clear()
     state.applied.clear()
     state.decided_to = -1
     snapshots.encoded.clear()
