@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ..topics import partitioner
 from .access import KafkaAccess
 
 FETCH_WAIT_MS = 100  # a quiet fetch's long poll; a commit ends it at once (the broker wakes it), but aiokafka sends no
@@ -23,14 +24,14 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 def producer(kafka: KafkaAccess, *, linger_ms: int = 0, client_id: str | None = None, **options) -> AIOKafkaProducer:
     return AIOKafkaProducer(**kafka.options(), acks="all", enable_idempotence=True, linger_ms=linger_ms,
                             retry_backoff_ms=RETRY_BACKOFF_MS, max_request_size=MAX_REQUEST_BYTES,
-                            client_id=client_id or "hive-streams", **options)
+                            partitioner=partitioner, client_id=client_id or "hive-streams", **options)
 
 
 def transactional_producer(kafka: KafkaAccess, transactional_id: str, *, timeout_ms: int = 20_000) -> AIOKafkaProducer:
     """Starting it fences every earlier producer with the same id: their open transactions abort."""
     return AIOKafkaProducer(**kafka.options(), transactional_id=transactional_id,
                             transaction_timeout_ms=timeout_ms, retry_backoff_ms=RETRY_BACKOFF_MS, linger_ms=0,
-                            max_request_size=MAX_REQUEST_BYTES, client_id=transactional_id)
+                            max_request_size=MAX_REQUEST_BYTES, partitioner=partitioner, client_id=transactional_id)
 
 
 def consumer(kafka: KafkaAccess, *, group_id: str | None = None, client_id: str | None = None,
