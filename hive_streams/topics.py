@@ -109,6 +109,11 @@ class Topics:
         return events_topic.rsplit(".", 1)[0] + ".snapshots"
 
     @property
+    def matcher_snapshots(self) -> str:
+        """The compacted topic of the matcher's snapshots (one partition: there is one leader)."""
+        return f"{self.prefix}.matcher.snapshots"
+
+    @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
@@ -170,6 +175,7 @@ class Topics:
                                                                           (self.schedule_events, self.partitions),
                                                                           (self.trigger_events, self.partitions),
                                                                           (self.callback_events, self.partitions))},
+            self.matcher_snapshots: (1, compacted),
         }
 
     @classmethod

@@ -5,12 +5,12 @@ admin is a super user. What each role is granted is what its process does:
 
 | role | writes | reads | also |
 |---|---|---|---|
-| worker | events, snapshots, dead letters, alerts, the executors' inbox, every command topic (follow-ups, the matcher, the sweep, schedule slots, trigger matches, callback attempts) | commands, events, snapshots, alerts | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
+| worker | events, snapshots (the deciders' and the matcher's), dead letters, alerts, the executors' inbox, every command topic (follow-ups, the matcher, the sweep, schedule slots, trigger matches, callback attempts) | commands, events, snapshots, alerts | creates the topics (and describes the audit checkpoints and blobs it creates); its consumer group; transactional ids `<worker id>.*` |
 | api | task, agent, ledger, execution, schedule and trigger commands | task, agent, ledger, execution, schedule, trigger and callback events, alerts (SSE feeds and their catch-up, time travel, execution reads, schedule and trigger listings), blobs | |
 | executor | task and agent commands, blobs | the executors' inbox (each agent can open only its own records), blobs (earlier attempts' outputs) | |
 | connector | audit checkpoints, dead letters (strays of event topics, records a read model refuses) | every event topic (`Topics.event_topics`: each family's events and the alerts) | |
 | producer | task commands | — | |
-| analyst | — | every event topic (`Topics.event_topics`), the deciders' snapshots (`replay`), audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
+| analyst | — | every event topic (`Topics.event_topics`), the deciders' and the matcher's snapshots (`replay`), audit checkpoints (`audit verify`), blobs | consumer groups `<prefix>.analyst.*` |
 
 Topics are granted by their exact names (LITERAL), groups and transactional ids by prefix.
 Idempotent writers need no cluster permission: since Kafka 3.0 WRITE on a topic covers them.
@@ -61,7 +61,7 @@ def grants(topics: Topics, worker_id: str) -> list[Grant]:
     t = topics
     commands = [name for name in t.layout() if name.endswith(".commands")]
     events = [name for name in t.event_topics if name.endswith(".events")]  # each family's; the alerts apart
-    snapshots = [t.snapshots_of(name) for name in events]
+    snapshots = [t.snapshots_of(name) for name in events] + [t.matcher_snapshots]  # the deciders' and the matcher's
     out = [Grant("worker", CREATE, TOPIC, name) for name in t.layout()]
     out += [Grant("worker", READ, TOPIC, name) for name in commands + events + snapshots + [t.alerts]]
     out += [Grant("worker", WRITE, TOPIC, name) for name in commands + events + snapshots + [t.deadletter, t.alerts,

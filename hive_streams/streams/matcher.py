@@ -7,7 +7,8 @@ own fenced writer. So a deposed matcher that proposes once more can cost a refus
 never a double booking; its writer is a plain idempotent producer, which keeps a proposal one
 acknowledgement away from the slot instead of a transaction.
 
-It folds committed events from the beginning and proposes only once it has caught up. Every offer carries
+It starts from its newest snapshot (matcher_snapshot.py) or, without a valid one, from the beginning, folds the
+committed events to the end and proposes only once it has caught up. Every offer carries
 its round's id, `<matcher instance>/<round time>/<next offset of each partition it had read>`, and the agent
 and ledger record it in their answers: the log then says at which moment and over which events each decision
 was taken, which the shadow replay (domain/shadow.py) needs to repeat the decisions exactly.
@@ -30,6 +31,8 @@ from ..kafka import CommandSender, access_for, consumer, now_ms
 from ..metrics import FabricStats
 from ..topics import Topics
 from .alerting import Alerter
+from .matcher_snapshot import MatcherSnapshots
+from .matcher_state import AlertInputs, Folded, Position
 from ..tracing import TRACEPARENT, hop
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ class Matcher:
         self.traces: dict[str, str] = {}  # task id -> the trace context of its latest event: proposals are its children
         self.parts: list[TopicPartition] = []
         self.seen: dict[TopicPartition, int] = {}  # the next offset of each partition: what the rounds decide over
+        self.checks: dict[TopicPartition, str] = {}  # the ce_id of the event before each of those offsets
+        self.folded = 0  # events folded by this run
         self.instance = ""
 
     async def run(self) -> None:
@@ -63,27 +68,38 @@ class Matcher:
         self.correlations = {}
         self.traces = {}
         self.seen = {}
+        self.checks = {}
+        self.folded = 0
         self.instance = uuid.uuid4().hex[:12]
         self.caught_up.clear()
         kafka = access_for(self.settings, "worker")
         reader = consumer(kafka, client_id=f"{self.settings.worker_id}-matcher")
         writer = CommandSender(kafka, self.topics, self.codec, SOURCE, sealer=self.sealer)
+        snapshots = MatcherSnapshots(kafka, self.topics.matcher_snapshots, self.settings)
         await reader.start()
         await writer.start()
         if self.alerter is not None:
             await self.alerter.start()
         try:
+            await snapshots.start()
             layout = self.topics.layout()
             families = (self.topics.task_events, self.topics.agent_events, self.topics.ledger_events)
             parts = self.parts = [TopicPartition(t, p) for t in families for p in range(layout[t][0])]
             reader.assign(parts)
-            await reader.seek_to_beginning(*parts)
-            ends = await reader.end_offsets(parts)
+            state, ends, source = await snapshots.load(reader, parts)
+            if state is None:
+                await reader.seek_to_beginning(*parts)
+            else:
+                self._restore(state)
+                for tp in parts:
+                    reader.seek(tp, self.seen.get(tp, 0))
+            log.info("matcher from %s", source)
             while True:
                 batch = await reader.getmany(timeout_ms=100, max_records=5000)
                 for records in batch.values():
                     for record in records:
                         self._observe(record)
+                    self.folded += len(records)
                 if not self.caught_up.is_set() and await _reached(reader, ends):
                     log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents),
                              len(self.market.waiting))
@@ -92,7 +108,10 @@ class Matcher:
                     await self._propose(writer)
                 if self.caught_up.is_set() and self.alerter is not None:
                     await self.alerter.flush(now_ms())
+                if self.caught_up.is_set() and snapshots.due(self.folded):  # a long catch-up is due at once
+                    await snapshots.write(self.snapshot(), self.folded)
         finally:
+            await snapshots.stop()
             if self.alerter is not None:
                 await self.alerter.stop()
             await reader.stop()
@@ -100,6 +119,24 @@ class Matcher:
                 await writer.stop()
             except Exception:
                 log.debug("matcher writer did not stop cleanly", exc_info=True)
+
+    def snapshot(self) -> Folded:
+        alerts = AlertInputs.of(self.alerter.alerting) if self.alerter is not None and self.alerter.ready else None
+        positions = tuple(Position(tp.topic, tp.partition, self.seen.get(tp, 0), self.checks.get(tp, ""))
+                          for tp in self.parts)
+        return Folded(positions, self.market, self.stats, self.correlations, self.traces, alerts)
+
+    def _restore(self, state: Folded) -> None:
+        """Round marks (proposed_to, noted) come back as the leader that wrote them had them: a refusal or the
+        retry interval clears them, as for a leader that never stopped."""
+        self.market, self.stats = state.market, state.stats
+        self.correlations, self.traces = state.correlations, state.traces
+        for p in state.positions:
+            if p.offset > 0:
+                tp = TopicPartition(p.topic, p.partition)
+                self.seen[tp], self.checks[tp] = p.offset, p.check_id
+        if self.alerter is not None and self.alerter.ready and state.alerts is not None:
+            state.alerts.into(self.alerter.alerting)  # without them, it knows the tail only, as after a failed start
 
     def _due(self) -> bool:
         now = time.monotonic()
@@ -110,7 +147,9 @@ class Matcher:
         return False
 
     def _observe(self, record) -> None:
-        self.seen[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        tp = TopicPartition(record.topic, record.partition)
+        self.seen[tp] = record.offset + 1
+        self.checks[tp] = header(record.headers, "ce_id") or ""
         try:
             event = self.codec.decode(record.value)
             self.market.observe(event)

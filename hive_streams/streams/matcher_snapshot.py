@@ -1,0 +1,110 @@
+"""The matcher's snapshots on their compacted topic (one partition): written every N events or T seconds, loaded at
+start so that only the tail of the event log is folded.
+
+A snapshot's chunks and then its manifest (`snapshots.records`) go through one idempotent producer to the one
+partition, so they keep their order. A deposed leader may still write a snapshot older than the new leader's:
+loading it later is still right, as it is consistent with its own offsets and the tail after them is folded on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import TopicPartition
+
+from ..codec import header
+from ..exceptions import CodecError
+from ..kafka import KafkaAccess, producer
+from ..kafka.reader import read_window
+from .matcher_state import Folded, decode, encode
+from .snapshots import _newest, records
+
+log = logging.getLogger(__name__)
+
+
+class MatcherSnapshots:
+    def __init__(self, kafka: KafkaAccess, topic: str, settings):
+        self.kafka = kafka
+        self.tp = TopicPartition(topic, 0)
+        self.every_events = settings.snapshot_every_events
+        self.every_seconds = settings.snapshot_every_seconds
+        self.client_id = f"{settings.worker_id}-matcher-snapshots"
+        self.writer = None
+        self.at = (time.monotonic(), 0)  # when the last snapshot was taken, and the events folded by then
+
+    async def start(self, folded: int = 0) -> None:
+        self.at = (time.monotonic(), folded)
+        self.writer = producer(self.kafka, client_id=self.client_id)
+        await self.writer.start()
+
+    async def stop(self) -> None:
+        if self.writer is not None:
+            try:
+                await self.writer.stop()
+            except Exception:
+                log.debug("matcher snapshot writer did not stop cleanly", exc_info=True)
+            self.writer = None
+
+    def due(self, folded: int) -> bool:
+        at, before = self.at
+        return folded - before >= self.every_events or (
+            folded > before and time.monotonic() - at >= self.every_seconds)
+
+    async def write(self, state: Folded, folded: int) -> None:
+        """A failed write is logged; the next is tried after N more events or T seconds, matching goes on."""
+        started = time.monotonic()
+        self.at = (started, folded)
+        value = encode(state)
+        try:
+            acks = [await self.writer.send(self.tp.topic, chunk, key=key, partition=0)
+                    for key, chunk in records(0, value)]
+            await asyncio.gather(*acks)
+        except Exception:
+            log.warning("writing the matcher snapshot failed", exc_info=True)
+            return
+        log.info("matcher snapshot: %d agents, %d waiting at %s, %d bytes in %.2fs", len(state.market.agents),
+                 len(state.market.waiting), _offsets(state), len(value), time.monotonic() - started)
+
+    async def load(self, reader, parts: list[TopicPartition]) -> tuple[Folded | None, dict, str]:
+        """The newest snapshot if it fits the log (else None, with a warning), the end offsets of `parts`, and where
+        the matcher starts from."""
+        try:
+            newest = await _newest(self.kafka, self.tp)
+            state = None if newest is None else decode(newest[1])
+        except CodecError as exc:
+            newest, state, problem = None, None, str(exc)
+        else:
+            problem = ""
+        ends = await reader.end_offsets(parts)  # after the snapshot: a newer one could pass the ends read before it
+        if state is not None:
+            problem = await mismatch(self.kafka, state, ends)
+        if problem:
+            log.warning("%s: ignoring the newest matcher snapshot (%s); folding from the beginning", self.tp, problem)
+            return None, ends, "the beginning (snapshot ignored)"
+        if state is None:
+            return None, ends, "the beginning (no snapshot)"
+        return state, ends, f"snapshot at offset {newest[0]} of {self.tp.topic}: events at {_offsets(state)}"
+
+
+async def mismatch(kafka: KafkaAccess, state: Folded, ends: dict[TopicPartition, int]) -> str:
+    """Why the snapshot does not fit the log, or empty: other partitions, an offset past the end, or an event
+    before an offset that is not the one the snapshot names."""
+    at = {TopicPartition(p.topic, p.partition): p for p in state.positions}
+    if set(at) != set(ends) or len(at) != len(state.positions):
+        return "it is of other partitions"
+    for tp, p in at.items():
+        if p.offset > ends[tp]:
+            return f"{tp.topic}[{tp.partition}] at offset {p.offset}, past the end {ends[tp]}"
+    checked = [p for p in state.positions if p.offset > 0]
+    windows = await asyncio.gather(*(read_window(kafka, TopicPartition(p.topic, p.partition), back=4, stop=p.offset)
+                                     for p in checked))
+    for p, window in zip(checked, windows):
+        found = (header(window[-1].headers, "ce_id") or "") if window else None
+        if found != p.check_id:
+            return f"{p.topic}[{p.partition}]: the event before offset {p.offset} is {found}, not {p.check_id}"
+    return ""
+
+
+def _offsets(state: Folded) -> str:
+    return ",".join(str(p.offset) for p in state.positions)

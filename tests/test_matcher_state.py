@@ -1,0 +1,214 @@
+"""The matcher's snapshot encoding without a broker: every folded state comes back exactly, types included."""
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import fields, is_dataclass
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hive_streams.codec import default_codec
+from hive_streams.domain import events as e
+from hive_streams.domain.alerts import Alerting
+from hive_streams.domain.matching import Market
+from hive_streams.domain.model import Capability, Hardware, NodeSpec, Requirement
+from hive_streams.exceptions import CodecError
+from hive_streams.metrics.fabric import FabricStats
+from hive_streams.settings import Settings
+from hive_streams.streams.matcher import Matcher
+from hive_streams.streams.matcher_state import MAGIC, AlertInputs, Folded, Position, decode, encode
+from hive_streams.topics import Topics
+
+from .marketplay import Agent, play
+
+TIMEOUT_MS = 10_000
+FLEET = (Agent("cheap", 2, 0.5, 1.0, 1.0), Agent("dear", 1, 1.0, 0.6, 2.0), Agent("free", 1, 0.0, 0.8, 1.0))
+BURSTS = st.lists(st.lists(st.tuples(st.sampled_from((0, 1, 2)), st.integers(300, 900),
+                                     st.sampled_from((None, 1500))), min_size=3, max_size=8), min_size=1, max_size=4)
+
+
+def same(a, b, where="state") -> None:
+    """Equal and of the same types all the way down (a set is not a frozenset, 1 is not 1.0), dicts in order."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
+    if is_dataclass(a):
+        for f in fields(a):
+            same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
+        for k in a:
+            same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (set, frozenset)):
+        assert a == b, where
+    elif isinstance(a, (tuple, list, deque)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b), where
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+class Fold:
+    """What the matcher folds: the market, the fabric figures and the alert rules (their alerts applied)."""
+
+    def __init__(self):
+        self.market, self.stats, self.alerting = Market(), FabricStats(), Alerting()
+
+    def __call__(self, event) -> None:
+        self.market.observe(event)
+        self.stats.observe(event)
+        for alert in self.alerting.observe(event):
+            self.alerting.record(alert)
+
+    def folded(self, positions=()) -> Folded:
+        return Folded(tuple(positions), self.market, self.stats, {"t1": "req-1"}, {"t1": "00-ab-cd-01"},
+                      AlertInputs.of(self.alerting))
+
+
+def round_trip(fold: Fold, positions=()) -> None:
+    before = fold.folded(positions)
+    after = decode(encode(before))
+    same(after.positions, before.positions)
+    same(after.market, before.market, "market")
+    same(after.stats, before.stats, "stats")
+    same(after.correlations, before.correlations)
+    same(after.traces, before.traces)
+    same(after.alerts, before.alerts, "alerts")
+    restored = Alerting()
+    after.alerts.into(restored)
+    same(AlertInputs.of(restored), AlertInputs.of(fold.alerting), "restored alerts")
+    # and it decides as the original does: the same proposals from the same moment
+    now = max((a.last_seen for a in before.market.agents.values()), default=0) + 50
+    again = decode(encode(before)).market
+    assert again.proposals(now, TIMEOUT_MS, 1000, "r") == before.market.proposals(now, TIMEOUT_MS, 1000, "r")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), BURSTS, st.floats(0.05, 1.0))
+def test_a_market_cut_anywhere_in_a_played_history_round_trips_exactly(rng, bursts, cut):
+    p = play(rng, FLEET, bursts)
+    log = sorted(p.records(), key=lambda r: (r[2].at, r[0], r[1]))  # each partition's order kept
+    fold = Fold()
+    for _, _, event in log[:max(1, int(len(log) * cut))]:
+        fold(event)
+    at = log[int(len(log) * cut) - 1][2].at
+    fold.market.proposals(at, TIMEOUT_MS, 1000, "round")  # round marks: proposed_to, proposed_at, noted
+    positions = [Position(f"hive.{part}", part, offset + 1, f"id-{offset}") for part, offset, _ in log[:5]]
+    round_trip(fold, positions)
+
+
+def test_a_whole_played_history_with_a_restart_round_trips_exactly():
+    p = play(random.Random(7), FLEET, [[(0, 400, None)] * 6, [(1, 700, 1500)] * 5], restart_at=1200)
+    fold = Fold()
+    for _, _, event in sorted(p.records(), key=lambda r: (r[2].at, r[0], r[1])):
+        fold(event)
+    assert fold.stats.ended and fold.market.records  # tasks ended: figures and reputations to keep
+    fold.market = p.market  # the live one, with its round marks
+    round_trip(fold)
+
+
+AGENTS, TASKS = ("a0", "a1", "a2"), ("t0", "t1", "t2", "t3")
+FIGURE = st.one_of(st.none(), st.floats(0, 200, allow_nan=False), st.just(-0.0))
+STEP = st.one_of(
+    st.tuples(st.just("register"), st.sampled_from(AGENTS), st.sampled_from((0.0, 0.25, 3.0)),
+              st.dictionaries(st.sampled_from(("min_tokens_per_second", "max_response_seconds")), st.floats(0, 50)),
+              st.integers(1, 3), st.sampled_from(("", "h100"))),
+    st.tuples(st.just("beat"), st.sampled_from(AGENTS), st.floats(0, 100), FIGURE, FIGURE),
+    st.tuples(st.just("status"), st.sampled_from(AGENTS), st.sampled_from(("online", "offline")),
+              st.sampled_from(("no heartbeat for 9s", "deregistered", ""))),
+    st.tuples(st.just("slot"), st.sampled_from(AGENTS), st.sampled_from(TASKS),
+              st.sampled_from(("reserved", "released", "no free slot", "already held"))),
+    st.tuples(st.just("task"), st.sampled_from(TASKS), st.sampled_from(AGENTS),
+              st.sampled_from(("submit", "validate", "pin", "wait", "assign", "retry", "complete", "fail", "cancel",
+                               "declined", "escrow refused"))),
+    st.tuples(st.just("round"), st.integers(0, 3)),
+)
+
+
+def step(fold: Fold, seq: dict, now: int, s: tuple) -> None:
+    def nxt(key: str) -> int:
+        seq[key] = seq.get(key, 0) + 1
+        return seq[key]
+    kind, *args = s
+    if kind == "register":
+        agent, price, targets, slots, gpu = args
+        fold(e.AgentRegistered(agent, nxt(agent), now, agent, (Capability("echo", 0.5), Capability("gpu")), slots,
+                               hardware=Hardware(gpu, 80.0 if gpu else 0.0, 8, 32.5), price=price, targets=targets,
+                               public_key="key" if price else ""))
+    elif kind == "beat":
+        agent, cpu, tokens, response = args
+        fold(e.AgentHeartbeat(agent, nxt(agent), now, 1, cpu, 12.5, tokens, None, None, tokens, response))
+    elif kind == "status":
+        agent, status, reason = args
+        fold(e.AgentStatusChanged(agent, nxt(agent), now, status, reason, ("t0",) if status == "offline" else ()))
+    elif kind == "slot":
+        agent, task, what = args
+        cls = {"reserved": e.SlotReserved, "released": e.SlotReleased}.get(what)
+        fold(cls(agent, nxt(agent), now, task) if cls else e.SlotRefused(agent, nxt(agent), now, task, what))
+    elif kind == "task":
+        task, agent, what = args
+        base = (task, nxt(task), now)
+        fold({"submit": lambda: e.TaskSubmitted(*base, "n", "acme/ann", (NodeSpec("n", "echo"),), priority=1,
+                                                 budget=2.5, requires=(Requirement("echo", 0.25),), queued=True),
+              "validate": lambda: e.TaskValidated(*base, (Requirement("gpu", 0.5),), 2, Hardware("h100", 40.0),
+                                                  None, "acme/bob"),
+              "pin": lambda: e.TaskPinned(*base, agent),
+              "wait": lambda: e.TaskWaiting(*base, "every eligible agent is busy"),
+              "assign": lambda: e.TaskAssigned(*base, agent, 1, ()),
+              "retry": lambda: e.TaskRetryScheduled(*base, agent_id=agent, attempt=1, reason="boom",
+                                                    not_before=now + 500),
+              "complete": lambda: e.TaskCompleted(*base, agent, ()),
+              "fail": lambda: e.TaskFailed(*base, "deadline exceeded", agent),
+              "cancel": lambda: e.TaskCancelled(*base, "no longer needed"),
+              "declined": lambda: e.TaskAssignmentDeclined(*base, agent, "busy"),
+              "escrow refused": lambda: e.EscrowRefused("main", nxt("main"), now, f"x-{task}", task, "acme/ann",
+                                                        agent, 250, "no funds")}[what]())
+    else:
+        fold.market.proposals(now, TIMEOUT_MS, 1000, f"r{args[0]}")
+        for alert in fold.alerting.tick(now):
+            fold.alerting.record(alert)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 4000), STEP), max_size=80))
+def test_any_sequence_of_events_and_rounds_round_trips_exactly(steps):
+    fold, seq, now = Fold(), {}, 0
+    for gap, s in steps:
+        now += gap
+        step(fold, seq, now, s)
+    round_trip(fold, [Position("hive.task.events", 3, 10, "t0/2"), Position("hive.agent.events", 0, 0, "")])
+
+
+def test_the_matcher_restores_what_it_folded_and_where_it_was():
+    codec = default_codec()
+    first = Matcher(codec, Topics("m"), Settings(), TIMEOUT_MS)
+    first.parts = [TopicPartition("m.task.events", p) for p in (0, 1)]
+    events = [e.TaskSubmitted("acme:t", 1, 5, "n", "acme/ann", (NodeSpec("n", "echo"),), queued=True),
+              e.TaskPinned("acme:t", 2, 6, "a0")]
+    for offset, event in enumerate(events):
+        key, value, headers = codec.message(event, "/test", correlation_id="req-1")
+        first._observe(SimpleNamespace(topic="m.task.events", partition=1, offset=offset + 4, value=value,
+                                       headers=headers))
+    snapshot = decode(encode(first.snapshot()))
+    second = Matcher(codec, Topics("m"), Settings(), TIMEOUT_MS)
+    second._restore(snapshot)
+    assert [(p.partition, p.offset) for p in snapshot.positions] == [(0, 0), (1, 6)]
+    assert second.seen == first.seen and second.checks == first.checks
+    assert second.checks[first.parts[1]] == codec.headers(events[1], "/test")[1][1].decode()  # its ce_id
+    same(second.market, first.market)
+    assert second.correlations == {"acme:t": "req-1"} and second.market.waiting["acme:t"].pinned_to == "a0"
+
+
+@pytest.mark.parametrize("value", [b"", b"HSNAPM1{}", MAGIC + b"{not json", MAGIC + b'{"version": 2}',
+                                   MAGIC + b'{"version": 1, "positions": [[1]]}', MAGIC + b"[]",
+                                   MAGIC + b'{"version": 1, "positions": [], "market": {"agents": 3}}'])
+def test_what_is_not_a_matcher_snapshot_of_this_version_does_not_decode(value):
+    with pytest.raises(CodecError):
+        decode(value)
+
