@@ -31,14 +31,17 @@ class MatcherSnapshots:
         self.every_seconds = settings.snapshot_every_seconds
         self.client_id = f"{settings.worker_id}-matcher-snapshots"
         self.writer = None
+        self.sending: asyncio.Task | None = None
         self.at = (time.monotonic(), 0)  # when the last snapshot was taken, and the events folded by then
 
-    async def start(self, folded: int = 0) -> None:
-        self.at = (time.monotonic(), folded)
+    async def start(self) -> None:
+        self.at = (time.monotonic(), 0)
         self.writer = producer(self.kafka, client_id=self.client_id)
         await self.writer.start()
 
     async def stop(self) -> None:
+        if self.sending is not None:  # a snapshot begun is ended, else its chunks would hide the one before
+            await asyncio.gather(self.sending, return_exceptions=True)
         if self.writer is not None:
             try:
                 await self.writer.stop()
@@ -56,15 +59,18 @@ class MatcherSnapshots:
         started = time.monotonic()
         self.at = (started, folded)
         value = encode(state)
+        self.sending = asyncio.create_task(self._send(value))
         try:
-            acks = [await self.writer.send(self.tp.topic, chunk, key=key, partition=0)
-                    for key, chunk in records(0, value)]
-            await asyncio.gather(*acks)
+            await asyncio.shield(self.sending)
         except Exception:
             log.warning("writing the matcher snapshot failed", exc_info=True)
             return
         log.info("matcher snapshot: %d agents, %d waiting at %s, %d bytes in %.2fs", len(state.market.agents),
                  len(state.market.waiting), _offsets(state), len(value), time.monotonic() - started)
+
+    async def _send(self, value: bytes) -> None:
+        acks = [await self.writer.send(self.tp.topic, chunk, key=key, partition=0) for key, chunk in records(0, value)]
+        await asyncio.gather(*acks)
 
     async def load(self, reader, parts: list[TopicPartition]) -> tuple[Folded | None, dict, str]:
         """The newest snapshot if it fits the log (else None, with a warning), the end offsets of `parts`, and where
@@ -80,7 +86,8 @@ class MatcherSnapshots:
         if state is not None:
             problem = await mismatch(self.kafka, state, ends)
         if problem:
-            log.warning("%s: ignoring the newest matcher snapshot (%s); folding from the beginning", self.tp, problem)
+            log.warning("%s[%d]: ignoring the newest matcher snapshot (%s); folding from the beginning", self.tp.topic,
+                        self.tp.partition, problem)
             return None, ends, "the beginning (snapshot ignored)"
         if state is None:
             return None, ends, "the beginning (no snapshot)"
