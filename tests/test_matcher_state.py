@@ -189,19 +189,23 @@ def test_the_matcher_restores_what_it_folded_and_where_it_was():
     codec = default_codec()
     first = Matcher(codec, Topics("m"), Settings(), TIMEOUT_MS)
     first.parts = [TopicPartition("m.task.events", p) for p in (0, 1)]
-    events = [e.TaskSubmitted("acme:t", 1, 5, "n", "acme/ann", (NodeSpec("n", "echo"),), queued=True),
+    events = [e.AgentRegistered("a0", 1, 4, "a0", (Capability("echo"),), 1), e.AgentStatusChanged("a0", 2, 4, "online"),
+              e.TaskSubmitted("acme:t", 1, 5, "n", "acme/ann", (NodeSpec("n", "echo"),), queued=True),
               e.TaskPinned("acme:t", 2, 6, "a0")]
     for offset, event in enumerate(events):
         key, value, headers = codec.message(event, "/test", correlation_id="req-1")
         first._observe(SimpleNamespace(topic="m.task.events", partition=1, offset=offset + 4, value=value,
                                        headers=headers))
+    truth = decode(encode(first.snapshot())).market
+    assert [type(c).__name__ for c in first.market.proposals(7, TIMEOUT_MS, 1000)] == ["ReserveSlot"]
     snapshot = decode(encode(first.snapshot()))
     second = Matcher(codec, Topics("m"), Settings(), TIMEOUT_MS)
+    assert snapshot.market.waiting["acme:t"].proposed_to == "a0"  # the old leader's offer, forgotten by the new one
     second._restore(snapshot)
-    assert [(p.partition, p.offset) for p in snapshot.positions] == [(0, 0), (1, 6)]
+    assert [(p.partition, p.offset) for p in snapshot.positions] == [(0, 0), (1, 8)]
     assert second.seen == first.seen and second.checks == first.checks
-    assert second.checks[first.parts[1]] == codec.headers(events[1], "/test")[1][1].decode()  # its ce_id
-    same(second.market, first.market)
+    assert second.checks[first.parts[1]] == codec.headers(events[-1], "/test")[1][1].decode()  # its ce_id
+    same(second.market, truth)  # a new leader's market is the log's alone
     assert second.correlations == {"acme:t": "req-1"} and second.market.waiting["acme:t"].pinned_to == "a0"
 
 

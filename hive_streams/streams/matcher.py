@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import replace
 
 from aiokafka import TopicPartition
 from opentelemetry.trace import SpanKind
@@ -127,9 +128,11 @@ class Matcher:
         return Folded(positions, self.market, self.stats, self.correlations, self.traces, alerts)
 
     def _restore(self, state: Folded) -> None:
-        """Round marks (proposed_to, noted) come back as the leader that wrote them had them: a refusal or the
-        retry interval clears them, as for a leader that never stopped."""
+        """A new leader starts from a market folded from the log alone (the shadow replay assumes it): the old
+        leader's offers are forgotten. A reason its round noted stays; it only decides whether a NoteWaiting is sent."""
         self.market, self.stats = state.market, state.stats
+        self.market.waiting = {k: replace(w, proposed_to=None, proposed_at=0) for k, w in self.market.waiting.items()}
+        self.market.dirty = True
         self.correlations, self.traces = state.correlations, state.traces
         for p in state.positions:
             if p.offset > 0:
