@@ -21,6 +21,7 @@ from hive_streams.exceptions import CodecError
 from hive_streams.metrics.fabric import FabricStats
 from hive_streams.settings import Settings
 from hive_streams.streams.matcher import Matcher
+from hive_streams.streams.matcher_snapshot import SHARE, MatcherSnapshots
 from hive_streams.streams.matcher_state import MAGIC, AlertInputs, Folded, Position, decode, encode
 from hive_streams.topics import Topics
 
@@ -216,3 +217,17 @@ def test_what_is_not_a_matcher_snapshot_of_this_version_does_not_decode(value):
     with pytest.raises(CodecError):
         decode(value)
 
+
+
+def test_a_snapshot_is_due_after_n_events_or_t_seconds_with_something_folded_and_never_hogs_the_loop(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("hive_streams.streams.matcher_snapshot.time.monotonic", lambda: clock[0])
+    cadence = MatcherSnapshots(None, "m.matcher.snapshots", Settings(snapshot_every_events=50, snapshot_every_seconds=30))
+    cadence.at = (100.0, 1000)  # the last one: at 100 s, 1000 events folded
+    assert not cadence.due(1049) and cadence.due(1050)
+    clock[0] = 130.0
+    assert not cadence.due(1000) and cadence.due(1001)  # T seconds, and only with something folded
+    cadence.took = 4.0  # the last one took 4 s: not again before 10 times that
+    assert not cadence.due(5000)
+    clock[0] = 100.0 + SHARE * 4.0
+    assert cadence.due(5000)

@@ -87,6 +87,7 @@ class Matcher:
             families = (self.topics.task_events, self.topics.agent_events, self.topics.ledger_events)
             parts = self.parts = [TopicPartition(t, p) for t in families for p in range(layout[t][0])]
             reader.assign(parts)
+            started = time.monotonic()
             state, ends, source = await snapshots.load(reader, parts)
             if state is None:
                 await reader.seek_to_beginning(*parts)
@@ -94,7 +95,7 @@ class Matcher:
                 self._restore(state)
                 for tp in parts:
                     reader.seek(tp, self.seen.get(tp, 0))
-            log.info("matcher from %s", source)
+            log.info("matcher from %s (read in %.2fs)", source, time.monotonic() - started)
             while True:
                 batch = await reader.getmany(timeout_ms=100, max_records=5000)
                 for records in batch.values():

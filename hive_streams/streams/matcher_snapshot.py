@@ -21,6 +21,7 @@ from .matcher_state import Folded, decode, encode
 from .snapshots import _newest, records
 
 log = logging.getLogger(__name__)
+SHARE = 10  # a snapshot waits at least this many times as long as the last one took: rounds keep most of the time
 
 
 class MatcherSnapshots:
@@ -33,6 +34,7 @@ class MatcherSnapshots:
         self.writer = None
         self.sending: asyncio.Task | None = None
         self.at = (time.monotonic(), 0)  # when the last snapshot was taken, and the events folded by then
+        self.took = 0.0  # seconds the last one took
 
     async def start(self) -> None:
         self.at = (time.monotonic(), 0)
@@ -51,8 +53,9 @@ class MatcherSnapshots:
 
     def due(self, folded: int) -> bool:
         at, before = self.at
-        return folded - before >= self.every_events or (
-            folded > before and time.monotonic() - at >= self.every_seconds)
+        since = time.monotonic() - at
+        return since >= SHARE * self.took and (folded - before >= self.every_events or (
+            folded > before and since >= self.every_seconds))
 
     async def write(self, state: Folded, folded: int) -> None:
         """A failed write is logged; the next is tried after N more events or T seconds, matching goes on."""
@@ -65,6 +68,8 @@ class MatcherSnapshots:
         except Exception:
             log.warning("writing the matcher snapshot failed", exc_info=True)
             return
+        finally:
+            self.took = time.monotonic() - started
         log.info("matcher snapshot: %d agents, %d waiting at %s, %d bytes in %.2fs", len(state.market.agents),
                  len(state.market.waiting), _offsets(state), len(value), time.monotonic() - started)
 
