@@ -28,6 +28,9 @@ DEPOSITS, DEPOSIT = 12, 50.0
 WITHDRAWALS, WITHDRAWAL = 8, 1.25
 SESSION_TIMEOUT = 6
 SPREAD_SECONDS = 60  # submissions spread over two rounds of faults: every partition keeps getting commands
+# With transactions held open a second, a slot turns over once per ~3.5 s (reserve, assign, complete: a transaction
+# each, plus the run): 12 slots end ~3.4 tasks/s, so 1,200 tasks need ~350 s after the last fault; twice that to end
+ENDING_SECONDS = max(300, TASKS * 7 // 12)
 EXECUTORS = {
     "free-a": ("echo,sleep", 4),
     "free-b": ("echo,sleep", 4),
@@ -101,7 +104,7 @@ def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_
         assert zombies_fenced(stack), f"no thawed worker tried to write: the zombie path went unexercised {chaos.done}"
         assert logged(stack, "from snapshot at events offset"), "no owner started from a snapshot"
 
-        wait_until(lambda: terminal_count(engine) == TASKS, 300, interval=1,
+        wait_until(lambda: terminal_count(engine) == TASKS, ENDING_SECONDS, interval=1,
                    what=f"{TASKS} tasks to end after {chaos.done}")
         stack.fabric.check_alive()
 
