@@ -180,3 +180,16 @@ def test_settling_after_a_snapshot_keeps_only_live_tasks_decoded_and_the_next_sn
     restored = task_partition()
     Snapshots(codec).restore(restored, snapshots.encode(state, state.touched, 4, "e4"))
     assert restored.wake_all() == state.wake_all() and restored.applied == state.applied
+
+
+def test_a_sleeping_state_under_another_key_is_refused_not_used():
+    from hive_streams.streams.snapshots import Snapshots
+    state = task_partition()
+    decided_tasks(state, [submit("acme:done"), c.CancelTask("acme:done", "cancel-done", 2)])
+    restored = task_partition()
+    Snapshots(codec).restore(restored, Snapshots(codec).encode(state, set(state.states), 2, "e2"))
+    restored.asleep[b"acme:other"] = restored.asleep.pop(b"acme:done")  # a snapshot that lies about its keys
+    late = restored.decide([command_msg(c.CancelTask("acme:other", "cancel-other", 3), 5, TOPICS.task_commands, 1,
+                                        "acme/ann")], now=101)
+    assert late.events == 0 and [r.topic for r in late.records] == [TOPICS.deadletter]
+    assert b"acme:other" not in restored.states

@@ -267,7 +267,10 @@ class PartitionState:
         raw = self.asleep.pop(key, None)
         if raw is None:
             return None
-        state = self.states[key] = self.codec.decode(raw)
+        state = self.codec.decode(raw)
+        if self.codec.key(state) != key:
+            raise CodecError(f"the state kept under {key!r} is of {self.codec.key(state)!r}")
+        self.states[key] = state
         self.touched.add(key)  # encoded again at the next snapshot
         return state
 
