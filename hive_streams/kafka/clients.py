@@ -8,12 +8,15 @@ idempotent; a decider's writer is transactional, its id tied to the input partit
 """
 from __future__ import annotations
 
+import logging
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ..topics import partitioner
 from .access import KafkaAccess
 
+log = logging.getLogger(__name__)
 FETCH_WAIT_MS = 100  # a quiet fetch's long poll; a commit ends it at once (the broker wakes it), but aiokafka sends no
 # other fetch to that broker while one is in flight, so it also bounds how long a just-resumed or drained partition waits:
 # 10 ms kept an idle fabric at 0.74 cores (every consumer polling 100 times a second), 100 ms at 0.20
@@ -45,3 +48,11 @@ def consumer(kafka: KafkaAccess, *, group_id: str | None = None, client_id: str 
 
 def admin(kafka: KafkaAccess, *, client_id: str = "hive-streams", **options) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**kafka.options(), client_id=client_id, **options)
+
+
+async def stop_quietly(client, what: str) -> None:
+    """Stops a client that may be broken already (fenced, cut off): it is gone either way."""
+    try:
+        await client.stop()
+    except Exception:
+        log.debug("%s did not stop cleanly", what, exc_info=True)

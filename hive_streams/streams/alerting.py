@@ -18,7 +18,7 @@ from ..codec import Codec
 from ..domain.alerts import Alerting, RuleError, parse_rules
 from ..domain.events import AlertEvent
 from ..exceptions import CodecError, ConfigError
-from ..kafka import access_for, producer, read_to_end
+from ..kafka import access_for, producer, read_to_end, stop_quietly
 from ..topics import Topics
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,7 @@ class Alerter:
     async def stop(self) -> None:
         self.ready = False
         if self.writer is not None:
-            try:
-                await self.writer.stop()
-            except Exception:
-                log.debug("alert writer did not stop cleanly", exc_info=True)
+            await stop_quietly(self.writer, "the alert writer")
             self.writer = None
 
     def observe(self, event) -> None:

@@ -22,7 +22,8 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from ..codec import Codec, header
 from ..collector import folding
-from ..kafka import CommandSender, access_for, consumer, now_ms, read_to_end, transactional_producer
+from ..kafka import (CommandSender, access_for, consumer, now_ms, read_to_end, stop_quietly,
+                     transactional_producer)
 from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, forget_lag,
                        record_lag)
 from ..settings import Settings
@@ -233,10 +234,7 @@ class Engine:
         owned.inbox.clear()
         if owned.driver is not None and owned.driver is not asyncio.current_task():
             owned.driver.cancel()
-        try:
-            await owned.producer.stop()
-        except Exception:  # a fenced producer may fail to stop cleanly; it is gone either way
-            log.debug("stopping the producer of %s failed", owned.tp, exc_info=True)
+        await stop_quietly(owned.producer, f"the producer of {owned.tp}")
 
     async def _lead_matcher(self) -> None:
         """Runs the matcher while this worker owns the ledger partition; a failed run starts again."""

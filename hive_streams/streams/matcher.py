@@ -28,7 +28,7 @@ from ..codec import Codec, header
 from ..domain import events as e
 from ..domain.matching import Market
 from ..exceptions import CodecError
-from ..kafka import CommandSender, access_for, consumer, now_ms
+from ..kafka import CommandSender, access_for, consumer, now_ms, stop_quietly
 from ..metrics import FabricStats
 from ..topics import Topics
 from .alerting import Alerter
@@ -117,10 +117,7 @@ class Matcher:
             if self.alerter is not None:
                 await self.alerter.stop()
             await reader.stop()
-            try:
-                await writer.stop()
-            except Exception:
-                log.debug("matcher writer did not stop cleanly", exc_info=True)
+            await stop_quietly(writer, "the matcher writer")
 
     def snapshot(self) -> Folded:
         alerts = AlertInputs.of(self.alerter.alerting) if self.alerter is not None and self.alerter.ready else None

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 
 from ..codec import header
 from ..exceptions import CodecError
-from ..kafka import KafkaAccess, producer
+from ..kafka import KafkaAccess, producer, stop_quietly
 from ..kafka.reader import read_window
 from .matcher_state import Folded, decode, encode
 from .snapshots import _newest, records
@@ -45,10 +45,7 @@ class MatcherSnapshots:
         if self.sending is not None:  # a snapshot begun is ended, else its chunks would hide the one before
             await asyncio.gather(self.sending, return_exceptions=True)
         if self.writer is not None:
-            try:
-                await self.writer.stop()
-            except Exception:
-                log.debug("matcher snapshot writer did not stop cleanly", exc_info=True)
+            await stop_quietly(self.writer, "the matcher snapshot writer")
             self.writer = None
 
     def due(self, folded: int) -> bool:
