@@ -16,7 +16,7 @@ from hive_streams.settings import Settings
 from hive_streams.streams.alerting import Alerter
 from hive_streams.streams.matcher import Matcher
 from hive_streams.streams.matcher_state import decode, encode
-from hive_streams.streams.snapshots import _newest, records
+from hive_streams.streams.snapshots import newest, records
 
 from .engines import until
 from .roles import SERVICE_SECRET, as_role, credentials
@@ -87,9 +87,9 @@ def log_derived(matcher: Matcher):
 async def snapshot_written(topics) -> tuple[int, bytes]:
     snapshot_tp = TopicPartition(topics.matcher_snapshots, 0)
     for _ in range(100):
-        newest = await _newest(as_role("worker"), snapshot_tp)
-        if newest is not None:
-            return newest
+        latest = await newest(as_role("worker"), snapshot_tp)
+        if latest is not None:
+            return latest
         await asyncio.sleep(0.1)
     raise TimeoutError("no matcher snapshot written")
 

@@ -13,12 +13,10 @@ import time
 
 from aiokafka import TopicPartition
 
-from ..codec import header
 from ..exceptions import CodecError
 from ..kafka import KafkaAccess, producer, stop_quietly
-from ..kafka.reader import read_window
 from .matcher_state import Folded, decode, encode
-from .snapshots import _newest, records
+from .snapshots import event_id_before, newest, records
 
 log = logging.getLogger(__name__)
 SHARE = 10  # a snapshot waits at least this many times as long as the last one took: rounds keep most of the time
@@ -78,10 +76,10 @@ class MatcherSnapshots:
         """The newest snapshot if it fits the log (else None, with a warning), the end offsets of `parts`, and where
         the matcher starts from."""
         try:
-            newest = await _newest(self.kafka, self.tp)
-            state = None if newest is None else decode(newest[1])
+            latest = await newest(self.kafka, self.tp)
+            state = None if latest is None else decode(latest[1])
         except CodecError as exc:
-            newest, state, problem = None, None, str(exc)
+            latest, state, problem = None, None, str(exc)
         else:
             problem = ""
         ends = await reader.end_offsets(parts)  # after the snapshot: a newer one could pass the ends read before it
@@ -93,7 +91,7 @@ class MatcherSnapshots:
             return None, ends, "the beginning (snapshot ignored)"
         if state is None:
             return None, ends, "the beginning (no snapshot)"
-        return state, ends, f"snapshot at offset {newest[0]} of {self.tp.topic}: events at {_offsets(state)}"
+        return state, ends, f"snapshot at offset {latest[0]} of {self.tp.topic}: events at {_offsets(state)}"
 
 
 async def mismatch(kafka: KafkaAccess, state: Folded, ends: dict[TopicPartition, int]) -> str:
@@ -106,10 +104,9 @@ async def mismatch(kafka: KafkaAccess, state: Folded, ends: dict[TopicPartition,
         if p.offset > ends[tp]:
             return f"{tp.topic}[{tp.partition}] at offset {p.offset}, past the end {ends[tp]}"
     checked = [p for p in state.positions if p.offset > 0]
-    windows = await asyncio.gather(*(read_window(kafka, TopicPartition(p.topic, p.partition), back=4, stop=p.offset)
-                                     for p in checked))
-    for p, window in zip(checked, windows):
-        found = (header(window[-1].headers, "ce_id") or "") if window else None
+    found_ids = await asyncio.gather(*(event_id_before(kafka, TopicPartition(p.topic, p.partition), p.offset)
+                                       for p in checked))
+    for p, found in zip(checked, found_ids):
         if found != p.check_id:
             return f"{p.topic}[{p.partition}]: the event before offset {p.offset} is {found}, not {p.check_id}"
     return ""

@@ -106,7 +106,7 @@ def records(partition: int, snapshot: bytes) -> list[tuple[bytes, bytes]]:
     return out + [(str(partition).encode(), MANIFEST + json.dumps(manifest).encode())]
 
 
-async def _newest(kafka: KafkaAccess, tp: TopicPartition) -> tuple[int, bytes] | None:
+async def newest(kafka: KafkaAccess, tp: TopicPartition) -> tuple[int, bytes] | None:
     """The offset of the newest manifest and the snapshot it names, reassembled. CodecError if broken."""
     tail = await read_window(kafka, tp, back=4)  # past any transaction marker
     manifests = [r for r in tail if r.key == str(tp.partition).encode()]
@@ -136,17 +136,18 @@ async def _newest(kafka: KafkaAccess, tp: TopicPartition) -> tuple[int, bytes] |
 async def load(kafka: KafkaAccess, snapshots: Snapshots, state: PartitionState, snapshot_tp: TopicPartition) -> tuple[int, str]:
     """Restores the newest valid snapshot into `state`; returns the events offset to fold from and how."""
     try:
-        newest = await _newest(kafka, snapshot_tp)
-        if newest is None:
+        latest = await newest(kafka, snapshot_tp)
+        if latest is None:
             return 0, "no snapshot"
-        at, value = newest
+        at, value = latest
         found = snapshots.restore(state, value)
     except CodecError as exc:
         log.warning("%s: ignoring the newest snapshot (%s); folding from the beginning", snapshot_tp, exc)
         _reset(state, snapshots)
         return 0, "snapshot ignored"
     offset = found["events_offset"]
-    if offset > 0 and not await _check(kafka, state, offset, found["check_event_id"]):
+    events_tp = TopicPartition(state.events_topic, state.partition)
+    if offset > 0 and await event_id_before(kafka, events_tp, offset) != found["check_event_id"]:
         log.warning("%s: snapshot at offset %d says event %s is before %d, the log disagrees; folding from the "
                     "beginning", snapshot_tp, at, found["check_event_id"], offset)
         _reset(state, snapshots)
@@ -154,9 +155,10 @@ async def load(kafka: KafkaAccess, snapshots: Snapshots, state: PartitionState, 
     return offset, f"snapshot at events offset {offset}"
 
 
-async def _check(kafka: KafkaAccess, state: PartitionState, offset: int, event_id: str) -> bool:
-    before = await read_window(kafka, TopicPartition(state.events_topic, state.partition), back=4, stop=offset)
-    return bool(before) and header(before[-1].headers, "ce_id") == event_id
+async def event_id_before(kafka: KafkaAccess, tp: TopicPartition, offset: int) -> str | None:
+    """The `ce_id` of the last committed record before `offset` (what a snapshot names as its check), or None."""
+    before = await read_window(kafka, tp, back=4, stop=offset)
+    return (header(before[-1].headers, "ce_id") or "") if before else None
 
 
 def _reset(state: PartitionState, snapshots: Snapshots) -> None:
