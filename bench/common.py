@@ -32,11 +32,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # (1,000 a run support a p99, 10,000 a p99.9); replay: recorded events folded; memory: tasks in state;
 # restart: events in the history a restarted worker loads.
 SIZES = {
-    "smoke": dict(repeats=1, tasks=20, pipeline=100, latency=10, replay=5_000, memory=100, restart=5_000, idle=2),
+    "smoke": dict(repeats=1, tasks=20, pipeline=100, latency=10, replay=5_000, memory=100, restart=5_000, idle=2,
+                  transactions=1),
     "default": dict(repeats=3, tasks=1_000, pipeline=20_000, latency=1_000, replay=200_000, memory=3_000,
-                    restart=200_000, idle=20),
+                    restart=200_000, idle=20, transactions=5),
     "full": dict(repeats=3, tasks=5_000, pipeline=100_000, latency=10_000, replay=1_000_000, memory=100_000,
-                 restart=1_000_000, idle=60),
+                 restart=1_000_000, idle=60, transactions=10),
 }
 PROCESSES = 2  # executors for hive-streams, prefork worker processes for Celery: one per core here
 SLOTS = 16  # concurrent tasks per hive-streams executor (Celery's prefork children run one at a time)

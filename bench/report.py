@@ -364,6 +364,25 @@ def idle_section(i: dict) -> list[str]:
     return lines + _table(["process", "cores: median (min–max, spread)"], rows)
 
 
+def transactions_section(t: dict) -> list[str]:
+    lines = [f"Command: `{t['command']}`", "",
+             f"A decider's transaction with the project's clients on fresh one-partition topics: begin, the consumed "
+             f"offset, N records of {t['record_bytes']} bytes, commit; back to back for {t['window_s']} s per size. "
+             "Beside it the same records from the plain idempotent producer, each batch acknowledged before the "
+             "next. Broker CPU is the broker's over the window less its idle CPU over an equal window before it"
+             + ("." if t["broker_measured"] else " (not measured: the bench did not start this broker)."), ""]
+
+    def ms(kind: dict, q: str) -> str:
+        return fmt(kind[f"{q}_ms"], 1) if f"{q}_ms" in kind else "too few"
+    rows = [[c["records_per_batch"], fmt(c["transactional"]["per_s"]), fmt(c["transactional"]["records_per_s"]),
+             ms(c["transactional"], "p50"), fmt(c["transactional"]["broker_ms_per_batch"], 2),
+             fmt(c["transactional"]["broker_us_per_record"]), fmt(c["plain"]["records_per_s"]),
+             fmt(c["plain"]["broker_us_per_record"])] for c in t["cases"]]
+    return lines + _table(["records per transaction", "transactions/s", "records/s", "one transaction p50 (ms)",
+                           "broker CPU per transaction (ms)", "broker CPU per record (µs)", "plain: records/s",
+                           "plain: broker CPU per record (µs)"], rows)
+
+
 SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", tasks_section),
             ("pipeline", "2. Pipeline event throughput vs the limit", pipeline_section),
             ("latency", "3. Latency at half the maximum rate", latency_section),
@@ -371,6 +390,7 @@ SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", 
             ("memory", "5. Memory with tasks in state", memory_section),
             ("restart", "6. Restart of a worker with a long history", restart_section),
             ("idle", "7. An idle fabric", idle_section),
+            ("transactions", "8. What a decider's transaction costs", transactions_section),
             ("profile", "Profile of the slowest stage", profile_section)]
 
 
