@@ -54,11 +54,10 @@ def summary_rows(r: dict) -> list[list]:
         rows.append(["3. p99 submit → TaskCompleted SSE frame at half the sustained rate", "< 100 ms",
                      *latency_verdict(r["latency"], r["latency"].get("target_ms", 100))])
     if "replay" in r:
-        fold = r["replay"]["fold"]["median"]
-        cpu = r["replay"].get("per_cpu_second", {}).get("fold", {}).get("median")
-        per_cpu = f" (for information: {cpu:,.0f} per CPU-second)" if cpu else ""
-        rows.append(["4. replay fold, wall clock", "≥ 100,000 events/s", f"{fold:,.0f} events/s{per_cpu}",
-                     _met(fold >= 100_000)])
+        rp = r["replay"]
+        fold, fastavro = rp["fold"]["median"], rp["fastavro_decode"]["median"]
+        rows.append(["4. replay fold ÷ fastavro decode-only on the same records, wall clock", "≥ 0.6",
+                     f"{fold / fastavro:.2f} ({fold:,.0f} vs {fastavro:,.0f} events/s)", _met(fold / fastavro >= 0.6)])
     if "memory" in r:
         m = r["memory"]
         rows.append([f"5. memory at {m['tasks']:,} tasks", "(reported)",
@@ -486,7 +485,7 @@ def chart(r: dict, path: Path) -> None:
         cpu = rp.get("per_cpu_second", {})
         a.plot([i for i, k in enumerate(keys) if k in cpu], [cpu[k]["median"] for k in keys if k in cpu], "o",
                color="tab:purple", label="per CPU-second")
-        a.axhline(100_000, color="tab:red", linestyle="--", linewidth=1)
+        a.axhline(0.6 * rp["fastavro_decode"]["median"], color="tab:red", linestyle="--", linewidth=1)  # the target
     if "memory" in r:
         m = r["memory"]
         procs = ["worker", "api", "connect"]
