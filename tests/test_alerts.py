@@ -117,6 +117,23 @@ def test_slow_response_on_the_mean_of_the_last_ten_runs():
     assert kinds(run.beat("a", 20_003 * S)) == [("AlertResolved", "slow_response:a")]
 
 
+def test_the_runs_an_agent_is_judged_on_do_not_depend_on_which_task_partition_was_read_first():
+    done = [(e.TaskAssigned(f"t{i}", 1, i * S, "a", 1, ()), e.TaskCompleted(f"t{i}", 2, i * S + (i % 7) * S, "a", ()))
+            for i in range(14)]
+    orders = [[ev for pair in done for ev in pair],  # completions read in the order they happened
+              [ev for pair in reversed(done) for ev in pair],  # a partition of later tasks read first
+              [ev for pair in done[1::2] + done[::2] for ev in pair]]  # two partitions, one after the other
+    runs = []
+    for order in orders:
+        run = Run()
+        for event in order:
+            run.feed(event)
+        runs.append(run.alerting.agents["a"].runs)
+    assert runs[0] == runs[1] == runs[2] and len(runs[0]) == 10  # the ten latest completions, by time
+    latest = sorted(done, key=lambda pair: (pair[1].at, pair[1].task_id))[-10:]
+    assert [task for _, task, _ in runs[0]] == [completed.task_id for _, completed in latest]
+
+
 def test_performance_targets_missed_raise_and_resolve():
     run = Run()
     run.agent(e.AgentRegistered, "g", 0, name="g", capabilities=(),

@@ -12,6 +12,7 @@ from hive_streams.codec import default_codec
 from hive_streams.domain import events as e
 from hive_streams.domain.model import Capability, NodeSpec
 from hive_streams.kafka import now_ms, producer, read_to_end
+from hive_streams.replay.matcher_check import matcher_check
 from hive_streams.settings import Settings
 from hive_streams.streams.alerting import Alerter
 from hive_streams.streams.matcher import Matcher
@@ -72,7 +73,7 @@ async def cold(settings: Settings, topics) -> Matcher:
              for p in range(topics.layout()[t][0])]
     async for batch in read_to_end(as_role("worker"), dict.fromkeys(parts)):
         for record in batch:
-            matcher._observe(record)
+            matcher.observe(record)
     return matcher
 
 
@@ -143,3 +144,52 @@ async def test_a_matcher_starts_from_its_snapshot_and_ignores_one_that_does_not_
         assert log_derived(fourth) == log_derived(truth)
     assert any("ignoring the newest matcher snapshot" in m and "not someone-else" in m
                for m in caplog.messages), caplog.messages
+
+
+async def replay_check(settings: Settings, topics) -> tuple[int, list]:
+    """What `replay` says of the newest matcher snapshot: the matcher's fold of the log to the offsets it names."""
+    kafka = as_role("analyst")
+    parts = [TopicPartition(t, p) for t in (topics.task_events, topics.agent_events, topics.ledger_events)
+             for p in range(topics.layout()[t][0])]
+    check = await matcher_check(kafka, default_codec(), topics, settings)
+    async for batch in read_to_end(kafka, dict.fromkeys(parts), stops=check.stops or None):
+        for record in batch:
+            check.observe(record)
+    return check.differences()
+
+
+async def test_replay_checks_the_matcher_snapshot_against_its_own_fold_of_the_log(kafka_bootstrap, topics):
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
+                        service_secret=SERVICE_SECRET.decode(), partitions=topics.partitions, worker_id=topics.prefix,
+                        snapshot_every_events=20, snapshot_every_seconds=3600)
+    at = now_ms()
+    await send(topics, history(0, 12, at))
+    async with leading(settings, topics):
+        _, value = await snapshot_written(topics)
+    await send(topics, history(12, 3, at))  # a tail after the snapshot: not part of what it is compared with
+
+    compared, found = await replay_check(settings, topics)
+    assert found == [] and compared > 40, found  # agents, tasks, figures, maps and alert inputs, key by key
+
+    # a snapshot that fits the log (same offsets, same check events) but says something the log does not
+    forged = decode(value)
+    forged.market.task_seq["acme:t0"] = 9
+    forged.stats.ended["completed"] += 1
+    writer = producer(as_role("worker"))
+    await writer.start()
+    try:
+        for key, chunk in records(0, encode(forged)):
+            await writer.send_and_wait(topics.matcher_snapshots, chunk, key=key, partition=0)
+        _, found = await replay_check(settings, topics)
+        assert {(d.where, d.key, d.kind) for d in found} == {("matcher.snapshot task seq", "acme:t0", "changed"),
+                                                             ("matcher.snapshot figures", "ended", "changed")}, found
+        assert "9 → 1" in next(str(d) for d in found if d.key == "acme:t0")
+
+        # one that does not fit the log at all is itself the difference
+        forged.positions = tuple(replace(p, check_id="someone-else") if p.offset else p for p in forged.positions)
+        for key, chunk in records(0, encode(forged)):
+            await writer.send_and_wait(topics.matcher_snapshots, chunk, key=key, partition=0)
+        compared, found = await replay_check(settings, topics)
+        assert compared == 0 and len(found) == 1 and "does not fit the log" in found[0].detail, found
+    finally:
+        await writer.stop()

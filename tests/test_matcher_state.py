@@ -195,7 +195,7 @@ def test_the_matcher_restores_what_it_folded_and_where_it_was():
               e.TaskPinned("acme:t", 2, 6, "a0")]
     for offset, event in enumerate(events):
         key, value, headers = codec.message(event, "/test", correlation_id="req-1")
-        first._observe(SimpleNamespace(topic="m.task.events", partition=1, offset=offset + 4, value=value,
+        first.observe(SimpleNamespace(topic="m.task.events", partition=1, offset=offset + 4, value=value,
                                        headers=headers))
     truth = decode(encode(first.snapshot())).market
     assert [type(c).__name__ for c in first.market.proposals(7, TIMEOUT_MS, 1000)] == ["ReserveSlot"]

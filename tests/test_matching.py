@@ -223,12 +223,17 @@ def test_the_matcher_forgets_a_tasks_correlation_when_the_task_ends():
     matcher = Matcher(codec, Topics("m"), Settings(), 10_000)
 
     def observe(event, correlation):
-        matcher._observe(SimpleNamespace(topic="m.task-events", partition=0, offset=0, value=codec.encode(event),
+        matcher.observe(SimpleNamespace(topic="m.task-events", partition=0, offset=0, value=codec.encode(event),
                                          headers=[("ce_correlationid", correlation)]))
     observe(validated("acme:t", 1), b"req-1")
     assert matcher.correlations == {"acme:t": "req-1"}
     observe(e.TaskCompleted("acme:t", 3, 2, agent_id="a", outputs=()), b"req-1")
     assert matcher.correlations == {}
+    # the agent's answer to the task, read after its end from another partition, brings nothing back
+    matcher.observe(SimpleNamespace(topic="m.agent-events", partition=0, offset=0, headers=[
+        ("ce_correlationid", b"req-1"), ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01")],
+        value=codec.encode(e.SlotReleased("a", 4, 3, task_id="acme:t"))))
+    assert matcher.correlations == {} and matcher.traces == {}
 def test_an_offer_with_impossible_values_recorded_earlier_never_breaks_a_round():
     m = market([("nan", 1, [("echo", 1.0)], {"price": float("nan"), "public_key": "k"}),
                 ("huge", 1, [("echo", 1.0)], {"price": 1e300, "public_key": "k"}),

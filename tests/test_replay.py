@@ -1,6 +1,6 @@
 """Replay and diff through the real stack: a recorded run of more than 10,000 events (tasks, agents, money)
 rebuilds into read models identical to the live ones and agrees with every decider snapshot (schedules and
-triggers too); an altered live row is named by its key, with exit 1."""
+triggers too) and with the matcher's; an altered live row is named by its key, with exit 1."""
 from __future__ import annotations
 
 import asyncio
@@ -100,6 +100,7 @@ def test_a_recorded_run_replays_into_identical_read_models(stack, store, recorde
     compared = run.stdout.split("compared", 1)[1]
     assert re.search(r"tasks (\d+)", compared) and int(re.search(r"tasks (\d+)", compared)[1]) >= TASKS
     assert "snapshots[" in compared  # decider snapshots were compared too
+    assert re.search(r"matcher\.snapshot (\d+)", compared) and int(re.search(r"matcher\.snapshot (\d+)", compared)[1]) > TASKS
     for table in ("accounts", "ledger_entries", "agents", "audit_log", "agent_outcomes"):
         assert f"{table} " in compared
     for family in ("schedule", "trigger"):  # every decider family's snapshots, not only the first three

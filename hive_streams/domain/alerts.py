@@ -16,7 +16,7 @@ inputs never raises twice.
 """
 from __future__ import annotations
 
-from collections import deque
+import bisect
 from dataclasses import dataclass, field, replace
 
 from . import events as e
@@ -81,7 +81,9 @@ class Watch:
     miss: str = ""
     silent: bool = False
     targets: dict[str, float] = field(default_factory=dict)
-    runs: deque = field(default_factory=deque)  # seconds of the last completed tasks
+    # (completed at, task, seconds) of its last completed tasks, in completion order: the same whichever task
+    # partition was read first
+    runs: list = field(default_factory=list)
 
 
 def alert_id(rule: str, key: str) -> str:
@@ -157,9 +159,8 @@ class Alerting:
             agent, since = self.assigned.pop(event.task_id, (None, 0))
             if agent:
                 runs = self.agents.setdefault(agent, Watch()).runs
-                runs.append(max(0, event.at - since) / 1000)
-                while len(runs) > self.rules["slow_response"].count:
-                    runs.popleft()
+                bisect.insort(runs, (event.at, event.task_id, max(0, event.at - since) / 1000))
+                del runs[:max(0, len(runs) - self.rules["slow_response"].count)]
         elif isinstance(event, e.TERMINAL_TASK_EVENTS + (e.TaskRetryScheduled, e.TaskAssignmentDeclined)):
             self.assigned.pop(event.task_id, None)
 
@@ -168,7 +169,7 @@ class Alerting:
         watch.cpu_streak = watch.cpu_streak + 1 if beat.cpu_percent > rules["high_cpu"].threshold else 0
         watch.miss = target_miss(watch.targets, beat)
         watch.miss_streak = watch.miss_streak + 1 if watch.miss else 0
-        mean = sum(watch.runs) / len(watch.runs) if watch.runs else None
+        mean = sum(seconds for _, _, seconds in watch.runs) / len(watch.runs) if watch.runs else None
         hot, slow = watch.cpu_streak > 0, mean is not None and mean > rules["slow_response"].threshold
         # rule -> (raise now, still not clear, message, value): one hot beat keeps high_cpu from clearing
         holds = {

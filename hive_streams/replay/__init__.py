@@ -1,2 +1,2 @@
-"""`hive-streams replay`: the read models and the deciders' snapshots rebuilt from the log and compared, and
-the scheduler replayed under another matching policy."""
+"""`hive-streams replay`: the read models, the deciders' and the matcher's snapshots rebuilt from the log and
+compared, and the scheduler replayed under another matching policy."""

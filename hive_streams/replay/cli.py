@@ -11,12 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from rich.table import Table
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_BAD_INPUT = 0, 1, 2
-ROLE = "analyst"  # read-only: events and the deciders' snapshots
+ROLE = "analyst"  # read-only: events and the deciders' and the matcher's snapshots
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("replay", help="fold the event topics into a scratch schema and compare it with the live read "
-                                      "models and the deciders' snapshots; exit 1 naming every difference")
+                                      "models and the deciders' and the matcher's snapshots; exit 1 naming every "
+                                      "difference")
     p.add_argument("--until", help="an ISO 8601 time: rebuild the read models as they were then (kept in the "
                                    "scratch schema, compared with nothing)")
     p.add_argument("--keep", action="store_true", help="keep the scratch schema (its name is printed)")

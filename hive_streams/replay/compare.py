@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_SHOWN = 160  # characters of a value in a report
@@ -23,6 +24,10 @@ def _shown(value) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
 
 
+def _structured(value) -> bool:
+    return (dataclasses.is_dataclass(value) and not isinstance(value, type)) or isinstance(value, Mapping)
+
+
 def _fields(value) -> dict:
     if dataclasses.is_dataclass(value):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
@@ -30,7 +35,9 @@ def _fields(value) -> dict:
 
 
 def changed_fields(kept, folded) -> str:
-    """Each field whose values differ, as `name: kept → folded`."""
+    """Each field whose values differ, as `name: kept → folded`; a plain value (a count, a set) as `kept → folded`."""
+    if not (_structured(kept) and _structured(folded)):
+        return f"{_shown(kept)} → {_shown(folded)}"
     a, b = _fields(kept), _fields(folded)
     names = [n for n in dict.fromkeys([*a, *b]) if a.get(n) != b.get(n)]
     return "; ".join(f"{n}: {_shown(a.get(n))} → {_shown(b.get(n))}" for n in names)

@@ -1,5 +1,5 @@
 """Replay: fold the event topics with the workers' own code, rebuild the read models into a scratch schema, and
-compare them with the live read models and with each decider's newest snapshot.
+compare them with the live read models and with each decider's and the matcher's newest snapshot.
 
 Every event topic (`Topics.event_topics`) is folded: its records are audit rows; task, agent and ledger events also
 feed their read models. Executions, schedules, triggers and callbacks have no SQL read model (the API and the worker
@@ -8,7 +8,8 @@ fold their events when asked), so their decider snapshots are what is compared; 
 The live read models are read in one database snapshot together with the offsets they reflect; the log is folded
 exactly to those offsets, so a fabric that keeps running does not show up as a difference. Each decider snapshot
 is compared with a fold (`PartitionState.observe`, as a worker that takes the partition folds) of its partition
-to the events offset the snapshot says it reflects.
+to the events offset the snapshot says it reflects; the matcher's snapshot with the matcher's own fold of the
+task, agent and ledger events to the offsets it names (`matcher_check.py`).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from ..streams.deciders import PartitionState, family_aggregates
 from ..streams.snapshots import Snapshots, load as load_snapshot
 from ..topics import Topics
 from .compare import Difference, compare
+from .matcher_check import WHERE as MATCHER, MatcherCheck, matcher_check
 from .scratch import Scratch, read_live
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
     parts = {tp: Partition(tp, None) for tp in tps}
     report = Report(kept=keep or until is not None)
     making = asyncio.create_task(asyncio.to_thread(lambda: Scratch(settings.store_url).create()))
-    live_rows = None
+    live_rows, matcher = None, MatcherCheck()
     try:
         if until is None:
             offsets, live_rows = await asyncio.to_thread(_read_live, settings.store_url, names)
@@ -109,18 +111,20 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
             deciders = families(topics, settings)
             await asyncio.gather(*[_snapshot_of(p, deciders[tp.topic], settings, codec, kafka, topics)
                                    for tp, p in parts.items() if tp.topic in deciders])
+            matcher = await matcher_check(kafka, codec, topics, settings)
         scratch = await making
     except BaseException:
         making.cancel()
         raise
     report.scratch = scratch.name
     log.debug("live rows, snapshots and the scratch schema ready at %.2fs", time.monotonic() - started)
-    stops = {tp: max(p.project_to if p.project_to is not None else ends[tp], p.snapshot_to) for tp, p in parts.items()}
+    stops = {tp: max(p.project_to if p.project_to is not None else ends[tp], p.snapshot_to, matcher.stops.get(tp, 0))
+             for tp, p in parts.items()}
     total = sum(max(0, min(stops[tp], ends[tp]) - firsts[tp]) for tp in tps)
     try:
         with folding():
             report.events = await _fold_log(scratch, codec, kafka, parts, stops, until,
-                                            lambda n: progress(total, n))
+                                            lambda n: progress(total, n), matcher)
         progress(total, total)
         log.debug("log folded at %.2fs", time.monotonic() - started)
         if live_rows is not None:
@@ -130,6 +134,9 @@ async def replay(settings: Settings, codec: Codec, kafka: KafkaAccess, *, until:
                 report.differences += compare(table, kept, rebuilt[table])
         for part in parts.values():
             _compare_snapshot(part, report)
+        if matcher.problem or matcher.snapshot is not None:
+            report.compared[MATCHER], found = matcher.differences()
+            report.differences += found
     finally:
         if not report.kept:
             await asyncio.to_thread(scratch.drop)
@@ -177,9 +184,9 @@ def _compare_snapshot(part: Partition, report: Report) -> None:
 
 
 async def _fold_log(scratch: Scratch, codec: Codec, kafka: KafkaAccess, parts: dict[TopicPartition, Partition],
-                    stops: dict, until: int | None, advanced: Callable[[int], None]) -> int:
-    """Reads the log once: folds each snapshot's partition, and projects batches into the scratch schema while the
-    next batch is read (one writer, in log order)."""
+                    stops: dict, until: int | None, advanced: Callable[[int], None], matcher: MatcherCheck) -> int:
+    """Reads the log once: folds each snapshot's partition (the deciders' and the matcher's), and projects batches
+    into the scratch schema while the next batch is read (one writer, in log order)."""
     batches: asyncio.Queue = asyncio.Queue(maxsize=2)
 
     async def writer() -> None:
@@ -200,6 +207,7 @@ async def _fold_log(scratch: Scratch, codec: Codec, kafka: KafkaAccess, parts: d
         async for records in read_to_end(kafka, {tp: None for tp in parts}, stops=stops):
             part = parts[TopicPartition(records[0].topic, records[0].partition)]
             for record in records:
+                matcher.observe(record)
                 if part.fold is not None and record.offset < part.snapshot_to:
                     part.fold.observe(record)
                 if part.cut or (part.project_to is not None and record.offset >= part.project_to):

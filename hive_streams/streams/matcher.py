@@ -56,7 +56,7 @@ class Matcher:
         self.caught_up = asyncio.Event()
         self.last_round = 0.0
         self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
-        self.traces: dict[str, str] = {}  # task id -> the trace context of its latest event: proposals are its children
+        self.traces: dict[str, str] = {}  # task id -> the trace of its latest task event: proposals are its children
         self.parts: list[TopicPartition] = []
         self.seen: dict[TopicPartition, int] = {}  # the next offset of each partition: what the rounds decide over
         self.checks: dict[TopicPartition, str] = {}  # the ce_id of the event before each of those offsets
@@ -100,7 +100,7 @@ class Matcher:
                 batch = await reader.getmany(timeout_ms=100, max_records=5000)
                 for records in batch.values():
                     for record in records:
-                        self._observe(record)
+                        self.observe(record)
                     self.folded += len(records)
                 if not self.caught_up.is_set() and await _reached(reader, ends):
                     log.info("matcher caught up: %d agents, %d waiting", len(self.market.agents),
@@ -147,7 +147,7 @@ class Matcher:
             return True
         return False
 
-    def _observe(self, record) -> None:
+    def observe(self, record) -> None:
         tp = TopicPartition(record.topic, record.partition)
         self.seen[tp] = record.offset + 1
         self.checks[tp] = header(record.headers, "ce_id") or ""
@@ -162,9 +162,10 @@ class Matcher:
                 self.correlations.pop(task_id, None)  # nothing more is proposed for it
                 self.traces.pop(task_id, None)
                 return
-            correlation = header(record.headers, "ce_correlationid")
-            if isinstance(task_id, str):
-                if correlation:
+            # from the task's own events only: they share one partition, so what is kept does not depend on which
+            # partition was read first, and an agent's or the ledger's event read after the end adds nothing back
+            if isinstance(event, e.TaskEvent):
+                if correlation := header(record.headers, "ce_correlationid"):
                     self.correlations.setdefault(task_id, correlation)
                 if traceparent := header(record.headers, TRACEPARENT):
                     self.traces[task_id] = traceparent

@@ -6,7 +6,6 @@ written sorted and rebuilt as the type they were, tuples as tuples, dicts in the
 from __future__ import annotations
 
 import json
-from collections import deque
 from dataclasses import dataclass, field
 
 from ..codec.avro import from_record, to_record
@@ -18,7 +17,7 @@ from ..exceptions import CodecError
 from ..metrics.fabric import FabricStats, Histogram
 
 MAGIC = b"HMSNAP1"
-VERSION = 1
+VERSION = 2  # 1: alert runs without their completion time and task (refused: the matcher folds from the start)
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def _alerts(a: AlertInputs) -> dict:
 
 
 def _to_alerts(d: dict) -> AlertInputs:
-    agents = {k: Watch(seq, cpu, miss_streak, miss, silent, dict(targets), deque(runs))
+    agents = {k: Watch(seq, cpu, miss_streak, miss, silent, dict(targets), [(at, task, s) for at, task, s in runs])
               for k, (seq, cpu, miss_streak, miss, silent, targets, runs) in d["agents"].items()}
     return AlertInputs(agents, {k: (agent, at) for k, (agent, at) in d["assigned"].items()},
                        dict(d["task_seq"]), dict(d["clear"]))
