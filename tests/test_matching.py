@@ -292,3 +292,23 @@ def test_a_finished_tasks_slot_counts_are_forgotten_whichever_partition_was_read
             m.observe(event)
     assert (m.reserves, m.ends, m.slot_agents) == ({}, {}, {})
     assert m._free(8, TIMEOUT) == {"solo": 1, "duo": 2}
+    assert (m.task_seq, m.needs, m.waiting, m.tried, m.refused) == ({}, {}, {}, {}, {})  # nothing of it is kept
+
+
+@given(st.lists(st.sampled_from(range(3)), min_size=14, max_size=14))
+def test_slot_counts_follow_any_interleaving_of_the_partitions_and_end_empty(picks):
+    # two attempts of one task at one agent (the first retried): the task's and the agent's partition read in
+    # any interleaving that keeps each partition's order, and a third partition with another agent's beats
+    partitions = [[validated("t1", 1), e.TaskAssigned("t1", 3, 3, "solo", 1, ()),
+                   e.TaskRetryScheduled("t1", 4, 5, "solo", 1, "boom", 6), e.TaskAssigned("t1", 5, 8, "solo", 2, ()),
+                   e.TaskCompleted("t1", 6, 9, "solo", ())],
+                  [e.SlotReserved("solo", 3, 2, "t1"), e.SlotReleased("solo", 4, 6, "t1"),
+                   e.SlotReserved("solo", 5, 7, "t1"), e.SlotReleased("solo", 6, 10, "t1")],
+                  [e.AgentHeartbeat("spare", 3 + i, 2 + i) for i in range(5)]]
+    m, left = market([("solo", 1, [("echo", 1.0)], {}), ("spare", 1, [("echo", 0.5)], {})]), [0, 0, 0]
+    for pick in picks + [0, 1, 2] * 5:
+        if left[pick] < len(partitions[pick]):
+            m.observe(partitions[pick][left[pick]])
+            left[pick] += 1
+    assert (m.reserves, m.ends, m.slot_agents, m.task_seq, m.waiting) == ({}, {}, {}, {}, {})
+    assert m._free(11, TIMEOUT)["solo"] == 1

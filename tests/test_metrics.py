@@ -23,11 +23,12 @@ def submitted(task_id: str, at: int) -> e.TaskSubmitted:
 
 def test_ended_tasks_by_status_completion_time_and_success_rate():
     stats = FabricStats()
-    for event in (submitted("a", 1000), submitted("b", 1000), submitted("c", 1000),
-                  e.TaskCompleted("a", 2, 3500, "ag", ()), e.TaskCompleted("a", 2, 3500, "ag", ()),  # a duplicate
-                  e.TaskFailed("b", 2, 9000, "boom"), e.TaskCancelled("c", 2, 2000)):
+    for event in (submitted("a", 1000), submitted("b", 1000), submitted("c", 1000), submitted("a", 1000),  # a repeat
+                  e.TaskCompleted("a", 2, 3500, "ag", ()), e.TaskFailed("b", 2, 9000, "boom"),
+                  e.TaskCancelled("c", 2, 2000)):
         stats.observe(event)
     assert stats.ended == {"completed": 1, "failed": 1, "cancelled": 1}
+    assert stats.seen == {} and stats.submitted_at == {}  # ended tasks are forgotten: memory follows live tasks
     assert stats.success_rate == 0.5
     assert (stats.completion.total, stats.completion.sum) == (1, 2.5)
     assert dict(stats.completion.cumulative())["2.5"] == 1 and dict(stats.completion.cumulative())["1.0"] == 0

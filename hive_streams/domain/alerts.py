@@ -129,6 +129,8 @@ class Alerting:
         if isinstance(event, e.TaskEvent) and event.seq > self.task_seq.get(event.task_id, 0):
             self.task_seq[event.task_id] = event.seq
             self._task_event(event)
+            if isinstance(event, e.TERMINAL_TASK_EVENTS):
+                del self.task_seq[event.task_id]  # nothing follows its end: memory grows with live tasks
         return []
 
     def tick(self, now: int) -> list[e.AlertEvent]:

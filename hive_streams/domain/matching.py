@@ -175,11 +175,12 @@ class Market:
         elif isinstance(event, e.TaskRetryScheduled) and task_id in self.needs:
             self.waiting[task_id] = Waiting(task_id, self.needs[task_id], event.at, event.not_before,
                                             avoid=self.tried.get(task_id, frozenset()) | {event.agent_id})
-        elif isinstance(event, e.TERMINAL_TASK_EVENTS):
+        elif isinstance(event, e.TERMINAL_TASK_EVENTS):  # nothing of the task is kept but its slots still out
             self.waiting.pop(task_id, None)
             self.needs.pop(task_id, None)
             self.tried.pop(task_id, None)
             self.refused.pop(task_id, None)
+            self.task_seq.pop(task_id, None)  # its partition holds nothing after its end
             self._forget_slots(task_id)
 
     def _count_slot(self, event) -> None:
@@ -191,10 +192,8 @@ class Market:
             self._forget_slots(event.task_id)
 
     def _forget_slots(self, task_id: str) -> None:
-        """Drops a task's slot counts at each agent once the task is over and every slot it held there is back,
-        whichever of the two partitions was read last."""
-        if task_id not in self.task_seq or task_id in self.needs:
-            return
+        """Drops a task's slot counts at each agent once every slot it held there is back and every attempt there
+        has ended, whichever of the two partitions was read last: balanced counts say nothing more."""
         agents = self.slot_agents.get(task_id, set())
         for agent_id in list(agents):
             key = (agent_id, task_id)

@@ -1,7 +1,8 @@
 """Fabric-wide figures folded from the task events: ended tasks by status and how long they took. Pure.
 
 A task's completion time runs from its submission to its ending event. Events repeated in the log
-(same task and seq) are counted once.
+(same task and seq) are counted once while the task lives; an ended task is forgotten (its partition has
+nothing after the end, and the log has one history per task).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class FabricStats:
         status = ENDINGS.get(type(event))
         if status is None:
             return
+        del self.seen[event.task_id]  # nothing follows an ending in its partition: memory grows with live tasks
         self.ended[status] = self.ended.get(status, 0) + 1
         since = self.submitted_at.pop(event.task_id, None)
         if status == "completed" and since is not None:
