@@ -324,6 +324,11 @@ def restart_section(rs: dict) -> list[str]:
     lines += ["", f"Ready from snapshots: {fmt(rs['warm_ready_s'], 2)} s (target < {rs['target_s']:g} s at "
               f"{rs['target_events']:,} events" + (")." if rs["events"] >= rs["target_events"]
                                                   else f"; this history has {rs['events']:,}, so not judged here).")]
+    if "snapshot_bytes" in rs:
+        sizes = rs["snapshot_bytes"]
+        tasks = [v for k, v in sizes.items() if k.startswith("task[")]
+        lines += ["", f"Newest snapshots after the runs, before compression: the matcher's {sizes['matcher']:,} bytes; "
+                      f"the task deciders' {min(tasks):,}–{max(tasks):,} bytes a partition."]
     warned = [(name, line) for name, w in starts for line in w.get("warnings", [])]
     if warned:
         lines += ["", "Warnings and errors in the workers' logs (seconds from process start):", ""]

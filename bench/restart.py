@@ -18,7 +18,7 @@ import re
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hive_streams.codec import default_codec
@@ -28,9 +28,10 @@ from hive_streams.domain.model import Capability, NodeOutput, NodeSpec, result_d
 from hive_streams.executor.signing import Signer
 from hive_streams.settings import load as load_settings
 from hive_streams.streams.deciders import SOURCE, agent_aggregate, ledger_aggregate, task_aggregate
+from hive_streams.streams.snapshots import newest
 from hive_streams.topics import partition_for
 
-from .common import Context, cpu_seconds, kafka_options, summary
+from .common import Context, cpu_seconds, kafka_as, kafka_options, summary
 from .stack import Stack
 
 AGENTS = 64
@@ -228,6 +229,18 @@ def start_worker(stack: Stack, name: str, partitions: int, timeout: float, env: 
             "partitions": dict(sorted(owned.items()))}
 
 
+async def snapshot_sizes(stack: Stack) -> dict[str, int]:
+    """Bytes (before compression) of the newest matcher snapshot and of each task partition's."""
+    kafka, t = kafka_as("admin", stack.bootstrap), stack.topics
+    places = {"matcher": TopicPartition(t.matcher_snapshots, 0),
+              **{f"task[{p}]": TopicPartition(t.snapshots_of(t.task_events), p) for p in range(t.partitions)}}
+    sizes = {}
+    for name, tp in places.items():
+        found = await newest(kafka, tp)
+        sizes[name] = len(found[1]) if found else 0
+    return sizes
+
+
 def run(ctx: Context) -> dict:
     n = ctx.sizes["restart"]
     env = {"HIVE_SNAPSHOT_EVERY_EVENTS": str(SMOKE_SNAPSHOT_EVERY)} if ctx.mode == "smoke" else {}
@@ -243,6 +256,7 @@ def run(ctx: Context) -> dict:
         cold = start_worker(stack, "worker-cold", partitions, timeout, env, wait)
         warm = [start_worker(stack, f"worker-warm-{i}", partitions, timeout, env, wait)
                 for i in range(ctx.sizes["repeats"])]
+        sizes = asyncio.run(snapshot_sizes(stack))
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
@@ -250,6 +264,6 @@ def run(ctx: Context) -> dict:
     settings = load_settings()
     return {"command": ctx.cmd("restart"), "events": history["events"], "history": history,
             "snapshot_every_events": int(env.get("HIVE_SNAPSHOT_EVERY_EVENTS", settings.snapshot_every_events)),
-            "partitions": partitions, "cold": cold, "warm": warm,
+            "partitions": partitions, "cold": cold, "warm": warm, "snapshot_bytes": sizes,
             "cold_ready_s": summary([cold["ready_s"]]), "warm_ready_s": summary([w["ready_s"] for w in warm]),
             "target_s": 5.0, "target_events": 1_000_000}

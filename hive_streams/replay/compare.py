@@ -35,7 +35,7 @@ def _fields(value) -> dict:
 
 
 def changed_fields(kept, folded) -> str:
-    """Each field whose values differ, as `name: kept → folded`; a plain value (a count, a set) as `kept → folded`."""
+    """Each field whose values differ, as `name: kept → folded`; a plain value (a count, a set): `kept → folded`."""
     if not (_structured(kept) and _structured(folded)):
         return f"{_shown(kept)} → {_shown(folded)}"
     a, b = _fields(kept), _fields(folded)

@@ -104,7 +104,8 @@ async def matcher_check(kafka: KafkaAccess, codec: Codec, topics: Topics, settin
     problem = await mismatch(kafka, snapshot, ends)
     if problem:
         return MatcherCheck(problem=f"the newest snapshot does not fit the log: {problem}")
-    fold = Matcher(codec, topics, settings, timeout_ms=0, alerter=_Inputs(settings) if snapshot.alerts is not None else None)
+    inputs = _Inputs(settings) if snapshot.alerts is not None else None
+    fold = Matcher(codec, topics, settings, timeout_ms=0, alerter=inputs)
     fold.parts = parts
     return MatcherCheck(snapshot=snapshot, fold=fold,
                         stops={TopicPartition(p.topic, p.partition): p.offset for p in snapshot.positions})
