@@ -15,7 +15,7 @@ from hive_streams.kafka import now_ms, producer, read_to_end
 from hive_streams.replay.matcher_check import matcher_check
 from hive_streams.settings import Settings
 from hive_streams.streams.alerting import Alerter
-from hive_streams.streams.matcher import Matcher
+from hive_streams.streams.matcher import Matcher, input_partitions
 from hive_streams.streams.matcher_state import decode, encode
 from hive_streams.streams.snapshots import newest, records
 
@@ -69,9 +69,7 @@ async def leading(settings: Settings, topics):
 async def cold(settings: Settings, topics) -> Matcher:
     """What a matcher folds from the beginning, without a round."""
     matcher = Matcher(default_codec(), topics, settings, TIMEOUT_MS)
-    parts = [TopicPartition(t, p) for t in (topics.task_events, topics.agent_events, topics.ledger_events)
-             for p in range(topics.layout()[t][0])]
-    async for batch in read_to_end(as_role("worker"), dict.fromkeys(parts)):
+    async for batch in read_to_end(as_role("worker"), dict.fromkeys(input_partitions(topics))):
         for record in batch:
             matcher.observe(record)
     return matcher
@@ -150,10 +148,8 @@ async def test_a_matcher_starts_from_its_snapshot_and_ignores_one_that_does_not_
 async def replay_check(settings: Settings, topics) -> tuple[int, list]:
     """What `replay` says of the newest matcher snapshot: the matcher's fold of the log to the offsets it names."""
     kafka = as_role("analyst")
-    parts = [TopicPartition(t, p) for t in (topics.task_events, topics.agent_events, topics.ledger_events)
-             for p in range(topics.layout()[t][0])]
     check = await matcher_check(kafka, default_codec(), topics, settings)
-    async for batch in read_to_end(kafka, dict.fromkeys(parts), stops=check.stops or None):
+    async for batch in read_to_end(kafka, dict.fromkeys(input_partitions(topics)), stops=check.stops or None):
         for record in batch:
             check.observe(record)
     return check.differences()

@@ -12,7 +12,8 @@ from aiokafka import TopicPartition
 from sqlalchemy import Engine, select
 
 from ..codec import Codec
-from ..kafka import KafkaAccess, consumer, read_to_end
+from ..kafka import KafkaAccess, read_to_end
+from ..kafka.reader import end_offsets as partition_ends
 from ..store.models import audit_log, consumer_offsets
 from ..store.queries import AUDIT_CONSUMER
 from ..topics import Topics
@@ -53,12 +54,7 @@ def table_snapshot(engine: Engine, prefix: str) -> tuple[dict[Position, dict[int
 async def end_offsets(kafka: KafkaAccess, topics: Topics) -> dict[TopicPartition, int]:
     layout = topics.layout()
     parts = [TopicPartition(t, p) for t in topics.event_topics for p in range(layout[t][0])]
-    reader = consumer(kafka, client_id="hive-audit-verify")
-    await reader.start()
-    try:
-        return await reader.end_offsets(parts)
-    finally:
-        await reader.stop()
+    return await partition_ends(kafka, parts, client_id="hive-audit-verify")
 
 
 async def verify(kafka: KafkaAccess, engine: Engine, codec: Codec, topics: Topics,

@@ -13,6 +13,17 @@ EMPTY_FETCHES_AT_MARKER = 3  # a partition ending in a transaction marker may le
 WINDOW_SECONDS = 60.0
 
 
+async def end_offsets(kafka: KafkaAccess, parts: list[TopicPartition],
+                      client_id: str = "hive-reader") -> dict[TopicPartition, int]:
+    """The end offset of each partition now (committed records only)."""
+    reader = consumer(kafka, client_id=client_id)
+    await reader.start()
+    try:
+        return await reader.end_offsets(parts)
+    finally:
+        await reader.stop()
+
+
 async def read_to_end(kafka: KafkaAccess, starts: dict[TopicPartition, int | None],
                       max_records: int = 10_000, stops: dict[TopicPartition, int] | None = None) -> AsyncIterator[list]:
     """Batches of committed records from each start (None: the beginning) to the end seen at the start, or to

@@ -16,9 +16,9 @@ from ..codec import Codec
 from ..domain.alerts import Alerting
 from ..exceptions import CodecError
 from ..kafka.access import KafkaAccess
-from ..kafka.clients import consumer
+from ..kafka.reader import end_offsets
 from ..streams.alerting import rules_from
-from ..streams.matcher import Matcher
+from ..streams.matcher import Matcher, input_partitions
 from ..streams.matcher_snapshot import mismatch
 from ..streams.matcher_state import Folded, decode
 from ..streams.snapshots import newest
@@ -85,9 +85,7 @@ def sections(kept: Folded, folded: Folded) -> dict[str, tuple[dict, dict]]:
 
 async def matcher_check(kafka: KafkaAccess, codec: Codec, topics: Topics, settings) -> MatcherCheck:
     """Loads the newest matcher snapshot and checks that it fits the log as it is after the snapshot was read."""
-    layout = topics.layout()
-    parts = [TopicPartition(t, p) for t in (topics.task_events, topics.agent_events, topics.ledger_events)
-             for p in range(layout[t][0])]
+    parts = input_partitions(topics)
     try:
         latest = await newest(kafka, TopicPartition(topics.matcher_snapshots, 0))
         snapshot = None if latest is None else decode(latest[1])
@@ -95,13 +93,8 @@ async def matcher_check(kafka: KafkaAccess, codec: Codec, topics: Topics, settin
         return MatcherCheck(problem=f"the newest snapshot does not decode: {exc}")
     if snapshot is None:
         return MatcherCheck()
-    reader = consumer(kafka, client_id="hive-replay")  # ends read after the snapshot: a running matcher writes on
-    await reader.start()
-    try:
-        ends = await reader.end_offsets(parts)
-    finally:
-        await reader.stop()
-    problem = await mismatch(kafka, snapshot, ends)
+    # the ends after the snapshot was read: a running matcher writes on
+    problem = await mismatch(kafka, snapshot, await end_offsets(kafka, parts, client_id="hive-replay"))
     if problem:
         return MatcherCheck(problem=f"the newest snapshot does not fit the log: {problem}")
     inputs = _Inputs(settings) if snapshot.alerts is not None else None

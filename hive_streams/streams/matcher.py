@@ -83,9 +83,7 @@ class Matcher:
             await self.alerter.start()
         try:
             await snapshots.start()
-            layout = self.topics.layout()
-            families = (self.topics.task_events, self.topics.agent_events, self.topics.ledger_events)
-            parts = self.parts = [TopicPartition(t, p) for t in families for p in range(layout[t][0])]
+            parts = self.parts = input_partitions(self.topics)
             reader.assign(parts)
             started = time.monotonic()
             state, ends, source = await snapshots.load(reader, parts)
@@ -191,6 +189,13 @@ class Matcher:
 
     def round_id(self, now: int) -> str:
         return f"{self.instance}/{now}/" + ",".join(str(self.seen.get(tp, 0)) for tp in self.parts)
+
+
+def input_partitions(topics: Topics) -> list[TopicPartition]:
+    """What the matcher folds: every partition of the task, agent and ledger events."""
+    layout = topics.layout()
+    return [TopicPartition(t, p) for t in (topics.task_events, topics.agent_events, topics.ledger_events)
+            for p in range(layout[t][0])]
 
 
 async def _reached(reader, ends) -> bool:
