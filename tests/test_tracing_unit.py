@@ -36,6 +36,18 @@ def test_each_hop_is_a_child_span_of_the_record_it_handles():
     assert tracing.current_traceparent() is None and tracing.correlation.get() is None
 
 
+def test_without_an_exporter_a_hop_records_nothing_but_still_carries_the_trace_on():
+    assert not tracing._exporting  # no HIVE_OTLP_ENDPOINT in the unit tests
+    with tracing.hop("decide", PARENT, "req-1", **{"messaging.kafka.offset": 7}) as span:
+        child = tracing.parse(tracing.current_traceparent())
+        span.set_attribute("ignored", 1)  # what callers do with the span still works
+    assert not span.is_recording()
+    assert child.trace_id == int(TRACE, 16) and child.span_id not in (0, int("00f067aa0ba902b7", 16))
+    assert child.trace_flags.sampled  # the parent's flags travel on
+    with tracing.hop("request", None, start=True):
+        assert tracing.parse(tracing.current_traceparent()).trace_flags.sampled  # a new trace is sampled
+
+
 def test_a_request_without_a_trace_starts_one_and_an_untraced_record_stays_untraced():
     with tracing.hop("request", None, start=True):
         started = tracing.parse(tracing.current_traceparent())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ..codec import Codec, event_id, header
 from ..codec.inbox import seal_to
@@ -185,8 +185,7 @@ def family_aggregates(topics: Topics, settings: Settings,
              callback_aggregate(settings.callback_backoff_ms, settings.callback_backoff_max_ms))]
 
 
-@dataclass(frozen=True)
-class Out:
+class Out(NamedTuple):
     """One record a batch writes: an event, a follow-up command or a dead letter."""
     topic: str
     key: bytes | None
