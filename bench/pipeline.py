@@ -23,11 +23,11 @@ from fastavro import schemaless_reader
 from hive_streams.codec import default_codec
 from hive_streams.codec.avro import HEADER_LEN
 
-from .common import Context, end_offsets, kafka_options, noop_submit, produce, py_spy, read_records, summary, wait_for
+from .common import Context, cpu_seconds, end_offsets, kafka_options, noop_submit, produce, py_spy, read_records, summary, wait_for
 from .restart import read_log
 from .stack import Stack
 
-LIMIT_RECORDS = 20_000  # records the limit is measured over (the topic is read as many times as needed)
+LIMIT_RECORDS = 100_000  # records the limit is measured over (the topic is read as many times as needed)
 
 
 def fastavro_only():
@@ -87,10 +87,12 @@ def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
         prefix = uuid.uuid4().hex[:8]
         warm_worker(stack)
         spy = py_spy(stack.pid("worker"), profile_to) if profile_to else None
-        asyncio.run(produce(ctx.bootstrap, topics.task_commands, (noop_submit(f"{prefix}-{i}") for i in range(n)),
-                            at_once=True))
+        commands = [noop_submit(f"{prefix}-{i}") for i in range(n)]
+        cpu_before = cpu_seconds(stack.pid("worker"))
+        asyncio.run(produce(ctx.bootstrap, topics.task_commands, commands, at_once=True))
         count = lambda: sum(asyncio.run(end_offsets(ctx.bootstrap, topics.task_events, topics.partitions)).values())
         wait_for(lambda: stack._check() or count() >= n, 120 + n / 20, f"{n} events", interval=0.5)
+        worker_cpu = cpu_seconds(stack.pid("worker")) - cpu_before
         if spy:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
@@ -104,6 +106,7 @@ def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
         stack.stop()
     return {"commands": n, "events": len(stamps), "seconds": seconds,
             "pipeline_commands_per_s": n / seconds, "pipeline_events_per_s": len(stamps) / seconds,
+            "worker_cpu_us_per_command": worker_cpu / n * 1e6,
             "raw_codec_per_s": raw["codec"][0] / raw["codec"][1],
             "raw_fastavro_per_s": raw["fastavro"][0] / raw["fastavro"][1]}
 
@@ -113,6 +116,7 @@ def run(ctx: Context) -> dict:
     runs = [pipeline_run(ctx, n) for _ in range(ctx.sizes["repeats"])]
     for r in runs:
         r["ratio"] = r["pipeline_commands_per_s"] / r["raw_codec_per_s"]
-    keys = ("pipeline_commands_per_s", "pipeline_events_per_s", "raw_codec_per_s", "raw_fastavro_per_s", "ratio")
-    return {"command": ctx.cmd("pipeline"), "commands_per_run": n, "runs": runs,
+    keys = ("pipeline_commands_per_s", "pipeline_events_per_s", "raw_codec_per_s", "raw_fastavro_per_s", "ratio",
+            "worker_cpu_us_per_command")
+    return {"command": ctx.cmd("pipeline"), "commands_per_run": n, "limit_records": LIMIT_RECORDS, "runs": runs,
             **{k: summary([r[k] for r in runs]) for k in keys}}

@@ -194,13 +194,20 @@ def pipeline_section(p: dict) -> list[str]:
              "Each command becomes one event (TaskSubmitted, queued). "
              "The limit is a plain aiokafka consumer reading the same command records from the beginning and only "
              "decoding them, with the project's codec (Avro and domain objects) and with bare fastavro; it reads the topic "
-             "from the beginning as many times as it takes to decode 20,000 records, clock started at its first batch.", ""]
+             f"from the beginning as many times as it takes to decode {p.get('limit_records', 20_000):,} records, clock "
+             "started at its first batch.", ""]
     lines += _table(["", "records/s: median (min–max, spread)"],
                     [["pipeline: commands decided", fmt(p["pipeline_commands_per_s"], 1)],
                      ["pipeline: events written", fmt(p["pipeline_events_per_s"], 1)],
                      ["limit: aiokafka + project codec", fmt(p["raw_codec_per_s"])],
                      ["limit: aiokafka + bare fastavro", fmt(p["raw_fastavro_per_s"])],
                      ["ratio pipeline / (aiokafka + codec)", fmt(p["ratio"], 4)]])
+    if "worker_cpu_us_per_command" in p:
+        lines += ["", f"The worker's CPU from the start of the commands' writing until every event is in the log "
+                      f"(polled every 0.5 s): {fmt(p['worker_cpu_us_per_command'], 1)} µs a command, its matcher "
+                      "included (it folds every event the deciders write and notes each task's waiting reason). "
+                      "The limit's reader spends about 1 / its rate a record: "
+                      f"{1e6 / p['raw_codec_per_s']['median']:.1f} µs."]
     return lines
 
 

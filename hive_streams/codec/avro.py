@@ -119,21 +119,26 @@ def to_record(obj):
         return obj
     recorder = _RECORDERS.get(cls)
     if recorder is None:
-        if not dataclasses.is_dataclass(cls) or isinstance(obj, type):
+        if isinstance(obj, type):  # a class itself: never kept by its metaclass
             return _to_record_generic(obj)
-        try:
-            recorder = compiled.recorder(cls, to_record)
-        except Exception:  # hints that do not resolve, say: the generic path handles any dataclass
+        if not dataclasses.is_dataclass(cls):  # tuples, lists, maps, sets: asked once a type
             recorder = _to_record_generic
+        else:
+            try:
+                recorder = compiled.recorder(cls, to_record)
+            except Exception:  # hints that do not resolve, say: the generic path handles any dataclass
+                recorder = _to_record_generic
         _RECORDERS[cls] = recorder
     return recorder(obj)
 
 
 def _to_record_generic(obj):
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_record(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (tuple, list)):
         return [to_record(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_record(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_record(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, frozenset):
         return sorted(obj)
     if isinstance(obj, collections.abc.Mapping):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from ..domain.agent import AgentState
 from ..domain.callback import CallbackCommand, CallbackEvent, CallbackState
@@ -29,36 +30,42 @@ def event_id(obj) -> str:
     return obj.command_id
 
 
+ID_FIELDS = ((TASK_FAMILY, "task_id"), (AGENT_FAMILY, "agent_id"), (LEDGER_FAMILY, "ledger_id"), (AlertEvent, "alert_id"),
+             (EXECUTION_FAMILY, "execution_id"), (SCHEDULE_FAMILY, "schedule_id"), (TRIGGER_FAMILY, "trigger_id"),
+             (CALLBACK_FAMILY, "delivery_id"))
+_id_field_of: dict[type, str] = {}  # each type's id field, found once
+_NO_SEQ = object()
+
+
 def aggregate_id(obj) -> str:
-    if isinstance(obj, TASK_FAMILY):
-        return obj.task_id
-    if isinstance(obj, AGENT_FAMILY):
-        return obj.agent_id
-    if isinstance(obj, LEDGER_FAMILY):
-        return obj.ledger_id
-    if isinstance(obj, AlertEvent):
-        return obj.alert_id
-    if isinstance(obj, EXECUTION_FAMILY):
-        return obj.execution_id
-    if isinstance(obj, SCHEDULE_FAMILY):
-        return obj.schedule_id
-    if isinstance(obj, TRIGGER_FAMILY):
-        return obj.trigger_id
-    if isinstance(obj, CALLBACK_FAMILY):
-        return obj.delivery_id
-    raise TypeError(f"{type(obj).__name__} belongs to no aggregate")
+    kind = type(obj)
+    field = _id_field_of.get(kind)
+    if field is None:
+        field = next((name for family, name in ID_FIELDS if issubclass(kind, family)), None)
+        if field is None:
+            raise TypeError(f"{kind.__name__} belongs to no aggregate")
+        _id_field_of[kind] = field
+    return getattr(obj, field)
+
+
+@lru_cache(maxsize=1024)
+def _ce_time(at_ms: int) -> bytes:
+    """RFC 3339 in UTC to the millisecond; a batch's events share their time, so each is formatted once."""
+    at = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return at.replace("+00:00", "Z").encode()
 
 
 def headers(obj, type_name: str, source: str, correlation_id: str | None = None,
             causation_id: str | None = None, traceparent: str | None = None) -> list[tuple[str, bytes]]:
-    at = datetime.fromtimestamp(obj.at / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    subject = aggregate_id(obj)
+    seq = getattr(obj, "seq", _NO_SEQ)
     out = [
         ("ce_specversion", b"1.0"),
-        ("ce_id", event_id(obj).encode()),
+        ("ce_id", (obj.command_id if seq is _NO_SEQ else f"{subject}/{seq}").encode()),  # event_id(obj)
         ("ce_type", type_name.encode()),
         ("ce_source", source.encode()),
-        ("ce_time", at.replace("+00:00", "Z").encode()),
-        ("ce_subject", aggregate_id(obj).encode()),
+        ("ce_time", _ce_time(obj.at)),
+        ("ce_subject", subject.encode()),
         ("content-type", CONTENT_TYPE),
     ]
     if correlation_id:
