@@ -1,14 +1,14 @@
 """The task aggregate: decide(command, state, now) -> events; evolve(state, event) -> state."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import Mapping
 
 from . import commands as c
 from . import events as e
 from .dag import InvalidGraph, topological_order
-from .evolving import Handlers, quick_init
+from .evolving import Handlers, copy_with, quick_init
 from .tenancy import account_tenant, task_tenant
 from .model import (Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec, needed_capabilities, needs, node_digest,
                     result_digest)
@@ -141,7 +141,7 @@ def with_default_deadline(command, deadline_ms: int):
     """A submission without a deadline gets one, `deadline_ms` after it was sent (the command's time, so a
     duplicate decides the same); every other command is returned as it is."""
     if isinstance(command, c.SubmitTask) and command.deadline_at is None and deadline_ms > 0:
-        return replace(command, deadline_at=command.at + deadline_ms)
+        return copy_with(command, deadline_at=command.at + deadline_ms)
     return command
 
 
