@@ -14,165 +14,21 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import struct
-import types
 import typing
-from functools import lru_cache
 
-PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-PLAIN = frozenset({str, int, float, bool, type(None)})
-_DOUBLE = struct.Struct("<d")
-_FLOAT = struct.Struct("<f")
-_INT64 = 1 << 63
+from .binary import DOUBLE, FLOAT, LENGTHS, SMALL, bad_length, read_long, write_long
+from .hints import (PLAIN, Unsupported, buildable, field_hints, immutable_value, is_plain, map_value_class, normalize,
+                    optional_inner)
 
-
-class Unsupported(Exception):
-    """A schema or class shape the generators leave to the generic path."""
-
-
-# Avro binary primitives the generated code calls on its slow paths ---------------------------------------
-
-def _zigzag(n: int) -> bytes:
-    if not -_INT64 <= n < _INT64:
-        raise OverflowError("Python int too large to convert to C long")
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-SMALL = tuple(_zigzag(n) for n in range(-64, 64))  # SMALL[n + 64]: one-byte longs
-LENGTHS = tuple(_zigzag(n) for n in range(4096))  # LENGTHS[n]: the length prefixes of most strings
-
-
-def write_long(n: int) -> bytes:
-    if -64 <= n < 64:
-        return SMALL[n + 64]
-    return _zigzag(n)
-
-
-def read_long(data: bytes, pos: int) -> tuple[int, int]:
-    b = data[pos]
-    pos += 1
-    n = b & 0x7F
-    shift = 7
-    while b & 0x80:
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-        b = data[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-    return (n >> 1) ^ -(n & 1), pos
-
-
-def bad_length(n: int) -> Exception:
-    return ValueError(f"negative length {n}") if n < 0 else EOFError("length beyond the end of the record")
-
+__all__ = ["PLAIN", "SHARED", "SHARED_BYTES", "SHARED_MAX", "Unsupported", "builder", "reader", "recorder", "writer"]
 
 HELPERS = {"_rlong": read_long, "_wlong": write_long, "_SMALL": SMALL, "_LENGTHS": LENGTHS, "_bad": bad_length,
-           "_unpack_d": _DOUBLE.unpack_from, "_unpack_f": _FLOAT.unpack_from, "_pack_d": _DOUBLE.pack,
-           "_pack_f": _FLOAT.pack, "_new": object.__new__, "_PLAIN": PLAIN}
-
-
-# schemas and hints --------------------------------------------------------------------------------------
-
-def normalize(schema, named: dict | None = None, seen: frozenset = frozenset()):
-    """A parsed Avro schema as nested tuples: ("long",), ("array", t), ("map", t), ("union", (t, ...)),
-    ("record", name, ((field, t), ...)). Raises Unsupported for what the generators do not cover."""
-    named = {} if named is None else named
-    if isinstance(schema, str):
-        if schema in PRIMITIVES:
-            return (schema,)
-        if schema not in named:
-            raise Unsupported(f"unknown named type {schema}")
-        schema = named[schema]
-    if isinstance(schema, list):
-        return ("union", tuple(normalize(s, named, seen) for s in schema))
-    if "logicalType" in schema:
-        raise Unsupported("logical types")
-    kind = schema["type"]
-    if isinstance(kind, (dict, list)):
-        return normalize(kind, named, seen)
-    if kind in PRIMITIVES:
-        return (kind,)
-    if kind == "array":
-        return ("array", normalize(schema["items"], named, seen))
-    if kind == "map":
-        return ("map", normalize(schema["values"], named, seen))
-    if kind in ("record", "error"):
-        name = schema["name"]
-        if name in seen:
-            raise Unsupported(f"recursive record {name}")
-        named[name] = schema
-        return ("record", name, tuple((f["name"], normalize(f["type"], named, seen | {name})) for f in schema["fields"]))
-    raise Unsupported(f"Avro type {kind}")
-
-
-@lru_cache(maxsize=None)
-def field_hints(cls: type) -> dict:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def buildable(cls: type) -> bool:
-    """True when setting every field in __dict__ makes the same object as calling the class."""
-    return (dataclasses.is_dataclass(cls) and isinstance(cls, type) and not hasattr(cls, "__post_init__")
-            and all("__slots__" not in k.__dict__ for k in cls.__mro__[:-1])
-            and all(f.init for f in dataclasses.fields(cls)))
-
+           "_unpack_d": DOUBLE.unpack_from, "_unpack_f": FLOAT.unpack_from, "_pack_d": DOUBLE.pack,
+           "_pack_f": FLOAT.pack, "_new": object.__new__, "_PLAIN": PLAIN}
 
 SHARED: dict[tuple, dict] = {}  # (schema, class) -> {the bytes of a nested value: the one object made of them}
 SHARED_MAX = 1024  # values kept per type; the table starts again when full
 SHARED_BYTES = 128  # larger values are built each time: the table stays small
-
-
-def immutable_value(cls, seen: frozenset = frozenset()) -> bool:
-    """A frozen dataclass holding only immutable values: equal ones can be one shared object (a NodeSpec, a
-    Hardware, a Requirement), which saves building them and keeps fewer objects alive in the states."""
-    if cls in seen or not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen and buildable(cls)):
-        return False
-    return all(_immutable(hint, seen | {cls}) for hint in field_hints(cls).values())
-
-
-def _immutable(hint, seen: frozenset) -> bool:
-    if hint in PLAIN:
-        return True
-    if dataclasses.is_dataclass(hint):
-        return immutable_value(hint, seen)
-    origin = typing.get_origin(hint)
-    if origin in (tuple, frozenset, types.UnionType, typing.Union):
-        return all(_immutable(a, seen) for a in typing.get_args(hint) if a is not Ellipsis)
-    return False
-
-
-def _optional_inner(hint):
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):
-        return [a for a in typing.get_args(hint) if a is not type(None)][0]
-    return None
-
-
-def _map_value_class(hint):
-    """The dataclass of a mapping's values, which records are built into; None for plain values."""
-    if typing.get_origin(hint) in (dict, collections.abc.Mapping, collections.abc.MutableMapping):
-        args = typing.get_args(hint)
-        if len(args) == 2 and dataclasses.is_dataclass(args[1]):
-            return args[1]
-    return None
-
-
-def is_plain(hint) -> bool:
-    """No conversion from the Avro value: what `from_record` leaves as it is."""
-    if hint is None or dataclasses.is_dataclass(hint) or hint is float or _map_value_class(hint):
-        return False
-    origin = typing.get_origin(hint)
-    if origin in (tuple, frozenset):
-        return False
-    inner = _optional_inner(hint)
-    return inner is None or is_plain(inner)
 
 
 # code generation ----------------------------------------------------------------------------------------
@@ -279,7 +135,7 @@ class _Readers(_Source):
             self.union(out, pad, target, t, hint, raw)
             return
         if hint is not None and not is_plain(hint):
-            inner = _optional_inner(hint)
+            inner = optional_inner(hint)
             if inner is not None:  # a value that is never null: convert as the inner type
                 self.value(out, pad, target, t, inner)
                 return
@@ -303,7 +159,7 @@ class _Readers(_Source):
                 self.array(out, pad, target, t, item)
                 out.append(f"{pad}{target} = {origin.__name__}({target})")
                 return
-            value_cls = _map_value_class(hint)
+            value_cls = map_value_class(hint)
             if value_cls is not None:
                 if kind != "map":
                     raise Unsupported(f"mapping from Avro {kind}")
@@ -338,8 +194,8 @@ class _Readers(_Source):
 
     def union(self, out: list, pad: str, target: str, t, hint, raw: bool) -> None:
         branches = t[1]
-        inner = None if raw or hint is None else (_optional_inner(hint) or hint)
-        if ("null",) in branches and not raw and hint is not None and _optional_inner(hint) is None \
+        inner = None if raw or hint is None else (optional_inner(hint) or hint)
+        if ("null",) in branches and not raw and hint is not None and optional_inner(hint) is None \
                 and not is_plain(hint):
             raise Unsupported("a null branch for a field that cannot be None")
         index = self.name("i")
@@ -482,7 +338,7 @@ class _Writers(_Source):
                 f"{pad}    out += {SMALL[null_at + 64]!r}",
                 f"{pad}elif {var}.__class__ is {expected}:",
                 f"{pad}    out += {SMALL[1 - null_at + 64]!r}"]
-        self.value(out, pad + "    ", var, other, _optional_inner(hint) or hint)
+        self.value(out, pad + "    ", var, other, optional_inner(hint) or hint)
         out += [f"{pad}else:", f"{pad}    raise TypeError('union')"]
 
 
@@ -495,7 +351,7 @@ class _Recorders(_Source):
         hints = field_hints(cls)
         items = []
         for name, hint in hints.items():
-            scalar = hint in PLAIN or (_optional_inner(hint) in PLAIN)
+            scalar = hint in PLAIN or (optional_inner(hint) in PLAIN)
             if scalar:
                 items.append(f"{name!r}: (x if (x := o.{name}).__class__ in _PLAIN else _rec(x))")
             else:
@@ -542,10 +398,10 @@ class _Builders(_Source):
             return f"frozenset({expr})"
         if hint is float:
             return f"float({expr})"
-        value_cls = _map_value_class(hint)
+        value_cls = map_value_class(hint)
         if value_cls is not None:
             return f"{{k: {self.convert('i', value_cls)} for k, i in {expr}.items()}}"
-        inner = _optional_inner(hint)
+        inner = optional_inner(hint)
         if inner is not None:
             return f"(None if (w := {expr}) is None else {self.convert('w', inner)})"
         raise Unsupported(f"hint {hint}")
