@@ -186,6 +186,29 @@ def test_a_slot_is_offered_again_once_its_release_is_committed_not_when_it_lands
     assert m.releasing("solo") == set() and m._free(9, TIMEOUT) == {"solo": 0}  # counted once, not twice
 
 
+def test_once_a_round_has_offered_the_last_free_slot_the_tasks_noted_busy_behind_it_are_not_weighed_again():
+    class Counting(Market):
+        weighed = 0
+
+        def choose(self, w, free, now, timeout_ms):
+            self.weighed += 1
+            return super().choose(w, free, now, timeout_ms)
+
+    m = Counting()
+    m.observe(e.AgentRegistered("solo", 1, 0, "solo", (Capability("echo", 1.0),), 1))
+    m.observe(e.AgentStatusChanged("solo", 2, 0, "online"))
+    for n in range(1, 51):
+        m.observe(validated(f"t{n}", n))
+    assert reserved(m.proposals(now=60, timeout_ms=TIMEOUT, retry_ms=1000)) == [("t1", "solo")]
+    assert m.weighed == 50 and all(m.waiting[f"t{n}"].noted.startswith(BUSY) for n in range(2, 51))
+    m.observe(e.SlotReserved("solo", 3, 61, "t1"))
+    m.observe(e.TaskAssigned("t1", 3, 62, "solo", 1, ()))
+    m.observe(e.TaskCompleted("t1", 4, 63, "solo", ()))  # its slot can be offered again
+    m.weighed = 0
+    assert reserved(m.proposals(now=64, timeout_ms=TIMEOUT, retry_ms=1000)) == [("t2", "solo")]
+    assert m.weighed == 1  # t2 took the slot; t3..t50 are still busy, and nothing free could change that
+
+
 def test_an_ending_seen_after_its_slot_came_back_frees_nothing_more():
     m = market([("solo", 1, [("echo", 1.0)], {})])
     m.observe(e.SlotReserved("solo", 3, 1, "t1"))

@@ -238,6 +238,8 @@ class Market:
                     self.waiting[w.task_id] = replace(w, noted=reason)
                 continue
             free[agent_id] -= 1
+            if free[agent_id] <= 0:  # the last free slot may be gone now: the skip above holds from here on
+                full = all(n <= 0 for n in free.values())
             self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
             out.append(self._offer(w, self.agents[agent_id], now, round_id))
         return out
@@ -254,8 +256,10 @@ class Market:
     def _free(self, now: int, timeout_ms: int, releasing: dict[str, set[str]] | None = None) -> dict[str, int]:
         pending: dict[str, int] = {}
         for w in self.waiting.values():
-            if w.proposed_to and w.task_id not in self.agents.get(w.proposed_to, agent_agg.AgentState("")).holding:
-                pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
+            if w.proposed_to:
+                agent = self.agents.get(w.proposed_to)
+                if agent is None or w.task_id not in agent.holding:
+                    pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
         count = (lambda a: len(releasing[a])) if releasing is not None else (lambda a: len(self.releasing(a)))
         return {a.agent_id: a.free_slots + count(a.agent_id) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}
