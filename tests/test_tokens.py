@@ -52,6 +52,29 @@ def test_a_minted_token_names_its_principal():
     assert (principal.account, principal.roles) == ("acme/ann", frozenset({"developer"}))
 
 
+def test_a_token_that_passed_is_taken_again_without_decoding_until_it_expires(monkeypatch):
+    from hive_streams.auth import tokens
+    verifier, decoded = TokenVerifier(SECRET), []
+    real_decode = jwt.decode
+    monkeypatch.setattr(tokens.jwt, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    now = time.time()
+    token = jwt.encode({**CLAIMS, "iat": int(now), "exp": int(now) + 30}, SECRET, algorithm="HS256")
+    long_lived = mint(SECRET, "bob", "acme", ["developer"], 3600)
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first and len(decoded) == 1  # the second request decoded nothing
+    with pytest.raises(InvalidToken):
+        verifier.verify(mint("t" * 32, "ann", "acme", ["developer"], 60))  # a bad token is never kept
+    assert verifier.kept[token][1] == int(now) + 30 + tokens.LEEWAY_SECONDS  # no longer than PyJWT takes it
+    monkeypatch.setattr(tokens.time, "time", lambda: int(now) + 30 + tokens.LEEWAY_SECONDS)
+    verifier.verify(token)  # past its expiry the kept answer is not used: decoded again (PyJWT's clock is real)
+    assert len(decoded) == 3
+    monkeypatch.setattr(tokens.time, "time", lambda: now)
+    verifier.verify(long_lived)
+    monkeypatch.setattr(tokens.time, "time", lambda: now + tokens.KEEP_SECONDS)
+    verifier.verify(long_lived)  # kept a minute at most
+    assert len(decoded) == 5
+
+
 @pytest.mark.parametrize("token, reason", [
     (lambda: mint(SECRET, "ann", "acme", ["developer"], -60), "expired"),
     (lambda: mint("t" * 32, "ann", "acme", ["developer"], 60), "Signature"),

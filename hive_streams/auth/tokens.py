@@ -18,6 +18,8 @@ JWKS_ALGORITHMS = ("RS256", "ES256")
 MIN_SECRET_BYTES = 32
 LEEWAY_SECONDS = 10
 REQUIRED = ["exp", "iat", "sub"]
+KEEP_SECONDS = 60  # a verified token is taken again without decoding it for this long, never past its expiry
+KEEP_MAX = 4096  # verified tokens kept; the table starts again when full
 
 
 class InvalidToken(HiveError):
@@ -45,6 +47,7 @@ class TokenVerifier:
             raise ConfigError(f"HIVE_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         self.secret, self.issuer = secret, issuer or None
         self.keys = _jwks(jwks) if jwks else None
+        self.kept: dict[str, tuple[Principal, float]] = {}  # token -> (its principal, taken until)
 
     @property
     def fetches(self) -> bool:
@@ -52,12 +55,25 @@ class TokenVerifier:
         return isinstance(self.keys, jwt.PyJWKClient)
 
     def verify(self, token: str) -> Principal:
+        """A client sends the same token with every request: one that passed is taken again for KEEP_SECONDS
+        (what passed then passes now, until it expires; only a key taken out of the JWKS meanwhile would not)."""
+        now = time.time()
+        kept = self.kept.get(token)
+        if kept is not None and now < kept[1]:
+            return kept[0]
+        principal, expires = self._decode(token)
+        if len(self.kept) >= KEEP_MAX:
+            self.kept.clear()
+        self.kept[token] = (principal, min(now + KEEP_SECONDS, expires + LEEWAY_SECONDS))
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
             key = self._key(token, algorithm)
             claims = jwt.decode(token, key, algorithms=[algorithm], issuer=self.issuer, leeway=LEEWAY_SECONDS,
                                 options={"require": REQUIRED + (["iss"] if self.issuer else [])})
-            return principal_of(claims)
+            return principal_of(claims), float(claims["exp"])
         except jwt.PyJWKClientConnectionError as exc:
             raise KeysUnavailable(f"the JWKS could not be fetched: {exc}") from None
         except (jwt.PyJWTError, ClaimsError) as exc:
