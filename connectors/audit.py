@@ -100,8 +100,7 @@ class DeadLetters:
 
 
 async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[ConsumerRecord]],
-                   checkpoints: Checkpoints, deadletters: DeadLetters, known: dict) -> int:
-    """`known`: every chain head this connector wrote or read, kept between batches: the sole writer of its rows."""
+                   checkpoints: Checkpoints, deadletters: DeadLetters) -> int:
     records = [to_log_record(codec, r) for recs in batches.values() for r in recs]
     next_offsets = {(tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items() if recs}
     skip = deadletters.strays(records)
@@ -109,7 +108,7 @@ async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[Cons
     while True:
         try:
             heads = await asyncio.to_thread(apply_batch, engine, CONSUMER, records, next_offsets, now_ms(),
-                                            frozenset(skip), known)
+                                            frozenset(skip))
             break
         except RecordsRefused as exc:  # nothing written: dead-letter them, then the batch again without them
             if not exc.refused.keys() - skip.keys():
@@ -151,7 +150,6 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     checkpoints = Checkpoints(producer, topics.audit_checkpoints, settings.audit_checkpoint_rows,
                               settings.audit_checkpoint_seconds)
     deadletters = DeadLetters(producer, topics, codec, settings.record_max_kb * 1024)
-    known: dict = {}
     try:
         await asyncio.to_thread(create_schema, engine)
         partitions = await wait_for_partitions(
@@ -167,7 +165,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
         while not stop.is_set():
             batches = await _gather(consumer)
             if batches:
-                count = await _project(engine, codec, batches, checkpoints, deadletters, known)
+                count = await _project(engine, codec, batches, checkpoints, deadletters)
                 log.debug("projected %d records", count)
             if checkpoints.due():
                 await checkpoints.publish()

@@ -34,7 +34,6 @@ ID_FIELDS = ((TASK_FAMILY, "task_id"), (AGENT_FAMILY, "agent_id"), (LEDGER_FAMIL
              (EXECUTION_FAMILY, "execution_id"), (SCHEDULE_FAMILY, "schedule_id"), (TRIGGER_FAMILY, "trigger_id"),
              (CALLBACK_FAMILY, "delivery_id"))
 _id_field_of: dict[type, str] = {}  # each type's id field, found once
-_NO_SEQ = object()
 
 
 def aggregate_id(obj) -> str:
@@ -58,10 +57,9 @@ def _ce_time(at_ms: int) -> bytes:
 def headers(obj, type_name: str, source: str, correlation_id: str | None = None,
             causation_id: str | None = None, traceparent: str | None = None) -> list[tuple[str, bytes]]:
     subject = aggregate_id(obj)
-    seq = getattr(obj, "seq", _NO_SEQ)
     out = [
         ("ce_specversion", b"1.0"),
-        ("ce_id", (obj.command_id if seq is _NO_SEQ else f"{subject}/{seq}").encode()),  # event_id(obj)
+        ("ce_id", event_id(obj).encode()),
         ("ce_type", type_name.encode()),
         ("ce_source", source.encode()),
         ("ce_time", _ce_time(obj.at)),

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -44,21 +43,3 @@ def insert(conn: Connection, table):
     if dialect is None:
         raise StoreError(f"the store supports PostgreSQL and SQLite, not {conn.dialect.name}")
     return dialect.insert(table)
-
-
-def append(conn: Connection, table, rows: list[dict]) -> None:
-    """Inserts new rows (no conflict expected): on PostgreSQL with one COPY for them all instead of an INSERT
-    statement a row; elsewhere an executemany INSERT."""
-    if not rows:
-        return
-    if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), rows)
-        return
-    columns = list(rows[0])
-    json = {c for c in columns if isinstance(table.c[c].type, (JSON, postgresql.JSONB)) or
-            isinstance(table.c[c].type.dialect_impl(conn.dialect), postgresql.JSONB)}
-    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-    with conn.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY {conn.dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([Jsonb(row[c]) if c in json and row[c] is not None else row[c] for c in columns])

@@ -21,7 +21,6 @@ from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.ledger import touched_accounts
 from ..domain.tenancy import task_tenant
 from ..exceptions import RecordsRefused
-from .db import append
 from .db import insert as _insert
 from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offsets, ledger_entries, ledger_postings,
                      tasks)
@@ -40,32 +39,22 @@ def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
 
 def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
                 next_offsets: dict[Position, int], now: int,
-                skip: frozenset[Place] = frozenset(), known: dict[Position, Head] | None = None) -> dict[Position, Head]:
+                skip: frozenset[Place] = frozenset()) -> dict[Position, Head]:
     """Returns the chain heads this batch moved. `next_offsets` covers every record read.
 
     Every record is audited; records whose event is None (undecodable) or not an event, and those in `skip`,
     are projected nowhere else. Raises RecordsRefused, having written nothing, when a read model cannot hold
-    a record not in `skip`: the caller dead-letters those and applies the batch again skipping them.
-
-    `known`: the heads a sole writer keeps between batches (read from the table once a partition), moved on
-    commit and emptied on any failure; a second writer's rows then fail the batch on the unique offset."""
+    a record not in `skip`: the caller dead-letters those and applies the batch again skipping them."""
     records = list(records)
     events = [r for r in records if isinstance(r.event, (TaskEvent, AgentEvent, LedgerEvent))
               and (r.topic, r.partition, r.offset) not in skip]
-    try:
-        with engine.begin() as conn:
-            heads, moved = _insert_audit(conn, records, now, dict(known or {}))
-            refused = _project_or_refuse(conn, events)
-            if refused:
-                raise RecordsRefused(refused)  # leaving the block rolls the whole batch back
-            _store_offsets(conn, consumer, next_offsets)
-    except BaseException:
-        if known is not None:
-            known.clear()
-        raise
-    if known is not None:
-        known.update(heads)
-    return moved
+    with engine.begin() as conn:
+        heads = _insert_audit(conn, records, now)
+        refused = _project_or_refuse(conn, events)
+        if refused:
+            raise RecordsRefused(refused)  # leaving the block rolls the whole batch back
+        _store_offsets(conn, consumer, next_offsets)
+    return heads
 
 
 def _project(conn: Connection, events: list[LogRecord]) -> None:
@@ -117,28 +106,25 @@ def chain_heads(conn: Connection, positions: Iterable[Position]) -> dict[Positio
 
 
 def _seen(conn: Connection, rows: list[dict]) -> set[tuple[str, int, str]]:
-    """(topic, partition, event id) of the rows' events already in the log: an aggregate keeps to one partition.
-    One query a topic (its index is on topic and event id)."""
-    ids: dict[str, set[str]] = {}
+    """(topic, partition, event id) of the rows' events already in the log: an aggregate keeps to one partition."""
+    ids: dict[Position, set[str]] = {}
     for row in rows:
         if row["event_id"] is not None:
-            ids.setdefault(row["topic"], set()).add(row["event_id"])
+            ids.setdefault((row["topic"], row["partition"]), set()).add(row["event_id"])
     seen = set()
-    for topic, wanted in ids.items():
-        found = conn.execute(select(audit_log.c.partition, audit_log.c.event_id).where(
-            audit_log.c.topic == topic, audit_log.c.event_id.in_(wanted)))
-        seen |= {(topic, partition, eid) for partition, eid in found}
+    for (topic, partition), wanted in ids.items():
+        found = conn.execute(select(audit_log.c.event_id).where(
+            audit_log.c.topic == topic, audit_log.c.partition == partition, audit_log.c.event_id.in_(wanted)))
+        seen |= {(topic, partition, eid) for eid, in found}
     return seen
 
 
-def _insert_audit(conn: Connection, records: list[LogRecord], now: int,
-                  heads: dict[Position, Head]) -> tuple[dict[Position, Head], dict[Position, Head]]:
-    """One row per record after its partition's last row, each chained to the one before it. Returns every
-    head it knows now and those it moved; `heads`: those known before (the others are read)."""
+def _insert_audit(conn: Connection, records: list[LogRecord], now: int) -> dict[Position, Head]:
+    """One row per record after its partition's last row, each chained to the one before it."""
     if not records:
-        return heads, {}
+        return {}
     records = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
-    heads.update(chain_heads(conn, {(r.topic, r.partition) for r in records} - heads.keys()))
+    heads = chain_heads(conn, {(r.topic, r.partition) for r in records})
     rows, moved = [], {}
     for r in records:
         position = (r.topic, r.partition)
@@ -155,8 +141,9 @@ def _insert_audit(conn: Connection, records: list[LogRecord], now: int,
         key = (row["topic"], row["partition"], row["event_id"])
         row["duplicate"] = row["event_id"] is not None and key in seen
         seen.add(key)
-    append(conn, audit_log, rows)
-    return heads, moved
+    if rows:
+        conn.execute(audit_log.insert(), rows)
+    return moved
 
 
 def _record_outcomes(conn: Connection, records: list[LogRecord]) -> None:
