@@ -156,3 +156,46 @@ def test_positions_carry_the_alerts_when_the_feeds_do_and_older_ones_start_them_
     assert codec.decode("t=1,2;a=3,4;x=5")[TopicPartition(topics.alerts, 0)] == 5
     with pytest.raises(PositionError):
         codec.decode("t=1,2;x=5")
+
+
+async def test_a_feed_of_one_task_is_offered_only_that_tasks_items_held_or_live():
+    from hive_streams.api.records import item_of
+    hub = fed_hub(memory=50)
+    asked = []
+    for offset in range(40):
+        publish(hub, item_of(TP, offset, NodeProgress(f"acme:t{offset % 20}", offset // 20 + 1, 0, "n", 0.5)))
+    feed = batches(hub, FeedSpec("t3", lambda item: asked.append(item.offset) or True, task_id="acme:t3"), {TP: 0})
+    assert [item.offset for item in await feed.__anext__()] == [3, 23]
+    assert asked == [3, 23]  # the other 38 held items were never looked at
+    waiting = asyncio.ensure_future(feed.__anext__())
+    await asyncio.sleep(0)
+    publish(hub, item_of(TP, 40, NodeProgress("acme:t4", 3, 0, "n", 0.5)))
+    publish(hub, item_of(TP, 41, NodeProgress("acme:t3", 3, 0, "n", 0.5)))
+    assert [item.offset for item in await waiting] == [41] and asked == [3, 23, 41]
+    await feed.aclose()
+    assert not hub.by_task and not hub.subscribers
+
+
+def test_the_items_held_by_task_follow_what_the_hub_forgets():
+    hub = fed_hub(memory=3)
+    for offset in range(5):
+        publish(hub, progress(offset, task_id=f"t{offset % 2}"))
+    assert [i.offset for i in hub.held_by_task["t0"]] == [2, 4] and [i.offset for i in hub.held_by_task["t1"]] == [3]
+    publish(hub, progress(5, task_id="t2"))
+    publish(hub, progress(6, task_id="t2"))
+    assert set(hub.held_by_task) == {"t0", "t2"}  # t1's last held item was forgotten with it
+    assert [i.offset for i in hub.since({TP: 0}, lambda item: True, task_id="t0")] == [4]
+
+
+async def test_the_hub_tells_who_submitted_a_task_and_where_its_events_begin_once_it_sees_it():
+    from hive_streams.api.records import item_of
+    from hive_streams.domain.events import TaskSubmitted
+    hub = fed_hub()
+    waiting = asyncio.ensure_future(hub.submission("acme:t", timeout=5))
+    assert await hub.submission("acme:other", timeout=0.01) is None and "acme:other" not in hub.waiting
+    await asyncio.sleep(0)
+    publish(hub, item_of(TP, 7, TaskSubmitted("acme:t", 1, 0, name="n", requester="acme/ann", nodes=(),
+                                              definition_digest="d1")))
+    known = await waiting
+    assert (known.requester, known.offset, known.digest) == ("acme/ann", 7, "d1") and not hub.waiting
+    assert await hub.submission("acme:t", timeout=0) is known

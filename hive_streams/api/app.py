@@ -154,7 +154,7 @@ class Api:
         """The digest of the definition each task was submitted with, for the tasks seen already: the feed hub
         has the most recent submissions, the read model the others."""
         recent = self.hub.submitted if self.hub is not None else {}
-        known = {t: recent[t] for t in task_ids if t in recent}
+        known = {t: recent[t].digest for t in task_ids if t in recent}
         rest = [t for t in task_ids if t not in known]
         if rest:
             known.update(await asyncio.to_thread(self.read, queries.task_digests, rest))

@@ -27,6 +27,7 @@ class FeedSpec:
     match: Callable[[Item], bool]
     lookback: int = LOOKBACK
     tenant: str | None = ALL  # the tenant whose tasks it shows (with what concerns no task), or ALL
+    task_id: str | None = None  # a feed of this task's items only
 
     def sees(self, item: Item) -> bool:
         return visible(item, self.tenant) and self.match(item)
@@ -60,15 +61,15 @@ async def batches(hub: Hub, spec: FeedSpec, positions: dict[TopicPartition, int]
                 if not behind:
                     for tp, offset in reader.pos.items():
                         positions[tp] = max(positions[tp], offset)
-                    sub = hub.subscribe(spec.name, spec.match, spec.tenant)  # no await since the check above
-                    backlog = hub.since(positions, spec.match, spec.tenant)
+                    sub = hub.subscribe(spec.name, spec.match, spec.tenant, spec.task_id)  # no await since the check
+                    backlog = hub.since(positions, spec.match, spec.tenant, spec.task_id)
                     break
                 fresh = _take([item for item in await reader.read(behind) if spec.sees(item)], positions)
                 if fresh:
                     yield fresh
     else:
-        sub = hub.subscribe(spec.name, spec.match, spec.tenant)
-        backlog = hub.since(positions, spec.match, spec.tenant)
+        sub = hub.subscribe(spec.name, spec.match, spec.tenant, spec.task_id)
+        backlog = hub.since(positions, spec.match, spec.tenant, spec.task_id)
     try:
         for start in range(0, len(backlog), BATCH):
             fresh = _take(backlog[start:start + BATCH], positions)
@@ -88,7 +89,7 @@ async def batches(hub: Hub, spec: FeedSpec, positions: dict[TopicPartition, int]
 async def task_frames(hub: Hub, tp: TopicPartition, task_id: str, start: int, last_seq: int) -> AsyncIterator[bytes]:
     """One task's events from `start` until it ends; ids are `partition:offset:seq`."""
     spec = FeedSpec(f"task {task_id}", lambda item: getattr(item.event, "task_id", None) == task_id
-                    and item.tp == tp, lookback=0)
+                    and item.tp == tp, lookback=0, task_id=task_id)
     async for batch in batches(hub, spec, {tp: start}):
         out, ended = [], False
         for item in batch:

@@ -5,13 +5,19 @@ most recent items in memory, so a client that reconnects soon after a drop is se
 here; each feed has a bounded queue, and a feed whose queue fills is dropped, never waited for.
 
 Feeds are indexed by the tenant they see: an item of one tenant's task is offered only to that
-tenant's feeds and to those that see every tenant, never matched against the others.
+tenant's feeds and to those that see every tenant, never matched against the others. A feed of one
+task is indexed by that task, and the items held are too: opening it, and each item published, costs
+the same however many feeds are open.
+
+The hub also knows the tasks submitted recently (who submitted each, and where its events begin), so
+a client that follows a task it just submitted is let in as soon as the hub sees the submission.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,11 +36,20 @@ SUBMITTED = 50_000  # recent submissions whose definition digests the hub rememb
 ALL = None  # a feed that sees every tenant
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    digest: str  # of the definition as submitted
+    requester: str
+    offset: int | None  # where the task's events begin in its partition (None: its first event came earlier)
+
+
 class Subscriber:
-    def __init__(self, name: str, match: Callable[[Item], bool], size: int, tenant: str | None = ALL):
+    def __init__(self, name: str, match: Callable[[Item], bool], size: int, tenant: str | None = ALL,
+                 task_id: str | None = None):
         self.name = name
         self.match = match
         self.tenant = tenant
+        self.task_id = task_id  # a feed of one task's items
         self.queue: asyncio.Queue[Item] = asyncio.Queue(size)
         self.dropped = False
 
@@ -53,9 +68,12 @@ class Hub:
         self.held_from: dict[TopicPartition, int] = {}  # every fresh item from here on is in memory
         self.next: dict[TopicPartition, int] = {}  # the next offset the hub reads
         self.partitions: dict[str, int] = {}
-        self.submitted: OrderedDict[str, str] = OrderedDict()  # task id -> digest of its definition
+        self.submitted: OrderedDict[str, Submission] = OrderedDict()
+        self.waiting: dict[str, list[asyncio.Future]] = {}  # task id -> who waits for its submission
+        self.held_by_task: dict[str, deque[Item]] = {}
         self.subscribers: set[Subscriber] = set()
-        self.by_tenant: dict[str | None, set[Subscriber]] = {}
+        self.by_tenant: dict[str | None, set[Subscriber]] = {}  # feeds of many tasks, by the tenant they see
+        self.by_task: dict[str, set[Subscriber]] = {}  # feeds of one task
         self.seqs = SeqMemory()
         self.dropped = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -109,19 +127,55 @@ class Hub:
 
     def _hold(self, item: Item) -> None:
         self.items.append(item)
-        if isinstance(item.event, TaskSubmitted):
-            self.submitted.setdefault(item.event.task_id, item.event.definition_digest)
-            if len(self.submitted) > SUBMITTED:
-                self.submitted.popitem(last=False)
+        task_id = getattr(item.event, "task_id", None)
+        if task_id is not None:
+            self.held_by_task.setdefault(task_id, deque()).append(item)
+            if isinstance(item.event, TaskSubmitted) and task_id not in self.submitted:
+                self._submitted(item)
         while len(self.items) > self.memory:
             old = self.items.popleft()
             self.held_from[old.tp] = max(self.held_from[old.tp], old.offset + 1)
+            old_task = getattr(old.event, "task_id", None)
+            if old_task is not None:
+                same = self.held_by_task[old_task]
+                same.popleft()  # the task's oldest: items are held in the order they came
+                if not same:
+                    del self.held_by_task[old_task]
+
+    def _submitted(self, item: Item) -> None:
+        event = item.event
+        known = self.submitted[event.task_id] = Submission(event.definition_digest, event.requester,
+                                                           item.offset if event.seq == 1 else None)
+        if len(self.submitted) > SUBMITTED:
+            self.submitted.popitem(last=False)
+        for future in self.waiting.pop(event.task_id, ()):
+            if not future.done():
+                future.set_result(known)
+
+    async def submission(self, task_id: str, timeout: float) -> Submission | None:
+        """The task's submission, waiting up to `timeout` seconds for the hub to see it; None if it does not."""
+        known = self.submitted.get(task_id)
+        if known is not None or timeout <= 0:
+            return known
+        future = asyncio.get_running_loop().create_future()
+        waiters = self.waiting.setdefault(task_id, [])
+        waiters.append(future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters and self.waiting.get(task_id) is waiters:
+                del self.waiting[task_id]
 
     def _publish(self, item: Item) -> None:
-        if item.tenant is None:
-            subs = tuple(self.subscribers)
+        if item.tenant is None:  # no task's: feeds of one task never take it
+            subs = [sub for same in self.by_tenant.values() for sub in same]
         else:
-            subs = (*self.by_tenant.get(item.tenant, ()), *self.by_tenant.get(ALL, ()))
+            subs = (*self.by_tenant.get(item.tenant, ()), *self.by_tenant.get(ALL, ()),
+                    *self.by_task.get(item.event.task_id, ()))
         for sub in subs:
             if not sub.dropped and sub.match(item):
                 try:
@@ -135,29 +189,35 @@ class Hub:
         self.dropped += 1
         log.warning("feed hub: disconnecting slow client %s: %d frames unread", sub.name, sub.queue.qsize())
 
-    def subscribe(self, name: str, match: Callable[[Item], bool], tenant: str | None = ALL) -> Subscriber:
-        """A feed of the items `match` picks among those its tenant may see."""
-        sub = Subscriber(name, match, self.queue_size, tenant)
+    def subscribe(self, name: str, match: Callable[[Item], bool], tenant: str | None = ALL,
+                  task_id: str | None = None) -> Subscriber:
+        """A feed of the items `match` picks among those its tenant may see (with `task_id`: among that task's)."""
+        sub = Subscriber(name, match, self.queue_size, tenant, task_id)
         self.subscribers.add(sub)
-        self.by_tenant.setdefault(tenant, set()).add(sub)
+        index, key = (self.by_tenant, tenant) if task_id is None else (self.by_task, task_id)
+        index.setdefault(key, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
-        same = self.by_tenant.get(sub.tenant)
+        index, key = (self.by_tenant, sub.tenant) if sub.task_id is None else (self.by_task, sub.task_id)
+        same = index.get(key)
         if same is not None:
             same.discard(sub)
             if not same:
-                del self.by_tenant[sub.tenant]
+                del index[key]
 
     def since(self, positions: dict[TopicPartition, int], match: Callable[[Item], bool],
-              tenant: str | None = ALL) -> list[Item]:
-        """Held items at or after `positions` (only their partitions) that `tenant` may see and that match."""
+              tenant: str | None = ALL, task_id: str | None = None) -> list[Item]:
+        """Held items at or after `positions` (only their partitions) that `tenant` may see and that match
+        (with `task_id`: only that task's items are looked at)."""
         if all(offset >= self.next.get(tp, 0) for tp, offset in positions.items()):
             return []  # a client starting live: nothing held is after it
-        return [item for item in self.items
+        held = self.items if task_id is None else self.held_by_task.get(task_id, ())
+        return [item for item in held
                 if item.offset >= positions.get(item.tp, 1 << 62) and visible(item, tenant) and match(item)]
 
     def stats(self) -> dict:
-        return {"subscribers": len(self.subscribers), "held_items": len(self.items), "dropped": self.dropped,
+        return {"subscribers": len(self.subscribers), "task_feeds": sum(map(len, self.by_task.values())),
+                "held_items": len(self.items), "dropped": self.dropped,
                 "next": {f"{tp.topic}[{tp.partition}]": o for tp, o in sorted(self.next.items())}}

@@ -85,8 +85,15 @@ class FeedEndpoints:
             start, last_seq = pos.offset + 1, pos.seq
             self._check_reach({tp: start})
         else:
-            start, last_seq = await asyncio.to_thread(self.api.read, queries.first_offset, task_id, topic, tp.partition), 0
+            start, last_seq = await self._first_offset(task_id, tp), 0
         return self._respond(request, task_frames(self.hub, tp, task_id, start, last_seq))
+
+    async def _first_offset(self, task_id: str, tp: TopicPartition) -> int:
+        """Where the task's events begin: the hub knows it for a task submitted recently, the read model otherwise."""
+        known = self.hub.submitted.get(task_id)
+        if known is not None and known.offset is not None:
+            return known.offset
+        return await asyncio.to_thread(self.api.read, queries.first_offset, task_id, tp.topic, tp.partition)
 
     def _vector_start(self, request: Request) -> dict[TopicPartition, int]:
         text = _resume_text(request)
