@@ -27,6 +27,7 @@ from hive_streams.codec import Codec, default_codec
 from hive_streams.codec.strays import event_types, families, stray_reason
 from hive_streams.exceptions import RecordsRefused
 from hive_streams.kafka.access import access_for
+from hive_streams.kafka.clients import FIXED_FETCH_WAIT_MS
 from hive_streams.kafka.clients import consumer as kafka_consumer
 from hive_streams.kafka.clients import producer as kafka_producer
 from hive_streams.kafka.clock import now_ms
@@ -145,7 +146,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     export("consumer", "store")
     watch_pool(engine)
     kafka = access_for(settings, "connector")
-    consumer = kafka_consumer(kafka, client_id=SOURCE)
+    consumer = kafka_consumer(kafka, client_id=SOURCE, fetch_wait_ms=FIXED_FETCH_WAIT_MS)
     producer = kafka_producer(kafka, client_id="hive-streams-audit-checkpoints")
     checkpoints = Checkpoints(producer, topics.audit_checkpoints, settings.audit_checkpoint_rows,
                               settings.audit_checkpoint_seconds)

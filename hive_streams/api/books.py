@@ -10,6 +10,7 @@ from aiokafka import TopicPartition
 from ..codec import aggregate_id
 from ..exceptions import CodecError
 from ..kafka import consumer
+from ..kafka.clients import FIXED_FETCH_WAIT_MS
 
 log = logging.getLogger(__name__)
 WAIT_SECONDS = 5.0  # an aggregate just created reaches the book a moment later
@@ -26,7 +27,7 @@ class Book:
         self._task: asyncio.Task | None = None
 
     async def start(self, kafka) -> None:
-        self._consumer = consumer(kafka, client_id=self.client_id)
+        self._consumer = consumer(kafka, client_id=self.client_id, fetch_wait_ms=FIXED_FETCH_WAIT_MS)
         await self._consumer.start()
         await self._consumer.topics()
         count = len(self._consumer.partitions_for_topic(self.topic) or ()) or self.partitions

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ..codec import Codec
 from ..domain.events import TaskSubmitted
 from ..kafka.access import KafkaAccess
+from ..kafka.clients import FIXED_FETCH_WAIT_MS
 from ..kafka.clients import consumer as kafka_consumer
 from ..topics import Topics
 from .records import LOOKBACK, Item, SeqMemory, decode, lookback_start
@@ -80,7 +81,7 @@ class Hub:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        consumer = kafka_consumer(self.kafka, client_id="hive-feed-hub")
+        consumer = kafka_consumer(self.kafka, client_id="hive-feed-hub", fetch_wait_ms=FIXED_FETCH_WAIT_MS)
         await consumer.start()
         self._consumer = consumer
         await consumer.topics()  # loads the cluster metadata

@@ -21,6 +21,7 @@ from ..domain.model import Capability, Hardware, NodeOutput, node_digest, result
 from ..domain.task import EXECUTOR_STOPS
 from ..exceptions import BlobError, CodecError
 from ..kafka import access_for, consumer, now_ms
+from ..kafka.clients import FIXED_FETCH_WAIT_MS
 from ..kafka.blobs import BlobWriter, read_blob
 from ..metrics import EXECUTOR_RUNNING, EXECUTOR_TASK_SECONDS, export
 from ..settings import Settings
@@ -199,7 +200,7 @@ class Executor:
         return cls(agent_id=self.offer.agent_id, command_id=uuid.uuid4().hex, at=now_ms(), **fields)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        reader = consumer(self.kafka, client_id=f"executor-{self.offer.agent_id}")
+        reader = consumer(self.kafka, client_id=f"executor-{self.offer.agent_id}", fetch_wait_ms=FIXED_FETCH_WAIT_MS)
         await self.sender.start()
         await self.blobs.start()
         await reader.start()

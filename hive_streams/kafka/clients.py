@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 FETCH_WAIT_MS = 100  # a quiet fetch's long poll; a commit ends it at once (the broker wakes it), but aiokafka sends no
 # other fetch to that broker while one is in flight, so it also bounds how long a just-resumed or drained partition waits:
 # 10 ms kept an idle fabric at 0.74 cores (every consumer polling 100 times a second), 100 ms at 0.20
+FIXED_FETCH_WAIT_MS = 1000  # a reader whose partitions are fixed at its start and never paused: a commit ends its long
+# poll at once and nothing else waits behind it, so a longer one costs no latency, only fewer fetches of an idle fabric
 RETRY_BACKOFF_MS = 5  # a new transaction right after a commit often meets CONCURRENT_TRANSACTIONS
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 

@@ -18,6 +18,7 @@ from ..domain import trigger as t
 from ..domain.tenancy import task_tenant
 from ..exceptions import CodecError
 from ..kafka import consumer
+from ..kafka.clients import FIXED_FETCH_WAIT_MS
 from ..topics import Topics
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class TriggerWatch:
         return [m for trigger in triggers.values() for m in t.matches(trigger, event, task_state)]
 
     async def run(self) -> None:
-        reader = consumer(self.kafka, client_id=self.client_id)
+        reader = consumer(self.kafka, client_id=self.client_id, fetch_wait_ms=FIXED_FETCH_WAIT_MS)
         try:
             await reader.start()
             await reader.topics()
