@@ -117,11 +117,12 @@ class Api:
         tenant = call.principal.tenant
         spec, chosen = in_tenant(parse_task(raw, now), tenant), requested_id(raw)
         task_id, digest = qualified(tenant, chosen or call.ids.task_id()), definition_digest(raw)
-        if chosen and check_repeat(chosen, digest, (await self.submitted_digests([task_id])).get(task_id)):
-            return submitted(task_id)  # the same definition again: the first answer, nothing sent
         command = c.SubmitTask.of(task_id, call.ids.command_id(), now, call.caller, spec, digest)
-        if chosen:
-            for held in (await self.claim([command])).values():
+        if chosen:  # both asked at once: a claim of the same definition changes nothing, of another one is refused
+            known, taken = await asyncio.gather(self.submitted_digests([task_id]), self.claim([command]))
+            if check_repeat(chosen, digest, known.get(task_id)):
+                return submitted(task_id)  # the same definition again: the first answer, nothing sent
+            for held in taken.values():
                 check_repeat(chosen, digest, held)  # 409: another definition claimed the id first
         await self.limiter.take(call.principal, EXECUTIONS_START)
         await self.send(command, call)
