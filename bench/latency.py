@@ -23,6 +23,7 @@ MEASURES = ("first_frame", "completed", "completed_in_log", "in_records")
 TARGET_MS = 100
 KEEPALIVE_S = 2.0
 POST_CONNECTIONS = 32
+LOW_RATE = 10.0  # tasks/s: the same measure below saturation, where the fabric's own latency shows
 
 
 async def feed_events(port: int, path: str, token: str):
@@ -119,21 +120,15 @@ def in_records(commands: list, events: list, ids: set[bytes]) -> list[float]:
     return sorted(float(completed[k] - submitted[k]) for k in ids if k in submitted and k in completed)
 
 
-def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
-    stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
-    try:
-        asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))
-        start = asyncio.run(topic_offsets(stack))
-        meter = CpuMeter({name: stack.pid(name) for name in stack.procs}, servers).start()
-        retries = []
-        samples, ids = asyncio.run(open_loop(stack, n, rate, retries))
-        meter.stop()
-        time.sleep(1.0)  # let the slot releases that follow the last completion land
-        records = asyncio.run(records_since(stack, start))
-    except Exception as exc:
-        raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
-    finally:
-        stack.stop()
+def measure(stack: Stack, n: int, rate: float, servers: dict) -> dict:
+    """One open-loop run of `n` tasks at `rate` on a running stack: its latencies, hops and CPU per process."""
+    start = asyncio.run(topic_offsets(stack))
+    meter = CpuMeter({name: stack.pid(name) for name in stack.procs}, servers).start()
+    retries = []
+    samples, ids = asyncio.run(open_loop(stack, n, rate, retries))
+    meter.stop()
+    time.sleep(1.0)  # let the slot releases that follow the last completion land
+    records = asyncio.run(records_since(stack, start))
     out = {"tasks": n, "rate": rate, "seconds": meter.wall, "posts_sent_again": len(retries),
            "cpu_cores_used": {name: used / meter.wall for name, used in meter.used.items()}}
     for i, name in enumerate((*MEASURES[:3], "submit_late")):
@@ -141,6 +136,21 @@ def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
     mine = {f"{TENANT}:{i}".encode() for i in ids}
     out["in_records"] = percentiles(in_records(records["task.commands"], records["task.events"], mine), QUANTILES)
     out["hops"] = hop_latencies(records)
+    return out
+
+
+def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
+    """The run at `rate` on a fresh stack, then (same stack) one at LOW_RATE, below saturation."""
+    stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
+    try:
+        asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))
+        out = measure(stack, n, rate, servers)
+        if LOW_RATE < rate:
+            out["low"] = measure(stack, n, LOW_RATE, servers)
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
+    finally:
+        stack.stop()
     return out
 
 
@@ -158,8 +168,15 @@ def run(ctx: Context, rate: float | None = None) -> dict:
         rate, source = sustained / 2, f"half of {sustained:.1f} tasks/s ({variant}, section 1's median)"
     n, servers = ctx.sizes["latency"], server_pids(ctx.bootstrap, ctx.pg_server)
     runs = [latency_run(ctx, n, rate, servers) for _ in range(ctx.sizes["repeats"])]
-    return {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
-            "target_ms": TARGET_MS, "runs": runs,
-            **{f"{frame}_{q}": summary([r[frame][q] for r in runs])
-               for frame in (*MEASURES, "submit_late") for q in (*(f"p{q:g}" for q in QUANTILES), "max")
-               if all(q in r[frame] for r in runs)}}
+    out = {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
+           "target_ms": TARGET_MS, "runs": runs, **summaries(runs)}
+    low = [r.pop("low") for r in runs if "low" in r]
+    if low:
+        out["low"] = {"rate": LOW_RATE, "tasks_per_run": n, "runs": low, **summaries(low)}
+    return out
+
+
+def summaries(runs: list[dict]) -> dict:
+    return {f"{frame}_{q}": summary([r[frame][q] for r in runs])
+            for frame in (*MEASURES, "submit_late") for q in (*(f"p{q:g}" for q in QUANTILES), "max")
+            if all(q in r[frame] for r in runs)}

@@ -221,6 +221,28 @@ def latency_section(lat: dict) -> list[str]:
              "task's `TaskCompleted`: without the feed. The last row is from the records' own timestamps (the API's "
              "producer stamps `SubmitTask`, the worker's `TaskCompleted`): without the HTTP request and without the "
              "bench's reading.", ""]
+    lines += _latency_tables(lat, "at this rate (first run; warm-up tasks included)")
+    lines += ["", f"A percentile is shown only where a run's sample supports it (at least 100 / (100 − p) × 10 "
+              f"samples: {samples_for(99):,} for p99, {samples_for(99.9):,} for p99.9); with "
+              f"{lat['tasks_per_run']:,} samples a run, the tail beyond that is the max, named as such. The target "
+              f"(p99 < {lat.get('target_ms', 100)} ms) is judged on the TaskCompleted frame."]
+    again = [r["posts_sent_again"] for r in lat["runs"] if "posts_sent_again" in r]
+    if again:
+        lines += ["", f"POSTs sent a second time because the server had closed the kept-alive connection they went "
+                  f"out on: {sum(again)} over the {len(again)} runs (their clock runs from the first attempt)."]
+    low = lat.get("low")
+    if low:
+        lines += ["", f"### Below saturation: the same at {low['rate']:.0f} tasks/s", "",
+                  f"After each run above, on the same fabric, {low['tasks_per_run']:,} more tasks submitted the same "
+                  f"way at {low['rate']:.0f} tasks/s: the fabric's latency when neither it nor the bench client is "
+                  "short of CPU. Not the target's rate; shown beside it.", ""]
+        lines += _latency_tables(low, f"at {low['rate']:.0f} tasks/s (first run)")
+    return lines
+
+
+def _latency_tables(lat: dict, where: str) -> list[str]:
+    """The quantiles of each measure, the hops of the first run, the CPU of each run."""
+    lines = []
     qs = latency_quantiles(lat)
     rows = [[name, *(fmt(v) if (v := quantile(lat, key, q)) else "—" for q in qs)]
             for name, key in (("submit → first SSE frame", "first_frame"), ("submit → TaskCompleted frame", "completed"),
@@ -232,7 +254,7 @@ def latency_section(lat: dict) -> list[str]:
     hops = lat["runs"][0].get("hops")
     if hops:
         cols = hop_columns(hops, lat["tasks_per_run"])
-        lines += ["", "Each hop of a task at this rate, from the records' timestamps (first run; warm-up tasks included):",
+        lines += ["", f"Each hop of a task {where}, from the records' timestamps:",
                   ""]
         lines += _table(["hop", "done by", *(c.replace("_ms", " ms") for c in cols)],
                         [[hop, v["by"], *(f"{v[c]:.0f}" for c in cols)] for hop, v in hops.items()])
@@ -242,14 +264,6 @@ def latency_section(lat: dict) -> list[str]:
                   "process, the bench client's included, shows:", ""]
         lines += _table(["run", *procs], [[i + 1, *(f"{r['cpu_cores_used'][p]:.2f}" for p in procs)]
                                           for i, r in enumerate(lat["runs"])])
-    lines += ["", f"A percentile is shown only where a run's sample supports it (at least 100 / (100 − p) × 10 "
-              f"samples: {samples_for(99):,} for p99, {samples_for(99.9):,} for p99.9); with "
-              f"{lat['tasks_per_run']:,} samples a run, the tail beyond that is the max, named as such. The target "
-              f"(p99 < {lat.get('target_ms', 100)} ms) is judged on the TaskCompleted frame."]
-    again = [r["posts_sent_again"] for r in lat["runs"] if "posts_sent_again" in r]
-    if again:
-        lines += ["", f"POSTs sent a second time because the server had closed the kept-alive connection they went "
-                  f"out on: {sum(again)} over the {len(again)} runs (their clock runs from the first attempt)."]
     return lines
 
 

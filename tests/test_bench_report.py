@@ -40,3 +40,13 @@ def test_hop_columns_follow_the_sample():
     assert hop_columns({"a -> b": {"by": "x", "n": 10, "max_ms": 9}}, 10) == ["max_ms"]
     assert hop_columns({"a -> b": {"by": "x", "n": 1000, "p50_ms": 5, "p99_ms": 8, "max_ms": 9}}, 1000) == \
         ["p50_ms", "p99_ms", "max_ms"]
+
+
+def test_the_run_below_saturation_is_shown_beside_the_targets_rate_and_not_judged():
+    lat = latency(1000, 4000, 20000, p99=14000)
+    lat["low"] = {**latency(1000, 90, 260, p99=190), "rate": 10.0}
+    text = "\n".join(latency_section(lat))
+    main, low = text.split("### Below saturation: the same at 10 tasks/s")
+    assert "| submit → TaskCompleted frame | 4,000 (1 run) | 14,000 (1 run) |" in main
+    assert "| submit → TaskCompleted frame | 90 (1 run) | 190 (1 run) | 260 (1 run) |" in low
+    assert latency_verdict(lat, 100)[1] == "**no**"  # the target is judged on the main run only
