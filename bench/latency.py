@@ -140,18 +140,14 @@ def measure(stack: Stack, n: int, rate: float, servers: dict) -> dict:
 
 
 def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
-    """The run at `rate` on a fresh stack, then (same stack) one at LOW_RATE, below saturation."""
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
     try:
         asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))
-        out = measure(stack, n, rate, servers)
-        if LOW_RATE < rate:
-            out["low"] = measure(stack, n, LOW_RATE, servers)
+        return measure(stack, n, rate, servers)
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
         stack.stop()
-    return out
 
 
 def sustained_rate(tasks: dict) -> tuple[float, str]:
@@ -170,8 +166,8 @@ def run(ctx: Context, rate: float | None = None) -> dict:
     runs = [latency_run(ctx, n, rate, servers) for _ in range(ctx.sizes["repeats"])]
     out = {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
            "target_ms": TARGET_MS, "runs": runs, **summaries(runs)}
-    low = [r.pop("low") for r in runs if "low" in r]
-    if low:
+    if LOW_RATE < rate:
+        low = [latency_run(ctx, n, LOW_RATE, servers) for _ in range(ctx.sizes["repeats"])]
         out["low"] = {"rate": LOW_RATE, "tasks_per_run": n, "runs": low, **summaries(low)}
     return out
 

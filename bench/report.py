@@ -233,9 +233,9 @@ def latency_section(lat: dict) -> list[str]:
     low = lat.get("low")
     if low:
         lines += ["", f"### Below saturation: the same at {low['rate']:.0f} tasks/s", "",
-                  f"After each run above, on the same fabric, {low['tasks_per_run']:,} more tasks submitted the same "
-                  f"way at {low['rate']:.0f} tasks/s: the fabric's latency when neither it nor the bench client is "
-                  "short of CPU. Not the target's rate; shown beside it.", ""]
+                  f"As many runs again, each on a fresh fabric started and warmed up as above: {low['tasks_per_run']:,} "
+                  f"tasks submitted the same way at {low['rate']:.0f} tasks/s, where neither the fabric nor the bench "
+                  "client is short of CPU. Not the target's rate; shown beside it.", ""]
         lines += _latency_tables(low, f"at {low['rate']:.0f} tasks/s (first run)")
     return lines
 
