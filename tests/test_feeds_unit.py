@@ -199,3 +199,30 @@ async def test_the_hub_tells_who_submitted_a_task_and_where_its_events_begin_onc
     known = await waiting
     assert (known.requester, known.offset, known.digest) == ("acme/ann", 7, "d1") and not hub.waiting
     assert await hub.submission("acme:t", timeout=0) is known
+
+
+
+async def test_once_the_feeds_start_the_api_looks_recent_submissions_up_in_their_hub(monkeypatch):
+    from types import SimpleNamespace
+    from hive_streams.api import sse
+    from hive_streams.api.app import Api
+    from hive_streams.api.records import item_of
+    from hive_streams.domain.events import TaskSubmitted
+    from hive_streams.settings import Settings
+
+    async def no_broker(self):
+        self.partitions = {TOPICS.task_events: 3, TOPICS.agent_events: 3, TOPICS.alerts: 1}
+    monkeypatch.setattr(Hub, "start", no_broker)
+    monkeypatch.setattr(sse, "access_for", lambda settings, role: KafkaAccess("unused:9092", role, "unused"))
+    asked = []
+    api = SimpleNamespace(settings=Settings(), codec=default_codec(), topics=TOPICS, hub=None,
+                          read=lambda fn, *args: asked.append(fn.__name__))
+    feeds = sse.FeedEndpoints(api)
+    await feeds.start()
+    assert api.hub is feeds.hub
+    feeds.hub.held_from[TP] = feeds.hub.next[TP] = 0
+    publish(feeds.hub, item_of(TP, 3, TaskSubmitted("acme:t", 1, 0, name="n", requester="acme/ann", nodes=(),
+                                                    definition_digest="d1")))
+    assert await Api.submitted_digests(api, ["acme:t"]) == {"acme:t": "d1"}
+    assert await feeds._first_offset("acme:t", TP) == 3
+    assert asked == []  # the store was never asked

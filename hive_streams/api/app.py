@@ -70,7 +70,7 @@ class Api:
         limits = parse_limits(settings.rate_limits)
         self.guard = Guard(TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer), limits)
         self.limiter = RateLimiter(self.engine, limits)
-        self.hub: Hub | None = None  # the feeds' hub: it has seen the most recent submissions
+        self.hub: Hub | None = None  # the feeds' hub, once started: it has seen the most recent submissions
         self.service_secret = service_secret(settings.service_secret, settings.home, create=True)
         self.history = History(self)
 
@@ -200,7 +200,6 @@ class Api:
 def create_app(settings: Settings, codec: Codec | None = None) -> Starlette:
     api = Api(settings, codec or default_codec(settings.schemas_dir))
     feeds = FeedEndpoints(api)
-    api.hub = feeds.hub
     views = Views(api, feeds)
     sessions = Sessions(api.guard)
     outputs = Outputs(api)

@@ -55,6 +55,7 @@ class FeedEndpoints:
                        queue_size=s.feed_queue)
         await self.hub.start()
         self.vectors = VectorCodec(self.api.topics, self.hub.partitions)
+        self.api.hub = self.hub  # submissions and owners are looked up in it too
 
     async def stop(self) -> None:
         if self.hub is not None:
