@@ -187,19 +187,16 @@ def test_the_items_held_by_task_follow_what_the_hub_forgets():
     assert [i.offset for i in hub.since({TP: 0}, lambda item: True, task_id="t0")] == [4]
 
 
-async def test_the_hub_tells_who_submitted_a_task_and_where_its_events_begin_once_it_sees_it():
+def test_the_hub_knows_a_recent_submissions_digest_and_where_its_events_begin():
     from hive_streams.api.records import item_of
     from hive_streams.domain.events import TaskSubmitted
     hub = fed_hub()
-    waiting = asyncio.ensure_future(hub.submission("acme:t", timeout=5))
-    assert await hub.submission("acme:other", timeout=0.01) is None and "acme:other" not in hub.waiting
-    await asyncio.sleep(0)
     publish(hub, item_of(TP, 7, TaskSubmitted("acme:t", 1, 0, name="n", requester="acme/ann", nodes=(),
                                               definition_digest="d1")))
-    known = await waiting
-    assert (known.requester, known.offset, known.digest) == ("acme/ann", 7, "d1") and not hub.waiting
-    assert await hub.submission("acme:t", timeout=0) is known
-
+    publish(hub, item_of(TP, 8, TaskSubmitted("acme:u", 2, 0, name="n", requester="acme/ann", nodes=(),
+                                              definition_digest="d2")))
+    assert (hub.submitted["acme:t"].digest, hub.submitted["acme:t"].offset) == ("d1", 7)
+    assert hub.submitted["acme:u"].offset is None  # not its first event: where its events begin is not known here
 
 
 async def test_once_the_feeds_start_the_api_looks_recent_submissions_up_in_their_hub(monkeypatch):

@@ -9,8 +9,7 @@ tenant's feeds and to those that see every tenant, never matched against the oth
 task is indexed by that task, and the items held are too: opening it, and each item published, costs
 the same however many feeds are open.
 
-The hub also knows the tasks submitted recently (who submitted each, and where its events begin), so
-a client that follows a task it just submitted is let in as soon as the hub sees the submission.
+The hub also knows the tasks submitted recently (their definition's digest, where their events begin).
 """
 from __future__ import annotations
 
@@ -40,7 +39,6 @@ ALL = None  # a feed that sees every tenant
 @dataclass(frozen=True, slots=True)
 class Submission:
     digest: str  # of the definition as submitted
-    requester: str
     offset: int | None  # where the task's events begin in its partition (None: its first event came earlier)
 
 
@@ -70,7 +68,6 @@ class Hub:
         self.next: dict[TopicPartition, int] = {}  # the next offset the hub reads
         self.partitions: dict[str, int] = {}
         self.submitted: OrderedDict[str, Submission] = OrderedDict()
-        self.waiting: dict[str, list[asyncio.Future]] = {}  # task id -> who waits for its submission
         self.held_by_task: dict[str, deque[Item]] = {}
         self.subscribers: set[Subscriber] = set()
         self.by_tenant: dict[str | None, set[Subscriber]] = {}  # feeds of many tasks, by the tenant they see
@@ -145,31 +142,9 @@ class Hub:
 
     def _submitted(self, item: Item) -> None:
         event = item.event
-        known = self.submitted[event.task_id] = Submission(event.definition_digest, event.requester,
-                                                           item.offset if event.seq == 1 else None)
+        self.submitted[event.task_id] = Submission(event.definition_digest, item.offset if event.seq == 1 else None)
         if len(self.submitted) > SUBMITTED:
             self.submitted.popitem(last=False)
-        for future in self.waiting.pop(event.task_id, ()):
-            if not future.done():
-                future.set_result(known)
-
-    async def submission(self, task_id: str, timeout: float) -> Submission | None:
-        """The task's submission, waiting up to `timeout` seconds for the hub to see it; None if it does not."""
-        known = self.submitted.get(task_id)
-        if known is not None or timeout <= 0:
-            return known
-        future = asyncio.get_running_loop().create_future()
-        waiters = self.waiting.setdefault(task_id, [])
-        waiters.append(future)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            return None
-        finally:
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters and self.waiting.get(task_id) is waiters:
-                del self.waiting[task_id]
 
     def _publish(self, item: Item) -> None:
         if item.tenant is None:  # no task's: feeds of one task never take it
