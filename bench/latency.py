@@ -4,7 +4,9 @@ submissions go out on a fixed schedule whether or not earlier tasks have finishe
 a reader of the task events topic (committed records only) notes when each task's TaskCompleted is in the
 log, which tells the feed's share of the latency from the engine's; and the records' own timestamps give
 SubmitTask -> TaskCompleted without the HTTP request or the bench's reading. CPU per process over the run
-says whether the bench client or a process of the system was saturated."""
+says whether the bench client or a process of the system was saturated. The same rate is also run with the
+Kafka producer client, one `submit` a task, as a program writing its tasks to Kafka would: its clock runs
+from the submit to the task's TaskCompleted in the log."""
 from __future__ import annotations
 
 import asyncio
@@ -16,10 +18,11 @@ import httpx
 from .common import (TENANT, NOOP_TASK, PROCESSES, Context, CpuMeter, ce_type, percentiles,
                      server_pids, summary)
 from .stack import Stack
-from .tasks import Completions, hive_burst, hop_latencies, records_since, topic_offsets
+from .tasks import Completions, hive_burst, hop_latencies, producer_for, records_since, topic_offsets
 
 QUANTILES = (50, 99, 99.9)
 MEASURES = ("first_frame", "completed", "completed_in_log", "in_records")
+PRODUCER_MEASURES = ("acknowledged", "completed_in_log", "submit_late")
 TARGET_MS = 100
 KEEPALIVE_S = 2.0
 POST_CONNECTIONS = 32
@@ -111,6 +114,40 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[l
              (t0 - start - i / rate) * 1000) for i, (tid, (t0, first, done)) in enumerate(zip(ids, samples))], ids
 
 
+async def producer_loop(stack: Stack, n: int, rate: float) -> tuple[list[tuple[float, float, float]], list]:
+    """The same open loop with the Kafka producer client, one `submit` a task, as a program that writes its tasks
+    to Kafka does; it sees a task end when its `TaskCompleted` is in the log (committed). Milliseconds after each
+    submit started (the task in the log, acknowledged by the broker, TaskCompleted in the log) and how late the
+    submit started, and the task ids."""
+    watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
+    producer = producer_for(stack)
+    await watch.start()
+    await producer.start()
+    ids = [f"p{uuid.uuid4().hex[:12]}" for _ in range(n)]
+    following = asyncio.create_task(watch.until({f"{TENANT}:{t}".encode() for t in ids}, 120 + n / rate))
+
+    async def one(task_id: str) -> tuple[float, float]:
+        started = time.perf_counter()
+        await producer.submit(NOOP_TASK, task_id)
+        return started, time.perf_counter()
+    tasks = []
+    try:
+        start = time.perf_counter()
+        for i, task_id in enumerate(ids):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(task_id)))
+        samples = await asyncio.gather(*tasks)
+        await following
+    finally:
+        for task in (following, *tasks):
+            task.cancel()
+        await asyncio.gather(following, *tasks, return_exceptions=True)
+        await watch.stop()
+        await producer.stop()
+    return [((acked - t0) * 1000, (watch.done[f"{TENANT}:{tid}".encode()] - t0) * 1000, (t0 - start - i / rate) * 1000)
+            for i, (tid, (t0, acked)) in enumerate(zip(ids, samples))], ids
+
+
 def in_records(commands: list, events: list, ids: set[bytes]) -> list[float]:
     """Milliseconds from each task's SubmitTask record to its TaskCompleted record, by the records' timestamps
     (set by the API's and the worker's producers on this machine's clock): neither the HTTP request nor the
@@ -120,18 +157,19 @@ def in_records(commands: list, events: list, ids: set[bytes]) -> list[float]:
     return sorted(float(completed[k] - submitted[k]) for k in ids if k in submitted and k in completed)
 
 
-def measure(stack: Stack, n: int, rate: float, servers: dict) -> dict:
-    """One open-loop run of `n` tasks at `rate` on a running stack: its latencies, hops and CPU per process."""
+def measure(stack: Stack, n: int, rate: float, servers: dict, via: str = "http") -> dict:
+    """One open-loop run of `n` tasks at `rate` on a running stack (submitted `via` HTTP, one `POST` and one feed a
+    task, or the producer client): its latencies, hops and CPU per process."""
     start = asyncio.run(topic_offsets(stack))
     meter = CpuMeter({name: stack.pid(name) for name in stack.procs}, servers).start()
     retries = []
-    samples, ids = asyncio.run(open_loop(stack, n, rate, retries))
+    samples, ids = asyncio.run(open_loop(stack, n, rate, retries) if via == "http" else producer_loop(stack, n, rate))
     meter.stop()
     time.sleep(1.0)  # let the slot releases that follow the last completion land
     records = asyncio.run(records_since(stack, start))
     out = {"tasks": n, "rate": rate, "seconds": meter.wall, "posts_sent_again": len(retries),
            "cpu_cores_used": {name: used / meter.wall for name, used in meter.used.items()}}
-    for i, name in enumerate((*MEASURES[:3], "submit_late")):
+    for i, name in enumerate((*MEASURES[:3], "submit_late") if via == "http" else PRODUCER_MEASURES):
         out[name] = percentiles(sorted(s[i] for s in samples), QUANTILES)  # only those n supports, and max
     mine = {f"{TENANT}:{i}".encode() for i in ids}
     out["in_records"] = percentiles(in_records(records["task.commands"], records["task.events"], mine), QUANTILES)
@@ -139,11 +177,11 @@ def measure(stack: Stack, n: int, rate: float, servers: dict) -> dict:
     return out
 
 
-def latency_run(ctx: Context, n: int, rate: float, servers: dict) -> dict:
+def latency_run(ctx: Context, n: int, rate: float, servers: dict, via: str = "http") -> dict:
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
     try:
-        asyncio.run(hive_burst(stack, 2 * PROCESSES, 120))
-        return measure(stack, n, rate, servers)
+        asyncio.run(hive_burst(stack, 2 * PROCESSES, 120, via))
+        return measure(stack, n, rate, servers, via)
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
@@ -166,6 +204,8 @@ def run(ctx: Context, rate: float | None = None) -> dict:
     runs = [latency_run(ctx, n, rate, servers) for _ in range(ctx.sizes["repeats"])]
     out = {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
            "target_ms": TARGET_MS, "runs": runs, **summaries(runs)}
+    by_producer = [latency_run(ctx, n, rate, servers, "producer") for _ in range(ctx.sizes["repeats"])]
+    out["producer"] = {"rate": rate, "tasks_per_run": n, "runs": by_producer, **summaries(by_producer)}
     if LOW_RATE < rate:
         low = [latency_run(ctx, n, LOW_RATE, servers) for _ in range(ctx.sizes["repeats"])]
         out["low"] = {"rate": LOW_RATE, "tasks_per_run": n, "runs": low, **summaries(low)}
@@ -173,6 +213,7 @@ def run(ctx: Context, rate: float | None = None) -> dict:
 
 
 def summaries(runs: list[dict]) -> dict:
+    frames = [f for f in (*MEASURES, *PRODUCER_MEASURES) if f in runs[0]]
     return {f"{frame}_{q}": summary([r[frame][q] for r in runs])
-            for frame in (*MEASURES, "submit_late") for q in (*(f"p{q:g}" for q in QUANTILES), "max")
+            for frame in dict.fromkeys(frames) for q in (*(f"p{q:g}" for q in QUANTILES), "max")
             if all(q in r[frame] for r in runs)}

@@ -101,15 +101,18 @@ async def submit_producer(producer: TaskProducer, ids: list[str]) -> None:
     await in_flight(producer.submit_many([NOOP_TASK] * len(chunk), chunk) for chunk in batches(ids))
 
 
+def producer_for(stack: Stack) -> TaskProducer:
+    """A producer client that submits as the HTTP runs' token does: tasks `bench:<id>`, paid by `bench/bench`."""
+    return TaskProducer(kafka_as("producer", stack.bootstrap), stack.topics, principal=f"{TENANT}/bench",
+                        key=producer_key(SERVICE_SECRET, f"{TENANT}/bench"))
+
+
 async def hive_burst(stack: Stack, n: int, timeout: float, how: str = "http", meter: CpuMeter | None = None) -> float:
     """Seconds from the first submit to the last TaskCompleted event; the meter (if any) runs over the same span.
     The clients (HTTP connection, Kafka producer, completions reader) are set up before the clock starts."""
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     await watch.start()
-    # the producer submits as the HTTP runs' token does: tasks `bench:<id>`, paid by `bench/bench`
-    producer = (TaskProducer(kafka_as("producer", stack.bootstrap), stack.topics, principal=f"{TENANT}/bench",
-                             key=producer_key(SERVICE_SECRET, f"{TENANT}/bench"))
-                if how == "producer" else None)
+    producer = producer_for(stack) if how == "producer" else None
     http = httpx.AsyncClient(base_url=stack.base_url, timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT),
                              headers=stack.headers)
     try:

@@ -50,3 +50,18 @@ def test_the_run_below_saturation_is_shown_beside_the_targets_rate_and_not_judge
     assert "| submit → TaskCompleted frame | 4,000 (1 run) | 14,000 (1 run) |" in main
     assert "| submit → TaskCompleted frame | 90 (1 run) | 190 (1 run) | 260 (1 run) |" in low
     assert latency_verdict(lat, 100)[1] == "**no**"  # the target is judged on the main run only
+
+
+def test_the_producer_clients_runs_are_shown_and_judged_on_the_task_completed_in_the_log():
+    lat = latency(1000, 4000, 20000, p99=14000)
+    run = {"acknowledged": {"p50": 9, "p99": 50, "max": 120},
+           "completed_in_log": {"p50": 60, "p99": 95, "max": 130}}
+    lat["producer"] = {"rate": 81.0, "tasks_per_run": 1000, "runs": [run],
+                       **{f"{m}_{q}": summary([v]) for m, qs in run.items() for q, v in qs.items()}}
+    text = "\n".join(latency_section(lat))
+    main, by_producer = text.split("### Submitted with the producer client at the same rate")
+    assert "acknowledged" not in main
+    assert "| submit → acknowledged by the broker | 9 (1 run) | 50 (1 run) | 120 (1 run) |" in by_producer
+    assert "| submit → TaskCompleted in the log | 60 (1 run) | 95 (1 run) | 130 (1 run) |" in by_producer
+    assert latency_verdict(lat["producer"], 100, "completed_in_log") == ["p99 95 ms", "yes"]
+    assert latency_verdict(lat, 100)[1] == "**no**"
