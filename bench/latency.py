@@ -117,8 +117,8 @@ async def open_loop(stack: Stack, n: int, rate: float, retries: list) -> tuple[l
 async def producer_loop(stack: Stack, n: int, rate: float) -> tuple[list[tuple[float, float, float]], list]:
     """The same open loop with the Kafka producer client, one `submit` a task, as a program that writes its tasks
     to Kafka does; it sees a task end when its `TaskCompleted` is in the log (committed). Milliseconds after each
-    submit started (the task in the log, acknowledged by the broker, TaskCompleted in the log) and how late the
-    submit started, and the task ids."""
+    submit started until the broker acknowledged it and until its TaskCompleted was in the log, how late the submit
+    started, and the task ids."""
     watch = Completions(stack.bootstrap, stack.topics.task_events, stack.topics.partitions)
     producer = producer_for(stack)
     await watch.start()
