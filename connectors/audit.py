@@ -101,22 +101,29 @@ class DeadLetters:
 
 
 async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[ConsumerRecord]],
-                   checkpoints: Checkpoints, deadletters: DeadLetters) -> int:
+                   checkpoints: Checkpoints, deadletters: DeadLetters, heads: dict) -> int:
+    """`heads`: the chain heads this connector wrote (read from the table once, then kept here); emptied when a
+    batch fails, since another writer may have moved them."""
     records = [to_log_record(codec, r) for recs in batches.values() for r in recs]
     next_offsets = {(tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items() if recs}
     skip = deadletters.strays(records)
     await deadletters.send(records, skip)
     while True:
         try:
-            heads = await asyncio.to_thread(apply_batch, engine, CONSUMER, records, next_offsets, now_ms(),
-                                            frozenset(skip))
+            moved = await asyncio.to_thread(apply_batch, engine, CONSUMER, records, next_offsets, now_ms(),
+                                            frozenset(skip), dict(heads))
             break
         except RecordsRefused as exc:  # nothing written: dead-letter them, then the batch again without them
             if not exc.refused.keys() - skip.keys():
+                heads.clear()
                 raise
             await deadletters.send(records, exc.refused)
             skip.update(exc.refused)
-    checkpoints.moved(heads, len(records))
+        except BaseException:
+            heads.clear()
+            raise
+    heads.update(moved)
+    checkpoints.moved(moved, len(records))
     return len(records)
 
 
@@ -163,10 +170,11 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
         await _seek(consumer, partitions, await asyncio.to_thread(load_offsets, engine, CONSUMER))
         if ready is not None:
             ready.set()
+        heads: dict = {}
         while not stop.is_set():
             batches = await _gather(consumer)
             if batches:
-                count = await _project(engine, codec, batches, checkpoints, deadletters)
+                count = await _project(engine, codec, batches, checkpoints, deadletters, heads)
                 log.debug("projected %d records", count)
             if checkpoints.due():
                 await checkpoints.publish()

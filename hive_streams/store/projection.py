@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, union_all
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from ..audit.chain import GENESIS, link
@@ -39,8 +39,10 @@ def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
 
 def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
                 next_offsets: dict[Position, int], now: int,
-                skip: frozenset[Place] = frozenset()) -> dict[Position, Head]:
-    """Returns the chain heads this batch moved. `next_offsets` covers every record read.
+                skip: frozenset[Place] = frozenset(), known: dict[Position, Head] | None = None) -> dict[Position, Head]:
+    """Returns the chain heads this batch moved. `next_offsets` covers every record read. `known`: heads the caller
+    wrote itself (the rest are read from the table); if another writer moved one since, the insert of a row that
+    writer already made conflicts on (topic, partition, offset) and the batch rolls back: drop them and retry.
 
     Every record is audited; records whose event is None (undecodable) or not an event, and those in `skip`,
     are projected nowhere else. Raises RecordsRefused, having written nothing, when a read model cannot hold
@@ -49,7 +51,7 @@ def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
     events = [r for r in records if isinstance(r.event, (TaskEvent, AgentEvent, LedgerEvent))
               and (r.topic, r.partition, r.offset) not in skip]
     with engine.begin() as conn:
-        heads = _insert_audit(conn, records, now)
+        heads = _insert_audit(conn, records, now, known or {})
         refused = _project_or_refuse(conn, events)
         if refused:
             raise RecordsRefused(refused)  # leaving the block rolls the whole batch back
@@ -95,36 +97,35 @@ def _why(exc: Exception) -> str:
 
 
 def chain_heads(conn: Connection, positions: Iterable[Position]) -> dict[Position, Head]:
-    heads = {}
-    for topic, partition in positions:
-        last = conn.execute(select(audit_log.c.offset, audit_log.c.hash)
-                            .where(audit_log.c.topic == topic, audit_log.c.partition == partition)
-                            .order_by(audit_log.c.offset.desc()).limit(1)).first()
-        if last is not None:
-            heads[(topic, partition)] = (last.offset, last.hash)
-    return heads
+    """The last row of each partition, in one round trip (one index probe a partition)."""
+    lasts = [select(audit_log.c.topic, audit_log.c.partition, audit_log.c.offset, audit_log.c.hash)
+             .where(audit_log.c.topic == topic, audit_log.c.partition == partition)
+             .order_by(audit_log.c.offset.desc()).limit(1).subquery() for topic, partition in sorted(positions)]
+    if not lasts:
+        return {}
+    rows = conn.execute(union_all(*(select(last) for last in lasts)))
+    return {(r.topic, r.partition): (r.offset, r.hash) for r in rows}
 
 
 def _seen(conn: Connection, rows: list[dict]) -> set[tuple[str, int, str]]:
-    """(topic, partition, event id) of the rows' events already in the log: an aggregate keeps to one partition."""
-    ids: dict[Position, set[str]] = {}
-    for row in rows:
-        if row["event_id"] is not None:
-            ids.setdefault((row["topic"], row["partition"]), set()).add(row["event_id"])
-    seen = set()
-    for (topic, partition), wanted in ids.items():
-        found = conn.execute(select(audit_log.c.event_id).where(
-            audit_log.c.topic == topic, audit_log.c.partition == partition, audit_log.c.event_id.in_(wanted)))
-        seen |= {(topic, partition, eid) for eid, in found}
-    return seen
+    """(topic, partition, event id) of the rows' events already in the log, in one round trip: an aggregate keeps
+    to one partition."""
+    wanted = {(row["topic"], row["partition"], row["event_id"]) for row in rows if row["event_id"] is not None}
+    if not wanted:
+        return set()
+    found = conn.execute(select(audit_log.c.topic, audit_log.c.partition, audit_log.c.event_id).where(
+        audit_log.c.topic.in_({t for t, _, _ in wanted}), audit_log.c.event_id.in_({e for _, _, e in wanted})))
+    return {key for key in map(tuple, found) if key in wanted}
 
 
-def _insert_audit(conn: Connection, records: list[LogRecord], now: int) -> dict[Position, Head]:
+def _insert_audit(conn: Connection, records: list[LogRecord], now: int, known: dict[Position, Head]) -> dict[Position, Head]:
     """One row per record after its partition's last row, each chained to the one before it."""
     if not records:
         return {}
     records = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
-    heads = chain_heads(conn, {(r.topic, r.partition) for r in records})
+    positions = {(r.topic, r.partition) for r in records}
+    heads = {position: known[position] for position in positions & known.keys()}
+    heads.update(chain_heads(conn, positions - known.keys()))
     rows, moved = [], {}
     for r in records:
         position = (r.topic, r.partition)
