@@ -105,14 +105,26 @@ def test_redelivery_changes_nothing_and_duplicates_are_flagged(engine):
     assert load_offsets(engine, "audit") == {(TOPIC, 0): 52}
 
 
-def _chain_is_whole(engine) -> str:
+def _chain_is_whole(engine, topic: str = TOPIC) -> str:
     with Session(engine) as s:
-        rows = s.execute(select(audit_log).order_by(audit_log.c.offset)).all()
+        rows = s.execute(select(audit_log).where(audit_log.c.topic == topic).order_by(audit_log.c.offset)).all()
     prev = GENESIS
     for row in rows:
         assert row.hash == link(prev, row.offset, row.record_key, row.record_headers, row.record_value)
         prev = row.hash
     return prev
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, engine):
+    """Either engine, and a topic of this test's own (the PostgreSQL database is the session's)."""
+    if request.param == "sqlite":
+        yield engine, TOPIC
+        return
+    pg = make_engine(request.getfixturevalue("pg_url"))
+    create_schema(pg)
+    yield pg, f"x{uuid.uuid4().hex[:8]}.task.events"
+    pg.dispose()
 
 
 def test_rows_chain_by_hash_within_a_partition(engine):
@@ -122,26 +134,29 @@ def test_rows_chain_by_hash_within_a_partition(engine):
     assert heads == {(TOPIC, 0): (len(events) - 1, _chain_is_whole(engine))}
 
 
-def test_heads_a_writer_kept_chain_on_without_reading_the_table(engine):
+def test_heads_a_writer_kept_chain_on_without_reading_the_table(store):
+    engine, topic = store
     events = lifecycle("t1")
-    heads = apply_batch(engine, "audit", records(events[:2]), {(TOPIC, 0): 2}, now=1)
+    heads = apply_batch(engine, "audit", records(events[:2], topic), {(topic, 0): 2}, now=1)
     statements = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    heads.update(apply_batch(engine, "audit", records(events[2:], start=2), {(TOPIC, 0): len(events)}, now=2,
+    heads.update(apply_batch(engine, "audit", records(events[2:], topic, start=2), {(topic, 0): len(events)}, now=2,
                              known=dict(heads)))
     assert not [q for q in statements if q.lstrip().upper().startswith("SELECT") and '"offset" DESC' in q]
-    assert heads == {(TOPIC, 0): (len(events) - 1, _chain_is_whole(engine))}
+    assert heads == {(topic, 0): (len(events) - 1, _chain_is_whole(engine, topic))}
 
 
-def test_a_head_another_writer_moved_rolls_the_batch_back_and_reading_it_again_chains_on(engine):
+def test_a_head_another_writer_moved_rolls_the_batch_back_and_reading_it_again_chains_on(store):
+    engine, topic = store
     events = lifecycle("t1")
-    stale = apply_batch(engine, "audit", records(events[:1]), {(TOPIC, 0): 1}, now=1)
-    apply_batch(engine, "audit", records(events[1:2], start=1), {(TOPIC, 0): 2}, now=2)  # the other writer
+    stale = apply_batch(engine, "audit", records(events[:1], topic), {(topic, 0): 1}, now=1)
+    apply_batch(engine, "audit", records(events[1:2], topic, start=1), {(topic, 0): 2}, now=2)  # the other writer
     with pytest.raises(IntegrityError):  # offset 1 again: the stale head cannot chain it twice
-        apply_batch(engine, "audit", records(events[1:], start=1), {(TOPIC, 0): len(events)}, now=3, known=stale)
-    assert load_offsets(engine, "audit") == {(TOPIC, 0): 2}  # nothing of the failed batch stayed
-    heads = apply_batch(engine, "audit", records(events[1:], start=1), {(TOPIC, 0): len(events)}, now=3)
-    assert heads == {(TOPIC, 0): (len(events) - 1, _chain_is_whole(engine))}
+        apply_batch(engine, "audit", records(events[1:], topic, start=1), {(topic, 0): len(events)}, now=3,
+                    known=stale)
+    assert load_offsets(engine, "audit")[(topic, 0)] == 2  # nothing of the failed batch stayed
+    heads = apply_batch(engine, "audit", records(events[1:], topic, start=1), {(topic, 0): len(events)}, now=3)
+    assert heads == {(topic, 0): (len(events) - 1, _chain_is_whole(engine, topic))}
 
 
 def test_offsets_never_move_backwards(engine):

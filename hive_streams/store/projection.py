@@ -21,6 +21,7 @@ from ..domain.events import AgentEvent, LedgerEvent, TaskEvent
 from ..domain.ledger import touched_accounts
 from ..domain.tenancy import task_tenant
 from ..exceptions import RecordsRefused
+from .db import append
 from .db import insert as _insert
 from .models import (accounts, agent_outcomes, agents, audit_log, consumer_offsets, ledger_entries, ledger_postings,
                      tasks)
@@ -142,8 +143,7 @@ def _insert_audit(conn: Connection, records: list[LogRecord], now: int, known: d
         key = (row["topic"], row["partition"], row["event_id"])
         row["duplicate"] = row["event_id"] is not None and key in seen
         seen.add(key)
-    if rows:
-        conn.execute(audit_log.insert(), rows)
+    append(conn, audit_log, rows)
     return moved
 
 
