@@ -18,7 +18,7 @@ from hive_streams.infra import kafka, postgres
 from . import deps, machine
 from .common import REPO, SIZES, Context, loadavg
 
-SECTIONS = ("tasks", "pipeline", "latency", "replay", "memory", "restart", "idle", "transactions", "profile")
+SECTIONS = ("tasks", "pipeline", "latency", "replay", "memory", "restart", "idle", "transactions", "connector", "profile")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

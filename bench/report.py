@@ -423,6 +423,20 @@ def transactions_section(t: dict) -> list[str]:
                            "plain: broker CPU per record (µs)"], rows)
 
 
+def connector_section(k: dict) -> list[str]:
+    lines = [f"Command: `{k['command']}`", "",
+             f"The records of {k['tasks_per_run']:,} no-op task lives (the five events each writes in section 1, "
+             f"on {k['partitions']} partitions a topic) through the audit connector's own path (decode, then the "
+             f"audit rows, read models and offsets in one transaction) in batches of {k['batch']}, on a fresh "
+             "database, without a broker. Connector CPU is the bench process's; PostgreSQL's is its backend's.", ""]
+    rows = [["records/s", fmt(k["records_per_s"])],
+            ["connector CPU per record (µs)", fmt(k["connector_cpu_us_per_record"])],
+            ["PostgreSQL CPU per record (µs)", fmt(k["postgresql_cpu_us_per_record"])],
+            ["wall time per record (µs)", fmt(k["wall_us_per_record"])],
+            ["connector and PostgreSQL CPU per task (ms)", fmt(k["cpu_ms_per_task"], 2)]]
+    return lines + _table(["measure", "median (min–max, spread)"], rows)
+
+
 SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", tasks_section),
             ("pipeline", "2. Pipeline event throughput vs the limit", pipeline_section),
             ("latency", "3. Latency at half the maximum rate", latency_section),
@@ -431,6 +445,7 @@ SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", 
             ("restart", "6. Restart of a worker with a long history", restart_section),
             ("idle", "7. An idle fabric", idle_section),
             ("transactions", "8. What a decider's transaction costs", transactions_section),
+            ("connector", "9. The audit connector's cost per record", connector_section),
             ("profile", "Profile of the slowest stage", profile_section)]
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bench.common import percentiles, samples_for, summary
-from bench.report import hop_columns, latency_section, latency_verdict
+from bench.report import connector_section, hop_columns, latency_section, latency_verdict
 
 
 def latency(samples_per_run: int, p50: float, top: float, p99: float | None = None) -> dict:
@@ -65,3 +65,14 @@ def test_the_producer_clients_runs_are_shown_and_judged_on_the_task_completed_in
     assert "| submit → TaskCompleted in the log | 60 (1 run) | 95 (1 run) | 130 (1 run) |" in by_producer
     assert latency_verdict(lat["producer"], 100, "completed_in_log") == ["p99 95 ms", "yes"]
     assert latency_verdict(lat, 100)[1] == "**no**"
+
+
+def test_the_connectors_section_shows_its_cost_per_record_and_per_task():
+    runs = [{"records_per_s": 2500.0, "connector_cpu_us_per_record": 250.0, "postgresql_cpu_us_per_record": 130.0,
+             "wall_us_per_record": 400.0, "cpu_ms_per_task": 1.9}]
+    k = {"command": "python -m bench connector", "tasks_per_run": 2000, "batch": 100, "partitions": 4, "runs": runs,
+         **{key: summary([runs[0][key]]) for key in runs[0]}}
+    text = "\n".join(connector_section(k))
+    assert "| connector CPU per record (µs) | 250 (1 run) |" in text
+    assert "| PostgreSQL CPU per record (µs) | 130 (1 run) |" in text
+    assert "| connector and PostgreSQL CPU per task (ms) | 1.90 (1 run) |" in text

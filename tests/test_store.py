@@ -89,20 +89,42 @@ def test_batch_projects_audit_task_and_offsets(engine):
     assert load_offsets(engine, "audit") == {(TOPIC, 2): 10 + len(events)}
 
 
-def test_redelivery_changes_nothing_and_duplicates_are_flagged(engine):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, engine):
+    """Either engine, with a topic and a task id of this test's own (the PostgreSQL database is the session's)."""
+    if request.param == "sqlite":
+        yield engine, TOPIC, "t1"
+        return
+    pg = make_engine(request.getfixturevalue("pg_url"))
+    create_schema(pg)
+    run = uuid.uuid4().hex[:8]
+    yield pg, f"x{run}.task.events", f"t-{run}"
+    pg.dispose()
+
+
+def test_rows_chain_by_hash_within_a_partition(engine):
     events = lifecycle("t1")
-    apply_batch(engine, "audit", records(events), {(TOPIC, 0): len(events)}, now=1)
+    heads = apply_batch(engine, "audit", records(events[:2]), {(TOPIC, 0): 2}, now=1)
+    heads.update(apply_batch(engine, "audit", records(events[2:], start=2), {(TOPIC, 0): len(events)}, now=2))
+    assert heads == {(TOPIC, 0): (len(events) - 1, _chain_is_whole(engine))}
+
+
+def test_redelivery_changes_nothing_and_duplicates_are_flagged(store):
+    engine, topic, task_id = store
+    events = lifecycle(task_id)
+    apply_batch(engine, "audit", records(events, topic), {(topic, 0): len(events)}, now=1)
     with Session(engine) as s:
-        before = get_task(s, "t1")
+        before = get_task(s, task_id)
     # the same records again (redelivery), then the same events at new offsets (produced twice)
-    apply_batch(engine, "audit", records(events), {(TOPIC, 0): len(events)}, now=2)
-    apply_batch(engine, "audit", records(events[:2], start=50), {(TOPIC, 0): 52}, now=3)
+    apply_batch(engine, "audit", records(events, topic), {(topic, 0): len(events)}, now=2)
+    apply_batch(engine, "audit", records(events[:2], topic, start=50), {(topic, 0): 52}, now=3)
     with Session(engine) as s:
-        assert get_task(s, "t1") == before
-        rows = s.execute(select(audit_log.c.offset, audit_log.c.duplicate).order_by(audit_log.c.offset)).all()
+        assert get_task(s, task_id) == before
+        rows = s.execute(select(audit_log.c.offset, audit_log.c.duplicate).where(audit_log.c.topic == topic)
+                         .order_by(audit_log.c.offset)).all()
         assert rows == [(i, False) for i in range(len(events))] + [(50, True), (51, True)]
-        assert {a["recorded_at"] for a in task_audit(s, "t1")} == {1}  # the history leaves duplicates out
-    assert load_offsets(engine, "audit") == {(TOPIC, 0): 52}
+        assert {a["recorded_at"] for a in task_audit(s, task_id)} == {1}  # the history leaves duplicates out
+    assert load_offsets(engine, "audit")[(topic, 0)] == 52
 
 
 def _chain_is_whole(engine, topic: str = TOPIC) -> str:
@@ -115,28 +137,9 @@ def _chain_is_whole(engine, topic: str = TOPIC) -> str:
     return prev
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, engine):
-    """Either engine, and a topic of this test's own (the PostgreSQL database is the session's)."""
-    if request.param == "sqlite":
-        yield engine, TOPIC
-        return
-    pg = make_engine(request.getfixturevalue("pg_url"))
-    create_schema(pg)
-    yield pg, f"x{uuid.uuid4().hex[:8]}.task.events"
-    pg.dispose()
-
-
-def test_rows_chain_by_hash_within_a_partition(engine):
-    events = lifecycle("t1")
-    heads = apply_batch(engine, "audit", records(events[:2]), {(TOPIC, 0): 2}, now=1)
-    heads.update(apply_batch(engine, "audit", records(events[2:], start=2), {(TOPIC, 0): len(events)}, now=2))
-    assert heads == {(TOPIC, 0): (len(events) - 1, _chain_is_whole(engine))}
-
-
 def test_heads_a_writer_kept_chain_on_without_reading_the_table(store):
-    engine, topic = store
-    events = lifecycle("t1")
+    engine, topic, task_id = store
+    events = lifecycle(task_id)
     heads = apply_batch(engine, "audit", records(events[:2], topic), {(topic, 0): 2}, now=1)
     statements = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -147,8 +150,8 @@ def test_heads_a_writer_kept_chain_on_without_reading_the_table(store):
 
 
 def test_a_head_another_writer_moved_rolls_the_batch_back_and_reading_it_again_chains_on(store):
-    engine, topic = store
-    events = lifecycle("t1")
+    engine, topic, task_id = store
+    events = lifecycle(task_id)
     stale = apply_batch(engine, "audit", records(events[:1], topic), {(topic, 0): 1}, now=1)
     apply_batch(engine, "audit", records(events[1:2], topic, start=1), {(topic, 0): 2}, now=2)  # the other writer
     with pytest.raises(IntegrityError):  # offset 1 again: the stale head cannot chain it twice
