@@ -10,7 +10,8 @@ import sys
 from hive_streams.settings import REPO_ROOT
 
 SECTIONS = ("## 1. Tasks per second", "## 2. Pipeline", "## 3. Latency", "## 4. Replay", "## 5. Memory",
-            "## 6. Restart", "## 7. An idle fabric", "## 8. What a decider's transaction costs")
+            "## 6. Restart", "## 7. An idle fabric", "## 8. What a decider's transaction costs",
+            "## 9. The audit connector's cost per record")
 NUMBER = re.compile(r"\|\s*\d[\d,]*(\.\d+)?\s")
 
 
