@@ -63,6 +63,6 @@ def append(conn: Connection, table, rows: list[dict]) -> None:
     try:
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([Jsonb(row[c]) if c in json and row[c] is not None else row[c] for c in columns])
+                copy.write_row([Jsonb(row[c]) if c in json else row[c] for c in columns])  # None: JSON null, as INSERT
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc

@@ -40,7 +40,8 @@ def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
 
 def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
                 next_offsets: dict[Position, int], now: int,
-                skip: frozenset[Place] = frozenset(), known: dict[Position, Head] | None = None) -> dict[Position, Head]:
+                skip: frozenset[Place] = frozenset(),
+                known: dict[Position, Head] | None = None) -> dict[Position, Head]:
     """Returns the chain heads this batch moved. `next_offsets` covers every record read. `known`: heads the caller
     wrote itself (the rest are read from the table); if another writer moved one since, the insert of a row that
     writer already made conflicts on (topic, partition, offset) and the batch rolls back: drop them and retry.
@@ -130,7 +131,8 @@ def _seen(conn: Connection, rows: list[dict]) -> set[tuple[str, int, str]]:
     return {key for key in map(tuple, found) if key in wanted}
 
 
-def _insert_audit(conn: Connection, records: list[LogRecord], now: int, known: dict[Position, Head]) -> dict[Position, Head]:
+def _insert_audit(conn: Connection, records: list[LogRecord], now: int,
+                  known: dict[Position, Head]) -> dict[Position, Head]:
     """One row per record after its partition's last row, each chained to the one before it."""
     if not records:
         return {}
