@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 
 import pytest
@@ -104,7 +105,8 @@ async def fold_tasks(topics) -> dict:
     return states
 
 
-async def test_finished_tasks_stay_encoded_after_a_restart_until_a_command_needs_them(kafka_bootstrap, topics):
+async def test_finished_tasks_stay_encoded_after_a_restart_until_a_command_needs_them(kafka_bootstrap, topics, caplog):
+    caplog.set_level(logging.INFO, logger="hive_streams.streams.engine")  # on a failure: takes, revokes, snapshots
     settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
                         service_secret=SERVICE_SECRET.decode(), partitions=topics.partitions, worker_id=topics.prefix,
                         snapshot_every_events=1)
