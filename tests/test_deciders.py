@@ -159,8 +159,27 @@ def test_a_restored_snapshot_keeps_finished_tasks_encoded_until_a_command_needs_
     assert again.events == 0 and set(restored.asleep) == {b"acme:done"}  # a repeated command id: nothing decoded
     late = restored.decide([command_msg(c.CancelTask("acme:done", "cancel-2", 3, "late"), 10, TOPICS.task_commands, 1,
                                         "acme/ann")], now=102)
-    assert restored.asleep == {} and restored.states[b"acme:done"] == truth[b"acme:done"] and late.events == 0
+    assert late.events == 0 and set(restored.asleep) == {b"acme:done"}  # read to decide, unchanged: still asleep
+    restored.apply(late)
+    assert set(restored.asleep) == {b"acme:done"} and b"acme:done" not in restored.states
     assert restored.wake_all() == truth
+
+
+def test_a_command_that_changes_a_sleeping_task_wakes_it_once_its_batch_is_applied():
+    from hive_streams.streams.snapshots import Snapshots
+    state = task_partition()
+    decided_tasks(state, [submit("acme:done"), c.CancelTask("acme:done", "cancel-done", 2)])
+    restored = task_partition()
+    Snapshots(codec).restore(restored, Snapshots(codec).encode(state, set(state.states), 2, "e2"))
+    watch = restored.decide([command_msg(c.WatchTask("acme:done", "watch-1", 3, "acme:later"), 5,
+                                         TOPICS.task_commands, 1, "acme/ann")], now=101)
+    shared = [codec.decode(r.value) for r in watch.records if r.topic == TOPICS.task_events]
+    assert [type(ev).__name__ for ev in shared] == ["TaskWatched", "TaskOutcomeShared"]
+    assert shared[1].outcome == "cancelled"  # decided on the decoded state
+    assert set(restored.asleep) == {b"acme:done"}  # not before the batch is committed and applied
+    restored.apply(watch)
+    assert restored.asleep == {} and b"acme:done" in restored.touched
+    assert restored.states[b"acme:done"].watchers == ("acme:later",)
 
 
 def test_settling_after_a_snapshot_keeps_only_live_tasks_decoded_and_the_next_snapshot_unchanged():

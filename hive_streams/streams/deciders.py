@@ -6,9 +6,9 @@ which command ids each aggregate has applied and how far the command partition w
 a redelivered command emits nothing new, and a new owner resumes after the last command whose
 events are in the log, whatever the group's committed offset says.
 
-Deciding never changes `states` itself (it may only decode an idle aggregate kept encoded): a batch
-returns its records and the states they lead to, and the engine applies them only after its
-transaction committed.
+Deciding never changes `states` or `asleep`: a batch returns its records and the states they lead
+to, and the engine applies them only after its transaction committed. An idle aggregate kept
+encoded is decoded to decide on it and stays asleep unless the batch changed it.
 """
 from __future__ import annotations
 
@@ -242,6 +242,7 @@ class PartitionState:
         if not reason:
             try:
                 self.states[key] = self.aggregate.evolve(self._state(key), event)
+                self.asleep.pop(key, None)
             except Exception as exc:  # an event its aggregate cannot take must not stop the load
                 reason = f"evolve failed: {exc!r}"
         if reason:
@@ -260,18 +261,21 @@ class PartitionState:
     def _state(self, key: bytes, pending: dict | None = None):
         if pending and key in pending:
             return pending[key]
-        return self.states.get(key) or self._wake(key) or self.aggregate.initial(key.decode())
+        state = self.states.get(key)
+        if state is not None:
+            return state
+        raw = self.asleep.get(key)
+        return self._decoded(key, raw) if raw is not None else self.aggregate.initial(key.decode())
 
-    def _wake(self, key: bytes):
-        raw = self.asleep.pop(key, None)
-        if raw is None:
-            return None
+    def _decoded(self, key: bytes, raw: bytes):
         state = self.codec.decode(raw)
         if self.codec.key(state) != key:
             raise CodecError(f"the state kept under {key!r} is of {self.codec.key(state)!r}")
-        self.states[key] = state
-        self.touched.add(key)  # encoded again at the next snapshot
         return state
+
+    def _wake(self, key: bytes) -> None:
+        self.states[key] = self._decoded(key, self.asleep.pop(key))
+        self.touched.add(key)  # encoded again at the next snapshot
 
     def count(self) -> int:
         """Aggregates known, decoded or not."""
@@ -295,6 +299,8 @@ class PartitionState:
         """Takes a committed batch in; `last_event` is the offset and id of its last event."""
         self.states.update(decided.states)
         self.touched.update(decided.states)
+        for key in decided.states:
+            self.asleep.pop(key, None)  # changed: decoded from now on, encoded again at the next snapshot
         if last_event is not None:
             self.events_end, self.last_event_id = last_event[0] + 1, last_event[1]
         for key, ids in decided.applied.items():
