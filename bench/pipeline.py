@@ -3,8 +3,9 @@
 Pipeline: the worker starts on fresh topics and is left until it owns every command partition and its
 matcher has caught up; then N SubmitTask commands appear at once (written in one transaction, so its
 committed-only readers see none, then all) and it decides them. The rate is the span of the N events (one
-TaskSubmitted, queued, for each) it writes, from their broker timestamps: neither its start-up (logins,
-loads) nor the writing of the commands overlaps it.
+TaskSubmitted, queued, for each) it writes for them, from their broker timestamps: neither its start-up
+(logins, loads) nor the writing of the commands overlaps it, nor the matcher's TaskWaiting events that
+follow (they are the next hop, told apart by their causation id).
 Limit: a plain aiokafka consumer that reads the same N command records and only decodes them, with
 the project's codec (Avro + domain objects) and with bare fastavro, in steady state.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastavro import schemaless_reader
 
-from hive_streams.codec import default_codec
+from hive_streams.codec import default_codec, header
 from hive_streams.codec.avro import HEADER_LEN
 
 from .common import Context, cpu_seconds, end_offsets, kafka_options, noop_submit, produce, py_spy, read_records, summary, wait_for
@@ -96,7 +97,12 @@ def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
         if spy:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-        stamps = [r.timestamp for r in asyncio.run(read_records(ctx.bootstrap, topics.task_events, topics.partitions))]
+        ids = {cmd.command_id for cmd in commands}  # not the matcher's TaskWaiting events that follow them
+        caused = lambda: [r.timestamp for r in asyncio.run(read_records(ctx.bootstrap, topics.task_events,
+                                                                         topics.partitions))
+                          if header(r.headers, "ce_causationid") in ids]
+        stamps = wait_for(lambda: (found := caused()) and len(found) >= n and found, 60, f"{n} caused events",
+                          interval=0.5)
         seconds = (max(stamps) - min(stamps)) / 1000
         raw = {name: asyncio.run(consume_decode(ctx.bootstrap, topics.task_commands, topics.partitions, fn))
                for name, fn in (("codec", default_codec().decode), ("fastavro", fastavro_only()))}

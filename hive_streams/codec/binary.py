@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 
 DOUBLE = struct.Struct("<d")
 FLOAT = struct.Struct("<f")
@@ -24,10 +25,13 @@ SMALL = tuple(_zigzag(n) for n in range(-64, 64))  # SMALL[n + 64]: one-byte lon
 LENGTHS = tuple(_zigzag(n) for n in range(4096))  # LENGTHS[n]: the length prefixes of most strings
 
 
+_wide = lru_cache(maxsize=4096)(_zigzag)  # mostly timestamps: a batch's events share theirs
+
+
 def write_long(n: int) -> bytes:
     if -64 <= n < 64:
         return SMALL[n + 64]
-    return _zigzag(n)
+    return _wide(n)
 
 
 def read_long(data: bytes, pos: int) -> tuple[int, int]:

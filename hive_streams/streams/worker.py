@@ -8,6 +8,7 @@ import signal
 from prometheus_client import REGISTRY
 
 from .. import logs
+from ..collector import steady
 from ..codec import default_codec
 from ..metrics import FabricCollector, export
 from ..metrics import serve as serve_metrics
@@ -39,4 +40,5 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         uvloop.install()
     except ImportError:
         pass
+    steady()
     asyncio.run(serve(settings))
