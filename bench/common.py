@@ -211,9 +211,11 @@ def noop_submit(task_id: str, now: int | None = None) -> c.SubmitTask:
                         nodes=(NodeSpec(id="n", kind="echo"),))
 
 
-async def produce(bootstrap: str, topic: str, objects, source: str = "/bench", at_once: bool = False) -> int:
+async def produce(bootstrap: str, topic: str, objects, source: str = "/bench", at_once: bool = False,
+                  on_commit=None) -> int:
     """Writes domain objects as the project's records (key, Avro value, CloudEvents headers), batched.
-    `at_once`: in one transaction, so a committed-only reader sees none of them, then all."""
+    `at_once`: in one transaction, so a committed-only reader sees none of them, then all; `on_commit()` is
+    called as soon as the commit returns."""
     codec = default_codec()
     sealer = Sealer.service(SERVICE_SECRET)
     extra = {"transactional_id": f"bench-{uuid.uuid4().hex[:8]}"} if at_once else {}
@@ -236,6 +238,8 @@ async def produce(bootstrap: str, topic: str, objects, source: str = "/bench", a
         await asyncio.gather(*pending)
         if at_once:
             await producer.commit_transaction()
+            if on_commit is not None:
+                on_commit()
         return count
     finally:
         await producer.stop()

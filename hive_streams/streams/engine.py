@@ -40,6 +40,8 @@ from .triggers import TriggerWatch
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+DECIDE_CHUNK = 500  # commands a transaction takes from a partition's inbox: the loop is not held for long, and
+# one partition's batch is sent and committed while the next is decided
 INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
 
@@ -127,6 +129,8 @@ class Engine:
                         owned.wake.set()
                         if len(owned.inbox) >= INBOX_LIMIT:
                             self.consumer.pause(tp)  # its driver resumes it once it has caught up
+                if batch:
+                    await asyncio.sleep(0)  # getmany returns without waiting while it has records: let the drivers in
                 if time.monotonic() - last_sweep >= self.settings.sweep_seconds:
                     last_sweep = time.monotonic()
                     await self._sweep()
@@ -295,7 +299,9 @@ class Engine:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(owned.wake.wait(), max(0.0, left))
             owned.wake.clear()
-            records, owned.inbox = owned.inbox, []
+            records, owned.inbox = owned.inbox[:DECIDE_CHUNK], owned.inbox[DECIDE_CHUNK:]
+            if owned.inbox:
+                owned.wake.set()
             if records:
                 await self._decide(owned, records)
                 if len(owned.inbox) < INBOX_LIMIT and self.owned.get(owned.tp) is owned:
