@@ -28,13 +28,15 @@ TXN_RETRY_BACKOFF_MS = 1  # a new transaction right after a commit often meets C
 # instead of 11.7-13.3 at 5 ms, python -m bench transactions); its client still waits RETRY_BACKOFF_MS between metadata
 # attempts, so a broker that is down is not asked a thousand times a second
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-TXN_BATCH_BYTES = 1024 * 1024  # aiokafka keeps one open batch a partition and makes a send wait while it is full:
-# at its default of 16 KiB a decided batch of 1,000 events took ~25 produce round trips, one after another
+BATCH_BYTES = 1024 * 1024  # aiokafka keeps one open batch a partition and makes a send wait while it is full: at
+# its default of 16 KiB a decided batch of 1,000 events took ~25 produce round trips, one after another (the
+# buffer grows with what is appended: an idle partition's batch is small)
 
 
 def producer(kafka: KafkaAccess, *, linger_ms: int = 0, client_id: str | None = None, **options) -> AIOKafkaProducer:
     return AIOKafkaProducer(**kafka.options(), acks="all", enable_idempotence=True, linger_ms=linger_ms,
                             retry_backoff_ms=RETRY_BACKOFF_MS, max_request_size=MAX_REQUEST_BYTES,
+                            max_batch_size=options.pop("max_batch_size", BATCH_BYTES),
                             partitioner=partitioner, client_id=client_id or "hive-streams", **options)
 
 
@@ -42,7 +44,7 @@ def transactional_producer(kafka: KafkaAccess, transactional_id: str, *, timeout
     """Starting it fences every earlier producer with the same id: their open transactions abort."""
     made = AIOKafkaProducer(**kafka.options(), transactional_id=transactional_id,
                             transaction_timeout_ms=timeout_ms, retry_backoff_ms=RETRY_BACKOFF_MS, linger_ms=0,
-                            max_request_size=MAX_REQUEST_BYTES, max_batch_size=TXN_BATCH_BYTES, partitioner=partitioner, client_id=transactional_id)
+                            max_request_size=MAX_REQUEST_BYTES, max_batch_size=BATCH_BYTES, partitioner=partitioner, client_id=transactional_id)
     made._sender._retry_backoff = TXN_RETRY_BACKOFF_MS / 1000  # the transactional requests' retries only
     return made
 
