@@ -15,7 +15,7 @@ from hive_streams.codec import compiled, default_codec
 from hive_streams.codec.avro import HEADER_LEN, MAGIC, from_record, to_record
 from hive_streams.codec.history import sample
 from hive_streams.codec.registry import fingerprint_of, released
-from hive_streams.domain import agent, events as e, ledger, task
+from hive_streams.domain import agent, commands as c, events as e, ledger, model, task
 from hive_streams.domain.evolving import quick_init
 from hive_streams.domain.ledger import Escrow, LedgerState
 from hive_streams.domain.model import NodeSpec
@@ -185,6 +185,29 @@ def test_the_ledger_state_now_round_trips_with_its_escrows():
     state = LedgerState(seq=2, available={"a": 5}, escrows={"x": Escrow("x", "t", "a", "g", 5)})
     assert codec.decode(codec.encode(state)) == state
     assert from_record(LedgerState, to_record(state)) == state
+
+
+def _made_here(module) -> list[type]:
+    return [v for v in vars(module).values()
+            if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == module.__name__]
+
+
+DECIDED = _made_here(e) + _made_here(c) + _made_here(model)  # made by every decision: quick_init_all gives them it
+
+
+@pytest.mark.parametrize("cls", DECIDED, ids=lambda t: f"{t.__module__.rsplit('.', 1)[-1]}.{t.__name__}")
+def test_every_event_command_and_value_is_made_by_quick_init_as_by_its_dataclass(cls):
+    assert cls.__init__.__code__.co_filename == "<string>" and "_set" in cls.__init__.__code__.co_names
+    fields = [(f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+              for f in dataclasses.fields(cls)]
+    plain = dataclasses.make_dataclass(cls.__name__, fields, frozen=True, namespace={"__module__": cls.__module__})
+    assert str(inspect.signature(cls)) == str(inspect.signature(plain))
+    required = {f.name: f"<{f.name}>" for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    made, reference_made = cls(**required), plain(**required)
+    assert vars(made) == vars(reference_made) and list(vars(made)) == list(vars(reference_made))
+    with pytest.raises(TypeError):
+        cls(**required, not_a_field=1)
 
 
 @pytest.mark.parametrize("cls", [task.TaskState, agent.AgentState, ledger.LedgerState])

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .evolving import quick_init_all
+
 from .model import Capability, Hardware, NodeOutput, NodeSpec, Requirement, TaskSpec
 
 
@@ -250,3 +252,5 @@ LEDGER_COMMANDS = (DepositFunds, WithdrawFunds, HoldEscrow, ReleaseEscrow, Refun
 EXECUTOR_COMMANDS = (RegisterAgent, Heartbeat, DeregisterAgent, StartTask, ReportNodeStarted, ReportNodeProgress,
                      ReportNodeCompleted, ReportNodeFailed, ReportTaskResult)
 DOOR_ONLY = (RejectResult,)  # made by the door itself from a report that failed its checks, never sent
+
+quick_init_all(globals())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .evolving import quick_init_all
+
 from .model import Capability, Hardware, Leg, NodeOutput, NodeSpec, Requirement
 
 
@@ -341,3 +343,5 @@ AGENT_EVENTS = (AgentRegistered, AgentHeartbeat, AgentStatusChanged, SlotReserve
 LEDGER_EVENTS = (FundsDeposited, FundsWithdrawn, WithdrawalRefused, EscrowHeld, EscrowRefused, EscrowReleased,
                  EscrowRefunded)
 ALERT_EVENTS = (AlertRaised, AlertResolved)
+
+quick_init_all(globals())

@@ -95,3 +95,11 @@ def quick_init(cls: type) -> type:
     init.__annotations__ = {**{f.name: f.type for f in fields}, "return": None}
     cls.__init__ = init
     return cls
+
+
+def quick_init_all(namespace: dict) -> None:
+    """`quick_init` for every dataclass a module defines: its events or commands, made by every decision."""
+    module = namespace["__name__"]
+    for value in list(namespace.values()):
+        if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module:
+            quick_init(value)

@@ -315,13 +315,14 @@ class PartitionState:
         for message in messages:
             out.decided_to = max(out.decided_to, message.offset)
             # a child span of the command's (none for an untraced one): what it causes carries it on
+            correlation = header(message.headers, CORRELATION)
             with hop(f"decide {header(message.headers, 'ce_type') or 'command'}", header(message.headers, TRACEPARENT),
-                     header(message.headers, CORRELATION), **{"messaging.destination.name": message.topic,
-                                                               "messaging.kafka.offset": message.offset}):
-                self._decide_one(message, now, out)
+                     correlation, **{"messaging.destination.name": message.topic,
+                                     "messaging.kafka.offset": message.offset}):
+                self._decide_one(message, now, out, correlation)
         return out
 
-    def _decide_one(self, message, now: int, out: Decided) -> None:
+    def _decide_one(self, message, now: int, out: Decided, correlation: str | None = None) -> None:
         too_big = oversized(message.value, self.record_limit)
         if too_big:
             out.records.append(self._deadletter(message, too_big))
@@ -346,7 +347,7 @@ class PartitionState:
             if refusal:
                 out.records.append(self._deadletter(message, f"refused: {refusal}"))
                 return
-            records, events, state = self._records_of(command, message, state, now)
+            records, events, state = self._records_of(command, message, state, now, correlation)
         except Exception as exc:  # a bug, or an event that cannot be encoded, must not stop the partition
             log.exception("decide failed for %s", type(command).__name__)
             out.records.append(self._deadletter(message, f"decide failed: {exc!r}"))
@@ -358,15 +359,18 @@ class PartitionState:
         out.states[key] = state
         out.applied.setdefault(key, set()).add(command.command_id)
 
-    def _records_of(self, command, message, state, now: int) -> tuple[list[Out], int, object]:
+    def _records_of(self, command, message, state, now: int,
+                    correlation: str | None = None) -> tuple[list[Out], int, object]:
         """The records one command writes, how many are events, and the state they lead to."""
         events = self.aggregate.decide(self.aggregate.screen(command, state), state, now)
+        if not events:
+            return [], 0, state
         extra = [(COMMAND_OFFSET, str(message.offset).encode()), principal_header(acting_principal(command, message))]
-        correlation = header(message.headers, CORRELATION)
+        traceparent = current_traceparent()  # the decide span's: what this command writes carries it on
         records = []
         for event in events:
             k, v, headers = self.codec.message(event, SOURCE, causation_id=command.command_id,
-                                               correlation_id=correlation, traceparent=current_traceparent())
+                                               correlation_id=correlation, traceparent=traceparent)
             if len(v) > self.record_limit:  # the broker would refuse it, and the partition would stop on it
                 raise ValueError(f"its {type(event).__name__} would be {len(v)} bytes, over the limit of "
                                  f"{self.record_limit}")
@@ -375,8 +379,8 @@ class PartitionState:
             if delivery is not None:
                 records.append(self._delivery(delivery, v, headers))
             before, state = state, self.aggregate.evolve(state, event)
-            records += self._follow_ups(event, correlation)
-            records += self._commands(self.aggregate.watch(event, before, state), event, correlation)
+            records += self._commands(follow_up(event, self.fee_bps), event, correlation, traceparent)
+            records += self._commands(self.aggregate.watch(event, before, state), event, correlation, traceparent)
         return records, len(events), state
 
     def _delivery(self, to: tuple[str, str], value: bytes, headers) -> Out:
@@ -387,16 +391,13 @@ class PartitionState:
         return Out(self.topics.executor_inbox, key, seal_to(agent_key, value), kept,
                    partition_for(key, self.topics.partitions))
 
-    def _follow_ups(self, event, correlation: str | None) -> list[Out]:
-        """Commands to other aggregates, written in the same transaction as the event that calls for them;
-        they carry the request's correlation id on."""
-        return self._commands(follow_up(event, self.fee_bps), event, correlation)
-
-    def _commands(self, commands, event, correlation: str | None) -> list[Out]:
+    def _commands(self, commands, event, correlation: str | None, traceparent: str | None) -> list[Out]:
+        """Commands to other aggregates (follow-ups, and what a watch calls for), written in the same transaction
+        as the event that calls for them; they carry the request's correlation id on."""
         records = []
         for command in commands:
             k, v, headers = self.codec.message(command, SOURCE, causation_id=event_id(event),
-                                               correlation_id=correlation, traceparent=current_traceparent())
+                                               correlation_id=correlation, traceparent=traceparent)
             if self.sealer is not None:
                 headers.append(self.sealer.header(v, headers))
             records.append(Out(command_topic(self.topics, command), k, v, headers))

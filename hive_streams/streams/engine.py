@@ -24,6 +24,7 @@ from ..codec import Codec, header
 from ..collector import folding
 from ..kafka import (CommandSender, access_for, consumer, now_ms, read_to_end, stop_quietly,
                      transactional_producer)
+from ..kafka.batches import last_offset, send_records
 from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, forget_lag,
                        record_lag)
 from ..settings import Settings
@@ -63,7 +64,7 @@ class Transaction:
     offsets_sent_to: int = -1
     commands: int = 0
     decided: Decided = field(default_factory=Decided)
-    sent: list = field(default_factory=list)
+    sent: list = field(default_factory=list)  # batches.Sent
 
 
 class Owned:
@@ -282,9 +283,7 @@ class Engine:
                 DECIDE_BATCH.labels(family).observe(len(records))
                 txn.commands += len(records)
                 txn.next_offset = records[-1].offset + 1
-                for r in txn.decided.records[before:]:
-                    txn.sent.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers,
-                                                        partition=r.partition))
+                txn.sent += await send_records(producer, txn.decided.records[before:])
             except Exception as exc:
                 await self._failed(owned, exc)
                 return
@@ -322,7 +321,7 @@ class Engine:
                 await self._failed(owned, exc)
                 return
             owned.txn = None
-            owned.state.apply(txn.decided, _last_event(txn, owned.state.events_topic))
+            owned.state.apply(txn.decided, _last_event(txn, owned.state.events_topic, owned.state.partition))
             self.decided += txn.decided.events
             family = family_label(owned.tp.topic)
             COMMANDS_DECIDED.labels(family).inc(txn.commands)
@@ -358,7 +357,7 @@ class Engine:
         """Nothing of the open transaction becomes visible; its commands are read again, here or elsewhere."""
         txn, owned.txn = owned.txn, None
         if txn is not None:
-            await asyncio.gather(*txn.sent, return_exceptions=True)
+            await asyncio.gather(*(batch.ack for batch in txn.sent), return_exceptions=True)
         if isinstance(exc, ProducerFenced):
             log.warning("fenced on %s: another worker owns it now", owned.tp)
             await self._release(owned)
@@ -417,12 +416,13 @@ def family_label(topic: str) -> str:
     return topic.rsplit(".", 2)[-2]
 
 
-def _last_event(txn: Transaction, events_topic: str) -> tuple[int, str] | None:
+def _last_event(txn: Transaction, events_topic: str, partition: int) -> tuple[int, str] | None:
     """The offset and id of the transaction's last event, from its acknowledgements."""
-    for record, ack in zip(reversed(txn.decided.records), reversed(txn.sent)):
-        if record.topic == events_topic:
-            return ack.result().offset, header(record.headers, "ce_id") or ""
-    return None
+    offset = last_offset(txn.sent, events_topic, partition)
+    if offset is None:
+        return None
+    last = next(r for r in reversed(txn.decided.records) if r.topic == events_topic)
+    return offset, header(last.headers, "ce_id") or ""
 
 
 class _Listener(ConsumerRebalanceListener):

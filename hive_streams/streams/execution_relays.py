@@ -13,8 +13,9 @@ OUTCOMES = {e.TaskCompleted: "completed", e.TaskFailed: "failed", e.TaskCancelle
             e.TaskRejected: "rejected"}
 
 
-def execution_follow_up(event) -> list:
-    cid = event_id(event)
+def execution_follow_up(event, cid: str | None = None) -> list:
+    """`cid`: the event's id (computed here when not given)."""
+    cid = cid or event_id(event)
     if isinstance(event, x.StepStarted):
         return [c.SubmitTask(item.task_id, f"{cid}:{item.ordinal}", event.at, item.node.id, event.requester,
                              (item.node,), deadline_at=event.deadline_at, budget=item.budget,

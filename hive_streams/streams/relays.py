@@ -24,11 +24,11 @@ from ..domain.tenancy import task_tenant
 
 def follow_up(event, fee_bps: int = 0) -> list:
     """The commands that must follow an event. Pure; every command id derives from the event's id."""
-    return _follow_up(event, fee_bps) + execution_follow_up(event)
-
-
-def _follow_up(event, fee_bps: int) -> list:
     cid = event_id(event)
+    return _follow_up(event, fee_bps, cid) + execution_follow_up(event, cid)
+
+
+def _follow_up(event, fee_bps: int, cid: str) -> list:
     if isinstance(event, e.EscrowHeld):
         return [c.ReserveSlot(event.agent_id, cid, event.at, event.task_id, event.escrow_id, event.round_id)]
     if isinstance(event, e.EscrowRefused):
