@@ -269,12 +269,9 @@ class Engine:
             txn = owned.txn
             producer = owned.producer
             try:
-                if txn is None:
+                opening = txn is None
+                if opening:
                     txn = owned.txn = Transaction(records[0].offset, time.monotonic())
-                    await producer.begin_transaction()
-                    # offsets first: the transaction's first request then retries after retry_backoff_ms
-                    await producer.send_offsets_to_transaction({owned.tp: records[-1].offset + 1}, self.group)
-                    txn.offsets_sent_to = records[-1].offset + 1
                 before = len(txn.decided.records)
                 started = time.perf_counter()
                 owned.state.decide(records, now_ms(), into=txn.decided)
@@ -283,6 +280,12 @@ class Engine:
                 DECIDE_BATCH.labels(family).observe(len(records))
                 txn.commands += len(records)
                 txn.next_offset = records[-1].offset + 1
+                if opening:  # after deciding: the broker has had that long to finish the last commit's markers,
+                    # which a new transaction's first request otherwise waits out in 1 ms retries
+                    await producer.begin_transaction()
+                    # offsets first: the transaction's first request then retries after retry_backoff_ms
+                    await producer.send_offsets_to_transaction({owned.tp: txn.next_offset}, self.group)
+                    txn.offsets_sent_to = txn.next_offset
                 txn.sent += await send_records(producer, txn.decided.records[before:])
             except Exception as exc:
                 await self._failed(owned, exc)
