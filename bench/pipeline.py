@@ -108,6 +108,8 @@ def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
         stamps = wait_for(lambda: (found := caused()) and len(found) >= n and found, 60, f"{n} caused events",
                           interval=0.5)
         seconds = (max(stamps) - committed[0]) / 1000
+        everything = asyncio.run(read_records(ctx.bootstrap, topics.task_events, topics.partitions))
+        others = sum(1 for r in everything if r.timestamp <= max(stamps)) - len(stamps)
         raw = {name: asyncio.run(consume_decode(ctx.bootstrap, topics.task_commands, topics.partitions, fn))
                for name, fn in (("codec", default_codec().decode), ("fastavro", fastavro_only()))}
     except Exception as exc:
@@ -117,7 +119,7 @@ def pipeline_run(ctx: Context, n: int, profile_to: Path | None = None) -> dict:
     return {"commands": n, "events": len(stamps), "seconds": seconds,
             "pipeline_commands_per_s": n / seconds, "pipeline_events_per_s": len(stamps) / seconds,
             "worker_cpu_us_per_command": worker_cpu / n * 1e6,
-            "events_span_seconds": (max(stamps) - min(stamps)) / 1000,
+            "events_span_seconds": (max(stamps) - min(stamps)) / 1000, "other_events_before_the_last": others,
             "first_event_after_commit_ms": min(stamps) - committed[0],
             "raw_codec_per_s": raw["codec"][0] / raw["codec"][1],
             "raw_fastavro_per_s": raw["fastavro"][0] / raw["fastavro"][1]}

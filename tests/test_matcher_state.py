@@ -20,7 +20,7 @@ from hive_streams.domain.model import Capability, Hardware, NodeSpec, Requiremen
 from hive_streams.exceptions import CodecError
 from hive_streams.metrics.fabric import FabricStats
 from hive_streams.settings import Settings
-from hive_streams.streams.matcher import Matcher
+from hive_streams.streams.matcher import ROUND_SHARE, Matcher
 from hive_streams.streams.matcher_snapshot import SHARE, MatcherSnapshots
 from hive_streams.streams.matcher_state import MAGIC, AlertInputs, Folded, Position, decode, encode
 from hive_streams.topics import Topics
@@ -231,3 +231,19 @@ def test_a_snapshot_is_due_after_n_events_or_t_seconds_with_something_folded_and
     assert not cadence.due(5000)
     clock[0] = 100.0 + SHARE * 4.0
     assert cadence.due(5000)
+
+
+def test_a_long_round_holds_the_next_back_for_a_few_times_its_length_and_a_short_one_does_not(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("hive_streams.streams.matcher.time.monotonic", lambda: clock[0])
+    matcher = Matcher(default_codec(), Topics("m"), Settings(), 10_000)
+    matcher.last_round, matcher.round_took = 100.0, 0.1  # a round over a long queue took 100 ms of work
+    matcher.market.dirty = True
+    clock[0] = 100.0 + ROUND_SHARE * 0.1 - 0.01
+    assert not matcher._due() and matcher.market.dirty  # still owed: it runs once the wait is over
+    clock[0] = 100.0 + ROUND_SHARE * 0.1
+    assert matcher._due() and not matcher.market.dirty
+    matcher.round_took = 0.00005  # a short queue's round: the next batch is matched at once
+    matcher.market.dirty = True
+    clock[0] += 0.001
+    assert matcher._due()

@@ -39,6 +39,8 @@ from ..tracing import TRACEPARENT, hop
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/matcher"
 ROUND_EVERY = 1.0  # seconds: a round for what time alone changes (backoffs, liveness)
+ROUND_SHARE = 4  # a round waits at least this many times as long as the last one's work took: a round goes over every
+# waiting task, so with a long queue rounds after every fetched batch took the worker's CPU from its deciders
 
 
 class Matcher:
@@ -55,6 +57,7 @@ class Matcher:
         self.stats = FabricStats()
         self.caught_up = asyncio.Event()
         self.last_round = 0.0
+        self.round_took = 0.0  # seconds of work (not of waiting for acknowledgements) the last round took
         self.correlations: dict[str, str] = {}  # task id -> the correlation id of the request that submitted it
         self.traces: dict[str, str] = {}  # task id -> the trace of its latest task event: proposals are its children
         self.parts: list[TopicPartition] = []
@@ -139,6 +142,8 @@ class Matcher:
 
     def _due(self) -> bool:
         now = time.monotonic()
+        if now - self.last_round < ROUND_SHARE * self.round_took:
+            return False  # a short queue's rounds take microseconds: this holds back only long ones
         if self.market.dirty or now - self.last_round >= ROUND_EVERY:
             self.market.dirty = False
             self.last_round = now
@@ -173,7 +178,7 @@ class Matcher:
             log.exception("matcher could not fold an event; skipping it")
 
     async def _propose(self, writer) -> None:
-        now = now_ms()
+        started, now = time.monotonic(), now_ms()
         try:
             commands = self.market.proposals(now, self.timeout_ms, self.retry_ms, self.round_id(now))
         except Exception:  # a bug in a policy must not take the worker down with it
@@ -185,6 +190,7 @@ class Matcher:
             correlation = self.correlations.get(task_id)
             with hop(f"match {type(command).__name__}", self.traces.get(task_id), correlation, SpanKind.INTERNAL):
                 acks.append(await writer.send(command, correlation_id=correlation))
+        self.round_took = time.monotonic() - started
         await asyncio.gather(*acks)
 
     def round_id(self, now: int) -> str:
