@@ -45,7 +45,8 @@ def transactional_producer(kafka: KafkaAccess, transactional_id: str, *, timeout
     """Starting it fences every earlier producer with the same id: their open transactions abort."""
     made = AIOKafkaProducer(**kafka.options(), transactional_id=transactional_id,
                             transaction_timeout_ms=timeout_ms, retry_backoff_ms=RETRY_BACKOFF_MS, linger_ms=0,
-                            max_request_size=MAX_REQUEST_BYTES, max_batch_size=BATCH_BYTES, partitioner=partitioner, client_id=transactional_id)
+                            max_request_size=MAX_REQUEST_BYTES, max_batch_size=BATCH_BYTES, partitioner=partitioner,
+                            client_id=transactional_id)
     made._sender._retry_backoff = TXN_RETRY_BACKOFF_MS / 1000  # the transactional requests' retries only
     return made
 

@@ -322,7 +322,7 @@ class PartitionState:
                 self._decide_one(message, now, out, correlation)
         return out
 
-    def _decide_one(self, message, now: int, out: Decided, correlation: str | None = None) -> None:
+    def _decide_one(self, message, now: int, out: Decided, correlation: str | None) -> None:
         too_big = oversized(message.value, self.record_limit)
         if too_big:
             out.records.append(self._deadletter(message, too_big))
@@ -360,7 +360,7 @@ class PartitionState:
         out.applied.setdefault(key, set()).add(command.command_id)
 
     def _records_of(self, command, message, state, now: int,
-                    correlation: str | None = None) -> tuple[list[Out], int, object]:
+                    correlation: str | None) -> tuple[list[Out], int, object]:
         """The records one command writes, how many are events, and the state they lead to."""
         events = self.aggregate.decide(self.aggregate.screen(command, state), state, now)
         if not events:
