@@ -57,3 +57,15 @@ def test_requested_id():
     assert requested_id({}) is None
     with pytest.raises(DefinitionError):
         requested_id({"id": "bad id/"})
+
+
+@pytest.mark.parametrize("task_id", ["a" * 64, "é1_-.", "J.2", "٣"])
+def test_a_requested_id_is_letters_digits_and_three_marks(task_id):
+    assert requested_id({"id": task_id}) == task_id
+
+
+@pytest.mark.parametrize("task_id", ["", "a" * 65, "a\n", "a b", "a/b", "a:b", "ä\x00", 7, None])
+def test_any_other_requested_id_is_refused(task_id):
+    with pytest.raises(DefinitionError) as refused:
+        requested_id({"id": task_id})
+    assert refused.value.path == "id"

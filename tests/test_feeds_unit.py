@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -13,6 +14,7 @@ from hive_streams.kafka.access import KafkaAccess
 from hive_streams.api.positions import PositionError, TaskPosition, VectorCodec, VectorIds
 from hive_streams.api.records import Item, SeqMemory, lookback_start
 from hive_streams.codec import default_codec
+from hive_streams.codec.avro import to_record
 from hive_streams.domain.events import NodeProgress
 from hive_streams.topics import Topics
 
@@ -127,6 +129,9 @@ def test_items_know_their_tenant_and_what_one_tenant_may_read():
     assert lost.tenant is None and "globex:t" in lost.data and "globex:t" not in lost.public
     assert FeedSpec("f", lambda item: True, tenant="acme").data(lost) == lost.public
     assert FeedSpec("f", lambda item: True).data(lost) == lost.data  # a feed of every tenant
+    again = item_of(agent_tp, 2, AgentStatusChanged("ag", 3, 0, "offline", "silent", ("acme:t", "globex:t")))
+    assert again.public == lost.public and again.data == lost.data  # rendered on first use, whichever comes first
+    assert json.loads(slot.data) == {"type": "SlotReserved", **to_record(SlotReserved("ag", 1, 0, "globex:t"))}
 
 
 async def test_the_hub_offers_an_item_only_to_its_tenants_feeds_and_those_of_every_tenant():

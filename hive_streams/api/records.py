@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -19,15 +19,32 @@ RECORD_LIMIT = Settings.record_max_kb * 1024
 LOOKBACK = 1000  # records per partition read before a start position only to recognise duplicates
 
 
-@dataclass(frozen=True, slots=True)
 class Item:
-    tp: TopicPartition
-    offset: int
-    event: object
-    kind: str  # the event's type name: the SSE `event:`
-    data: str  # the event as JSON: the SSE `data:`
-    tenant: str | None = None  # the tenant of the task it concerns; None: no task's (an agent's offer, its beats)
-    public: str = ""  # the data for callers who see one tenant: no other tenant's task ids
+    """A feed's record. Its JSON is rendered on first use, once: a hub with no one watching renders nothing."""
+    __slots__ = ("tp", "offset", "event", "kind", "tenant", "_data", "_public")
+
+    def __init__(self, tp: TopicPartition, offset: int, event, kind: str, data: str | None = None,
+                 tenant: str | None = None, public: str | None = None):
+        self.tp, self.offset, self.event = tp, offset, event
+        self.kind = kind  # the event's type name: the SSE `event:`
+        self.tenant = tenant  # the tenant of the task it concerns; None: no task's (an agent's offer, its beats)
+        self._data, self._public = data, public
+
+    @property
+    def data(self) -> str:
+        """The event as JSON: the SSE `data:`."""
+        if self._data is None:
+            self._data = _json(render(self.event))
+        return self._data
+
+    @property
+    def public(self) -> str:
+        """The data for callers who see one tenant: no other tenant's task ids."""
+        if self._public is None:
+            event = self.event
+            hidden = isinstance(event, AgentStatusChanged) and event.lost_tasks  # tasks of every tenant
+            self._public = _json(render(replace(event, lost_tasks=()))) if hidden else self.data
+        return self._public
 
 
 def render(event) -> dict:
@@ -45,11 +62,7 @@ def tenant_of_event(event) -> str | None:
 
 
 def item_of(tp: TopicPartition, offset: int, event) -> Item:
-    data = _json(render(event))
-    public = data
-    if isinstance(event, AgentStatusChanged) and event.lost_tasks:
-        public = _json(render(replace(event, lost_tasks=())))  # tasks of every tenant: not for one tenant's eyes
-    return Item(tp, offset, event, type(event).__name__, data, tenant_of_event(event), public)
+    return Item(tp, offset, event, type(event).__name__, tenant=tenant_of_event(event))
 
 
 class SeqMemory:

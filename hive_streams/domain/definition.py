@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -187,12 +188,15 @@ def check_callback_url(url: str, path: str) -> None:
         raise DefinitionError(path, "must be an absolute http or https URL with a host")
 
 
+_TASK_ID = re.compile(r"[\w.-]{1,64}")  # \w: what str.isalnum() accepts, and "_"
+
+
 def requested_id(raw: Any) -> str | None:
     """The task id the submitter chose (idempotent resubmission), if any."""
     if not isinstance(raw, dict) or "id" not in raw:
         return None
     task_id = raw["id"]
-    if not isinstance(task_id, str) or not 1 <= len(task_id) <= 64 or not all(ch.isalnum() or ch in "-_." for ch in task_id):
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
         raise DefinitionError("id", "must be 1 to 64 letters, digits, '-', '_' or '.'")
     return task_id
 
