@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "kafka":
             p.add_argument("--brokers", type=int, help="nodes of a new cluster (3 for a replicated one; default 1); "
                                                        "a formatted home keeps its count")
-    sub.add_parser("worker", help="the worker: deciders (one fenced writer per partition) and the matcher")
+    sub.add_parser("worker", help="the worker: deciders (one fenced writer per partition number) and the matcher")
     ex = sub.add_parser("executor", help="an executor that registers an agent and runs tasks")
     ex.add_argument("--agent-id")
     ex.add_argument("--name")

@@ -4,7 +4,7 @@ Each client connects as a role (`access.py`): SASL/SCRAM with that role's creden
 broker's ACLs decide what it may read and write.
 Readers see committed records only (`read_committed`): a deposed decider's aborted batch never
 reaches a fold, a feed or the audit log. Writers wait for every in-sync replica and are
-idempotent; a decider's writer is transactional, its id tied to the input partition it owns.
+idempotent; a decider's writer is transactional, its id tied to the input partition number it owns.
 """
 from __future__ import annotations
 

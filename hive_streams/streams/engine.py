@@ -1,11 +1,15 @@
-"""The worker's engine: one consumer group over the command topics, one fenced writer per partition.
+"""The worker's engine: one consumer group over the command topics, one fenced writer per partition number.
 
-For each command partition it owns, the engine starts a transactional producer whose id is
-tied to that partition. Starting it fences every earlier owner (a crashed, frozen or deposed
-worker): their open transaction aborts and any later write of theirs fails. Only then does the
-engine fold the events partition (committed records only) and resume after the last command
-whose events are in the log. Each batch is one transaction: the consumed offsets, the events,
-the follow-up commands and the dead letters become visible together, or not at all.
+The group's range assignment gives partition p of every command topic to one worker (they all have
+the same partition count, the ledger's single partition goes with every topic's partition 0), so
+the engine starts one transactional producer for partition number p, its id tied to p, and every
+family's partition p writes through it. Starting it fences every earlier owner (a crashed, frozen or
+deposed worker): their open transaction aborts and any later write of theirs fails. Only then does
+the engine fold the events partitions (committed records only) and resume after the last command
+whose events are in the log. Each transaction holds what the families of partition p decided
+meanwhile: the consumed offsets, the events, the follow-up commands and the dead letters become
+visible together, or not at all. One writer for the families rather than one each: a task's hops
+go through several families, and at a moderate rate each would commit a transaction of one batch.
 
 The owner of the ledger's single partition also leads the matcher.
 """
@@ -18,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from ..codec import Codec, header
@@ -45,6 +50,7 @@ DECIDE_CHUNK = 500  # commands a transaction takes from a partition's inbox: the
 # one partition's batch is sent and committed while the next is decided
 INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
+ASSIGNOR = RangePartitionAssignor  # partition p of every command topic to one worker: its writer of number p
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,9 @@ class Family:
 
 @dataclass
 class Transaction:
-    """What an open transaction holds: nothing of it is visible, or applied to the state, before commit."""
+    """What one partition put in its writer's open transaction: nothing of it is visible, or applied to the
+    state, before the commit."""
     first_offset: int
-    opened: float
     next_offset: int = -1
     offsets_sent_to: int = -1
     commands: int = 0
@@ -67,14 +73,38 @@ class Transaction:
     sent: list = field(default_factory=list)  # batches.Sent
 
 
-class Owned:
-    """A command partition this worker decides for: its fenced writer, its folded state, its open transaction."""
+def writer_id(group: str, partition: int) -> str:
+    """The transactional id of a group's writer for partition number `partition` of every command topic."""
+    return f"{group}.deciders.{partition}"
 
-    def __init__(self, tp: TopicPartition, state: PartitionState, producer, snapshots: Snapshots):
+
+class Writer:
+    """The fenced producer of one partition number, shared by the families' partitions of that number."""
+
+    def __init__(self, partition: int, producer):
+        self.partition = partition
+        self.producer = producer
+        self.lock = asyncio.Lock()  # one transaction at a time: deciding into it, committing it
+        self.members: dict[TopicPartition, "Owned"] = {}
+        self.opened: float | None = None  # when the open transaction began; None: none is open
+        self.fenced: asyncio.Task | None = None  # starting the producer: every earlier owner is fenced once done
+
+    async def fence(self) -> None:
+        await self.producer.start()
+        await self.producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
+        await self.producer.abort_transaction()
+
+
+class Owned:
+    """A command partition this worker decides for: its writer, its folded state, its part of the open
+    transaction."""
+
+    def __init__(self, tp: TopicPartition, state: PartitionState, writer: Writer, snapshots: Snapshots):
         self.tp = tp
         self.state = state
-        self.producer = producer
-        self.lock = asyncio.Lock()
+        self.writer = writer
+        self.producer = writer.producer
+        self.lock = writer.lock
         self.txn: Transaction | None = None
         self.snapshots = snapshots
         self.snapshot_at = (time.monotonic(), state.events_end)  # when, and at which events offset
@@ -97,6 +127,7 @@ class Engine:
                          for commands, events, aggregate in family_aggregates(self.topics, settings,
                                                                               self.triggers.matches)}
         self.owned: dict[TopicPartition, Owned] = {}
+        self.writers: dict[int, Writer] = {}  # partition number -> its writer, while a partition of it is owned
         self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
         secret = service_secret(settings.service_secret, settings.home, create=True)
@@ -114,7 +145,8 @@ class Engine:
         self.consumer = consumer(self.kafka, group_id=self.group, client_id=f"{self.group}-deciders",
                                  session_timeout_ms=int(self.settings.session_timeout_seconds * 1000),
                                  heartbeat_interval_ms=max(500, int(self.settings.session_timeout_seconds * 200)),
-                                 max_poll_interval_ms=60_000, rebalance_timeout_ms=60_000)
+                                 max_poll_interval_ms=60_000, rebalance_timeout_ms=60_000,
+                                 partition_assignment_strategy=(ASSIGNOR,))
         self.consumer.subscribe(list(self.families), listener=_Listener(self))
         await self.consumer.start()
         await self.sender.start()
@@ -150,23 +182,33 @@ class Engine:
 
     async def assigned(self, tps) -> None:
         mine = [tp for tp in tps if tp.topic in self.families]
-        for stale in [self.owned[tp] for tp in mine if tp in self.owned]:  # kept over a rebalance we missed
-            if stale.txn is not None:
-                await self._abort(stale.producer)  # taken again from the log, its open batch included
-            await self._release(stale)
+        numbers = {tp.partition for tp in mine}
+        for writer in [w for n, w in self.writers.items() if n in numbers]:  # kept over a rebalance we missed:
+            await self._drop_writer(writer)  # taken again from the log, its open transaction included
         # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
         # would get the worker evicted; the partitions stay paused until they are loaded
         self.consumer.pause(*mine)
         for tp in mine:
-            self.loading[tp] = asyncio.create_task(self._load(tp), name=f"load {tp.topic}[{tp.partition}]")
+            writer = self._writer(tp.partition)
+            self.loading[tp] = asyncio.create_task(self._load(tp, writer), name=f"load {tp.topic}[{tp.partition}]")
 
-    async def _load(self, tp: TopicPartition) -> None:
+    def _writer(self, number: int) -> Writer:
+        writer = self.writers.get(number)
+        if writer is None:
+            producer = transactional_producer(self.kafka, writer_id(self.group, number))
+            writer = self.writers[number] = Writer(number, producer)
+            writer.fenced = asyncio.create_task(writer.fence(), name=f"fence writer {number}")
+        return writer
+
+    async def _load(self, tp: TopicPartition, writer: Writer) -> None:
         try:
-            await self._own(tp)
+            await self._own(tp, writer)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("could not take %s; it stays paused until the next assignment", tp)
+            if not writer.members and self.writers.get(writer.partition) is writer:
+                await self._drop_writer(writer)  # the next assignment fences again
             return
         finally:
             self.loading.pop(tp, None)
@@ -190,22 +232,13 @@ class Engine:
                 await self._commit(owned)  # what it decided is kept: the next owner resumes after it
                 async with owned.lock:
                     await self._release(owned)
+        for writer in [w for w in self.writers.values() if not w.members]:  # loads cancelled before they owned
+            await self._drop_writer(writer)
 
-    async def _own(self, tp: TopicPartition) -> None:
+    async def _own(self, tp: TopicPartition, writer: Writer) -> None:
         family = self.families[tp.topic]
         started = time.monotonic()
-        producer = transactional_producer(self.kafka, f"{self.group}.{tp.topic}.{tp.partition}")
-        try:
-            await self._take(tp, family, producer, started)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            raise
-
-    async def _take(self, tp: TopicPartition, family: Family, producer, started: float) -> None:
-        await producer.start()
-        await producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
-        await producer.abort_transaction()
+        await asyncio.shield(writer.fenced)  # one load cancelled must not cancel the fencing the others wait on
         state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
                                family.partitions, self.settings.platform_fee_bps, self.settings.record_max_kb * 1024,
                                self.sealer, self.seal)
@@ -221,25 +254,46 @@ class Engine:
                 count += len(records)
         committed = await self.consumer.committed(tp)
         resume = max(committed or 0, state.decided_to + 1)
+        if self.writers.get(tp.partition) is not writer:
+            raise RuntimeError(f"the writer of partition {tp.partition} was dropped while {tp} loaded")
         self.consumer.seek(tp, resume)
-        owned = self.owned[tp] = Owned(tp, state, producer, snapshots)
+        owned = self.owned[tp] = writer.members[tp] = Owned(tp, state, writer, snapshots)
         owned.driver = asyncio.create_task(self._drive(owned), name=f"decide {tp.topic}[{tp.partition}]")
         if count >= self.settings.snapshot_every_events:  # the next start should not fold this again
             async with owned.lock:
-                await self._snapshot(owned)
+                await self._commit_locked(writer)  # a snapshot is a transaction of its own
+                if self.owned.get(tp) is owned:
+                    await self._snapshot(owned)
         log.info("own %s[%d]: %d aggregates from %s and %d events in %.2fs; resuming at %d (committed %s)",
                  tp.topic, tp.partition, state.count(), source, count, time.monotonic() - started, resume,
                  committed)
 
     async def _release(self, owned: Owned) -> None:
         self.owned.pop(owned.tp, None)
+        writer = owned.writer
+        writer.members.pop(owned.tp, None)
         forget_lag(self.group, [owned.tp])
         with contextlib.suppress(KeyError):
             SNAPSHOT_AGE.remove(self.families[owned.tp.topic].events_topic, str(owned.tp.partition))
         owned.inbox.clear()
+        owned.txn = None
         if owned.driver is not None and owned.driver is not asyncio.current_task():
             owned.driver.cancel()
-        await stop_quietly(owned.producer, f"the producer of {owned.tp}")
+        if not writer.members and self.writers.get(writer.partition) is writer and \
+                not any(tp.partition == writer.partition for tp in self.loading):
+            await self._drop_writer(writer)
+
+    async def _drop_writer(self, writer: Writer) -> None:
+        """Releases every partition the writer serves and stops it (an open transaction aborts with it)."""
+        if self.writers.get(writer.partition) is writer:
+            del self.writers[writer.partition]
+        for owned in list(writer.members.values()):
+            await self._release(owned)
+        if writer.fenced is not None and not writer.fenced.done():
+            writer.fenced.cancel()
+            await asyncio.gather(writer.fenced, return_exceptions=True)
+        writer.opened = None
+        await stop_quietly(writer.producer, f"the writer of partition {writer.partition}")
 
     async def _lead_matcher(self) -> None:
         """Runs the matcher while this worker owns the ledger partition; a failed run starts again."""
@@ -262,16 +316,16 @@ class Engine:
     # deciding -----------------------------------------------------------------------------
 
     async def _decide(self, owned: Owned, records) -> None:
-        """Decides a batch inside the partition's open transaction, opening one if needed."""
+        """Decides a batch inside the writer's open transaction, opening one if needed."""
         async with owned.lock:
             if self.owned.get(owned.tp) is not owned:
                 return  # revoked while waiting
-            txn = owned.txn
-            producer = owned.producer
+            writer = owned.writer
+            producer = writer.producer
             try:
-                opening = txn is None
-                if opening:
-                    txn = owned.txn = Transaction(records[0].offset, time.monotonic())
+                txn = owned.txn
+                if txn is None:
+                    txn = owned.txn = Transaction(records[0].offset)
                 before = len(txn.decided.records)
                 started = time.perf_counter()
                 owned.state.decide(records, now_ms(), into=txn.decided)
@@ -280,24 +334,26 @@ class Engine:
                 DECIDE_BATCH.labels(family).observe(len(records))
                 txn.commands += len(records)
                 txn.next_offset = records[-1].offset + 1
-                if opening:  # after deciding: the broker has had that long to finish the last commit's markers,
-                    # which a new transaction's first request otherwise waits out in 1 ms retries
+                if writer.opened is None:  # after deciding: the broker has had that long to finish the last
+                    # commit's markers, which a new transaction's first request otherwise waits out in 1 ms retries
                     await producer.begin_transaction()
+                    writer.opened = time.monotonic()
                     # offsets first: the transaction's first request then retries after retry_backoff_ms
                     await producer.send_offsets_to_transaction({owned.tp: txn.next_offset}, self.group)
                     txn.offsets_sent_to = txn.next_offset
                 txn.sent += await send_records(producer, txn.decided.records[before:])
             except Exception as exc:
-                await self._failed(owned, exc)
+                await self._failed(writer, exc)
                 return
 
     async def _drive(self, owned: Owned) -> None:
         """One partition's loop: what arrived while the last transaction committed goes into the next."""
         while self.owned.get(owned.tp) is owned:
-            if owned.txn is None:
+            opened = owned.writer.opened if owned.txn is not None else None
+            if opened is None:
                 await owned.wake.wait()
             else:
-                left = owned.txn.opened + self.commit_interval - time.monotonic()
+                left = opened + self.commit_interval - time.monotonic()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(owned.wake.wait(), max(0.0, left))
             owned.wake.clear()
@@ -308,28 +364,39 @@ class Engine:
                 await self._decide(owned, records)
                 if len(owned.inbox) < INBOX_LIMIT and self.owned.get(owned.tp) is owned:
                     self.consumer.resume(owned.tp)
-            if owned.txn is not None and time.monotonic() - owned.txn.opened >= self.commit_interval:
+            opened = owned.writer.opened if owned.txn is not None else None
+            if opened is not None and time.monotonic() - opened >= self.commit_interval:
                 await self._commit(owned)
 
     async def _commit(self, owned: Owned) -> None:
         async with owned.lock:
-            txn, producer = owned.txn, owned.producer
-            if txn is None or self.owned.get(owned.tp) is not owned:
-                return
-            try:
-                if txn.offsets_sent_to != txn.next_offset:  # the transaction grew after it began
-                    await producer.send_offsets_to_transaction({owned.tp: txn.next_offset}, self.group)
-                await producer.commit_transaction()
-            except Exception as exc:
-                await self._failed(owned, exc)
-                return
-            owned.txn = None
+            if self.owned.get(owned.tp) is owned:
+                await self._commit_locked(owned.writer)
+
+    async def _commit_locked(self, writer: Writer) -> None:
+        """Commits the writer's open transaction, every partition's part of it (called with the lock held)."""
+        parts = [owned for owned in writer.members.values() if owned.txn is not None]
+        if writer.opened is None or not parts:
+            return
+        producer = writer.producer
+        try:
+            grown = {o.tp: o.txn.next_offset for o in parts if o.txn.offsets_sent_to != o.txn.next_offset}
+            if grown:  # partitions that joined, or grew, after the transaction began
+                await producer.send_offsets_to_transaction(grown, self.group)
+            await producer.commit_transaction()
+        except Exception as exc:
+            await self._failed(writer, exc)
+            return
+        writer.opened = None
+        for owned in parts:
+            txn, owned.txn = owned.txn, None
             owned.state.apply(txn.decided, _last_event(txn, owned.state.events_topic, owned.state.partition))
             self.decided += txn.decided.events
             family = family_label(owned.tp.topic)
             COMMANDS_DECIDED.labels(family).inc(txn.commands)
             DEAD_LETTERS.labels(family).inc(sum(r.topic == self.topics.deadletter for r in txn.decided.records))
-            if self._snapshot_due(owned):
+        for owned in parts:
+            if self.owned.get(owned.tp) is owned and self._snapshot_due(owned):
                 await self._snapshot(owned)
 
     def _snapshot_due(self, owned: Owned) -> bool:
@@ -339,7 +406,7 @@ class Engine:
             written > 0 and time.monotonic() - at >= self.settings.snapshot_every_seconds)
 
     async def _snapshot(self, owned: Owned) -> None:
-        """Writes the partition's state in a transaction of its own (called with the lock held)."""
+        """Writes the partition's state in a transaction of its own (called with the lock held, none open)."""
         state = owned.state
         value = owned.snapshots.encode(state, state.touched, state.events_end, state.last_event_id)
         family = self.families[owned.tp.topic]
@@ -348,7 +415,7 @@ class Engine:
                 for key, chunk in snapshot_records(owned.tp.partition, value):
                     await owned.producer.send(family.snapshots_topic, chunk, key=key, partition=owned.tp.partition)
         except Exception as exc:
-            await self._failed(owned, exc)
+            await self._failed(owned.writer, exc)
             return
         state.touched.clear()
         state.settle(owned.snapshots.encoded)
@@ -356,22 +423,29 @@ class Engine:
         log.info("snapshot of %s[%d]: %d aggregates (%d live) at events offset %d, %d bytes", family.events_topic,
                  owned.tp.partition, state.count(), len(state.states), state.events_end, len(value))
 
-    async def _failed(self, owned: Owned, exc: BaseException) -> None:
-        """Nothing of the open transaction becomes visible; its commands are read again, here or elsewhere."""
-        txn, owned.txn = owned.txn, None
-        if txn is not None:
-            await asyncio.gather(*(batch.ack for batch in txn.sent), return_exceptions=True)
+    async def _failed(self, writer: Writer, exc: BaseException) -> None:
+        """Nothing of the open transaction becomes visible; the commands of every partition in it are read
+        again, here or elsewhere."""
+        parts = [owned for owned in writer.members.values() if owned.txn is not None]
+        txns = [(owned, owned.txn) for owned in parts]
+        for owned in parts:
+            owned.txn = None
+        writer.opened = None
+        await asyncio.gather(*(batch.ack for _, txn in txns for batch in txn.sent), return_exceptions=True)
         if isinstance(exc, ProducerFenced):
-            log.warning("fenced on %s: another worker owns it now", owned.tp)
-            await self._release(owned)
-            self.consumer.pause(owned.tp)
+            log.warning("fenced on partition %d: another worker owns it now", writer.partition)
+            members = list(writer.members)
+            await self._drop_writer(writer)
+            if members:
+                self.consumer.pause(*members)
             return
         if isinstance(exc, (KafkaError, asyncio.TimeoutError)):
-            log.error("transaction on %s failed (%r); its commands are read again", owned.tp, exc)
-        else:  # not the broker: say so loudly, but keep the partition's loop alive
-            log.exception("deciding on %s failed; its commands are read again", owned.tp, exc_info=exc)
-        await self._abort(owned.producer)
-        if txn is not None:
+            log.error("transaction of partition %d failed (%r); its commands are read again", writer.partition, exc)
+        else:  # not the broker: say so loudly, but keep the partitions' loops alive
+            log.exception("deciding on partition %d failed; its commands are read again", writer.partition,
+                          exc_info=exc)
+        await self._abort(writer.producer)
+        for owned, txn in txns:
             owned.inbox.clear()
             self.consumer.seek(owned.tp, txn.first_offset)
 
