@@ -207,7 +207,8 @@ class Engine:
             raise
         except Exception:
             log.exception("could not take %s; it stays paused until the next assignment", tp)
-            if not writer.members and self.writers.get(writer.partition) is writer:
+            self.loading.pop(tp, None)
+            if self._unused(writer):
                 await self._drop_writer(writer)  # the next assignment fences again
             return
         finally:
@@ -232,7 +233,7 @@ class Engine:
                 await self._commit(owned)  # what it decided is kept: the next owner resumes after it
                 async with owned.lock:
                     await self._release(owned)
-        for writer in [w for w in self.writers.values() if not w.members]:  # loads cancelled before they owned
+        for writer in [w for w in self.writers.values() if self._unused(w)]:  # loads cancelled before they owned
             await self._drop_writer(writer)
 
     async def _own(self, tp: TopicPartition, writer: Writer) -> None:
@@ -279,9 +280,13 @@ class Engine:
         owned.txn = None
         if owned.driver is not None and owned.driver is not asyncio.current_task():
             owned.driver.cancel()
-        if not writer.members and self.writers.get(writer.partition) is writer and \
-                not any(tp.partition == writer.partition for tp in self.loading):
+        if self._unused(writer):
             await self._drop_writer(writer)
+
+    def _unused(self, writer: Writer) -> bool:
+        """Whether the writer is current but serves no partition and none of its number is loading."""
+        return (not writer.members and self.writers.get(writer.partition) is writer
+                and not any(tp.partition == writer.partition for tp in self.loading))
 
     async def _drop_writer(self, writer: Writer) -> None:
         """Releases every partition the writer serves and stops it (an open transaction aborts with it)."""
