@@ -18,7 +18,7 @@ from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.kafka import CommandSender, transactional_producer
 from hive_streams.kafka.principal import principal_header
 from hive_streams.settings import Settings
-from hive_streams.streams.engine import writer_id
+from hive_streams.streams.writers import writer_id
 
 from .engines import owns_all, running, until
 from .eventlog import read_all

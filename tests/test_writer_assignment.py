@@ -7,7 +7,7 @@ import pytest
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
-from hive_streams.streams.engine import ASSIGNOR, writer_id
+from hive_streams.streams.writers import ASSIGNOR, writer_id
 from hive_streams.topics import Topics
 
 

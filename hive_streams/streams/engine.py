@@ -2,8 +2,8 @@
 
 The group's range assignment gives partition p of every command topic to one worker (they all have
 the same partition count, the ledger's single partition goes with every topic's partition 0), so
-the engine starts one transactional producer for partition number p, its id tied to p, and every
-family's partition p writes through it. Starting it fences every earlier owner (a crashed, frozen or
+the engine starts one transactional producer for partition number p (a `writers.Writer`), its id tied
+to p, and every family's partition p writes through it. Starting it fences every earlier owner (a crashed, frozen or
 deposed worker): their open transaction aborts and any later write of theirs fails. Only then does
 the engine fold the events partitions (committed records only) and resume after the last command
 whose events are in the log. Each transaction holds what the families of partition p decided
@@ -19,23 +19,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from ..codec import Codec, header
+from ..codec import Codec
 from ..collector import folding
 from ..kafka import (CommandSender, access_for, consumer, now_ms, read_to_end, stop_quietly,
                      transactional_producer)
-from ..kafka.batches import last_offset, send_records
+from ..kafka.batches import send_records
 from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, forget_lag,
                        record_lag)
 from ..settings import Settings
 from ..topics import Topics
 from ..kafka.seal import SealCheck, Sealer, service_secret
-from .deciders import Aggregate, Decided, PartitionState, family_aggregates
+from .deciders import Aggregate, PartitionState, family_aggregates
 from .alerting import Alerter
 from .matcher import Matcher
 from .snapshots import Snapshots
@@ -43,6 +42,7 @@ from .snapshots import load as snapshot_load
 from .snapshots import records as snapshot_records
 from .callbacks import Deliverer
 from .triggers import TriggerWatch
+from .writers import ASSIGNOR, Owned, Transaction, Writer, writer_id
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -50,7 +50,6 @@ DECIDE_CHUNK = 500  # commands a transaction takes from a partition's inbox: the
 # one partition's batch is sent and committed while the next is decided
 INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
-ASSIGNOR = RangePartitionAssignor  # partition p of every command topic to one worker: its writer of number p
 
 
 @dataclass(frozen=True)
@@ -59,58 +58,6 @@ class Family:
     events_topic: str
     partitions: int
     snapshots_topic: str
-
-
-@dataclass
-class Transaction:
-    """What one partition put in its writer's open transaction: nothing of it is visible, or applied to the
-    state, before the commit."""
-    first_offset: int
-    next_offset: int = -1
-    offsets_sent_to: int = -1
-    commands: int = 0
-    decided: Decided = field(default_factory=Decided)
-    sent: list = field(default_factory=list)  # batches.Sent
-
-
-def writer_id(group: str, partition: int) -> str:
-    """The transactional id of a group's writer for partition number `partition` of every command topic."""
-    return f"{group}.deciders.{partition}"
-
-
-class Writer:
-    """The fenced producer of one partition number, shared by the families' partitions of that number."""
-
-    def __init__(self, partition: int, producer):
-        self.partition = partition
-        self.producer = producer
-        self.lock = asyncio.Lock()  # one transaction at a time: deciding into it, committing it
-        self.members: dict[TopicPartition, "Owned"] = {}
-        self.opened: float | None = None  # when the open transaction began; None: none is open
-        self.fenced: asyncio.Task | None = None  # starting the producer: every earlier owner is fenced once done
-
-    async def fence(self) -> None:
-        await self.producer.start()
-        await self.producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
-        await self.producer.abort_transaction()
-
-
-class Owned:
-    """A command partition this worker decides for: its writer, its folded state, its part of the open
-    transaction."""
-
-    def __init__(self, tp: TopicPartition, state: PartitionState, writer: Writer, snapshots: Snapshots):
-        self.tp = tp
-        self.state = state
-        self.writer = writer
-        self.producer = writer.producer
-        self.lock = writer.lock
-        self.txn: Transaction | None = None
-        self.snapshots = snapshots
-        self.snapshot_at = (time.monotonic(), state.events_end)  # when, and at which events offset
-        self.inbox: list = []  # fetched commands waiting for the next transaction
-        self.wake = asyncio.Event()
-        self.driver: asyncio.Task | None = None
 
 
 class Engine:
@@ -196,7 +143,7 @@ class Engine:
         writer = self.writers.get(number)
         if writer is None:
             producer = transactional_producer(self.kafka, writer_id(self.group, number))
-            writer = self.writers[number] = Writer(number, producer)
+            writer = self.writers[number] = Writer(number, producer, self.group)
             writer.fenced = asyncio.create_task(writer.fence(), name=f"fence writer {number}")
         return writer
 
@@ -231,7 +178,7 @@ class Engine:
             owned = self.owned.get(tp)
             if owned is not None:
                 await self._commit(owned)  # what it decided is kept: the next owner resumes after it
-                async with owned.lock:
+                async with owned.writer.lock:
                     await self._release(owned)
         for writer in [w for w in self.writers.values() if self._unused(w)]:  # loads cancelled before they owned
             await self._drop_writer(writer)
@@ -261,7 +208,7 @@ class Engine:
         owned = self.owned[tp] = writer.members[tp] = Owned(tp, state, writer, snapshots)
         owned.driver = asyncio.create_task(self._drive(owned), name=f"decide {tp.topic}[{tp.partition}]")
         if count >= self.settings.snapshot_every_events:  # the next start should not fold this again
-            async with owned.lock:
+            async with owned.writer.lock:
                 await self._commit_locked(writer)  # a snapshot is a transaction of its own
                 if self.owned.get(tp) is owned:
                     await self._snapshot(owned)
@@ -322,11 +269,10 @@ class Engine:
 
     async def _decide(self, owned: Owned, records) -> None:
         """Decides a batch inside the writer's open transaction, opening one if needed."""
-        async with owned.lock:
+        async with owned.writer.lock:
             if self.owned.get(owned.tp) is not owned:
                 return  # revoked while waiting
             writer = owned.writer
-            producer = writer.producer
             try:
                 txn = owned.txn
                 if txn is None:
@@ -339,17 +285,10 @@ class Engine:
                 DECIDE_BATCH.labels(family).observe(len(records))
                 txn.commands += len(records)
                 txn.next_offset = records[-1].offset + 1
-                if writer.opened is None:  # after deciding: the broker has had that long to finish the last
-                    # commit's markers, which a new transaction's first request otherwise waits out in 1 ms retries
-                    await producer.begin_transaction()
-                    writer.opened = time.monotonic()
-                    # offsets first: the transaction's first request then retries after retry_backoff_ms
-                    await producer.send_offsets_to_transaction({owned.tp: txn.next_offset}, self.group)
-                    txn.offsets_sent_to = txn.next_offset
-                txn.sent += await send_records(producer, txn.decided.records[before:])
+                await writer.open(owned)
+                txn.sent += await send_records(writer.producer, txn.decided.records[before:])
             except Exception as exc:
                 await self._failed(writer, exc)
-                return
 
     async def _drive(self, owned: Owned) -> None:
         """One partition's loop: what arrived while the last transaction committed goes into the next."""
@@ -374,33 +313,25 @@ class Engine:
                 await self._commit(owned)
 
     async def _commit(self, owned: Owned) -> None:
-        async with owned.lock:
+        async with owned.writer.lock:
             if self.owned.get(owned.tp) is owned:
                 await self._commit_locked(owned.writer)
 
     async def _commit_locked(self, writer: Writer) -> None:
-        """Commits the writer's open transaction, every partition's part of it (called with the lock held)."""
-        parts = [owned for owned in writer.members.values() if owned.txn is not None]
-        if writer.opened is None or not parts:
-            return
-        producer = writer.producer
+        """Commits the writer's open transaction, every partition's part of it, then applies each part to its
+        state (called with the lock held)."""
         try:
-            grown = {o.tp: o.txn.next_offset for o in parts if o.txn.offsets_sent_to != o.txn.next_offset}
-            if grown:  # partitions that joined, or grew, after the transaction began
-                await producer.send_offsets_to_transaction(grown, self.group)
-            await producer.commit_transaction()
+            done = await writer.commit()
         except Exception as exc:
             await self._failed(writer, exc)
             return
-        writer.opened = None
-        for owned in parts:
-            txn, owned.txn = owned.txn, None
-            owned.state.apply(txn.decided, _last_event(txn, owned.state.events_topic, owned.state.partition))
+        for owned, txn in done:
+            owned.state.apply(txn.decided, txn.last_event(owned.state.events_topic, owned.state.partition))
             self.decided += txn.decided.events
             family = family_label(owned.tp.topic)
             COMMANDS_DECIDED.labels(family).inc(txn.commands)
             DEAD_LETTERS.labels(family).inc(sum(r.topic == self.topics.deadletter for r in txn.decided.records))
-        for owned in parts:
+        for owned, _ in done:
             if self.owned.get(owned.tp) is owned and self._snapshot_due(owned):
                 await self._snapshot(owned)
 
@@ -416,9 +347,10 @@ class Engine:
         value = owned.snapshots.encode(state, state.touched, state.events_end, state.last_event_id)
         family = self.families[owned.tp.topic]
         try:
-            async with owned.producer.transaction():
+            producer = owned.writer.producer
+            async with producer.transaction():
                 for key, chunk in snapshot_records(owned.tp.partition, value):
-                    await owned.producer.send(family.snapshots_topic, chunk, key=key, partition=owned.tp.partition)
+                    await producer.send(family.snapshots_topic, chunk, key=key, partition=owned.tp.partition)
         except Exception as exc:
             await self._failed(owned.writer, exc)
             return
@@ -431,12 +363,7 @@ class Engine:
     async def _failed(self, writer: Writer, exc: BaseException) -> None:
         """Nothing of the open transaction becomes visible; the commands of every partition in it are read
         again, here or elsewhere."""
-        parts = [owned for owned in writer.members.values() if owned.txn is not None]
-        txns = [(owned, owned.txn) for owned in parts]
-        for owned in parts:
-            owned.txn = None
-        writer.opened = None
-        await asyncio.gather(*(batch.ack for _, txn in txns for batch in txn.sent), return_exceptions=True)
+        abandoned = await writer.abandon()
         if isinstance(exc, ProducerFenced):
             log.warning("fenced on partition %d: another worker owns it now", writer.partition)
             members = list(writer.members)
@@ -449,17 +376,10 @@ class Engine:
         else:  # not the broker: say so loudly, but keep the partitions' loops alive
             log.exception("deciding on partition %d failed; its commands are read again", writer.partition,
                           exc_info=exc)
-        await self._abort(writer.producer)
-        for owned, txn in txns:
+        await writer.abort()
+        for owned, txn in abandoned:
             owned.inbox.clear()
             self.consumer.seek(owned.tp, txn.first_offset)
-
-    @staticmethod
-    async def _abort(producer) -> None:
-        try:
-            await producer.abort_transaction()
-        except Exception:
-            log.debug("abort failed", exc_info=True)
 
     async def _sweep(self) -> None:
         """Sends the commands the clock calls for (deadlines, silent agents) for owned partitions."""
@@ -496,15 +416,6 @@ class Engine:
 def family_label(topic: str) -> str:
     """`hive.task.commands` -> `task`."""
     return topic.rsplit(".", 2)[-2]
-
-
-def _last_event(txn: Transaction, events_topic: str, partition: int) -> tuple[int, str] | None:
-    """The offset and id of the transaction's last event, from its acknowledgements."""
-    offset = last_offset(txn.sent, events_topic, partition)
-    if offset is None:
-        return None
-    last = next(r for r in reversed(txn.decided.records) if r.topic == events_topic)
-    return offset, header(last.headers, "ce_id") or ""
 
 
 class _Listener(ConsumerRebalanceListener):
