@@ -24,7 +24,7 @@ from hive_streams.topics import Topics, partition_for
 
 from .common import Context, summary
 
-BATCH = 100  # records a transaction: the connector's batches at ~160 tasks/s (up to 500, 100 ms linger)
+BATCH = 100  # records a transaction: the connector's batches at ~160 tasks/s (up to 500, 100 ms of fetch wait)
 PARTITIONS = 4
 AGENTS = 2
 

@@ -27,7 +27,6 @@ from hive_streams.codec import Codec, default_codec
 from hive_streams.codec.strays import event_types, families, stray_reason
 from hive_streams.exceptions import RecordsRefused
 from hive_streams.kafka.access import access_for
-from hive_streams.kafka.clients import FIXED_FETCH_WAIT_MS
 from hive_streams.kafka.clients import consumer as kafka_consumer
 from hive_streams.kafka.clients import producer as kafka_producer
 from hive_streams.kafka.clock import now_ms
@@ -41,6 +40,12 @@ SOURCE = "hive-streams/connectors/audit"
 CONSUMER = "audit"  # key of this connector's rows in consumer_offsets
 MAX_RECORDS = 500
 POLL_MS = 500
+# The broker gathers a batch: it answers a fetch once this much is committed or FETCH_WAIT_MS have passed, so at a
+# moderate rate the connector wakes ten times a second instead of at every decider's commit, and each SQL
+# transaction carries more rows (50 tasks/s: 0.08-0.09 cores against 0.19-0.20; bench/FINDINGS.md section 0000).
+# Off every task's critical path: the read models and audit rows lag by up to FETCH_WAIT_MS more.
+FETCH_MIN_BYTES = 256 * 1024
+FETCH_WAIT_MS = 100
 
 log = logging.getLogger("hive_streams.connectors.audit")
 
@@ -127,23 +132,6 @@ async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[Cons
     return len(records)
 
 
-LINGER_MS = 100  # gather a trickle into one transaction: off every task's critical path
-
-
-async def _gather(consumer: AIOKafkaConsumer) -> dict:
-    """One getmany, topped up for up to LINGER_MS while records keep arriving."""
-    batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + LINGER_MS / 1000
-    while batches and sum(map(len, batches.values())) < MAX_RECORDS and loop.time() < deadline:
-        more = await consumer.getmany(timeout_ms=int(max(1, (deadline - loop.time()) * 1000)), max_records=MAX_RECORDS)
-        if not more:
-            break
-        for tp, records in more.items():
-            batches.setdefault(tp, []).extend(records)
-    return batches
-
-
 async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None = None,
                     ready: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
@@ -153,7 +141,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
     export("consumer", "store")
     watch_pool(engine)
     kafka = access_for(settings, "connector")
-    consumer = kafka_consumer(kafka, client_id=SOURCE, fetch_wait_ms=FIXED_FETCH_WAIT_MS)
+    consumer = kafka_consumer(kafka, client_id=SOURCE, fetch_wait_ms=FETCH_WAIT_MS, fetch_min_bytes=FETCH_MIN_BYTES)
     producer = kafka_producer(kafka, client_id="hive-streams-audit-checkpoints")
     checkpoints = Checkpoints(producer, topics.audit_checkpoints, settings.audit_checkpoint_rows,
                               settings.audit_checkpoint_seconds)
@@ -172,7 +160,7 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
             ready.set()
         heads: dict = {}
         while not stop.is_set():
-            batches = await _gather(consumer)
+            batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
             if batches:
                 count = await _project(engine, codec, batches, checkpoints, deadletters, heads)
                 log.debug("projected %d records", count)
