@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 
+import httpx
 from starlette.routing import Route
 
 from hive_streams.api.metrics import UNMATCHED, route_of
@@ -103,10 +104,9 @@ def test_grafana_dashboard_and_rules_name_only_exported_metrics():
     assert {"prometheus", "grafana"} <= set(compose["services"])
 
 
-def test_request_timing_counts_server_errors_and_labels_by_template():
+async def test_request_timing_counts_server_errors_and_labels_by_template():
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
-    from starlette.testclient import TestClient
 
     from hive_streams.api.metrics import RequestTiming
     from hive_streams.metrics import API_ERRORS, API_REQUEST_DURATION
@@ -126,11 +126,12 @@ def test_request_timing_counts_server_errors_and_labels_by_template():
                    if s.name.endswith("_count") and s.labels == {"route": route, "status": status})
 
     errors = API_ERRORS._value.get()
-    with TestClient(app, raise_server_exceptions=False) as client:
-        assert client.get("/things/7").status_code == 200
-        assert client.get("/things/8").status_code == 200
-        assert client.get("/broken").status_code == 500
-        assert client.get("/nowhere").status_code == 404
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/things/7")).status_code == 200
+        assert (await client.get("/things/8")).status_code == 200
+        assert (await client.get("/broken")).status_code == 500
+        assert (await client.get("/nowhere")).status_code == 404
     assert count("/things/{thing_id}", "200") == 2
     assert count("/broken", "500") == 1 and count(UNMATCHED, "404") == 1
     assert API_ERRORS._value.get() == errors + 1
