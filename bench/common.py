@@ -29,8 +29,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # tasks: end-to-end tasks per run, enough that the rate is the sustained one: a run of 1,000 lasted ~2 s, a quarter
 # of it one task's own latency (the fabric filling and draining), and measured 446 tasks/s where 5,000 measure 774
-# (Celery 546 and 753; bench/FINDINGS.md section 0000); pipeline: SubmitTask commands pre-produced (enough that the first batch,
-# decided before the first event is stamped, does not flatter the rate); latency: tasks at half load
+# (Celery 546 and 753; bench/FINDINGS.md section 0000); pipeline: SubmitTask commands pre-produced (enough that
+# the first batch, decided before the first event is stamped, does not flatter the rate); latency: tasks at half load
 # (1,000 a run support a p99, 10,000 a p99.9); replay: recorded events folded; memory: tasks in state;
 # restart: events in the history a restarted worker loads.
 SIZES = {

@@ -1,15 +1,12 @@
 """The worker's engine: one consumer group over the command topics, one fenced writer per partition number.
 
-The group's range assignment gives partition p of every command topic to one worker (they all have
-the same partition count, the ledger's single partition goes with every topic's partition 0), so
-the engine starts one transactional producer for partition number p (a `writers.Writer`), its id tied
-to p, and every family's partition p writes through it. Starting it fences every earlier owner (a crashed, frozen or
-deposed worker): their open transaction aborts and any later write of theirs fails. Only then does
-the engine fold the events partitions (committed records only) and resume after the last command
-whose events are in the log. Each transaction holds what the families of partition p decided
-meanwhile: the consumed offsets, the events, the follow-up commands and the dead letters become
-visible together, or not at all. One writer for the families rather than one each: a task's hops
-go through several families, and at a moderate rate each would commit a transaction of one batch.
+Each partition number p this worker is assigned gets a `writers.Writer`, whose start fences every earlier owner
+(a crashed, frozen or deposed worker): their open transaction aborts and any later write of theirs fails. Only
+then does the engine fold the events partitions (committed records only) and resume after the last command
+whose events are in the log. Each transaction holds what the families of partition p decided meanwhile: the
+consumed offsets, the events, the follow-up commands and the dead letters become visible together, or not at
+all. One writer for the families rather than one each: a task's hops go through several families, and at a
+moderate rate each would commit a transaction of one batch.
 
 The owner of the ledger's single partition also leads the matcher.
 """

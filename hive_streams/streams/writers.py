@@ -109,19 +109,19 @@ class Writer:
         if grown:  # partitions that joined, or grew, after the transaction began
             await self.producer.send_offsets_to_transaction(grown, self.group)
         await self.producer.commit_transaction()
-        self.opened = None
-        done = [(owned, owned.txn) for owned in parts]
-        for owned in parts:
-            owned.txn = None
-        return done
+        return self._detach()
 
     async def abandon(self) -> list[tuple[Owned, Transaction]]:
-        """Detaches every part of the open transaction once its sends are settled; nothing of it is applied."""
+        """Detaches every part of the open transaction, nothing of it applied, and waits for its sends to settle."""
+        done = self._detach()
+        await asyncio.gather(*(batch.ack for _, txn in done for batch in txn.sent), return_exceptions=True)
+        return done
+
+    def _detach(self) -> list[tuple[Owned, Transaction]]:
         done = [(owned, owned.txn) for owned in self.parts()]
         for owned, _ in done:
             owned.txn = None
         self.opened = None
-        await asyncio.gather(*(batch.ack for _, txn in done for batch in txn.sent), return_exceptions=True)
         return done
 
     async def abort(self) -> None:
