@@ -127,17 +127,22 @@ async def apply(kafka: KafkaAccess, wanted: list[Grant], users: dict[str, str] |
 
 
 async def _until_served(client, rows: list[tuple]) -> None:
-    """The controller acknowledges ACLs before the broker's authorizer has them: wait until it does."""
+    """The controller acknowledges ACLs before the brokers' authorizers have them: wait until every broker does.
+
+    Each broker applies the metadata log on its own, and a write is authorized by its partition's leader."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + VISIBLE_WITHIN
+    pending = {broker.nodeId for broker in client._client.cluster.brokers()}
     while True:
-        response = await client._send_request(DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY))
-        served = {(kind, name, pattern, *acl) for kind, name, pattern, acls in response.resources for acl in acls}
-        missing = set(rows) - served
-        if not missing:
+        for node_id in sorted(pending):
+            response = await client._send_request(DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY), node_id)
+            served = {(kind, name, pattern, *acl) for kind, name, pattern, acls in response.resources for acl in acls}
+            if not set(rows) - served:
+                pending.discard(node_id)
+        if not pending:
             return
         if loop.time() > deadline:
-            raise InfraError(f"{len(missing)} ACLs not in effect after {VISIBLE_WITHIN:.0f}s")
+            raise InfraError(f"ACLs not in effect on brokers {sorted(pending)} after {VISIBLE_WITHIN:.0f}s")
         await asyncio.sleep(0.05)
 
 
