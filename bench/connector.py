@@ -2,9 +2,9 @@
 
 The records of N no-op task lives (TaskSubmitted, SlotReserved, TaskAssigned, TaskCompleted, SlotReleased: the
 five events a task writes in the tasks section), encoded as the worker writes them, go through the connector's
-own path (`to_log_record`, then `apply_batch` with the chain heads it keeps) in batches of BATCH on a fresh
-database. No broker: the figure is the store's side of every event, which the tasks section's `connect` and
-`postgresql` CPU carry at load.
+own path (`to_log_record`, then `apply_batch` with the chain heads and read-model states it keeps) in batches of
+BATCH on a fresh database. No broker: the figure is the store's side of every event, which the tasks section's
+`connect` and `postgresql` CPU carry at load.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from hive_streams.domain import commands as c
 from hive_streams.domain.model import Capability, NodeOutput, NodeSpec, result_digest
 from hive_streams.infra import postgres
 from hive_streams.store import apply_batch, create_schema, make_engine
+from hive_streams.store.projection import StateCache
 from hive_streams.topics import Topics, partition_for
 
 from .common import Context, summary
@@ -105,11 +106,13 @@ def connector_run(pg_server: str, tasks: int) -> dict:
         with engine.connect() as conn:
             backend = conn.exec_driver_sql("select pg_backend_pid()").scalar()
         heads: dict = {}
+        states = StateCache()
         pg_before, cpu_before, wall_before = _backend_cpu(backend), time.process_time(), time.perf_counter()
         for i in range(0, len(made.records), BATCH):
             batch: list[LogRecord] = [to_log_record(codec, r) for r in made.records[i:i + BATCH]]
             next_offsets = {(r.topic, r.partition): r.offset + 1 for r in batch}
-            heads.update(apply_batch(engine, "bench", batch, next_offsets, int(time.time() * 1000), known=dict(heads)))
+            heads.update(apply_batch(engine, "bench", batch, next_offsets, int(time.time() * 1000), known=dict(heads),
+                                     states=states))
         wall, cpu = time.perf_counter() - wall_before, time.process_time() - cpu_before
         pg = _backend_cpu(backend) - pg_before
     finally:

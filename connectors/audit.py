@@ -33,6 +33,7 @@ from hive_streams.kafka.clock import now_ms
 from hive_streams.kafka.partitions import wait_for_partitions
 from hive_streams.metrics import export, record_lag, watch_pool
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
+from hive_streams.store.projection import StateCache
 from hive_streams.streams.deadletter import deadletter_headers
 from hive_streams.topics import Topics
 
@@ -106,9 +107,9 @@ class DeadLetters:
 
 
 async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[ConsumerRecord]],
-                   checkpoints: Checkpoints, deadletters: DeadLetters, heads: dict) -> int:
+                   checkpoints: Checkpoints, deadletters: DeadLetters, heads: dict, states: StateCache) -> int:
     """`heads`: the chain heads this connector wrote (read from the table once, then kept here); emptied when a
-    batch fails, since another writer may have moved them."""
+    batch fails, since another writer may have moved them. `states`: the read-model states it wrote."""
     records = [to_log_record(codec, r) for recs in batches.values() for r in recs]
     next_offsets = {(tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items() if recs}
     skip = deadletters.strays(records)
@@ -116,7 +117,7 @@ async def _project(engine, codec: Codec, batches: dict[TopicPartition, list[Cons
     while True:
         try:
             moved = await asyncio.to_thread(apply_batch, engine, CONSUMER, records, next_offsets, now_ms(),
-                                            frozenset(skip), dict(heads))
+                                            frozenset(skip), dict(heads), states)
             break
         except RecordsRefused as exc:  # nothing written: dead-letter them, then the batch again without them
             if not exc.refused.keys() - skip.keys():
@@ -159,10 +160,11 @@ async def run_audit(settings: settings_mod.Settings, stop: asyncio.Event | None 
         if ready is not None:
             ready.set()
         heads: dict = {}
+        states = StateCache()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
             if batches:
-                count = await _project(engine, codec, batches, checkpoints, deadletters, heads)
+                count = await _project(engine, codec, batches, checkpoints, deadletters, heads, states)
                 log.debug("projected %d records", count)
             if checkpoints.due():
                 await checkpoints.publish()

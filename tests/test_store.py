@@ -15,6 +15,7 @@ from hive_streams.domain.model import Capability, NodeSpec, node_digest
 from hive_streams.exceptions import RecordsRefused
 from hive_streams.store import LogRecord, apply_batch, create_schema, load_offsets, make_engine
 from hive_streams.store.models import TaskRow, audit_log
+from hive_streams.store.projection import StateCache
 from hive_streams.store.queries import aggregate_offset, get_task, list_agents, list_tasks, task_audit
 
 TOPIC, AGENTS = "x.task.events", "x.agent.events"
@@ -177,6 +178,47 @@ def test_state_json_round_trips_and_batches_continue_from_it(engine):
         row = s.get(TaskRow, "t1")
         assert from_record(task.TaskState, row.state) == task.fold(events, "t1")
         assert row.first_offset == 0
+
+
+def test_a_batch_folds_onto_the_states_it_cached_without_reading_their_rows(store):
+    engine, topic, task_id = store
+    events, states = lifecycle(task_id), StateCache()
+    apply_batch(engine, "audit", records(events[:2], topic), {(topic, 0): 2}, now=1, states=states)
+    assert states.get("tasks", [task_id]) == {task_id: task.fold(events[:2], task_id)}
+    statements = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    apply_batch(engine, "audit", records(events[2:], topic, start=2), {(topic, 0): len(events)}, now=2, states=states)
+    assert not [q for q in statements if q.lstrip().upper().startswith("SELECT") and "FROM tasks" in q]
+    with Session(engine) as s:
+        assert from_record(task.TaskState, s.get(TaskRow, task_id).state) == task.fold(events, task_id)
+
+
+def test_a_cache_behind_another_writer_still_folds_to_the_states_of_the_log(store):
+    engine, topic, task_id = store
+    events, states = lifecycle(task_id), StateCache()
+    apply_batch(engine, "audit", records(events[:1], topic), {(topic, 0): 1}, now=1, states=states)
+    apply_batch(engine, "audit", records(events[1:], topic, start=1), {(topic, 0): len(events)}, now=2)  # the other
+    apply_batch(engine, "audit", records(events[1:2], topic, start=1), {(topic, 0): 2}, now=3, states=states)
+    with Session(engine) as s:  # the row at the higher seq stays
+        assert from_record(task.TaskState, s.get(TaskRow, task_id).state) == task.fold(events, task_id)
+    assert states.get("tasks", [task_id])[task_id].seq == 2
+
+
+def test_a_failed_batch_empties_the_cache(pg_engine):
+    states = StateCache()
+    apply_batch(pg_engine, "audit", records(lifecycle("t1")), {(TOPIC, 0): 3}, now=1, states=states)
+    assert states.get("tasks", ["t1"])
+    with pytest.raises(RecordsRefused):
+        apply_batch(pg_engine, "audit", records(_submitted("t2", budget=float("nan")), start=3), {(TOPIC, 0): 4},
+                    now=2, states=states)
+    assert states.get("tasks", ["t1"]) == {}
+
+
+def test_the_cache_keeps_the_most_recently_written_states():
+    states = StateCache(size=2)
+    states.put("tasks", {"a": 1, "b": 2})
+    states.put("tasks", {"a": 3, "c": 4})
+    assert states.get("tasks", "abc") == {"a": 3, "c": 4}
 
 
 def test_agents_and_task_listing(engine):

@@ -7,6 +7,7 @@ already applied.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Iterable
 
 from sqlalchemy import Connection, Engine, select, text, union_all
@@ -30,6 +31,36 @@ Position = tuple[str, int]  # (topic, partition)
 Place = tuple[str, int, int]  # (topic, partition, offset)
 UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 Head = tuple[int, str]  # (offset, hash) of a partition's last audit row
+CACHED_STATES = 100_000  # read-model states a StateCache keeps, of tasks and of agents each
+
+
+class StateCache:
+    """The read-model states (tasks, agents) this process wrote, so a batch folds onto them instead of reading
+    their rows back and decoding them. Sound for a reader that sees every event of an aggregate in log order (the
+    connector reads every partition from its stored offsets): a cached state and the batch's events then make the
+    state a fold from the table's row would. Another writer of the same log folds the same events to the same
+    states; its rows at a higher seq are kept by the upsert. `apply_batch` fills it only from a committed batch
+    and empties it when a batch fails."""
+
+    def __init__(self, size: int = CACHED_STATES):
+        self.size = size
+        self.kinds: dict[str, OrderedDict] = {"tasks": OrderedDict(), "agents": OrderedDict()}
+
+    def get(self, kind: str, keys: Iterable[str]) -> dict:
+        kept = self.kinds[kind]
+        return {k: kept[k] for k in keys if k in kept}
+
+    def put(self, kind: str, states: dict) -> None:
+        kept = self.kinds[kind]
+        for key, state in states.items():
+            kept[key] = state
+            kept.move_to_end(key)
+        while len(kept) > self.size:
+            kept.popitem(last=False)
+
+    def clear(self) -> None:
+        for kept in self.kinds.values():
+            kept.clear()
 
 
 def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
@@ -41,42 +72,59 @@ def load_offsets(engine: Engine, consumer: str) -> dict[Position, int]:
 def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
                 next_offsets: dict[Position, int], now: int,
                 skip: frozenset[Place] = frozenset(),
-                known: dict[Position, Head] | None = None) -> dict[Position, Head]:
+                known: dict[Position, Head] | None = None, states: StateCache | None = None) -> dict[Position, Head]:
     """Returns the chain heads this batch moved. `next_offsets` covers every record read. `known`: heads the caller
     wrote itself (the rest are read from the table); if another writer moved one since, the insert of a row that
     writer already made conflicts on (topic, partition, offset) and the batch rolls back: drop them and retry.
 
     Every record is audited; records whose event is None (undecodable) or not an event, and those in `skip`,
     are projected nowhere else. Raises RecordsRefused, having written nothing, when a read model cannot hold
-    a record not in `skip`: the caller dead-letters those and applies the batch again skipping them."""
+    a record not in `skip`: the caller dead-letters those and applies the batch again skipping them.
+
+    `states`: read-model states to fold onto instead of their rows (see StateCache); it is kept up to date."""
     records = list(records)
     events = [r for r in records if isinstance(r.event, (TaskEvent, AgentEvent, LedgerEvent))
               and (r.topic, r.partition, r.offset) not in skip]
-    with engine.begin() as conn:
-        heads = _insert_audit(conn, records, now, known or {})
-        refused = _project_or_refuse(conn, events)
-        if refused:
-            raise RecordsRefused(refused)  # leaving the block rolls the whole batch back
-        _store_offsets(conn, consumer, next_offsets)
+    moved: dict[str, dict] | None = None
+    try:
+        with engine.begin() as conn:
+            heads = _insert_audit(conn, records, now, known or {})
+            refused, moved = _project_or_refuse(conn, events, states)
+            if refused:
+                raise RecordsRefused(refused)  # leaving the block rolls the whole batch back
+            _store_offsets(conn, consumer, next_offsets)
+    except BaseException:
+        if states is not None:
+            states.clear()
+        raise
+    if states is not None:
+        if moved is None:  # projected record by record: the states were not gathered
+            states.clear()
+        else:
+            for kind, kept in moved.items():
+                states.put(kind, kept)
     return heads
 
 
-def _project(conn: Connection, events: list[LogRecord]) -> None:
-    _project_tasks(conn, [r for r in events if isinstance(r.event, TaskEvent)])
+def _project(conn: Connection, events: list[LogRecord], states: StateCache | None = None) -> dict[str, dict]:
+    """Projects the events; returns the tasks' and agents' states they moved, by kind."""
+    moved = {"tasks": _project_tasks(conn, [r for r in events if isinstance(r.event, TaskEvent)], states)}
     _record_outcomes(conn, events)
     _project_ledger(conn, [r for r in events if isinstance(r.event, LedgerEvent)])
-    _project_agents(conn, [r for r in events if isinstance(r.event, AgentEvent)])
+    moved["agents"] = _project_agents(conn, [r for r in events if isinstance(r.event, AgentEvent)], states)
+    return moved
 
 
-def _project_or_refuse(conn: Connection, events: list[LogRecord]) -> dict[Place, str]:
+def _project_or_refuse(conn: Connection, events: list[LogRecord],
+                       states: StateCache | None = None) -> tuple[dict[Place, str], dict[str, dict] | None]:
     """Projects the events; when that fails, tries each on its own to name the ones the read models refuse.
-    A lost connection is not a refusal: it is raised."""
+    A lost connection is not a refusal: it is raised. Returns the refused and, when projected at once, the
+    states that moved (None when projected one by one)."""
     if not events:
-        return {}
+        return {}, {}
     try:
         with conn.begin_nested():
-            _project(conn, events)
-        return {}
+            return {}, _project(conn, events, states)
     except UNAVAILABLE:
         raise
     except Exception:
@@ -90,7 +138,7 @@ def _project_or_refuse(conn: Connection, events: list[LogRecord]) -> dict[Place,
             raise
         except Exception as exc:
             refused[(r.topic, r.partition, r.offset)] = _why(exc)
-    return refused
+    return refused, None
 
 
 def _why(exc: Exception) -> str:
@@ -229,13 +277,23 @@ def _upsert(conn: Connection, table, key: str, rows: list[dict], keep: tuple[str
                                             where=table.c.seq < stmt.excluded.seq), rows)
 
 
-def _project_tasks(conn: Connection, records: list[LogRecord]) -> None:
-    ids = {r.event.task_id for r in records}
-    rows = conn.execute(select(tasks.c.task_id, tasks.c.state).where(tasks.c.task_id.in_(ids))) if ids else []
-    loaded = {r.task_id: from_record(task.TaskState, r.state) for r in rows}
+def _loaded(conn: Connection, table, key, cls, ids: set[str], states: StateCache | None, kind: str) -> dict:
+    """The states of these aggregates before the batch: from the cache, the rest from their rows."""
+    loaded = states.get(kind, ids) if states is not None else {}
+    wanted = ids - loaded.keys()
+    if wanted:
+        rows = conn.execute(select(key, table.c.state).where(key.in_(wanted)))
+        loaded.update((r[0], from_record(cls, r.state)) for r in rows)
+    return loaded
+
+
+def _project_tasks(conn: Connection, records: list[LogRecord], states: StateCache | None = None) -> dict:
+    loaded = _loaded(conn, tasks, tasks.c.task_id, task.TaskState, {r.event.task_id for r in records}, states,
+                     "tasks")
     moved = _fold(records, loaded, task.TaskState, task.evolve)
     _upsert(conn, tasks, "task_id", [_task_row(s, first) for s, first in moved.values()],
             keep=("first_partition", "first_offset"))
+    return {k: s for k, (s, _) in moved.items()}
 
 
 def _task_row(s: task.TaskState, first: LogRecord) -> dict:
@@ -245,12 +303,12 @@ def _task_row(s: task.TaskState, first: LogRecord) -> dict:
                 first_partition=first.partition, first_offset=first.offset)
 
 
-def _project_agents(conn: Connection, records: list[LogRecord]) -> None:
-    ids = {r.event.agent_id for r in records}
-    rows = conn.execute(select(agents.c.agent_id, agents.c.state).where(agents.c.agent_id.in_(ids))) if ids else []
-    loaded = {r.agent_id: from_record(agent.AgentState, r.state) for r in rows}
+def _project_agents(conn: Connection, records: list[LogRecord], states: StateCache | None = None) -> dict:
+    loaded = _loaded(conn, agents, agents.c.agent_id, agent.AgentState, {r.event.agent_id for r in records}, states,
+                     "agents")
     moved = _fold(records, loaded, agent.AgentState, agent.evolve)
     _upsert(conn, agents, "agent_id", [_agent_row(s) for s, _ in moved.values()])
+    return {k: s for k, (s, _) in moved.items()}
 
 
 def _agent_row(s: agent.AgentState) -> dict:
