@@ -27,6 +27,9 @@ TARGET_MS = 100
 KEEPALIVE_S = 2.0
 POST_CONNECTIONS = 32
 LOW_RATE = 10.0  # tasks/s: the same measure below saturation, where the fabric's own latency shows
+# Before each run, `latency_warm_up_s` (bench/common.py SIZES) of the same open loop, not measured: its first half
+# second pays the fresh fabric's start (new connections, each partition's first transaction), which a steady rate
+# does not; with a 4-task burst as the only warm-up the slowest 1% at 50 tasks/s all began there (bench/FINDINGS.md)
 
 
 async def feed_events(port: int, path: str, token: str):
@@ -178,9 +181,12 @@ def measure(stack: Stack, n: int, rate: float, servers: dict, via: str = "http")
 
 
 def latency_run(ctx: Context, n: int, rate: float, servers: dict, via: str = "http") -> dict:
+    """One run on a fresh fabric, warmed up by a 4-task burst and `latency_warm_up_s` of the same open loop."""
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
     try:
         asyncio.run(hive_burst(stack, 2 * PROCESSES, 120, via))
+        warm = max(1, int(rate * ctx.sizes["latency_warm_up_s"]))
+        asyncio.run(open_loop(stack, warm, rate, []) if via == "http" else producer_loop(stack, warm, rate))
         return measure(stack, n, rate, servers, via)
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
@@ -203,7 +209,7 @@ def run(ctx: Context, rate: float | None = None) -> dict:
     n, servers = ctx.sizes["latency"], server_pids(ctx.bootstrap, ctx.pg_server)
     runs = [latency_run(ctx, n, rate, servers) for _ in range(ctx.sizes["repeats"])]
     out = {"command": ctx.cmd(f"latency --rate {rate:.2f}"), "rate": rate, "rate_from": source, "tasks_per_run": n,
-           "target_ms": TARGET_MS, "runs": runs, **summaries(runs)}
+           "warm_up_s": ctx.sizes["latency_warm_up_s"], "target_ms": TARGET_MS, "runs": runs, **summaries(runs)}
     by_producer = [latency_run(ctx, n, rate, servers, "producer") for _ in range(ctx.sizes["repeats"])]
     out["producer"] = {"rate": rate, "tasks_per_run": n, "runs": by_producer, **summaries(by_producer)}
     if LOW_RATE < rate:

@@ -223,7 +223,9 @@ def pipeline_section(p: dict) -> list[str]:
 def latency_section(lat: dict) -> list[str]:
     source = lat.get("rate_from", "half the median end-to-end rate of section 1")
     lines = [f"Command: `{lat['command']}`", "",
-             f"{lat['tasks_per_run']:,} tasks a run submitted open loop at {lat['rate']:.2f} tasks/s ({source}): "
+             f"{lat['tasks_per_run']:,} tasks a run submitted open loop at {lat['rate']:.2f} tasks/s ({source})"
+             + (f", after {lat['warm_up_s']:g} s of the same loop that is not measured (the fresh fabric's start)"
+                if "warm_up_s" in lat else "") + ": "
              "submissions go out on a fixed schedule whether or not earlier tasks have finished. Each task: one "
              "`POST /api/tasks`, then `GET /api/tasks/{id}/events` as a client does; the clock starts before the POST. "
              "\"In the log\" is when the bench's reader of the task events topic (committed records only) saw the "
