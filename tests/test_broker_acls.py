@@ -116,8 +116,8 @@ async def test_an_analyst_reads_events_in_its_own_groups_and_writes_nothing(topi
 
     elsewhere = AIOKafkaConsumer(topics.task_events, **as_role("analyst").options(), group_id="someone-elses-group")
     with pytest.raises(GroupAuthorizationFailedError):
-        await elsewhere.start()
         try:
+            await elsewhere.start()
             await asyncio.wait_for(elsewhere.getone(), 30)
         finally:
             await elsewhere.stop()

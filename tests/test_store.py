@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -214,11 +214,34 @@ def test_a_failed_batch_empties_the_cache(pg_engine):
     assert states.get("tasks", ["t1"]) == {}
 
 
-def test_the_cache_keeps_the_most_recently_written_states():
+def test_a_state_the_cache_misses_is_read_from_its_row(store):
+    engine, topic, task_id = store
+    events = lifecycle(task_id)
+    apply_batch(engine, "audit", records(events[:2], topic), {(topic, 0): 2}, now=1)  # before this cache
+    states = StateCache()
+    apply_batch(engine, "audit", records(events[2:], topic, start=2), {(topic, 0): len(events)}, now=2, states=states)
+    with Session(engine) as s:
+        assert from_record(task.TaskState, s.get(TaskRow, task_id).state) == task.fold(events, task_id)
+    assert states.get("tasks", [task_id]) == {task_id: task.fold(events, task_id)}
+
+
+def test_an_ended_task_is_not_kept(engine):
+    events, states = lifecycle("t1"), StateCache()
+    state = task.fold(events, "t1")
+    cancel = c.CancelTask("t1", "c9", 4000, reason="no longer needed")
+    events += task.decide(cancel, state, cancel.at)
+    apply_batch(engine, "audit", records(events[:2]), {(TOPIC, 0): 2}, now=1, states=states)
+    assert states.get("tasks", ["t1"])
+    apply_batch(engine, "audit", records(events[2:], start=2), {(TOPIC, 0): len(events)}, now=2, states=states)
+    assert task.fold(events, "t1").terminal and states.get("tasks", ["t1"]) == {}
+
+
+def test_the_cache_keeps_the_most_recently_used_states():
     states = StateCache(size=2)
     states.put("tasks", {"a": 1, "b": 2})
-    states.put("tasks", {"a": 3, "c": 4})
-    assert states.get("tasks", "abc") == {"a": 3, "c": 4}
+    states.get("tasks", "a")
+    states.put("tasks", {"c": 3})
+    assert states.get("tasks", "abc") == {"a": 1, "c": 3}
 
 
 def test_agents_and_task_listing(engine):

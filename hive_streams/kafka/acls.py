@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import asyncio
 
 from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
+from aiokafka.errors import KafkaError
 from aiokafka.protocol.api import Request
 
 from ..exceptions import InfraError
@@ -129,20 +130,28 @@ async def apply(kafka: KafkaAccess, wanted: list[Grant], users: dict[str, str] |
 async def _until_served(client, rows: list[tuple]) -> None:
     """The controller acknowledges ACLs before the brokers' authorizers have them: wait until every broker does.
 
-    Each broker applies the metadata log on its own, and a write is authorized by its partition's leader."""
+    Each broker applies the metadata log on its own, and a write is authorized by its partition's leader. The
+    brokers are those the cluster's metadata lists, asked again each round (one may register meanwhile); one that
+    does not answer yet stays pending until the deadline."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + VISIBLE_WITHIN
-    pending = {broker.nodeId for broker in client._client.cluster.brokers()}
+    served: set[int] = set()
     while True:
+        await client._client.force_metadata_update()
+        pending = {broker.nodeId for broker in client._client.cluster.brokers()} - served
         for node_id in sorted(pending):
-            response = await client._send_request(DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY), node_id)
-            served = {(kind, name, pattern, *acl) for kind, name, pattern, acls in response.resources for acl in acls}
-            if not set(rows) - served:
-                pending.discard(node_id)
-        if not pending:
+            try:
+                response = await client._send_request(DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY),
+                                                      node_id)
+            except KafkaError:
+                continue  # not reachable yet: asked again next round
+            held = {(kind, name, pattern, *acl) for kind, name, pattern, acls in response.resources for acl in acls}
+            if not set(rows) - held:
+                served.add(node_id)
+        if not pending - served:
             return
         if loop.time() > deadline:
-            raise InfraError(f"ACLs not in effect on brokers {sorted(pending)} after {VISIBLE_WITHIN:.0f}s")
+            raise InfraError(f"ACLs not in effect on brokers {sorted(pending - served)} after {VISIBLE_WITHIN:.0f}s")
         await asyncio.sleep(0.05)
 
 

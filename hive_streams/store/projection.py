@@ -31,7 +31,7 @@ Position = tuple[str, int]  # (topic, partition)
 Place = tuple[str, int, int]  # (topic, partition, offset)
 UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 Head = tuple[int, str]  # (offset, hash) of a partition's last audit row
-CACHED_STATES = 100_000  # read-model states a StateCache keeps, of tasks and of agents each
+CACHED_STATES = 20_000  # read-model states a StateCache keeps, of tasks and of agents each
 
 
 class StateCache:
@@ -40,19 +40,27 @@ class StateCache:
     connector reads every partition from its stored offsets): a cached state and the batch's events then make the
     state a fold from the table's row would. Another writer of the same log folds the same events to the same
     states; its rows at a higher seq are kept by the upsert. `apply_batch` fills it only from a committed batch
-    and empties it when a batch fails."""
+    and empties it when a batch fails. Ended tasks are not kept: few get another event, and their outputs are
+    the largest states."""
 
     def __init__(self, size: int = CACHED_STATES):
         self.size = size
         self.kinds: dict[str, OrderedDict] = {"tasks": OrderedDict(), "agents": OrderedDict()}
 
     def get(self, kind: str, keys: Iterable[str]) -> dict:
-        kept = self.kinds[kind]
-        return {k: kept[k] for k in keys if k in kept}
+        kept, found = self.kinds[kind], {}
+        for key in keys:
+            if key in kept:
+                kept.move_to_end(key)
+                found[key] = kept[key]
+        return found
 
     def put(self, kind: str, states: dict) -> None:
         kept = self.kinds[kind]
         for key, state in states.items():
+            if getattr(state, "terminal", False):
+                kept.pop(key, None)
+                continue
             kept[key] = state
             kept.move_to_end(key)
         while len(kept) > self.size:
@@ -85,7 +93,6 @@ def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
     records = list(records)
     events = [r for r in records if isinstance(r.event, (TaskEvent, AgentEvent, LedgerEvent))
               and (r.topic, r.partition, r.offset) not in skip]
-    moved: dict[str, dict] | None = None
     try:
         with engine.begin() as conn:
             heads = _insert_audit(conn, records, now, known or {})
@@ -93,16 +100,16 @@ def apply_batch(engine: Engine, consumer: str, records: Iterable[LogRecord],
             if refused:
                 raise RecordsRefused(refused)  # leaving the block rolls the whole batch back
             _store_offsets(conn, consumer, next_offsets)
+        if states is not None:
+            if moved is None:  # projected record by record: the states were not gathered
+                states.clear()
+            else:
+                for kind, kept in moved.items():
+                    states.put(kind, kept)
     except BaseException:
         if states is not None:
             states.clear()
         raise
-    if states is not None:
-        if moved is None:  # projected record by record: the states were not gathered
-            states.clear()
-        else:
-            for kind, kept in moved.items():
-                states.put(kind, kept)
     return heads
 
 
