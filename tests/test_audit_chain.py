@@ -43,6 +43,14 @@ def test_headers_round_trip_and_hashes_depend_on_every_part():
                 link(GENESIS, 0, b"k", canonical_headers(headers), b"w"), link(base, 0, b"k", b"", b"v")}) == 6
 
 
+def test_canonical_headers_are_the_bytes_every_chained_hash_covers():
+    # names and values length-prefixed (big-endian int32), a null value as -1: rows already chained depend on it
+    headers = [("ce_id", b"t1/1"), ("gone", None), ("e", bytearray()), ("ce_id", memoryview(b"x"))]
+    assert canonical_headers(headers) == (b"\x00\x00\x00\x05ce_id\x00\x00\x00\x04t1/1" + b"\x00\x00\x00\x04gone\xff\xff\xff\xff"
+                                          + b"\x00\x00\x00\x01e\x00\x00\x00\x00" + b"\x00\x00\x00\x05ce_id\x00\x00\x00\x01x")
+    assert canonical_headers([]) == canonical_headers(None) == b""
+
+
 def test_rows_say_who_what_when_and_why_and_flag_duplicates_and_garbage():
     rows = expected_rows(records())
     assert [r["duplicate"] for r in rows.values()] == [False] * (len(rows) - 2) + [True, False]

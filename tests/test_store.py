@@ -278,6 +278,21 @@ def pg_engine(pg_url):
     drop_database(pg_url, name)
 
 
+def test_a_payload_is_copied_as_the_json_text_it_was_checked_as(pg_engine):
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.dialects.postgresql import JSONB
+    from hive_streams.audit.rows import JsonPayload
+    from hive_streams.store.db import append
+    table = Table("copied", MetaData(), Column("id", Integer, primary_key=True), Column("doc", JSONB))
+    table.create(pg_engine)
+    held = JsonPayload({"n": 1})
+    held.json_text = '{"n": 2}'  # unlike its dict only to show which one is written
+    with pg_engine.begin() as conn:
+        append(conn, table, [dict(id=1, doc=held), dict(id=2, doc={"n": 3}), dict(id=3, doc=None)])
+    with pg_engine.connect() as conn:
+        assert dict(conn.execute(select(table.c.id, table.c.doc)).all()) == {1: {"n": 2}, 2: {"n": 3}, 3: None}
+
+
 def _submitted(task_id: str, **fields) -> list:
     return task.decide(c.SubmitTask(task_id, "c1", 1000, **{"name": "n", "requester": "ann", "nodes": NODES, **fields}),
                        task.TaskState(task_id), 1000)

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from functools import lru_cache
 from typing import Iterable
 
 GENESIS = "0" * 64
 _NONE = struct.pack(">i", -1)
+_LENGTH = struct.Struct(">i").pack
 
 
 def _field(data: bytes | None) -> bytes:
     return _NONE if data is None else struct.pack(">i", len(data)) + data
 
 
+@lru_cache(maxsize=256)
+def _name_field(name: str) -> bytes:
+    return _field(name.encode())
+
+
 def canonical_headers(headers: Iterable[tuple[str, bytes | None]]) -> bytes:
     """Kafka headers in their order, each name and value length-prefixed."""
-    out = bytearray()
+    parts = []
     for name, value in headers or ():
-        out += _field(name.encode()) + _field(None if value is None else bytes(value))
-    return bytes(out)
+        parts.append(_name_field(name))
+        parts.append(_NONE if value is None else _LENGTH(len(value)) + value)
+    return b"".join(parts)
 
 
 def link(prev: str, offset: int, key: bytes | None, headers: bytes, value: bytes | None) -> str:

@@ -69,13 +69,22 @@ def _text(value: str | None) -> str | None:
     return None if value is None else value.replace("\x00", "\ufffd")
 
 
+class JsonPayload(dict):
+    """A payload with the strict JSON text it was checked as (`json_text`): the store writes that text as it is."""
+    __slots__ = ("json_text",)
+
+
 def _holdable(payload: dict | None) -> dict | None:
     """The decoded event as strict JSON, or None when it is not (NaN, infinities, NUL): the bytes still are kept."""
     try:
         text = json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError):
         return None
-    return None if "\\u0000" in text else payload
+    if "\\u0000" in text:
+        return None
+    held = JsonPayload(payload)
+    held.json_text = text
+    return held
 
 
 def audit_fields(r: LogRecord) -> dict:

@@ -48,6 +48,12 @@ def insert(conn: Connection, table):
     return dialect.insert(table)
 
 
+def _json(value) -> Jsonb:
+    """None is JSON null, as INSERT writes it; a value that carries its JSON text (`json_text`) is not encoded again."""
+    text = getattr(value, "json_text", None)
+    return Jsonb(value) if text is None else Jsonb(text, dumps=str)
+
+
 def append(conn: Connection, table, rows: list[dict]) -> None:
     """Inserts new rows: on PostgreSQL with one COPY for them all instead of an INSERT a row; elsewhere an
     executemany INSERT. A row that breaks a unique constraint raises IntegrityError on both."""
@@ -63,6 +69,6 @@ def append(conn: Connection, table, rows: list[dict]) -> None:
     try:
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([Jsonb(row[c]) if c in json else row[c] for c in columns])  # None: JSON null, as INSERT
+                copy.write_row([_json(row[c]) if c in json else row[c] for c in columns])
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc
