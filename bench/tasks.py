@@ -233,6 +233,23 @@ def celery_run(ctx: Context, n: int, servers: dict | None = None) -> dict:
             "cpu_window_s": background.wall}
 
 
+def warm_up(ctx: Context, n: int) -> None:
+    """n tasks through a fabric (producer client), then n through Celery, neither measured: the measured runs then
+    meet a broker whose JVM has compiled its hot code, as a long-running one has (bench/FINDINGS.md, 00000)."""
+    stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
+    try:
+        asyncio.run(hive_burst(stack, n, 60 + n, "producer"))
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
+    finally:
+        stack.stop()
+    peer = Peer(ctx.work / f"celery-{free_port()}", free_port(), PROCESSES).start()
+    try:
+        peer.run(n, 60 + n)
+    finally:
+        peer.stop()
+
+
 def system_cpu_ms(run: dict) -> float:
     """CPU per task of every process of a system, its servers included, the bench client not."""
     return sum(v for k, v in run["cpu_ms_per_task"].items() if k != "bench client")
@@ -250,13 +267,14 @@ def run(ctx: Context) -> dict:
     servers = server_pids(ctx.bootstrap, ctx.pg_server)
     hive = {"http": [], "producer": []}
     celery = []
+    warm_up(ctx, ctx.sizes["tasks_warm_up"])
     for _ in range(repeats):  # alternate, so all three see the same (shared, changing) load
         for how in hive:
             hive[how].append(hive_run(ctx, n, how, servers=servers))
         celery.append(celery_run(ctx, n, servers))
     return {
         "command": ctx.cmd("tasks"),
-        "setup": {"processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
+        "setup": {"warm_up_tasks": ctx.sizes["tasks_warm_up"], "processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
                   "hive_submit": SUBMITS, "celery_submit": "task.delay() in a loop",
                   "node": "hive: one `echo` node; celery: a task returning None",
                   "servers_measured": [name for name in SERVERS if servers.get(name)]},
