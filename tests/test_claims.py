@@ -1,24 +1,47 @@
-"""Task id claims in the store: the first definition of an id wins, for every API process (SQLite here;
-the stack tests run the same code on PostgreSQL)."""
+"""Task id claims in the store: the first definition of an id wins, for every API process, on SQLite and on
+PostgreSQL (which claims a batch as arrays)."""
 from __future__ import annotations
 
 import threading
+import uuid
 
+import pytest
+
+from hive_streams import settings as settings_mod
 from hive_streams.store import claims, db
 
 
-def test_the_first_claim_wins_and_a_repeat_is_told_apart(tmp_path):
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'claims.db'}")
-    db.create_schema(engine)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    """A store of its own: a SQLite file, or a database of its own on the project's PostgreSQL server."""
+    if request.param == "sqlite":
+        made = db.make_engine(f"sqlite:///{tmp_path / 'claims.db'}")
+    else:
+        from hive_streams.infra import postgres
+        server = postgres.up(settings_mod.load())
+        name = f"claims_{uuid.uuid4().hex[:10]}"
+        made = db.make_engine(postgres.create_database(server, name))
+        request.addfinalizer(lambda: postgres.drop_database(server, name))
+    db.create_schema(made)
+    yield made
+    made.dispose()
+
+
+def test_the_first_claim_wins_and_a_repeat_is_told_apart(engine):
     assert claims.claim(engine, {"acme:a": "d1", "acme:b": "d2"}, 1) == {"acme:a": ("d1", True), "acme:b": ("d2", True)}
     assert claims.claim(engine, {"acme:a": "d9", "acme:c": "d3"}, 2) == {"acme:a": ("d1", False), "acme:c": ("d3", True)}
     assert claims.claim(engine, {"acme:b": "d2"}, 3) == {"acme:b": ("d2", False)}
     assert claims.claim(engine, {}, 4) == {}
 
 
-def test_of_many_claims_at_once_exactly_one_is_made(tmp_path):
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'claims.db'}")
-    db.create_schema(engine)
+def test_a_batch_of_a_thousand_is_claimed_once_and_then_held(engine):
+    wanted = {f"acme:t{i}": f"d{i}" for i in range(1000)}
+    assert claims.claim(engine, wanted, 1) == {k: (d, True) for k, d in wanted.items()}
+    again = dict(wanted, **{"acme:t7": "other", "acme:new": "dn"})
+    assert claims.claim(engine, again, 2) == {**{k: (d, False) for k, d in wanted.items()}, "acme:new": ("dn", True)}
+
+
+def test_of_many_claims_at_once_exactly_one_is_made(engine):
     results, start = [None] * 8, threading.Barrier(8)
 
     def claim(i: int) -> None:
