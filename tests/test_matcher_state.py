@@ -1,6 +1,7 @@
 """The matcher's snapshot encoding without a broker: every folded state comes back exactly, types included."""
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import deque
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from hive_streams.codec import default_codec
 from hive_streams.domain import events as e
 from hive_streams.domain.alerts import Alerting
-from hive_streams.domain.matching import Market
+from hive_streams.domain.matching import Market, Need, Waiting
 from hive_streams.domain.model import Capability, Hardware, NodeSpec, Requirement
 from hive_streams.exceptions import CodecError
 from hive_streams.metrics.fabric import FabricStats
@@ -212,11 +213,26 @@ def test_the_matcher_restores_what_it_folded_and_where_it_was():
 
 @pytest.mark.parametrize("value", [b"", b"HSNAPM1{}", MAGIC + b"{not json", MAGIC + b'{"version": 2}',
                                    MAGIC + b'{"version": 1, "positions": [[1]]}', MAGIC + b"[]",
-                                   MAGIC + b'{"version": 1, "positions": [], "market": {"agents": 3}}'])
+                                   MAGIC + b'{"version": 1, "positions": [], "market": {"agents": 3}}',
+                                   MAGIC + b'{"version": 2, "positions": [], "market": {}}'])
 def test_what_is_not_a_matcher_snapshot_of_this_version_does_not_decode(value):
     with pytest.raises(CodecError):
         decode(value)
 
+
+def test_a_need_many_tasks_share_is_written_once_and_a_reference_outside_the_table_does_not_decode():
+    echo, gpu = Need((Requirement("echo"),)), Need((Requirement("echo"),), Hardware(vram_gb=8.0), priority=2)
+    market = Market(waiting={f"acme:t{i}": Waiting(f"acme:t{i}", gpu if i == 3 else Need((Requirement("echo"),)), i)
+                             for i in range(5)}, needs={"acme:t0": echo, "acme:t3": gpu})
+    value = encode(Folded((), market, FabricStats()))
+    doc = json.loads(value[len(MAGIC):])
+    assert len(doc["market"]["need_table"]) == 2
+    again = decode(value).market
+    assert again.waiting == market.waiting and again.needs == market.needs
+    for bad in (2, -1, "0", None, 0.0):
+        doc["market"]["waiting"]["acme:t1"][1] = bad
+        with pytest.raises(CodecError):
+            decode(MAGIC + json.dumps(doc).encode())
 
 
 def test_a_snapshot_is_due_after_n_events_or_t_seconds_with_something_folded_and_never_hogs_the_loop(monkeypatch):

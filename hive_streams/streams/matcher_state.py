@@ -1,7 +1,8 @@
 """The matcher's folded state as one JSON document, with the event offsets it reflects. Pure.
 
 JSON, never pickle: whoever can write the snapshots topic must not be able to run code in the worker. Sets are
-written sorted and rebuilt as the type they were, tuples as tuples, dicts in their order.
+written sorted and rebuilt as the type they were, tuples as tuples, dicts in their order. Needs are written once
+each (most queued tasks share a few) and referred to by their place in that list; a waiting task is a row.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from ..exceptions import CodecError
 from ..metrics.fabric import FabricStats, Histogram
 
 MAGIC = b"HMSNAP1"
-VERSION = 2  # 1: alert runs without their completion time and task (refused: the matcher folds from the start)
+VERSION = 3  # 1: alert runs without their completion time and task; 2: each waiting task's need written out in full
+# (refused: the matcher folds from the start)
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,21 @@ def decode(value: bytes) -> Folded:
 
 
 def _market(m: Market) -> dict:
+    table, places = [], {}
+
+    def place(need: Need) -> int:
+        at = places.get(need)
+        if at is None:
+            at = places[need] = len(table)
+            table.append(to_record(need))
+        return at
+
     return {"agents": {k: to_record(a) for k, a in m.agents.items()},
-            "waiting": {k: to_record(w) for k, w in m.waiting.items()},
-            "needs": {k: to_record(n) for k, n in m.needs.items()},
+            "waiting": {k: [None if w.task_id == k else w.task_id, place(w.need), w.queued_at, w.not_before,
+                            w.pinned_to, sorted(w.avoid), w.proposed_to, w.proposed_at, w.noted]
+                        for k, w in m.waiting.items()},
+            "needs": {k: place(n) for k, n in m.needs.items()},
+            "need_table": table,
             "records": {k: to_record(r) for k, r in m.records.items()},
             "tried": {k: sorted(v) for k, v in m.tried.items()},
             "refused": {k: sorted(v) for k, v in m.refused.items()},
@@ -96,9 +110,10 @@ def _market(m: Market) -> dict:
 
 
 def _to_market(d: dict) -> Market:
+    table = [from_record(Need, n) for n in d["need_table"]]
     return Market(agents={k: from_record(AgentState, a) for k, a in d["agents"].items()},
-                  waiting={k: from_record(Waiting, w) for k, w in d["waiting"].items()},
-                  needs={k: from_record(Need, n) for k, n in d["needs"].items()},
+                  waiting={k: _waiting(k, w, table) for k, w in d["waiting"].items()},
+                  needs={k: _need(table, n) for k, n in d["needs"].items()},
                   records={k: from_record(Record, r) for k, r in d["records"].items()},
                   tried={k: frozenset(v) for k, v in d["tried"].items()},
                   refused={k: frozenset(v) for k, v in d["refused"].items()},
@@ -107,6 +122,18 @@ def _to_market(d: dict) -> Market:
                   ends={(a, t): n for a, t, n in d["ends"]},
                   slot_agents={k: set(v) for k, v in d["slot_agents"].items()},
                   dirty=bool(d["dirty"]))
+
+
+def _need(table: list[Need], place) -> Need:
+    if type(place) is not int or not 0 <= place < len(table):
+        raise ValueError(f"need {place!r} is not in the need table")
+    return table[place]
+
+
+def _waiting(key: str, row: list, table: list[Need]) -> Waiting:
+    task_id, need, queued_at, not_before, pinned_to, avoid, proposed_to, proposed_at, noted = row
+    return Waiting(key if task_id is None else task_id, _need(table, need), int(queued_at), int(not_before), pinned_to,
+                   frozenset(avoid), proposed_to, int(proposed_at), noted)
 
 
 def _stats(s: FabricStats) -> dict:
