@@ -127,9 +127,10 @@ def tasks_section(t: dict) -> list[str]:
              "result). Each run has a fresh stack (topics, database, processes) or a fresh redis-server and Celery "
              "worker, a warm-up of a few tasks first, and its clients connected before the clock starts; the three "
              "kinds of run alternate."
-             + (f" Before the first run, {s['warm_up_tasks']:,} tasks went through a fabric (producer client) and "
-                f"{s['warm_up_tasks']:,} through Celery, not measured: a broker just started spends 2–3 times the CPU "
-                "a task until its JVM has compiled its hot code." if s.get("warm_up_tasks") else ""), ""]
+             + (f" Before the first run, {s['warm_up_tasks']:,} tasks went through a fabric (producer client), not "
+                "measured: a broker just started spends 2–3 times the CPU a task until its JVM has compiled its hot "
+                "code (each Celery run has its own new redis-server: nothing of it is shared to warm)."
+                if s.get("warm_up_tasks") else ""), ""]
     lines += _table(["system", "tasks/s: median (min–max, spread)", "CPU ms per task (system, bench client excluded)",
                      "runs"],
                     [[name, fmt(v["tasks_per_s"], 1), fmt(v["system_cpu_ms_per_task"], 1), v["tasks_per_s"]["runs"]]

@@ -234,8 +234,9 @@ def celery_run(ctx: Context, n: int, servers: dict | None = None) -> dict:
 
 
 def warm_up(ctx: Context, n: int) -> None:
-    """n tasks through a fabric (producer client), then n through Celery, neither measured: the measured runs then
-    meet a broker whose JVM has compiled its hot code, as a long-running one has (bench/FINDINGS.md, 00000)."""
+    """n tasks through a fabric (producer client), not measured: the measured runs then meet a broker whose JVM has
+    compiled its hot code, as a long-running one has (bench/FINDINGS.md, 000000). Celery's runs share no server
+    (each starts its own redis-server), so there is nothing of theirs to warm."""
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
     try:
         asyncio.run(hive_burst(stack, n, 60 + n, "producer"))
@@ -243,11 +244,6 @@ def warm_up(ctx: Context, n: int) -> None:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
         stack.stop()
-    peer = Peer(ctx.work / f"celery-{free_port()}", free_port(), PROCESSES).start()
-    try:
-        peer.run(n, 60 + n)
-    finally:
-        peer.stop()
 
 
 def system_cpu_ms(run: dict) -> float:

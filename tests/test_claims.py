@@ -55,3 +55,23 @@ def test_of_many_claims_at_once_exactly_one_is_made(engine):
         t.join()
     made = [digest for digest, mine in results if mine]
     assert len(made) == 1 and {digest for digest, _ in results} == set(made)
+
+
+def test_batches_sharing_ids_in_opposite_orders_never_deadlock(engine):
+    failed = []
+
+    def claim(ids: list[str], barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            claims.claim(engine, {task_id: "d" for task_id in ids}, 1)
+        except Exception as exc:  # PostgreSQL's deadlock detector ends one of two batches that lock in two orders
+            failed.append(exc)
+
+    for round_ in range(10):
+        ids, barrier = [f"acme:r{round_}-{i}" for i in range(200)], threading.Barrier(4)
+        threads = [threading.Thread(target=claim, args=(ids if k % 2 else ids[::-1], barrier)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failed == []

@@ -18,6 +18,7 @@ from hive_streams.domain import events as e
 from hive_streams.domain.alerts import Alerting
 from hive_streams.domain.matching import Market, Need, Waiting
 from hive_streams.domain.model import Capability, Hardware, NodeSpec, Requirement
+from hive_streams.codec.avro import to_record
 from hive_streams.exceptions import CodecError
 from hive_streams.metrics.fabric import FabricStats
 from hive_streams.settings import Settings
@@ -233,6 +234,28 @@ def test_a_need_many_tasks_share_is_written_once_and_a_reference_outside_the_tab
         doc["market"]["waiting"]["acme:t1"][1] = bad
         with pytest.raises(CodecError):
             decode(MAGIC + json.dumps(doc).encode())
+
+
+def test_needs_equal_but_not_alike_come_back_as_they_were():
+    needs = {"acme:a": Need(budget=0.0), "acme:b": Need(budget=-0.0), "acme:c": Need(priority=1),
+             "acme:d": Need(priority=True)}
+    market = Market(waiting={k: Waiting(k, n, 1) for k, n in needs.items()}, needs=dict(needs))
+    again = decode(encode(Folded((), market, FabricStats()))).market
+    same(again.waiting, market.waiting)
+    assert math.copysign(1, again.needs["acme:b"].budget) == -1 and again.needs["acme:d"].priority is True
+
+
+def test_a_forged_snapshot_fails_as_a_codec_error_and_one_that_decodes_can_be_written_again():
+    value = encode(Folded((Position("x", 0, 3, "e"),), Market(), FabricStats()))
+    doc = json.loads(value[len(MAGIC):])
+    for forged in (value.replace(b'["x",0,3,"e"]', b'["x",0,1e999,"e"]'), MAGIC + b"[" * 100_000 + b"]" * 100_000):
+        with pytest.raises(CodecError):
+            decode(forged)
+    need = to_record(Need((Requirement("echo"),)))
+    doc["market"].update(need_table=[dict(need, requester={})], needs={"acme:t": 0},
+                         waiting={"acme:t": [None, 0, 1, 0, None, [], None, 0, ""]})
+    forged = decode(MAGIC + json.dumps(doc).encode())  # fields of the wrong type decode, as before
+    assert decode(encode(forged)).market.needs["acme:t"].requester == {}  # and the next snapshot is written
 
 
 def test_a_snapshot_is_due_after_n_events_or_t_seconds_with_something_folded_and_never_hogs_the_loop(monkeypatch):

@@ -34,8 +34,9 @@ def claim(engine: Engine, wanted: dict[str, str], now: int) -> dict[str, tuple[s
 
 
 def _insert(conn: Connection, wanted: dict[str, str], now: int) -> set[str]:
-    if conn.dialect.name == "postgresql":
-        found = conn.execute(_CLAIM, dict(ids=list(wanted), digests=list(wanted.values()), ats=[now] * len(wanted)))
+    if conn.dialect.name == "postgresql":  # in id order: two batches that share ids lock them in one order, no deadlock
+        ids = sorted(wanted)
+        found = conn.execute(_CLAIM, dict(ids=ids, digests=[wanted[i] for i in ids], ats=[now] * len(ids)))
     else:
         rows = [dict(task_id=task_id, digest=digest, claimed_at=now) for task_id, digest in wanted.items()]
         found = conn.execute(insert(conn, table).values(rows).on_conflict_do_nothing().returning(table.c.task_id))

@@ -79,7 +79,7 @@ def decode(value: bytes) -> Folded:
                       dict(doc["traces"]), None if doc["alerts"] is None else _to_alerts(doc["alerts"]))
     except CodecError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise CodecError(f"matcher snapshot does not decode: {exc!r}") from None
 
 
@@ -87,10 +87,17 @@ def _market(m: Market) -> dict:
     table, places = [], {}
 
     def place(need: Need) -> int:
-        at = places.get(need)
+        # equal is not enough to share: 0.0 and -0.0, or True and 1, must come back as they were
+        try:
+            key = (need, repr(need.budget), need.priority.__class__)
+            at = places.get(key)
+        except TypeError:  # a field unhashable (only a forged snapshot makes one): written on its own
+            key, at = None, None
         if at is None:
-            at = places[need] = len(table)
+            at = len(table)
             table.append(to_record(need))
+            if key is not None:
+                places[key] = at
         return at
 
     return {"agents": {k: to_record(a) for k, a in m.agents.items()},
@@ -132,8 +139,8 @@ def _need(table: list[Need], place) -> Need:
 
 def _waiting(key: str, row: list, table: list[Need]) -> Waiting:
     task_id, need, queued_at, not_before, pinned_to, avoid, proposed_to, proposed_at, noted = row
-    return Waiting(key if task_id is None else task_id, _need(table, need), int(queued_at), int(not_before), pinned_to,
-                   frozenset(avoid), proposed_to, int(proposed_at), noted)
+    return Waiting(key if task_id is None else task_id, _need(table, need), queued_at, not_before, pinned_to,
+                   frozenset(avoid), proposed_to, proposed_at, noted)
 
 
 def _stats(s: FabricStats) -> dict:
