@@ -1,6 +1,7 @@
 """The matcher's snapshot encoding without a broker: every folded state comes back exactly, types included."""
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -23,8 +24,9 @@ from hive_streams.exceptions import CodecError
 from hive_streams.metrics.fabric import FabricStats
 from hive_streams.settings import Settings
 from hive_streams.streams.matcher import ROUND_SHARE, Matcher
-from hive_streams.streams.matcher_snapshot import SHARE, MatcherSnapshots
-from hive_streams.streams.matcher_state import MAGIC, AlertInputs, Folded, Position, decode, encode
+from hive_streams.streams import matcher_state
+from hive_streams.streams.matcher_snapshot import SHARE, MatcherSnapshots, encoded
+from hive_streams.streams.matcher_state import MAGIC, AlertInputs, Folded, Position, assemble, decode, encode, encode_pieces
 from hive_streams.topics import Topics
 
 from .marketplay import Agent, play
@@ -256,6 +258,49 @@ def test_a_forged_snapshot_fails_as_a_codec_error_and_one_that_decodes_can_be_wr
                          waiting={"acme:t": [None, 0, 1, 0, None, [], None, 0, ""]})
     forged = decode(MAGIC + json.dumps(doc).encode())  # fields of the wrong type decode, as before
     assert decode(encode(forged)).market.needs["acme:t"].requester == {}  # and the next snapshot is written
+
+
+def queued(n: int) -> Folded:
+    fold = Fold()
+    needs = [Need((Requirement("echo"),), priority=i) for i in range(3)]
+    fold.market.waiting = {f"acme:t{i}": Waiting(f"acme:t{i}", needs[i % 3], i, avoid=frozenset({"a1"})) for i in range(n)}
+    fold.market.needs = {k: w.need for k, w in fold.market.waiting.items()}
+    fold.market.reserves, fold.market.slot_agents = {("a1", "acme:t0"): 1, ("a2", "acme:t1"): 1}, {"acme:t0": {"a1"}}
+    fold.stats.submitted_at = {k: 5 for k in fold.market.waiting}
+    return fold.folded([Position("x", 0, 3, "e")])
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 1000])
+def test_a_snapshot_written_in_pieces_is_one_compact_document_whatever_the_piece_size(rows):
+    state = queued(23)
+    pieces = list(encode_pieces(state, rows))
+    assert len(pieces) > 2 * (23 // rows)  # the large maps are cut
+    value = assemble(pieces)
+    text = value[len(MAGIC):].decode()
+    assert text == json.dumps(json.loads(text), separators=(",", ":")) and value == encode(state)
+    again = decode(value)
+    same(again.market, state.market, "market")
+    same(again.stats, state.stats, "stats")
+
+
+def test_a_snapshot_gives_the_loop_back_between_pieces_however_many_tasks_are_queued(monkeypatch):
+    monkeypatch.setattr(matcher_state, "ROWS", 10)
+    state, turns = queued(400), []
+
+    async def other_work():  # what the deciders do meanwhile
+        while True:
+            turns.append(1)
+            await asyncio.sleep(0)
+
+    async def main():
+        beside = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        value = await encoded(state)
+        beside.cancel()
+        return value
+
+    assert asyncio.run(main()) == encode(state)
+    assert len(turns) > 2 * 400 // 10  # the waiting tasks, their needs and their submission times: ten a piece
 
 
 def test_a_snapshot_is_due_after_n_events_or_t_seconds_with_something_folded_and_never_hogs_the_loop(monkeypatch):

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 
 from ..exceptions import CodecError
 from ..kafka import KafkaAccess, producer, stop_quietly
-from .matcher_state import Folded, decode, encode
+from .matcher_state import Folded, assemble, decode, encode_pieces
 from .snapshots import event_id_before, newest, records
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class MatcherSnapshots:
         """A failed write is logged; the next is tried after N more events or T seconds, matching goes on."""
         started = time.monotonic()
         self.at = (started, folded)
-        value = encode(state)
+        value = await encoded(state)
         self.sending = asyncio.create_task(self._send(value))
         try:
             await asyncio.shield(self.sending)
@@ -114,3 +114,13 @@ async def mismatch(kafka: KafkaAccess, state: Folded, ends: dict[TopicPartition,
 
 def _offsets(state: Folded) -> str:
     return ",".join(str(p.offset) for p in state.positions)
+
+
+async def encoded(state: Folded) -> bytes:
+    """The snapshot encoded a piece at a time, the loop given back after each: deciders run meanwhile, however many
+    tasks are queued. The matcher awaits this, so its state does not change until the last piece."""
+    pieces = []
+    for piece in encode_pieces(state):
+        pieces.append(piece)
+        await asyncio.sleep(0)
+    return assemble(pieces)

@@ -3,11 +3,14 @@
 JSON, never pickle: whoever can write the snapshots topic must not be able to run code in the worker. Sets are
 written sorted and rebuilt as the type they were, tuples as tuples, dicts in their order. Needs are written once
 each (most queued tasks share a few) and referred to by their place in that list; a waiting task is a row.
+The document is written in pieces of at most ROWS entries of a map, so the worker's loop can run between them.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import Callable, Iterable, Iterator
 
 from ..codec.avro import from_record, to_record
 from ..domain.agent import AgentState
@@ -20,6 +23,8 @@ from ..metrics.fabric import FabricStats, Histogram
 MAGIC = b"HMSNAP1"
 VERSION = 3  # 1: alert runs without their completion time and task; 2: each waiting task's need written out in full
 # (refused: the matcher folds from the start)
+ROWS = 500  # entries of a map a piece: ~2 ms of encoding
+COMPACT = (",", ":")
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,54 @@ class Folded:
 
 
 def encode(folded: Folded) -> bytes:
-    doc = {"version": VERSION,
-           "positions": [[p.topic, p.partition, p.offset, p.check_id] for p in folded.positions],
-           "market": _market(folded.market), "stats": _stats(folded.stats),
-           "correlations": folded.correlations, "traces": folded.traces,
-           "alerts": None if folded.alerts is None else _alerts(folded.alerts)}
-    return MAGIC + json.dumps(doc, separators=(",", ":")).encode()
+    return assemble(encode_pieces(folded))
+
+
+def assemble(pieces: Iterable[str]) -> bytes:
+    return MAGIC + "".join(pieces).encode()
+
+
+def encode_pieces(folded: Folded, rows: int | None = None) -> Iterator[str]:
+    """The document's text a piece at a time. The state must not change until the last piece is taken: the matcher
+    folds nothing while it writes a snapshot."""
+    doc = _Object(version=VERSION, positions=[[p.topic, p.partition, p.offset, p.check_id] for p in folded.positions],
+                  market=_market(folded.market), stats=_stats(folded.stats), correlations=_Rows(folded.correlations),
+                  traces=_Rows(folded.traces), alerts=None if folded.alerts is None else _alerts(folded.alerts))
+    return _pieces(doc, rows or ROWS)
+
+
+class _Object(dict):
+    """A JSON object written key by key (its values may be _Rows)."""
+
+
+class _Rows:
+    """A large JSON object (or array) written `rows` entries a piece, each entry made by `make` when its piece is.
+    The entries are read when their turn comes: a dict's (key, value) pairs, or any other iterable's items."""
+    __slots__ = ("entries", "make", "array")
+
+    def __init__(self, entries, make: Callable | None = None, array: bool = False):
+        self.entries = entries.items() if isinstance(entries, dict) else entries
+        self.make, self.array = make, array
+
+
+def _pieces(value, rows: int) -> Iterator[str]:
+    if isinstance(value, _Object):
+        yield "{"
+        for i, (key, inner) in enumerate(value.items()):
+            yield f'{"," if i else ""}{json.dumps(key)}:'
+            yield from _pieces(inner, rows)
+        yield "}"
+    elif isinstance(value, _Rows):
+        yield "[" if value.array else "{"
+        entries, make, sep = iter(value.entries), value.make, ""
+        while chunk := list(islice(entries, rows)):
+            made = [make(*entry) if make else entry for entry in chunk] if value.array else \
+                dict(make(*entry) if make else entry for entry in chunk)
+            yield sep + json.dumps(made, separators=COMPACT)[1:-1]
+            sep = ","
+        yield "]" if value.array else "}"
+    else:
+        yield json.dumps(value, separators=COMPACT)
 
 
 def decode(value: bytes) -> Folded:
@@ -83,7 +130,7 @@ def decode(value: bytes) -> Folded:
         raise CodecError(f"matcher snapshot does not decode: {exc!r}") from None
 
 
-def _market(m: Market) -> dict:
+def _market(m: Market) -> _Object:
     table, places = [], {}
 
     def place(need: Need) -> int:
@@ -100,20 +147,30 @@ def _market(m: Market) -> dict:
                 places[key] = at
         return at
 
-    return {"agents": {k: to_record(a) for k, a in m.agents.items()},
-            "waiting": {k: [None if w.task_id == k else w.task_id, place(w.need), w.queued_at, w.not_before,
-                            w.pinned_to, sorted(w.avoid), w.proposed_to, w.proposed_at, w.noted]
-                        for k, w in m.waiting.items()},
-            "needs": {k: place(n) for k, n in m.needs.items()},
-            "need_table": table,
-            "records": {k: to_record(r) for k, r in m.records.items()},
-            "tried": {k: sorted(v) for k, v in m.tried.items()},
-            "refused": {k: sorted(v) for k, v in m.refused.items()},
-            "task_seq": m.task_seq,
-            "reserves": [[a, t, n] for (a, t), n in m.reserves.items()],
-            "ends": [[a, t, n] for (a, t), n in m.ends.items()],
-            "slot_agents": {k: sorted(v) for k, v in m.slot_agents.items()},
-            "dirty": m.dirty}
+    def waiting(k: str, w: Waiting) -> tuple:
+        return k, [None if w.task_id == k else w.task_id, place(w.need), w.queued_at, w.not_before, w.pinned_to,
+                   sorted(w.avoid), w.proposed_to, w.proposed_at, w.noted]
+
+    return _Object(agents=_Rows(m.agents, _recorded), waiting=_Rows(m.waiting, waiting),
+                   needs=_Rows(m.needs, lambda k, n: (k, place(n))),
+                   need_table=_Rows(table, array=True),  # read when its turn comes: the two above fill it
+                   records=_Rows(m.records, _recorded), tried=_Rows(m.tried, _sorted),
+                   refused=_Rows(m.refused, _sorted), task_seq=_Rows(m.task_seq),
+                   reserves=_Rows(m.reserves, _triple, array=True),
+                   ends=_Rows(m.ends, _triple, array=True),
+                   slot_agents=_Rows(m.slot_agents, _sorted), dirty=m.dirty)
+
+
+def _recorded(k: str, v) -> tuple:
+    return k, to_record(v)
+
+
+def _sorted(k: str, v) -> tuple:
+    return k, sorted(v)
+
+
+def _triple(pair: tuple, n: int) -> list:
+    return [*pair, n]
 
 
 def _to_market(d: dict) -> Market:
@@ -143,10 +200,10 @@ def _waiting(key: str, row: list, table: list[Need]) -> Waiting:
                    frozenset(avoid), proposed_to, proposed_at, noted)
 
 
-def _stats(s: FabricStats) -> dict:
+def _stats(s: FabricStats) -> _Object:
     h = s.completion
-    return {"ended": s.ended, "completion": [list(h.bounds), h.counts, h.total, h.sum],
-            "submitted_at": s.submitted_at, "seen": s.seen}
+    return _Object(ended=dict(s.ended), completion=[list(h.bounds), list(h.counts), h.total, h.sum],
+                   submitted_at=_Rows(s.submitted_at), seen=_Rows(s.seen))
 
 
 def _to_stats(d: dict) -> FabricStats:
@@ -155,11 +212,13 @@ def _to_stats(d: dict) -> FabricStats:
                        dict(d["submitted_at"]), dict(d["seen"]))
 
 
-def _alerts(a: AlertInputs) -> dict:
-    return {"agents": {k: [w.seq, w.cpu_streak, w.miss_streak, w.miss, w.silent, w.targets, list(w.runs)]
-                       for k, w in a.agents.items()},
-            "assigned": {k: list(v) for k, v in a.assigned.items()},
-            "task_seq": a.task_seq, "clear": a.clear}
+def _alerts(a: AlertInputs) -> _Object:
+    return _Object(agents=_Rows(a.agents, _watch), assigned=_Rows(a.assigned, lambda k, v: (k, list(v))),
+                   task_seq=_Rows(a.task_seq), clear=_Rows(a.clear))
+
+
+def _watch(k: str, w: Watch) -> tuple:
+    return k, [w.seq, w.cpu_streak, w.miss_streak, w.miss, w.silent, w.targets, list(w.runs)]
 
 
 def _to_alerts(d: dict) -> AlertInputs:
