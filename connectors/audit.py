@@ -24,6 +24,7 @@ from hive_streams import settings as settings_mod
 from hive_streams.audit.checkpoints import Checkpoints
 from hive_streams.audit.rows import from_consumer_record
 from hive_streams.codec import Codec, default_codec
+from hive_streams.collector import steady
 from hive_streams.codec.strays import event_types, families, stray_reason
 from hive_streams.exceptions import RecordsRefused
 from hive_streams.kafka.access import access_for
@@ -189,6 +190,7 @@ def main() -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_audit(settings_mod.load(), stop)
 
+    steady()
     asyncio.run(_main())
     return 0
 

@@ -13,6 +13,7 @@ from . import cli_analytics, cli_schedules, cli_watch, cli_workflows, logs, trac
 from .audit import cli as audit_cli
 from .replay import cli as replay_cli
 from . import settings as settings_mod
+from .collector import steady
 from .domain.model import NODE_KINDS, Capability, Hardware
 from .processes import exit_with_parent
 from .exceptions import ConfigError
@@ -102,6 +103,7 @@ def cmd_executor(args, s) -> int:
                        args.endpoint, args.model, hardware, args.price, dict(args.target or ()))
     from .metrics import serve
     serve(args.metrics_port if args.metrics_port is not None else s.executor_metrics_port, s.metrics_host)
+    steady()
     asyncio.run(_until_signal(Executor(s, offer).run))
     return 0
 
@@ -110,6 +112,7 @@ def cmd_api(args, s) -> int:
     import uvicorn
     from .api.app import create_app
     logging_config = {} if s.log_format == "text" else {"log_config": None}  # None: its lines go to our handler
+    steady()
     uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level=args.loglevel, lifespan="on",
                 **logging_config)
     return 0
@@ -119,6 +122,7 @@ def cmd_connect(args, s) -> int:
     from connectors.audit import run_audit
     from .metrics import serve
     serve(s.connect_metrics_port, s.metrics_host)
+    steady()
     asyncio.run(_until_signal(run_audit, s))
     return 0
 

@@ -7,8 +7,9 @@ states are frozen out of its passes and it resumes.
 
 Deciding makes no cycles either (`tests/test_collector.py`), but the states it adds are not frozen: with
 Python's default thresholds (700, 10, 10) the collector ran ~17 full passes over them while a worker decided
-20,000 commands, 1.3-1.6 s of its 12 s of CPU. `steady` spaces the passes out for a long-running worker;
-young cycles (asyncio's, aiokafka's) are still found by the young passes.
+20,000 commands, 1.3-1.6 s of its 12 s of CPU. `steady` spaces the passes out for every long-running process
+(worker, API, executor, audit connector); young cycles (asyncio's, aiokafka's) are still found by the young passes.
+The connector with the defaults spent 30% of its CPU in the collector, the API 35-45%, an executor ~20%.
 """
 from __future__ import annotations
 
@@ -37,5 +38,5 @@ STEADY_THRESHOLDS = (50_000, 20, 100)  # young pass every 50,000 allocations net
 
 
 def steady() -> None:
-    """The collector's thresholds for a process that keeps many long-lived states."""
+    """The collector's thresholds for a long-running process: most of what it allocates is freed young."""
     gc.set_threshold(*STEADY_THRESHOLDS)

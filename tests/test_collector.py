@@ -3,10 +3,15 @@ some shows up as a failure rather than as memory that only a full pass would fre
 from __future__ import annotations
 
 import gc
+import sys
+from types import SimpleNamespace
+
+import pytest
 
 from hive_streams.collector import STEADY_THRESHOLDS, steady
 from hive_streams.domain import commands as c
 from hive_streams.kafka.seal import SealCheck, Sealer
+from hive_streams.settings import Settings
 
 from .test_deciders import TOPICS, codec, command_msg, submit
 from hive_streams.streams.deciders import PartitionState, task_aggregate
@@ -47,3 +52,42 @@ def test_steady_spaces_the_passes_out():
         assert gc.get_threshold() == STEADY_THRESHOLDS
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("command", ["worker", "executor", "api", "connect", "connector main"])
+def test_every_long_running_process_runs_with_the_passes_spaced_out(monkeypatch, command):
+    """Without it, the connector spent 30% of its CPU in the collector and the API 35-45% (bench/FINDINGS.md)."""
+    import uvicorn
+
+    from connectors import audit
+    from hive_streams import cli, logs, metrics
+    from hive_streams.api import app
+    from hive_streams.streams import worker
+
+    seen = []
+
+    def run(main, *args, **kwargs):  # what the process would run, with the thresholds it runs under
+        seen.append(gc.get_threshold())
+        if hasattr(main, "close"):
+            main.close()
+
+    for module in (cli.asyncio, worker.asyncio, audit.asyncio):
+        monkeypatch.setattr(module, "run", run)
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(metrics, "serve", lambda *a, **k: None)
+    monkeypatch.setattr(app, "create_app", lambda s: None)
+    monkeypatch.setattr(logs, "configure", lambda *a: None)
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # the worker's loop stays the tests' own
+    args = SimpleNamespace(loglevel="warning", agent_id="a", name=None, capabilities="echo", slots=1, endpoint="",
+                           model="", gpu_type="", vram_gb=0.0, cpu_cores=1, ram_gb=0.0, price=0.0, target=None,
+                           metrics_port=None)
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's defaults
+    try:
+        if command == "connector main":
+            audit.main()
+        else:
+            getattr(cli, f"cmd_{command}")(args, Settings())
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [STEADY_THRESHOLDS]
