@@ -7,6 +7,7 @@ import math
 import random
 from collections import deque
 from dataclasses import fields, is_dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -24,7 +25,7 @@ from hive_streams.exceptions import CodecError
 from hive_streams.metrics.fabric import FabricStats
 from hive_streams.settings import Settings
 from hive_streams.streams.matcher import ROUND_SHARE, Matcher
-from hive_streams.streams import matcher_state
+from hive_streams.streams import matcher_snapshot, matcher_state
 from hive_streams.streams.matcher_snapshot import SHARE, MatcherSnapshots, encoded
 from hive_streams.streams.matcher_state import MAGIC, AlertInputs, Folded, Position, assemble, decode, encode, encode_pieces
 from hive_streams.topics import Topics
@@ -270,21 +271,51 @@ def queued(n: int) -> Folded:
     return fold.folded([Position("x", 0, 3, "e")])
 
 
+def every_section() -> Folded:
+    """A little of everything a snapshot holds: agents, reputations and alert inputs from a played history, tasks
+    queued with shared needs, held slots and their ends."""
+    log = sorted(play(random.Random(3), FLEET[:2], [[(0, 300, None)] * 3]).records(),
+                 key=lambda r: (r[2].at, r[0], r[1]))
+    fold = Fold()
+    for _, _, event in log[:40]:
+        fold(event)
+    more = queued(3)
+    m = fold.market
+    m.waiting, m.needs, m.task_seq = more.market.waiting, more.market.needs, {"acme:t0": 2, "acme:t1": 3}
+    m.reserves, m.ends = {("cheap", "acme:t9"): 1, ("dear", "acme:t8"): 2}, {("dear", "acme:t8"): 1}
+    m.slot_agents, m.tried, m.refused = {"acme:t8": {"dear", "cheap"}}, {"acme:t1": frozenset({"dear"})}, {
+        "acme:t2": frozenset({"cheap", "dear"})}
+    fold.stats.submitted_at, fold.stats.seen = {"acme:t0": 5, "acme:t1": 6}, {"acme:t0": 1, "acme:t1": 2}
+    return fold.folded([Position("hive.task.events", 0, 40, "id-39")])
+
+
+GOLDEN = Path(__file__).parent / "golden" / "matcher_snapshot_v3.bin"  # written by the one-call encoder before pieces
+
+
 @pytest.mark.parametrize("rows", [1, 2, 7, 1000])
-def test_a_snapshot_written_in_pieces_is_one_compact_document_whatever_the_piece_size(rows):
-    state = queued(23)
-    pieces = list(encode_pieces(state, rows))
-    assert len(pieces) > 2 * (23 // rows)  # the large maps are cut
-    value = assemble(pieces)
-    text = value[len(MAGIC):].decode()
-    assert text == json.dumps(json.loads(text), separators=(",", ":")) and value == encode(state)
-    again = decode(value)
-    same(again.market, state.market, "market")
-    same(again.stats, state.stats, "stats")
+def test_a_snapshot_written_in_pieces_is_the_document_one_call_wrote_whatever_the_piece_size(rows):
+    state = every_section()
+    assert assemble(encode_pieces(state, rows)) == encode(state) == GOLDEN.read_bytes()
+    big = queued(23)
+    pieces = list(encode_pieces(big, rows))
+    doc = json.loads(assemble(pieces)[len(MAGIC):])
+    m, s = doc["market"], doc["stats"]
+    maps = (*(m[k] for k in m if k != "dirty"), s["submitted_at"], s["seen"], doc["correlations"], doc["traces"],
+            *doc["alerts"].values())
+    entries = [json.dumps(e, separators=(",", ":")) for part in maps
+               for e in (part if isinstance(part, list) else [{k: v} for k, v in part.items()])]
+    assert len(entries) > 70
+    assert max(map(len, pieces)) <= rows * (max(map(len, entries)) + 1)  # no piece holds more than `rows` entries
+    again = decode(assemble(pieces))
+    same(again.market, big.market, "market")
+    same(again.stats, big.stats, "stats")
 
 
-def test_a_snapshot_gives_the_loop_back_between_pieces_however_many_tasks_are_queued(monkeypatch):
+@pytest.mark.parametrize("turn_seconds", [0.0, 60.0])
+def test_a_snapshot_gives_the_loop_back_after_each_turn_of_encoding_however_many_tasks_are_queued(monkeypatch,
+                                                                                                  turn_seconds):
     monkeypatch.setattr(matcher_state, "ROWS", 10)
+    monkeypatch.setattr(matcher_snapshot, "TURN_SECONDS", turn_seconds)
     state, turns = queued(400), []
 
     async def other_work():  # what the deciders do meanwhile
@@ -299,8 +330,12 @@ def test_a_snapshot_gives_the_loop_back_between_pieces_however_many_tasks_are_qu
         beside.cancel()
         return value
 
-    assert asyncio.run(main()) == encode(state)
-    assert len(turns) > 2 * 400 // 10  # the waiting tasks, their needs and their submission times: ten a piece
+    value, spent = asyncio.run(main())
+    assert value == encode(state) and spent > 0
+    if turn_seconds:
+        assert len(turns) == 1  # a snapshot encoded within one turn: never given back
+    else:  # the waiting tasks, their needs and their submission times: ten a piece
+        assert len(turns) > 2 * 400 // 10
 
 
 def test_a_snapshot_is_due_after_n_events_or_t_seconds_with_something_folded_and_never_hogs_the_loop(monkeypatch):
