@@ -50,7 +50,8 @@ class _FullPasses(threading.Thread):
         while True:
             self.wake.wait(self.every)
             self.wake.clear()
-            gc.collect()
+            if gc.isenabled():  # not while a fold has paused the collector
+                gc.collect()
 
 
 _full_passes: _FullPasses | None = None

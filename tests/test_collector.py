@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from hive_streams import collector
-from hive_streams.collector import STEADY_THRESHOLDS, steady
+from hive_streams.collector import STEADY_THRESHOLDS, folding, steady
 from hive_streams.domain import commands as c
 from hive_streams.kafka.seal import SealCheck, Sealer
 from hive_streams.settings import Settings
@@ -70,18 +70,30 @@ def test_a_cycle_that_dies_old_is_freed_by_the_timed_full_pass(collector_restore
         pass
 
     steady(full_every=0.05)
-    gc.disable()  # no pass but the timed one
-    try:
+    gc.set_threshold(1 << 30, 1 << 30, 1 << 30)  # no pass but the timed one
+    node = Node()
+    node.self = node
+    gone = weakref.ref(node)
+    del node  # garbage only a pass can free
+    deadline = time.monotonic() + 10
+    while gone() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gone() is None
+
+
+def test_the_timed_full_pass_waits_while_a_fold_has_paused_the_collector(collector_restored):
+    class Node:
+        pass
+
+    steady(full_every=0.05)
+    with folding():
+        time.sleep(0.1)  # a pass that began before the fold has ended
         node = Node()
         node.self = node
         gone = weakref.ref(node)
-        del node  # garbage only a pass can free
-        deadline = time.monotonic() + 10
-        while gone() is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert gone() is None
-    finally:
-        gc.enable()
+        del node
+        time.sleep(0.3)  # six periods
+        assert gone() is not None
 
 
 @pytest.mark.parametrize("command", ["worker", "executor", "api", "connect", "connector main"])
