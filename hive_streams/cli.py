@@ -13,7 +13,7 @@ from . import cli_analytics, cli_schedules, cli_watch, cli_workflows, logs, trac
 from .audit import cli as audit_cli
 from .replay import cli as replay_cli
 from . import settings as settings_mod
-from .collector import steady
+from .collector import freeze_start_up, steady
 from .domain.model import NODE_KINDS, Capability, Hardware
 from .processes import exit_with_parent
 from .exceptions import ConfigError
@@ -112,7 +112,7 @@ def cmd_api(args, s) -> int:
     import uvicorn
     from .api.app import create_app
     logging_config = {} if s.log_format == "text" else {"log_config": None}  # None: its lines go to our handler
-    steady()
+    freeze_start_up()  # Python's thresholds kept: a closed feed leaves cycles that die old
     uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level=args.loglevel, lifespan="on",
                 **logging_config)
     return 0
