@@ -7,6 +7,7 @@ from typing import Callable
 
 from aiokafka import TopicPartition
 
+from ..cancelling import cancel_and_wait
 from ..codec import aggregate_id
 from ..exceptions import CodecError
 from ..kafka import consumer
@@ -38,8 +39,7 @@ class Book:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         if self._consumer:
             await self._consumer.stop()
 

@@ -21,6 +21,7 @@ from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ..cancelling import cancel_and_wait
 from ..codec import Codec
 from ..domain.events import TaskSubmitted
 from ..kafka.access import KafkaAccess
@@ -96,8 +97,7 @@ class Hub:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         if self._consumer:
             await self._consumer.stop()
 

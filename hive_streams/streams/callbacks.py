@@ -13,6 +13,7 @@ import hmac
 import logging
 import time
 
+from ..cancelling import cancel_all
 from ..domain import callback as cb
 from ..domain import schedule
 from ..domain.tenancy import task_tenant
@@ -111,6 +112,4 @@ class Deliverer:
         return response.status, "" if response.status < 300 else response.body[:200].decode(errors="replace"), True
 
     async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_all(list(self.tasks))

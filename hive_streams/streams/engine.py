@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from ..cancelling import cancel_all, cancel_and_wait
 from ..codec import Codec
 from ..collector import folding
 from ..kafka import (CommandSender, access_for, consumer, now_ms, read_to_end, stop_quietly,
@@ -112,8 +113,7 @@ class Engine:
                     last_sweep = time.monotonic()
                     await self._sweep()
         finally:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
+            await cancel_and_wait(watching)
             await self.deliverer.stop()
             await self._stop_matcher()
             await self.revoked(set(self.loading))
@@ -162,10 +162,7 @@ class Engine:
             self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
 
     async def revoked(self, tps) -> None:
-        loads = [self.loading.pop(tp) for tp in tps if tp in self.loading]
-        for load in loads:
-            load.cancel()
-        await asyncio.gather(*loads, return_exceptions=True)
+        await cancel_all([self.loading.pop(tp) for tp in tps if tp in self.loading])
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if tp in self.owned)
         open_txns = sum(1 for tp in tps if tp in self.owned and self.owned[tp].txn is not None)
         log.info("revoked %s (%d with an open transaction)", ", ".join(mine) or "nothing", open_txns)
@@ -238,9 +235,8 @@ class Engine:
             del self.writers[writer.partition]
         for owned in list(writer.members.values()):
             await self._release(owned)
-        if writer.fenced is not None and not writer.fenced.done():
-            writer.fenced.cancel()
-            await asyncio.gather(writer.fenced, return_exceptions=True)
+        if writer.fenced is not None:
+            await cancel_and_wait(writer.fenced)
         writer.opened = None
         await stop_quietly(writer.producer, f"the writer of partition {writer.partition}")
 
@@ -258,8 +254,7 @@ class Engine:
 
     async def _stop_matcher(self) -> None:
         if self.matcher_task is not None:
-            self.matcher_task.cancel()
-            await asyncio.gather(self.matcher_task, return_exceptions=True)
+            await cancel_and_wait(self.matcher_task)
             self.matcher_task = None
 
     # deciding -----------------------------------------------------------------------------
