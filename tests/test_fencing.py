@@ -1,9 +1,9 @@
 """A deposed decider can never make an event visible, and its successor loses nothing.
 
-The engine runs in this process against the real broker. Starting a producer with the
-transactional id of partition 0 is exactly what a new owner does on assignment: from
-then on the old owner's writes must fail, and a command it was deciding must be decided once,
-by the next owner.
+The engine runs in this process against the real broker. Starting producers with the
+transactional ids a writer of partition 0 alone fences is exactly what a new owner of it does on
+assignment: from then on the old owner's writes must fail, and a command it was deciding must be
+decided once, by the next owner.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.kafka import CommandSender, transactional_producer
 from hive_streams.kafka.principal import principal_header
 from hive_streams.settings import Settings
-from hive_streams.streams.writers import writer_id
+from hive_streams.streams.writers import fenced_by, writer_id
 
 from .engines import owns_all, running, until
 from .eventlog import read_all
@@ -44,25 +44,29 @@ async def test_a_fenced_owner_writes_nothing_and_the_next_owner_decides_once(kaf
             await until(lambda: owns_all(old), 60, "the first engine to own every partition")
             await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "before", 1, "acme/a", 100, "r"), extra_headers=AS_API)
             await until(lambda: old.decided >= 1, 30, "the first deposit")
-            # one writer per partition number, shared by every command topic's partition of that number
+            # one writer for the worker's range, shared by every command topic's partitions
             assert sorted(old.writers) == list(range(topics.partitions))
-            for number, writer in old.writers.items():
-                assert {tp.topic for tp in writer.members} == {t for t, f in old.families.items()
-                                                              if number < f.partitions}
+            writer = old.writers[0]
+            assert all(w is writer for w in old.writers.values()) and writer.span == (0, topics.partitions - 1)
+            assert set(writer.members) == set(old.owned)
 
-            # a successor starts the writer of partition 0 (the ledger's and every topic's 0): the old owner is fenced
-            successor = transactional_producer(as_role("worker"), writer_id(settings.worker_id, 0))
-            await successor.start()
-            await successor.begin_transaction()
-            await successor.abort_transaction()
+            # a successor that owns partition 0 alone (the ledger's and every topic's 0) starts its writer:
+            # the old owner, whose range holds 0, is fenced
+            fences = [transactional_producer(as_role("worker"), writer_id(settings.worker_id, span))
+                      for span in fenced_by((0, 0), topics.partitions)]
+            assert writer_id(settings.worker_id, writer.span) in [f._txn_manager.transactional_id for f in fences]
+            for successor in fences:
+                await successor.start()
+                await successor.begin_transaction()
+                await successor.abort_transaction()
             await sender.send_and_wait(c.DepositFunds(LEDGER_ID, "during", 2, "acme/a", 5, "r"), extra_headers=AS_API)
             ledger = next(tp for tp in list(old.owned) + [None] if tp is None or tp.topic == topics.ledger_commands)
             await until(lambda: all(tp.topic != topics.ledger_commands for tp in old.owned), 30,
                         "the old owner to give up the ledger partition")
             assert ledger is None or ledger not in old.owned
-            assert all(tp.partition != 0 for tp in old.owned), "fenced on 0, it still holds a partition 0"
-            assert 0 not in old.writers and sorted(old.writers) == list(range(1, topics.partitions))
-            await successor.stop()
+            assert not old.owned and not old.writers, "fenced, it still holds partitions of its range"
+            for successor in fences:
+                await successor.stop()
         assert [r.header("ce_causationid") for r in await deposits(kafka_bootstrap, topics)] == ["before"]
 
         async with running(settings) as new:

@@ -1,13 +1,15 @@
-"""The engine shares one fenced writer among the command topics' partitions of one number: that holds only
-if the group's assignment gives partition p of every command topic to the same worker, whatever the number
-of workers. Pure: the assignor the engine's consumer uses, on the topic layout the engine subscribes to."""
+"""The engine shares one fenced writer among the command topics' partitions of one range of numbers: that holds
+only if the group's assignment gives each worker one range, the same for every command topic, whatever the
+number of workers; and a writer's start fences every writer an earlier owner of one of its numbers had, and no
+writer of the same assignment. Pure: the assignor the engine's consumer uses, on the topic layout the engine
+subscribes to."""
 from __future__ import annotations
 
 import pytest
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
-from hive_streams.streams.writers import ASSIGNOR, writer_id
+from hive_streams.streams.writers import ASSIGNOR, assignable, fenced_by, span_of, writer_id
 from hive_streams.topics import Topics
 
 
@@ -42,6 +44,37 @@ def test_every_command_topic_partition_of_one_number_goes_to_one_worker(partitio
     assert sorted(owner) == list(range(partitions))  # every number is owned
 
 
-def test_the_engine_assigns_by_range_and_names_a_writer_by_number():
+def spans_of(partitions: int, workers: int) -> dict[str, tuple[int, int]]:
+    """Each worker's range under the engine's assignor, from the assignment itself."""
+    counts = command_topics(Topics("hive", partitions))
+    members = {f"worker-{i:02d}": ConsumerProtocolMemberMetadata(0, sorted(counts), b"") for i in range(workers)}
+    spans = {}
+    for member, given in ASSIGNOR.assign(Layout(counts), members).items():
+        numbers = {n for _, ns in given.assignment for n in ns}
+        if numbers:
+            spans[member] = span_of(numbers)  # raises unless one range
+    return spans
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 4, 5, 7, 8])
+def test_a_writer_fences_every_earlier_owner_of_its_numbers_and_no_writer_of_its_own_generation(partitions):
+    every = assignable(partitions)
+    for workers in range(1, partitions + 3):
+        now = spans_of(partitions, workers)
+        assert set(now.values()) <= every  # the ranges the fencing knows are those the assignor gives
+        for member, span in now.items():
+            fenced = set(fenced_by(span, partitions))
+            others = {s for m, s in now.items() if m != member}
+            assert not fenced & others, f"{span} would fence a writer of its own generation"
+            for earlier in range(1, partitions + 3):  # any earlier group size
+                for old in spans_of(partitions, earlier).values():
+                    if old[0] <= span[1] and span[0] <= old[1]:
+                        assert old in fenced, f"{span} leaves {old}, an earlier owner of one of its numbers"
+
+
+def test_the_engine_assigns_by_range_and_names_a_writer_by_its_range():
     assert ASSIGNOR is RangePartitionAssignor
-    assert writer_id("hive-worker", 3) == "hive-worker.deciders.3"  # under the worker's transactional-id prefix
+    assert writer_id("hive-worker", (3, 3)) == "hive-worker.deciders.3"  # under the worker's transactional-id prefix
+    assert writer_id("hive-worker", (0, 3)) == "hive-worker.deciders.0-3"
+    with pytest.raises(ValueError):
+        span_of({0, 2})

@@ -1,12 +1,12 @@
-"""The worker's engine: one consumer group over the command topics, one fenced writer per partition number.
+"""The worker's engine: one consumer group over the command topics, one fenced writer for what it is assigned.
 
-Each partition number p this worker is assigned gets a `writers.Writer`, whose start fences every earlier owner
-(a crashed, frozen or deposed worker): their open transaction aborts and any later write of theirs fails. Only
-then does the engine fold the events partitions (committed records only) and resume after the last command
-whose events are in the log. Each transaction holds what the families of partition p decided meanwhile: the
-consumed offsets, the events, the follow-up commands and the dead letters become visible together, or not at
-all. One writer for the families rather than one each: a task's hops go through several families, and at a
-moderate rate each would commit a transaction of one batch.
+The range of partition numbers this worker is assigned gets a `writers.Writer`, whose start fences every earlier
+owner of one of them (a crashed, frozen or deposed worker): their open transaction aborts and any later write of
+theirs fails. Only then does the engine fold the events partitions (committed records only) and resume after the
+last command whose events are in the log. Each transaction holds what the worker's partitions decided meanwhile:
+the consumed offsets, the events, the follow-up commands and the dead letters become visible together, or not at
+all. One writer for every family and partition rather than one each: a task's hops go through several families
+and partitions, and at a moderate rate each would commit a transaction of one batch.
 
 The owner of the ledger's single partition also leads the matcher.
 """
@@ -40,7 +40,7 @@ from .snapshots import load as snapshot_load
 from .snapshots import records as snapshot_records
 from .callbacks import Deliverer
 from .triggers import TriggerWatch
-from .writers import ASSIGNOR, Owned, Transaction, Writer, writer_id
+from .writers import ASSIGNOR, Owned, Transaction, Writer, fenced_by, span_of, writer_id
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -72,7 +72,7 @@ class Engine:
                          for commands, events, aggregate in family_aggregates(self.topics, settings,
                                                                               self.triggers.matches)}
         self.owned: dict[TopicPartition, Owned] = {}
-        self.writers: dict[int, Writer] = {}  # partition number -> its writer, while a partition of it is owned
+        self.writers: dict[int, Writer] = {}  # partition number -> the writer of its range, while one is assigned
         self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
         secret = service_secret(settings.service_secret, settings.home, create=True)
@@ -126,22 +126,25 @@ class Engine:
 
     async def assigned(self, tps) -> None:
         mine = [tp for tp in tps if tp.topic in self.families]
-        numbers = {tp.partition for tp in mine}
-        for writer in [w for n, w in self.writers.items() if n in numbers]:  # kept over a rebalance we missed:
+        for writer in {id(w): w for w in self.writers.values()}.values():  # kept over a rebalance we missed:
             await self._drop_writer(writer)  # taken again from the log, its open transaction included
         # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
         # would get the worker evicted; the partitions stay paused until they are loaded
         self.consumer.pause(*mine)
+        if not mine:
+            return
+        writer = self._writer(span_of({tp.partition for tp in mine}))
         for tp in mine:
-            writer = self._writer(tp.partition)
             self.loading[tp] = asyncio.create_task(self._load(tp, writer), name=f"load {tp.topic}[{tp.partition}]")
 
-    def _writer(self, number: int) -> Writer:
-        writer = self.writers.get(number)
-        if writer is None:
-            producer = transactional_producer(self.kafka, writer_id(self.group, number))
-            writer = self.writers[number] = Writer(number, producer, self.group)
-            writer.fenced = asyncio.create_task(writer.fence(), name=f"fence writer {number}")
+    def _writer(self, span: tuple[int, int]) -> Writer:
+        partitions = max(family.partitions for family in self.families.values())
+        ids = [writer_id(self.group, other) for other in fenced_by(span, partitions) if other != span]
+        writer = Writer(span, transactional_producer(self.kafka, writer_id(self.group, span)), self.group,
+                        [transactional_producer(self.kafka, other) for other in ids])
+        for number in range(span[0], span[1] + 1):
+            self.writers[number] = writer
+        writer.fenced = asyncio.create_task(writer.fence(), name=f"fence the writer of {writer.name}")
         return writer
 
     async def _load(self, tp: TopicPartition, writer: Writer) -> None:
@@ -226,19 +229,21 @@ class Engine:
 
     def _unused(self, writer: Writer) -> bool:
         """Whether the writer is current but serves no partition and none of its number is loading."""
-        return (not writer.members and self.writers.get(writer.partition) is writer
-                and not any(tp.partition == writer.partition for tp in self.loading))
+        return (not writer.members and self.writers.get(writer.span[0]) is writer
+                and not any(writer.serves(tp.partition) for tp in self.loading))
 
     async def _drop_writer(self, writer: Writer) -> None:
         """Releases every partition the writer serves and stops it (an open transaction aborts with it)."""
-        if self.writers.get(writer.partition) is writer:
-            del self.writers[writer.partition]
+        for number in [n for n, w in self.writers.items() if w is writer]:
+            del self.writers[number]
         for owned in list(writer.members.values()):
             await self._release(owned)
         if writer.fenced is not None:
             await cancel_and_wait(writer.fenced)
         writer.opened = None
-        await stop_quietly(writer.producer, f"the writer of partition {writer.partition}")
+        for fencer in writer.fencers:  # if the fencing was cut short
+            await stop_quietly(fencer, "a fencing producer")
+        await stop_quietly(writer.producer, f"the writer of {writer.name}")
 
     async def _lead_matcher(self) -> None:
         """Runs the matcher while this worker owns the ledger partition; a failed run starts again."""
@@ -357,16 +362,16 @@ class Engine:
         again, here or elsewhere."""
         abandoned = await writer.abandon()
         if isinstance(exc, ProducerFenced):
-            log.warning("fenced on partition %d: another worker owns it now", writer.partition)
+            log.warning("fenced on %s: another worker owns one of them now", writer.name)
             members = list(writer.members)
             await self._drop_writer(writer)
             if members:
                 self.consumer.pause(*members)
             return
         if isinstance(exc, (KafkaError, asyncio.TimeoutError)):
-            log.error("transaction of partition %d failed (%r); its commands are read again", writer.partition, exc)
+            log.error("transaction of %s failed (%r); their commands are read again", writer.name, exc)
         else:  # not the broker: say so loudly, but keep the partitions' loops alive
-            log.exception("deciding on partition %d failed; its commands are read again", writer.partition,
+            log.exception("deciding on %s failed; their commands are read again", writer.name,
                           exc_info=exc)
         await writer.abort()
         for owned, txn in abandoned:

@@ -1,9 +1,15 @@
-"""The deciders' writers: one fenced transactional producer per partition number, and the open transaction
-the families' partitions of that number decide into.
+"""The deciders' writer: one fenced transactional producer a worker, and the open transaction its partitions
+decide into.
 
-The group's range assignment gives partition p of every command topic to one worker (they all have the same
-partition count; the ledger's single partition goes with every topic's partition 0), so one producer, its id
-tied to p, serves every family's partition p. Starting it fences every earlier holder of that id.
+The group's range assignment gives each worker one range of partition numbers, and partition p of every command
+topic to the worker whose range holds p (they all have the same partition count; the ledger's single partition
+goes with every topic's partition 0). The writer's transactional id is tied to that range. Starting it fences
+not only the earlier holders of its own id, but of every id the assignment could have given an earlier owner of
+one of its numbers, whatever the group's size then: every range of the assignment of 1 to P workers that meets
+its own. Ranges of one assignment never meet, so no live writer of the same generation is fenced.
+
+One writer a worker rather than one a partition number: a transaction's cost is mostly fixed, and at a moderate
+rate each number's writer would commit small ones side by side.
 """
 from __future__ import annotations
 
@@ -16,17 +22,48 @@ from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from ..codec import header
+from ..kafka import stop_quietly
 from ..kafka.batches import last_offset
 from .deciders import Decided, PartitionState
 from .snapshots import Snapshots
 
 log = logging.getLogger(__name__)
-ASSIGNOR = RangePartitionAssignor  # partition p of every command topic to one worker: its writer of number p
+ASSIGNOR = RangePartitionAssignor  # one range of partition numbers a worker, the same for every command topic
+Span = tuple[int, int]  # the first and the last partition number of a range
 
 
-def writer_id(group: str, partition: int) -> str:
-    """The transactional id of a group's writer for partition number `partition` of every command topic."""
-    return f"{group}.deciders.{partition}"
+def writer_id(group: str, span: Span) -> str:
+    """The transactional id of a group's writer for the range `span` of every command topic's partitions."""
+    first, last = span
+    return f"{group}.deciders.{first}" if first == last else f"{group}.deciders.{first}-{last}"
+
+
+def span_of(numbers) -> Span:
+    """The range the partition numbers form; raises if they do not form one (not the range assignment's)."""
+    first, last = min(numbers), max(numbers)
+    if set(numbers) != set(range(first, last + 1)):
+        raise ValueError(f"partition numbers {sorted(numbers)} are not one range")
+    return first, last
+
+
+def assignable(partitions: int) -> set[Span]:
+    """Every range the range assignment gives a worker, for 1 to `partitions` workers (more leave some idle)."""
+    spans = set()
+    for workers in range(1, partitions + 1):
+        each, extra = divmod(partitions, workers)
+        first = 0
+        for i in range(workers):
+            size = each + (1 if i < extra else 0)
+            spans.add((first, first + size - 1))
+            first += size
+    return spans
+
+
+def fenced_by(span: Span, partitions: int) -> list[Span]:
+    """The ranges whose writers a writer of `span` fences when it starts: its own, and every one an earlier owner
+    of one of its numbers could have had."""
+    first, last = span
+    return sorted({span} | {s for s in assignable(partitions) if s[0] <= last and first <= s[1]})
 
 
 @dataclass
@@ -66,22 +103,31 @@ class Owned:
 
 
 class Writer:
-    """The fenced producer of one partition number, shared by the families' partitions of that number.
+    """The fenced producer of one range of partition numbers, shared by every family's partitions in it.
     Hold `lock` to decide into its transaction, commit it or abort it."""
 
-    def __init__(self, partition: int, producer, group: str):
-        self.partition = partition
+    def __init__(self, span: Span, producer, group: str, fencers=()):
+        self.span = span
         self.producer = producer
+        self.fencers = list(fencers)  # producers of the other ids it fences, stopped once they have
         self.group = group  # whose consumed offsets its transactions commit
         self.lock = asyncio.Lock()  # FIFO: decisions waiting while a commit is in flight go into the next one
         self.members: dict[TopicPartition, Owned] = {}
         self.opened: float | None = None  # when the open transaction began; None: none is open
         self.fenced: asyncio.Task | None = None  # starting the producer: every earlier owner is fenced once done
 
+    @property
+    def name(self) -> str:
+        first, last = self.span
+        return f"partition {first}" if first == last else f"partitions {first}-{last}"
+
+    def serves(self, number: int) -> bool:
+        return self.span[0] <= number <= self.span[1]
+
     async def fence(self) -> None:
-        await self.producer.start()
-        await self.producer.begin_transaction()  # waits for the producer id: every earlier owner is fenced now
-        await self.producer.abort_transaction()
+        """Done once every earlier owner of one of its numbers is fenced: their open transactions abort, and any
+        later write of theirs fails."""
+        await asyncio.gather(_fence(self.producer), *(_fence(other, stop=True) for other in self.fencers))
 
     def parts(self) -> list[Owned]:
         """The partitions with a part in the open transaction."""
@@ -129,3 +175,13 @@ class Writer:
             await self.producer.abort_transaction()
         except Exception:
             log.debug("abort failed", exc_info=True)
+
+
+async def _fence(producer, stop: bool = False) -> None:
+    try:
+        await producer.start()
+        await producer.begin_transaction()  # waits for the producer id: the earlier holder of the id is fenced now
+        await producer.abort_transaction()
+    finally:
+        if stop:
+            await stop_quietly(producer, "a fencing producer")
