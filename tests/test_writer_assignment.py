@@ -5,11 +5,13 @@ writer of the same assignment. Pure: the assignor the engine's consumer uses, on
 subscribes to."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
-from hive_streams.streams.writers import ASSIGNOR, assignable, fenced_by, span_of, writer_id
+from hive_streams.streams.writers import ASSIGNOR, Writer, assignable, fenced_by, span_of, writer_id
 from hive_streams.topics import Topics
 
 
@@ -78,3 +80,36 @@ def test_the_engine_assigns_by_range_and_names_a_writer_by_its_range():
     assert writer_id("hive-worker", (0, 3)) == "hive-worker.deciders.0-3"
     with pytest.raises(ValueError):
         span_of({0, 2})
+
+
+class Recording:
+    """A producer that notes its calls; its own id's producer id is slow to come, as a coordinator's can be."""
+
+    def __init__(self, name: str, calls: list, slow: bool = False):
+        self.name, self.calls, self.slow = name, calls, slow
+
+    async def start(self):
+        self.calls.append((self.name, "start"))
+
+    async def begin_transaction(self):
+        await asyncio.sleep(0.05 if self.slow else 0)
+        self.calls.append((self.name, "fenced"))
+
+    async def abort_transaction(self):
+        self.calls.append((self.name, "abort"))
+
+    async def stop(self):
+        self.calls.append((self.name, "stop"))
+
+
+async def test_a_writer_starts_its_own_id_before_it_fences_the_others():
+    """Two writers whose ranges meet cannot both stay live only if each fences the other's id after its own start
+    has gone through (see `Writer.fence`)."""
+    calls: list = []
+    own = Recording("0-3", calls, slow=True)
+    others = [Recording(name, calls) for name in ("0", "0-1", "1", "2", "2-3", "3")]
+    await Writer((0, 3), own, "g", others).fence()
+    own_fenced = calls.index(("0-3", "fenced"))
+    assert all(calls.index((o.name, "start")) > own_fenced for o in others)
+    assert all((o.name, "fenced") in calls and (o.name, "stop") in calls for o in others)
+    assert ("0-3", "stop") not in calls  # the writer's own producer stays up

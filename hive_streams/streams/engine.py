@@ -138,7 +138,7 @@ class Engine:
             self.loading[tp] = asyncio.create_task(self._load(tp, writer), name=f"load {tp.topic}[{tp.partition}]")
 
     def _writer(self, span: tuple[int, int]) -> Writer:
-        partitions = max(family.partitions for family in self.families.values())
+        partitions = self._partitions()
         ids = [writer_id(self.group, other) for other in fenced_by(span, partitions) if other != span]
         writer = Writer(span, transactional_producer(self.kafka, writer_id(self.group, span)), self.group,
                         [transactional_producer(self.kafka, other) for other in ids])
@@ -146,6 +146,16 @@ class Engine:
             self.writers[number] = writer
         writer.fenced = asyncio.create_task(writer.fence(), name=f"fence the writer of {writer.name}")
         return writer
+
+    def _partitions(self) -> int:
+        """The partition count the assignor saw (the broker's, not the settings'): the fenced ranges are those it
+        gives, and a count other than the layout's would leave some out."""
+        counts = {len(self.consumer.partitions_for_topic(topic) or ()) for topic in self.families}
+        layout = max(family.partitions for family in self.families.values())
+        if max(counts) != layout:
+            log.warning("the command topics have %s partitions, the settings say %d: fencing by the topics",
+                        sorted(counts), layout)
+        return max(counts) or layout
 
     async def _load(self, tp: TopicPartition, writer: Writer) -> None:
         try:
@@ -177,7 +187,8 @@ class Engine:
                 await self._commit(owned)  # what it decided is kept: the next owner resumes after it
                 async with owned.writer.lock:
                     await self._release(owned)
-        for writer in [w for w in self.writers.values() if self._unused(w)]:  # loads cancelled before they owned
+        unused = {id(w): w for w in self.writers.values() if self._unused(w)}  # loads cancelled before they owned
+        for writer in unused.values():
             await self._drop_writer(writer)
 
     async def _own(self, tp: TopicPartition, writer: Writer) -> None:

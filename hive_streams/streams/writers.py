@@ -126,8 +126,12 @@ class Writer:
 
     async def fence(self) -> None:
         """Done once every earlier owner of one of its numbers is fenced: their open transactions abort, and any
-        later write of theirs fails."""
-        await asyncio.gather(_fence(self.producer), *(_fence(other, stop=True) for other in self.fencers))
+        later write of theirs fails. Its own id first, the others after: two writers whose ranges meet (a stale
+        owner starting late, and the new one) then cannot both stay live. Whichever fences the other's id last
+        does so after its own start, so the other's own start came before that fence, and it is fenced. Started
+        together, each could fence the other's id before the other's own start went through."""
+        await _fence(self.producer)
+        await asyncio.gather(*(_fence(other, stop=True) for other in self.fencers))
 
     def parts(self) -> list[Owned]:
         """The partitions with a part in the open transaction."""
