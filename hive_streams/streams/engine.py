@@ -252,9 +252,9 @@ class Engine:
         if writer.fenced is not None:
             await cancel_and_wait(writer.fenced)
         writer.opened = None
-        for fencer in writer.fencers:  # if the fencing was cut short
-            await stop_quietly(fencer, "a fencing producer")
-        await stop_quietly(writer.producer, f"the writer of {writer.name}")
+        # shielded: a caller cancelled meanwhile (a load that is revoked) must not leave producers running
+        await asyncio.shield(asyncio.gather(*(stop_quietly(fencer, "a fencing producer") for fencer in writer.fencers),
+                                            stop_quietly(writer.producer, f"the writer of {writer.name}")))
 
     async def _lead_matcher(self) -> None:
         """Runs the matcher while this worker owns the ledger partition; a failed run starts again."""
@@ -373,11 +373,14 @@ class Engine:
         again, here or elsewhere."""
         abandoned = await writer.abandon()
         if isinstance(exc, ProducerFenced):
-            log.warning("fenced on %s: another worker owns one of them now", writer.name)
+            log.warning("fenced on %s: another writer holds one of them now; rejoining the group", writer.name)
             members = list(writer.members)
             await self._drop_writer(writer)
             if members:
                 self.consumer.pause(*members)
+            # Whoever fenced it may be no member at all (a stale one that started late, then died): without a
+            # rebalance these partitions would wait for one forever. aiokafka has no public call for this.
+            self.consumer._coordinator.request_rejoin()
             return
         if isinstance(exc, (KafkaError, asyncio.TimeoutError)):
             log.error("transaction of %s failed (%r); their commands are read again", writer.name, exc)
