@@ -33,6 +33,7 @@ class Settings:
     partitions: int = field(default=4, metadata={"env": "HIVE_PARTITIONS", "doc": "partitions of each aggregate topic"})
     worker_id: str = field(default="hive-worker", metadata={"env": "HIVE_WORKER_ID", "doc": "consumer group of the workers, and the prefix of their transactional ids"})
     commit_interval_ms: int = field(default=0, metadata={"env": "HIVE_COMMIT_INTERVAL_MS", "doc": "how long a decider keeps a transaction open to gather more commands (0: commit every batch; more: fewer, larger transactions, later visibility)"})
+    local_follow_ups: int = field(default=1, metadata={"env": "HIVE_LOCAL_FOLLOW_UPS", "doc": "1: a follow-up command to a partition the same worker decides is decided in the transaction that writes it (one hop fewer); 0: only when read back"})
     snapshot_every_events: int = field(default=10_000, metadata={"env": "HIVE_SNAPSHOT_EVERY_EVENTS", "doc": "a decider snapshots a partition's state, and the matcher its whole state, after this many events"})
     snapshot_every_seconds: float = field(default=60.0, metadata={"env": "HIVE_SNAPSHOT_EVERY_SECONDS", "doc": "and at least this often while events arrive"})
     session_timeout_seconds: float = field(default=10.0, metadata={"env": "HIVE_SESSION_TIMEOUT_SECONDS", "doc": "a worker silent this long loses its partitions to the others (and is fenced)"})

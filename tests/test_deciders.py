@@ -1,15 +1,21 @@
 """The decider's partition state without a broker: fold, dedupe by command id, resume point, outbox."""
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from hive_streams.codec import default_codec
 from hive_streams.domain import commands as c
 from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.domain.model import NodeSpec
+from hive_streams.executor.signing import Signer
 from hive_streams.kafka.principal import principal_header
-from hive_streams.streams.deciders import COMMAND_OFFSET, PartitionState, ledger_aggregate, task_aggregate
+from hive_streams.streams.deciders import (COMMAND_OFFSET, Decided, Out, PartitionState, ledger_aggregate,
+                                           task_aggregate)
 from hive_streams.topics import Topics, partition_for
 
 from .consumed import Msg
+
+AGENT = Signer(Ed25519PrivateKey.generate())
 
 TOPICS = Topics("unit", 4)
 codec = default_codec()
@@ -212,3 +218,50 @@ def test_a_sleeping_state_under_another_key_is_refused_not_used():
                                         "acme/ann")], now=101)
     assert late.events == 0 and [r.topic for r in late.records] == [TOPICS.deadletter]
     assert b"acme:other" not in restored.states
+
+
+def _submitted_task_state(task_id: str = "acme:t-in-place") -> tuple[PartitionState, int]:
+    from hive_streams.domain.definition import parse_task
+    spec = parse_task({"name": "n", "nodes": [{"id": "a", "kind": "echo", "value": "x"}]}, 0)
+    msg = command_msg(c.SubmitTask.of(task_id, f"submit-{task_id}", 5, "acme/alice", spec), 3, TOPICS.task_commands, 4)
+    state = PartitionState(codec, task_aggregate(), TOPICS, TOPICS.task_events, msg.partition, 4)
+    state.apply(state.decide([msg], now=6))
+    return state, msg.partition
+
+
+def _follow_up(command) -> Out:
+    """The command as a decider's outbox writes it: no partition named, the key's default."""
+    key, value, headers = codec.message(command, "/hive-streams/worker")
+    return Out(TOPICS.task_commands, key, value, headers)
+
+
+def test_a_follow_up_decided_in_place_names_no_offset_and_is_skipped_when_read():
+    state, partition = _submitted_task_state()
+    assign = c.AssignTask("acme:t-in-place", "slot-event-1", 7, "agent-a", agent_key=AGENT.public_key)
+    into = Decided()
+    assert state.decide_follow_up(_follow_up(assign), now=8, into=into)
+    assigned = [r for r in into.records if r.topic == TOPICS.task_events]
+    assert [codec.decode(r.value).__class__.__name__ for r in assigned] == ["TaskAssigned"]
+    assert COMMAND_OFFSET not in dict(assigned[0].headers) and into.decided_to == -1
+    assert [r.topic for r in into.records if r.topic != TOPICS.task_events] == [TOPICS.executor_inbox]
+    state.apply(into)
+    read_back = command_msg(assign, 12, TOPICS.task_commands, 4, principal="system:/hive-streams/worker")
+    again = state.decide([read_back], now=9)
+    assert again.events == 0 and again.records == [] and again.decided_to == 12
+    reloaded = PartitionState(codec, task_aggregate(), TOPICS, TOPICS.task_events, partition, 4)
+    for record in as_records(into, TOPICS.task_events):  # a new owner, before it reads the command
+        reloaded.observe(record)
+    assert reloaded.decide([read_back], now=10).events == 0 and reloaded.decided_to == -1
+
+
+def test_a_follow_up_that_leads_to_nothing_is_left_to_its_reading():
+    state, _ = _submitted_task_state("acme:t-nothing")
+    into = Decided()
+    assert state.decide_follow_up(_follow_up(c.AssignTask("acme:t-nothing", "first", 7, "agent-a", agent_key=AGENT.public_key)), 8, into)
+    state.apply(into)
+    kept = list(into.records)
+    # the same assignment again emits nothing; a sealed decider's refusal would be a dead letter: neither is kept
+    assert not state.decide_follow_up(_follow_up(c.AssignTask("acme:t-nothing", "again", 9, "agent-a", agent_key=AGENT.public_key)), 10, into)
+    assert into.records == kept and "again" not in into.applied.get(b"acme:t-nothing", set())
+    garbage = Out(TOPICS.task_commands, b"acme:t-nothing", b"\x00garbage", [])
+    assert not state.decide_follow_up(garbage, 11, into) and into.records == kept

@@ -118,3 +118,20 @@ def test_garbage_record_goes_to_the_deadletter_topic_and_work_continues(stack):
     assert "unknown schema fingerprint" in reasons[b"junk2"]
     assert dict(dead[0].headers)["dlq_topic"] == stack.topics.task_commands.encode()
     assert stack.worker.alive
+
+
+def test_an_assignment_is_decided_in_the_transaction_that_reserves_its_slot(stack):
+    """One worker decides every partition: the slot's `AssignTask` follow-up is decided where it is written, and
+    read back later without effect. The log still holds the command, and one `TaskAssigned` caused by it."""
+    task_id = submit(stack, {"name": "one", "nodes": [{"id": "a", "kind": "echo", "value": "x"}]})
+    assert [f.event for f in stack.client.follow(task_id, timeout=60)][-1] == "TaskCompleted"
+    partitions = stack.topics.partitions
+    events = [r for r in events_of(stack.bootstrap, stack.topics.task_events, partitions) if r.key == task_id.encode()]
+    assert [r.event.seq for r in events] == list(range(1, len(events) + 1))
+    assigned = [r for r in events if type(r.event).__name__ == "TaskAssigned"]
+    assert len(assigned) == 1 and assigned[0].header("hive_command_offset") is None, assigned
+    commands = [r for r in events_of(stack.bootstrap, stack.topics.task_commands, partitions)
+                if r.key == task_id.encode() and type(r.event).__name__ == "AssignTask"]
+    assert [r.event.command_id for r in commands] == [assigned[0].header("ce_causationid")]
+    read = [r for r in events if r is not assigned[0]]  # the rest came from commands read at an offset
+    assert read and all(r.header("hive_command_offset") is not None for r in read)

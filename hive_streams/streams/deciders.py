@@ -194,6 +194,16 @@ class Out(NamedTuple):
     partition: int | None = None
 
 
+class Unread(NamedTuple):
+    """A follow-up command decided in the transaction that writes it, before it is read back: it has no offset."""
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes
+    headers: list
+    offset: None = None
+
+
 @dataclass
 class Decided:
     records: list[Out] = field(default_factory=list)
@@ -313,7 +323,8 @@ class PartitionState:
         """Decides on top of `into` (an open transaction's decisions so far), which it extends and returns."""
         out = into if into is not None else Decided()
         for message in messages:
-            out.decided_to = max(out.decided_to, message.offset)
+            if message.offset is not None:
+                out.decided_to = max(out.decided_to, message.offset)
             # a child span of the command's (none for an untraced one): what it causes carries it on
             correlation = header(message.headers, CORRELATION)
             with hop(f"decide {header(message.headers, 'ce_type') or 'command'}", header(message.headers, TRACEPARENT),
@@ -321,6 +332,18 @@ class PartitionState:
                                      "messaging.kafka.offset": message.offset}):
                 self._decide_one(message, now, out, correlation)
         return out
+
+    def decide_follow_up(self, command: Out, now: int, into: Decided) -> bool:
+        """Decides a follow-up command that a partition of the same writer put in the open transaction, as if it
+        had been read: its events join that transaction. Kept only if it led to events; a refusal, or nothing,
+        is left to its reading in its place. When it is read, its id is applied and it emits nothing. Its
+        events name no command offset (it has none yet), so a new owner reads it again, and skips it too."""
+        records, events = len(into.records), into.events
+        self.decide([Unread(command.topic, self.partition, command.key, command.value, command.headers)], now, into)
+        if into.events == events:
+            del into.records[records:]
+            return False
+        return True
 
     def _decide_one(self, message, now: int, out: Decided, correlation: str | None) -> None:
         too_big = oversized(message.value, self.record_limit)
@@ -365,7 +388,8 @@ class PartitionState:
         events = self.aggregate.decide(self.aggregate.screen(command, state), state, now)
         if not events:
             return [], 0, state
-        extra = [(COMMAND_OFFSET, str(message.offset).encode()), principal_header(acting_principal(command, message))]
+        extra = [(COMMAND_OFFSET, str(message.offset).encode())] if message.offset is not None else []
+        extra.append(principal_header(acting_principal(command, message)))
         traceparent = current_traceparent()  # the decide span's: what this command writes carries it on
         records = []
         for event in events:

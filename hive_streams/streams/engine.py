@@ -30,9 +30,9 @@ from ..kafka.batches import send_records
 from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, forget_lag,
                        record_lag)
 from ..settings import Settings
-from ..topics import Topics
+from ..topics import Topics, partition_for
 from ..kafka.seal import SealCheck, Sealer, service_secret
-from .deciders import Aggregate, PartitionState, family_aggregates
+from .deciders import Aggregate, Decided, PartitionState, family_aggregates
 from .alerting import Alerter
 from .matcher import Matcher
 from .snapshots import Snapshots
@@ -285,18 +285,51 @@ class Engine:
                 txn = owned.txn
                 if txn is None:
                     txn = owned.txn = Transaction(records[0].offset)
-                before = len(txn.decided.records)
-                started = time.perf_counter()
-                owned.state.decide(records, now_ms(), into=txn.decided)
+                elif txn.first_offset is None:  # it had only follow-ups decided in place so far
+                    txn.first_offset = records[0].offset
+                parts = {owned: len(txn.decided.records)}  # each part's records not sent yet start there
+                started, now = time.perf_counter(), now_ms()
+                owned.state.decide(records, now, into=txn.decided)
+                if self.settings.local_follow_ups:
+                    self._follow_up_in_place(writer, owned, parts[owned], now, parts)
                 family = family_label(owned.tp.topic)
                 DECIDE_DURATION.labels(family).observe(time.perf_counter() - started)
                 DECIDE_BATCH.labels(family).observe(len(records))
                 txn.commands += len(records)
                 txn.next_offset = records[-1].offset + 1
                 await writer.open(owned)
-                txn.sent += await send_records(writer.producer, txn.decided.records[before:])
+                for part, before in parts.items():
+                    part.txn.sent += await send_records(writer.producer, part.txn.decided.records[before:])
             except Exception as exc:
                 await self._failed(writer, exc)
+
+    def _follow_up_in_place(self, writer: Writer, owned: Owned, start: int, now: int, parts: dict) -> None:
+        """Decides the follow-up commands of `owned`'s records from `start` on whose partition the same writer
+        serves, in the same transaction, and theirs in turn: one hop fewer for each, and the single writer
+        still decides them. The commands are written all the same, and emit nothing when read."""
+        pending = [(owned, start, len(owned.txn.decided.records))]
+        while pending:
+            part, first, end = pending.pop()
+            for record in part.txn.decided.records[first:end]:
+                target = self._served(writer, record)
+                if target is None:
+                    continue
+                decided = target.txn.decided if target.txn is not None else Decided()
+                mark = len(decided.records)
+                if not target.state.decide_follow_up(record, now, decided):
+                    continue
+                if target.txn is None:
+                    target.txn = Transaction(None, decided=decided)  # no command of its own read: no offset
+                parts.setdefault(target, mark)
+                pending.append((target, mark, len(decided.records)))
+
+    def _served(self, writer: Writer, record) -> Owned | None:
+        """The owned partition a follow-up command goes to, if `writer` decides it."""
+        family = self.families.get(record.topic)
+        if family is None or record.partition is not None:
+            return None
+        owned = self.owned.get(TopicPartition(record.topic, partition_for(record.key, family.partitions)))
+        return owned if owned is not None and owned.writer is writer else None
 
     async def _drive(self, owned: Owned) -> None:
         """One partition's loop: what arrived while the last transaction committed goes into the next."""
@@ -389,8 +422,9 @@ class Engine:
                           exc_info=exc)
         await writer.abort()
         for owned, txn in abandoned:
-            owned.inbox.clear()
-            self.consumer.seek(owned.tp, txn.first_offset)
+            if txn.first_offset is not None:  # else it read nothing in it: follow-ups come again with their cause
+                owned.inbox.clear()
+                self.consumer.seek(owned.tp, txn.first_offset)
 
     async def _sweep(self) -> None:
         """Sends the commands the clock calls for (deadlines, silent agents) for owned partitions."""

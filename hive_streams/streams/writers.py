@@ -70,7 +70,7 @@ def fenced_by(span: Span, partitions: int) -> list[Span]:
 class Transaction:
     """What one partition put in its writer's open transaction: nothing of it is visible, or applied to the
     state, before the commit."""
-    first_offset: int
+    first_offset: int | None  # None while it holds only follow-ups decided in place (no command read)
     next_offset: int = -1
     offsets_sent_to: int = -1
     commands: int = 0
