@@ -48,6 +48,8 @@ DECIDE_CHUNK = 500  # commands a transaction takes from a partition's inbox: the
 # one partition's batch is sent and committed while the next is decided
 INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
+OFFSETS_WAIT = 0.5  # seconds the offset of commands that wrote nothing waits for a transaction that writes; then
+# it gets one of its own. Read again after a crash meanwhile, they write nothing again
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,8 @@ class Engine:
                 DECIDE_BATCH.labels(family).observe(len(records))
                 txn.commands += len(records)
                 txn.next_offset = records[-1].offset + 1
+                if writer.opened is None and all(len(p.txn.decided.records) == b for p, b in parts.items()):
+                    return  # nothing to write (commands read back, say): the offset waits for a transaction
                 await writer.open(owned)
                 for part, before in parts.items():
                     part.txn.sent += await send_records(writer.producer, part.txn.decided.records[before:])
@@ -334,13 +338,12 @@ class Engine:
     async def _drive(self, owned: Owned) -> None:
         """One partition's loop: what arrived while the last transaction committed goes into the next."""
         while self.owned.get(owned.tp) is owned:
-            opened = owned.writer.opened if owned.txn is not None else None
-            if opened is None:
+            due = self._commit_due(owned)
+            if due is None:
                 await owned.wake.wait()
             else:
-                left = opened + self.commit_interval - time.monotonic()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(owned.wake.wait(), max(0.0, left))
+                    await asyncio.wait_for(owned.wake.wait(), max(0.0, due - time.monotonic()))
             owned.wake.clear()
             records, owned.inbox = owned.inbox[:DECIDE_CHUNK], owned.inbox[DECIDE_CHUNK:]
             if owned.inbox:
@@ -349,14 +352,29 @@ class Engine:
                 await self._decide(owned, records)
                 if len(owned.inbox) < INBOX_LIMIT and self.owned.get(owned.tp) is owned:
                     self.consumer.resume(owned.tp)
-            opened = owned.writer.opened if owned.txn is not None else None
-            if opened is not None and time.monotonic() - opened >= self.commit_interval:
+            due = self._commit_due(owned)
+            if due is not None and time.monotonic() >= due:
                 await self._commit(owned)
+
+    def _commit_due(self, owned: Owned) -> float | None:
+        """When the transaction holding `owned`'s part should commit; None if it has no part in one."""
+        if owned.txn is None:
+            return None
+        if owned.writer.opened is None:  # it read commands that wrote nothing, and none began since
+            return owned.txn.begun + OFFSETS_WAIT
+        return owned.writer.opened + self.commit_interval
 
     async def _commit(self, owned: Owned) -> None:
         async with owned.writer.lock:
-            if self.owned.get(owned.tp) is owned:
-                await self._commit_locked(owned.writer)
+            if self.owned.get(owned.tp) is not owned:
+                return
+            if owned.txn is not None and owned.writer.opened is None:  # only its offset to commit
+                try:
+                    await owned.writer.open(owned)
+                except Exception as exc:
+                    await self._failed(owned.writer, exc)
+                    return
+            await self._commit_locked(owned.writer)
 
     async def _commit_locked(self, writer: Writer) -> None:
         """Commits the writer's open transaction, every partition's part of it, then applies each part to its

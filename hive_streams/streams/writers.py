@@ -76,6 +76,7 @@ class Transaction:
     commands: int = 0
     decided: Decided = field(default_factory=Decided)
     sent: list = field(default_factory=list)  # batches.Sent
+    begun: float = field(default_factory=time.monotonic)
 
     def last_event(self, events_topic: str, partition: int) -> tuple[int, str] | None:
         """The offset and id of its last event, from the acknowledgements."""
