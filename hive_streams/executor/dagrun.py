@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 from typing import Protocol
 
+from hive_streams.cancelling import cancel_all
 from hive_streams.domain.dag import InvalidGraph, ready_nodes, topological_order
 from hive_streams.domain.model import NodeSpec
 
@@ -73,7 +74,5 @@ async def run_dag(
 
 async def _cancel(running: dict[asyncio.Task, str]) -> None:
     """Cancel the tasks and wait until they are gone (their subprocesses killed)."""
-    for task in running:
-        task.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
+    await cancel_all(list(running))
     running.clear()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from aiokafka import TopicPartition
 
+from ..cancelling import cancel_all
 from ..codec import Codec, default_codec, event_id, header
 from ..domain import commands as c
 from ..domain.blobs import looks_like_reference, reference_of
@@ -230,9 +231,7 @@ class Executor:
                                               header(record.headers, TRACEPARENT))
             beat.cancel()
         finally:
-            for t in self.running.values():
-                t.cancel()
-            await asyncio.gather(*self.running.values(), return_exceptions=True)
+            await cancel_all(list(self.running.values()))
             try:
                 await self.send(self._agent_cmd(c.DeregisterAgent, reason="executor stopped"))
             finally:
