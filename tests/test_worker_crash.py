@@ -43,7 +43,8 @@ def decided_but_uncommitted(stack: Stack) -> list[str]:
                                               topics.task_commands, n))
     assert committed, "the worker's group had committed no offset: a redelivery cannot be told from a first delivery"
     written = events_of(stack.bootstrap, topics.task_events, n, isolation="read_uncommitted")
-    causes = {r.header("ce_causationid") for r in written}
+    # decided as read: a follow-up decided in place (no offset) is written with its events, and proves nothing
+    causes = {r.header("ce_causationid") for r in written if r.header("hive_command_offset") is not None}
     return [f"{r.where} {type(r.event).__name__}" for r in events_of(stack.bootstrap, topics.task_commands, n)
             if r.event is not None and r.offset >= committed.get(r.partition, 0) and r.event.command_id in causes]
 

@@ -48,6 +48,7 @@ DECIDE_CHUNK = 500  # commands a transaction takes from a partition's inbox: the
 # one partition's batch is sent and committed while the next is decided
 INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
+IN_PLACE_DEPTH = 4  # follow-ups of follow-ups decided in place: hold escrow, reserve a slot, assign is 2 deep
 OFFSETS_WAIT = 0.5  # seconds the offset of commands that wrote nothing waits for a transaction that writes; then
 # it gets one of its own. Read again after a crash meanwhile, they write nothing again
 
@@ -277,11 +278,14 @@ class Engine:
 
     # deciding -----------------------------------------------------------------------------
 
-    async def _decide(self, owned: Owned, records) -> None:
-        """Decides a batch inside the writer's open transaction, opening one if needed."""
+    async def _decide(self, owned: Owned, records, reads: int) -> None:
+        """Decides a batch inside the writer's open transaction, opening one if needed. `reads`: the partition's
+        read count when the batch was taken from its inbox."""
         async with owned.writer.lock:
             if self.owned.get(owned.tp) is not owned:
                 return  # revoked while waiting
+            if owned.reads != reads:
+                return  # an abort sent its reading back meanwhile: these come again, after what it gave back
             writer = owned.writer
             try:
                 txn = owned.txn
@@ -311,9 +315,11 @@ class Engine:
         """Decides the follow-up commands of `owned`'s records from `start` on whose partition the same writer
         serves, in the same transaction, and theirs in turn: one hop fewer for each, and the single writer
         still decides them. The commands are written all the same, and emit nothing when read."""
-        pending = [(owned, start, len(owned.txn.decided.records))]
+        pending = [(owned, start, len(owned.txn.decided.records), 1)]
         while pending:
-            part, first, end = pending.pop()
+            part, first, end, depth = pending.pop()
+            if depth > IN_PLACE_DEPTH:
+                continue  # left to their reading: a chain without end (triggers firing each other) stays paced
             for record in part.txn.decided.records[first:end]:
                 target = self._served(writer, record)
                 if target is None:
@@ -325,7 +331,7 @@ class Engine:
                 if target.txn is None:
                     target.txn = Transaction(None, decided=decided)  # no command of its own read: no offset
                 parts.setdefault(target, mark)
-                pending.append((target, mark, len(decided.records)))
+                pending.append((target, mark, len(decided.records), depth + 1))
 
     def _served(self, writer: Writer, record) -> Owned | None:
         """The owned partition a follow-up command goes to, if `writer` decides it."""
@@ -349,7 +355,7 @@ class Engine:
             if owned.inbox:
                 owned.wake.set()
             if records:
-                await self._decide(owned, records)
+                await self._decide(owned, records, owned.reads)
                 if len(owned.inbox) < INBOX_LIMIT and self.owned.get(owned.tp) is owned:
                     self.consumer.resume(owned.tp)
             due = self._commit_due(owned)
@@ -442,6 +448,7 @@ class Engine:
         for owned, txn in abandoned:
             if txn.first_offset is not None:  # else it read nothing in it: follow-ups come again with their cause
                 owned.inbox.clear()
+                owned.reads += 1  # a batch its loop took already and waits to decide is dropped too
                 self.consumer.seek(owned.tp, txn.first_offset)
 
     async def _sweep(self) -> None:
