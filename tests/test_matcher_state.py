@@ -283,13 +283,14 @@ def every_section() -> Folded:
     m = fold.market
     m.waiting, m.needs, m.task_seq = more.market.waiting, more.market.needs, {"acme:t0": 2, "acme:t1": 3}
     m.reserves, m.ends = {("cheap", "acme:t9"): 1, ("dear", "acme:t8"): 2}, {("dear", "acme:t8"): 1}
+    m.assigns = {("cheap", "acme:t9"): 1, ("dear", "acme:t7"): 1}
     m.slot_agents, m.tried, m.refused = {"acme:t8": {"dear", "cheap"}}, {"acme:t1": frozenset({"dear"})}, {
         "acme:t2": frozenset({"cheap", "dear"})}
     fold.stats.submitted_at, fold.stats.seen = {"acme:t0": 5, "acme:t1": 6}, {"acme:t0": 1, "acme:t1": 2}
     return fold.folded([Position("hive.task.events", 0, 40, "id-39")])
 
 
-GOLDEN = Path(__file__).parent / "golden" / "matcher_snapshot_v3.bin"  # written by the one-call encoder before pieces
+GOLDEN = Path(__file__).parent / "golden" / "matcher_snapshot_v4.bin"  # written by the one-call encoder before pieces
 
 
 @pytest.mark.parametrize("rows", [1, 2, 7, 1000])

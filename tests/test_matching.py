@@ -186,6 +186,24 @@ def test_a_slot_is_offered_again_once_its_release_is_committed_not_when_it_lands
     assert m.releasing("solo") == set() and m._free(9, TIMEOUT) == {"solo": 0}  # counted once, not twice
 
 
+@given(st.permutations(range(2)))
+def test_an_assignment_read_before_its_slot_still_takes_the_slot(order):
+    """One worker writes `SlotReserved` and `TaskAssigned` in one transaction: the matcher may read the task's
+    partition first. The assigned task is no longer waiting, yet its slot must not be offered to another."""
+    m = market([("solo", 1, [("echo", 1.0)], {})])
+    m.observe(validated("t1", 1))
+    assert reserved(m.proposals(now=2, timeout_ms=TIMEOUT, retry_ms=1000)) == [("t1", "solo")]
+    m.observe(validated("t2", 3))
+    first, second = [[e.TaskAssigned("t1", 3, 4, "solo", 1, ()), e.SlotReserved("solo", 3, 4, "t1")][i] for i in order]
+    m.observe(first)
+    assert reserved(m.proposals(now=5, timeout_ms=TIMEOUT, retry_ms=1000)) == [] and m._free(5, TIMEOUT) == {"solo": 0}
+    m.observe(second)
+    assert reserved(m.proposals(now=6, timeout_ms=TIMEOUT, retry_ms=1000)) == [] and m._free(6, TIMEOUT) == {"solo": 0}
+    m.observe(e.TaskCompleted("t1", 4, 7, "solo", ()))
+    m.observe(e.SlotReleased("solo", 4, 8, "t1"))
+    assert reserved(m.proposals(now=9, timeout_ms=TIMEOUT, retry_ms=1000)) == [("t2", "solo")]
+
+
 def test_once_a_round_has_offered_the_last_free_slot_the_tasks_noted_busy_behind_it_are_not_weighed_again():
     class Counting(Market):
         weighed = 0
@@ -313,7 +331,7 @@ def test_a_finished_tasks_slot_counts_are_forgotten_whichever_partition_was_read
     for i in order:
         for event in (task_events, solo, duo)[i]:
             m.observe(event)
-    assert (m.reserves, m.ends, m.slot_agents) == ({}, {}, {})
+    assert (m.reserves, m.ends, m.assigns, m.slot_agents) == ({}, {}, {}, {})
     assert m._free(8, TIMEOUT) == {"solo": 1, "duo": 2}
     assert (m.task_seq, m.needs, m.waiting, m.tried, m.refused) == ({}, {}, {}, {}, {})  # nothing of it is kept
 
@@ -333,5 +351,24 @@ def test_slot_counts_follow_any_interleaving_of_the_partitions_and_end_empty(pic
         if left[pick] < len(partitions[pick]):
             m.observe(partitions[pick][left[pick]])
             left[pick] += 1
-    assert (m.reserves, m.ends, m.slot_agents, m.task_seq, m.waiting) == ({}, {}, {}, {}, {})
+    assert (m.reserves, m.ends, m.assigns, m.slot_agents, m.task_seq, m.waiting) == ({}, {}, {}, {}, {}, {})
     assert m._free(11, TIMEOUT)["solo"] == 1
+
+
+@given(st.permutations(range(2)))
+def test_a_refusal_read_after_its_tasks_end_is_not_kept(order):
+    """The task's partition (its end) and the refusing agent's, read in either order: what a snapshot keeps is the
+    same."""
+    m = market([("solo", 1, [("echo", 1.0)], {}), ("spare", 1, [("echo", 0.5)], {})])
+    partitions = [[validated("t1", 1), e.TaskAssigned("t1", 3, 4, "solo", 1, ()), e.TaskCompleted("t1", 4, 6, "solo", ())],
+                  [e.SlotRefused("spare", 3, 2, "t1", "no free slot")]]
+    for i in order:
+        for event in partitions[i]:
+            m.observe(event)
+    m.forget_ended()
+    assert m.refused == {}
+    live = market([("spare", 1, [("echo", 0.5)], {})])
+    live.observe(validated("t2", 1))
+    live.observe(e.SlotRefused("spare", 3, 2, "t2", "no free slot"))
+    live.forget_ended()
+    assert live.refused == {"t2": frozenset({"spare"})}  # a waiting task's refusals stay

@@ -116,6 +116,9 @@ class Market:
     # slot whose attempt has ended is being released, whichever of the two partitions was read first
     reserves: dict[tuple[str, str], int] = field(default_factory=dict)
     ends: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (agent, task) -> attempts assigned there, from the task's partition: one whose SlotReserved is not read yet
+    # (both are written in one transaction when one worker decides the two) still takes the agent's slot
+    assigns: dict[tuple[str, str], int] = field(default_factory=dict)
     slot_agents: dict[str, set[str]] = field(default_factory=dict)  # task -> agents with counts in reserves/ends
     dirty: bool = True  # something changed since the last proposals
     policy: Policy = DEFAULT_POLICY
@@ -170,6 +173,9 @@ class Market:
         elif isinstance(event, e.TaskWaiting) and task_id in self.waiting:
             self.waiting[task_id] = replace(self.waiting[task_id], noted=event.reason)
         elif isinstance(event, e.TaskAssigned):
+            key = (event.agent_id, task_id)
+            self.assigns[key] = self.assigns.get(key, 0) + 1
+            self.slot_agents.setdefault(task_id, set()).add(event.agent_id)
             self.waiting.pop(task_id, None)
             self.tried[task_id] = self.tried.get(task_id, frozenset()) | {event.agent_id}
         elif isinstance(event, e.TaskRetryScheduled) and task_id in self.needs:
@@ -198,12 +204,20 @@ class Market:
         for agent_id in list(agents):
             key = (agent_id, task_id)
             holder = self.agents.get(agent_id)
-            if self.ends.get(key, 0) == self.reserves.get(key, 0) and not (holder and task_id in holder.holding):
+            reserved = self.reserves.get(key, 0)
+            if (self.ends.get(key, 0) == reserved and self.assigns.get(key, 0) <= reserved
+                    and not (holder and task_id in holder.holding)):
                 self.reserves.pop(key, None)
                 self.ends.pop(key, None)
+                self.assigns.pop(key, None)
                 agents.discard(agent_id)
         if not agents:
             self.slot_agents.pop(task_id, None)
+
+    def forget_ended(self) -> None:
+        """Drops the refusals of tasks it no longer knows: one read after its task's end (another partition) would
+        otherwise stay, and what is kept would depend on the order the partitions were read in."""
+        self.refused = {task_id: agents for task_id, agents in self.refused.items() if task_id in self.needs}
 
     def releasing(self, agent_id: str) -> set[str]:
         """The tasks the agent still holds whose attempt there has ended."""
@@ -260,6 +274,10 @@ class Market:
                 agent = self.agents.get(w.proposed_to)
                 if agent is None or w.task_id not in agent.holding:
                     pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
+        for (agent_id, task_id), assigned in self.assigns.items():
+            unseen = assigned - self.reserves.get((agent_id, task_id), 0)
+            if unseen > 0:
+                pending[agent_id] = pending.get(agent_id, 0) + unseen
         count = (lambda a: len(releasing[a])) if releasing is not None else (lambda a: len(self.releasing(a)))
         return {a.agent_id: a.free_slots + count(a.agent_id) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}

@@ -67,7 +67,7 @@ def sections(kept: Folded, folded: Folded) -> dict[str, tuple[dict, dict]]:
         m = f.market
         waiting = {k: dataclasses.replace(w, proposed_to=None, proposed_at=0, noted="") for k, w in m.waiting.items()}
         return {"agents": m.agents, "waiting": waiting, "needs": m.needs, "reputation": m.records, "tried": m.tried,
-                "refused": m.refused, "task seq": m.task_seq, "reserves": m.reserves, "ends": m.ends,
+                "refused": m.refused, "task seq": m.task_seq, "reserves": m.reserves, "ends": m.ends, "assigns": m.assigns,
                 "slot agents": m.slot_agents}
 
     def rest(f: Folded) -> dict[str, dict]:

@@ -121,6 +121,7 @@ class Matcher:
             await stop_quietly(writer, "the matcher writer")
 
     def snapshot(self) -> Folded:
+        self.market.forget_ended()
         alerts = AlertInputs.of(self.alerter.alerting) if self.alerter is not None and self.alerter.ready else None
         positions = tuple(Position(tp.topic, tp.partition, self.seen.get(tp, 0), self.checks.get(tp, ""))
                           for tp in self.parts)

@@ -21,8 +21,8 @@ from ..exceptions import CodecError
 from ..metrics.fabric import FabricStats, Histogram
 
 MAGIC = b"HMSNAP1"
-VERSION = 3  # 1: alert runs without their completion time and task; 2: each waiting task's need written out in full
-# (refused: the matcher folds from the start)
+VERSION = 4  # 1: alert runs without their completion time and task; 2: each waiting task's need written out in
+# full; 3: no assignments counted apart from their slots (refused: the matcher folds from the start)
 ROWS = 500  # entries of a map a piece: ~2 ms of encoding
 COMPACT = (",", ":")
 
@@ -158,6 +158,7 @@ def _market(m: Market) -> _Object:
                    refused=_Rows(m.refused, _sorted), task_seq=_Rows(m.task_seq),
                    reserves=_Rows(m.reserves, _triple, array=True),
                    ends=_Rows(m.ends, _triple, array=True),
+                   assigns=_Rows(m.assigns, _triple, array=True),
                    slot_agents=_Rows(m.slot_agents, _sorted), dirty=m.dirty)
 
 
@@ -184,6 +185,7 @@ def _to_market(d: dict) -> Market:
                   task_seq=dict(d["task_seq"]),
                   reserves={(a, t): n for a, t, n in d["reserves"]},
                   ends={(a, t): n for a, t, n in d["ends"]},
+                  assigns={(a, t): n for a, t, n in d["assigns"]},
                   slot_agents={k: set(v) for k, v in d["slot_agents"].items()},
                   dirty=bool(d["dirty"]))
 
