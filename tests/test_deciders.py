@@ -254,7 +254,7 @@ def test_a_follow_up_decided_in_place_names_no_offset_and_is_skipped_when_read()
     assert reloaded.decide([read_back], now=10).events == 0 and reloaded.decided_to == -1
 
 
-def test_a_follow_up_that_leads_to_nothing_is_left_to_its_reading():
+def test_a_follow_up_that_leads_to_nothing_is_left_to_its_reading(caplog):
     state, _ = _submitted_task_state("acme:t-nothing")
     into = Decided()
     assert state.decide_follow_up(_follow_up(c.AssignTask("acme:t-nothing", "first", 7, "agent-a", agent_key=AGENT.public_key)), 8, into)
@@ -265,3 +265,6 @@ def test_a_follow_up_that_leads_to_nothing_is_left_to_its_reading():
     assert into.records == kept and "again" not in into.applied.get(b"acme:t-nothing", set())
     garbage = Out(TOPICS.task_commands, b"acme:t-nothing", b"\x00garbage", [])
     assert not state.decide_follow_up(garbage, 11, into) and into.records == kept
+    assert "dead-lettering" not in caplog.text  # nothing was: the dead letter is written, and said, once it is read
+    state.decide([Msg(TOPICS.task_commands, 0, 30, garbage.key, garbage.value, [])], 12)
+    assert "dead-lettering" in caplog.text

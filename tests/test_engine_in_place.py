@@ -82,6 +82,9 @@ def test_triggers_firing_each_other_are_decided_in_place_a_few_levels_deep_only(
     assert 1 < len(submitted) <= 2 ** engine_mod.IN_PLACE_DEPTH  # each task fires both, every second level
     left = [r for r in records if r.topic == topics.trigger_commands or r.topic == topics.task_commands]
     assert left  # the last level's commands are written, to be decided when read
+    pinned = [r for r in left if r.partition is not None]  # each decided in place goes where it was decided
+    assert pinned and all(r.partition == partition_for(r.key, partitions) for r in pinned)
+    assert any(r.partition is None for r in left)  # the last level's: sent by their key, decided when read
 
 
 class _Producer:
@@ -113,9 +116,10 @@ class _Consumer:
 
 
 async def test_a_batch_taken_before_an_abort_sent_the_reading_back_is_not_decided():
-    """Commands read back write nothing, so no transaction begins; the partition's loop takes the next batch and
-    waits for the writer, whose transaction then fails. The reading goes back to the first command of the
-    failed transaction: the batch taken meanwhile must not be decided, nor its offset committed."""
+    """Commands read back write nothing, so no transaction begins; the partition's loop then waits for the
+    writer with the next batch in its inbox, and the writer's transaction fails. The reading goes back to the
+    first command of the failed transaction: the batch that arrived meanwhile must not be decided, nor its
+    offset committed."""
     topics, calls = Topics("unit", 1), []
     family = Family(task_aggregate(), topics.task_events, 1, "")
     writer = Writer((0, 0), _Producer(calls), "g")
@@ -136,7 +140,7 @@ async def test_a_batch_taken_before_an_abort_sent_the_reading_back_is_not_decide
         async with writer.lock:  # another partition of the writer decides meanwhile...
             owned.inbox += [submit(offset, offset) for offset in range(50, 61)]
             owned.wake.set()
-            await asyncio.sleep(0.05)  # ...while this loop took 50..60 and waits for the writer
+            await asyncio.sleep(0.05)  # ...while this loop waits for the writer with 50..60 in its inbox
             await engine._failed(writer, KafkaError("the transaction failed"))
         await asyncio.sleep(0.1)
         assert calls == ["abort", ("seek", 40)] and owned.txn is None and owned.state.decided_to == 0

@@ -438,7 +438,8 @@ class PartitionState:
         return ""
 
     def _deadletter(self, message, reason: str) -> Out:
-        log.warning("dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
+        if message.offset is not None:  # an unread follow-up's is rolled back, and said when the command is read
+            log.warning("dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
         return Out(self.topics.deadletter, message.key, message.value, deadletter_headers(message, reason))
 
     # clock --------------------------------------------------------------------------------

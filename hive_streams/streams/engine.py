@@ -278,14 +278,18 @@ class Engine:
 
     # deciding -----------------------------------------------------------------------------
 
-    async def _decide(self, owned: Owned, records, reads: int) -> None:
-        """Decides a batch inside the writer's open transaction, opening one if needed. `reads`: the partition's
-        read count when the batch was taken from its inbox."""
+    async def _decide(self, owned: Owned) -> None:
+        """Decides the next batch of the partition's inbox inside the writer's open transaction, opening one if
+        needed. The batch is taken under the writer's lock: an abort empties the inbox and sends the reading
+        back, so nothing read before it is decided after it."""
         async with owned.writer.lock:
             if self.owned.get(owned.tp) is not owned:
                 return  # revoked while waiting
-            if owned.reads != reads:
-                return  # an abort sent its reading back meanwhile: these come again, after what it gave back
+            records, owned.inbox = owned.inbox[:DECIDE_CHUNK], owned.inbox[DECIDE_CHUNK:]
+            if owned.inbox:
+                owned.wake.set()
+            if not records:
+                return
             writer = owned.writer
             try:
                 txn = owned.txn
@@ -320,10 +324,13 @@ class Engine:
             part, first, end, depth = pending.pop()
             if depth > IN_PLACE_DEPTH:
                 continue  # left to their reading: a chain without end (triggers firing each other) stays paced
-            for record in part.txn.decided.records[first:end]:
+            records = part.txn.decided.records
+            for index in range(first, end):
+                record = records[index]
                 target = self._served(writer, record)
                 if target is None:
                     continue
+                records[index] = record._replace(partition=target.tp.partition)  # sent where it was decided
                 decided = target.txn.decided if target.txn is not None else Decided()
                 mark = len(decided.records)
                 if not target.state.decide_follow_up(record, now, decided):
@@ -334,7 +341,8 @@ class Engine:
                 pending.append((target, mark, len(decided.records), depth + 1))
 
     def _served(self, writer: Writer, record) -> Owned | None:
-        """The owned partition a follow-up command goes to, if `writer` decides it."""
+        """The owned partition a follow-up command goes to, if `writer` decides it (by the topic's layout: the
+        record is then sent to that partition, whatever the broker's count)."""
         family = self.families.get(record.topic)
         if family is None or record.partition is not None:
             return None
@@ -351,11 +359,8 @@ class Engine:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(owned.wake.wait(), max(0.0, due - time.monotonic()))
             owned.wake.clear()
-            records, owned.inbox = owned.inbox[:DECIDE_CHUNK], owned.inbox[DECIDE_CHUNK:]
             if owned.inbox:
-                owned.wake.set()
-            if records:
-                await self._decide(owned, records, owned.reads)
+                await self._decide(owned)
                 if len(owned.inbox) < INBOX_LIMIT and self.owned.get(owned.tp) is owned:
                     self.consumer.resume(owned.tp)
             due = self._commit_due(owned)
@@ -448,7 +453,6 @@ class Engine:
         for owned, txn in abandoned:
             if txn.first_offset is not None:  # else it read nothing in it: follow-ups come again with their cause
                 owned.inbox.clear()
-                owned.reads += 1  # a batch its loop took already and waits to decide is dropped too
                 self.consumer.seek(owned.tp, txn.first_offset)
 
     async def _sweep(self) -> None:

@@ -99,7 +99,6 @@ class Owned:
         self.snapshots = snapshots
         self.snapshot_at = (time.monotonic(), state.events_end)  # when, and at which events offset
         self.inbox: list = []  # fetched commands waiting for the next transaction
-        self.reads = 0  # bumped when an abort seeks its reading back: batches taken before are stale
         self.wake = asyncio.Event()
         self.driver: asyncio.Task | None = None
 
