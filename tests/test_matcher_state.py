@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 import random
@@ -248,7 +249,7 @@ def test_needs_equal_but_not_alike_come_back_as_they_were():
     assert math.copysign(1, again.needs["acme:b"].budget) == -1 and again.needs["acme:d"].priority is True
 
 
-def test_a_forged_snapshot_fails_as_a_codec_error_and_one_that_decodes_can_be_written_again():
+def test_a_forged_snapshot_fails_as_a_codec_error_even_when_its_json_decodes():
     value = encode(Folded((Position("x", 0, 3, "e"),), Market(), FabricStats()))
     doc = json.loads(value[len(MAGIC):])
     for forged in (value.replace(b'["x",0,3,"e"]', b'["x",0,1e999,"e"]'), MAGIC + b"[" * 100_000 + b"]" * 100_000):
@@ -257,8 +258,35 @@ def test_a_forged_snapshot_fails_as_a_codec_error_and_one_that_decodes_can_be_wr
     need = to_record(Need((Requirement("echo"),)))
     doc["market"].update(need_table=[dict(need, requester={})], needs={"acme:t": 0},
                          waiting={"acme:t": [None, 0, 1, 0, None, [], None, 0, ""]})
-    forged = decode(MAGIC + json.dumps(doc).encode())  # fields of the wrong type decode, as before
-    assert decode(encode(forged)).market.needs["acme:t"].requester == {}  # and the next snapshot is written
+    with pytest.raises(CodecError, match=r"\$\.market\.waiting\['acme:t'\]\.need\.requester: dict where str"):
+        decode(MAGIC + json.dumps(doc).encode())  # it would fail the matcher later, at each of its starts
+
+
+def _forge(doc: dict, path: tuple, value) -> bytes:
+    forged = copy.deepcopy(doc)
+    inner = forged
+    for step in path[:-1]:
+        inner = inner[step]
+    inner[path[-1]] = value
+    return MAGIC + json.dumps(forged).encode()
+
+
+@pytest.mark.parametrize("path, value", [
+    (("market", "task_seq", "acme:t0"), "2"), (("market", "reserves", 0, 2), [1]),
+    (("market", "assigns", 0, 0), 7), (("market", "agents", "cheap", "slots"), "4"),
+    (("market", "agents", "cheap", "holding"), [1]), (("market", "records", "cheap", "completed"), None),
+    (("market", "waiting", "acme:t0", 2), "late"), (("market", "waiting", "acme:t0", 6), 3),
+    (("market", "need_table", 0, "priority"), "high"), (("market", "slot_agents", "acme:t8"), [1]),
+    (("market", "refused", "acme:t2"), [["cheap"]]), (("stats", "submitted_at", "acme:t0"), "5"),
+    (("stats", "completion", 1), "counts"), (("correlations",), {"acme:t0": 3}),
+    (("alerts", "task_seq"), {"acme:t0": {}}), (("market", "agents", "cheap", "hardware", "cpu_cores"), "8"),
+])
+def test_a_snapshot_with_any_field_of_another_type_does_not_decode(path, value):
+    value_ok = encode(every_section())
+    doc = json.loads(value_ok[len(MAGIC):])
+    assert decode(value_ok).market.needs  # the untouched document decodes
+    with pytest.raises(CodecError):
+        decode(_forge(doc, path, value))
 
 
 def queued(n: int) -> Folded:

@@ -13,6 +13,7 @@ from itertools import islice
 from typing import Callable, Iterable, Iterator
 
 from ..codec.avro import from_record, to_record
+from ..codec.shapes import check
 from ..domain.agent import AgentState
 from ..domain.alerts import Alerting, Watch
 from ..domain.matching import Market, Need, Waiting
@@ -121,9 +122,11 @@ def decode(value: bytes) -> Folded:
         doc = json.loads(value[len(MAGIC):])
         if doc["version"] != VERSION:
             raise CodecError(f"matcher snapshot version {doc['version']}, not {VERSION}")
-        return Folded(tuple(Position(t, int(p), int(o), str(c)) for t, p, o, c in doc["positions"]),
-                      _to_market(doc["market"]), _to_stats(doc["stats"]), dict(doc["correlations"]),
-                      dict(doc["traces"]), None if doc["alerts"] is None else _to_alerts(doc["alerts"]))
+        folded = Folded(tuple(Position(t, int(p), int(o), str(c)) for t, p, o, c in doc["positions"]),
+                        _to_market(doc["market"]), _to_stats(doc["stats"]), dict(doc["correlations"]),
+                        dict(doc["traces"]), None if doc["alerts"] is None else _to_alerts(doc["alerts"]))
+        check(folded, Folded)  # a field of another type would fail the matcher later, at each start again
+        return folded
     except CodecError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
