@@ -6,8 +6,6 @@ import json
 import logging
 from datetime import datetime, timezone
 
-from opentelemetry import trace
-
 from . import tracing
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -18,10 +16,10 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            line["trace_id"] = f"{context.trace_id:032x}"
-            line["span_id"] = f"{context.span_id:016x}"
+        ids = tracing.current_ids()
+        if ids is not None:
+            line["trace_id"] = f"{ids[0]:032x}"
+            line["span_id"] = f"{ids[1]:016x}"
         if (correlation := tracing.correlation.get()) is not None:
             line["correlation_id"] = correlation
         if record.exc_info:

@@ -27,6 +27,8 @@ EXPORT_DELAY_MS = 1000
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar("hive_correlation", default=None)
+# (trace id, span id, flags) of the hop being handled when spans are not recorded: no OpenTelemetry context then
+_unrecorded: contextvars.ContextVar[tuple[int, int, int] | None] = contextvars.ContextVar("hive_hop", default=None)
 _provider: TracerProvider | None = None
 _tracer_of_process: trace.Tracer | None = None
 _exporting = False  # without an exporter a hop makes only a span context: its ids travel, nothing is recorded
@@ -59,8 +61,8 @@ def _tracer() -> trace.Tracer:
     return _tracer_of_process
 
 
-def parse(value: str | bytes | None) -> SpanContext | None:
-    """A valid W3C traceparent's span context, else None (unknown versions are read as version 00)."""
+def _ids(value: str | bytes | None) -> tuple[int, int, int] | None:
+    """A valid W3C traceparent's (trace id, span id, sampled flag), else None (unknown versions read as 00)."""
     if not value:
         return None
     if isinstance(value, (bytes, bytearray)):
@@ -71,17 +73,36 @@ def parse(value: str | bytes | None) -> SpanContext | None:
     version, trace_id, span_id, flags, rest = found.groups()
     if version == "ff" or (version == "00" and rest) or trace_id == "0" * 32 or span_id == "0" * 16:
         return None
-    return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16) & 1))
+    return int(trace_id, 16), int(span_id, 16), int(flags, 16) & 1
+
+
+def parse(value: str | bytes | None) -> SpanContext | None:
+    """A valid W3C traceparent's span context, else None (unknown versions are read as version 00)."""
+    ids = _ids(value)
+    return None if ids is None else SpanContext(ids[0], ids[1], is_remote=True, trace_flags=TraceFlags(ids[2]))
 
 
 def format_traceparent(context: SpanContext) -> str:
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    return _format(context.trace_id, context.span_id, int(context.trace_flags))
+
+
+def _format(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
+def current_ids() -> tuple[int, int, int] | None:
+    """(trace id, span id, flags) of the span being handled now, recorded or not; None outside any."""
+    ids = _unrecorded.get()
+    if ids is not None:
+        return ids
+    context = trace.get_current_span().get_span_context()
+    return (context.trace_id, context.span_id, int(context.trace_flags)) if context.is_valid else None
 
 
 def current_traceparent() -> str | None:
     """The traceparent of the span being handled now, for what this hop writes."""
-    context = trace.get_current_span().get_span_context()
-    return format_traceparent(context) if context.is_valid else None
+    ids = current_ids()
+    return None if ids is None else _format(*ids)
 
 
 @contextlib.contextmanager
@@ -89,19 +110,22 @@ def hop(name: str, parent: str | bytes | None, correlation_id: str | None = None
         kind: SpanKind = SpanKind.CONSUMER, start: bool = False, **attributes):
     """A child span of `parent` while the block runs, current for what it writes and logs. Without a valid
     parent, a new trace when `start` (the API's requests), else no span: a record nobody traced stays so."""
-    context = parse(parent)
+    ids = _ids(parent)
     token = correlation.set(correlation_id)
     try:
-        if context is None and not start:
+        if ids is None and not start:
             yield None
             return
         tracer = _tracer()
-        if not _exporting:  # the same ids a recorded span would get, at half the cost
-            trace_id = context.trace_id if context else _nonzero(128)
-            flags = context.trace_flags if context else TraceFlags(TraceFlags.SAMPLED)
-            with trace.use_span(NonRecordingSpan(SpanContext(trace_id, _nonzero(64), False, flags))) as span:
-                yield span
+        if not _exporting:  # the same ids a recorded span would get, kept in a context variable of our own
+            trace_id, flags = (ids[0], ids[2]) if ids else (_nonzero(128), int(TraceFlags.SAMPLED))
+            held = _unrecorded.set((trace_id, _nonzero(64), flags))
+            try:
+                yield trace.INVALID_SPAN  # takes attributes and records nothing, as a recorded span's caller expects
+            finally:
+                _unrecorded.reset(held)
             return
+        context = SpanContext(ids[0], ids[1], is_remote=True, trace_flags=TraceFlags(ids[2])) if ids else None
         parent_context = trace.set_span_in_context(NonRecordingSpan(context)) if context else None
         attrs = {k: v for k, v in attributes.items() if v is not None}
         if correlation_id:

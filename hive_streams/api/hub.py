@@ -127,7 +127,10 @@ class Hub:
         self.items.append(item)
         task_id = getattr(item.event, "task_id", None)
         if task_id is not None:
-            self.held_by_task.setdefault(task_id, deque()).append(item)
+            held = self.held_by_task.get(task_id)
+            if held is None:  # not setdefault: it would make a deque for every item
+                held = self.held_by_task[task_id] = deque()
+            held.append(item)
             if isinstance(item.event, TaskSubmitted) and task_id not in self.submitted:
                 self._submitted(item)
         while len(self.items) > self.memory:
