@@ -49,6 +49,7 @@ DECIDE_CHUNK = 500  # commands a transaction takes from a partition's inbox: the
 INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
 IN_PLACE_DEPTH = 4  # follow-ups of follow-ups decided in place: hold escrow, reserve a slot, assign is 2 deep
+LOAD_RETRY = (1.0, 30.0)  # seconds before a worker whose partitions failed to load asks for them again: first, most
 OFFSETS_WAIT = 0.5  # seconds the offset of commands that wrote nothing waits for a transaction that writes; then
 # it gets one of its own. Read again after a crash meanwhile, they write nothing again
 
@@ -86,6 +87,8 @@ class Engine:
         self.matcher = Matcher(codec, self.topics, settings, timeout_ms, alerter=Alerter(codec, self.topics, settings),
                                sealer=self.sealer)
         self.matcher_task: asyncio.Task | None = None
+        self.rejoining: asyncio.Task | None = None  # a rejoin asked for after a failed load
+        self.load_retry = LOAD_RETRY[0]
         self.decided = 0  # events written, for status and benchmarks
         self.commit_interval = settings.commit_interval_ms / 1000
 
@@ -118,6 +121,8 @@ class Engine:
         finally:
             await cancel_and_wait(watching)
             await self.deliverer.stop()
+            if self.rejoining is not None:
+                await cancel_and_wait(self.rejoining)
             await self._stop_matcher()
             await self.revoked(set(self.loading))
             for owned in list(self.owned.values()):
@@ -166,16 +171,33 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("could not take %s; it stays paused until the next assignment", tp)
+            log.exception("could not take %s; asking the group for it again in %.0fs", tp, self.load_retry)
             self.loading.pop(tp, None)
             if self._unused(writer):
                 await self._drop_writer(writer)  # the next assignment fences again
+            self._rejoin_later()
             return
         finally:
             self.loading.pop(tp, None)
+        self.load_retry = LOAD_RETRY[0]
         self.consumer.resume(tp)
         if tp == TopicPartition(self.topics.ledger_commands, 0) and self.matcher_task is None:
             self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
+
+    def _rejoin_later(self) -> None:
+        """A partition that failed to load (a fence or a read the broker refused for a while) would stay paused
+        until some rebalance came, and none may: the worker asks for one itself, later each time it fails again."""
+        if self.rejoining is not None and not self.rejoining.done():
+            return
+        delay, self.load_retry = self.load_retry, min(self.load_retry * 2, LOAD_RETRY[1])
+
+        async def rejoin() -> None:
+            await asyncio.sleep(delay)
+            self._ask_rejoin()
+        self.rejoining = asyncio.create_task(rejoin(), name="rejoin after a failed load")
+
+    def _ask_rejoin(self) -> None:
+        self.consumer._coordinator.request_rejoin()  # aiokafka has no public call for this
 
     async def revoked(self, tps) -> None:
         await cancel_all([self.loading.pop(tp) for tp in tps if tp in self.loading])
@@ -441,8 +463,8 @@ class Engine:
             if members:
                 self.consumer.pause(*members)
             # Whoever fenced it may be no member at all (a stale one that started late, then died): without a
-            # rebalance these partitions would wait for one forever. aiokafka has no public call for this.
-            self.consumer._coordinator.request_rejoin()
+            # rebalance these partitions would wait for one forever.
+            self._ask_rejoin()
             return
         if isinstance(exc, (KafkaError, asyncio.TimeoutError)):
             log.error("transaction of %s failed (%r); their commands are read again", writer.name, exc)
