@@ -112,7 +112,9 @@ class _Consumer:
         self.calls.append(("seek", offset))
 
     def resume(self, *tps):
-        pass
+        self.calls += [("resume", tp.partition) for tp in tps if self.record_resumes]
+
+    record_resumes = False
 
 
 async def test_a_batch_taken_before_an_abort_sent_the_reading_back_is_not_decided():
@@ -146,3 +148,20 @@ async def test_a_batch_taken_before_an_abort_sent_the_reading_back_is_not_decide
         assert calls == ["abort", ("seek", 40)] and owned.txn is None and owned.state.decided_to == 0
     finally:
         owned.driver.cancel()
+
+
+async def test_an_abort_resumes_a_partition_it_sends_back_even_one_paused_for_a_full_inbox():
+    """Its fetching paused at INBOX_LIMIT, a partition whose inbox an abort empties would get nothing to wake its
+    loop, and would wait for the next rebalance."""
+    topics, calls = Topics("unit", 1), []
+    family = Family(task_aggregate(), topics.task_events, 1, "")
+    writer = Writer((0, 0), _Producer(calls), "g")
+    engine = engine_over(topics, {topics.task_commands: family}, writer)
+    engine.consumer = _Consumer(calls)
+    engine.consumer.record_resumes = True
+    owned = engine.owned[TopicPartition(topics.task_commands, 0)]
+    owned.txn = Transaction(40)  # its part of the transaction that fails
+    owned.inbox = [read(topics.task_commands, 1, offset, c.CancelTask("acme:t", f"c{offset}", 1, ""), "acme/alice")
+                   for offset in range(41, 41 + engine_mod.INBOX_LIMIT)]
+    await engine._failed(writer, KafkaError("the transaction failed"))
+    assert calls == ["abort", ("seek", 40), ("resume", 0)] and owned.inbox == [] and owned.txn is None

@@ -12,6 +12,8 @@ from hive_streams.streams.engine import Engine
 from hive_streams.streams.writers import Writer
 from hive_streams.topics import Topics
 
+TOPICS = Topics("unit", 2)
+
 
 class _Consumer:
     def __init__(self):
@@ -22,37 +24,62 @@ class _Consumer:
     def resume(self, *tps):
         self.resumed += tps
 
+    def pause(self, *tps):
+        pass
 
-async def test_a_partition_that_failed_to_load_is_asked_for_again_later_each_time(monkeypatch):
+
+def _engine(monkeypatch, outcomes: dict) -> Engine:
+    """An engine whose loads fail or succeed as `outcomes` says, a list a partition, one outcome a load."""
     monkeypatch.setattr(engine_mod, "LOAD_RETRY", (0.05, 0.1))
-    topics = Topics("unit", 1)
+    monkeypatch.setattr(engine_mod.random, "uniform", lambda a, b: 1.0)
     engine = object.__new__(Engine)
-    engine.topics, engine.consumer, engine.writers, engine.loading = topics, _Consumer(), {}, {}
+    engine.topics, engine.consumer, engine.writers, engine.loading, engine.families = TOPICS, _Consumer(), {}, {}, {}
     engine.matcher_task, engine.rejoining, engine.load_retry = None, None, engine_mod.LOAD_RETRY[0]
-    tp, writer, outcomes = TopicPartition(topics.task_commands, 0), Writer((0, 0), None, "g"), []
+    engine.load_failed, engine.stopping = False, False
 
     async def own(tp, writer):
-        outcome = outcomes.pop(0)
+        outcome = outcomes[tp].pop(0)
         if outcome:
             raise outcome
     monkeypatch.setattr(engine, "_own", own)
-    loop = asyncio.get_running_loop()
+    return engine
 
-    outcomes[:] = [KafkaError("fencing timed out"), KafkaError("again")]
-    failed_at = loop.time()
-    await engine._load(tp, writer)
-    await engine._load(tp, writer)  # a second failure while the first rejoin waits asks for no second one
-    await engine.rejoining
-    assert len(engine.consumer.rejoins) == 1 and engine.consumer.rejoins[0] - failed_at >= 0.05
-    assert engine.consumer.resumed == [] and engine.load_retry == 0.1  # the next waits longer
 
-    outcomes[:] = [KafkaError("still")]
-    failed_at = loop.time()
-    await engine._load(tp, writer)
-    await engine.rejoining
-    assert len(engine.consumer.rejoins) == 2 and engine.consumer.rejoins[1] - failed_at >= 0.1
-    assert engine.load_retry == 0.1  # no longer than the most
+async def _load_all(engine: Engine, tps) -> None:
+    """One assignment's loads, as `assigned` starts them."""
+    writer = Writer((0, 1), None, "g")
+    engine.loading = {tp: None for tp in tps}
+    for tp in tps:
+        await engine._load(tp, writer)
 
-    outcomes[:] = [None]
-    await engine._load(tp, writer)
-    assert engine.consumer.resumed == [tp] and engine.load_retry == 0.05  # taken: the next failure waits the least
+
+async def test_a_partition_that_keeps_failing_to_load_is_asked_for_again_later_each_time(monkeypatch):
+    bad, good = TopicPartition(TOPICS.task_commands, 0), TopicPartition(TOPICS.task_commands, 1)
+    outcomes = {bad: [KafkaError("offline")] * 3 + [None], good: [None] * 4}
+    engine, loop = _engine(monkeypatch, outcomes), asyncio.get_running_loop()
+    delays = []
+    for _ in range(3):  # the other partition loads each time: that alone must not make the wait short again
+        failed_at = loop.time()
+        await engine.assigned(set())  # what the rejoin brings: a new assignment
+        await _load_all(engine, [bad, good])
+        await engine.rejoining
+        delays.append(engine.consumer.rejoins[-1] - failed_at)
+    assert len(engine.consumer.rejoins) == 3
+    assert delays[0] >= 0.05 and delays[1] >= 0.1 and delays[2] >= 0.1 and engine.load_retry == 0.1
+    await engine.assigned(set())
+    await _load_all(engine, [bad, good])
+    assert engine.load_retry == 0.05 and engine.rejoining.done()  # all taken: the next failure waits the least
+    assert engine.consumer.resumed.count(bad) == 1 and engine.consumer.resumed.count(good) == 4
+
+
+async def test_a_rejoin_waiting_is_dropped_by_a_new_assignment_and_none_is_asked_for_once_stopping(monkeypatch):
+    tp = TopicPartition(TOPICS.task_commands, 0)
+    engine = _engine(monkeypatch, {tp: [KafkaError("offline"), KafkaError("offline")]})
+    await _load_all(engine, [tp])
+    waiting = engine.rejoining
+    await engine.assigned(set())  # a rebalance someone else asked for came first
+    await asyncio.sleep(0.15)
+    assert waiting.cancelled() and engine.consumer.rejoins == []
+    engine.stopping = True
+    await _load_all(engine, [tp])
+    assert engine.rejoining is waiting and engine.consumer.rejoins == []

@@ -372,7 +372,8 @@ class PartitionState:
                 return
             records, events, state = self._records_of(command, message, state, now, correlation)
         except Exception as exc:  # a bug, or an event that cannot be encoded, must not stop the partition
-            log.exception("decide failed for %s", type(command).__name__)
+            if message.offset is not None:  # an unread follow-up's failure is rolled back, and said when read
+                log.exception("decide failed for %s", type(command).__name__)
             out.records.append(self._deadletter(message, f"decide failed: {exc!r}"))
             return
         if not events:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 
@@ -89,6 +90,8 @@ class Engine:
         self.matcher_task: asyncio.Task | None = None
         self.rejoining: asyncio.Task | None = None  # a rejoin asked for after a failed load
         self.load_retry = LOAD_RETRY[0]
+        self.load_failed = False  # a load of the current assignment failed
+        self.stopping = False
         self.decided = 0  # events written, for status and benchmarks
         self.commit_interval = settings.commit_interval_ms / 1000
 
@@ -119,6 +122,7 @@ class Engine:
                     last_sweep = time.monotonic()
                     await self._sweep()
         finally:
+            self.stopping = True  # no rejoin is asked for from here on
             await cancel_and_wait(watching)
             await self.deliverer.stop()
             if self.rejoining is not None:
@@ -134,6 +138,9 @@ class Engine:
 
     async def assigned(self, tps) -> None:
         mine = [tp for tp in tps if tp.topic in self.families]
+        if self.rejoining is not None:
+            self.rejoining.cancel()  # this assignment is the one it asked for, or came first
+        self.load_failed = False
         for writer in {id(w): w for w in self.writers.values()}.values():  # kept over a rebalance we missed:
             await self._drop_writer(writer)  # taken again from the log, its open transaction included
         # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
@@ -171,15 +178,17 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("could not take %s; asking the group for it again in %.0fs", tp, self.load_retry)
+            log.exception("could not take %s", tp)
             self.loading.pop(tp, None)
+            self.load_failed = True
             if self._unused(writer):
                 await self._drop_writer(writer)  # the next assignment fences again
             self._rejoin_later()
             return
         finally:
             self.loading.pop(tp, None)
-        self.load_retry = LOAD_RETRY[0]
+        if not self.loading and not self.load_failed:  # the whole assignment is taken
+            self.load_retry = LOAD_RETRY[0]
         self.consumer.resume(tp)
         if tp == TopicPartition(self.topics.ledger_commands, 0) and self.matcher_task is None:
             self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
@@ -187,9 +196,11 @@ class Engine:
     def _rejoin_later(self) -> None:
         """A partition that failed to load (a fence or a read the broker refused for a while) would stay paused
         until some rebalance came, and none may: the worker asks for one itself, later each time it fails again."""
-        if self.rejoining is not None and not self.rejoining.done():
+        if self.stopping or (self.rejoining is not None and not self.rejoining.done()):
             return
-        delay, self.load_retry = self.load_retry, min(self.load_retry * 2, LOAD_RETRY[1])
+        delay = self.load_retry * random.uniform(0.8, 1.2)  # workers failing together do not rejoin together
+        self.load_retry = min(self.load_retry * 2, LOAD_RETRY[1])
+        log.warning("asking the group for this worker's partitions again in %.1fs", delay)
 
         async def rejoin() -> None:
             await asyncio.sleep(delay)
@@ -476,6 +487,7 @@ class Engine:
             if txn.first_offset is not None:  # else it read nothing in it: follow-ups come again with their cause
                 owned.inbox.clear()
                 self.consumer.seek(owned.tp, txn.first_offset)
+                self.consumer.resume(owned.tp)  # paused for a full inbox, it would get nothing to wake its loop
 
     async def _sweep(self) -> None:
         """Sends the commands the clock calls for (deadlines, silent agents) for owned partitions."""
