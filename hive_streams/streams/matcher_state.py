@@ -125,7 +125,7 @@ def decode(value: bytes) -> Folded:
         folded = Folded(tuple(Position(t, int(p), int(o), str(c)) for t, p, o, c in doc["positions"]),
                         _to_market(doc["market"]), _to_stats(doc["stats"]), dict(doc["correlations"]),
                         dict(doc["traces"]), None if doc["alerts"] is None else _to_alerts(doc["alerts"]))
-        check(folded, Folded)  # a field of another type would fail the matcher later, at each start again
+        check(folded, Folded)  # a field of another type would fail every round, or skip events, and stay
         return folded
     except CodecError:
         raise
