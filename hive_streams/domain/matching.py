@@ -23,12 +23,12 @@ from . import commands as c
 from . import events as e
 from .ledger import LEDGER_ID, cents
 from .model import Hardware, Requirement, capability_shortfall, needs
+from .queue import BUSY, WaitingQueue
 from .reputation import Record, outcome
 from .task import NO_KEY
 
 RELEASING = (e.TaskCompleted, e.TaskFailed, e.TaskCancelled, e.TaskRetryScheduled, e.TaskAssignmentDeclined)
 WEIGHTS = {"proficiency": 0.40, "reputation": 0.30, "cheapness": 0.15, "idleness": 0.15}
-BUSY = "every eligible agent is busy"
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def score(need: Need, a: agent_agg.AgentState, reputation: float, free: int) -> 
 class Market:
     """Mutable read model owned by one matcher; rebuilt by folding the event log."""
     agents: dict[str, agent_agg.AgentState] = field(default_factory=dict)
-    waiting: dict[str, Waiting] = field(default_factory=dict)
+    waiting: dict[str, Waiting] = field(default_factory=WaitingQueue)  # a WaitingQueue: see __setattr__
     needs: dict[str, Need] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
     tried: dict[str, frozenset[str]] = field(default_factory=dict)  # agents each task has been assigned to
@@ -123,6 +123,11 @@ class Market:
     dirty: bool = True  # something changed since the last proposals
     policy: Policy = DEFAULT_POLICY
     RETRY_FUNDS_MS = 2000
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "waiting" and not isinstance(value, WaitingQueue):
+            value = WaitingQueue(value)  # whatever dict is assigned, the rounds read its order
+        object.__setattr__(self, name, value)
 
     def reputation(self, agent_id: str) -> float:
         return self.records.get(agent_id, Record()).score
@@ -227,36 +232,50 @@ class Market:
 
     def queued(self) -> list[Waiting]:
         """Highest priority first, then first queued: an order the log alone decides, not the order of reading it."""
-        return sorted(self.waiting.values(), key=lambda w: (-w.need.priority, w.queued_at, w.task_id))
+        waiting = self.waiting
+        return [waiting[key[2]] for key in waiting.order]
 
     def proposals(self, now: int, timeout_ms: int, retry_ms: int, round_id: str = "") -> list:
         """Commands to send now: slot requests, assignments of held slots, and waiting reasons. Each offer carries
-        `round_id`, so the log records which round proposed it."""
+        `round_id`, so the log records which round proposed it.
+
+        The queue is read in its order while a slot is free. Once none is, a task noted as waiting for busy agents
+        has nothing new to hear, so only the others behind that point are looked at (in the same order)."""
+        waiting = self.waiting
         releasing = {a: self.releasing(a) for a in self.agents}
         free = self._free(now, timeout_ms, releasing)
         held = set().union(*(a.holding - releasing[a.agent_id] for a in self.agents.values()))
         out: list = []
-        full = all(n <= 0 for n in free.values())
-        for w in self.queued():
-            if now < w.not_before or (w.proposed_to and now - w.proposed_at < retry_ms):
-                continue
-            if w.task_id in held:
-                continue  # a slot is held: the assignment is on its way
-            if full and w.noted.startswith(BUSY):
-                continue  # no slot anywhere: its answer cannot change this round
-            agent_id, reason = self.choose(w, free, now, timeout_ms)
-            if agent_id is None:
-                if reason != w.noted:
-                    if w.noted or not reason.startswith(BUSY):  # a queue behind busy agents is no news
-                        out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
-                    self.waiting[w.task_id] = replace(w, noted=reason)
-                continue
-            free[agent_id] -= 1
-            if free[agent_id] <= 0:  # the last free slot may be gone now: the skip above holds from here on
-                full = all(n <= 0 for n in free.values())
-            self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
-            out.append(self._offer(w, self.agents[agent_id], now, round_id))
+        full, last = all(n <= 0 for n in free.values()), None
+        for key in waiting.order:
+            if full:
+                break
+            last = key
+            full = self._consider(waiting[key[2]], free, held, now, timeout_ms, retry_ms, round_id, out)
+        if full:
+            for w in waiting.unsettled_after(last):
+                self._consider(w, free, held, now, timeout_ms, retry_ms, round_id, out)
         return out
+
+    def _consider(self, w: Waiting, free: dict[str, int], held: set[str], now: int, timeout_ms: int, retry_ms: int,
+                  round_id: str, out: list) -> bool:
+        """One waiting task's turn in a round: an offer, a new reason noted, or nothing. Returns whether every
+        slot is taken after it."""
+        if now < w.not_before or (w.proposed_to and now - w.proposed_at < retry_ms):
+            return False
+        if w.task_id in held:
+            return False  # a slot is held: the assignment is on its way
+        agent_id, reason = self.choose(w, free, now, timeout_ms)
+        if agent_id is None:
+            if reason != w.noted:
+                if w.noted or not reason.startswith(BUSY):  # a queue behind busy agents is no news
+                    out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
+                self.waiting[w.task_id] = replace(w, noted=reason)
+            return False
+        free[agent_id] -= 1
+        self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
+        out.append(self._offer(w, self.agents[agent_id], now, round_id))
+        return free[agent_id] <= 0 and all(n <= 0 for n in free.values())
 
     def _offer(self, w: Waiting, a: agent_agg.AgentState, now: int, round_id: str):
         """A free agent gets a slot request; a priced one is paid for first: escrow, then the slot."""
@@ -269,7 +288,8 @@ class Market:
 
     def _free(self, now: int, timeout_ms: int, releasing: dict[str, set[str]] | None = None) -> dict[str, int]:
         pending: dict[str, int] = {}
-        for w in self.waiting.values():
+        waiting = self.waiting
+        for w in map(waiting.__getitem__, waiting.proposed):
             if w.proposed_to:
                 agent = self.agents.get(w.proposed_to)
                 if agent is None or w.task_id not in agent.holding:

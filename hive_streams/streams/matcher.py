@@ -39,8 +39,9 @@ from ..tracing import TRACEPARENT, hop
 log = logging.getLogger(__name__)
 SOURCE = "/hive-streams/matcher"
 ROUND_EVERY = 1.0  # seconds: a round for what time alone changes (backoffs, liveness)
-ROUND_SHARE = 4  # a round waits at least this many times as long as the last one's work took: a round goes over every
-# waiting task, so with a long queue rounds after every fetched batch took the worker's CPU from its deciders
+ROUND_SHARE = 4  # a round waits at least this many times as long as the last one's work took. A round reads the
+# queue's front and the tasks not yet noted busy (domain/queue.py), so it is short; many tasks no agent can take are
+# looked at in every round, and this keeps such a round from taking the worker's CPU from its deciders
 
 
 class Matcher:
