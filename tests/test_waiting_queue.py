@@ -32,9 +32,9 @@ WAITS = st.builds(waiting_of, st.integers(0, 30), st.integers(0, 3), st.integers
 
 
 def check(q: WaitingQueue) -> None:
-    assert q.order == sorted(order_key(w) for w in q.values())
+    assert list(q.order) == sorted(order_key(w) for w in q.values())
     assert q.keys_of == {t: order_key(w) for t, w in q.items()}
-    assert q.unsettled == {t for t, w in q.items() if not w.noted.startswith(BUSY)}
+    assert list(q.unsettled) == sorted(order_key(w) for w in q.values() if not w.noted.startswith(BUSY))
     assert q.proposed == {t for t, w in q.items() if w.proposed_to}
 
 
@@ -162,4 +162,4 @@ def test_tasks_noted_busy_get_the_slots_freed_since_and_the_rest_are_not_walked(
     assert out == reference_round(before)
     assert [(type(x).__name__, x.task_id) for x in out] == [("NoteWaiting", "t4"), ("ReserveSlot", "t1"),
                                                            ("ReserveSlot", "t2")]
-    assert market.waiting["t3"].noted == BUSY and market.waiting.unsettled == {"t4"}
+    assert market.waiting["t3"].noted == BUSY and [k[2] for k in market.waiting.unsettled] == ["t4"]

@@ -53,6 +53,11 @@ class Waiting:
     noted: str = ""
 
 
+def turn(w: Waiting, now: int, retry_ms: int) -> bool:
+    """Whether a round may look at the task: not backing off, and no offer of its own out and still fresh."""
+    return now >= w.not_before and not (w.proposed_to and now - w.proposed_at < retry_ms)
+
+
 def ineligible(need: Need, a: agent_agg.AgentState, now: int, timeout_ms: int) -> str:
     """Empty when the agent could serve the task (slots aside), else why not."""
     if not a.live(now, timeout_ms):
@@ -253,7 +258,7 @@ class Market:
             last = key
             full = self._consider(waiting[key[2]], free, held, now, timeout_ms, retry_ms, round_id, out)
         if full:
-            for w in waiting.unsettled_after(last):
+            for w in waiting.unsettled_after(last, lambda w: turn(w, now, retry_ms)):
                 self._consider(w, free, held, now, timeout_ms, retry_ms, round_id, out)
         return out
 
@@ -261,7 +266,7 @@ class Market:
                   round_id: str, out: list) -> bool:
         """One waiting task's turn in a round: an offer, a new reason noted, or nothing. Returns whether every
         slot is taken after it."""
-        if now < w.not_before or (w.proposed_to and now - w.proposed_at < retry_ms):
+        if not turn(w, now, retry_ms):
             return False
         if w.task_id in held:
             return False  # a slot is held: the assignment is on its way

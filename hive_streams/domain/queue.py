@@ -7,7 +7,9 @@ and those two sets as tasks are queued, changed and dropped, so a round costs wh
 """
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from typing import Callable
+
+from sortedcontainers import SortedList
 
 BUSY = "every eligible agent is busy"
 BULK = 64  # items an update sorts in at once rather than inserting one by one
@@ -19,15 +21,17 @@ def order_key(w) -> tuple:
 
 
 class WaitingQueue(dict):
-    """task id -> Waiting. Beside the items: `order`, every task's order key, sorted; `unsettled`, the tasks whose
-    noted reason is not BUSY; `proposed`, the tasks with an offer out. Every way of changing the dict keeps them."""
+    """task id -> Waiting. Beside the items: `order`, every task's order key, sorted; `unsettled`, the order keys of
+    the tasks whose noted reason is not BUSY, sorted; `proposed`, the tasks with an offer out. Every way of changing
+    the dict keeps them. Sorted lists, not a list and sets: a task leaves the front of a long queue in log time, and
+    a set emptied after a long burst would still be walked over its old size."""
     __slots__ = ("order", "keys_of", "unsettled", "proposed")
 
     def __init__(self, items=()):
         super().__init__()
-        self.order: list[tuple] = []
+        self.order = SortedList()
         self.keys_of: dict[str, tuple] = {}
-        self.unsettled: set[str] = set()
+        self.unsettled = SortedList()
         self.proposed: set[str] = set()
         self.update(items)
 
@@ -39,17 +43,18 @@ class WaitingQueue(dict):
         old = self.keys_of.get(task_id)
         if old != key:
             if old is not None:
-                self._unorder(old)
-            insort(self.order, key)
+                self.order.remove(old)
+                self.unsettled.discard(old)
+            self.order.add(key)
             self.keys_of[task_id] = key
         super().__setitem__(task_id, w)
-        self._mark(task_id, w)
+        self._mark(task_id, key, w)
 
-    def _mark(self, task_id: str, w) -> None:
+    def _mark(self, task_id: str, key: tuple, w) -> None:
         if w.noted.startswith(BUSY):
-            self.unsettled.discard(task_id)
-        else:
-            self.unsettled.add(task_id)
+            self.unsettled.discard(key)
+        elif key not in self.unsettled:
+            self.unsettled.add(key)
         if w.proposed_to:
             self.proposed.add(task_id)
         else:
@@ -84,11 +89,17 @@ class WaitingQueue(dict):
             for task_id, w in items.items():
                 self[task_id] = w
             return
-        for task_id, w in items.items():  # many at once (a snapshot restored): one sort, not an insert each
-            self.keys_of[task_id] = order_key(w)
-            super().__setitem__(task_id, w)
-            self._mark(task_id, w)
-        self.order = sorted(self.keys_of.values())
+        for task_id in items.keys() & self.keys_of.keys():  # many at once (a snapshot restored): one sort
+            old = self.keys_of.pop(task_id)
+            self.order.remove(old)
+            self.unsettled.discard(old)
+        keys = {task_id: order_key(w) for task_id, w in items.items()}
+        self.keys_of.update(keys)
+        self.order.update(keys.values())
+        self.unsettled.update(k for task_id, k in keys.items() if not items[task_id].noted.startswith(BUSY))
+        super().update(items)
+        self.proposed.update(task_id for task_id, w in items.items() if w.proposed_to)
+        self.proposed.difference_update(task_id for task_id, w in items.items() if not w.proposed_to)
 
     def __ior__(self, items):
         self.update(items)
@@ -101,16 +112,13 @@ class WaitingQueue(dict):
         self.unsettled.clear()
         self.proposed.clear()
 
-    def unsettled_after(self, key: tuple | None) -> list:
-        """The unsettled tasks behind `key` in the queue (every one when None), in order."""
-        keys = sorted(self.keys_of[t] for t in self.unsettled)
-        return [self[k[2]] for k in keys[0 if key is None else bisect_right(keys, key):]]
+    def unsettled_after(self, key: tuple | None, keep: Callable[[object], bool]) -> list:
+        """The unsettled tasks behind `key` in the queue (every one when None) that `keep` takes, in order."""
+        after = self.unsettled if key is None else self.unsettled.irange(key, inclusive=(False, False))
+        return [w for w in (self[k[2]] for k in after) if keep(w)]
 
     def _forget(self, task_id: str) -> None:
-        self._unorder(self.keys_of.pop(task_id))
-        self.unsettled.discard(task_id)
+        key = self.keys_of.pop(task_id)
+        self.order.remove(key)
+        self.unsettled.discard(key)
         self.proposed.discard(task_id)
-
-    def _unorder(self, key: tuple) -> None:
-        i = bisect_left(self.order, key)
-        del self.order[i]
