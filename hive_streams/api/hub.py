@@ -115,7 +115,7 @@ class Hub:
                 for record in records:
                     self.next[tp] = record.offset + 1
                     try:
-                        item = decode(self.codec, record, self.seqs)
+                        item = decode(self.codec, record, self.seqs, tp=tp)
                     except Exception:  # one record must not stop every feed
                         log.exception("feed hub: skipping %s[%d]@%d", tp.topic, tp.partition, record.offset)
                         continue

@@ -73,18 +73,30 @@ class SeqMemory:
         self.seen: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def fresh(self, topic: str, aggregate: str, seq: int) -> bool:
-        key = (topic, aggregate)
-        last = self.seen.get(key, 0)
-        self.seen[key] = max(last, seq)
-        self.seen.move_to_end(key)
-        if len(self.seen) > self.size:
-            self.seen.popitem(last=False)
+        key, seen = (topic, aggregate), self.seen
+        last = seen.pop(key, 0)  # put back below: now the most recently seen
+        seen[key] = seq if seq > last else last
+        if len(seen) > self.size:
+            seen.popitem(last=False)
         return seq > last
 
 
-def decode(codec: Codec, record: ConsumerRecord, memory: SeqMemory, record_limit: int = RECORD_LIMIT) -> Item | None:
-    """None for a stray (not an event of its topic: the audit connector dead-letters those) or a duplicate event."""
-    family = EVENT_TYPES.get(record.topic.rsplit(".", 2)[-2], object)  # <prefix>.<family>.events
+def family_of(topic: str) -> type:
+    """The event type of a `<prefix>.<family>.events` topic (object for any other)."""
+    found = _FAMILIES.get(topic)
+    if found is None:
+        found = _FAMILIES[topic] = EVENT_TYPES.get(topic.rsplit(".", 2)[-2], object)
+    return found
+
+
+_FAMILIES: dict[str, type] = {}
+
+
+def decode(codec: Codec, record: ConsumerRecord, memory: SeqMemory, record_limit: int = RECORD_LIMIT,
+           tp: TopicPartition | None = None) -> Item | None:
+    """None for a stray (not an event of its topic: the audit connector dead-letters those) or a duplicate event.
+    `tp`: the record's partition, when the caller has it."""
+    family = family_of(record.topic)
     try:
         event = None if oversized(record.value, record_limit) else codec.decode(record.value)
     except CodecError:
@@ -94,7 +106,7 @@ def decode(codec: Codec, record: ConsumerRecord, memory: SeqMemory, record_limit
     if not memory.fresh(record.topic, aggregate_id(event), event.seq):
         return None
     try:
-        return item_of(TopicPartition(record.topic, record.partition), record.offset, event)
+        return item_of(tp or TopicPartition(record.topic, record.partition), record.offset, event)
     except (TypeError, ValueError):  # a value no feed can render
         return None
 
