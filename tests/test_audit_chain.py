@@ -1,6 +1,9 @@
 """The audit chain, the comparison of rows with records, and the one set of audited topics, without a broker."""
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hive_streams.audit.chain import GENESIS, canonical_headers, link, parse_headers
 from hive_streams.audit.checkpoints import Head
 from hive_streams.audit.compare import compare, expected_rows
@@ -99,3 +102,27 @@ def test_rows_of_every_audited_topic_say_who_what_when_and_correlation():
         assert row["aggregate_id"] == key.decode() and row["event_id"] == f"{key.decode()}/1", topic
         assert row["seq"] == 1 and row["occurred_at"] == 1000 and row["correlation_id"] == "req-9", topic
         assert row["principal"] == (None if topic == topics.alerts else "acme/ann"), topic
+
+
+HEADER_NAMES = st.sampled_from([PRINCIPAL_HEADER, "ce_correlationid", "ce_id", "a\x00b", "x"])
+HEADER_VALUES = st.one_of(st.none(), st.just(b""), st.binary(max_size=6), st.just(b"p\x00q"), st.just(b"\xff"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=6))
+def test_a_rows_header_columns_are_the_first_of_each_name_as_text_whatever_the_headers(headers):
+    """Repeated names, headers without a value, NULs and bytes that are not UTF-8: the columns hold what a walk over
+    the record's own headers finds, cleaned of NULs, and the headers column every header as text."""
+    codec = default_codec()
+    event = next(iter(task.decide(c.SubmitTask("acme:t", "s", 5, name="n", requester="acme/ann",
+                                               nodes=(NodeSpec("a", "echo"),)), task.TaskState("acme:t"), 5)))
+    row = audit_fields(log_record(codec, "p.task.events", 0, 1, b"acme:t", headers, codec.encode(event)))
+
+    def first(name):
+        found = next(((k, v) for k, v in headers if k == name), None)
+        return None if found is None or found[1] is None else found[1].decode(errors="replace").replace("\x00", "\ufffd")
+
+    assert row["principal"] == first(PRINCIPAL_HEADER)
+    assert row["correlation_id"] == first("ce_correlationid")
+    last = {k: "" if v is None else v.decode(errors="replace") for k, v in headers}
+    assert row["headers"] == {k.replace("\x00", "\ufffd"): v.replace("\x00", "\ufffd") for k, v in last.items()}

@@ -69,6 +69,22 @@ def _text(value: str | None) -> str | None:
     return None if value is None else value.replace("\x00", "\ufffd")
 
 
+def _text_map(headers: dict[str, str]) -> dict[str, str]:
+    """The headers as text a SQL column can hold: the same dict when none has a NUL (nearly always)."""
+    if "\x00" in "".join(headers) or "\x00" in "".join(headers.values()):
+        return {_text(k): _text(v) for k, v in headers.items()}
+    return headers
+
+
+def _named(r: LogRecord, name: str) -> str | None:
+    """The first header of that name as text (None when absent or without a value): from the decoded headers when
+    no name repeats and the value is not empty (nearly always), else from the record's own."""
+    if len(r.headers) != len(r.raw_headers):
+        return _header(r.raw_headers, name)
+    value = r.headers.get(name)
+    return _header(r.raw_headers, name) if value == "" else value
+
+
 class JsonPayload(dict):
     """A payload with the strict JSON text it was checked as (`json_text`): the store writes that text as it is."""
     __slots__ = ("json_text",)
@@ -97,9 +113,8 @@ def audit_fields(r: LogRecord) -> dict:
     return dict(event_id=_text(eid), aggregate_id=_text(aid), seq=seq if _long(seq) else None,
                 event_type=r.event_type, topic=r.topic, partition=r.partition, offset=r.offset,
                 occurred_at=at if _long(at) else None, payload=_holdable(to_record(ev)) if ev is not None else None,
-                headers={_text(k): _text(v) for k, v in r.headers.items()},
-                principal=_text(_header(r.raw_headers, PRINCIPAL_HEADER)),
-                correlation_id=_text(_header(r.raw_headers, CORRELATION)),
+                headers=_text_map(r.headers), principal=_text(_named(r, PRINCIPAL_HEADER)),
+                correlation_id=_text(_named(r, CORRELATION)),
                 record_key=r.key, record_headers=canonical_headers(r.raw_headers), record_value=r.value)
 
 
