@@ -4,7 +4,9 @@
 a market of two live agents running 256 tasks each and that many tasks waiting; a first round notes them busy.
 Then, ROUNDS times (default 20), each agent finishes a task, a round runs (it offers the two slots to the front of
 the queue) and the two offered tasks start. Prints the best of those rounds in milliseconds: what a round costs
-the worker while a burst waits behind busy agents. Run two checkouts one after the other, alternating, to compare a change.
+the worker while a burst waits behind busy agents. A second line each: the same with as many tasks again that no
+agent can take (they need a capability none has). Run two checkouts one after the other, alternating, to compare
+a change.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ TIMEOUT_MS = 600_000
 RETRY_MS = 5_000
 
 
-def market(waiting: int, now: int) -> Market:
+def market(waiting: int, now: int, unplaceable: int = 0) -> Market:
     m = Market()
     for i in range(2):
         state = agent_agg.AgentState(f"ex-{i}")
@@ -33,12 +35,14 @@ def market(waiting: int, now: int) -> Market:
         m.agents[state.agent_id] = replace(state, holding=frozenset(f"run-{i}-{n}" for n in range(SLOTS)))
     need = Need((Requirement("echo"),))
     m.waiting = {f"t{i}": Waiting(f"t{i}", need, now + i) for i in range(waiting)}
+    gpu = Need((Requirement("gpu"),))
+    m.waiting.update({f"g{i}": Waiting(f"g{i}", gpu, now + i) for i in range(unplaceable)})
     return m
 
 
-def best_ms(waiting: int, rounds: int = 20) -> float:
+def best_ms(waiting: int, rounds: int = 20, unplaceable: int = 0) -> float:
     now = int(time.time() * 1000)
-    m = market(waiting, now)
+    m = market(waiting, now, unplaceable)
     m.proposals(now, TIMEOUT_MS, RETRY_MS)
     best = float("inf")
     for _ in range(rounds):
@@ -61,3 +65,4 @@ if __name__ == "__main__":
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     for size in sizes:
         print(f"{size:>7,} waiting: {best_ms(size, rounds):.3f} ms a round (best of {rounds})")
+        print(f"{size:>7,} waiting and {size:,} no agent can take: {best_ms(size, rounds, size):.3f} ms a round")

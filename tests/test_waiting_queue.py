@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hive_streams.domain import agent as agent_agg
 from hive_streams.domain import commands as c
 from hive_streams.domain.matching import Market, Need, Waiting
-from hive_streams.domain.model import Capability, Requirement
+from hive_streams.domain.model import Capability, Hardware, Requirement
 from hive_streams.domain.queue import BULK, BUSY, WaitingQueue, order_key
 
 NOW = 1_000_000
@@ -34,7 +34,9 @@ WAITS = st.builds(waiting_of, st.integers(0, 30), st.integers(0, 3), st.integers
 def check(q: WaitingQueue) -> None:
     assert list(q.order) == sorted(order_key(w) for w in q.values())
     assert q.keys_of == {t: order_key(w) for t, w in q.items()}
-    assert list(q.unsettled) == sorted(order_key(w) for w in q.values() if not w.noted.startswith(BUSY))
+    assert list(q.unsettled) == sorted(order_key(w) for t, w in q.items()
+                                       if not w.noted.startswith(BUSY) and t not in q.parked)
+    assert q.parked.keys() <= {t for t, w in q.items() if not w.noted.startswith(BUSY)}
     assert q.proposed == {t for t, w in q.items() if w.proposed_to}
 
 
@@ -103,8 +105,8 @@ AGENTS = st.lists(st.tuples(st.integers(0, 3), st.sets(st.sampled_from([f"t{i}" 
                             st.booleans()), min_size=0, max_size=2)
 
 
-def reference_round(market: Market) -> list:
-    """The round as it was before the queue: every waiting task, sorted, walked from the front."""
+def reference_round(market: Market, now: int = NOW) -> list:
+    """The round as it was before the queue: every waiting task, sorted, walked from the front, every one asked."""
     releasing = {a: market.releasing(a) for a in market.agents}
     pending: dict[str, int] = {}
     for w in market.waiting.values():
@@ -113,29 +115,29 @@ def reference_round(market: Market) -> list:
     for (agent_id, task_id), assigned in market.assigns.items():
         pending[agent_id] = pending.get(agent_id, 0) + max(0, assigned - market.reserves.get((agent_id, task_id), 0))
     free = {a.agent_id: a.free_slots + len(releasing[a.agent_id]) - pending.get(a.agent_id, 0)
-            for a in market.agents.values() if a.live(NOW, TIMEOUT_MS)}
+            for a in market.agents.values() if a.live(now, TIMEOUT_MS)}
     held = set().union(*(a.holding - releasing[a.agent_id] for a in market.agents.values()))
     out: list = []
     full = all(n <= 0 for n in free.values())
     for w in sorted(market.waiting.values(), key=lambda w: (-w.need.priority, w.queued_at, w.task_id)):
-        if NOW < w.not_before or (w.proposed_to and NOW - w.proposed_at < RETRY_MS):
+        if now < w.not_before or (w.proposed_to and now - w.proposed_at < RETRY_MS):
             continue
         if w.task_id in held:
             continue
         if full and w.noted.startswith(BUSY):
             continue
-        agent_id, reason = market.choose(w, free, NOW, TIMEOUT_MS)
+        agent_id, reason = market.choose(w, free, now, TIMEOUT_MS)
         if agent_id is None:
             if reason != w.noted:
                 if w.noted or not reason.startswith(BUSY):
-                    out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{NOW}", NOW, reason))
+                    out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
                 market.waiting[w.task_id] = replace(w, noted=reason)
             continue
         free[agent_id] -= 1
         if free[agent_id] <= 0:
             full = all(n <= 0 for n in free.values())
-        market.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=NOW)
-        out.append(market._offer(w, market.agents[agent_id], NOW, "r"))
+        market.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
+        out.append(market._offer(w, market.agents[agent_id], now, "r"))
     return out
 
 
@@ -153,7 +155,7 @@ def test_a_round_proposes_what_a_round_over_the_sorted_queue_did(waits, fleet):
 
 def test_tasks_noted_busy_get_the_slots_freed_since_and_the_rest_are_not_walked():
     """Three tasks noted busy, two agents with a slot each: the first two get one, the third stays noted; a task
-    noted otherwise behind them is still looked at once every slot is taken."""
+    no agent can take is noted once and parked."""
     waits = [Waiting(f"t{i}", ECHO, i, noted=BUSY) for i in range(1, 4)] + [Waiting("t4", GPU, 9)]
     market = Market(waiting={w.task_id: w for w in waits})
     market.agents = {a: agent(a, 1, frozenset(), True) for a in ("a0", "a1")}
@@ -162,4 +164,85 @@ def test_tasks_noted_busy_get_the_slots_freed_since_and_the_rest_are_not_walked(
     assert out == reference_round(before)
     assert [(type(x).__name__, x.task_id) for x in out] == [("NoteWaiting", "t4"), ("ReserveSlot", "t1"),
                                                            ("ReserveSlot", "t2")]
-    assert market.waiting["t3"].noted == BUSY and [k[2] for k in market.waiting.unsettled] == ["t4"]
+    assert market.waiting["t3"].noted == BUSY and list(market.waiting.unsettled) == []
+    assert list(market.waiting.parked) == ["t4"]  # no agent can take it: not asked again while the fleet holds
+
+
+CHANGES = st.lists(st.tuples(st.integers(0, 12_000), st.sampled_from(("none", "gpu", "offline", "online", "task", "drop", "pin", "price", "key"))),
+                   min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(WAITS, max_size=25), AGENTS, CHANGES)
+def test_rounds_after_rounds_propose_what_asking_every_task_each_round_did(waits, fleet, changes):
+    """Tasks no agent could take are not asked again until they or an agent change, or an agent goes live or not:
+    over rounds with time passing (heartbeats expire), agents gaining a capability, going offline or online, tasks
+    queued, offers cancelled (a slot free again, no agent changed), tasks pinned and agents priced or keyed, every round proposes what the
+    round that asks every task proposed."""
+    market = Market(waiting={w.task_id: w for w in waits})
+    market.agents = {f"a{i}": agent(f"a{i}", slots, holding, online)
+                     for i, (slots, holding, online) in enumerate(fleet)}
+    reference = copy.deepcopy(market)
+    now = NOW
+    for step, (later, change) in enumerate(changes):
+        now += later
+        for m in (market, reference):
+            if m.agents and change in ("gpu", "offline", "online"):
+                a = m.agents["a0"]
+                m.agents["a0"] = (replace(a, capabilities=a.capabilities + (Capability("gpu"),)) if change == "gpu"
+                                  else replace(a, price=1.0) if change == "price"  # unverifiable without a key
+                                  else replace(a, public_key="ab" * 32) if change == "key"
+                                  else replace(a, status=change, last_seen=now))
+            elif change == "task":
+                m.waiting[f"n{step}"] = Waiting(f"n{step}", GPU if step % 2 else ECHO, now)
+            elif change == "drop":  # an offered task cancelled: its slot is free again, no agent changed
+                m.waiting.pop(next((t for t in sorted(m.waiting) if m.waiting[t].proposed_to), ""), None)
+            elif change == "pin":  # an operator pins the first task no agent could take
+                t = next((t for t in sorted(m.waiting) if m.waiting[t].noted.startswith("no eligible")), None)
+                if t is not None:
+                    m.waiting[t] = replace(m.waiting[t], pinned_to="a0", proposed_to=None)
+        assert market.proposals(now, TIMEOUT_MS, RETRY_MS, "r") == reference_round(reference, now)
+        assert market.waiting == reference.waiting
+
+
+def test_a_task_waiting_for_busy_agents_gets_the_slot_an_offer_cancelled_gave_back():
+    """No agent changes when an offered task is cancelled, yet its slot is free again: a task that waited for busy
+    agents is asked at the next round."""
+    market = Market(waiting={"t1": Waiting("t1", ECHO, 1, proposed_to="a0", proposed_at=NOW),
+                             "t2": Waiting("t2", ECHO, 2)})
+    market.agents = {"a0": agent("a0", 1, frozenset(), True)}
+    assert market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r") == []
+    assert market.waiting["t2"].noted == BUSY
+    market.waiting.pop("t1")
+    assert [(type(x).__name__, x.task_id) for x in market.proposals(NOW + 1, TIMEOUT_MS, RETRY_MS, "r")] == [
+        ("ReserveSlot", "t2")]
+
+
+def test_a_parked_task_is_asked_again_when_an_agent_registers_its_key_or_lowers_its_price():
+    """Parked while the only agent is priced without a key, or over the task's budget; asked again, and offered,
+    once the agent's key or price changes: nothing else about the agent or the task moved."""
+    cheap_need = replace(ECHO, budget=0.5, requester="acme/ann")
+    market = Market(waiting={"t1": Waiting("t1", ECHO, 1), "t2": Waiting("t2", cheap_need, 2)})
+    market.agents = {"a0": replace(agent("a0", 2, frozenset(), True), price=1.0)}
+    assert [x.reason for x in market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r")] == [
+        "no eligible agent: a0: no key for priced work",
+        "no eligible agent: a0: price 1.0 over budget 0.5"]
+    assert set(market.waiting.parked) == {"t1", "t2"}
+    assert market.proposals(NOW + 1, TIMEOUT_MS, RETRY_MS, "r") == []
+    market.agents["a0"] = replace(market.agents["a0"], public_key="ab" * 32)
+    assert [(type(x).__name__, x.task_id) for x in market.proposals(NOW + 2, TIMEOUT_MS, RETRY_MS, "r")] == [
+        ("HoldEscrow", "t1")]
+    market.agents["a0"] = replace(market.agents["a0"], price=0.4)
+    assert [(type(x).__name__, x.task_id) for x in market.proposals(NOW + 3, TIMEOUT_MS, RETRY_MS, "r")] == [
+        ("HoldEscrow", "t2")]
+
+
+def test_a_parked_task_is_asked_again_when_an_agent_gains_the_hardware_it_needs():
+    big = replace(ECHO, hardware=Hardware(ram_gb=64.0))
+    market = Market(waiting={"t1": Waiting("t1", big, 1)})
+    market.agents = {"a0": agent("a0", 1, frozenset(), True)}
+    assert [type(x).__name__ for x in market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r")] == ["NoteWaiting"]
+    assert list(market.waiting.parked) == ["t1"]
+    market.agents["a0"] = replace(market.agents["a0"], hardware=Hardware(ram_gb=128.0))
+    assert [(type(x).__name__, x.task_id) for x in market.proposals(NOW + 1, TIMEOUT_MS, RETRY_MS, "r")] == [
+        ("ReserveSlot", "t1")]

@@ -129,6 +129,10 @@ class Market:
     policy: Policy = DEFAULT_POLICY
     RETRY_FUNDS_MS = 2000
 
+    def __post_init__(self) -> None:
+        self.fleet: tuple = ()  # what the last round saw of the agents that decides whether they can take a task
+        self.fleet_version = 0  # moves when they change: see `_seen_fleet`
+
     def __setattr__(self, name: str, value) -> None:
         if name == "waiting" and not isinstance(value, WaitingQueue):
             value = WaitingQueue(value)  # whatever dict is assigned, the rounds read its order
@@ -247,6 +251,7 @@ class Market:
         The queue is read in its order while a slot is free. Once none is, a task noted as waiting for busy agents
         has nothing new to hear, so only the others behind that point are looked at (in the same order)."""
         waiting = self.waiting
+        self._seen_fleet(now, timeout_ms)
         releasing = {a: self.releasing(a) for a in self.agents}
         free = self._free(now, timeout_ms, releasing)
         held = set().union(*(a.holding - releasing[a.agent_id] for a in self.agents.values()))
@@ -262,20 +267,36 @@ class Market:
                 self._consider(w, free, held, now, timeout_ms, retry_ms, round_id, out)
         return out
 
+    def _seen_fleet(self, now: int, timeout_ms: int) -> None:
+        """Moves `fleet_version` when what decides whether an agent can take a task changed since the last round:
+        which agents there are, whether each is live, and its capabilities, hardware, price and key (not its
+        slots: a task no agent could take waits for busy agents no more than for idle ones)."""
+        fleet = tuple((a.agent_id, a.live(now, timeout_ms), a.capabilities, a.hardware, a.price, a.public_key)
+                      for a in self.agents.values())
+        if fleet != self.fleet:
+            self.fleet_version += 1
+            self.fleet = fleet
+            self.waiting.unpark()
+
     def _consider(self, w: Waiting, free: dict[str, int], held: set[str], now: int, timeout_ms: int, retry_ms: int,
                   round_id: str, out: list) -> bool:
         """One waiting task's turn in a round: an offer, a new reason noted, or nothing. Returns whether every
-        slot is taken after it."""
+        slot is taken after it. A task no agent could take is not looked at again until it or the fleet changes
+        (`_seen_fleet`): its answer would be the same."""
         if not turn(w, now, retry_ms):
             return False
         if w.task_id in held:
             return False  # a slot is held: the assignment is on its way
+        if self.waiting.parked.get(w.task_id) == self.fleet_version:
+            return False  # unchanged (a change unparks it) and so are the agents: the same answer
         agent_id, reason = self.choose(w, free, now, timeout_ms)
         if agent_id is None:
             if reason != w.noted:
                 if w.noted or not reason.startswith(BUSY):  # a queue behind busy agents is no news
                     out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
-                self.waiting[w.task_id] = replace(w, noted=reason)
+                w = self.waiting[w.task_id] = replace(w, noted=reason)
+            if not reason.startswith(BUSY):
+                self.waiting.park(w.task_id, self.fleet_version)
             return False
         free[agent_id] -= 1
         self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)

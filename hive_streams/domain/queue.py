@@ -22,10 +22,11 @@ def order_key(w) -> tuple:
 
 class WaitingQueue(dict):
     """task id -> Waiting. Beside the items: `order`, every task's order key, sorted; `unsettled`, the order keys of
-    the tasks whose noted reason is not BUSY, sorted; `proposed`, the tasks with an offer out. Every way of changing
+    the tasks whose noted reason is not BUSY and that are not parked, sorted; `proposed`, the tasks with an offer
+    out; `parked`, tasks no agent could take at the fleet version noted, unchanged since. Every way of changing
     the dict keeps them. Sorted lists, not a list and sets: a task leaves the front of a long queue in log time, and
     a set emptied after a long burst would still be walked over its old size."""
-    __slots__ = ("order", "keys_of", "unsettled", "proposed")
+    __slots__ = ("order", "keys_of", "unsettled", "proposed", "parked")
 
     def __init__(self, items=()):
         super().__init__()
@@ -33,6 +34,7 @@ class WaitingQueue(dict):
         self.keys_of: dict[str, tuple] = {}
         self.unsettled = SortedList()
         self.proposed: set[str] = set()
+        self.parked: dict[str, int] = {}  # task id -> the fleet version at which no agent could take it
         self.update(items)
 
     def __reduce__(self):
@@ -48,6 +50,7 @@ class WaitingQueue(dict):
             self.order.add(key)
             self.keys_of[task_id] = key
         super().__setitem__(task_id, w)
+        self.parked.pop(task_id, None)
         self._mark(task_id, key, w)
 
     def _mark(self, task_id: str, key: tuple, w) -> None:
@@ -98,6 +101,8 @@ class WaitingQueue(dict):
         self.order.update(keys.values())
         self.unsettled.update(k for task_id, k in keys.items() if not items[task_id].noted.startswith(BUSY))
         super().update(items)
+        for task_id in items.keys() & self.parked.keys():
+            del self.parked[task_id]
         self.proposed.update(task_id for task_id, w in items.items() if w.proposed_to)
         self.proposed.difference_update(task_id for task_id, w in items.items() if not w.proposed_to)
 
@@ -111,14 +116,29 @@ class WaitingQueue(dict):
         self.keys_of.clear()
         self.unsettled.clear()
         self.proposed.clear()
+        self.parked.clear()
 
     def unsettled_after(self, key: tuple | None, keep: Callable[[object], bool]) -> list:
         """The unsettled tasks behind `key` in the queue (every one when None) that `keep` takes, in order."""
         after = self.unsettled if key is None else self.unsettled.irange(key, inclusive=(False, False))
         return [w for w in (self[k[2]] for k in after) if keep(w)]
 
+    def park(self, task_id: str, version: int) -> None:
+        """Leaves a task no agent could take out of the unsettled until it changes or `unpark` is called."""
+        self.parked[task_id] = version
+        self.unsettled.discard(self.keys_of[task_id])
+
+    def unpark(self) -> None:
+        """Every parked task unsettled again (the agents changed: their answers may too)."""
+        for task_id in self.parked:
+            key = self.keys_of[task_id]
+            if key not in self.unsettled:
+                self.unsettled.add(key)
+        self.parked.clear()
+
     def _forget(self, task_id: str) -> None:
         key = self.keys_of.pop(task_id)
         self.order.remove(key)
         self.unsettled.discard(key)
         self.proposed.discard(task_id)
+        self.parked.pop(task_id, None)
