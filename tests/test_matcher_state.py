@@ -289,6 +289,14 @@ def test_a_snapshot_with_any_field_of_another_type_does_not_decode(path, value):
         decode(_forge(doc, path, value))
 
 
+def test_a_snapshot_with_a_waiting_task_kept_under_another_id_does_not_decode():
+    """Every round would fail on it: the queue keeps a task under its id."""
+    value_ok = encode(every_section())
+    doc = json.loads(value_ok[len(MAGIC):])
+    with pytest.raises(CodecError, match="waiting task 'acme:other' is kept under 'acme:t0'"):
+        decode(_forge(doc, ("market", "waiting", "acme:t0", 0), "acme:other"))
+
+
 def queued(n: int) -> Folded:
     fold = Fold()
     needs = [Need((Requirement("echo"),), priority=i) for i in range(3)]

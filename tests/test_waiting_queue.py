@@ -246,3 +246,8 @@ def test_a_parked_task_is_asked_again_when_an_agent_gains_the_hardware_it_needs(
     market.agents["a0"] = replace(market.agents["a0"], hardware=Hardware(ram_gb=128.0))
     assert [(type(x).__name__, x.task_id) for x in market.proposals(NOW + 1, TIMEOUT_MS, RETRY_MS, "r")] == [
         ("ReserveSlot", "t1")]
+
+
+def test_a_task_is_ordered_by_the_id_it_is_kept_under():
+    q = WaitingQueue({"x": Waiting("y", ECHO, 1)})
+    assert list(q.order) == [(0, 1, "x")] and [w.task_id for w in Market(waiting=q).queued()] == ["y"]

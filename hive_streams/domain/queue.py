@@ -15,9 +15,10 @@ BUSY = "every eligible agent is busy"
 BULK = 64  # items an update sorts in at once rather than inserting one by one
 
 
-def order_key(w) -> tuple:
-    """Highest priority first, then first queued, then task id: an order the log alone decides."""
-    return (-w.need.priority, w.queued_at, w.task_id)
+def order_key(w, task_id: str | None = None) -> tuple:
+    """Highest priority first, then first queued, then task id (the key it is kept under, which is its id): an order
+    the log alone decides."""
+    return (-w.need.priority, w.queued_at, w.task_id if task_id is None else task_id)
 
 
 class WaitingQueue(dict):
@@ -41,7 +42,7 @@ class WaitingQueue(dict):
         return (WaitingQueue, (dict(self),))
 
     def __setitem__(self, task_id: str, w) -> None:
-        key = order_key(w)
+        key = order_key(w, task_id)
         old = self.keys_of.get(task_id)
         if old != key:
             if old is not None:
@@ -96,7 +97,7 @@ class WaitingQueue(dict):
             old = self.keys_of.pop(task_id)
             self.order.remove(old)
             self.unsettled.discard(old)
-        keys = {task_id: order_key(w) for task_id, w in items.items()}
+        keys = {task_id: order_key(w, task_id) for task_id, w in items.items()}
         self.keys_of.update(keys)
         self.order.update(keys.values())
         self.unsettled.update(k for task_id, k in keys.items() if not items[task_id].noted.startswith(BUSY))

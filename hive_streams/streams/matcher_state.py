@@ -201,8 +201,10 @@ def _need(table: list[Need], place) -> Need:
 
 def _waiting(key: str, row: list, table: list[Need]) -> Waiting:
     task_id, need, queued_at, not_before, pinned_to, avoid, proposed_to, proposed_at, noted = row
-    return Waiting(key if task_id is None else task_id, _need(table, need), queued_at, not_before, pinned_to,
-                   frozenset(avoid), proposed_to, proposed_at, noted)
+    if task_id is not None and task_id != key:  # the market keys a waiting task by its id: a round could not run
+        raise ValueError(f"waiting task {task_id!r} is kept under {key!r}")
+    return Waiting(key, _need(table, need), queued_at, not_before, pinned_to, frozenset(avoid), proposed_to,
+                   proposed_at, noted)
 
 
 def _stats(s: FabricStats) -> _Object:
