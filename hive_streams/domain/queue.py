@@ -1,9 +1,10 @@
 """The market's waiting tasks, kept in the queue's order as they change.
 
 A matcher round offers free slots to the front of the queue; once every slot is taken it still looks at the
-tasks whose wait has another reason than busy agents (new ones, ineligible ones). Sorting every waiting task
-and walking all of them at each round made a round cost the length of the queue; this dict keeps the order
-and those two sets as tasks are queued, changed and dropped, so a round costs what it offers and notes.
+tasks whose wait has another reason than busy agents (new ones, mostly), but not at those parked because no
+agent could take them while the agents stay as they were. Sorting every waiting task and walking all of them at
+each round made a round cost the length of the queue; this dict keeps the order and those sets as tasks are
+queued, changed and dropped, so a round costs what it offers and notes.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def order_key(w, task_id: str | None = None) -> tuple:
 class WaitingQueue(dict):
     """task id -> Waiting. Beside the items: `order`, every task's order key, sorted; `unsettled`, the order keys of
     the tasks whose noted reason is not BUSY and that are not parked, sorted; `proposed`, the tasks with an offer
-    out; `parked`, tasks no agent could take at the fleet version noted, unchanged since. Every way of changing
+    out; `parked`, the tasks no agent could take at the fleet version noted, unchanged since. Every way of changing
     the dict keeps them. Sorted lists, not a list and sets: a task leaves the front of a long queue in log time, and
     a set emptied after a long burst would still be walked over its old size."""
     __slots__ = ("order", "keys_of", "unsettled", "proposed", "parked")
