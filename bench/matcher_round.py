@@ -5,8 +5,8 @@ a market of two live agents running 256 tasks each and that many tasks waiting; 
 Then, ROUNDS times (default 20), each agent finishes a task, a round runs (it offers the two slots to the front of
 the queue) and the two offered tasks start. Prints the best of those rounds in milliseconds: what a round costs
 the worker while a burst waits behind busy agents. A second line each: the same with as many tasks again that no
-agent can take (they need a capability none has). Run two checkouts one after the other, alternating, to compare
-a change.
+agent can take (they need a capability none has). A third: the same queue while a third agent, which none of the
+tasks can use, has free slots. Run two checkouts one after the other, alternating, to compare a change.
 """
 from __future__ import annotations
 
@@ -24,15 +24,16 @@ TIMEOUT_MS = 600_000
 RETRY_MS = 5_000
 
 
-def market(waiting: int, now: int, unplaceable: int = 0) -> Market:
+def market(waiting: int, now: int, unplaceable: int = 0, idle_other: bool = False) -> Market:
     m = Market()
-    for i in range(2):
+    for i in range(3 if idle_other else 2):
         state = agent_agg.AgentState(f"ex-{i}")
         command = c.RegisterAgent(state.agent_id, f"reg-{i}", now, name=state.agent_id,
-                                  capabilities=(Capability("echo"),), slots=SLOTS)
+                                  capabilities=(Capability("echo" if i < 2 else "render"),), slots=SLOTS)
         for event in agent_agg.decide(command, state, now, TIMEOUT_MS):
             state = agent_agg.evolve(state, event)
-        m.agents[state.agent_id] = replace(state, holding=frozenset(f"run-{i}-{n}" for n in range(SLOTS)))
+        running = SLOTS if i < 2 else 0  # the third, if any, is idle
+        m.agents[state.agent_id] = replace(state, holding=frozenset(f"run-{i}-{n}" for n in range(running)))
     need = Need((Requirement("echo"),))
     m.waiting = {f"t{i}": Waiting(f"t{i}", need, now + i) for i in range(waiting)}
     gpu = Need((Requirement("gpu"),))
@@ -40,14 +41,14 @@ def market(waiting: int, now: int, unplaceable: int = 0) -> Market:
     return m
 
 
-def best_ms(waiting: int, rounds: int = 20, unplaceable: int = 0) -> float:
+def best_ms(waiting: int, rounds: int = 20, unplaceable: int = 0, idle_other: bool = False) -> float:
     now = int(time.time() * 1000)
-    m = market(waiting, now, unplaceable)
+    m = market(waiting, now, unplaceable, idle_other)
     m.proposals(now, TIMEOUT_MS, RETRY_MS)
     best = float("inf")
     for _ in range(rounds):
         now += 10
-        for a in m.agents.values():  # each agent finishes one task
+        for a in list(m.agents.values())[:2]:  # each busy agent finishes one task
             m.agents[a.agent_id] = replace(a, holding=frozenset(sorted(a.holding)[1:]), last_seen=now)
         started = time.perf_counter()
         offers = m.proposals(now, TIMEOUT_MS, RETRY_MS)
@@ -66,3 +67,4 @@ if __name__ == "__main__":
     for size in sizes:
         print(f"{size:>7,} waiting: {best_ms(size, rounds):.3f} ms a round (best of {rounds})")
         print(f"{size:>7,} waiting and {size:,} no agent can take: {best_ms(size, rounds, size):.3f} ms a round")
+        print(f"{size:>7,} waiting, an agent none can use idle: {best_ms(size, rounds, idle_other=True):.3f} ms a round")

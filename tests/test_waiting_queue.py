@@ -35,8 +35,11 @@ def check(q: WaitingQueue) -> None:
     assert list(q.order) == sorted(order_key(w) for w in q.values())
     assert q.keys_of == {t: order_key(w) for t, w in q.items()}
     assert list(q.unsettled) == sorted(order_key(w) for t, w in q.items()
-                                       if not w.noted.startswith(BUSY) and t not in q.parked)
-    assert q.parked.keys() <= {t for t, w in q.items() if not w.noted.startswith(BUSY)}
+                                       if not w.noted.startswith(BUSY) and t not in q.settled)
+    assert list(q.loose) == sorted(order_key(w) for t, w in q.items() if w.noted.startswith(BUSY) and t not in q.settled)
+    assert q.settled.keys() <= q.keys()
+    assert {agents: list(keys) for agents, keys in q.groups.items()} == {
+        agents: sorted(q.keys_of[t] for t, a in q.settled.items() if a == agents) for agents in set(q.settled.values())}
     assert q.proposed == {t for t, w in q.items() if w.proposed_to}
 
 
@@ -44,7 +47,9 @@ OPS = st.lists(st.one_of(
     st.tuples(st.just("set"), WAITS), st.tuples(st.just("pop"), st.integers(0, 30)),
     st.tuples(st.just("del"), st.integers(0, 30)), st.tuples(st.just("update"), st.lists(WAITS, max_size=4)),
     st.tuples(st.just("setdefault"), WAITS), st.tuples(st.just("popitem"), st.none()),
-    st.tuples(st.just("clear"), st.none())), max_size=40)
+    st.tuples(st.just("clear"), st.none()),
+    st.tuples(st.just("settle"), st.tuples(st.integers(0, 30), st.frozensets(st.sampled_from(("a0", "a1"))))),
+    st.tuples(st.just("unsettle"), st.none())), max_size=40)
 
 
 @settings(max_examples=200, deadline=None)
@@ -68,6 +73,11 @@ def test_every_change_keeps_the_order_and_the_sets(ops):
             assert q.popitem() == plain.popitem()
         elif op == "clear":
             q.clear(), plain.clear()
+        elif op == "settle" and f"t{arg[0]}" in plain:
+            q.settle(f"t{arg[0]}", arg[1])
+        elif op == "unsettle":
+            q.unsettle()
+            assert not q.settled and not q.groups
         check(q)
         assert q == plain and list(q) == list(plain)
     check(copy.deepcopy(q))
@@ -165,10 +175,12 @@ def test_tasks_noted_busy_get_the_slots_freed_since_and_the_rest_are_not_walked(
     assert [(type(x).__name__, x.task_id) for x in out] == [("NoteWaiting", "t4"), ("ReserveSlot", "t1"),
                                                            ("ReserveSlot", "t2")]
     assert market.waiting["t3"].noted == BUSY and list(market.waiting.unsettled) == []
-    assert list(market.waiting.parked) == ["t4"]  # no agent can take it: not asked again while the fleet holds
+    # no agent can take t4: not asked again while the fleet holds; t3, behind the last free slot, was not asked
+    assert market.waiting.settled == {"t4": frozenset()} and order_key(waits[2]) in market.waiting.loose
 
 
-CHANGES = st.lists(st.tuples(st.integers(0, 12_000), st.sampled_from(("none", "gpu", "offline", "online", "task", "drop", "pin", "price", "key"))),
+CHANGES = st.lists(st.tuples(st.integers(0, 12_000), st.sampled_from(("none", "gpu", "offline", "online", "task", "drop",
+                                                                      "pin", "price", "key", "finish"))),
                    min_size=1, max_size=6)
 
 
@@ -187,7 +199,7 @@ def test_rounds_after_rounds_propose_what_asking_every_task_each_round_did(waits
     for step, (later, change) in enumerate(changes):
         now += later
         for m in (market, reference):
-            if m.agents and change in ("gpu", "offline", "online"):
+            if m.agents and change in ("gpu", "offline", "online", "price", "key"):
                 a = m.agents["a0"]
                 m.agents["a0"] = (replace(a, capabilities=a.capabilities + (Capability("gpu"),)) if change == "gpu"
                                   else replace(a, price=1.0) if change == "price"  # unverifiable without a key
@@ -195,6 +207,9 @@ def test_rounds_after_rounds_propose_what_asking_every_task_each_round_did(waits
                                   else replace(a, status=change, last_seen=now))
             elif change == "task":
                 m.waiting[f"n{step}"] = Waiting(f"n{step}", GPU if step % 2 else ECHO, now)
+            elif change == "finish" and m.agents:  # a task an agent ran ends: a slot is free, no agent changed
+                a = m.agents[sorted(m.agents)[-1]]
+                m.agents[a.agent_id] = replace(a, holding=frozenset(sorted(a.holding)[1:]))
             elif change == "drop":  # an offered task cancelled: its slot is free again, no agent changed
                 m.waiting.pop(next((t for t in sorted(m.waiting) if m.waiting[t].proposed_to), ""), None)
             elif change == "pin":  # an operator pins the first task no agent could take
@@ -227,7 +242,7 @@ def test_a_parked_task_is_asked_again_when_an_agent_registers_its_key_or_lowers_
     assert [x.reason for x in market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r")] == [
         "no eligible agent: a0: no key for priced work",
         "no eligible agent: a0: price 1.0 over budget 0.5"]
-    assert set(market.waiting.parked) == {"t1", "t2"}
+    assert market.waiting.settled == {"t1": frozenset(), "t2": frozenset()}
     assert market.proposals(NOW + 1, TIMEOUT_MS, RETRY_MS, "r") == []
     market.agents["a0"] = replace(market.agents["a0"], public_key="ab" * 32)
     assert [(type(x).__name__, x.task_id) for x in market.proposals(NOW + 2, TIMEOUT_MS, RETRY_MS, "r")] == [
@@ -242,7 +257,7 @@ def test_a_parked_task_is_asked_again_when_an_agent_gains_the_hardware_it_needs(
     market = Market(waiting={"t1": Waiting("t1", big, 1)})
     market.agents = {"a0": agent("a0", 1, frozenset(), True)}
     assert [type(x).__name__ for x in market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r")] == ["NoteWaiting"]
-    assert list(market.waiting.parked) == ["t1"]
+    assert market.waiting.settled == {"t1": frozenset()}
     market.agents["a0"] = replace(market.agents["a0"], hardware=Hardware(ram_gb=128.0))
     assert [(type(x).__name__, x.task_id) for x in market.proposals(NOW + 1, TIMEOUT_MS, RETRY_MS, "r")] == [
         ("ReserveSlot", "t1")]
@@ -251,3 +266,29 @@ def test_a_parked_task_is_asked_again_when_an_agent_gains_the_hardware_it_needs(
 def test_a_task_is_ordered_by_the_id_it_is_kept_under():
     q = WaitingQueue({"x": Waiting("y", ECHO, 1)})
     assert list(q.order) == [(0, 1, "x")] and [w.task_id for w in Market(waiting=q).queued()] == ["y"]
+
+
+def test_tasks_waiting_for_busy_agents_are_not_asked_while_only_an_agent_none_can_use_is_free():
+    """Two busy agents that can take the queue's tasks and a free one that cannot: after the round that notes them,
+    the tasks are asked again only when a slot of one of their two agents is free, and then get it."""
+    asked = []
+
+    class Counting(Market):
+        def choose(self, w, free, now, timeout_ms):
+            asked.append(w.task_id)
+            return super().choose(w, free, now, timeout_ms)
+
+    waits = [Waiting(f"t{i}", ECHO, i) for i in range(1, 5)]
+    market = Counting(waiting={w.task_id: w for w in waits})
+    market.agents = {a: agent(a, 1, frozenset({f"run-{a}"}), True) for a in ("a0", "a1")}
+    idle = agent("g0", 4, frozenset(), True)
+    market.agents["g0"] = replace(idle, capabilities=(Capability("gpu"),))
+    assert market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r") == []
+    assert asked == ["t1", "t2", "t3", "t4"] and set(market.waiting.settled.values()) == {frozenset({"a0", "a1"})}
+    asked.clear()
+    assert market.proposals(NOW + 1, TIMEOUT_MS, RETRY_MS, "r") == [] and asked == []
+    a1 = market.agents["a1"]
+    market.agents["a1"] = replace(a1, holding=frozenset())  # its task ended: one slot of the two agents is free
+    assert [(type(x).__name__, x.task_id, x.agent_id) for x in market.proposals(NOW + 2, TIMEOUT_MS, RETRY_MS, "r")] == [
+        ("ReserveSlot", "t1", "a1")]
+    assert asked == ["t1"]  # the slot went to the first; the others were left, no slot of theirs being free

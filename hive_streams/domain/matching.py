@@ -67,6 +67,14 @@ def ineligible(need: Need, a: agent_agg.AgentState, now: int, timeout_ms: int) -
             or unverifiable(a))
 
 
+def refusal(w: Waiting, a: agent_agg.AgentState, now: int, timeout_ms: int) -> str:
+    """Empty when the agent could serve the waiting task (slots aside), else why not. An operator's pin overrides
+    the policy (capabilities, hardware), never liveness, slots, keys or budget."""
+    if not w.pinned_to:
+        return ineligible(w.need, a, now, timeout_ms)
+    return (unverifiable(a) or pin_refusal(w.need, a)) if a.live(now, timeout_ms) else "no live agent"
+
+
 def unverifiable(a: agent_agg.AgentState) -> str:
     """A priced agent must have registered a key: its results are paid for only once their signature checks."""
     return NO_KEY if cents(a.price) > 0 and not a.public_key else ""
@@ -131,7 +139,6 @@ class Market:
 
     def __post_init__(self) -> None:
         self.fleet: tuple = ()  # what the last round saw of the agents that decides whether they can take a task
-        self.fleet_version = 0  # moves when they change: see `_seen_fleet`
 
     def __setattr__(self, name: str, value) -> None:
         if name == "waiting" and not isinstance(value, WaitingQueue):
@@ -248,8 +255,9 @@ class Market:
         """Commands to send now: slot requests, assignments of held slots, and waiting reasons. Each offer carries
         `round_id`, so the log records which round proposed it.
 
-        The queue is read in its order while a slot is free. Once none is, a task noted as waiting for busy agents
-        has nothing new to hear, so only the others behind that point are looked at (in the same order)."""
+        The queue is read in its order while a slot is free, leaving out the tasks settled on agents none of which
+        has one (their answer would be the same: see `_consider`). Once no slot is free, a task noted as waiting
+        for busy agents has nothing new to hear, so only the unsettled others behind that point are looked at."""
         waiting = self.waiting
         self._seen_fleet(now, timeout_ms)
         releasing = {a: self.releasing(a) for a in self.agents}
@@ -257,46 +265,44 @@ class Market:
         held = set().union(*(a.holding - releasing[a.agent_id] for a in self.agents.values()))
         out: list = []
         full, last = all(n <= 0 for n in free.values()), None
-        for key in waiting.order:
-            if full:
-                break
-            last = key
-            full = self._consider(waiting[key[2]], free, held, now, timeout_ms, retry_ms, round_id, out)
+        if not full:
+            for key in waiting.asked(lambda agents: any(free.get(a, 0) > 0 for a in agents)):
+                last = key
+                if self._consider(waiting[key[2]], free, held, now, timeout_ms, retry_ms, round_id, out):
+                    full = True
+                    break
         if full:
-            for w in waiting.unsettled_after(last, lambda w: turn(w, now, retry_ms)):
+            for w in waiting.unsettled_after(last):
                 self._consider(w, free, held, now, timeout_ms, retry_ms, round_id, out)
         return out
 
     def _seen_fleet(self, now: int, timeout_ms: int) -> None:
-        """Moves `fleet_version` when what decides whether an agent can take a task changed since the last round:
-        which agents there are, whether each is live, and its capabilities, hardware, price and key (not its
-        slots: a task no agent could take waits for busy agents no more than for idle ones)."""
+        """Unsettles every waiting task when what decides whether an agent can take a task changed since the last
+        round: which agents there are, whether each is live, and its capabilities, hardware, price and key (not
+        its slots: `proposals` reads those at every round)."""
         fleet = tuple((a.agent_id, a.live(now, timeout_ms), a.capabilities, a.hardware, a.price, a.public_key)
                       for a in self.agents.values())
         if fleet != self.fleet:
-            self.fleet_version += 1
             self.fleet = fleet
-            self.waiting.unpark()
+            self.waiting.unsettle()
 
     def _consider(self, w: Waiting, free: dict[str, int], held: set[str], now: int, timeout_ms: int, retry_ms: int,
                   round_id: str, out: list) -> bool:
         """One waiting task's turn in a round: an offer, a new reason noted, or nothing. Returns whether every
-        slot is taken after it. A task no agent could take is not looked at again until it or the fleet changes
-        (`_seen_fleet`): its answer would be the same."""
+        slot is taken after it. A task that must wait is settled on the agents that could take it: until it or
+        the fleet changes (`_seen_fleet`), or one of them has a free slot, its answer would be the same."""
         if not turn(w, now, retry_ms):
             return False
         if w.task_id in held:
             return False  # a slot is held: the assignment is on its way
-        if self.waiting.parked.get(w.task_id) == self.fleet_version:
-            return False  # unchanged (a change unparks it) and so are the agents: the same answer
         agent_id, reason = self.choose(w, free, now, timeout_ms)
         if agent_id is None:
             if reason != w.noted:
                 if w.noted or not reason.startswith(BUSY):  # a queue behind busy agents is no news
                     out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
                 w = self.waiting[w.task_id] = replace(w, noted=reason)
-            if not reason.startswith(BUSY):
-                self.waiting.park(w.task_id, self.fleet_version)
+            busy = reason.startswith(BUSY)
+            self.waiting.settle(w.task_id, self.eligible(w, now, timeout_ms) if busy else frozenset())
             return False
         free[agent_id] -= 1
         self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
@@ -316,10 +322,9 @@ class Market:
         pending: dict[str, int] = {}
         waiting = self.waiting
         for w in map(waiting.__getitem__, waiting.proposed):
-            if w.proposed_to:
-                agent = self.agents.get(w.proposed_to)
-                if agent is None or w.task_id not in agent.holding:
-                    pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
+            agent = self.agents.get(w.proposed_to)
+            if agent is None or w.task_id not in agent.holding:
+                pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
         for (agent_id, task_id), assigned in self.assigns.items():
             unseen = assigned - self.reserves.get((agent_id, task_id), 0)
             if unseen > 0:
@@ -328,15 +333,21 @@ class Market:
         return {a.agent_id: a.free_slots + count(a.agent_id) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}
 
+    def candidates(self, w: Waiting):
+        """The agents a task may go to: the one it is pinned to (none if unknown), else every agent."""
+        return [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
+
+    def eligible(self, w: Waiting, now: int, timeout_ms: int) -> frozenset[str]:
+        """The agents that could take the task, slots aside."""
+        return frozenset(a.agent_id for a in self.candidates(w) if not refusal(w, a, now, timeout_ms))
+
     def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
         """The best agent for a waiting task, or None and the reason it must wait."""
-        candidates = [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
+        candidates = self.candidates(w)
         best, reasons, busy = None, [], False
         avoid = w.avoid | self.refused.get(w.task_id, frozenset())
         for a in candidates:
-            # an operator's pin overrides the policy (capabilities, hardware), never liveness, slots, keys or budget
-            why = (((unverifiable(a) or pin_refusal(w.need, a)) if a.live(now, timeout_ms) else "no live agent")
-                   if w.pinned_to else ineligible(w.need, a, now, timeout_ms))
+            why = refusal(w, a, now, timeout_ms)
             if why:
                 reasons.append(f"{a.agent_id}: {why}")
                 continue
