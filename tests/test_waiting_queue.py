@@ -165,7 +165,7 @@ def test_a_round_proposes_what_a_round_over_the_sorted_queue_did(waits, fleet):
 
 def test_tasks_noted_busy_get_the_slots_freed_since_and_the_rest_are_not_walked():
     """Three tasks noted busy, two agents with a slot each: the first two get one, the third stays noted; a task
-    no agent can take is noted once and parked."""
+    no agent can take is noted once and settled on no agent."""
     waits = [Waiting(f"t{i}", ECHO, i, noted=BUSY) for i in range(1, 4)] + [Waiting("t4", GPU, 9)]
     market = Market(waiting={w.task_id: w for w in waits})
     market.agents = {a: agent(a, 1, frozenset(), True) for a in ("a0", "a1")}
@@ -233,7 +233,7 @@ def test_a_task_waiting_for_busy_agents_gets_the_slot_an_offer_cancelled_gave_ba
         ("ReserveSlot", "t2")]
 
 
-def test_a_parked_task_is_asked_again_when_an_agent_registers_its_key_or_lowers_its_price():
+def test_a_task_no_agent_could_take_is_asked_again_when_an_agent_registers_its_key_or_lowers_its_price():
     """Parked while the only agent is priced without a key, or over the task's budget; asked again, and offered,
     once the agent's key or price changes: nothing else about the agent or the task moved."""
     cheap_need = replace(ECHO, budget=0.5, requester="acme/ann")
@@ -252,7 +252,7 @@ def test_a_parked_task_is_asked_again_when_an_agent_registers_its_key_or_lowers_
         ("HoldEscrow", "t2")]
 
 
-def test_a_parked_task_is_asked_again_when_an_agent_gains_the_hardware_it_needs():
+def test_a_task_no_agent_could_take_is_asked_again_when_an_agent_gains_the_hardware_it_needs():
     big = replace(ECHO, hardware=Hardware(ram_gb=64.0))
     market = Market(waiting={"t1": Waiting("t1", big, 1)})
     market.agents = {"a0": agent("a0", 1, frozenset(), True)}
