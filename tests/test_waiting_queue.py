@@ -103,16 +103,19 @@ def test_a_market_holds_its_waiting_tasks_in_a_queue_whatever_dict_it_is_given()
     assert type(market.waiting) is WaitingQueue and market.queued() == []
 
 
-def agent(agent_id: str, slots: int, holding: frozenset[str], online: bool) -> agent_agg.AgentState:
+def agent(agent_id: str, slots: int, holding: frozenset[str], online: bool, can: tuple[str, ...] = ("echo",)
+          ) -> agent_agg.AgentState:
     state = agent_agg.AgentState(agent_id)
     for event in agent_agg.decide(c.RegisterAgent(agent_id, f"r-{agent_id}", NOW, name=agent_id,
-                                                  capabilities=(Capability("echo"),), slots=slots), state, NOW, 60_000):
+                                                  capabilities=tuple(map(Capability, can)), slots=slots),
+                                  state, NOW, 60_000):
         state = agent_agg.evolve(state, event)
     return replace(state, holding=holding, status="online" if online else "offline")
 
 
 AGENTS = st.lists(st.tuples(st.integers(0, 3), st.sets(st.sampled_from([f"t{i}" for i in range(31)]), max_size=3),
-                            st.booleans()), min_size=0, max_size=2)
+                            st.booleans(), st.sampled_from((("echo",), ("gpu",), ("echo", "gpu")))),
+                  min_size=0, max_size=3)
 
 
 def reference_round(market: Market, now: int = NOW) -> list:
@@ -155,8 +158,8 @@ def reference_round(market: Market, now: int = NOW) -> list:
 @given(st.lists(WAITS, max_size=25), AGENTS)
 def test_a_round_proposes_what_a_round_over_the_sorted_queue_did(waits, fleet):
     market = Market(waiting={w.task_id: w for w in waits})
-    market.agents = {f"a{i}": agent(f"a{i}", slots, holding, online)
-                     for i, (slots, holding, online) in enumerate(fleet)}
+    market.agents = {f"a{i}": agent(f"a{i}", slots, holding, online, can)
+                     for i, (slots, holding, online, can) in enumerate(fleet)}
     before = copy.deepcopy(market)
     assert market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r") == reference_round(before)
     assert market.waiting == before.waiting
@@ -192,8 +195,8 @@ def test_rounds_after_rounds_propose_what_asking_every_task_each_round_did(waits
     queued, offers cancelled (a slot free again, no agent changed), tasks pinned and agents priced or keyed, every round proposes what the
     round that asks every task proposed."""
     market = Market(waiting={w.task_id: w for w in waits})
-    market.agents = {f"a{i}": agent(f"a{i}", slots, holding, online)
-                     for i, (slots, holding, online) in enumerate(fleet)}
+    market.agents = {f"a{i}": agent(f"a{i}", slots, holding, online, can)
+                     for i, (slots, holding, online, can) in enumerate(fleet)}
     reference = copy.deepcopy(market)
     now = NOW
     for step, (later, change) in enumerate(changes):
@@ -208,7 +211,7 @@ def test_rounds_after_rounds_propose_what_asking_every_task_each_round_did(waits
             elif change == "task":
                 m.waiting[f"n{step}"] = Waiting(f"n{step}", GPU if step % 2 else ECHO, now)
             elif change == "finish" and m.agents:  # a task an agent ran ends: a slot is free, no agent changed
-                a = m.agents[sorted(m.agents)[-1]]
+                a = m.agents[sorted(m.agents)[later % len(m.agents)]]
                 m.agents[a.agent_id] = replace(a, holding=frozenset(sorted(a.holding)[1:]))
             elif change == "drop":  # an offered task cancelled: its slot is free again, no agent changed
                 m.waiting.pop(next((t for t in sorted(m.waiting) if m.waiting[t].proposed_to), ""), None)
