@@ -208,9 +208,9 @@ def test_once_a_round_has_offered_the_last_free_slot_the_tasks_noted_busy_behind
     class Counting(Market):
         weighed = 0
 
-        def choose(self, w, free, now, timeout_ms):
+        def weigh(self, w, free, now, timeout_ms):
             self.weighed += 1
-            return super().choose(w, free, now, timeout_ms)
+            return super().weigh(w, free, now, timeout_ms)
 
     m = Counting()
     m.observe(e.AgentRegistered("solo", 1, 0, "solo", (Capability("echo", 1.0),), 1))

@@ -277,9 +277,9 @@ def test_tasks_waiting_for_busy_agents_are_not_asked_while_only_an_agent_none_ca
     asked = []
 
     class Counting(Market):
-        def choose(self, w, free, now, timeout_ms):
+        def weigh(self, w, free, now, timeout_ms):
             asked.append(w.task_id)
-            return super().choose(w, free, now, timeout_ms)
+            return super().weigh(w, free, now, timeout_ms)
 
     waits = [Waiting(f"t{i}", ECHO, i) for i in range(1, 5)]
     market = Counting(waiting={w.task_id: w for w in waits})
@@ -295,3 +295,29 @@ def test_tasks_waiting_for_busy_agents_are_not_asked_while_only_an_agent_none_ca
     assert [(type(x).__name__, x.task_id, x.agent_id) for x in market.proposals(NOW + 2, TIMEOUT_MS, RETRY_MS, "r")] == [
         ("ReserveSlot", "t1", "a1")]
     assert asked == ["t1"]  # the slot went to the first; the others were left, no slot of theirs being free
+
+
+def test_a_queue_given_to_another_market_is_asked_again_there():
+    """Tasks settled against one market's agents are asked afresh by a market the queue is handed to."""
+    first = Market(waiting={"t1": Waiting("t1", GPU, 1)})
+    first.agents = {"a0": agent("a0", 1, frozenset(), True)}
+    assert [x.reason for x in first.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r")] == [
+        "no eligible agent: a0: capability 'gpu' missing"]
+    second = Market(waiting=first.waiting)
+    assert not second.waiting.settled
+    assert [x.reason for x in second.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r")] == [
+        "no eligible agent: no agents registered"]
+
+
+def test_many_at_once_with_one_that_is_not_a_waiting_task_change_nothing():
+    q = WaitingQueue({w.task_id: w for w in (waiting_of(i, 0, i, "", None, False) for i in range(5))})
+    before = dict(q)
+    many = {f"n{i}": waiting_of(i, 1, i, BUSY, None, False) for i in range(BULK)}
+    try:
+        q.update({**many, "t1": "not a task"})
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("a value that is not a Waiting was taken")
+    assert q == before
+    check(q)

@@ -139,10 +139,14 @@ class Market:
 
     def __post_init__(self) -> None:
         self.fleet: tuple = ()  # what the last round saw of the agents that decides whether they can take a task
+        self._round_able: dict | None = None  # during a round: `_able`'s answers by what a task needs and its pin
 
     def __setattr__(self, name: str, value) -> None:
-        if name == "waiting" and not isinstance(value, WaitingQueue):
-            value = WaitingQueue(value)  # whatever dict is assigned, the rounds read its order
+        if name == "waiting":  # whatever dict is assigned, the rounds read its order
+            if isinstance(value, WaitingQueue):
+                value.unsettle()  # settled against another market's agents, maybe
+            else:
+                value = WaitingQueue(value)
         object.__setattr__(self, name, value)
 
     def reputation(self, agent_id: str) -> float:
@@ -258,6 +262,13 @@ class Market:
         The queue is read in its order while a slot is free, leaving out the tasks settled on agents none of which
         has one (their answer would be the same: see `_consider`). Once no slot is free, a task noted as waiting
         for busy agents has nothing new to hear, so only the unsettled others behind that point are looked at."""
+        self._round_able = {}
+        try:
+            return self._round(now, timeout_ms, retry_ms, round_id)
+        finally:
+            self._round_able = None
+
+    def _round(self, now: int, timeout_ms: int, retry_ms: int, round_id: str) -> list:
         waiting = self.waiting
         self._seen_fleet(now, timeout_ms)
         releasing = {a: self.releasing(a) for a in self.agents}
@@ -295,14 +306,13 @@ class Market:
             return False
         if w.task_id in held:
             return False  # a slot is held: the assignment is on its way
-        agent_id, reason = self.choose(w, free, now, timeout_ms)
+        agent_id, reason, eligible = self.weigh(w, free, now, timeout_ms)
         if agent_id is None:
             if reason != w.noted:
                 if w.noted or not reason.startswith(BUSY):  # a queue behind busy agents is no news
                     out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
                 w = self.waiting[w.task_id] = replace(w, noted=reason)
-            busy = reason.startswith(BUSY)
-            self.waiting.settle(w.task_id, self.eligible(w, now, timeout_ms) if busy else frozenset())
+            self.waiting.settle(w.task_id, eligible)  # none when no agent can take it
             return False
         free[agent_id] -= 1
         self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
@@ -333,35 +343,52 @@ class Market:
         return {a.agent_id: a.free_slots + count(a.agent_id) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}
 
-    def candidates(self, w: Waiting):
-        """The agents a task may go to: the one it is pinned to (none if unknown), else every agent."""
-        return [self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to else self.agents.values()
-
-    def eligible(self, w: Waiting, now: int, timeout_ms: int) -> frozenset[str]:
-        """The agents that could take the task, slots aside."""
-        return frozenset(a.agent_id for a in self.candidates(w) if not refusal(w, a, now, timeout_ms))
-
     def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
         """The best agent for a waiting task, or None and the reason it must wait."""
-        candidates = self.candidates(w)
-        best, reasons, busy = None, [], False
-        avoid = w.avoid | self.refused.get(w.task_id, frozenset())
-        for a in candidates:
-            why = refusal(w, a, now, timeout_ms)
-            if why:
-                reasons.append(f"{a.agent_id}: {why}")
-                continue
+        agent_id, reason, _ = self.weigh(w, free, now, timeout_ms)
+        return agent_id, reason
+
+    def weigh(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int
+              ) -> tuple[str | None, str, frozenset[str]]:
+        """`choose`'s answer and, when the task must wait, the agents that could take it, slots aside."""
+        able, able_ids, refusals = self._able(w, now, timeout_ms)
+        best, avoid = None, None
+        for a in able:
             slots = free.get(a.agent_id, 0)
             if slots <= 0:
-                busy = True
                 continue
+            if avoid is None:
+                avoid = w.avoid | self.refused.get(w.task_id, frozenset())
             key = (a.agent_id in avoid, -self.policy.score(w.need, a, self.reputation(a.agent_id), slots), a.agent_id)
             if best is None or key < best[0]:
                 best = (key, a.agent_id)
         if best:
-            return best[1], ""
-        if busy:
-            return None, BUSY + (f" (pinned to {w.pinned_to})" if w.pinned_to else "")
-        if w.pinned_to and not candidates:
-            return None, f"pinned to unknown agent {w.pinned_to}"
-        return None, "no eligible agent: " + ("; ".join(sorted(reasons)[:3]) if reasons else "no agents registered")
+            return best[1], "", frozenset()
+        if able:  # every one of them busy
+            return None, BUSY + (f" (pinned to {w.pinned_to})" if w.pinned_to else ""), able_ids
+        if w.pinned_to and w.pinned_to not in self.agents:
+            return None, f"pinned to unknown agent {w.pinned_to}", able_ids
+        return None, "no eligible agent: " + refusals, able_ids
+
+    def _able(self, w: Waiting, now: int, timeout_ms: int) -> tuple[list, frozenset[str], str]:
+        """The agents that could take the task, slots aside (in the market's order, and their ids), and why the
+        others cannot. Within a round it depends only on what the task needs and its pin: the answer is kept for
+        the tasks that share them."""
+        key = (w.need.requires, w.need.hardware, w.need.budget, w.pinned_to)
+        kept = self._round_able
+        found = kept.get(key) if kept is not None else None
+        if found is None:
+            candidates = ([self.agents[w.pinned_to]] if w.pinned_to in self.agents else [] if w.pinned_to
+                          else self.agents.values())
+            able, reasons = [], []
+            for a in candidates:
+                why = refusal(w, a, now, timeout_ms)
+                if why:
+                    reasons.append(f"{a.agent_id}: {why}")
+                else:
+                    able.append(a)
+            refusals = "; ".join(sorted(reasons)[:3]) if reasons else "no agents registered"
+            found = (able, frozenset(a.agent_id for a in able), refusals)
+            if kept is not None:
+                kept[key] = found
+        return found

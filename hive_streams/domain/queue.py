@@ -9,6 +9,7 @@ those sets as tasks are queued, changed and dropped, so a round costs what it of
 """
 from __future__ import annotations
 
+import heapq
 from typing import Callable, Iterator
 
 from sortedcontainers import SortedList
@@ -47,25 +48,24 @@ class WaitingQueue(dict):
         return (WaitingQueue, (dict(self),))
 
     def __setitem__(self, task_id: str, w) -> None:
-        key = order_key(w, task_id)
+        key, busy, proposed = order_key(w, task_id), w.noted.startswith(BUSY), bool(w.proposed_to)  # may fail: first
         old = self.keys_of.get(task_id)
         if old is not None:
-            self._unlist(task_id, old)
+            self._unlist(task_id, old, dict.__getitem__(self, task_id))
             if old != key:
                 self.order.remove(old)
         if old != key:
             self.order.add(key)
             self.keys_of[task_id] = key
         super().__setitem__(task_id, w)
-        (self.loose if w.noted.startswith(BUSY) else self.unsettled).add(key)
-        if w.proposed_to:
+        (self.loose if busy else self.unsettled).add(key)
+        if proposed:
             self.proposed.add(task_id)
         else:
             self.proposed.discard(task_id)
 
     def __delitem__(self, task_id: str) -> None:
-        super().__delitem__(task_id)
-        self._forget(task_id)
+        self._forget(task_id, super().pop(task_id))
 
     def pop(self, task_id: str, *default):
         if task_id not in self:
@@ -73,12 +73,12 @@ class WaitingQueue(dict):
                 return default[0]
             raise KeyError(task_id)
         w = super().pop(task_id)
-        self._forget(task_id)
+        self._forget(task_id, w)
         return w
 
     def popitem(self):
         task_id, w = super().popitem()
-        self._forget(task_id)
+        self._forget(task_id, w)
         return task_id, w
 
     def setdefault(self, task_id: str, default):
@@ -93,19 +93,21 @@ class WaitingQueue(dict):
             for task_id, w in items.items():
                 self[task_id] = w
             return
+        # read before any change: a value that is not a Waiting fails here, leaving the queue as it was
+        keys = {task_id: order_key(w, task_id) for task_id, w in items.items()}
+        busy = {task_id for task_id, w in items.items() if w.noted.startswith(BUSY)}
+        proposed = {task_id for task_id, w in items.items() if w.proposed_to}
         for task_id in items.keys() & self.keys_of.keys():  # many at once (a snapshot restored): one sort
             old = self.keys_of.pop(task_id)
-            self._unlist(task_id, old)
+            self._unlist(task_id, old, dict.__getitem__(self, task_id))
             self.order.remove(old)
-        keys = {task_id: order_key(w, task_id) for task_id, w in items.items()}
         self.keys_of.update(keys)
         self.order.update(keys.values())
-        busy = {task_id for task_id, w in items.items() if w.noted.startswith(BUSY)}
         self.loose.update(keys[task_id] for task_id in busy)
         self.unsettled.update(key for task_id, key in keys.items() if task_id not in busy)
         super().update(items)
-        self.proposed.update(task_id for task_id, w in items.items() if w.proposed_to)
-        self.proposed.difference_update(task_id for task_id, w in items.items() if not w.proposed_to)
+        self.proposed.difference_update(items.keys() - proposed)
+        self.proposed.update(proposed)
 
     def __ior__(self, items):
         self.update(items)
@@ -123,51 +125,59 @@ class WaitingQueue(dict):
 
     def asked(self, any_free: Callable[[frozenset[str]], bool]) -> Iterator[tuple]:
         """The order keys, in order, of the tasks a round with a free slot asks: the unsettled, the loose and those
-        settled on agents of which `any_free` says one has a free slot, asked as they come (slots only get taken in
-        a round: a group without one is left for good). The lists may change between two keys."""
-        sources = [(self.unsettled, None), (self.loose, None)]
-        sources += [(keys, agents) for agents, keys in self.groups.items() if any_free(agents)]
-        key = None
-        while True:
-            sources = [(keys, agents) for keys, agents in sources if agents is None or any_free(agents)]
-            nearest = None
-            for keys, _ in sources:
-                at = 0 if key is None else keys.bisect_right(key)
-                if at < len(keys) and (nearest is None or keys[at] < nearest):
-                    nearest = keys[at]
-            if nearest is None:
-                return
-            key = nearest
-            yield key
+        settled on agents of which `any_free` says one has a free slot. A group is asked whether it still has one
+        as its turn comes (slots only get taken in a round: a group without one is left for good). Only the task
+        last yielded may change before the next is asked for."""
+        sources = [self.unsettled, self.loose, *(keys for agents, keys in self.groups.items() if any_free(agents))]
+        groups = {id(keys): agents for agents, keys in self.groups.items()}
+        heads = [(keys[0], n) for n, keys in enumerate(sources) if keys]
+        heapq.heapify(heads)
+        while heads:
+            key, n = heads[0]
+            keys = sources[n]
+            agents = groups.get(id(keys))
+            if agents is None or any_free(agents):
+                yield key
+            at = keys.bisect_right(key)  # the yielded task may have moved to another list, behind this key
+            if at < len(keys):
+                heapq.heapreplace(heads, (keys[at], n))
+            else:
+                heapq.heappop(heads)
 
     def settle(self, task_id: str, agents: frozenset[str]) -> None:
         """Leaves the task out of rounds until it changes, `unsettle` is called, or one of `agents` has a free
         slot (never, when there are none)."""
         key = self.keys_of[task_id]
-        self._unlist(task_id, key)
+        self._unlist(task_id, key, self[task_id])
         self.settled[task_id] = agents
-        self.groups.setdefault(agents, SortedList()).add(key)
+        group = self.groups.get(agents)
+        if group is None:
+            group = self.groups[agents] = SortedList()
+        group.add(key)
 
     def unsettle(self) -> None:
         """Every settled task asked again (the agents changed: their answers may too)."""
-        for task_id in list(self.settled):
-            key = self.keys_of[task_id]
-            self._unlist(task_id, key)
-            (self.loose if self[task_id].noted.startswith(BUSY) else self.unsettled).add(key)
+        busy, other = [], []
+        for task_id in self.settled:
+            (busy if self[task_id].noted.startswith(BUSY) else other).append(self.keys_of[task_id])
+        self.loose.update(busy)  # one sort for many
+        self.unsettled.update(other)
+        self.settled.clear()
+        self.groups.clear()
 
-    def _unlist(self, task_id: str, key: tuple) -> None:
+    def _unlist(self, task_id: str, key: tuple, w) -> None:
+        """Takes the task (`w`: its value as listed) out of the list it is in."""
         agents = self.settled.pop(task_id, None)
         if agents is None:
-            self.unsettled.discard(key)
-            self.loose.discard(key)
+            (self.loose if w.noted.startswith(BUSY) else self.unsettled).discard(key)
             return
         group = self.groups[agents]
         group.remove(key)
         if not group:
             del self.groups[agents]
 
-    def _forget(self, task_id: str) -> None:
+    def _forget(self, task_id: str, w) -> None:
         key = self.keys_of.pop(task_id)
-        self._unlist(task_id, key)
+        self._unlist(task_id, key, w)
         self.order.remove(key)
         self.proposed.discard(task_id)
