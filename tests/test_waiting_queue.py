@@ -321,3 +321,22 @@ def test_many_at_once_with_one_that_is_not_a_waiting_task_change_nothing():
         raise AssertionError("a value that is not a Waiting was taken")
     assert q == before
     check(q)
+
+
+def test_a_group_whose_last_free_slot_is_taken_is_left_at_once():
+    """`asked` stops reading a group as soon as none of its agents has a free slot, however many tasks it holds."""
+    q = WaitingQueue({f"t{i}": Waiting(f"t{i}", ECHO, i, noted=BUSY) for i in range(1000)})
+    for i in range(1000):
+        q.settle(f"t{i}", frozenset({"a0"}))
+    free = {"a0": 1}
+    looked = []
+
+    def any_free(agents):
+        looked.append(agents)
+        return any(free.get(a, 0) > 0 for a in agents)
+
+    yielded = []
+    for key in q.asked(any_free):
+        yielded.append(key[2])
+        free["a0"] -= 1  # the first task takes the slot
+    assert yielded == ["t0"] and len(looked) <= 3

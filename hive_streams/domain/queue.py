@@ -136,8 +136,10 @@ class WaitingQueue(dict):
             key, n = heads[0]
             keys = sources[n]
             agents = groups.get(id(keys))
-            if agents is None or any_free(agents):
-                yield key
+            if agents is not None and not any_free(agents):
+                heapq.heappop(heads)  # its last free slot was taken: none of its tasks can be given one now
+                continue
+            yield key
             at = keys.bisect_right(key)  # the yielded task may have moved to another list, behind this key
             if at < len(keys):
                 heapq.heapreplace(heads, (keys[at], n))
