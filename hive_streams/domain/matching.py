@@ -275,16 +275,17 @@ class Market:
         free = self._free(now, timeout_ms, releasing)
         held = set().union(*(a.holding - releasing[a.agent_id] for a in self.agents.values()))
         out: list = []
-        full, last = all(n <= 0 for n in free.values()), None
-        if not full:
-            for key in waiting.asked(lambda agents: any(free.get(a, 0) > 0 for a in agents)):
+        open_agents = {agent_id for agent_id, n in free.items() if n > 0}  # those with a free slot, as slots go
+        last = None
+        if open_agents:
+            for key in waiting.asked(lambda agents: not open_agents.isdisjoint(agents)):
                 last = key
-                if self._consider(waiting[key[2]], free, held, now, timeout_ms, retry_ms, round_id, out):
-                    full = True
+                self._consider(waiting[key[2]], free, open_agents, held, now, timeout_ms, retry_ms, round_id, out)
+                if not open_agents:
                     break
-        if full:
+        if not open_agents:
             for w in waiting.unsettled_after(last):
-                self._consider(w, free, held, now, timeout_ms, retry_ms, round_id, out)
+                self._consider(w, free, open_agents, held, now, timeout_ms, retry_ms, round_id, out)
         return out
 
     def _seen_fleet(self, now: int, timeout_ms: int) -> None:
@@ -297,15 +298,13 @@ class Market:
             self.fleet = fleet
             self.waiting.unsettle()
 
-    def _consider(self, w: Waiting, free: dict[str, int], held: set[str], now: int, timeout_ms: int, retry_ms: int,
-                  round_id: str, out: list) -> bool:
-        """One waiting task's turn in a round: an offer, a new reason noted, or nothing. Returns whether every
-        slot is taken after it. A task that must wait is settled on the agents that could take it: until it or
-        the fleet changes (`_seen_fleet`), or one of them has a free slot, its answer would be the same."""
-        if not turn(w, now, retry_ms):
-            return False
-        if w.task_id in held:
-            return False  # a slot is held: the assignment is on its way
+    def _consider(self, w: Waiting, free: dict[str, int], open_agents: set[str], held: set[str], now: int,
+                  timeout_ms: int, retry_ms: int, round_id: str, out: list) -> None:
+        """One waiting task's turn in a round: an offer (its agent leaves `open_agents` with its last free slot), a
+        new reason noted, or nothing. A task that must wait is settled on the agents that could take it: until it
+        or the fleet changes (`_seen_fleet`), or one of them has a free slot, its answer would be the same."""
+        if not turn(w, now, retry_ms) or w.task_id in held:  # held: a slot is, the assignment is on its way
+            return
         agent_id, reason, eligible = self.weigh(w, free, now, timeout_ms)
         if agent_id is None:
             if reason != w.noted:
@@ -313,11 +312,12 @@ class Market:
                     out.append(c.NoteWaiting(w.task_id, f"wait:{w.task_id}:{now}", now, reason))
                 w = self.waiting[w.task_id] = replace(w, noted=reason)
             self.waiting.settle(w.task_id, eligible)  # none when no agent can take it
-            return False
+            return
         free[agent_id] -= 1
         self.waiting[w.task_id] = replace(w, proposed_to=agent_id, proposed_at=now)
         out.append(self._offer(w, self.agents[agent_id], now, round_id))
-        return free[agent_id] <= 0 and all(n <= 0 for n in free.values())
+        if free[agent_id] <= 0:
+            open_agents.discard(agent_id)
 
     def _offer(self, w: Waiting, a: agent_agg.AgentState, now: int, round_id: str):
         """A free agent gets a slot request; a priced one is paid for first: escrow, then the slot."""
