@@ -340,3 +340,15 @@ def test_a_group_whose_last_free_slot_is_taken_is_left_at_once():
         yielded.append(key[2])
         free["a0"] -= 1  # the first task takes the slot
     assert yielded == ["t0"] and len(looked) <= 3
+
+
+def test_tasks_whose_budgets_are_equal_but_print_apart_get_each_their_own_reason():
+    """0.0 and -0.0 are equal (a definition may carry either): the refusal quotes each task's own budget."""
+    market = Market(waiting={"t1": Waiting("t1", replace(ECHO, budget=0.0), 1),
+                             "t2": Waiting("t2", replace(ECHO, budget=-0.0), 2)})
+    market.agents = {"a0": replace(agent("a0", 1, frozenset(), True), price=0.5, public_key="ab" * 32)}
+    before = copy.deepcopy(market)
+    out = market.proposals(NOW, TIMEOUT_MS, RETRY_MS, "r")
+    assert [x.reason for x in out] == [
+        "no eligible agent: a0: price 0.5 over budget 0.0", "no eligible agent: a0: price 0.5 over budget -0.0"]
+    assert out == reference_round(before) and [w.noted for w in market.waiting.values()] == [x.reason for x in out]

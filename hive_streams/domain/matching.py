@@ -374,7 +374,8 @@ class Market:
         """The agents that could take the task, slots aside (in the market's order, and their ids), and why the
         others cannot. Within a round it depends only on what the task needs and its pin: the answer is kept for
         the tasks that share them."""
-        key = (w.need.requires, w.need.hardware, w.need.budget, w.pinned_to)
+        # repr: budgets 0.0 and -0.0 are equal but print apart in a refusal
+        key = (w.need.requires, w.need.hardware, repr(w.need.budget), w.pinned_to)
         kept = self._round_able
         found = kept.get(key) if kept is not None else None
         if found is None:
