@@ -8,6 +8,7 @@ Only byte-identical copies collapse. The invariants then run on the one history 
 """
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -192,6 +193,19 @@ def log_problems(*record_lists, everything_ended: bool = True) -> list[str]:
     if everything_ended:
         found += ending_problems(h) + payment_problems(h)
     return found
+
+
+def evidence(records, problems: list[str], limit: int = 400) -> str:
+    """The raw records of the tasks and escrows the problems name, in log order per partition: what a failed
+    check's message shows, so a run that fails once can be read afterwards."""
+    names = set()
+    for token in re.findall(r"[\w:./-]+", " ".join(problems)):
+        parts = token.split(":")
+        names.update(":".join(parts[:n]) for n in range(1, len(parts) + 1))
+    names -= {""}
+    lines = [f"{r.where}: {r.event!r}" for r in records if r.event is not None and names & {
+        getattr(r.event, "task_id", None), getattr(r.event, "escrow_id", None), *getattr(r.event, "lost_tasks", ())}]
+    return "\n".join(problems + ["-- their records --"] + lines[:limit])
 
 
 def last_problems(find, timeout: float, interval: float = 2.0) -> list[str]:

@@ -117,6 +117,15 @@ def test_slow_response_on_the_mean_of_the_last_ten_runs():
     assert kinds(run.beat("a", 20_003 * S)) == [("AlertResolved", "slow_response:a")]
 
 
+def test_a_declined_offer_does_not_drop_the_run_it_arrives_during():
+    run = Run()
+    for i in range(10):
+        run.feed(e.TaskAssigned(f"t{i}", 1, i * 1000 * S, "a", 1, ()))
+        run.feed(e.TaskAssignmentDeclined(f"t{i}", 2, i * 1000 * S + S, "", "already runs on a", "x"))
+        run.feed(e.TaskCompleted(f"t{i}", 3, i * 1000 * S + 90 * S, "a", ()))
+    assert kinds(run.beat("a", 20_000 * S)) == [("AlertRaised", "slow_response:a")]
+
+
 def test_the_runs_an_agent_is_judged_on_do_not_depend_on_which_task_partition_was_read_first():
     done = [(e.TaskAssigned(f"t{i}", 1, i * S, "a", 1, ()), e.TaskCompleted(f"t{i}", 2, i * S + (i % 7) * S, "a", ()))
             for i in range(14)]

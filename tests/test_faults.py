@@ -18,7 +18,7 @@ from hive_streams.processes import wait_until
 
 from .chaos import Chaos, new_key, post_until_accepted
 from .eventlog import whole_log
-from .logcheck import endings, history, last_problems, log_problems
+from .logcheck import endings, evidence, history, last_problems, log_problems
 from .stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -111,7 +111,8 @@ def test_tasks_and_money_survive_kills_freezes_and_restarts(kafka_bootstrap, pg_
         # the whole raw log: nothing undecodable, no two different events at one aggregate/seq, seqs 1..n,
         # every task ended once, assignments backed by slots, no agent over its slots, entries balanced,
         # money inside = deposits - withdrawals, every escrow settled once
-        assert last_problems(lambda: log_problems(whole_log(kafka_bootstrap, stack.topics)), 60) == []
+        problems = last_problems(lambda: log_problems(whole_log(kafka_bootstrap, stack.topics)), 60)
+        assert problems == [], evidence(whole_log(kafka_bootstrap, stack.topics), problems)
         h = history(whole_log(kafka_bootstrap, stack.topics))
         assert len(endings(h)) == TASKS and all(sum(c.values()) == 1 for c in endings(h).values())
         ledger = h.events("ledger")

@@ -10,7 +10,7 @@ from hive_streams.domain import events as e
 from hive_streams.domain.model import Capability, Leg, NodeSpec, node_digest, result_digest
 
 from .eventlog import decoded
-from .logcheck import history, log_problems
+from .logcheck import evidence, history, log_problems
 
 TOPICS = {"task": "x.task.events", "agent": "x.agent.events", "ledger": "x.ledger.events"}
 NODES = (NodeSpec("a", "echo"),)
@@ -168,3 +168,15 @@ def test_a_release_no_completion_earned_is_a_problem():
         c.ReleaseEscrow("main", "r2", 11, "esc2", 500, "t2", "ag", "t2/7")])
     found = problems(log)
     assert found == ["escrow esc2 released to ag for task t2 without its completion"], found
+
+
+def test_a_failed_check_shows_the_records_of_what_it_names():
+    log = scenario(settle=False)
+    log["task"] += decide_all(task.decide, task.evolve, task.TaskState("t2"),
+                              [c.SubmitTask("t2", "s2", 1, "t", "alice", NODES), c.CancelTask("t2", "x2", 2)])
+    found = problems(log)
+    shown = evidence(records(log), found).splitlines()
+    ours = [line for line in shown if "@" in line]
+    assert any("EscrowHeld" in line for line in ours) and any("SlotReserved" in line for line in ours)
+    assert any("TaskAssigned" in line for line in ours)
+    assert not any("task_id='t2'" in line for line in ours)  # an aggregate no problem names stays out

@@ -72,3 +72,13 @@ def test_nearest_rank_percentiles():
     assert percentile([5], 95) == 5
     values = list(range(1, 101))
     assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (50, 95, 100)
+
+
+def test_a_declined_assignment_leaves_the_running_attempt_as_it_is():
+    """A decline changes no task: an offer that arrives while the task runs (elsewhere, or on its own agent with
+    another escrow) does not end the attempt, so its run time is still counted when it completes."""
+    declined = e.TaskAssignmentDeclined(task_id="t1", seq=3, at=2_000, agent_id="", reason="already runs on a",
+                                        escrow_id="x-2")
+    log = [submitted("t1", 0), assigned("t1", 2, 1_000, "a"), declined, completed("t1", 4, 4_000, "a")]
+    a = {r.name: r for r in fold(log).agents()}["a"]
+    assert (a.completed, a.run_p50_ms) == (1, 3_000)

@@ -144,11 +144,6 @@ class Performance:
         self._end(ev.task_id, ev.at, None)
         self.runnable_since.pop(ev.task_id, None)
 
-    def _on_TaskAssignmentDeclined(self, ev: e.TaskAssignmentDeclined) -> None:
-        attempt = self.attempts.pop(ev.task_id, None)
-        if attempt is not None:  # back in the queue since its assignment
-            self.runnable_since.setdefault(ev.task_id, attempt.assigned_at)
-
     def _on_EscrowReleased(self, ev: e.EscrowReleased) -> None:
         if ev.at < self.since:
             return

@@ -163,7 +163,7 @@ class Alerting:
                 runs = self.agents.setdefault(agent, Watch()).runs
                 bisect.insort(runs, (event.at, event.task_id, max(0, event.at - since) / 1000))
                 del runs[:max(0, len(runs) - self.rules["slow_response"].count)]
-        elif isinstance(event, e.TERMINAL_TASK_EVENTS + (e.TaskRetryScheduled, e.TaskAssignmentDeclined)):
+        elif isinstance(event, e.TERMINAL_TASK_EVENTS + (e.TaskRetryScheduled,)):  # a decline ends no attempt
             self.assigned.pop(event.task_id, None)
 
     def _beat(self, watch: Watch, beat: e.AgentHeartbeat) -> list[e.AlertEvent]:

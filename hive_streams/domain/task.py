@@ -233,7 +233,12 @@ def _(cmd: c.PinTask, state: TaskState, now: int):
 @_decide.register
 def _(cmd: c.AssignTask, state: TaskState, now: int):
     if state.status in ACTIVE and state.agent_id == cmd.agent_id:
-        return []  # the same assignment again
+        if cmd.escrow_id == state.escrow_id:
+            return []  # the same assignment again
+        # a second reservation on the agent it runs on (the agent's slots were cleared meanwhile): its escrow goes
+        # back; no slot is released here, since the attempt running there ends with a release of its own
+        return [e.TaskAssignmentDeclined(**_base(state, now), agent_id="", reason=f"already runs on {cmd.agent_id}",
+                                         escrow_id=cmd.escrow_id)]
     if state.status != "queued" or (state.pinned_to and state.pinned_to != cmd.agent_id):
         reason = f"pinned to {state.pinned_to}" if state.status == "queued" else f"task is {state.status}"
         return [e.TaskAssignmentDeclined(**_base(state, now), agent_id=cmd.agent_id, reason=reason,
