@@ -63,3 +63,8 @@ def test_a_keyless_agent_refuses_a_paid_slot():
     assert type(events[0]) is e.SlotRefused and events[0].escrow_id == "esc" and "key" in events[0].reason
     keyed, events = apply(registered(price=1.0, public_key="k"), c.ReserveSlot("a1", "1", 1, "t1", escrow_id="esc"), 1)
     assert type(events[0]) is e.SlotReserved and events[0].public_key == "k"
+
+
+def test_a_price_of_minus_zero_is_registered_as_zero():
+    state = registered(price=-0.0)
+    assert repr(state.price) == "0.0"

@@ -69,3 +69,8 @@ def test_any_other_requested_id_is_refused(task_id):
     with pytest.raises(DefinitionError) as refused:
         requested_id({"id": task_id})
     assert refused.value.path == "id"
+
+
+def test_a_budget_of_minus_zero_is_a_budget_of_zero():
+    budget = parse_task(defn(budget=-0.0), 1_000).budget
+    assert budget == 0.0 and repr(budget) == "0.0"

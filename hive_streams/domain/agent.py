@@ -111,7 +111,7 @@ OFFER_FIELDS = ("name", "capabilities", "slots", "endpoint", "model", "hardware"
 def _(cmd: c.RegisterAgent, state: AgentState, now: int, timeout_ms: int):
     if cmd.slots < 1:
         return []
-    offer = {name: getattr(cmd, name) for name in OFFER_FIELDS}
+    offer = {name: getattr(cmd, name) for name in OFFER_FIELDS} | {"price": cmd.price + 0.0}  # -0.0 is 0.0
     if state.status == "online" and all(getattr(state, k) == v for k, v in offer.items()):
         return []  # the same offer again
     return [e.AgentRegistered(**_base(state, now), **offer)] + _online_if_needed(state, now)

@@ -171,7 +171,8 @@ def parse_task(raw: Any, now_ms: int) -> TaskSpec:
     callback_url = _get(raw, "callback_url", "", f["callback_url"], "")
     if callback_url:
         check_callback_url(callback_url, "callback_url")
-    spec = TaskSpec(name, nodes, priority, deadline_at, None if budget is None else float(budget), max_retries,
+    budget = None if budget is None else float(budget) + 0.0  # -0.0 becomes 0.0: one budget, one spelling
+    spec = TaskSpec(name, nodes, priority, deadline_at, budget, max_retries,
                     requires, _hardware(raw.get("hardware", {})), tuple(after), backoff, callback_url)
     try:
         topological_order(nodes)
