@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from hive_streams.codec import aggregate_id
 from hive_streams.codec.strays import EVENT_TYPES
 from hive_streams.domain import events as e
+from hive_streams.domain.matching import RELEASING
 from hive_streams.domain.model import capability_shortfall, needs, node_digest, result_digest
 
 from .ledgercheck import ledger_problems
@@ -102,9 +103,29 @@ def capacity_problems(h: History) -> list[str]:
                     problems.append(f"agent {agent} holds {len(holding)} > {slots} slots at seq {ev.seq}")
             elif isinstance(ev, e.SlotReleased):
                 holding.discard(ev.task_id)
-            elif isinstance(ev, e.AgentStatusChanged) and ev.status == "offline":
+            elif isinstance(ev, e.AgentStatusChanged) and ev.status == "offline" and not ev.holds_kept:
                 holding.clear()
     return problems
+
+
+def release_problems(h: History) -> list[str]:
+    """Once every task ended, each slot reserved was released once, and by its own attempt's end (or its offer's
+    decline): as many reservations of a task at an agent as releases, and as many as ends naming that agent.
+    A release that freed a later attempt's slot shows as a reservation left held or released once too few."""
+    ends = Counter((ev.agent_id, ev.task_id) for ev in h.events("task") if isinstance(ev, RELEASING) and ev.agent_id)
+    reserved, released = Counter(), Counter()
+    for agent, events in h.of("agent").items():
+        for ev in events:
+            if isinstance(ev, e.SlotReserved):
+                reserved[(agent, ev.task_id)] += 1
+            elif isinstance(ev, e.SlotReleased):
+                released[(agent, ev.task_id)] += 1
+            elif isinstance(ev, e.AgentStatusChanged) and ev.status == "offline" and not ev.holds_kept:
+                for task in ev.lost_tasks:  # written before holds were kept: the offline freed them
+                    released[(agent, task)] += 1
+    return [f"task {task} at agent {agent}: {reserved[(agent, task)]} reservations, {released[(agent, task)]} "
+            f"releases, {ends[(agent, task)]} ends" for agent, task in sorted(set(reserved) | set(released) | set(ends))
+            if not reserved[(agent, task)] == released[(agent, task)] == ends[(agent, task)]]
 
 
 def unbacked_assignments(h: History) -> list[str]:
@@ -191,7 +212,7 @@ def log_problems(*record_lists, everything_ended: bool = True) -> list[str]:
     found = h.problems + capacity_problems(h) + unbacked_assignments(h) + unmet_requirements(h)
     found += unverified_results(h) + ledger_problems(h.events("ledger"), all_settled=everything_ended)
     if everything_ended:
-        found += ending_problems(h) + payment_problems(h)
+        found += ending_problems(h) + payment_problems(h) + release_problems(h)
     return found
 
 

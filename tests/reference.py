@@ -271,7 +271,7 @@ def _(ev: e.AgentHeartbeat, state: AgentState):
 def _(ev: e.AgentStatusChanged, state: AgentState):
     if ev.status == "online":
         return replace(state, status="online", last_seen=ev.at)
-    return replace(state, status=ev.status, holding=frozenset())
+    return replace(state, status=ev.status, holding=state.holding if ev.holds_kept else frozenset())
 
 
 @_agent.register

@@ -50,12 +50,24 @@ def test_silent_agent_goes_offline_by_an_event_and_gives_up_its_tasks():
     state, _ = apply(state, c.ReserveSlot("a1", "1", 1, "t1"), 1)
     assert agent.decide(c.ExpireAgent("a1", "x", TIMEOUT, ), state, TIMEOUT, TIMEOUT) == []  # not silent long enough
     state, events = apply(state, c.ExpireAgent("a1", "y", TIMEOUT + 5), TIMEOUT + 5)
-    assert events[0].status == "offline" and events[0].lost_tasks == ("t1",)
-    assert state.holding == frozenset()
+    assert events[0].status == "offline" and events[0].lost_tasks == ("t1",) and events[0].holds_kept
+    assert state.holding == frozenset({"t1"})  # until the lost task's own release
     _, refused = apply(state, c.ReserveSlot("a1", "2", TIMEOUT + 6, "t2"), TIMEOUT + 6)
     assert refused[0].reason == "not online"
     back, events = apply(state, c.Heartbeat("a1", "h", TIMEOUT + 7), TIMEOUT + 7)
     assert [type(ev) for ev in events] == [e.AgentStatusChanged, e.AgentHeartbeat] and back.status == "online"
+    _, again = apply(back, c.ReserveSlot("a1", "3", TIMEOUT + 8, "t1"), TIMEOUT + 8)
+    assert again[0].reason == "already held"  # an offer made before the loss was read waits for the release
+    freed, events = apply(back, c.ReleaseSlot("a1", "4", TIMEOUT + 9, "t1"), TIMEOUT + 9)
+    assert [type(ev) for ev in events] == [e.SlotReleased] and freed.holding == frozenset()
+    _, reserved = apply(freed, c.ReserveSlot("a1", "5", TIMEOUT + 10, "t1"), TIMEOUT + 10)
+    assert type(reserved[0]) is e.SlotReserved
+
+
+def test_an_offline_written_before_holds_were_kept_still_frees_them():
+    state, _ = apply(registered(slots=2), c.ReserveSlot("a1", "1", 1, "t1"), 1)
+    legacy = e.AgentStatusChanged("a1", state.seq + 1, 50, "offline", "no heartbeat", ("t1",))
+    assert agent.evolve(state, legacy).holding == frozenset()
 
 
 def test_a_keyless_agent_refuses_a_paid_slot():

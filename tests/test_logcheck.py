@@ -180,3 +180,21 @@ def test_a_failed_check_shows_the_records_of_what_it_names():
     assert any("EscrowHeld" in line for line in ours) and any("SlotReserved" in line for line in ours)
     assert any("TaskAssigned" in line for line in ours)
     assert not any("task_id='t2'" in line for line in ours)  # an aggregate no problem names stays out
+
+
+def test_a_slot_its_task_never_released_is_a_problem():
+    log = scenario()
+    log["agent"] = [ev for ev in log["agent"] if not isinstance(ev, e.SlotReleased)]
+    assert any("task t1 at agent ag: 1 reservations, 0 releases, 1 ends" in p for p in problems(log))
+
+
+def test_a_slot_freed_by_an_offline_instead_of_its_release_is_a_problem():
+    log = scenario()
+    agent_events = [ev for ev in log["agent"] if not isinstance(ev, e.SlotReleased)]
+    last = agent_events[-1]
+    offline = e.AgentStatusChanged("ag", last.seq + 1, 8, "offline", "no heartbeat", ("t1",), holds_kept=True)
+    log["agent"] = agent_events + [offline]
+    assert any("1 reservations, 0 releases" in p for p in problems(log))
+    legacy = replace(offline, holds_kept=False)  # written before holds were kept: the offline freed the slot
+    log["agent"] = agent_events + [legacy]
+    assert not any("reservations" in p for p in problems(log))

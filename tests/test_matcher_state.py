@@ -128,7 +128,7 @@ STEP = st.one_of(
               st.integers(1, 3), st.sampled_from(("", "h100"))),
     st.tuples(st.just("beat"), st.sampled_from(AGENTS), st.floats(0, 100), FIGURE, FIGURE),
     st.tuples(st.just("status"), st.sampled_from(AGENTS), st.sampled_from(("online", "offline")),
-              st.sampled_from(("no heartbeat for 9s", "deregistered", ""))),
+              st.sampled_from(("no heartbeat for 9s", "deregistered", "")), st.booleans()),
     st.tuples(st.just("slot"), st.sampled_from(AGENTS), st.sampled_from(TASKS),
               st.sampled_from(("reserved", "released", "no free slot", "already held"))),
     st.tuples(st.just("task"), st.sampled_from(TASKS), st.sampled_from(AGENTS),
@@ -152,8 +152,9 @@ def step(fold: Fold, seq: dict, now: int, s: tuple) -> None:
         agent, cpu, tokens, response = args
         fold(e.AgentHeartbeat(agent, nxt(agent), now, 1, cpu, 12.5, tokens, None, None, tokens, response))
     elif kind == "status":
-        agent, status, reason = args
-        fold(e.AgentStatusChanged(agent, nxt(agent), now, status, reason, ("t0",) if status == "offline" else ()))
+        agent, status, reason, kept = args  # kept: holds kept until released, as offlines are written now
+        fold(e.AgentStatusChanged(agent, nxt(agent), now, status, reason, ("t0",) if status == "offline" else (),
+                                  holds_kept=kept and status == "offline"))
     elif kind == "slot":
         agent, task, what = args
         cls = {"reserved": e.SlotReserved, "released": e.SlotReleased}.get(what)

@@ -1,6 +1,6 @@
-"""A second reservation of a task on the agent it already runs on: its escrow is refunded, and the agent's slot
-is released once, by the end of the attempt that runs there. Pure: the task, agent and ledger deciders and the
-relays between them, in the order a matcher that took over with offers still in flight can produce."""
+"""An offer for a task made before its loss was read, at the agent it was lost on: refused and refunded, and the
+agent's slot released once, by the lost attempt's end. Pure: the task, agent and ledger deciders and the relays
+between them, in the order a matcher that took over with offers still in flight can produce."""
 from hive_streams.domain import agent as agent_agg
 from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
@@ -66,7 +66,7 @@ def offer(f: Fabric, escrow: str) -> None:
     f.send(c.HoldEscrow(LEDGER_ID, f"hold-{escrow}", f.now, escrow, "t1", "alice", "priced", 5))
 
 
-def test_a_second_reservation_on_the_agent_a_task_runs_on_is_refunded_and_its_slot_released_once():
+def test_an_offer_made_before_a_loss_was_read_waits_for_the_lost_attempts_release_and_is_refunded():
     f = Fabric()
     f.send(c.DepositFunds(LEDGER_ID, "dep", f.now, "alice", 100))
     register(f)
@@ -76,22 +76,30 @@ def test_a_second_reservation_on_the_agent_a_task_runs_on_is_refunded_and_its_sl
     f.deliver(c.ReserveSlot)
     f.deliver(c.AssignTask)
     assert f.task.status == "assigned" and f.task.escrow_id == "E1"
-    f.now += TIMEOUT_MS + 1  # the agent falls silent: its slots are cleared and the task is reported lost
+    f.now += TIMEOUT_MS + 1  # the agent falls silent: the task is reported lost, its slot kept until its release
     assert isinstance(f.send(c.ExpireAgent("priced", "exp", f.now))[0], e.AgentStatusChanged)
     register(f)  # back before the lost report reaches the task
-    assert isinstance(f.deliver(c.ReserveSlot)[0], e.SlotReserved)  # E2: nothing is held any more
-    declined = f.deliver(c.AssignTask)
-    assert [type(ev) for ev in declined] == [e.TaskAssignmentDeclined]
-    assert (declined[0].escrow_id, declined[0].agent_id) == ("E2", "")
-    assert f.task.escrow_id == "E1" and f.task.status == "assigned"  # the running attempt is untouched
-    assert [type(cmd) for cmd in f.held] == [c.ReportAgentLost, c.RefundEscrow]
-    f.settle()  # the lost report retries the task: its ReleaseSlot frees the slot E2 reserved
+    refused = f.deliver(c.ReserveSlot)  # E2
+    assert [(type(ev), ev.reason) for ev in refused] == [(e.SlotRefused, "already held")]
+    f.settle()  # E2 refunded; the lost report retries the task, whose release frees the slot
     assert f.task.status == "queued" and f.agent.holding == frozenset()
-    released = [ev for ev in f.log if isinstance(ev, e.SlotReleased)]
-    assert len(released) == 1
+    offer(f, "E3")  # the retry's offer
+    f.settle()
+    assert (f.task.status, f.task.escrow_id, f.task.attempt, f.agent.holding) == ("assigned", "E3", 2, {"t1"})
     refunded = sorted(ev.escrow_id for ev in f.log if isinstance(ev, e.EscrowRefunded))
     assert refunded == ["E1", "E2"]
-    assert ledger_problems([ev for ev in f.log if isinstance(ev, e.LedgerEvent)], all_settled=True) == []
+    assert ledger_problems([ev for ev in f.log if isinstance(ev, e.LedgerEvent)]) == []
+
+
+def test_a_second_reservation_on_the_agent_a_task_runs_on_is_declined_without_freeing_its_slot():
+    """Kept as a defence: with lost slots held until their release this order should not arise, but if it does,
+    the second escrow goes back and the slot stays with the attempt that runs there."""
+    running = task_agg.TaskState("t1", seq=3, status="running", agent_id="priced", attempt=1, escrow_id="E1",
+                                 nodes=(NodeSpec("a", "echo"),), agent_key=KEY)
+    declined = task_agg.decide(c.AssignTask("t1", "a2", 5, "priced", "E2", KEY), running, 5)
+    assert [type(ev) for ev in declined] == [e.TaskAssignmentDeclined]
+    assert (declined[0].escrow_id, declined[0].agent_id) == ("E2", "")
+    assert [type(cmd) for cmd in follow_up(declined[0])] == [c.RefundEscrow]
 
 
 def test_the_same_assignment_again_emits_nothing():

@@ -66,7 +66,7 @@ def _online_if_needed(state: AgentState, now: int) -> list[e.AgentEvent]:
 
 def _offline(state: AgentState, now: int, reason: str) -> e.AgentStatusChanged:
     return e.AgentStatusChanged(**_base(state, now), status="offline", reason=reason,
-                                lost_tasks=tuple(sorted(state.holding)))
+                                lost_tasks=tuple(sorted(state.holding)), holds_kept=True)
 
 
 MAX_SLOTS = 10_000
@@ -199,7 +199,9 @@ def _(ev: e.AgentHeartbeat, state: AgentState):
 def _(ev: e.AgentStatusChanged, state: AgentState):
     if ev.status == "online":
         return {"status": "online", "last_seen": ev.at}
-    return {"status": ev.status, "holding": frozenset()}  # lost tasks go back to the market
+    if ev.holds_kept:  # lost tasks go back to the market; each slot is freed by its own task's release
+        return {"status": ev.status}
+    return {"status": ev.status, "holding": frozenset()}
 
 
 @_on.on(e.SlotReserved)

@@ -215,6 +215,9 @@ class AgentStatusChanged(AgentEvent):
     status: str
     reason: str = ""
     lost_tasks: tuple[str, ...] = ()
+    # an agent going offline keeps each slot it holds until that task's own release: a later reservation of a
+    # lost task waits for it, so no release frees a slot another attempt holds. Written before: slots cleared
+    holds_kept: bool = False
 
 
 @dataclass(frozen=True)
