@@ -169,12 +169,16 @@ def test_a_release_sent_for_a_lost_attempt_never_frees_the_slot_of_the_next():
     f.decide_on("p")  # back
     f.offer("p")  # E2, from a matcher that has not read the assignment yet
     f.decide_on(LEDGER_ID)
-    f.decide_on("p")  # its reservation, ahead of the lost attempt's release
-    f.drain()  # the retry, E2's fate, the release
+    f.decide_on("p")  # its reservation, ahead of the lost attempt's release: the lost task still holds the slot
+    assert [(type(ev), ev.reason) for ev in f.log[-1:]] == [(e.SlotRefused, "already held")]
+    f.drain()  # E2 refunded; the retry, whose release frees the slot
+    assert f.task.status == "queued" and not f.agents["p"].holding
     f.offer("p")  # E3: the retry's own offer
     f.drain()
-    assert f.task.status == "assigned" and f.agents["p"].holding == {"t1"}  # the running attempt has its slot
+    assert (f.task.status, f.task.escrow_id, f.task.attempt) == ("assigned", "E3", 2)
+    assert f.agents["p"].holding == {"t1"}  # the running attempt has its slot
     f.write(c.CancelTask("t1", "end", f.now))
     f.drain()
     assert not f.agents["p"].holding
+    assert sorted(ev.escrow_id for ev in f.log if isinstance(ev, e.EscrowRefunded)) == ["E1", "E2", "E3"]
     assert log_problems(f.records()) == []

@@ -267,3 +267,16 @@ def test_a_submission_without_a_deadline_gets_the_default_from_its_own_time():
     assert with_default_deadline(cancel, 5) is cancel
     [submitted] = decide(given, TaskState("t1"), 20)
     assert submitted.deadline_at == 3_600_010
+
+
+def test_a_second_offer_on_the_agent_a_task_runs_on_is_declined_without_freeing_its_slot():
+    """A defence: with a lost task's slot held until its release this should not arise; if it does, the second
+    escrow goes back (a decline naming no agent, so no slot is released) and the running attempt is untouched."""
+    from hive_streams.streams.relays import follow_up
+    running = TaskState("t1", seq=3, status="running", agent_id="ag", attempt=1, escrow_id="E1", nodes=NODES,
+                        agent_key="k")
+    declined = decide(c.AssignTask("t1", "a2", 5, "ag", "E2", "k"), running, 5)
+    assert [type(ev) for ev in declined] == [e.TaskAssignmentDeclined]
+    assert (declined[0].escrow_id, declined[0].agent_id) == ("E2", "")
+    assert [type(cmd) for cmd in follow_up(declined[0])] == [c.RefundEscrow]
+    assert decide(c.AssignTask("t1", "a3", 5, "ag", "E1", "k"), running, 5) == []  # the same assignment again
