@@ -372,3 +372,43 @@ def test_a_refusal_read_after_its_tasks_end_is_not_kept(order):
     live.observe(e.SlotRefused("spare", 3, 2, "t2", "no free slot"))
     live.forget_ended()
     assert live.refused == {"t2": frozenset({"spare"})}  # a waiting task's refusals stay
+
+
+def lost_and_back(slots_after: int = 2) -> Market:
+    """An agent with two slots runs t1 and t2, falls silent (its holds kept until each task's release), comes back
+    with `slots_after` slots, and the matcher reads both retries before either release."""
+    m = market([("solo", 2, [("echo", 1.0)], {})])
+    for n, task in enumerate(("t1", "t2")):
+        m.observe(validated(task, 1 + n))
+        m.observe(e.SlotReserved("solo", 3 + n, 2, task))
+        m.observe(e.TaskAssigned(task, 3, 3, "solo", 1, ()))
+    m.observe(e.AgentStatusChanged("solo", 5, 4, "offline", "no heartbeat", ("t1", "t2"), holds_kept=True))
+    m.observe(e.AgentRegistered("solo", 6, 5, "solo", (Capability("echo", 1.0),), slots_after))
+    m.observe(e.AgentStatusChanged("solo", 7, 5, "online"))
+    for task in ("t1", "t2"):
+        m.observe(e.TaskRetryScheduled(task, 4, 6, "solo", 1, "agent solo went offline", 6))
+    return m
+
+
+def test_an_offer_of_a_lost_task_back_to_its_agent_takes_a_slot_before_its_old_hold_is_released():
+    m = lost_and_back()
+    m.observe(validated("t3", 7))
+    first = reserved(m.proposals(now=8, timeout_ms=TIMEOUT, retry_ms=1000))
+    assert len(first) == 2 and m._free(8, TIMEOUT) == {"solo": 0}
+    assert reserved(m.proposals(now=9, timeout_ms=TIMEOUT, retry_ms=1000)) == []  # not a third offer for two slots
+
+
+def test_an_agent_back_with_fewer_slots_than_it_held_is_offered_only_those():
+    m = lost_and_back(slots_after=1)
+    assert m._free(7, TIMEOUT) == {"solo": 1}
+    assert len(reserved(m.proposals(now=8, timeout_ms=TIMEOUT, retry_ms=1000))) == 1
+
+
+def test_a_decline_read_after_its_task_ended_and_its_slot_came_back_leaves_no_count_behind():
+    m = market([("solo", 1, [("echo", 1.0)], {})])
+    m.observe(validated("t1", 1))
+    m.observe(e.SlotReserved("solo", 3, 2, "t1"))  # an offer the task had no use for: it was cancelled meanwhile
+    m.observe(e.TaskCancelled("t1", 3, 3))
+    m.observe(e.SlotReleased("solo", 4, 5, "t1"))
+    m.observe(e.TaskAssignmentDeclined("t1", 4, 4, "solo", "task is cancelled"))
+    assert (m.reserves, m.ends, m.slot_agents) == ({}, {}, {})

@@ -123,11 +123,12 @@ def reference_round(market: Market, now: int = NOW) -> list:
     releasing = {a: market.releasing(a) for a in market.agents}
     pending: dict[str, int] = {}
     for w in market.waiting.values():
-        if w.proposed_to and (w.proposed_to not in market.agents or w.task_id not in market.agents[w.proposed_to].holding):
+        if w.proposed_to and (w.proposed_to not in market.agents or w.task_id not in market.agents[w.proposed_to].holding
+                              or w.task_id in releasing[w.proposed_to]):
             pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
     for (agent_id, task_id), assigned in market.assigns.items():
         pending[agent_id] = pending.get(agent_id, 0) + max(0, assigned - market.reserves.get((agent_id, task_id), 0))
-    free = {a.agent_id: a.free_slots + len(releasing[a.agent_id]) - pending.get(a.agent_id, 0)
+    free = {a.agent_id: a.slots - len(a.holding) + len(releasing[a.agent_id]) - pending.get(a.agent_id, 0)
             for a in market.agents.values() if a.live(now, TIMEOUT_MS)}
     held = set().union(*(a.holding - releasing[a.agent_id] for a in market.agents.values()))
     out: list = []

@@ -186,6 +186,8 @@ class Market:
             # to the same agent's partition: the slot can be offered again without waiting for SlotReleased
             key = (event.agent_id, task_id)
             self.ends[key] = self.ends.get(key, 0) + 1
+            if task_id not in self.needs:  # an end read after its task's last (a late decline): nothing else will
+                self._forget_slots(task_id)
         found = outcome(event)
         if found:
             self.records[found[0]] = self.records.get(found[0], Record()).add(found[1])
@@ -329,18 +331,21 @@ class Market:
                             amount, round_id)
 
     def _free(self, now: int, timeout_ms: int, releasing: dict[str, set[str]] | None = None) -> dict[str, int]:
+        """Each live agent's slots less those held for attempts still on and the offers not yet answered (an offer
+        whose task the agent still holds for an attempt that has ended is one: that hold is the old attempt's)."""
+        if releasing is None:
+            releasing = {a: self.releasing(a) for a in self.agents}
         pending: dict[str, int] = {}
         waiting = self.waiting
         for w in map(waiting.__getitem__, waiting.proposed):
             agent = self.agents.get(w.proposed_to)
-            if agent is None or w.task_id not in agent.holding:
+            if agent is None or w.task_id not in agent.holding or w.task_id in releasing[w.proposed_to]:
                 pending[w.proposed_to] = pending.get(w.proposed_to, 0) + 1
         for (agent_id, task_id), assigned in self.assigns.items():
             unseen = assigned - self.reserves.get((agent_id, task_id), 0)
             if unseen > 0:
                 pending[agent_id] = pending.get(agent_id, 0) + unseen
-        count = (lambda a: len(releasing[a])) if releasing is not None else (lambda a: len(self.releasing(a)))
-        return {a.agent_id: a.free_slots + count(a.agent_id) - pending.get(a.agent_id, 0)
+        return {a.agent_id: a.slots - len(a.holding) + len(releasing[a.agent_id]) - pending.get(a.agent_id, 0)
                 for a in self.agents.values() if a.live(now, timeout_ms)}
 
     def choose(self, w: Waiting, free: dict[str, int], now: int, timeout_ms: int) -> tuple[str | None, str]:
