@@ -52,6 +52,16 @@ def decoded(topic: str, partition: int, offset: int, key, value, headers=(), cod
         return Record(topic, partition, offset, key, value, tuple(headers), None, f"{type(exc).__name__}: {exc}")
 
 
+def encoded(events) -> list[Record]:
+    """Records of (topic, event) pairs as a writer would put them in partition 0 of each topic, in that order."""
+    codec, out, offsets = default_codec(), [], {}
+    for topic, event in events:
+        key, value, headers = codec.message(event, "/test")
+        offset = offsets[topic] = offsets.get(topic, -1) + 1
+        out.append(decoded(topic, 0, offset, key, value, headers, codec))
+    return out
+
+
 def _consumer(bootstrap: str, isolation: str) -> AIOKafkaConsumer:
     options = {**as_role("admin").options(), "bootstrap_servers": bootstrap}
     return AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,

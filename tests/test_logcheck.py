@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hive_streams.codec import default_codec
 from hive_streams.domain import agent, ledger, task
 from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
 from hive_streams.domain.model import Capability, Leg, NodeSpec, node_digest, result_digest
 
-from .eventlog import decoded
+from .eventlog import decoded, encoded
 from .logcheck import evidence, history, log_problems
 
 TOPICS = {"task": "x.task.events", "agent": "x.agent.events", "ledger": "x.ledger.events"}
@@ -43,12 +42,7 @@ def scenario(reserve: bool = True, settle: bool = True) -> dict[str, list]:
 
 
 def records(log: dict[str, list]) -> list:
-    codec, out = default_codec(), []
-    for kind, events in log.items():
-        for offset, ev in enumerate(events):
-            key, value, headers = codec.message(ev, "/test")
-            out.append(decoded(TOPICS[kind], 0, offset, key, value, headers, codec))
-    return out
+    return encoded((TOPICS[kind], ev) for kind, events in log.items() for ev in events)
 
 
 def with_events(kind: str, *extra) -> dict[str, list]:

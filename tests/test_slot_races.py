@@ -13,7 +13,6 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive_streams.codec import default_codec
 from hive_streams.domain import agent as agent_agg
 from hive_streams.domain import commands as c
 from hive_streams.domain import events as e
@@ -23,7 +22,7 @@ from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.domain.model import Capability, NodeOutput, NodeSpec, result_digest
 from hive_streams.streams.relays import follow_up
 
-from .eventlog import decoded
+from .eventlog import encoded
 from .logcheck import log_problems
 
 KEY = "ab" * 32
@@ -100,13 +99,7 @@ class Fabric:
                                           result_digest("t1", t.attempt, out), "sig", (NodeOutput("a", '"A"'),)))
 
     def records(self) -> list:
-        codec, out, offsets = default_codec(), [], {}
-        for ev in self.log:
-            topic = next(t for cls, t in TOPICS.items() if isinstance(ev, cls))
-            key, value, headers = codec.message(ev, "/test")
-            out.append(decoded(topic, 0, offsets.setdefault(topic, 0), key, value, headers, codec))
-            offsets[topic] += 1
-        return out
+        return encoded((next(t for cls, t in TOPICS.items() if isinstance(ev, cls)), ev) for ev in self.log)
 
 
 DECIDE = st.tuples(st.just("decide"), st.integers(0, 3))

@@ -235,8 +235,8 @@ def _(cmd: c.AssignTask, state: TaskState, now: int):
     if state.status in ACTIVE and state.agent_id == cmd.agent_id:
         if cmd.escrow_id == state.escrow_id:
             return []  # the same assignment again
-        # a second reservation on the agent it runs on (the agent's slots were cleared meanwhile): its escrow goes
-        # back; no slot is released here, since the attempt running there ends with a release of its own
+        # a second reservation on the agent it runs on (only an offline written without `holds_kept` frees a
+        # running task's slot): its escrow goes back; no slot is released here, the running attempt releases its own
         return [e.TaskAssignmentDeclined(**_base(state, now), agent_id="", reason=f"already runs on {cmd.agent_id}",
                                          escrow_id=cmd.escrow_id)]
     if state.status != "queued" or (state.pinned_to and state.pinned_to != cmd.agent_id):
