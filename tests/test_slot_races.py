@@ -32,15 +32,16 @@ TOPICS = {e.TaskEvent: "x.task.events", e.AgentEvent: "x.agent.events", e.Ledger
 
 
 class Fabric:
-    def __init__(self, slots: int):
+    def __init__(self, slots: int, agents: tuple[str, ...] = AGENTS):
         self.task = task_agg.TaskState("t1")
-        self.agents = {a: agent_agg.AgentState(a) for a in AGENTS}
+        self.agents = {a: agent_agg.AgentState(a) for a in agents}
         self.ledger = ledger_agg.LedgerState(LEDGER_ID)
         self.queues: dict[str, deque] = {}  # aggregate -> commands written to it, not yet decided
         self.log: list = []
         self.now = 1_000_000
         self.escrows = 0
         self.slots = slots
+        self.tick = 1  # how far the clock moves at each decision
 
     def write(self, cmd) -> None:
         key = cmd.task_id if isinstance(cmd, c.TaskCommand) else cmd.agent_id if isinstance(
@@ -57,7 +58,7 @@ class Fabric:
         self._decide(self.queues[key].popleft())
 
     def _decide(self, cmd) -> None:
-        self.now += 1
+        self.now += self.tick
         if isinstance(cmd, c.TaskCommand):
             events = task_agg.decide(cmd, self.task, self.now)
             for ev in events:
