@@ -1,15 +1,16 @@
-"""Every order, within bounds, of one priced task's offers, an agent's loss and return, and a result.
+"""Every order, within bounds, of one priced task's offers, an agent's loss and return, a result and a cancel.
 
 Where `test_slot_races` samples interleavings, this walks all of them: from each state it tries every aggregate
 with a command waiting and every outside move still in the budget (an offer to an agent, the agent going silent,
-coming back, the executor reporting its result), folding states already seen. In every state reached, an attempt
-that is assigned or running holds a slot on its agent; once everything is delivered and the task ended, no slot
-is held and every escrow is settled. The order seen in the fault suite (an offer made before a loss was read,
-reserved ahead of the lost attempt's release) lies within the smallest bounds here."""
+coming back, the executor reporting its result, the requester cancelling), folding states already seen. In every
+state reached, an attempt that is assigned or running holds a slot on its agent; wherever everything is
+delivered, the task ended there (cancelled if need be) leaves no slot held, every escrow settled and a log the
+checker passes. The order seen in the fault suite (an offer made before a loss was read, reserved ahead of the
+lost attempt's release) lies within the first bounds here."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -29,6 +30,10 @@ class Budget:
     losses: int
     returns: int
     results: int
+    cancels: int = 0
+
+    def spend(self, **one) -> Budget:
+        return replace(self, **{name: getattr(self, name) - 1 for name in one})
 
 
 def start(agents: tuple[str, ...], slots: int) -> Fabric:
@@ -61,20 +66,24 @@ def moves(f: Fabric, budget: Budget):
         if budget.offers:
             g = copy(f)
             g.offer(a)
-            yield f"offer {a}", g, Budget(budget.offers - 1, budget.losses, budget.returns, budget.results)
+            yield f"offer {a}", g, budget.spend(offers=1)
         if budget.losses:
             g = copy(f)
             g.now += TIMEOUT_MS + 1
             g.write(c.ExpireAgent(a, f"exp-{g.now}", g.now))
-            yield f"silent {a}", g, Budget(budget.offers, budget.losses - 1, budget.returns, budget.results)
+            yield f"silent {a}", g, budget.spend(losses=1)
         if budget.returns:
             g = copy(f)
             g.register(a)
-            yield f"back {a}", g, Budget(budget.offers, budget.losses, budget.returns - 1, budget.results)
+            yield f"back {a}", g, budget.spend(returns=1)
     if budget.results and f.task.status in ACTIVE:
         g = copy(f)
         g.result()
-        yield "result", g, Budget(budget.offers, budget.losses, budget.returns, budget.results - 1)
+        yield "result", g, budget.spend(results=1)
+    if budget.cancels and not f.task.terminal:
+        g = copy(f)
+        g.write(c.CancelTask("t1", "cancel", g.now))
+        yield "cancel", g, budget.spend(cancels=1)
 
 
 def seen_key(f: Fabric, budget: Budget) -> str:
@@ -124,6 +133,7 @@ def explore(agents: tuple[str, ...], slots: int, budget: Budget) -> tuple[int, l
 
 @pytest.mark.parametrize("agents, slots, budget", [
     (("p",), 1, Budget(offers=3, losses=1, returns=1, results=1)),
+    (("p",), 1, Budget(offers=2, losses=1, returns=1, results=1, cancels=1)),
     (("p", "q"), 1, Budget(offers=2, losses=1, returns=1, results=1)),
 ])
 def test_every_order_keeps_the_running_attempt_on_a_slot_and_settles_every_escrow(agents, slots, budget):
