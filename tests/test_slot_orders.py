@@ -132,9 +132,9 @@ def explore(agents: tuple[str, ...], slots: int, budget: Budget) -> tuple[int, l
 
 
 @pytest.mark.parametrize("agents, slots, budget", [
-    (("p",), 1, Budget(offers=3, losses=1, returns=1, results=1)),
-    (("p",), 1, Budget(offers=2, losses=1, returns=1, results=1, cancels=1)),
-    (("p", "q"), 1, Budget(offers=2, losses=1, returns=1, results=1)),
+    (("p",), 2, Budget(offers=3, losses=1, returns=1, results=1)),
+    (("p",), 2, Budget(offers=2, losses=1, returns=1, results=1, cancels=1)),
+    (("p", "q"), 2, Budget(offers=2, losses=1, returns=1, results=1)),
 ])
 def test_every_order_keeps_the_running_attempt_on_a_slot_and_settles_every_escrow(agents, slots, budget):
     states, problem = explore(agents, slots, budget)
