@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP_STAMP := .hive/.pip-installed
 
-.PHONY: run test unit soak fuzz install sandbox-tools infra-up infra-down bench bench-smoke clean
+.PHONY: run test unit soak fuzz orders install sandbox-tools infra-up infra-down bench bench-smoke clean
 
 $(PIP_STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -39,6 +39,10 @@ soak: infra-up
 # The API fuzzed at five times CI's size (~28,000 requests; not part of CI).
 fuzz: infra-up
 	HIVE_FUZZ_CASES=$${HIVE_FUZZ_CASES:-225} $(PYTHON) -m pytest -p no:cacheprovider -q -rfE tests/test_hostile_input.py -k fuzzing
+
+# Every order of a task's offers, losses and results within wider bounds than CI's (minutes; not part of CI).
+orders: install
+	HIVE_WIDE_ORDERS=1 $(PYTHON) -m pytest -p no:cacheprovider -q -rfE --durations=6 tests/test_slot_orders.py
 
 unit: install
 	$(PYTHON) -m pytest -p no:cacheprovider -q -m "not stack" $(PYTEST_ARGS)
