@@ -2,11 +2,12 @@
 
 Where `test_slot_races` samples interleavings, this walks all of them: from each state it tries every aggregate
 with a command waiting and every outside move still in the budget (an offer to an agent, the agent going silent,
-coming back, the executor reporting its result, the requester cancelling), folding states already seen. In every
-state reached, an attempt that is assigned or running holds a slot on its agent; wherever everything is
-delivered, the task ended there (cancelled if need be) leaves no slot held, every escrow settled and a log the
-checker passes. The order seen in the fault suite (an offer made before a loss was read, reserved ahead of the
-lost attempt's release) lies within the first bounds here."""
+coming back, the executor reporting its result, the requester cancelling). Orders that reach the same histories
+(each aggregate's events, and the commands waiting) are followed once. In every state reached, an attempt that
+is assigned or running holds a slot on its agent; wherever everything is delivered, the task ended there
+(cancelled if need be) leaves no slot held, every escrow settled and a log the checker passes. The order seen in
+the fault suite (an offer made before a loss was read, reserved ahead of the lost attempt's release) lies within
+the first bounds here."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from hive_streams.codec import aggregate_id
 from hive_streams.domain import commands as c
 from hive_streams.domain.ledger import LEDGER_ID
 from hive_streams.domain.model import NodeSpec
@@ -39,7 +41,7 @@ class Budget:
 
 def start(agents: tuple[str, ...], slots: int) -> Fabric:
     f = Fabric(slots, agents)
-    f.tick = 0  # the clock moves only when an agent goes silent, so orders that meet in one state fold into it
+    f.tick = 0  # the clock moves only when an agent goes silent, so orders that meet in one history fold into it
     f.write(c.DepositFunds(LEDGER_ID, "dep", f.now, "alice", 10_000))
     for a in agents:
         f.register(a)
@@ -87,9 +89,22 @@ def moves(f: Fabric, budget: Budget):
         yield "cancel", g, budget.spend(cancels=1)
 
 
-def seen_key(f: Fabric, budget: Budget) -> str:
-    return repr((f.task, sorted(f.agents.items()), f.ledger, sorted((k, tuple(q)) for k, q in f.queues.items()),
-                 budget))
+def extended(histories: dict[str, tuple], events: list) -> dict[str, tuple]:
+    """Each aggregate's events so far, as their reprs (the events hold dicts, so they do not hash)."""
+    if not events:
+        return histories
+    out = dict(histories)
+    for ev in events:
+        key = aggregate_id(ev)
+        out[key] = out.get(key, ()) + (repr(ev),)
+    return out
+
+
+def seen_key(f: Fabric, budget: Budget) -> tuple:
+    """Each aggregate's events (its state and its part of the log), what waits to be decided, and what the outside
+    may still do. The clock and the escrow count follow from the budget spent."""
+    return (tuple(sorted(f.histories.items())), tuple(sorted((k, tuple(map(repr, q))) for k, q in f.queues.items() if q)),
+            budget)
 
 
 def unheld(f: Fabric) -> str | None:
@@ -111,8 +126,10 @@ def end_problems(f: Fabric) -> list[str]:
 
 def explore(agents: tuple[str, ...], slots: int, budget: Budget) -> tuple[int, list[str]]:
     """States reached, and the first problem found with the moves that led to it."""
-    seen: set[str] = set()
-    stack = [(start(agents, slots), budget, ())]
+    seen: set[tuple] = set()
+    first = start(agents, slots)
+    first.histories = extended({}, first.log)
+    stack = [(first, budget, ())]
     while stack:
         f, left, path = stack.pop()
         key = seen_key(f, left)
@@ -128,6 +145,7 @@ def explore(agents: tuple[str, ...], slots: int, budget: Budget) -> tuple[int, l
             if problems:
                 return len(seen), [*problems, *path]
         for what, g, rest in moves(f, left):
+            g.histories = extended(f.histories, g.log[len(f.log):])
             stack.append((g, rest, (*path, what)))
     return len(seen), []
 
