@@ -10,6 +10,7 @@ the fault suite (an offer made before a loss was read, reserved ahead of the los
 the first bounds here."""
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import deque
 from dataclasses import dataclass, replace
@@ -89,22 +90,26 @@ def moves(f: Fabric, budget: Budget):
         yield "cancel", g, budget.spend(cancels=1)
 
 
-def extended(histories: dict[str, tuple], events: list) -> dict[str, tuple]:
-    """Each aggregate's events so far, as their reprs (the events hold dicts, so they do not hash)."""
+def extended(histories: dict[str, bytes], events: list) -> dict[str, bytes]:
+    """Each aggregate's events so far, chained into one digest an aggregate (of their reprs: events hold dicts)."""
     if not events:
         return histories
     out = dict(histories)
     for ev in events:
         key = aggregate_id(ev)
-        out[key] = out.get(key, ()) + (repr(ev),)
+        out[key] = digest(out.get(key, b"") + repr(ev).encode())
     return out
 
 
-def seen_key(f: Fabric, budget: Budget) -> tuple:
+def seen_key(f: Fabric, budget: Budget) -> bytes:
     """Each aggregate's events (its state and its part of the log), what waits to be decided, and what the outside
-    may still do. The clock and the escrow count follow from the budget spent."""
-    return (tuple(sorted(f.histories.items())), tuple(sorted((k, tuple(map(repr, q))) for k, q in f.queues.items() if q)),
-            budget)
+    may still do, as one digest. The clock and the escrow count follow from the budget spent."""
+    waiting = sorted((k, tuple(map(repr, q))) for k, q in f.queues.items() if q)
+    return digest(repr((sorted(f.histories.items()), waiting, budget)).encode())
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()  # 128 bits: no two histories of a walk share one
 
 
 def unheld(f: Fabric) -> str | None:
@@ -126,7 +131,7 @@ def end_problems(f: Fabric) -> list[str]:
 
 def explore(agents: tuple[str, ...], slots: int, budget: Budget) -> tuple[int, list[str]]:
     """States reached, and the first problem found with the moves that led to it."""
-    seen: set[tuple] = set()
+    seen: set[bytes] = set()
     first = start(agents, slots)
     first.histories = extended({}, first.log)
     stack = [(first, budget, ())]
