@@ -91,13 +91,25 @@ class Fabric:
         self.write(c.HoldEscrow(LEDGER_ID, f"hold-{self.escrows}", self.now, f"E{self.escrows}", "t1", "alice",
                                 agent_id, 5))
 
-    def result(self) -> None:
-        """The executor of the attempt it last saw reports its result."""
+    def result(self, agent_id: str = "", attempt: int = 0) -> None:
+        """An executor reports the result of an attempt; by default, the attempt the task runs now."""
         t = self.task
-        if t.status in ("assigned", "running") and t.agent_id:
-            out = {"a": '"A"'}
-            self.write(c.ReportTaskResult("t1", f"res-{self.now}", self.now, t.agent_id, t.attempt,
-                                          result_digest("t1", t.attempt, out), "sig", (NodeOutput("a", '"A"'),)))
+        if not agent_id:
+            if t.status not in ("assigned", "running") or not t.agent_id:
+                return
+            agent_id, attempt = t.agent_id, t.attempt
+        out = {"a": '"A"'}
+        self.write(c.ReportTaskResult("t1", f"res-{self.now}-{agent_id}-{attempt}", self.now, agent_id, attempt,
+                                      result_digest("t1", attempt, out), "sig", (NodeOutput("a", '"A"'),)))
+
+    def copy(self) -> Fabric:
+        """Another fabric in this one's state, which goes its own way (the states themselves are immutable)."""
+        other = Fabric.__new__(Fabric)
+        other.__dict__.update(self.__dict__)
+        other.queues = {k: deque(q) for k, q in self.queues.items() if q}
+        other.log = list(self.log)
+        other.agents = dict(self.agents)
+        return other
 
     def records(self) -> list:
         return encoded((next(t for cls, t in TOPICS.items() if isinstance(ev, cls)), ev) for ev in self.log)
