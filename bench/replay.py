@@ -100,6 +100,21 @@ def evolve_only(events: list) -> None:
         states[event.task_id] = task.evolve(states.get(event.task_id) or task.TaskState(event.task_id), event)
 
 
+ROUND = (("fastavro_decode", fastavro_decode), ("codec_decode", codec_decode), ("fold", fold))
+
+
+def interleaved(records: list[bytes], repeats: int) -> tuple[dict, dict]:
+    """Wall-clock and CPU rates of each of ROUND's functions, `repeats` rounds of all of them in turn: a ratio of
+    two rates is taken within one round, so a machine that slows down between rounds moves both alike."""
+    rates, cpu_rates = {name: [] for name, _ in ROUND}, {name: [] for name, _ in ROUND}
+    for _ in range(repeats):
+        for name, fn in ROUND:
+            wall, cpu = timed(fn, records)
+            rates[name].append(len(records) / wall)
+            cpu_rates[name].append(len(records) / cpu)
+    return rates, cpu_rates
+
+
 def timed(fn, arg) -> tuple[float, float]:
     """Wall-clock and CPU seconds of fn(arg): on a shared machine the CPU time is the steadier of the two."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -174,16 +189,11 @@ def run(ctx: Context) -> dict:
     # events kept beside it would be charged to the fold (the decode-only figures keep nothing and pay nothing).
     del states
     repeats = ctx.sizes["repeats"]
-    rates, cpu_rates = {}, {}
-
-    def measure(name, fn, arg) -> None:
-        times = [timed(fn, arg) for _ in range(repeats)]
-        rates[name] = [n / wall for wall, _ in times]
-        cpu_rates[name] = [n / cpu for _, cpu in times]
-
-    for name, fn in (("fastavro_decode", fastavro_decode), ("codec_decode", codec_decode), ("fold", fold)):
-        measure(name, fn, records)
-    measure("evolve_only", evolve_only, [default_codec().decode(r) for r in records])
+    rates, cpu_rates = interleaved(records, repeats)
+    pre_decoded = [default_codec().decode(r) for r in records]
+    times = [timed(evolve_only, pre_decoded) for _ in range(repeats)]
+    del pre_decoded
+    rates["evolve_only"], cpu_rates["evolve_only"] = [n / w for w, _ in times], [n / c for _, c in times]
     topic = f"bench{ctx.work.name}-replay-{int(time.time())}"
     asyncio.run(to_topic(ctx.bootstrap, topic, records, default_codec().decode))
     try:
@@ -194,6 +204,7 @@ def run(ctx: Context) -> dict:
     finally:
         asyncio.run(delete_topic(ctx.bootstrap, topic))
     path.unlink()
+    ratios = [fold_rate / decode_rate for fold_rate, decode_rate in zip(rates["fold"], rates["fastavro_decode"])]
     return {"command": ctx.cmd("replay"), "events": n, "bytes_per_event": sum(map(len, records)) / n,
-            **{name: summary(values) for name, values in rates.items()},
+            **{name: summary(values) for name, values in rates.items()}, "fold_over_fastavro": summary(ratios),
             "per_cpu_second": {name: summary(values) for name, values in cpu_rates.items()}}

@@ -59,9 +59,9 @@ def summary_rows(r: dict) -> list[list]:
                          "< 100 ms", *latency_verdict(lat["producer"], lat.get("target_ms", 100), "completed_in_log")])
     if "replay" in r:
         rp = r["replay"]
-        fold, fastavro = rp["fold"]["median"], rp["fastavro_decode"]["median"]
+        fold, fastavro, ratio = rp["fold"]["median"], rp["fastavro_decode"]["median"], replay_ratio(rp)
         rows.append(["4. replay fold ÷ fastavro decode-only on the same records, wall clock", "≥ 0.6",
-                     f"{fold / fastavro:.2f} ({fold:,.0f} vs {fastavro:,.0f} events/s)", _met(fold / fastavro >= 0.6)])
+                     f"{ratio:.2f} ({fold:,.0f} vs {fastavro:,.0f} events/s)", _met(ratio >= 0.6)])
     if "memory" in r:
         m = r["memory"]
         rows.append([f"5. memory at {m['tasks']:,} tasks", "(reported)",
@@ -297,6 +297,12 @@ def latency_quantiles(lat: dict, frame: str = "completed") -> list[str]:
     return [q for q in ("p50", "p99", "p99.9") if quantile(lat, frame, q)] + ["max"]
 
 
+def replay_ratio(rp: dict) -> float:
+    """Fold ÷ fastavro, wall clock: the median of the rounds' own ratios (older results: the ratio of medians)."""
+    paired = rp.get("fold_over_fastavro")
+    return paired["median"] if paired else rp["fold"]["median"] / rp["fastavro_decode"]["median"]
+
+
 def replay_section(rp: dict) -> list[str]:
     lines = [f"Command: `{rp['command']}`", "",
              f"{rp['events']:,} task events ({rp['bytes_per_event']:.0f} bytes each on average) made by the domain's "
@@ -309,11 +315,14 @@ def replay_section(rp: dict) -> list[str]:
     cpu = rp.get("per_cpu_second", {})
     lines += _table(["", "events/s: median (min–max, spread)", "events per CPU-second"],
                     [[label, fmt(rp[key]), fmt(cpu[key]) if key in cpu else "—"] for label, key in names])
-    ratio = [rp["fold"]["median"] / rp["fastavro_decode"]["median"]]
+    ratio = [replay_ratio(rp)]
     if "fold" in cpu and "fastavro_decode" in cpu:
         ratio.append(cpu["fold"]["median"] / cpu["fastavro_decode"]["median"])
-    lines += ["", f"Fold ÷ fastavro decode-only (target ≥ 0.6): {ratio[0]:.2f} wall clock"
-                  + (f", {ratio[1]:.2f} per CPU-second" if len(ratio) > 1 else "") + " (medians)."]
+    paired = rp.get("fold_over_fastavro")
+    how = (f"the median of {len(paired['values'])} rounds' ratios ({paired['min']:.2f}–{paired['max']:.2f}): each "
+           "round times fastavro, the codec and the fold one after another" if paired else "a ratio of medians")
+    lines += ["", f"Fold ÷ fastavro decode-only (target ≥ 0.6): {ratio[0]:.2f} wall clock, {how}"
+                  + (f"; {ratio[1]:.2f} per CPU-second (medians)" if len(ratio) > 1 else "") + "."]
     lines += ["", "Events per CPU-second (the process's own CPU time) is the steadier figure on a shared machine: "
               "it is about what one quiet core would do. Folding from Kafka also waits on the broker, so it has only "
               "the wall-clock rate."]

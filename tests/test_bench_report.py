@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from bench.common import percentiles, samples_for, summary
-from bench.report import connector_section, hop_columns, latency_section, latency_verdict
+from bench.replay import interleaved
+from bench.report import connector_section, hop_columns, latency_section, latency_verdict, replay_section
 
 
 def latency(samples_per_run: int, p50: float, top: float, p99: float | None = None) -> dict:
@@ -76,3 +77,33 @@ def test_the_connectors_section_shows_its_cost_per_record_and_per_task():
     assert "| connector CPU per record (µs) | 250 (1 run) |" in text
     assert "| PostgreSQL CPU per record (µs) | 130 (1 run) |" in text
     assert "| connector and PostgreSQL CPU per task (ms) | 1.90 (1 run) |" in text
+
+
+def test_the_replay_ratio_is_the_median_of_each_rounds_own_ratio():
+    # round 1 ran on a quiet machine, round 2 at half speed, round 3 at a third: the ratio of medians would be
+    # 300 / 600 = 0.50, each round's own is 0.75, 0.60, 0.70
+    rp = {"command": "python -m bench replay", "events": 10, "bytes_per_event": 50.0,
+          **{k: summary(v) for k, v in {"fastavro_decode": [1200.0, 600.0, 400.0], "codec_decode": [900.0, 450.0, 300.0],
+                                        "evolve_only": [5000.0] * 3, "fold": [900.0, 360.0, 280.0],
+                                        "fold_from_kafka": [250.0] * 3}.items()},
+          "fold_over_fastavro": summary([0.75, 0.60, 0.70])}
+    text = "\n".join(replay_section(rp))
+    assert "Fold ÷ fastavro decode-only (target ≥ 0.6): 0.70 wall clock, the median of 3 rounds' ratios (0.60–0.75)" in text
+
+
+def test_the_replay_rounds_time_each_function_once_a_round_in_turn():
+    import bench.replay as replay
+    calls = []
+    saved = replay.ROUND
+    def timing(name):
+        def fn(records):
+            calls.append(name)
+            sum(range(20_000))  # some CPU time, so a rate has a denominator
+        return fn
+    replay.ROUND = tuple((name, timing(name)) for name, _ in saved)
+    try:
+        rates, cpu_rates = interleaved([b"x"] * 4, 2)
+    finally:
+        replay.ROUND = saved
+    assert calls == ["fastavro_decode", "codec_decode", "fold"] * 2
+    assert {k: len(v) for k, v in rates.items()} == {"fastavro_decode": 2, "codec_decode": 2, "fold": 2}
