@@ -108,6 +108,13 @@ def summary(values: list[float]) -> dict:
             "spread_pct": (max(values) - min(values)) / med * 100 if med else 0.0, "values": values}
 
 
+def sustained_rate(tasks: dict) -> tuple[float, str]:
+    """The best median tasks/s of the hive-streams variants in a tasks result, and which one it was."""
+    variants = {k: v["tasks_per_s"]["median"] for k, v in tasks.items() if k.startswith("hive")}
+    best = max(variants, key=variants.get)
+    return variants[best], best
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of already sorted values."""
     if not sorted_values:

@@ -16,7 +16,7 @@ import uuid
 import httpx
 
 from .common import (TENANT, NOOP_TASK, PROCESSES, Context, CpuMeter, ce_type, percentiles,
-                     server_pids, summary)
+                     server_pids, summary, sustained_rate)
 from .stack import Stack
 from .tasks import Completions, hive_burst, hop_latencies, producer_for, records_since, topic_offsets
 
@@ -192,13 +192,6 @@ def latency_run(ctx: Context, n: int, rate: float, servers: dict, via: str = "ht
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
         stack.stop()
-
-
-def sustained_rate(tasks: dict) -> tuple[float, str]:
-    """The best median tasks/s of the hive-streams variants in a tasks result, and which one it was."""
-    variants = {k: v["tasks_per_s"]["median"] for k, v in tasks.items() if k.startswith("hive")}
-    best = max(variants, key=variants.get)
-    return variants[best], best
 
 
 def run(ctx: Context, rate: float | None = None) -> dict:

@@ -10,7 +10,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .common import PROCESSES, samples_for, summary, supported
+from .common import PROCESSES, samples_for, summary, supported, sustained_rate
 
 CHART = "bench.png"
 HIVE_VARIANTS = (("hive_http", "HTTP batches"), ("hive_producer", "Kafka producer client"))
@@ -469,6 +469,21 @@ SECTIONS = [("tasks", "1. Tasks per second: hive-streams vs Celery with Redis", 
             ("profile", "Profile of the slowest stage", profile_section)]
 
 
+def rate_drift(results: dict) -> list[str]:
+    """A warning when the latency section did not run at half of section 1's figures as they stand now (section 1
+    taken again alone after it, or a `--rate` of its own)."""
+    lat, tasks = results.get("latency"), results.get("tasks")
+    if not lat or not tasks:
+        return []
+    sustained, variant = sustained_rate(tasks)
+    half = sustained / 2
+    if abs(lat["rate"] - half) <= 0.01 * half:
+        return []
+    return ["", f"> **Not at half of section 1's rate as it stands:** this section ran at {lat['rate']:.2f} tasks/s; "
+                f"half of section 1's best median ({variant}, {sustained:.1f} tasks/s) is {half:.2f} "
+                f"({lat['rate'] / half:.2f}× that). Take `latency` again to judge its target at that rate."]
+
+
 def taken(section: dict) -> str:
     """When and on which code a section's figures were taken: sections are kept from earlier invocations."""
     t = section.get("taken")
@@ -500,6 +515,8 @@ def write(results: dict, out: Path, with_chart: bool = True) -> Path:
     for key, title, render in SECTIONS:
         if key in results:
             lines += ["", f"## {title}", "", taken(results[key]), "", *render(results[key])]
+            if key == "latency":
+                lines += rate_drift(results)
     lines += ["", "## Chart", "", f"![benchmarks]({CHART})", ""]
     if with_chart:
         chart(results, out / CHART)

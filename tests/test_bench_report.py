@@ -107,3 +107,13 @@ def test_the_replay_rounds_time_each_function_once_a_round_in_turn():
         replay.ROUND = saved
     assert calls == ["fastavro_decode", "codec_decode", "fold"] * 2
     assert {k: len(v) for k, v in rates.items()} == {"fastavro_decode": 2, "codec_decode": 2, "fold": 2}
+
+
+def test_a_latency_section_not_at_half_of_section_ones_rate_says_so():
+    from bench.report import rate_drift
+    tasks = {"hive_http": {"tasks_per_s": summary([600.0])}, "hive_producer": {"tasks_per_s": summary([720.0])},
+             "celery": {"tasks_per_s": summary([650.0])}}
+    assert rate_drift({"tasks": tasks, "latency": {"rate": 360.0}}) == []
+    warned = "\n".join(rate_drift({"tasks": tasks, "latency": {"rate": 400.0}}))
+    assert "this section ran at 400.00 tasks/s" in warned
+    assert "half of section 1's best median (hive_producer, 720.0 tasks/s) is 360.00 (1.11× that)" in warned
