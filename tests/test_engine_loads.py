@@ -1,4 +1,5 @@
-"""A partition that fails to load is asked for again, later each time (no broker: the engine's own loop)."""
+"""A partition that fails to load is asked for again, later each time; an assignment over command topics whose
+partition counts differ is not taken (no broker: the engine's own loop)."""
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,10 @@ class _Consumer:
         self.resumed += tps
 
     def pause(self, *tps):
-        pass
+        self.paused = getattr(self, "paused", set()) | set(tps)
+
+    def partitions_for_topic(self, topic):
+        return set(range(self.counts[topic]))
 
 
 def _engine(monkeypatch, outcomes: dict) -> Engine:
@@ -83,3 +87,25 @@ async def test_a_rejoin_waiting_is_dropped_by_a_new_assignment_and_none_is_asked
     engine.stopping = True
     await _load_all(engine, [tp])
     assert engine.rejoining is waiting and engine.consumer.rejoins == []
+
+
+async def test_an_assignment_over_command_topics_of_different_partition_counts_is_held_paused(monkeypatch, caplog):
+    engine = _engine(monkeypatch, {})
+    engine.families = {topic: engine_mod.Family(None, f"{topic}.events", n, "") for topic, n in
+                       ((TOPICS.task_commands, 2), (TOPICS.agent_commands, 2), (TOPICS.ledger_commands, 1))}
+    # agent.commands grown to 4 (by hand, or half-way through growing them all): with 2 workers the range
+    # assignment gives this one task.commands[1] and agent.commands[2], [3]; the other one agent.commands[1]
+    engine.consumer.counts = {TOPICS.task_commands: 2, TOPICS.agent_commands: 4, TOPICS.ledger_commands: 1}
+    mine = {TopicPartition(TOPICS.task_commands, 1), TopicPartition(TOPICS.agent_commands, 2),
+            TopicPartition(TOPICS.agent_commands, 3)}
+    made = []
+    monkeypatch.setattr(engine, "_writer", lambda span: made.append(span))
+    with caplog.at_level("ERROR", logger=engine_mod.log.name):
+        await engine.assigned(mine)
+    assert made == [] and engine.loading == {} and engine.consumer.paused == mine
+    assert f"{TOPICS.agent_commands}: 4, {TOPICS.task_commands}: 2" in caplog.text
+    engine.consumer.counts[TOPICS.task_commands] = 4  # grown too: the rebalance that follows is taken
+    monkeypatch.setattr(engine, "_load", lambda tp, writer: asyncio.sleep(0))
+    await engine.assigned(mine)
+    assert made == [(1, 3)] and set(engine.loading) == mine
+    await asyncio.gather(*engine.loading.values())

@@ -146,7 +146,7 @@ class Engine:
         # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
         # would get the worker evicted; the partitions stay paused until they are loaded
         self.consumer.pause(*mine)
-        if not mine:
+        if not mine or self._counts_differ():
             return
         writer = self._writer(span_of({tp.partition for tp in mine}))
         for tp in mine:
@@ -161,6 +161,20 @@ class Engine:
             self.writers[number] = writer
         writer.fenced = asyncio.create_task(writer.fence(), name=f"fence the writer of {writer.name}")
         return writer
+
+    def _counts_differ(self) -> bool:
+        """Whether the command topics of more than one partition have different counts on the broker. The range
+        assignment then gives a worker numbers that are not one range, or ranges of two workers that meet, and their
+        writers would fence each other: nothing is decided here (the partitions stay paused) until they agree."""
+        counts = {topic: len(self.consumer.partitions_for_topic(topic) or ()) for topic, family in self.families.items()
+                  if family.partitions > 1}
+        if len(set(counts.values())) <= 1:
+            return False
+        log.error("the command topics have different partition counts (%s): a worker's partitions then form no one "
+                  "range of numbers, and writers would fence each other. Nothing is decided until every command topic "
+                  "has the same count (kafka-topics --alter --partitions) and the group rebalances",
+                  ", ".join(f"{topic}: {n}" for topic, n in sorted(counts.items())))
+        return True
 
     def _partitions(self) -> int:
         """The partition count the assignor saw (the broker's, not the settings'): the fenced ranges are those it
