@@ -53,7 +53,6 @@ def start(agents: tuple[str, ...], retries: int) -> Fabric:
     f.write(c.SubmitTask("t1", "sub", f.now, "demo", "alice", (NodeSpec("a", "echo"),), budget=10.0,
                          max_retries=retries))
     f.drain()
-    f.histories = extended({}, f.log)
     return f
 
 
@@ -112,11 +111,11 @@ def extended(histories: dict[str, bytes], events: list) -> dict[str, bytes]:
     return out
 
 
-def seen_key(f: Fabric, budget: Budget) -> bytes:
-    """Each aggregate's events (its state and its part of the log), what waits to be decided, what the outside may
-    still do, the clock and the escrows offered, as one digest."""
+def seen_key(f: Fabric, histories: dict[str, bytes], budget: Budget) -> bytes:
+    """Each aggregate's events (`histories`: its state and its part of the log), what waits to be decided, what the
+    outside may still do, the clock and the escrows offered, as one digest."""
     waiting = sorted((k, tuple(map(repr, q))) for k, q in f.queues.items() if q)
-    return digest(repr((sorted(f.histories.items()), waiting, budget, f.now, f.escrows)).encode())
+    return digest(repr((sorted(histories.items()), waiting, budget, f.now, f.escrows)).encode())
 
 
 def digest(data: bytes) -> bytes:
@@ -148,10 +147,11 @@ def settled_problems(f: Fabric) -> list[str]:
 def explore(agents: tuple[str, ...], budget: Budget, retries: int = 2) -> tuple[int, list[str]]:
     """Histories followed, and the first problem found with the moves that led to it."""
     seen: set[bytes] = set()
-    stack = [(start(agents, retries), budget, ())]
+    first = start(agents, retries)
+    stack = [(first, extended({}, first.log), budget, ())]
     while stack:
-        f, left, path = stack.pop()
-        key = seen_key(f, left)
+        f, histories, left, path = stack.pop()
+        key = seen_key(f, histories, left)
         if key in seen:
             continue
         seen.add(key)
@@ -163,8 +163,7 @@ def explore(agents: tuple[str, ...], budget: Budget, retries: int = 2) -> tuple[
             if problems:
                 return len(seen), [*problems, *path]
         for what, g, rest in reversed(list(moves(f, left))):  # deliveries first
-            g.histories = extended(f.histories, g.log[len(f.log):])
-            stack.append((g, rest, (*path, what)))
+            stack.append((g, extended(histories, g.log[len(f.log):]), rest, (*path, what)))
     return len(seen), []
 
 

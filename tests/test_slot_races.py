@@ -95,7 +95,7 @@ class Fabric:
         """An executor reports the result of an attempt; by default, the attempt the task runs now."""
         t = self.task
         if not agent_id:
-            if t.status not in ("assigned", "running") or not t.agent_id:
+            if t.status not in task_agg.ACTIVE or not t.agent_id:
                 return
             agent_id, attempt = t.agent_id, t.attempt
         out = {"a": '"A"'}
