@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import types
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -30,6 +31,12 @@ class _Consumer:
 
     def partitions_for_topic(self, topic):
         return set(range(self.counts[topic]))
+
+    @property
+    def _client(self):
+        async def force_metadata_update():
+            self.refreshed = getattr(self, "refreshed", 0) + 1
+        return types.SimpleNamespace(force_metadata_update=force_metadata_update)
 
 
 def _engine(monkeypatch, outcomes: dict) -> Engine:
@@ -103,9 +110,25 @@ async def test_an_assignment_over_command_topics_of_different_partition_counts_i
     with caplog.at_level("ERROR", logger=engine_mod.log.name):
         await engine.assigned(mine)
     assert made == [] and engine.loading == {} and engine.consumer.paused == mine
+    assert engine.consumer.refreshed == 1  # judged again on fresh metadata before holding
     assert f"{TOPICS.agent_commands}: 4, {TOPICS.task_commands}: 2" in caplog.text
+    assert TOPICS.ledger_commands not in caplog.text  # one partition by design
+    await engine.rejoining  # the counts may be put right meanwhile: it asks for its partitions again
+    assert len(engine.consumer.rejoins) == 1
     engine.consumer.counts[TOPICS.task_commands] = 4  # grown too: the rebalance that follows is taken
     monkeypatch.setattr(engine, "_load", lambda tp, writer: asyncio.sleep(0))
     await engine.assigned(mine)
-    assert made == [(1, 3)] and set(engine.loading) == mine
+    assert made == [(1, 3)] and set(engine.loading) == mine and engine.consumer.refreshed == 1
     await asyncio.gather(*engine.loading.values())
+
+
+async def test_an_assignment_whose_numbers_form_no_range_is_held_though_the_counts_look_equal(monkeypatch, caplog):
+    engine = _engine(monkeypatch, {})
+    engine.families = {TOPICS.task_commands: engine_mod.Family(None, "e", 2, "")}
+    engine.consumer.counts = {TOPICS.task_commands: 4}  # this worker's view; the leader assigned from another
+    monkeypatch.setattr(engine, "_writer", lambda span: pytest.fail("no writer for numbers that form no range"))
+    with caplog.at_level("ERROR", logger=engine_mod.log.name):
+        await engine.assigned({TopicPartition(TOPICS.task_commands, 0), TopicPartition(TOPICS.task_commands, 2)})
+    assert "partition numbers [0, 2] are not one range" in caplog.text and engine.loading == {}
+    await engine.rejoining
+    assert len(engine.consumer.rejoins) == 1

@@ -19,12 +19,23 @@ from .roles import SERVICE_SECRET, as_role, credentials
 pytestmark = pytest.mark.stack
 
 
+async def until_grown(admin, topic: str, count: int) -> None:
+    """Until the broker's metadata shows the topic with `count` partitions."""
+    for _ in range(150):
+        (described,) = await admin.describe_topics([topic])
+        if len(described["partitions"]) == count:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{topic} still not at {count} partitions")
+
+
 async def test_a_worker_over_command_topics_of_different_partition_counts_decides_nothing(kafka_bootstrap, topics,
                                                                                          caplog):
     admin = admin_client(as_role("admin"))
     await admin.start()
     try:
         await admin.create_partitions({topics.agent_commands: NewPartitions(topics.partitions + 2)})
+        await until_grown(admin, topics.agent_commands, topics.partitions + 2)
     finally:
         await admin.close()
     settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,

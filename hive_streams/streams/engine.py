@@ -146,9 +146,19 @@ class Engine:
         # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
         # would get the worker evicted; the partitions stay paused until they are loaded
         self.consumer.pause(*mine)
-        if not mine or self._counts_differ():
+        if not mine:
             return
-        writer = self._writer(span_of({tp.partition for tp in mine}))
+        if self._counts_differ():
+            await self.consumer._client.force_metadata_update()  # judged on this worker's view: make it current
+        try:
+            span = None if self._counts_differ(warn=True) else span_of({tp.partition for tp in mine})
+        except ValueError as exc:  # the leader saw counts that differ, this worker's view did not yet
+            log.error("%s: the command topics' partition counts differ", exc)
+            span = None
+        if span is None:
+            self._rejoin_later()  # the counts may be put right meanwhile: ask again, later each time
+            return
+        writer = self._writer(span)
         for tp in mine:
             self.loading[tp] = asyncio.create_task(self._load(tp, writer), name=f"load {tp.topic}[{tp.partition}]")
 
@@ -162,18 +172,20 @@ class Engine:
         writer.fenced = asyncio.create_task(writer.fence(), name=f"fence the writer of {writer.name}")
         return writer
 
-    def _counts_differ(self) -> bool:
-        """Whether the command topics of more than one partition have different counts on the broker. The range
-        assignment then gives a worker numbers that are not one range, or ranges of two workers that meet, and their
-        writers would fence each other: nothing is decided here (the partitions stay paused) until they agree."""
-        counts = {topic: len(self.consumer.partitions_for_topic(topic) or ()) for topic, family in self.families.items()
-                  if family.partitions > 1}
+    def _counts_differ(self, warn: bool = False) -> bool:
+        """Whether the command topics (the ledger's single one aside) have different partition counts on the broker.
+        Then nothing is decided here: the partitions stay paused. With more workers the range assignment would give
+        one numbers that form no one range, or a range that meets another's, and their writers would fence each
+        other; alone, a worker folds and routes by one count a topic (the settings' layout) the others no longer
+        follow."""
+        counts = {topic: len(found) for topic in self.families if topic != self.topics.ledger_commands
+                  if (found := self.consumer.partitions_for_topic(topic))}  # unknown to the metadata: not judged
         if len(set(counts.values())) <= 1:
             return False
-        log.error("the command topics have different partition counts (%s): a worker's partitions then form no one "
-                  "range of numbers, and writers would fence each other. Nothing is decided until every command topic "
-                  "has the same count (kafka-topics --alter --partitions) and the group rebalances",
-                  ", ".join(f"{topic}: {n}" for topic, n in sorted(counts.items())))
+        if warn:
+            log.error("the command topics have different partition counts (%s): nothing is decided until every command "
+                      "topic has the same count (kafka-topics --alter --partitions); this worker asks the group for "
+                      "its partitions again meanwhile", ", ".join(f"{topic}: {n}" for topic, n in sorted(counts.items())))
         return True
 
     def _partitions(self) -> int:
