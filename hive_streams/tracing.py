@@ -10,7 +10,6 @@ context that JSON log lines read (`logs.py`).
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import random
 import re
@@ -27,8 +26,8 @@ EXPORT_DELAY_MS = 1000
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar("hive_correlation", default=None)
-# (trace id, span id, flags) of the hop being handled when spans are not recorded: no OpenTelemetry context then
-_unrecorded: contextvars.ContextVar[tuple[int, int, int] | None] = contextvars.ContextVar("hive_hop", default=None)
+# the traceparent of the hop being handled when spans are not recorded: no OpenTelemetry context then
+_unrecorded: contextvars.ContextVar[str | None] = contextvars.ContextVar("hive_hop", default=None)
 _provider: TracerProvider | None = None
 _tracer_of_process: trace.Tracer | None = None
 _exporting = False  # without an exporter a hop makes only a span context: its ids travel, nothing is recorded
@@ -61,8 +60,9 @@ def _tracer() -> trace.Tracer:
     return _tracer_of_process
 
 
-def _ids(value: str | bytes | None) -> tuple[int, int, int] | None:
-    """A valid W3C traceparent's (trace id, span id, sampled flag), else None (unknown versions read as 00)."""
+def _valid(value: str | bytes | None) -> tuple[str, str, str] | None:
+    """A valid W3C traceparent's trace id and span id (lower-case hex) and sampled flag ("01" or "00"), else None
+    (unknown versions read as 00)."""
     if not value:
         return None
     if isinstance(value, (bytes, bytearray)):
@@ -73,7 +73,13 @@ def _ids(value: str | bytes | None) -> tuple[int, int, int] | None:
     version, trace_id, span_id, flags, rest = found.groups()
     if version == "ff" or (version == "00" and rest) or trace_id == "0" * 32 or span_id == "0" * 16:
         return None
-    return int(trace_id, 16), int(span_id, 16), int(flags, 16) & 1
+    return trace_id, span_id, "01" if int(flags, 16) & 1 else "00"
+
+
+def _ids(value: str | bytes | None) -> tuple[int, int, int] | None:
+    """A valid W3C traceparent's (trace id, span id, sampled flag), else None (unknown versions read as 00)."""
+    parts = _valid(value)
+    return None if parts is None else (int(parts[0], 16), int(parts[1], 16), int(parts[2], 16))
 
 
 def parse(value: str | bytes | None) -> SpanContext | None:
@@ -92,48 +98,68 @@ def _format(trace_id: int, span_id: int, flags: int) -> str:
 
 def current_ids() -> tuple[int, int, int] | None:
     """(trace id, span id, flags) of the span being handled now, recorded or not; None outside any."""
-    ids = _unrecorded.get()
-    if ids is not None:
-        return ids
+    held = _unrecorded.get()
+    if held is not None:
+        return int(held[3:35], 16), int(held[36:52], 16), int(held[53:55], 16)
     context = trace.get_current_span().get_span_context()
     return (context.trace_id, context.span_id, int(context.trace_flags)) if context.is_valid else None
 
 
 def current_traceparent() -> str | None:
     """The traceparent of the span being handled now, for what this hop writes."""
+    held = _unrecorded.get()
+    if held is not None:
+        return held  # made once a hop, not once a record it writes
     ids = current_ids()
     return None if ids is None else _format(*ids)
 
 
-@contextlib.contextmanager
-def hop(name: str, parent: str | bytes | None, correlation_id: str | None = None,
-        kind: SpanKind = SpanKind.CONSUMER, start: bool = False, **attributes):
+class hop:
     """A child span of `parent` while the block runs, current for what it writes and logs. Without a valid
-    parent, a new trace when `start` (the API's requests), else no span: a record nobody traced stays so."""
-    ids = _ids(parent)
-    token = correlation.set(correlation_id)
-    try:
-        if ids is None and not start:
-            yield None
-            return
-        tracer = _tracer()
-        if not _exporting:  # the same ids a recorded span would get, kept in a context variable of our own
-            trace_id, flags = (ids[0], ids[2]) if ids else (_nonzero(128), int(TraceFlags.SAMPLED))
-            held = _unrecorded.set((trace_id, _nonzero(64), flags))
-            try:
-                yield trace.INVALID_SPAN  # takes attributes and records nothing, as a recorded span's caller expects
-            finally:
-                _unrecorded.reset(held)
-            return
-        context = SpanContext(ids[0], ids[1], is_remote=True, trace_flags=TraceFlags(ids[2])) if ids else None
-        parent_context = trace.set_span_in_context(NonRecordingSpan(context)) if context else None
-        attrs = {k: v for k, v in attributes.items() if v is not None}
-        if correlation_id:
-            attrs["hive.correlation_id"] = correlation_id
-        with tracer.start_as_current_span(name, context=parent_context, kind=kind, attributes=attrs) as span:
-            yield span
-    finally:
-        correlation.reset(token)
+    parent, a new trace when `start` (the API's requests), else no span: a record nobody traced stays so.
+
+    A class rather than a generator: a decider enters one for every command it decides."""
+    __slots__ = ("name", "parent", "correlation_id", "kind", "start", "attributes", "_token", "_held", "_recording")
+
+    def __init__(self, name: str, parent: str | bytes | None, correlation_id: str | None = None,
+                 kind: SpanKind = SpanKind.CONSUMER, start: bool = False, **attributes):
+        self.name, self.parent, self.correlation_id, self.kind, self.start = name, parent, correlation_id, kind, start
+        self.attributes = attributes
+        self._token = self._held = self._recording = None
+
+    def __enter__(self):
+        parts = _valid(self.parent)
+        self._token = correlation.set(self.correlation_id)
+        try:
+            if parts is None and not self.start:
+                return None
+            tracer = _tracer()
+            if not _exporting:  # the same ids a recorded span would get, kept in a context variable of our own
+                trace_id, flags = parts[0::2] if parts else (f"{_nonzero(128):032x}", "01")
+                self._held = _unrecorded.set(f"00-{trace_id}-{_nonzero(64):016x}-{flags}")
+                return trace.INVALID_SPAN  # takes attributes and records nothing, as a recorded span's caller expects
+            ids = None if parts is None else (int(parts[0], 16), int(parts[1], 16), int(parts[2], 16))
+            context = SpanContext(ids[0], ids[1], is_remote=True, trace_flags=TraceFlags(ids[2])) if ids else None
+            parent_context = trace.set_span_in_context(NonRecordingSpan(context)) if context else None
+            attrs = {k: v for k, v in self.attributes.items() if v is not None}
+            if self.correlation_id:
+                attrs["hive.correlation_id"] = self.correlation_id
+            self._recording = tracer.start_as_current_span(self.name, context=parent_context, kind=self.kind,
+                                                           attributes=attrs)
+            return self._recording.__enter__()
+        except BaseException:
+            correlation.reset(self._token)
+            raise
+
+    def __exit__(self, *exc_info) -> bool | None:
+        try:
+            if self._held is not None:
+                _unrecorded.reset(self._held)
+            elif self._recording is not None:
+                return self._recording.__exit__(*exc_info)
+            return None
+        finally:
+            correlation.reset(self._token)
 
 
 def _nonzero(bits: int) -> int:
