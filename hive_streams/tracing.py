@@ -128,6 +128,7 @@ class hop:
         self._token = self._held = self._recording = None
 
     def __enter__(self):
+        self._held = self._recording = None
         parts = _valid(self.parent)
         self._token = correlation.set(self.correlation_id)
         try:

@@ -71,3 +71,48 @@ def test_json_log_lines_name_the_trace_and_the_correlation_id():
     assert line["trace_id"] == TRACE and line["correlation_id"] == "req-1" and len(line["span_id"]) == 16
     outside = json.loads(JsonFormatter().format(record))
     assert "trace_id" not in outside and "correlation_id" not in outside
+
+
+def test_an_unsampled_or_upper_case_parent_travels_on_as_it_was_sent():
+    with tracing.hop("decide", f"00-{TRACE.upper()}-00F067AA0BA902B7-00 "):
+        child = tracing.current_traceparent()
+        ids = tracing.current_ids()
+    assert child.startswith(f"00-{TRACE}-") and child.endswith("-00") and len(child) == 55
+    assert ids[0] == int(TRACE, 16) and ids[1] == int(child.split("-")[2], 16) and ids[2] == 0
+
+
+def test_a_hop_left_by_an_exception_puts_back_the_outer_hop_and_correlation():
+    with tracing.hop("outer", PARENT, "req-1"):
+        outer = tracing.current_traceparent()
+        try:
+            with tracing.hop("inner", outer, "req-2"):
+                raise ValueError("refused")
+        except ValueError:
+            pass
+        assert tracing.current_traceparent() == outer and tracing.correlation.get() == "req-1"
+    assert tracing.current_traceparent() is None and tracing.correlation.get() is None
+
+
+def test_with_an_exporter_a_hop_records_a_child_span_and_the_exception_that_left_it(monkeypatch):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(tracing, "_exporting", True)
+    monkeypatch.setattr(tracing, "_tracer_of_process", provider.get_tracer("test"))
+    try:
+        with tracing.hop("decide SubmitTask", PARENT, "req-1", **{"messaging.kafka.offset": 7, "none": None}) as span:
+            assert span.is_recording() and tracing.current_traceparent().split("-")[1] == TRACE
+            raise ValueError("refused")
+    except ValueError:
+        pass
+    (recorded,) = exported.get_finished_spans()
+    assert recorded.name == "decide SubmitTask" and recorded.parent.span_id == int("00f067aa0ba902b7", 16)
+    assert recorded.context.trace_id == int(TRACE, 16) and recorded.status.status_code == StatusCode.ERROR
+    assert recorded.attributes["hive.correlation_id"] == "req-1" and "none" not in recorded.attributes
+    assert [e.name for e in recorded.events] == ["exception"]
+    assert tracing.current_traceparent() is None and tracing.correlation.get() is None

@@ -140,6 +140,7 @@ class Engine:
         mine = [tp for tp in tps if tp.topic in self.families]
         if self.rejoining is not None:
             self.rejoining.cancel()  # this assignment is the one it asked for, or came first
+            self.rejoining = None  # cancelled is not done yet: a rejoin this assignment asks for must not wait on it
         self.load_failed = False
         for writer in {id(w): w for w in self.writers.values()}.values():  # kept over a rebalance we missed:
             await self._drop_writer(writer)  # taken again from the log, its open transaction included
@@ -148,13 +149,12 @@ class Engine:
         self.consumer.pause(*mine)
         if not mine:
             return
-        if self._counts_differ():
-            await self.consumer._client.force_metadata_update()  # judged on this worker's view: make it current
-        try:
-            span = None if self._counts_differ(warn=True) else span_of({tp.partition for tp in mine})
-        except ValueError as exc:  # the leader saw counts that differ, this worker's view did not yet
-            log.error("%s: the command topics' partition counts differ", exc)
-            span = None
+        span = self._span(mine)
+        if span is None:  # judged on this worker's view of the topics: make it current, then judge again
+            with contextlib.suppress(asyncio.TimeoutError):  # the group's heartbeats wait on this callback
+                await asyncio.wait_for(self.consumer._client.force_metadata_update(),
+                                       self.settings.session_timeout_seconds / 3)
+            span = self._span(mine, warn=True)
         if span is None:
             self._rejoin_later()  # the counts may be put right meanwhile: ask again, later each time
             return
@@ -171,6 +171,18 @@ class Engine:
             self.writers[number] = writer
         writer.fenced = asyncio.create_task(writer.fence(), name=f"fence the writer of {writer.name}")
         return writer
+
+    def _span(self, mine, warn: bool = False) -> tuple[int, int] | None:
+        """The range of partition numbers the assignment gives this worker, or None when it cannot be taken."""
+        if self._counts_differ(warn):
+            return None
+        try:
+            return span_of({tp.partition for tp in mine})
+        except ValueError as exc:  # the leader saw counts that differ; this worker's view does not show it
+            if warn:
+                log.error("%s: the command topics' partition counts differ; this worker asks the group for its "
+                          "partitions again", exc)
+            return None
 
     def _counts_differ(self, warn: bool = False) -> bool:
         """Whether the command topics (the ledger's single one aside) have different partition counts on the broker.
