@@ -109,17 +109,17 @@ def interleaved(records: list[bytes], repeats: int) -> tuple[dict, dict]:
     rates, cpu_rates = {name: [] for name, _ in ROUND}, {name: [] for name, _ in ROUND}
     for _ in range(repeats):
         for name, fn in ROUND:
-            wall, cpu = timed(fn, records)
-            rates[name].append(len(records) / wall)
-            cpu_rates[name].append(len(records) / cpu)
+            wall, cpu = rates_of(fn, records)
+            rates[name].append(wall)
+            cpu_rates[name].append(cpu)
     return rates, cpu_rates
 
 
-def timed(fn, arg) -> tuple[float, float]:
-    """Wall-clock and CPU seconds of fn(arg): on a shared machine the CPU time is the steadier of the two."""
+def rates_of(fn, items: list) -> tuple[float, float]:
+    """Items a wall-clock and a CPU second of fn(items): on a shared machine the CPU rate is the steadier."""
     wall, cpu = time.perf_counter(), time.process_time()
-    fn(arg)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    fn(items)
+    return len(items) / (time.perf_counter() - wall), len(items) / (time.process_time() - cpu)
 
 
 async def to_topic(bootstrap: str, topic: str, records: list[bytes], decode) -> None:
@@ -191,9 +191,9 @@ def run(ctx: Context) -> dict:
     repeats = ctx.sizes["repeats"]
     rates, cpu_rates = interleaved(records, repeats)
     pre_decoded = [default_codec().decode(r) for r in records]
-    times = [timed(evolve_only, pre_decoded) for _ in range(repeats)]
+    evolving = [rates_of(evolve_only, pre_decoded) for _ in range(repeats)]
     del pre_decoded
-    rates["evolve_only"], cpu_rates["evolve_only"] = [n / w for w, _ in times], [n / c for _, c in times]
+    rates["evolve_only"], cpu_rates["evolve_only"] = [w for w, _ in evolving], [c for _, c in evolving]
     topic = f"bench{ctx.work.name}-replay-{int(time.time())}"
     asyncio.run(to_topic(ctx.bootstrap, topic, records, default_codec().decode))
     try:

@@ -78,7 +78,10 @@ def _valid(value: str | bytes | None) -> tuple[str, str, str] | None:
 
 def _ids(value: str | bytes | None) -> tuple[int, int, int] | None:
     """A valid W3C traceparent's (trace id, span id, sampled flag), else None (unknown versions read as 00)."""
-    parts = _valid(value)
+    return _as_ints(_valid(value))
+
+
+def _as_ints(parts: tuple[str, str, str] | None) -> tuple[int, int, int] | None:
     return None if parts is None else (int(parts[0], 16), int(parts[1], 16), int(parts[2], 16))
 
 
@@ -139,7 +142,7 @@ class hop:
                 trace_id, flags = parts[0::2] if parts else (f"{_nonzero(128):032x}", "01")
                 self._held = _unrecorded.set(f"00-{trace_id}-{_nonzero(64):016x}-{flags}")
                 return trace.INVALID_SPAN  # takes attributes and records nothing, as a recorded span's caller expects
-            ids = None if parts is None else (int(parts[0], 16), int(parts[1], 16), int(parts[2], 16))
+            ids = _as_ints(parts)
             context = SpanContext(ids[0], ids[1], is_remote=True, trace_flags=TraceFlags(ids[2])) if ids else None
             parent_context = trace.set_span_in_context(NonRecordingSpan(context)) if context else None
             attrs = {k: v for k, v in self.attributes.items() if v is not None}

@@ -326,10 +326,10 @@ class PartitionState:
             if message.offset is not None:
                 out.decided_to = max(out.decided_to, message.offset)
             # a child span of the command's (none for an untraced one): what it causes carries it on
-            correlation = header(message.headers, CORRELATION)
-            with hop(f"decide {header(message.headers, 'ce_type') or 'command'}", header(message.headers, TRACEPARENT),
-                     correlation, **{"messaging.destination.name": message.topic,
-                                     "messaging.kafka.offset": message.offset}):
+            correlation, parent = header(message.headers, CORRELATION), header(message.headers, TRACEPARENT)
+            name = f"decide {header(message.headers, 'ce_type') or 'command'}" if parent else "decide"  # named if traced
+            with hop(name, parent, correlation, **{"messaging.destination.name": message.topic,
+                                                   "messaging.kafka.offset": message.offset}):
                 self._decide_one(message, now, out, correlation)
         return out
 
