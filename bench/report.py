@@ -23,6 +23,14 @@ def fmt(s: dict, digits: int = 0) -> str:
     return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f}, spread {s['spread_pct']:.0f}%)"
 
 
+def _warming(per_task: list[float] | None) -> str:
+    """The broker's CPU a task in each burst of the warm-up: whether it had settled before the first run."""
+    if not per_task:
+        return ""
+    return (" The broker's CPU a task in each burst of the warm-up, in ms: "
+            + ", ".join(f"{v:.2f}" for v in per_task) + ".")
+
+
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
 
@@ -131,6 +139,7 @@ def tasks_section(t: dict) -> list[str]:
              + (f" Before the first run, {s['warm_up_tasks']:,} tasks went through a fabric (producer client), not "
                 "measured: a broker just started spends 2–3 times the CPU a task until its JVM has compiled its hot "
                 "code (each Celery run has its own new redis-server: nothing of it is shared to warm)."
+                + _warming(s.get("warm_up_broker_ms_per_task"))
                 if s.get("warm_up_tasks") else ""), ""]
     lines += _table(["system", "tasks/s: median (min–max, spread)", "CPU ms per task (system, bench client excluded)",
                      "runs"],

@@ -233,17 +233,33 @@ def celery_run(ctx: Context, n: int, servers: dict | None = None) -> dict:
             "cpu_window_s": background.wall}
 
 
-def warm_up(ctx: Context, n: int) -> None:
-    """n tasks through a fabric (producer client), not measured: the measured runs then meet a broker whose JVM has
-    compiled its hot code, as a long-running one has (bench/FINDINGS.md, 000000). Celery's runs share no server
-    (each starts its own redis-server), so there is nothing of theirs to warm."""
+WARM_UP_BURST = 10_000  # tasks a burst of the warm-up; the broker's CPU a task is noted for each
+
+
+def warm_up(ctx: Context, n: int, servers: dict) -> list[float]:
+    """n tasks through a fabric (producer client) in bursts, not measured: the measured runs then meet a broker whose
+    JVM has compiled its hot code and sized its heap, as a long-running one has (bench/FINDINGS.md, 000000 and
+    0000000000). Returns the broker's CPU milliseconds a task in each burst, so the report shows whether it had
+    settled. Celery's runs share no server (each starts its own redis-server), so there is nothing of theirs to warm."""
     stack = Stack(ctx.bootstrap, ctx.pg_server, ctx.work).start(executors=PROCESSES)
+    broker = {"kafka broker": servers.get("kafka broker")}
+    per_task = []
     try:
-        asyncio.run(hive_burst(stack, n, 60 + n, "producer"))
+        for size in bursts(n, WARM_UP_BURST):
+            meter = CpuMeter({}, broker)
+            asyncio.run(hive_burst(stack, size, 60 + size, "producer", meter))
+            if "kafka broker" in meter.used:
+                per_task.append(meter.used["kafka broker"] / size * 1000)
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{stack.logs()}") from exc
     finally:
         stack.stop()
+    return per_task
+
+
+def bursts(n: int, size: int) -> list[int]:
+    """n split into bursts of `size`, the last one holding the rest."""
+    return [min(size, n - start) for start in range(0, n, size)]
 
 
 def system_cpu_ms(run: dict) -> float:
@@ -263,14 +279,14 @@ def run(ctx: Context) -> dict:
     servers = server_pids(ctx.bootstrap, ctx.pg_server)
     hive = {"http": [], "producer": []}
     celery = []
-    warm_up(ctx, ctx.sizes["tasks_warm_up"])
+    warming = warm_up(ctx, ctx.sizes["tasks_warm_up"], servers)
     for _ in range(repeats):  # alternate, so all three see the same (shared, changing) load
         for how in hive:
             hive[how].append(hive_run(ctx, n, how, servers=servers))
         celery.append(celery_run(ctx, n, servers))
     return {
         "command": ctx.cmd("tasks"),
-        "setup": {"warm_up_tasks": ctx.sizes["tasks_warm_up"], "processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
+        "setup": {"warm_up_tasks": ctx.sizes["tasks_warm_up"], "warm_up_broker_ms_per_task": warming, "processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
                   "hive_submit": SUBMITS, "celery_submit": "task.delay() in a loop",
                   "node": "hive: one `echo` node; celery: a task returning None",
                   "servers_measured": [name for name in SERVERS if servers.get(name)]},

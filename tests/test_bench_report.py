@@ -117,3 +117,14 @@ def test_a_latency_section_not_at_half_of_section_ones_rate_says_so():
     warned = "\n".join(rate_drift({"tasks": tasks, "latency": {"rate": 400.0}}))
     assert "this section ran at 400.00 tasks/s" in warned
     assert "half of section 1's best median (hive_producer, 720.0 tasks/s) is 360.00 (1.11× that)" in warned
+
+
+def test_the_warm_up_runs_in_bursts_and_the_report_shows_the_brokers_cpu_of_each():
+    from bench.report import _warming
+    from bench.tasks import bursts
+    assert bursts(80_000, 10_000) == [10_000] * 8
+    assert bursts(25_000, 10_000) == [10_000, 10_000, 5_000]
+    assert bursts(20, 10_000) == [20]
+    line = _warming([1.034, 0.582, 0.3])
+    assert line == " The broker's CPU a task in each burst of the warm-up, in ms: 1.03, 0.58, 0.30."
+    assert _warming([]) == "" and _warming(None) == ""

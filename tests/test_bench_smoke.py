@@ -27,4 +27,5 @@ def test_smoke_mode_writes_a_report_with_every_section(kafka_bootstrap, tmp_path
         assert "Command: `python -m bench --smoke" in section, title
         assert NUMBER.search(section), f"no figures under {title}"
     assert "Celery + Redis" in report
+    assert "The broker's CPU a task in each burst of the warm-up, in ms: " in report
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
