@@ -47,6 +47,13 @@ def setup(settings, service: str) -> TracerProvider:
     return _provider
 
 
+def exporting() -> bool:
+    """Whether this process exports its spans (HIVE_OTLP_ENDPOINT set). Without it a request that came without a
+    trace starts none: ids nobody records would ride on every record of the task (bench/FINDINGS.md)."""
+    _tracer()
+    return _exporting
+
+
 def shutdown() -> None:
     """Exports what is still queued (the provider also does it at exit)."""
     if _provider is not None:
@@ -119,7 +126,8 @@ def current_traceparent() -> str | None:
 
 class hop:
     """A child span of `parent` while the block runs, current for what it writes and logs. Without a valid
-    parent, a new trace when `start` (the API's requests), else no span: a record nobody traced stays so.
+    parent, a new trace when `start` (the API's requests, when spans are exported), else no span (None): a record
+    nobody traced stays so.
 
     A class rather than a generator: a decider enters one for every command it decides."""
     __slots__ = ("name", "parent", "correlation_id", "kind", "start", "attributes", "_token", "_held", "_recording")

@@ -135,3 +135,26 @@ def test_an_assignment_is_decided_in_the_transaction_that_reserves_its_slot(stac
     assert [r.event.command_id for r in commands] == [assigned[0].header("ce_causationid")]
     read = [r for r in events if r is not assigned[0]]  # the rest came from commands read at an offset
     assert read and all(r.header("hive_command_offset") is not None for r in read)
+
+
+def test_without_an_exporter_only_a_client_trace_travels(stack):
+    """No HIVE_OTLP_ENDPOINT here: a request without a traceparent starts no trace (no `traceresponse`, no
+    `ce_traceparent` on the task's records); a client's own trace still runs from the request to TaskCompleted."""
+    definition = {"name": "traces", "nodes": [{"id": "a", "kind": "echo", "value": "x"}]}
+    plain = stack.client.http.post("/api/tasks", json=definition)
+    trace = "5bf92f3577b34da6a3ce929d0e0e4736"
+    traced = stack.client.http.post("/api/tasks", json=definition, headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    assert plain.status_code == traced.status_code == 202, (plain.text, traced.text)
+    assert "traceresponse" not in plain.headers and "x-request-id" in plain.headers
+    assert traced.headers["traceresponse"].split("-")[1] == trace
+    plain_id, traced_id = plain.json()["task_id"], traced.json()["task_id"]
+    for task_id in (plain_id, traced_id):
+        assert [f.event for f in stack.client.follow(task_id, timeout=60)][-1] == "TaskCompleted"
+    partitions = stack.topics.partitions
+    records = [r for topic in (stack.topics.task_commands, stack.topics.task_events)
+               for r in events_of(stack.bootstrap, topic, partitions) if r.key in (plain_id.encode(), traced_id.encode())]
+    plain_records = [r for r in records if r.key == plain_id.encode()]
+    traced_records = [r for r in records if r.key == traced_id.encode()]
+    assert len(plain_records) >= 6 and all(r.header("ce_traceparent") is None for r in plain_records)
+    assert any(type(r.event).__name__ == "TaskCompleted" for r in traced_records)
+    assert all(r.header("ce_traceparent").split("-")[1] == trace for r in traced_records)

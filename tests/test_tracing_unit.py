@@ -116,3 +116,11 @@ def test_with_an_exporter_a_hop_records_a_child_span_and_the_exception_that_left
     assert recorded.attributes["hive.correlation_id"] == "req-1" and "none" not in recorded.attributes
     assert [e.name for e in recorded.events] == ["exception"]
     assert tracing.current_traceparent() is None and tracing.correlation.get() is None
+
+
+def test_the_api_starts_a_trace_of_its_own_only_when_spans_are_exported(monkeypatch):
+    assert not tracing.exporting()  # no HIVE_OTLP_ENDPOINT in the unit tests
+    with tracing.hop("POST /api/tasks", None, start=tracing.exporting()) as span:
+        assert span is None and tracing.current_traceparent() is None
+    monkeypatch.setattr(tracing, "_exporting", True)
+    assert tracing.exporting()

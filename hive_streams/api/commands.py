@@ -18,7 +18,7 @@ from ..kafka.clock import now_ms
 from ..store import idempotency as kept
 from ..domain.fields import FieldError
 from .body import JSON_TYPES, check_content_type, json_object, read_limited
-from ..tracing import HTTP_TRACEPARENT, current_traceparent, hop
+from ..tracing import HTTP_TRACEPARENT, current_traceparent, exporting, hop
 from .correlation import REQUEST_ID, correlation_id
 from .errors import RequestError
 from .guard import Declaration, Guard, declare
@@ -121,15 +121,16 @@ def command_route(path: str, handler: Handler, method: str, keys: KeyedRequests,
             raise RequestError(500, "$", f"{path} creates commands: it cannot be public")
         check_content_type(request, accepts)
         correlation = correlation_id(request.headers)
-        with hop(f"{method} {path}", request.headers.get(HTTP_TRACEPARENT), correlation, SpanKind.SERVER, start=True,
-                 **{"http.request.method": method, "http.route": path}) as span:
+        with hop(f"{method} {path}", request.headers.get(HTTP_TRACEPARENT), correlation, SpanKind.SERVER,
+                 start=exporting(), **{"http.request.method": method, "http.route": path}) as span:
             body = await read_limited(request, body_limit)
             call = CommandRequest(request, body, principal, CommandIds(), correlation, _checked(body, declared))
             key = request.headers.get(HEADER)
             response = await handler(call) if key is None else await keys.run(call, key, handler)
             response.headers.setdefault(REQUEST_ID, correlation)
-            response.headers.setdefault(TRACERESPONSE, current_traceparent())  # the trace its commands carry
-            span.set_attribute("http.response.status_code", response.status_code)
+            if span is not None:  # the trace its commands carry
+                response.headers.setdefault(TRACERESPONSE, current_traceparent())
+                span.set_attribute("http.response.status_code", response.status_code)
             return response
 
     return declare(Route(path, endpoint, methods=[method]), declared)
