@@ -1,8 +1,9 @@
 """The decider's CPU a command, alone: no broker, no IO, one process.
 
-`python -m bench.decide_cpu [N] [ROUNDS]`: N `SubmitTask` commands (default 5,000), each with a trace context and
-a principal as the API writes them, decided on a fresh `PartitionState` of the task family in batches of 500 (the
-engine's `DECIDE_CHUNK`), ROUNDS times (default 7); prints the best round's microseconds a command. What one
+`python -m bench.decide_cpu [N] [ROUNDS]`: N `SubmitTask` commands (default 5,000), each with a principal as the API
+writes them, decided on a fresh `PartitionState` of the task family in batches of 500 (the engine's
+`DECIDE_CHUNK`), ROUNDS times (default 7); prints the best round's microseconds a command, for commands without a
+trace context (the API's default without a span exporter) and with one (a client's trace). What one
 process spends deciding, encoding and tracing a command, without the Kafka client's share: run two checkouts one
 after the other, alternating, to compare a change on a machine whose speed moves.
 """
@@ -31,19 +32,20 @@ class Read(NamedTuple):
     headers: list
 
 
-def commands(n: int, topics: Topics) -> list[Read]:
+def commands(n: int, topics: Topics, traced: bool = True) -> list[Read]:
     codec, spec = default_codec(), parse_task({"name": "n", "nodes": [{"id": "a", "kind": "echo", "value": "x"}]}, 0)
     out = []
     for i in range(n):
         command = c.SubmitTask.of(f"bench:t{i}", f"submit-{i}", 1, "bench/bench", spec)
-        key, value, headers = codec.message(command, "/bench", traceparent=f"00-{i + 1:032x}-00f067aa0ba902b7-01")
+        trace = f"00-{i + 1:032x}-00f067aa0ba902b7-01" if traced else None
+        key, value, headers = codec.message(command, "/bench", traceparent=trace)
         out.append(Read(topics.task_commands, 0, i, key, value, headers + [principal_header("bench/bench")]))
     return out
 
 
-def best_us(n: int = 5000, rounds: int = 7) -> float:
+def best_us(n: int = 5000, rounds: int = 7, traced: bool = True) -> float:
     topics, codec = Topics("bench", 1), default_codec()
-    reads, best = commands(n, topics), float("inf")
+    reads, best = commands(n, topics, traced), float("inf")
     for _ in range(rounds):
         state = PartitionState(codec, task_aggregate(), topics, topics.task_events, 0, 1)
         started = time.perf_counter()
@@ -55,4 +57,6 @@ def best_us(n: int = 5000, rounds: int = 7) -> float:
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:3]]
-    print(f"{best_us(*args):.1f} us a SubmitTask command (best of {args[1] if len(args) > 1 else 7} rounds)")
+    for traced in (False, True):
+        print(f"{best_us(*args, traced=traced):.1f} us a SubmitTask command {'with' if traced else 'without'} a trace "
+              f"context (best of {args[1] if len(args) > 1 else 7} rounds)")

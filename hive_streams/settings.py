@@ -81,7 +81,7 @@ class Settings:
     kafka_brokers: int = field(default=0, metadata={"env": "HIVE_KAFKA_BROKERS", "doc": "brokers the launcher runs (`kafka up --brokers 3`); 0: as many as HIVE_HOME's cluster was formatted with, else 1"})
     replication_factor: int = field(default=0, metadata={"env": "HIVE_REPLICATION_FACTOR", "doc": "replicas of each topic hive-streams creates; 0: 3 when the cluster has three or more brokers, else 1"})
     min_insync_replicas: int = field(default=0, metadata={"env": "HIVE_MIN_INSYNC_REPLICAS", "doc": "`min.insync.replicas` of those topics (acks=all writes need this many replicas); 0: 2 when the replication factor is 3 or more, else 1"})
-    otlp_endpoint: str = field(default="", metadata={"env": "HIVE_OTLP_ENDPOINT", "doc": "OTLP/HTTP collector that receives every process's trace spans (e.g. http://127.0.0.1:4318); empty: spans are not exported, their ids still travel in `ce_traceparent`"})
+    otlp_endpoint: str = field(default="", metadata={"env": "HIVE_OTLP_ENDPOINT", "doc": "OTLP/HTTP collector that receives every process's trace spans (e.g. http://127.0.0.1:4318); empty: spans are not exported; the ids of a client's trace still travel in `ce_traceparent`"})
     log_format: str = field(default="text", metadata={"env": "HIVE_LOG_FORMAT", "doc": "`text`, or `json`: one JSON object per log line, with the trace id, span id and correlation id of the record being handled"})
     postgres_port: int = field(default=55432, metadata={"env": "HIVE_POSTGRES_PORT", "doc": "port of the launched PostgreSQL cluster"})
 

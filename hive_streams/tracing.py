@@ -1,12 +1,14 @@
 """Traces across hops: a W3C trace context carried from the HTTP request through every command and event.
 
-Each record carries its span's context in `ce_traceparent` (the CloudEvents distributed-tracing
+A record of a traced request (a client's `traceparent`, or a trace the API starts when spans are
+exported) carries its span's context in `ce_traceparent` (the CloudEvents distributed-tracing
 extension, Kafka binary mode). Each process that handles a record (API request, decider, matcher,
 executor) opens a child span of the record's context, and what it writes carries that child's
 context on, so one trace id runs from `POST /api/tasks` to `TaskCompleted`. Spans are exported
-over OTLP/HTTP only when HIVE_OTLP_ENDPOINT is set; without it they are made (their ids travel)
-and dropped. The span and the correlation id of the record being handled are also in the
-context that JSON log lines read (`logs.py`).
+over OTLP/HTTP only when HIVE_OTLP_ENDPOINT is set; without it a client's trace is still carried
+on (its spans made, their ids travel, and dropped), and a request without one starts none. The
+span and the correlation id of the record being handled are also in the context that JSON log
+lines read (`logs.py`).
 """
 from __future__ import annotations
 

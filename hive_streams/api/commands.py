@@ -28,7 +28,7 @@ KEEP_MS = 24 * 3600 * 1000  # a key and its first answer are kept at least this 
 IN_FLIGHT_MS = 30_000  # a claim this old that never answered belongs to a process that died
 PURGE_EVERY_MS = 10 * 60 * 1000
 REPLAYED_HEADER = "Idempotent-Replayed"
-TRACERESPONSE = "traceresponse"  # W3C Trace Context level 2: the context of the server's span, when the request has a trace
+TRACERESPONSE = "traceresponse"  # W3C Trace Context level 2: the server span's context, when the request has a trace
 KEPT_HEADERS = ("content-type", "location")
 
 
