@@ -10,6 +10,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from hive_streams.streams import engine as engine_mod
+from hive_streams.streams import ownership
 from hive_streams.streams.engine import Engine
 from hive_streams.streams.writers import Writer
 from hive_streams.topics import Topics
@@ -41,11 +42,11 @@ class _Consumer:
 
 def _engine(monkeypatch, outcomes: dict) -> Engine:
     """An engine whose loads fail or succeed as `outcomes` says, a list a partition, one outcome a load."""
-    monkeypatch.setattr(engine_mod, "LOAD_RETRY", (0.05, 0.1))
-    monkeypatch.setattr(engine_mod.random, "uniform", lambda a, b: 1.0)
+    monkeypatch.setattr(ownership, "LOAD_RETRY", (0.05, 0.1))
+    monkeypatch.setattr(ownership.random, "uniform", lambda a, b: 1.0)
     engine = object.__new__(Engine)
     engine.topics, engine.consumer, engine.writers, engine.loading, engine.families = TOPICS, _Consumer(), {}, {}, {}
-    engine.matcher_task, engine.rejoining, engine.load_retry = None, None, engine_mod.LOAD_RETRY[0]
+    engine.matcher_task, engine.rejoining, engine.load_retry = None, None, ownership.LOAD_RETRY[0]
     engine.load_failed, engine.stopping = False, False
     engine.settings = types.SimpleNamespace(session_timeout_seconds=6)
 
@@ -108,7 +109,7 @@ async def test_an_assignment_over_command_topics_of_different_partition_counts_i
             TopicPartition(TOPICS.agent_commands, 3)}
     made = []
     monkeypatch.setattr(engine, "_writer", lambda span: made.append(span))
-    with caplog.at_level("ERROR", logger=engine_mod.log.name):
+    with caplog.at_level("ERROR", logger=ownership.log.name):
         await engine.assigned(mine)
     assert made == [] and engine.loading == {} and engine.consumer.paused == mine
     assert engine.consumer.refreshed == 1  # judged again on fresh metadata before holding
@@ -130,7 +131,7 @@ async def test_an_assignment_whose_numbers_form_no_range_is_held_though_the_coun
     engine.families = {TOPICS.task_commands: engine_mod.Family(None, "e", 2, "")}
     engine.consumer.counts = {TOPICS.task_commands: 4}  # this worker's view; the leader assigned from another
     monkeypatch.setattr(engine, "_writer", lambda span: pytest.fail("no writer for numbers that form no range"))
-    with caplog.at_level("ERROR", logger=engine_mod.log.name):
+    with caplog.at_level("ERROR", logger=ownership.log.name):
         await engine.assigned({TopicPartition(TOPICS.task_commands, 0), TopicPartition(TOPICS.task_commands, 2)})
     assert "partition numbers [0, 2] are not one range" in caplog.text and engine.loading == {}
     assert engine.consumer.refreshed == 1  # this worker's view may be the stale one

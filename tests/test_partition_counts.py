@@ -11,7 +11,7 @@ from aiokafka.admin import NewPartitions
 
 from hive_streams.kafka.clients import admin as admin_client
 from hive_streams.settings import Settings
-from hive_streams.streams import engine as engine_mod
+from hive_streams.streams import ownership
 
 from .engines import running, until
 from .roles import SERVICE_SECRET, as_role, credentials
@@ -41,7 +41,7 @@ async def test_a_worker_over_command_topics_of_different_partition_counts_decide
     settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
                         service_secret=SERVICE_SECRET.decode(), partitions=topics.partitions, worker_id=topics.prefix,
                         session_timeout_seconds=6)
-    with caplog.at_level(logging.ERROR, logger=engine_mod.log.name):
+    with caplog.at_level(logging.ERROR, logger=ownership.log.name):
         async with running(settings) as engine:
             await until(lambda: engine.consumer is not None and engine.consumer.assignment(), 60, "an assignment")
             await asyncio.sleep(2)  # what a load would take: none must begin

@@ -53,7 +53,7 @@ async def test_restart_from_snapshot_equals_a_full_fold_and_a_bad_snapshot_is_ig
                 await sender.send_and_wait(c.DepositFunds(LEDGER_ID, f"dep-{i}", i, f"acme/u{i % 3}", 100 + i, "r"), extra_headers=AS_API)
             await until(lambda: first.decided >= 12, 30, "twelve deposits")
         caplog.clear()
-        caplog.set_level("INFO", logger="hive_streams.streams.engine")
+        caplog.set_level("INFO", logger="hive_streams.streams")  # the engine and its ownership
         async with running(settings) as second:
             await until(lambda: owns_all(second), 60, "the second engine to own every partition")
             restored = ledger_of(second, topics)
@@ -106,7 +106,7 @@ async def fold_tasks(topics) -> dict:
 
 
 async def test_finished_tasks_stay_encoded_after_a_restart_until_a_command_needs_them(kafka_bootstrap, topics, caplog):
-    caplog.set_level(logging.INFO, logger="hive_streams.streams.engine")  # on a failure: takes, revokes, snapshots
+    caplog.set_level(logging.INFO, logger="hive_streams.streams")  # on a failure: takes, revokes, snapshots
     settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_credentials=credentials(), topic_prefix=topics.prefix,
                         service_secret=SERVICE_SECRET.decode(), partitions=topics.partitions, worker_id=topics.prefix,
                         snapshot_every_events=1)

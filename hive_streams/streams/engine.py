@@ -1,12 +1,11 @@
 """The worker's engine: one consumer group over the command topics, one fenced writer for what it is assigned.
 
-The range of partition numbers this worker is assigned gets a `writers.Writer`, whose start fences every earlier
-owner of one of them (a crashed, frozen or deposed worker): their open transaction aborts and any later write of
-theirs fails. Only then does the engine fold the events partitions (committed records only) and resume after the
-last command whose events are in the log. Each transaction holds what the worker's partitions decided meanwhile:
-the consumed offsets, the events, the follow-up commands and the dead letters become visible together, or not at
-all. One writer for every family and partition rather than one each: a task's hops go through several families
-and partitions, and at a moderate rate each would commit a transaction of one batch.
+Taking and giving back partitions is `ownership.Ownership`'s (the writer's fencing, the loads, the rejoins); here
+each owned partition's loop decides what it reads into the writer's open transaction. Each transaction holds what
+the worker's partitions decided meanwhile: the consumed offsets, the events, the follow-up commands and the dead
+letters become visible together, or not at all. One writer for every family and partition rather than one each:
+a task's hops go through several families and partitions, and at a moderate rate each would commit a transaction
+of one batch.
 
 The owner of the ledger's single partition also leads the matcher.
 """
@@ -15,33 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from dataclasses import dataclass
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from ..cancelling import cancel_all, cancel_and_wait
+from ..cancelling import cancel_and_wait
 from ..codec import Codec
-from ..collector import folding
-from ..kafka import (CommandSender, access_for, consumer, now_ms, read_to_end, stop_quietly,
-                     transactional_producer)
+from ..kafka import CommandSender, access_for, consumer, now_ms
 from ..kafka.batches import send_records
-from ..metrics import (COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, forget_lag,
-                       record_lag)
+from ..metrics import COMMANDS_DECIDED, DEAD_LETTERS, DECIDE_BATCH, DECIDE_DURATION, SNAPSHOT_AGE, record_lag
 from ..settings import Settings
 from ..topics import Topics, partition_for
 from ..kafka.seal import SealCheck, Sealer, service_secret
-from .deciders import Aggregate, Decided, PartitionState, family_aggregates
+from .deciders import Aggregate, Decided, family_aggregates
 from .alerting import Alerter
 from .matcher import Matcher
-from .snapshots import Snapshots
-from .snapshots import load as snapshot_load
+from .ownership import Listener, Ownership
 from .snapshots import records as snapshot_records
 from .callbacks import Deliverer
 from .triggers import TriggerWatch
-from .writers import ASSIGNOR, Owned, Transaction, Writer, fenced_by, span_of, writer_id
+from .writers import ASSIGNOR, Owned, Transaction, Writer
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -50,7 +44,6 @@ DECIDE_CHUNK = 500  # commands a transaction takes from a partition's inbox: the
 INBOX_LIMIT = 5000  # fetched commands a partition may hold before its fetching pauses
 RESEND_MS = 5000  # a sweep command not yet decided is sent again after this
 IN_PLACE_DEPTH = 4  # follow-ups of follow-ups decided in place: hold escrow, reserve a slot, assign is 2 deep
-LOAD_RETRY = (1.0, 30.0)  # seconds before a worker whose partitions failed to load asks for them again: first, most
 OFFSETS_WAIT = 0.5  # seconds the offset of commands that wrote nothing waits for a transaction that writes; then
 # it gets one of its own. Read again after a crash meanwhile, they write nothing again
 
@@ -63,8 +56,9 @@ class Family:
     snapshots_topic: str
 
 
-class Engine:
+class Engine(Ownership):
     def __init__(self, settings: Settings, codec: Codec):
+        super().__init__()
         self.settings = settings
         self.codec = codec
         self.topics = Topics.from_settings(settings)
@@ -76,9 +70,6 @@ class Engine:
         self.families = {commands: Family(aggregate, events, layout[commands][0], self.topics.snapshots_of(events))
                          for commands, events, aggregate in family_aggregates(self.topics, settings,
                                                                               self.triggers.matches)}
-        self.owned: dict[TopicPartition, Owned] = {}
-        self.writers: dict[int, Writer] = {}  # partition number -> the writer of its range, while one is assigned
-        self.loading: dict[TopicPartition, asyncio.Task] = {}
         self.consumer = None
         secret = service_secret(settings.service_secret, settings.home, create=True)
         self.sealer, self.seal = Sealer.service(secret), SealCheck(secret)
@@ -88,10 +79,6 @@ class Engine:
         self.matcher = Matcher(codec, self.topics, settings, timeout_ms, alerter=Alerter(codec, self.topics, settings),
                                sealer=self.sealer)
         self.matcher_task: asyncio.Task | None = None
-        self.rejoining: asyncio.Task | None = None  # a rejoin asked for after a failed load
-        self.load_retry = LOAD_RETRY[0]
-        self.load_failed = False  # a load of the current assignment failed
-        self.stopping = False
         self.decided = 0  # events written, for status and benchmarks
         self.commit_interval = settings.commit_interval_ms / 1000
 
@@ -101,7 +88,7 @@ class Engine:
                                  heartbeat_interval_ms=max(500, int(self.settings.session_timeout_seconds * 200)),
                                  max_poll_interval_ms=60_000, rebalance_timeout_ms=60_000,
                                  partition_assignment_strategy=(ASSIGNOR,))
-        self.consumer.subscribe(list(self.families), listener=_Listener(self))
+        self.consumer.subscribe(list(self.families), listener=Listener(self))
         await self.consumer.start()
         await self.sender.start()
         watching = asyncio.create_task(self.triggers.serve(), name="trigger watch")
@@ -133,202 +120,6 @@ class Engine:
                 await self._release(owned)
             await self.consumer.stop()
             await self.sender.stop()
-
-    # ownership ----------------------------------------------------------------------------
-
-    async def assigned(self, tps) -> None:
-        mine = [tp for tp in tps if tp.topic in self.families]
-        if self.rejoining is not None:
-            self.rejoining.cancel()  # this assignment is the one it asked for, or came first
-            self.rejoining = None  # cancelled is not done yet: a rejoin this assignment asks for must not wait on it
-        self.load_failed = False
-        for writer in {id(w): w for w in self.writers.values()}.values():  # kept over a rebalance we missed:
-            await self._drop_writer(writer)  # taken again from the log, its open transaction included
-        # loaded outside this callback: the group's heartbeats stop while it runs, and a long load
-        # would get the worker evicted; the partitions stay paused until they are loaded
-        self.consumer.pause(*mine)
-        if not mine:
-            return
-        span = self._span(mine)
-        if span is None:  # judged on this worker's view of the topics: make it current, then judge again
-            with contextlib.suppress(asyncio.TimeoutError):  # the group's heartbeats wait on this callback
-                await asyncio.wait_for(self.consumer._client.force_metadata_update(),
-                                       self.settings.session_timeout_seconds / 3)
-            span = self._span(mine, warn=True)
-        if span is None:
-            self._rejoin_later()  # the counts may be put right meanwhile: ask again, later each time
-            return
-        writer = self._writer(span)
-        for tp in mine:
-            self.loading[tp] = asyncio.create_task(self._load(tp, writer), name=f"load {tp.topic}[{tp.partition}]")
-
-    def _writer(self, span: tuple[int, int]) -> Writer:
-        partitions = self._partitions()
-        ids = [writer_id(self.group, other) for other in fenced_by(span, partitions) if other != span]
-        writer = Writer(span, transactional_producer(self.kafka, writer_id(self.group, span)), self.group,
-                        [transactional_producer(self.kafka, other) for other in ids])
-        for number in range(span[0], span[1] + 1):
-            self.writers[number] = writer
-        writer.fenced = asyncio.create_task(writer.fence(), name=f"fence the writer of {writer.name}")
-        return writer
-
-    def _span(self, mine, warn: bool = False) -> tuple[int, int] | None:
-        """The range of partition numbers the assignment gives this worker, or None when it cannot be taken."""
-        if self._counts_differ(warn):
-            return None
-        try:
-            return span_of({tp.partition for tp in mine})
-        except ValueError as exc:  # the leader saw counts that differ; this worker's view does not show it
-            if warn:
-                log.error("%s: the command topics' partition counts differ; this worker asks the group for its "
-                          "partitions again", exc)
-            return None
-
-    def _counts_differ(self, warn: bool = False) -> bool:
-        """Whether the command topics (the ledger's single one aside) have different partition counts on the broker.
-        Then nothing is decided here: the partitions stay paused. With more workers the range assignment would give
-        one numbers that form no one range, or a range that meets another's, and their writers would fence each
-        other; alone, a worker folds and routes by one count a topic (the settings' layout) the others no longer
-        follow."""
-        counts = {topic: len(found) for topic in self.families if topic != self.topics.ledger_commands
-                  if (found := self.consumer.partitions_for_topic(topic))}  # unknown to the metadata: not judged
-        if len(set(counts.values())) <= 1:
-            return False
-        if warn:
-            log.error("the command topics have different partition counts (%s): nothing is decided until every command "
-                      "topic has the same count (kafka-topics --alter --partitions); this worker asks the group for "
-                      "its partitions again meanwhile", ", ".join(f"{topic}: {n}" for topic, n in sorted(counts.items())))
-        return True
-
-    def _partitions(self) -> int:
-        """The partition count the assignor saw (the broker's, not the settings'): the fenced ranges are those it
-        gives, and a count other than the layout's would leave some out."""
-        counts = {len(self.consumer.partitions_for_topic(topic) or ()) for topic in self.families}
-        layout = max(family.partitions for family in self.families.values())
-        if max(counts) != layout:
-            log.warning("the command topics have %s partitions, the settings say %d: fencing by the topics",
-                        sorted(counts), layout)
-        return max(counts) or layout
-
-    async def _load(self, tp: TopicPartition, writer: Writer) -> None:
-        try:
-            await self._own(tp, writer)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("could not take %s", tp)
-            self.loading.pop(tp, None)
-            self.load_failed = True
-            if self._unused(writer):
-                await self._drop_writer(writer)  # the next assignment fences again
-            self._rejoin_later()
-            return
-        finally:
-            self.loading.pop(tp, None)
-        if not self.loading and not self.load_failed:  # the whole assignment is taken
-            self.load_retry = LOAD_RETRY[0]
-        self.consumer.resume(tp)
-        if tp == TopicPartition(self.topics.ledger_commands, 0) and self.matcher_task is None:
-            self.matcher_task = asyncio.create_task(self._lead_matcher(), name="matcher")
-
-    def _rejoin_later(self) -> None:
-        """A partition that failed to load (a fence or a read the broker refused for a while) would stay paused
-        until some rebalance came, and none may: the worker asks for one itself, later each time it fails again."""
-        if self.stopping or (self.rejoining is not None and not self.rejoining.done()):
-            return
-        delay = self.load_retry * random.uniform(0.8, 1.2)  # workers failing together do not rejoin together
-        self.load_retry = min(self.load_retry * 2, LOAD_RETRY[1])
-        log.warning("asking the group for this worker's partitions again in %.1fs", delay)
-
-        async def rejoin() -> None:
-            await asyncio.sleep(delay)
-            self._ask_rejoin()
-        self.rejoining = asyncio.create_task(rejoin(), name="rejoin after a failed load")
-
-    def _ask_rejoin(self) -> None:
-        self.consumer._coordinator.request_rejoin()  # aiokafka has no public call for this
-
-    async def revoked(self, tps) -> None:
-        await cancel_all([self.loading.pop(tp) for tp in tps if tp in self.loading])
-        mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if tp in self.owned)
-        open_txns = sum(1 for tp in tps if tp in self.owned and self.owned[tp].txn is not None)
-        log.info("revoked %s (%d with an open transaction)", ", ".join(mine) or "nothing", open_txns)
-        if TopicPartition(self.topics.ledger_commands, 0) in tps:
-            await self._stop_matcher()
-        for tp in tps:
-            owned = self.owned.get(tp)
-            if owned is not None:
-                await self._commit(owned)  # what it decided is kept: the next owner resumes after it
-                async with owned.writer.lock:
-                    await self._release(owned)
-        unused = {id(w): w for w in self.writers.values() if self._unused(w)}  # loads cancelled before they owned
-        for writer in unused.values():
-            await self._drop_writer(writer)
-
-    async def _own(self, tp: TopicPartition, writer: Writer) -> None:
-        family = self.families[tp.topic]
-        started = time.monotonic()
-        await asyncio.shield(writer.fenced)  # one load cancelled must not cancel the fencing the others wait on
-        state = PartitionState(self.codec, family.aggregate, self.topics, family.events_topic, tp.partition,
-                               family.partitions, self.settings.platform_fee_bps, self.settings.record_max_kb * 1024,
-                               self.sealer, self.seal)
-        snapshots = Snapshots(self.codec)
-        count = 0
-        with folding():  # a load makes many objects and frees none: no collection on the way
-            start, source = await snapshot_load(self.kafka, snapshots, state,
-                                                TopicPartition(family.snapshots_topic, tp.partition))
-            async for records in read_to_end(self.kafka,
-                                             {TopicPartition(family.events_topic, tp.partition): start}):
-                for record in records:
-                    state.observe(record)
-                count += len(records)
-        committed = await self.consumer.committed(tp)
-        resume = max(committed or 0, state.decided_to + 1)
-        if self.writers.get(tp.partition) is not writer:
-            raise RuntimeError(f"the writer of partition {tp.partition} was dropped while {tp} loaded")
-        self.consumer.seek(tp, resume)
-        owned = self.owned[tp] = writer.members[tp] = Owned(tp, state, writer, snapshots)
-        owned.driver = asyncio.create_task(self._drive(owned), name=f"decide {tp.topic}[{tp.partition}]")
-        if count >= self.settings.snapshot_every_events:  # the next start should not fold this again
-            async with owned.writer.lock:
-                await self._commit_locked(writer)  # a snapshot is a transaction of its own
-                if self.owned.get(tp) is owned:
-                    await self._snapshot(owned)
-        log.info("own %s[%d]: %d aggregates from %s and %d events in %.2fs; resuming at %d (committed %s)",
-                 tp.topic, tp.partition, state.count(), source, count, time.monotonic() - started, resume,
-                 committed)
-
-    async def _release(self, owned: Owned) -> None:
-        self.owned.pop(owned.tp, None)
-        writer = owned.writer
-        writer.members.pop(owned.tp, None)
-        forget_lag(self.group, [owned.tp])
-        with contextlib.suppress(KeyError):
-            SNAPSHOT_AGE.remove(self.families[owned.tp.topic].events_topic, str(owned.tp.partition))
-        owned.inbox.clear()
-        owned.txn = None
-        if owned.driver is not None and owned.driver is not asyncio.current_task():
-            owned.driver.cancel()
-        if self._unused(writer):
-            await self._drop_writer(writer)
-
-    def _unused(self, writer: Writer) -> bool:
-        """Whether the writer is current but serves no partition and none of its number is loading."""
-        return (not writer.members and self.writers.get(writer.span[0]) is writer
-                and not any(writer.serves(tp.partition) for tp in self.loading))
-
-    async def _drop_writer(self, writer: Writer) -> None:
-        """Releases every partition the writer serves and stops it (an open transaction aborts with it)."""
-        for number in [n for n, w in self.writers.items() if w is writer]:
-            del self.writers[number]
-        for owned in list(writer.members.values()):
-            await self._release(owned)
-        if writer.fenced is not None:
-            await cancel_and_wait(writer.fenced)
-        writer.opened = None
-        # shielded: a caller cancelled meanwhile (a load that is revoked) must not leave producers running
-        await asyncio.shield(asyncio.gather(*(stop_quietly(fencer, "a fencing producer") for fencer in writer.fencers),
-                                            stop_quietly(writer.producer, f"the writer of {writer.name}")))
 
     async def _lead_matcher(self) -> None:
         """Runs the matcher while this worker owns the ledger partition; a failed run starts again."""
@@ -563,13 +354,3 @@ def family_label(topic: str) -> str:
     """`hive.task.commands` -> `task`."""
     return topic.rsplit(".", 2)[-2]
 
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    async def on_partitions_revoked(self, revoked):
-        await self.engine.revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned):
-        await self.engine.assigned(set(assigned))
