@@ -237,7 +237,6 @@ class Ownership:
                                             stop_quietly(writer.producer, f"the writer of {writer.name}")))
 
 
-
 class Listener(ConsumerRebalanceListener):
     def __init__(self, ownership: Ownership):
         self.ownership = ownership
