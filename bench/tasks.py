@@ -286,7 +286,8 @@ def run(ctx: Context) -> dict:
         celery.append(celery_run(ctx, n, servers))
     return {
         "command": ctx.cmd("tasks"),
-        "setup": {"warm_up_tasks": ctx.sizes["tasks_warm_up"], "warm_up_broker_ms_per_task": warming, "processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
+        "setup": {"warm_up_tasks": ctx.sizes["tasks_warm_up"], "warm_up_broker_ms_per_task": warming,
+                  "processes": PROCESSES, "hive_slots_per_executor": SLOTS, "tasks_per_run": n,
                   "hive_submit": SUBMITS, "celery_submit": "task.delay() in a loop",
                   "node": "hive: one `echo` node; celery: a task returning None",
                   "servers_measured": [name for name in SERVERS if servers.get(name)]},
