@@ -122,5 +122,9 @@ def test_the_api_starts_a_trace_of_its_own_only_when_spans_are_exported(monkeypa
     assert not tracing.exporting()  # no HIVE_OTLP_ENDPOINT in the unit tests
     with tracing.hop("POST /api/tasks", None, start=tracing.exporting()) as span:
         assert span is None and tracing.current_traceparent() is None
-    monkeypatch.setattr(tracing, "_exporting", True)
-    assert tracing.exporting()
+    monkeypatch.setattr(tracing, "_exporting", True)  # as with HIVE_OTLP_ENDPOINT: every request starts a trace
+    with tracing.hop("POST /api/tasks", None, start=tracing.exporting()) as span:
+        started = tracing.current_traceparent()
+        assert span is not None and started is not None
+        assert started.split("-")[2] == f"{span.get_span_context().span_id:016x}"  # the request's own span
+    assert tracing.current_traceparent() is None
