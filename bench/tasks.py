@@ -150,7 +150,11 @@ HOPS = [("SubmitTask", "TaskSubmitted", "task decider"), ("TaskSubmitted", "Rese
         ("SlotReserved", "AssignTask", "agent decider (follow-up in the same transaction)"),
         ("AssignTask", "TaskAssigned", "task decider"),
         ("TaskAssigned", "ReportTaskResult", "executor: run the node, report the result with its output"),
-        ("ReportTaskResult", "TaskCompleted", "task decider"), ("SubmitTask", "TaskCompleted", "whole task")]
+        ("ReportTaskResult", "TaskCompleted", "task decider"),
+        ("TaskSubmitted", "TaskAssigned", "span: the matcher and the slot, which one transaction with the submission "
+         "would take out"),
+        ("TaskAssigned", "TaskCompleted", "span: the executor and its report's decision, which stay"),
+        ("SubmitTask", "TaskCompleted", "whole task")]
 
 
 async def records_since(stack: Stack, start: dict[str, dict[int, int]]) -> dict[str, list]:

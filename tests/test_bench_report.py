@@ -128,3 +128,23 @@ def test_the_warm_up_runs_in_bursts_and_the_report_shows_the_brokers_cpu_of_each
     line = _warming([1.034, 0.582, 0.3])
     assert line == " The broker's CPU a task in each burst of the warm-up, in ms: 1.03, 0.58, 0.30."
     assert _warming([]) == "" and _warming(None) == ""
+
+
+def test_a_tasks_spans_are_measured_per_task_from_its_own_records():
+    from collections import namedtuple
+
+    from bench.tasks import hop_latencies
+    record = namedtuple("Record", "key value headers timestamp")
+
+    def task(key: bytes, **at: int) -> dict:
+        return {kind: record(key, b"", [("ce_type", f"hive.{kind}".encode())], ms) for kind, ms in at.items()}
+
+    fast = task(b"t:1", SubmitTask=0, TaskSubmitted=5, TaskAssigned=15, TaskCompleted=20)
+    slow = task(b"t:2", SubmitTask=0, TaskSubmitted=40, TaskAssigned=100, TaskCompleted=400)
+    both = [fast, slow]
+    hops = hop_latencies({"task.commands": [t["SubmitTask"] for t in both],
+                          "task.events": [r for t in both for k, r in t.items() if k != "SubmitTask"]})
+    assert hops["TaskSubmitted -> TaskAssigned"]["max_ms"] == 60  # each task's own gap, not a gap between tasks
+    assert hops["TaskAssigned -> TaskCompleted"]["max_ms"] == 300
+    assert hops["TaskSubmitted -> TaskAssigned"]["by"].startswith("span")
+    assert hops["SubmitTask -> TaskCompleted"]["max_ms"] == 400
