@@ -139,12 +139,14 @@ def test_a_tasks_spans_are_measured_per_task_from_its_own_records():
     def task(key: bytes, **at: int) -> dict:
         return {kind: record(key, b"", [("ce_type", f"hive.{kind}".encode())], ms) for kind, ms in at.items()}
 
-    fast = task(b"t:1", SubmitTask=0, TaskSubmitted=5, TaskAssigned=15, TaskCompleted=20)
-    slow = task(b"t:2", SubmitTask=0, TaskSubmitted=40, TaskAssigned=100, TaskCompleted=400)
-    both = [fast, slow]
-    hops = hop_latencies({"task.commands": [t["SubmitTask"] for t in both],
-                          "task.events": [r for t in both for k, r in t.items() if k != "SubmitTask"]})
-    assert hops["TaskSubmitted -> TaskAssigned"]["max_ms"] == 60  # each task's own gap, not a gap between tasks
-    assert hops["TaskAssigned -> TaskCompleted"]["max_ms"] == 300
+    # their records cross: pairing TaskSubmitted with TaskAssigned in any other way than task by task (by rank, by
+    # the nearest record of another task, the latest of one type against the earliest of the other) gives 80-110
+    tasks = [task(b"t:1", SubmitTask=0, TaskSubmitted=0, TaskAssigned=100, TaskCompleted=105),
+             task(b"t:2", SubmitTask=3, TaskSubmitted=5, TaskAssigned=15, TaskCompleted=40),
+             task(b"t:3", SubmitTask=18, TaskSubmitted=20, TaskAssigned=110, TaskCompleted=115)]
+    hops = hop_latencies({"task.commands": [t["SubmitTask"] for t in tasks],
+                          "task.events": [r for t in tasks for k, r in t.items() if k != "SubmitTask"]})
+    assert hops["TaskSubmitted -> TaskAssigned"]["max_ms"] == 100
+    assert hops["TaskAssigned -> TaskCompleted"]["max_ms"] == 25
     assert hops["TaskSubmitted -> TaskAssigned"]["by"].startswith("span")
-    assert hops["SubmitTask -> TaskCompleted"]["max_ms"] == 400
+    assert hops["SubmitTask -> TaskCompleted"]["max_ms"] == 105
